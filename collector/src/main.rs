@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(hooktrail_collector::run_from_args());
+}

@@ -1,0 +1,119 @@
+//! The SQLite schema (DESIGN §6) and its versioned migrations.
+//!
+//! Migrations are applied at start, in order, each in its own transaction,
+//! and `PRAGMA user_version` records how many have run. Never edit a released
+//! migration: append a new one.
+
+use rusqlite::Connection;
+
+/// Each entry is one migration; `user_version` = number applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: events, sessions, agents, the tool_calls view.
+    r#"
+    CREATE TABLE events (
+        seq         INTEGER PRIMARY KEY,
+        id          TEXT NOT NULL UNIQUE,
+        ts          INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        machine     TEXT NOT NULL,
+        session_id  TEXT,
+        agent_id    TEXT,
+        hook        TEXT NOT NULL,
+        tool        TEXT,
+        tool_use_id TEXT,
+        cwd         TEXT,
+        source      TEXT NOT NULL,
+        payload     TEXT NOT NULL
+    );
+    CREATE INDEX events_session_seq ON events(session_id, seq);
+    CREATE INDEX events_tool_use_id ON events(tool_use_id) WHERE tool_use_id IS NOT NULL;
+    CREATE INDEX events_ts ON events(ts);
+
+    CREATE TABLE sessions (
+        session_id      TEXT PRIMARY KEY,
+        machine         TEXT NOT NULL,
+        cwd             TEXT,
+        first_ts        INTEGER NOT NULL,
+        last_ts         INTEGER NOT NULL,
+        ended_ts        INTEGER,
+        end_reason      TEXT,
+        event_count     INTEGER NOT NULL DEFAULT 0,
+        transcript_path TEXT,
+        last_seq        INTEGER
+    );
+    CREATE INDEX sessions_last_ts ON sessions(last_ts);
+
+    CREATE TABLE agents (
+        agent_id             TEXT PRIMARY KEY,
+        session_id           TEXT NOT NULL,
+        agent_type           TEXT,
+        parent_tool_use_id   TEXT,
+        started_ts           INTEGER,
+        stopped_ts           INTEGER,
+        event_count          INTEGER NOT NULL DEFAULT 0,
+        transcript_path      TEXT
+    );
+    CREATE INDEX agents_session ON agents(session_id);
+
+    CREATE VIEW tool_calls AS
+    SELECT
+        pre.seq                      AS seq,
+        pre.session_id               AS session_id,
+        pre.agent_id                 AS agent_id,
+        pre.machine                  AS machine,
+        pre.tool                     AS tool,
+        pre.tool_use_id              AS tool_use_id,
+        pre.ts                       AS started_ts,
+        post.ts                      AS finished_ts,
+        COALESCE(json_extract(post.payload, '$.duration_ms'), post.ts - pre.ts) AS duration_ms,
+        CASE post.hook
+            WHEN 'PostToolUse' THEN 'ok'
+            WHEN 'PostToolUseFailure' THEN 'failed'
+            ELSE 'pending'
+        END                          AS outcome,
+        json_extract(post.payload, '$.error') AS error
+    FROM events AS pre
+    LEFT JOIN events AS post
+        ON post.tool_use_id = pre.tool_use_id
+       AND post.hook IN ('PostToolUse', 'PostToolUseFailure')
+    WHERE pre.hook = 'PreToolUse';
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Applies the migrations this database has not had yet.
+pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+            Some(format!(
+                "the database has schema version {current}, newer than this collector's {SCHEMA_VERSION}; upgrade hooktrail"
+            )),
+        ));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        transaction.execute_batch(sql)?;
+        transaction.pragma_update(None, "user_version", index as i64 + 1)?;
+        transaction.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_are_idempotent() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        migrate(&mut connection).unwrap();
+        migrate(&mut connection).unwrap();
+        let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        connection.execute_batch("SELECT * FROM tool_calls").unwrap();
+    }
+}

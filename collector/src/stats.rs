@@ -1,0 +1,150 @@
+//! Counters shared by every thread, read by `/api/health` and `/metrics`.
+//!
+//! Plain atomics: the writer and the readers bump them without locks, and the
+//! HTTP side reads a consistent-enough snapshot.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::collections::BTreeMap;
+
+/// Where an event came from; also the `source` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    Redis,
+    Socket,
+    Spool,
+}
+
+impl Source {
+    /// Every source, for iteration in reports.
+    pub const ALL: [Source; 3] = [Source::Redis, Source::Socket, Source::Spool];
+
+    /// The `source` column value and metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Redis => "redis",
+            Source::Socket => "socket",
+            Source::Spool => "spool",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counters of one source.
+#[derive(Debug, Default)]
+pub struct SourceCounters {
+    /// Lines or entries read from the source.
+    pub received: AtomicU64,
+    /// Events newly inserted into `events`.
+    pub stored: AtomicU64,
+    /// Events whose id was already stored (redeliveries).
+    pub duplicates: AtomicU64,
+    /// Lines refused as malformed, oversized or binary.
+    pub rejected: AtomicU64,
+    /// Events acknowledged back to the source after their commit.
+    pub acknowledged: AtomicU64,
+}
+
+/// State of the Redis link, for health and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RedisLink {
+    /// No Redis configured (local mode).
+    Disabled = 0,
+    /// Trying to connect, or backing off after a failure.
+    Connecting = 1,
+    /// Connected and reading.
+    Up = 2,
+    /// The last attempt failed; backing off.
+    Down = 3,
+}
+
+impl RedisLink {
+    /// The name used in JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisLink::Disabled => "disabled",
+            RedisLink::Connecting => "connecting",
+            RedisLink::Up => "up",
+            RedisLink::Down => "down",
+        }
+    }
+}
+
+/// Upper bounds (ms) of the commit latency histogram.
+pub const COMMIT_BUCKETS_MS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0];
+
+/// Every counter of the collector.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Per-source counters, indexed by [`Source`].
+    sources: [SourceCounters; 3],
+    /// Events queued for the writer and not yet committed.
+    pub writer_queue: AtomicI64,
+    /// Wall-clock ms of the last successful commit (0: none yet).
+    pub last_commit_ms: AtomicI64,
+    /// Highest `seq` committed so far.
+    pub last_seq: AtomicI64,
+    /// Commits done, and their total and per-bucket latency, for `/metrics`.
+    pub commits: AtomicU64,
+    /// Sum of commit latencies in microseconds.
+    pub commit_micros_total: AtomicU64,
+    /// Cumulative histogram counts, one per [`COMMIT_BUCKETS_MS`] bound.
+    pub commit_buckets: [AtomicU64; 10],
+    /// Failed commit attempts (busy database, disk full, read-only file).
+    pub write_errors: AtomicU64,
+    /// [`RedisLink`] as its `u8`.
+    redis_link: AtomicU8,
+    /// Entries pending in the consumer group (delivered, not acknowledged).
+    pub redis_pending: AtomicI64,
+    /// Open socket connections.
+    pub socket_connections: AtomicI64,
+    /// Connected WebSocket clients.
+    pub websocket_clients: AtomicI64,
+    /// Events stored per hook name, for `/metrics`.
+    pub stored_per_hook: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Stats {
+    /// The counters of one source.
+    pub fn source(&self, source: Source) -> &SourceCounters {
+        &self.sources[source.index()]
+    }
+
+    /// Records one commit's latency.
+    pub fn record_commit(&self, elapsed: std::time::Duration) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.commit_micros_total.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        let millis = elapsed.as_secs_f64() * 1000.0;
+        for (bound, bucket) in COMMIT_BUCKETS_MS.iter().zip(&self.commit_buckets) {
+            if millis <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The Redis link state.
+    pub fn redis_link(&self) -> RedisLink {
+        match self.redis_link.load(Ordering::Relaxed) {
+            1 => RedisLink::Connecting,
+            2 => RedisLink::Up,
+            3 => RedisLink::Down,
+            _ => RedisLink::Disabled,
+        }
+    }
+
+    /// Sets the Redis link state; returns the previous one, so callers can log
+    /// changes once instead of once per retry.
+    pub fn set_redis_link(&self, link: RedisLink) -> RedisLink {
+        let previous = self.redis_link.swap(link as u8, Ordering::Relaxed);
+        match previous {
+            1 => RedisLink::Connecting,
+            2 => RedisLink::Up,
+            3 => RedisLink::Down,
+            _ => RedisLink::Disabled,
+        }
+    }
+}

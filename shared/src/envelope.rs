@@ -1,0 +1,637 @@
+//! The v1 envelope (DESIGN §3) and the wire types around it.
+//!
+//! Two directions:
+//! - The emitter builds an [`Envelope`] from whatever arrived on stdin with
+//!   [`Envelope::from_hook_stdin`]: valid JSON is kept verbatim as `payload`,
+//!   anything else becomes a `hook: "Invalid"` event holding the raw text, and
+//!   oversized payloads are shortened (never dropped).
+//! - The collector turns a received line back into an [`Envelope`] with
+//!   [`parse_line`], which also accepts the older camelCase envelope.
+//!
+//! [`HookInput`] is the wire type: it mirrors the few fields of Claude Code's
+//! hook JSON that the envelope lifts, and nothing else, so unknown and future
+//! fields pass through `payload` untouched.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// The envelope version this crate writes and reads.
+pub const ENVELOPE_VERSION: u32 = 1;
+
+/// The largest serialized payload the emitter sends. Larger payloads have
+/// their longest strings shortened until they fit; see [`shorten_strings`].
+pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+
+/// The `hook` of an event whose stdin was not a JSON object.
+pub const INVALID_HOOK: &str = "Invalid";
+
+/// The `hook` of an event whose payload named no `hook_event_name`.
+pub const UNKNOWN_HOOK: &str = "Unknown";
+
+/// The longest event id accepted from a sender.
+pub const MAX_ID_CHARS: usize = 128;
+
+/// Claude Code's hook events, as named in `hook_event_name`.
+///
+/// `#[serde(other)]` makes a future event name parse as [`HookEvent::Other`]
+/// instead of failing, so new Claude Code versions never break a hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+pub enum HookEvent {
+    SessionStart,
+    SessionEnd,
+    UserPromptSubmit,
+    PreToolUse,
+    PostToolUse,
+    PostToolUseFailure,
+    PermissionRequest,
+    Notification,
+    Stop,
+    SubagentStart,
+    SubagentStop,
+    PreCompact,
+    CwdChanged,
+    /// Replaces worktree creation when hooked: never registered by `install`.
+    WorktreeCreate,
+    /// Carries streamed message text: never registered by `install`.
+    MessageDisplay,
+    /// Any event name this version does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl HookEvent {
+    /// Events that `hooktrail-emit install` registers: every event where a
+    /// hook only observes. `WorktreeCreate` and `MessageDisplay` are left out
+    /// on purpose (see their docs).
+    pub const OBSERVER_SAFE: &'static [HookEvent] = &[
+        HookEvent::SessionStart,
+        HookEvent::SessionEnd,
+        HookEvent::UserPromptSubmit,
+        HookEvent::PreToolUse,
+        HookEvent::PostToolUse,
+        HookEvent::PostToolUseFailure,
+        HookEvent::PermissionRequest,
+        HookEvent::Notification,
+        HookEvent::Stop,
+        HookEvent::SubagentStart,
+        HookEvent::SubagentStop,
+        HookEvent::PreCompact,
+        HookEvent::CwdChanged,
+    ];
+
+    /// The event's name as Claude Code spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            HookEvent::SessionStart => "SessionStart",
+            HookEvent::SessionEnd => "SessionEnd",
+            HookEvent::UserPromptSubmit => "UserPromptSubmit",
+            HookEvent::PreToolUse => "PreToolUse",
+            HookEvent::PostToolUse => "PostToolUse",
+            HookEvent::PostToolUseFailure => "PostToolUseFailure",
+            HookEvent::PermissionRequest => "PermissionRequest",
+            HookEvent::Notification => "Notification",
+            HookEvent::Stop => "Stop",
+            HookEvent::SubagentStart => "SubagentStart",
+            HookEvent::SubagentStop => "SubagentStop",
+            HookEvent::PreCompact => "PreCompact",
+            HookEvent::CwdChanged => "CwdChanged",
+            HookEvent::WorktreeCreate => "WorktreeCreate",
+            HookEvent::MessageDisplay => "MessageDisplay",
+            HookEvent::Other => "Other",
+        }
+    }
+
+    /// Parses an event name; unknown names give [`HookEvent::Other`].
+    pub fn from_name(name: &str) -> HookEvent {
+        serde_json::from_value(Value::String(name.to_owned())).unwrap_or(HookEvent::Other)
+    }
+
+    /// Whether a tool call starts (`PreToolUse`) tools have matchers in settings.
+    pub fn takes_matcher(self) -> bool {
+        matches!(
+            self,
+            HookEvent::PreToolUse
+                | HookEvent::PostToolUse
+                | HookEvent::PostToolUseFailure
+                | HookEvent::PermissionRequest
+        )
+    }
+}
+
+/// The wire type: the fields of Claude Code's hook JSON that the envelope
+/// lifts. Everything else stays in the payload. Borrowed where possible so the
+/// emitter's hot path copies little.
+#[derive(Debug, Default, Deserialize)]
+pub struct HookInput<'a> {
+    #[serde(default, borrow)]
+    pub session_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub agent_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub hook_event_name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub tool_name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub tool_use_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub cwd: Option<Cow<'a, str>>,
+}
+
+/// One event, as carried on every transport and stored in one row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Envelope version, [`ENVELOPE_VERSION`].
+    pub v: u32,
+    /// The event id (a UUID v7 from the emitter): the key that makes
+    /// redelivery idempotent.
+    pub id: String,
+    /// When the emitter ran, in milliseconds since the Unix epoch.
+    pub ts: i64,
+    /// The emitting machine's hostname.
+    pub machine: String,
+    /// Claude Code's session id, when the payload has one.
+    pub session_id: Option<String>,
+    /// The subagent's id, when a subagent caused the event.
+    pub agent_id: Option<String>,
+    /// The hook event name, [`INVALID_HOOK`] or [`UNKNOWN_HOOK`].
+    pub hook: String,
+    /// The tool's name for tool events.
+    pub tool: Option<String>,
+    /// Pairs `PreToolUse` with `PostToolUse`/`PostToolUseFailure`.
+    pub tool_use_id: Option<String>,
+    /// The session's working directory.
+    pub cwd: Option<String>,
+    /// Set when strings of the payload were shortened to fit
+    /// [`MAX_PAYLOAD_BYTES`].
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
+    /// The hook JSON as received (one line: JSON whitespace newlines are
+    /// turned into spaces, which changes no value).
+    pub payload: Box<RawValue>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// A fresh event id: a UUID v7, so ids sort by creation time.
+pub fn new_event_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Envelope {
+    /// Builds the envelope of one hook invocation from its raw stdin.
+    ///
+    /// Never fails: stdin that is not a JSON object becomes an
+    /// [`INVALID_HOOK`] event with `payload = {"_raw": "<text>"}`, and a payload
+    /// over [`MAX_PAYLOAD_BYTES`] is shortened and marked `truncated`.
+    pub fn from_hook_stdin(stdin: &[u8], id: String, ts: i64, machine: String) -> Envelope {
+        let text = std::str::from_utf8(stdin).ok();
+        let parsed = text.and_then(|text| {
+            let trimmed = text.trim();
+            if !trimmed.starts_with('{') {
+                return None;
+            }
+            let input: HookInput = serde_json::from_str(trimmed).ok()?;
+            Some((trimmed, input))
+        });
+        match parsed {
+            Some((json, input)) => {
+                let mut envelope = Envelope {
+                    v: ENVELOPE_VERSION,
+                    id,
+                    ts,
+                    machine,
+                    session_id: input.session_id.map(Cow::into_owned),
+                    agent_id: input.agent_id.map(Cow::into_owned),
+                    hook: input
+                        .hook_event_name
+                        .map(Cow::into_owned)
+                        .unwrap_or_else(|| UNKNOWN_HOOK.to_owned()),
+                    tool: input.tool_name.map(Cow::into_owned),
+                    tool_use_id: input.tool_use_id.map(Cow::into_owned),
+                    cwd: input.cwd.map(Cow::into_owned),
+                    truncated: false,
+                    payload: one_line_raw(json),
+                };
+                if json.len() > MAX_PAYLOAD_BYTES {
+                    let mut value: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+                    envelope.truncated = shorten_strings(&mut value, MAX_PAYLOAD_BYTES);
+                    envelope.payload = to_raw(&value);
+                }
+                envelope
+            }
+            None => {
+                let raw = String::from_utf8_lossy(stdin).into_owned();
+                let mut value = serde_json::json!({ "_raw": raw });
+                let truncated = shorten_strings(&mut value, MAX_PAYLOAD_BYTES);
+                Envelope {
+                    v: ENVELOPE_VERSION,
+                    id,
+                    ts,
+                    machine,
+                    session_id: None,
+                    agent_id: None,
+                    hook: INVALID_HOOK.to_owned(),
+                    tool: None,
+                    tool_use_id: None,
+                    cwd: None,
+                    truncated,
+                    payload: to_raw(&value),
+                }
+            }
+        }
+    }
+
+    /// The envelope as one line of JSON, without the trailing newline.
+    pub fn to_json(&self) -> String {
+        // Serializing plain strings, numbers and an already valid RawValue
+        // cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+fn one_line_raw(json: &str) -> Box<RawValue> {
+    // Raw newlines can only be JSON whitespace (inside strings they must be
+    // escaped), so replacing them with spaces keeps every value.
+    let text = if json.contains(['\n', '\r']) {
+        json.replace(['\n', '\r'], " ")
+    } else {
+        json.to_owned()
+    };
+    RawValue::from_string(text).unwrap_or_else(|_| to_raw(&Value::Null))
+}
+
+fn to_raw(value: &Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| {
+        RawValue::from_string("null".to_owned()).expect("null is valid JSON")
+    })
+}
+
+/// Shortens the longest strings of `value` until its serialized form fits in
+/// `budget` bytes. Each shortened string ends with a marker saying how long it
+/// was. Returns whether anything was shortened.
+pub fn shorten_strings(value: &mut Value, budget: usize) -> bool {
+    let mut shortened = false;
+    for _ in 0..4 {
+        let size = serde_json::to_string(value).map(|s| s.len()).unwrap_or(0);
+        if size <= budget {
+            break;
+        }
+        let mut lengths = Vec::new();
+        collect_string_lengths(value, &mut lengths);
+        if lengths.is_empty() {
+            break;
+        }
+        let excess = size - budget;
+        // The largest cap whose cuts remove at least `excess` bytes, markers
+        // included.
+        let removed_at = |cap: usize| -> usize {
+            lengths
+                .iter()
+                .filter(|&&len| len > cap + MARKER_ALLOWANCE)
+                .map(|&len| len - cap - MARKER_ALLOWANCE)
+                .sum()
+        };
+        let (mut low, mut high) = (0usize, lengths.iter().copied().max().unwrap_or(0));
+        while low < high {
+            let middle = (low + high).div_ceil(2);
+            if removed_at(middle) >= excess {
+                low = middle;
+            } else {
+                high = middle - 1;
+            }
+        }
+        if cut_strings(value, low) {
+            shortened = true;
+        } else {
+            break;
+        }
+    }
+    shortened
+}
+
+/// Room kept for the marker appended to a shortened string.
+const MARKER_ALLOWANCE: usize = 64;
+
+fn collect_string_lengths(value: &Value, lengths: &mut Vec<usize>) {
+    match value {
+        Value::String(text) => lengths.push(text.len()),
+        Value::Array(items) => items.iter().for_each(|item| collect_string_lengths(item, lengths)),
+        Value::Object(map) => map.values().for_each(|item| collect_string_lengths(item, lengths)),
+        _ => {}
+    }
+}
+
+fn cut_strings(value: &mut Value, cap: usize) -> bool {
+    match value {
+        Value::String(text) if text.len() > cap + MARKER_ALLOWANCE => {
+            let original = text.len();
+            let mut end = cap;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push_str(&format!("…[hooktrail: shortened from {original} bytes]"));
+            true
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |any, item| cut_strings(item, cap) | any),
+        Value::Object(map) => map.values_mut().fold(false, |any, item| cut_strings(item, cap) | any),
+        _ => false,
+    }
+}
+
+/// Why a received line was not accepted as an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectReason(pub String);
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+/// Every field of both envelope forms, all optional; [`parse_line`] decides
+/// which form a line is.
+#[derive(Deserialize)]
+struct AnyEnvelope<'a> {
+    v: Option<u32>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    ts: Option<i64>,
+    machine: Option<String>,
+    session_id: Option<String>,
+    agent_id: Option<String>,
+    hook: Option<String>,
+    tool: Option<String>,
+    tool_use_id: Option<String>,
+    cwd: Option<String>,
+    #[serde(default)]
+    truncated: bool,
+    payload: Option<Box<RawValue>>,
+    // The older camelCase envelope.
+    timestamp: Option<Value>,
+    #[serde(rename = "sessionId")]
+    session_id_camel: Option<String>,
+    #[serde(rename = "machineId")]
+    machine_id: Option<String>,
+    #[serde(rename = "workingDirectory")]
+    working_directory: Option<String>,
+    #[serde(rename = "eventType")]
+    event_type: Option<String>,
+    #[serde(rename = "hookType")]
+    hook_type: Option<String>,
+    data: Option<Box<RawValue>>,
+}
+
+/// Parses one received line (without its newline) into an envelope, accepting
+/// the v1 form and the older camelCase form.
+pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
+    let text = std::str::from_utf8(line)
+        .map_err(|error| RejectReason(format!("not UTF-8 ({error})")))?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(RejectReason("empty line".to_owned()));
+    }
+    if !trimmed.starts_with('{') {
+        return Err(RejectReason("not a JSON object".to_owned()));
+    }
+    let any: AnyEnvelope = serde_json::from_str(trimmed)
+        .map_err(|error| RejectReason(format!("not a valid envelope: {error}")))?;
+    let id = any
+        .id
+        .as_deref()
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| RejectReason("missing \"id\"".to_owned()))?;
+    if id.chars().count() > MAX_ID_CHARS || id.chars().any(char::is_control) {
+        return Err(RejectReason(format!("\"id\" is longer than {MAX_ID_CHARS} characters or holds control characters")));
+    }
+    let id = id.to_owned();
+    if let Some(version) = any.v {
+        if version != ENVELOPE_VERSION {
+            return Err(RejectReason(format!("unsupported envelope version {version}")));
+        }
+        let payload = any.payload.ok_or_else(|| RejectReason("missing \"payload\"".to_owned()))?;
+        let ts = any.ts.ok_or_else(|| RejectReason("missing \"ts\"".to_owned()))?;
+        let hook = any.hook.filter(|hook| !hook.is_empty()).ok_or_else(|| RejectReason("missing \"hook\"".to_owned()))?;
+        return Ok(Envelope {
+            v: ENVELOPE_VERSION,
+            id,
+            ts,
+            machine: any.machine.unwrap_or_else(|| "unknown".to_owned()),
+            session_id: any.session_id,
+            agent_id: any.agent_id,
+            hook,
+            tool: any.tool,
+            tool_use_id: any.tool_use_id,
+            cwd: any.cwd,
+            truncated: any.truncated,
+            payload,
+        });
+    }
+    let camel_hook = any.event_type.clone().or(any.hook_type.clone());
+    if camel_hook.is_none() && any.data.is_none() && any.session_id_camel.is_none() {
+        return Err(RejectReason("neither a v1 envelope (\"v\") nor a camelCase one (\"eventType\", \"data\")".to_owned()));
+    }
+    let data = any
+        .data
+        .unwrap_or_else(|| RawValue::from_string("{}".to_owned()).expect("{} is valid JSON"));
+    let input: HookInput = serde_json::from_str(data.get()).unwrap_or_default();
+    let ts = match &any.timestamp {
+        Some(Value::Number(number)) => number.as_i64().or_else(|| number.as_f64().map(|f| f as i64)),
+        Some(Value::String(text)) => text.trim().parse::<i64>().ok().or_else(|| parse_rfc3339_millis(text)),
+        _ => None,
+    }
+    .ok_or_else(|| RejectReason("missing or unreadable \"timestamp\"".to_owned()))?;
+    Ok(Envelope {
+        v: ENVELOPE_VERSION,
+        id,
+        ts,
+        machine: any.machine_id.unwrap_or_else(|| "unknown".to_owned()),
+        session_id: any.session_id_camel.or(input.session_id.map(Cow::into_owned)),
+        agent_id: input.agent_id.map(Cow::into_owned),
+        hook: camel_hook
+            .or(input.hook_event_name.map(Cow::into_owned))
+            .unwrap_or_else(|| UNKNOWN_HOOK.to_owned()),
+        tool: input.tool_name.map(Cow::into_owned),
+        tool_use_id: input.tool_use_id.map(Cow::into_owned),
+        cwd: any.working_directory.or(input.cwd.map(Cow::into_owned)),
+        truncated: false,
+        payload: data,
+    })
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]` into milliseconds since the
+/// epoch.
+pub fn parse_rfc3339_millis(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let bytes = text.as_bytes();
+    if bytes.len() < 19 || !matches!(bytes[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> { text.get(range)?.parse().ok() };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &text[19..];
+    let mut millis = 0i64;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits: String = fraction.chars().take_while(char::is_ascii_digit).collect();
+        if digits.is_empty() {
+            return None;
+        }
+        let padded = format!("{:0<3}", &digits[..digits.len().min(3)]);
+        millis = padded.parse().ok()?;
+        rest = &fraction[digits.len()..];
+    }
+    let offset_minutes = match rest {
+        "Z" | "z" | "" => 0,
+        _ => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let hours: i64 = rest.get(1..3)?.parse().ok()?;
+            let minutes: i64 = rest.get(4..6)?.parse().ok()?;
+            sign * (hours * 60 + minutes)
+        }
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * m + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    Some(seconds * 1000 + millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRE_TOOL_USE: &str = r#"{"session_id":"s1","cwd":"/p","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"ls"},"tool_use_id":"toolu_1","future_field":[1,2]}"#;
+
+    fn build(stdin: &[u8]) -> Envelope {
+        Envelope::from_hook_stdin(stdin, "id-1".into(), 1_700_000_000_000, "host".into())
+    }
+
+    #[test]
+    fn lifts_fields_and_keeps_payload_verbatim() {
+        let envelope = build(PRE_TOOL_USE.as_bytes());
+        assert_eq!(envelope.hook, "PreToolUse");
+        assert_eq!(envelope.tool.as_deref(), Some("Bash"));
+        assert_eq!(envelope.tool_use_id.as_deref(), Some("toolu_1"));
+        assert_eq!(envelope.session_id.as_deref(), Some("s1"));
+        assert_eq!(envelope.cwd.as_deref(), Some("/p"));
+        assert_eq!(envelope.payload.get(), PRE_TOOL_USE);
+        let back = parse_line(envelope.to_json().as_bytes()).unwrap();
+        assert_eq!(back.payload.get(), PRE_TOOL_USE);
+        assert_eq!(back.id, "id-1");
+    }
+
+    #[test]
+    fn unknown_event_names_pass() {
+        let envelope = build(br#"{"hook_event_name":"SomethingNew2027","x":1}"#);
+        assert_eq!(envelope.hook, "SomethingNew2027");
+        assert_eq!(HookEvent::from_name("SomethingNew2027"), HookEvent::Other);
+        assert_eq!(HookEvent::from_name("SubagentStop"), HookEvent::SubagentStop);
+    }
+
+    #[test]
+    fn invalid_input_becomes_an_invalid_event_with_the_raw_text() {
+        for input in [&b"not json"[..], b"", b"\xff\xfe\x00binary", b"[1,2]", b"{\"a\":"] {
+            let envelope = build(input);
+            assert_eq!(envelope.hook, INVALID_HOOK, "{input:?}");
+            let payload: Value = serde_json::from_str(envelope.payload.get()).unwrap();
+            assert_eq!(payload["_raw"], Value::String(String::from_utf8_lossy(input).into_owned()));
+            assert!(parse_line(envelope.to_json().as_bytes()).is_ok());
+        }
+    }
+
+    #[test]
+    fn pretty_printed_payload_becomes_one_line() {
+        let envelope = build(b"{\n  \"hook_event_name\": \"Stop\",\r\n  \"a\": \"x\"\n}\n");
+        assert!(!envelope.to_json().contains('\n'));
+        assert_eq!(envelope.hook, "Stop");
+    }
+
+    #[test]
+    fn oversized_payload_is_shortened_and_marked_not_dropped() {
+        let big = "x".repeat(20 * 1024 * 1024);
+        let stdin = format!(r#"{{"hook_event_name":"PostToolUse","tool_name":"Read","tool_response":{{"content":"{big}"}},"small":"keep"}}"#);
+        let envelope = build(stdin.as_bytes());
+        assert!(envelope.truncated);
+        assert!(envelope.payload.get().len() <= MAX_PAYLOAD_BYTES);
+        let payload: Value = serde_json::from_str(envelope.payload.get()).unwrap();
+        assert_eq!(payload["small"], "keep");
+        assert!(payload["tool_response"]["content"].as_str().unwrap().ends_with("shortened from 20971520 bytes]"));
+        assert_eq!(envelope.tool.as_deref(), Some("Read"));
+    }
+
+    #[test]
+    fn oversized_garbage_is_shortened_too() {
+        let garbage = vec![b'a'; 3 * 1024 * 1024];
+        let envelope = build(&garbage);
+        assert_eq!(envelope.hook, INVALID_HOOK);
+        assert!(envelope.truncated);
+        assert!(envelope.payload.get().len() <= MAX_PAYLOAD_BYTES);
+    }
+
+    #[test]
+    fn camel_case_envelope_is_accepted() {
+        let line = br#"{"id":"legacy-1","timestamp":"2024-11-22T21:52:25.678Z","sessionId":"s9","machineId":"old-box","workingDirectory":"/w","eventType":"PostToolUse","hookType":"PostToolUse","data":{"tool_name":"Edit","tool_use_id":"toolu_9","session_id":"s9"}}"#;
+        let envelope = parse_line(line).unwrap();
+        assert_eq!(envelope.id, "legacy-1");
+        assert_eq!(envelope.ts, 1_732_312_345_678);
+        assert_eq!(envelope.machine, "old-box");
+        assert_eq!(envelope.session_id.as_deref(), Some("s9"));
+        assert_eq!(envelope.cwd.as_deref(), Some("/w"));
+        assert_eq!(envelope.hook, "PostToolUse");
+        assert_eq!(envelope.tool.as_deref(), Some("Edit"));
+        assert_eq!(envelope.tool_use_id.as_deref(), Some("toolu_9"));
+        let numeric = br#"{"id":"legacy-2","timestamp":1732312345678,"eventType":"Stop","data":{}}"#;
+        assert_eq!(parse_line(numeric).unwrap().ts, 1_732_312_345_678);
+    }
+
+    #[test]
+    fn bad_lines_are_rejected_with_a_reason() {
+        for (line, expected) in [
+            (&b"\xff"[..], "not UTF-8"),
+            (b"", "empty"),
+            (b"[1]", "not a JSON object"),
+            (b"{\"v\":1}", "missing \"id\""),
+            (b"{\"v\":2,\"id\":\"a\"}", "unsupported envelope version 2"),
+            (b"{\"v\":1,\"id\":\"a\",\"ts\":1,\"hook\":\"X\"}", "missing \"payload\""),
+            (b"{\"id\":\"a\",\"other\":1}", "neither"),
+            (b"{\"v\":1,\"id\":\"a\",", "not a valid envelope"),
+        ] {
+            let error = parse_line(line).unwrap_err();
+            assert!(error.0.contains(expected), "{line:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_offsets() {
+        assert_eq!(parse_rfc3339_millis("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339_millis("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_rfc3339_millis("2000-02-29T00:00:00.5Z"), Some(951_782_400_500));
+        assert_eq!(parse_rfc3339_millis("nope"), None);
+    }
+}

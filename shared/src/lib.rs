@@ -1,0 +1,21 @@
+//! hooktrail's own library: what the emitter and the collector must agree on.
+//!
+//! Layout:
+//! - [`envelope`]: the v1 envelope (DESIGN §3), the wire type that mirrors
+//!   Claude Code's hook JSON, the older camelCase envelope, and the shortening
+//!   of oversized payloads.
+//! - [`config`]: the one JSON config file of both programs, with environment
+//!   overrides and the refusal of a world-readable file that holds a password.
+//! - [`paths`]: XDG locations and private (0700) directories.
+//! - [`spool`]: the append-only JSONL spool, safe against concurrent emitters
+//!   and a concurrent drainer.
+//! - [`protocol`]: the collector socket's line protocol.
+//!
+//! **Invariant:** this crate does no network I/O. It reads and writes local
+//! files only, so both programs can use it on their hot paths.
+
+pub mod config;
+pub mod envelope;
+pub mod paths;
+pub mod protocol;
+pub mod spool;

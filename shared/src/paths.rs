@@ -1,0 +1,157 @@
+//! XDG locations and private directories.
+//!
+//! Every default path of DESIGN §4 and §5 is computed here, from an
+//! environment lookup function so that tests can supply their own.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Reads one environment variable; empty values count as unset, as XDG says.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment as an [`EnvLookup`].
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+fn home(env: EnvLookup) -> PathBuf {
+    env("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"))
+}
+
+fn xdg(env: EnvLookup, variable: &str, fallback_under_home: &str) -> PathBuf {
+    env(variable)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home(env).join(fallback_under_home))
+}
+
+/// `$XDG_CONFIG_HOME/hooktrail/config.json`.
+pub fn default_config_file(env: EnvLookup) -> PathBuf {
+    xdg(env, "XDG_CONFIG_HOME", ".config").join("hooktrail/config.json")
+}
+
+/// `$XDG_STATE_HOME/hooktrail`: the spool and the breaker's state file.
+pub fn default_state_dir(env: EnvLookup) -> PathBuf {
+    xdg(env, "XDG_STATE_HOME", ".local/state").join("hooktrail")
+}
+
+/// `$XDG_STATE_HOME/hooktrail/spool`.
+pub fn default_spool_dir(env: EnvLookup) -> PathBuf {
+    default_state_dir(env).join("spool")
+}
+
+/// `$XDG_DATA_HOME/hooktrail/events.db`.
+pub fn default_database_file(env: EnvLookup) -> PathBuf {
+    xdg(env, "XDG_DATA_HOME", ".local/share").join("hooktrail/events.db")
+}
+
+/// `$XDG_RUNTIME_DIR/hooktrail/collector.sock`, or, where there is no runtime
+/// directory (no systemd login session), `/tmp/hooktrail-$UID/collector.sock`.
+pub fn default_socket_file(env: EnvLookup) -> PathBuf {
+    match env("XDG_RUNTIME_DIR") {
+        Some(runtime) => PathBuf::from(runtime).join("hooktrail/collector.sock"),
+        None => {
+            // SAFETY: getuid has no preconditions and cannot fail.
+            let uid = unsafe { libc::getuid() };
+            PathBuf::from(format!("/tmp/hooktrail-{uid}/collector.sock"))
+        }
+    }
+}
+
+/// Expands a leading `~/` and `$NAME` or `${NAME}` references in a configured
+/// path. Unknown variables expand to nothing, as in a shell.
+pub fn expand(value: &str, env: EnvLookup) -> PathBuf {
+    let mut text = value.to_owned();
+    if let Some(rest) = text.strip_prefix("~/") {
+        text = format!("{}/{rest}", home(env).display());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let braced = chars.peek() == Some(&'{');
+        if braced {
+            chars.next();
+        }
+        let mut name = String::new();
+        while let Some(&next) = chars.peek() {
+            if next.is_ascii_alphanumeric() || next == '_' {
+                name.push(next);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        if braced && chars.peek() == Some(&'}') {
+            chars.next();
+        }
+        if name.is_empty() {
+            out.push('$');
+        } else if let Some(value) = env(&name) {
+            out.push_str(&value);
+        }
+    }
+    PathBuf::from(out)
+}
+
+/// Creates `dir` (and its parents) and makes sure `dir` itself is 0700.
+///
+/// Parents that already exist are left alone; new ones are made 0700 too.
+pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(error),
+    }
+    let metadata = fs::metadata(dir)?;
+    if metadata.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        }
+    }
+
+    #[test]
+    fn defaults_follow_xdg_variables() {
+        let env = env_of(&[("HOME", "/h"), ("XDG_RUNTIME_DIR", "/run/user/7")]);
+        assert_eq!(default_config_file(&env), PathBuf::from("/h/.config/hooktrail/config.json"));
+        assert_eq!(default_spool_dir(&env), PathBuf::from("/h/.local/state/hooktrail/spool"));
+        assert_eq!(default_database_file(&env), PathBuf::from("/h/.local/share/hooktrail/events.db"));
+        assert_eq!(default_socket_file(&env), PathBuf::from("/run/user/7/hooktrail/collector.sock"));
+    }
+
+    #[test]
+    fn expand_handles_home_and_variables() {
+        let env = env_of(&[("HOME", "/h"), ("XDG_RUNTIME_DIR", "/run/user/7")]);
+        assert_eq!(expand("~/x", &env), PathBuf::from("/h/x"));
+        assert_eq!(expand("$XDG_RUNTIME_DIR/hooktrail/c.sock", &env), PathBuf::from("/run/user/7/hooktrail/c.sock"));
+        assert_eq!(expand("${HOME}/a/$NOPE/b", &env), PathBuf::from("/h/a//b"));
+    }
+
+    #[test]
+    fn ensure_private_dir_tightens_mode() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("a/b");
+        ensure_private_dir(&dir).unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_private_dir(&dir).unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+}

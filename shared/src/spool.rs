@@ -1,0 +1,291 @@
+//! The spool: append-only JSONL files that hold events nobody took yet.
+//!
+//! Files are `spool-<hour>.jsonl` (mode 0600) in a 0700 directory, one
+//! envelope per line. The protocol is safe against any number of concurrent
+//! appenders and drainers:
+//! - An appender opens the current file with `O_APPEND`, takes `flock(LOCK_EX)`,
+//!   checks that the path still names the inode it opened (a drainer may have
+//!   claimed it meanwhile; if so it opens again), writes its whole line with
+//!   one `write`, and unlocks.
+//! - A drainer ([`claim`]) opens a file, takes `flock(LOCK_EX)` (so no append
+//!   is half done), renames it to `spool-<hour>.jsonl.claimed-<tag>` and keeps
+//!   the lock while it works. It reads the lines, delivers them, and only then
+//!   deletes the file ([`ClaimedFile::finish`]). Lines it could not deliver go
+//!   back with [`ClaimedFile::put_back`].
+//! - A claimed file whose lock can be taken belongs to a drainer that died; the
+//!   next drainer claims it again. Redelivery is harmless: events are stored
+//!   once by id.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::paths::ensure_private_dir;
+
+const PREFIX: &str = "spool-";
+const SUFFIX: &str = ".jsonl";
+const CLAIMED_MARK: &str = ".claimed-";
+
+/// The file of rejected lines a drainer could not parse, kept for a person.
+pub const REJECTED_FILE: &str = "rejected.jsonl";
+
+fn lock(file: &File, blocking: bool) -> io::Result<()> {
+    let operation = if blocking { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+    loop {
+        // SAFETY: flock on an open descriptor owned by `file`.
+        let result = unsafe { libc::flock(file.as_raw_fd(), operation) };
+        if result == 0 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+fn same_inode(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.ino() == named.ino() && open.dev() == named.dev(),
+        _ => false,
+    }
+}
+
+fn current_file_name(now_millis: i64) -> String {
+    format!("{PREFIX}{}{SUFFIX}", now_millis / 3_600_000)
+}
+
+/// Appends one line (a newline is added) to the spool in `dir`, creating the
+/// directory (0700) and file (0600) as needed. Returns the file written.
+pub fn append(dir: &Path, line: &str) -> io::Result<PathBuf> {
+    append_lines(dir, std::iter::once(line))
+}
+
+/// Appends several lines with one write, under one lock.
+pub fn append_lines<'a>(dir: &Path, lines: impl IntoIterator<Item = &'a str>) -> io::Result<PathBuf> {
+    let mut buffer = Vec::new();
+    for line in lines {
+        buffer.extend_from_slice(line.as_bytes());
+        buffer.push(b'\n');
+    }
+    let path = dir.join(current_file_name(crate::envelope::now_millis()));
+    if buffer.is_empty() {
+        return Ok(path);
+    }
+    for attempt in 0.. {
+        let file = match open_for_append(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound && attempt == 0 => {
+                ensure_private_dir(dir)?;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        lock(&file, true)?;
+        if !same_inode(&file, &path) {
+            // A drainer claimed this file between our open and our lock.
+            if attempt > 100 {
+                return Err(io::Error::other("spool file keeps being claimed"));
+            }
+            continue;
+        }
+        (&file).write_all(&buffer)?;
+        return Ok(path);
+    }
+    unreachable!("the loop returns")
+}
+
+fn open_for_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// A spool file taken by one drainer, locked for as long as it is held.
+#[derive(Debug)]
+pub struct ClaimedFile {
+    /// Where the claimed file now lives (its claimed name).
+    pub path: PathBuf,
+    /// Holds the `flock` that tells other drainers this file is taken.
+    file: File,
+}
+
+impl ClaimedFile {
+    /// Reads every complete line. A final line without its newline (an
+    /// appender killed mid-write, which `O_APPEND` single writes make very
+    /// unlikely) is returned too, so the caller can reject it visibly.
+    pub fn read_lines(&mut self) -> io::Result<Vec<Vec<u8>>> {
+        let mut content = Vec::new();
+        (&self.file).read_to_end(&mut content)?;
+        Ok(content
+            .split(|&byte| byte == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .map(<[u8]>::to_vec)
+            .collect())
+    }
+
+    /// Deletes the file: every line in it has been delivered.
+    pub fn finish(self) -> io::Result<()> {
+        match fs::remove_file(&self.path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends the lines that were not delivered back to the spool in `dir`,
+    /// then deletes the claimed file.
+    pub fn put_back<'a>(self, dir: &Path, lines: impl IntoIterator<Item = &'a str>) -> io::Result<()> {
+        append_lines(dir, lines)?;
+        self.finish()
+    }
+}
+
+/// Claims spool files in `dir`, oldest first, up to `limit` of them. `tag`
+/// makes claimed names unique per drainer (a pid and a counter, say).
+/// A missing directory means nothing to claim.
+pub fn claim(dir: &Path, tag: &str, limit: usize) -> io::Result<Vec<ClaimedFile>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with(PREFIX) && (name.ends_with(SUFFIX) || name.contains(CLAIMED_MARK)))
+        .collect();
+    names.sort();
+    let mut claimed = Vec::new();
+    for (index, name) in names.into_iter().enumerate() {
+        if claimed.len() >= limit {
+            break;
+        }
+        let path = dir.join(&name);
+        let Ok(file) = File::options().read(true).write(true).custom_flags(libc::O_CLOEXEC).open(&path) else {
+            continue;
+        };
+        let abandoned_claim = name.contains(CLAIMED_MARK);
+        if abandoned_claim {
+            // Taken by a live drainer if we cannot lock it right now.
+            if lock(&file, false).is_err() {
+                continue;
+            }
+        } else {
+            lock(&file, true)?;
+        }
+        if !same_inode(&file, &path) {
+            continue;
+        }
+        let base = name.split(CLAIMED_MARK).next().unwrap_or(&name);
+        let new_path = dir.join(format!("{base}{CLAIMED_MARK}{tag}-{index}"));
+        if fs::rename(&path, &new_path).is_err() {
+            continue;
+        }
+        claimed.push(ClaimedFile { path: new_path, file });
+    }
+    Ok(claimed)
+}
+
+/// Records a line a drainer rejected, with the reason, in [`REJECTED_FILE`]
+/// so that nothing vanishes silently.
+pub fn record_rejected(dir: &Path, line: &[u8], reason: &str) -> io::Result<()> {
+    let record = serde_json::json!({
+        "reason": reason,
+        "line": String::from_utf8_lossy(line),
+        "at": crate::envelope::now_millis(),
+    });
+    ensure_private_dir(dir)?;
+    let mut file = open_for_append(&dir.join(REJECTED_FILE))?;
+    lock(&file, true)?;
+    file.write_all(format!("{record}\n").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn append_creates_private_files_and_claim_reads_them_back() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("spool");
+        let path = append(&dir, "{\"a\":1}").unwrap();
+        append(&dir, "{\"a\":2}").unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let mut claimed = claim(&dir, "t", 10).unwrap();
+        assert_eq!(claimed.len(), 1);
+        let lines = claimed[0].read_lines().unwrap();
+        assert_eq!(lines, vec![b"{\"a\":1}".to_vec(), b"{\"a\":2}".to_vec()]);
+        // A second drainer cannot take the claimed file while it is held.
+        assert!(claim(&dir, "u", 10).unwrap().is_empty());
+        // New appends go to a fresh file, not the claimed one.
+        append(&dir, "{\"a\":3}").unwrap();
+        let mut second = claim(&dir, "u", 10).unwrap();
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].read_lines().unwrap(), vec![b"{\"a\":3}".to_vec()]);
+        claimed.pop().unwrap().finish().unwrap();
+        second.pop().unwrap().finish().unwrap();
+        assert!(claim(&dir, "v", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn abandoned_claim_is_taken_again() {
+        let temp = tempfile::tempdir().unwrap();
+        append(temp.path(), "x").unwrap();
+        let claimed = claim(temp.path(), "dead", 10).unwrap();
+        // Dropping the claim without finishing releases the lock, as a
+        // drainer's death would.
+        drop(claimed);
+        let mut again = claim(temp.path(), "alive", 10).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].read_lines().unwrap(), vec![b"x".to_vec()]);
+    }
+
+    #[test]
+    fn put_back_keeps_undelivered_lines() {
+        let temp = tempfile::tempdir().unwrap();
+        append_lines(temp.path(), ["a", "b", "c"]).unwrap();
+        let claimed = claim(temp.path(), "t", 10).unwrap().pop().unwrap();
+        claimed.put_back(temp.path(), ["c"]).unwrap();
+        let mut again = claim(temp.path(), "t2", 10).unwrap();
+        assert_eq!(again[0].read_lines().unwrap(), vec![b"c".to_vec()]);
+    }
+
+    #[test]
+    fn concurrent_appenders_and_a_drainer_lose_nothing() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
+        let writers: Vec<_> = (0..4)
+            .map(|writer| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    for index in 0..500 {
+                        append(&dir, &format!("{writer}-{index}")).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        let drain = |seen: &mut std::collections::HashSet<Vec<u8>>| {
+            for mut file in claim(&dir, "d", 100).unwrap() {
+                for line in file.read_lines().unwrap() {
+                    assert!(seen.insert(line), "a line was drained twice");
+                }
+                file.finish().unwrap();
+            }
+        };
+        while writers.iter().any(|writer| !writer.is_finished()) {
+            drain(&mut seen);
+        }
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        drain(&mut seen);
+        assert_eq!(seen.len(), 2000);
+    }
+}
