@@ -5,6 +5,7 @@
 //! - [`stats`]: counters shared by all threads.
 //! - [`hub`]: hands committed events to WebSocket clients.
 
+pub mod http;
 pub mod hub;
 pub mod schema;
 pub mod stats;
