@@ -1,17 +1,223 @@
 //! hooktrail's collector: stores every event in SQLite and serves the live UI.
 //!
-//! Layout (filled in by the collector and UI issues):
+//! Layout:
+//! - [`settings`]: command-line flags (DESIGN §5) on top of the shared config.
+//! - [`ingest`]: what sources hand the writer: parsed events in submissions,
+//!   each with the acknowledgement to run after its commit.
+//! - [`writer`]: the one thread that writes SQLite (batched `BEGIN IMMEDIATE`
+//!   transactions, `INSERT OR IGNORE` by id, `sessions` and `agents`).
+//! - [`socket`]: the `mio` Unix-socket source (`ok` per line after commit).
+//! - [`spool_drain`]: the spool source (file deleted after commit).
+//! - [`redis_source`]: the Redis source (stream with a consumer group and
+//!   `XACK` after commit, or pub/sub), reconnecting with backoff.
 //! - [`schema`]: tables, view and migrations (DESIGN §6).
 //! - [`stats`]: counters shared by all threads.
 //! - [`hub`]: hands committed events to WebSocket clients.
+//! - [`http`]: the UI, JSON API and `/metrics` (DESIGN §7).
+//! - [`service`]: signals and systemd notification.
+//! - [`log`]: one-line log messages on stderr.
+//!
+//! Threads: one per source, one writer, one HTTP server; `main` waits for a
+//! signal and feeds the systemd watchdog.
+//!
+//! **Invariant:** only the writer thread writes to SQLite, and a source
+//! acknowledges an event (XACK, `ok`, spool file deletion) only after the
+//! writer committed it.
 
+pub mod api;
 pub mod http;
 pub mod hub;
+pub mod query;
+pub mod ingest;
+pub mod log;
+pub mod redis_source;
 pub mod schema;
+pub mod service;
+pub mod settings;
+pub mod socket;
+pub mod spool_drain;
 pub mod stats;
+pub mod ws;
+pub mod writer;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use crate::settings::{Invocation, Settings};
+use crate::stats::{RedisLink, Stats};
+
+/// The listeners of one collector, bound before [`run`] so that tests and
+/// benchmarks can bind free ports and read their addresses first.
+#[derive(Default)]
+pub struct Bound {
+    /// The Unix socket, unless disabled.
+    pub socket: Option<socket::SocketListener>,
+    /// The HTTP server, unless disabled.
+    pub http: Option<tiny_http::Server>,
+}
+
+/// Binds the socket and the HTTP address named in `settings`.
+pub fn bind(settings: &Settings) -> Result<Bound, String> {
+    let socket = match &settings.socket {
+        Some(path) => Some(socket::bind(path)?),
+        None => None,
+    };
+    let http = match settings.http {
+        Some(address) => Some(
+            tiny_http::Server::http(address).map_err(|error| format!("cannot serve HTTP on {address}: {error}"))?,
+        ),
+        None => None,
+    };
+    Ok(Bound { socket, http })
+}
+
+/// Runs the collector until `shutdown` is set, then stops intake, commits
+/// and acknowledges what is queued, and returns. `Err` means it could not
+/// start (the database cannot be opened, say).
+pub fn run(settings: Settings, bound: Bound, shutdown: Arc<AtomicBool>) -> Result<(), String> {
+    run_with_stats(settings, bound, shutdown, Arc::new(Stats::default()))
+}
+
+/// [`run`] with counters the caller keeps (tests and benchmarks read them).
+pub fn run_with_stats(settings: Settings, bound: Bound, shutdown: Arc<AtomicBool>, stats: Arc<Stats>) -> Result<(), String> {
+    stats
+        .started_ms
+        .store(hooktrail_shared::envelope::now_millis(), Ordering::Relaxed);
+    let connection = writer::open(&settings.database)?;
+    let hub = hub::Hub::new();
+    let (sender, receiver) = crossbeam_channel::bounded(settings.tuning.queue_capacity.max(1));
+    let queue = ingest::WriterQueue { sender, stats: stats.clone() };
+    let retention = match settings.retention {
+        Some(age) => writer::Retention::DeleteOlderThan(age),
+        None => writer::Retention::KeepAll,
+    };
+    let writer = writer::Writer::new(
+        connection,
+        receiver,
+        stats.clone(),
+        hub.clone(),
+        settings.tuning.max_batch,
+        retention,
+        shutdown.clone(),
+        settings.tuning.drain_deadline,
+    );
+    let writer_thread = spawn("writer", move || writer.run())?;
+
+    let mut sources = Vec::new();
+    if let Some(listener) = bound.socket {
+        log::info(&format!("listening on {}", listener.path().display()));
+        let (queue, stats, tuning, shutdown) = (queue.clone(), stats.clone(), settings.tuning.clone(), shutdown.clone());
+        sources.push(spawn("socket", move || socket::serve(listener, queue, stats, tuning, shutdown))?);
+    }
+    let drainer = spool_drain::SpoolDrainer {
+        dir: settings.spool_dir.clone(),
+        queue: queue.clone(),
+        stats: stats.clone(),
+        interval: settings.tuning.spool_interval,
+        shutdown: shutdown.clone(),
+        drain_deadline: settings.tuning.drain_deadline,
+    };
+    sources.push(spawn("spool", move || drainer.run())?);
+    match &settings.redis {
+        Some(redis) => {
+            let reader = redis_source::RedisSource::new(
+                redis.clone(),
+                settings.group.clone(),
+                settings.consumer.clone(),
+                queue.clone(),
+                stats.clone(),
+                settings.tuning.clone(),
+                shutdown.clone(),
+                settings.spool_dir.clone(),
+            );
+            sources.push(spawn("redis", move || reader.run())?);
+        }
+        None => {
+            stats.set_redis_link(RedisLink::Disabled);
+        }
+    }
+    // The writer stops once every source has dropped its queue handle.
+    drop(queue);
+
+    let http_thread = match bound.http {
+        Some(server) => {
+            log::info(&format!("serving the UI on http://{}", server.server_addr()));
+            let context = http::HttpContext {
+                database: settings.database.clone(),
+                stats: stats.clone(),
+                hub: hub.clone(),
+                token: settings.token.clone(),
+            };
+            let shutdown = shutdown.clone();
+            Some(spawn("http", move || http::serve(server, context, shutdown))?)
+        }
+        None => None,
+    };
+
+    log::info(&format!(
+        "storing events in {} (spool {})",
+        settings.database.display(),
+        settings.spool_dir.display()
+    ));
+    service::notify_ready();
+    service::wait_for_shutdown(&shutdown, &stats);
+    log::info("stopping: no new events; committing and acknowledging what is queued");
+    service::notify_stopping();
+    for source in sources {
+        let _ = source.join();
+    }
+    let _ = writer_thread.join();
+    if let Some(thread) = http_thread {
+        let _ = thread.join();
+    }
+    log::info("stopped");
+    Ok(())
+}
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<thread::JoinHandle<()>, String> {
+    thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(body)
+        .map_err(|error| format!("cannot start the {name} thread: {error}"))
+}
 
 /// Runs the collector from the process arguments; returns the exit code.
 pub fn run_from_args() -> i32 {
-    eprintln!("usage: hooktrail-collector [--config FILE] [--db FILE] [--socket PATH] [--http ADDR] [--redis-url URL] [--transport stream|pubsub] [--key NAME] [--group NAME] [--spool-dir DIR] [--retention-days N] [--token TOKEN]");
-    2
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (settings, warnings) = match settings::parse(&args, &hooktrail_shared::paths::process_env) {
+        Ok(Invocation::Print(text)) => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            return 0;
+        }
+        Ok(Invocation::Run { settings, warnings }) => (*settings, warnings),
+        Err(message) => {
+            log::error(&message);
+            let _ = std::io::stderr().write_all(settings::USAGE.as_bytes());
+            return 2;
+        }
+    };
+    for warning in warnings {
+        log::warn(&warning);
+    }
+    let shutdown = Arc::new(AtomicBool::new(false));
+    if let Err(error) = service::install_signal_handlers(&shutdown) {
+        log::error(&format!("cannot install signal handlers: {error}"));
+        return 1;
+    }
+    let bound = match bind(&settings) {
+        Ok(bound) => bound,
+        Err(message) => {
+            log::error(&message);
+            return 1;
+        }
+    };
+    match run(settings, bound, shutdown) {
+        Ok(()) => 0,
+        Err(message) => {
+            log::error(&message);
+            1
+        }
+    }
 }

@@ -3,9 +3,9 @@
 //! Plain atomics: the writer and the readers bump them without locks, and the
 //! HTTP side reads a consistent-enough snapshot.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
-use std::collections::BTreeMap;
 
 /// Where an event came from; also the `source` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,7 +75,9 @@ impl RedisLink {
 }
 
 /// Upper bounds (ms) of the commit latency histogram.
-pub const COMMIT_BUCKETS_MS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0];
+pub const COMMIT_BUCKETS_MS: [f64; 10] = [
+    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0,
+];
 
 /// Every counter of the collector.
 #[derive(Debug, Default)]
@@ -106,6 +108,16 @@ pub struct Stats {
     pub websocket_clients: AtomicI64,
     /// Events stored per hook name, for `/metrics`.
     pub stored_per_hook: Mutex<BTreeMap<String, u64>>,
+    /// Wall-clock ms when the writer last went round its loop; the systemd
+    /// watchdog is only fed while this is recent, so a stuck writer gets the
+    /// service restarted.
+    pub writer_heartbeat_ms: AtomicI64,
+    /// Events deleted by `--retention-days`.
+    pub retention_deleted: AtomicU64,
+    /// Times the Redis link was established (the first time included).
+    pub redis_connects: AtomicU64,
+    /// Wall-clock ms when the collector started, for uptime.
+    pub started_ms: AtomicI64,
 }
 
 impl Stats {
@@ -117,7 +129,8 @@ impl Stats {
     /// Records one commit's latency.
     pub fn record_commit(&self, elapsed: std::time::Duration) {
         self.commits.fetch_add(1, Ordering::Relaxed);
-        self.commit_micros_total.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.commit_micros_total
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
         let millis = elapsed.as_secs_f64() * 1000.0;
         for (bound, bucket) in COMMIT_BUCKETS_MS.iter().zip(&self.commit_buckets) {
             if millis <= *bound {

@@ -1,0 +1,237 @@
+//! What the sources hand to the writer: parsed events grouped in
+//! submissions, each with the acknowledgement to run once it is committed.
+//!
+//! Parsing happens in the source threads, so the one writer thread spends its
+//! time in SQLite only.
+
+use std::sync::Arc;
+
+use hooktrail_shared::envelope::{self, Envelope, RejectReason};
+use serde::Deserialize;
+
+use crate::hub::CommittedEvent;
+use crate::stats::{Source, Stats};
+
+/// One event ready to insert, with the facts the `sessions` and `agents`
+/// tables need, lifted from its payload once by the source thread.
+#[derive(Debug)]
+pub struct NewEvent {
+    /// The row as it will be stored and published; `seq` is set by the writer.
+    pub row: CommittedEvent,
+    /// `transcript_path` of the payload, for `sessions`.
+    pub transcript_path: Option<String>,
+    /// `reason` of a `SessionEnd` payload.
+    pub end_reason: Option<String>,
+    /// `agent_type` of the payload, for `agents`.
+    pub agent_type: Option<String>,
+    /// `agent_transcript_path` of a `SubagentStop` payload.
+    pub agent_transcript_path: Option<String>,
+    /// The subagent started by this call: `tool_response.agentId` of the
+    /// `PostToolUse` of the `Agent` tool. Links that agent to this
+    /// `tool_use_id`.
+    pub spawned_agent_id: Option<String>,
+}
+
+/// The few payload fields the writer's side tables need.
+#[derive(Deserialize, Default)]
+struct PayloadFacts {
+    #[serde(default)]
+    transcript_path: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    agent_type: Option<String>,
+    #[serde(default)]
+    agent_transcript_path: Option<String>,
+    #[serde(default)]
+    tool_response: Option<ToolResponseFacts>,
+}
+
+#[derive(Deserialize, Default)]
+struct ToolResponseFacts {
+    #[serde(default, rename = "agentId")]
+    agent_id: Option<String>,
+}
+
+/// Reads the payload facts leniently: fields of an unexpected type (a
+/// `tool_response` that is a string, say) are ignored, never fatal.
+fn payload_facts(payload: &str) -> PayloadFacts {
+    #[derive(Deserialize)]
+    struct Loose {
+        #[serde(default)]
+        transcript_path: Option<serde_json::Value>,
+        #[serde(default)]
+        reason: Option<serde_json::Value>,
+        #[serde(default)]
+        agent_type: Option<serde_json::Value>,
+        #[serde(default)]
+        agent_transcript_path: Option<serde_json::Value>,
+        #[serde(default)]
+        tool_response: Option<serde_json::Value>,
+    }
+    let text = |value: Option<serde_json::Value>| match value {
+        Some(serde_json::Value::String(text)) => Some(text),
+        _ => None,
+    };
+    match serde_json::from_str::<PayloadFacts>(payload) {
+        Ok(facts) => facts,
+        Err(_) => match serde_json::from_str::<Loose>(payload) {
+            Ok(loose) => PayloadFacts {
+                transcript_path: text(loose.transcript_path),
+                reason: text(loose.reason),
+                agent_type: text(loose.agent_type),
+                agent_transcript_path: text(loose.agent_transcript_path),
+                tool_response: loose
+                    .tool_response
+                    .and_then(|value| value.get("agentId").cloned())
+                    .map(|id| ToolResponseFacts {
+                        agent_id: text(Some(id)),
+                    }),
+            },
+            Err(_) => PayloadFacts::default(),
+        },
+    }
+}
+
+impl NewEvent {
+    /// Builds the row of an envelope received now from `source`.
+    pub fn from_envelope(envelope: Envelope, source: Source) -> NewEvent {
+        let payload: String = Box::<str>::from(envelope.payload).into();
+        let facts = payload_facts(&payload);
+        let spawned_agent_id =
+            if envelope.hook == "PostToolUse" && envelope.tool.as_deref() == Some("Agent") {
+                facts.tool_response.and_then(|response| response.agent_id)
+            } else {
+                None
+            };
+        NewEvent {
+            transcript_path: facts.transcript_path,
+            end_reason: if envelope.hook == "SessionEnd" {
+                facts.reason
+            } else {
+                None
+            },
+            agent_type: facts.agent_type,
+            agent_transcript_path: facts.agent_transcript_path,
+            spawned_agent_id,
+            row: CommittedEvent {
+                seq: 0,
+                id: envelope.id,
+                ts: envelope.ts,
+                received_at: envelope::now_millis(),
+                machine: envelope.machine,
+                session_id: envelope.session_id,
+                agent_id: envelope.agent_id,
+                hook: envelope.hook,
+                tool: envelope.tool,
+                tool_use_id: envelope.tool_use_id,
+                cwd: envelope.cwd,
+                source: source.as_str(),
+                payload,
+            },
+        }
+    }
+}
+
+/// Parses one received line and counts it as received (and rejected when it
+/// fails), so every source counts the same way.
+pub fn parse_counted(line: &[u8], source: Source, stats: &Stats) -> Result<NewEvent, RejectReason> {
+    let counters = stats.source(source);
+    counters
+        .received
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    match envelope::parse_line(line) {
+        Ok(envelope) => Ok(NewEvent::from_envelope(envelope, source)),
+        Err(reason) => {
+            counters
+                .rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(reason)
+        }
+    }
+}
+
+/// What the writer reports back for one submission, after its transaction
+/// committed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Committed {
+    /// Events newly stored.
+    pub stored: usize,
+    /// Events whose id was already stored.
+    pub duplicates: usize,
+}
+
+/// Run by the writer after the submission's events are committed (never
+/// before, never for events that were not stored). Must return quickly: it
+/// typically sends on a channel and wakes a thread.
+pub type Acknowledge = Box<dyn FnOnce(Committed) + Send>;
+
+/// A group of events from one source that is acknowledged as a whole.
+pub struct Submission {
+    /// Which source the events came from, for the counters.
+    pub source: Source,
+    /// The events, in the order received.
+    pub events: Vec<NewEvent>,
+    /// Acknowledges the events to their source once committed.
+    pub acknowledge: Acknowledge,
+}
+
+impl std::fmt::Debug for Submission {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Submission")
+            .field("source", &self.source)
+            .field("events", &self.events.len())
+            .finish()
+    }
+}
+
+/// The sending side of the writer's queue, shared by the sources. Keeps the
+/// queue-depth gauge in step with what is sent.
+#[derive(Clone)]
+pub struct WriterQueue {
+    /// The bounded channel to the writer: a full queue blocks the source,
+    /// which is the back-pressure that keeps memory bounded.
+    pub sender: crossbeam_channel::Sender<Submission>,
+    /// Where the queue depth gauge lives.
+    pub stats: Arc<Stats>,
+}
+
+impl WriterQueue {
+    /// Queues a submission, waiting while the queue is full. Fails only when
+    /// the writer has stopped, in which case nothing will be acknowledged.
+    pub fn submit(&self, submission: Submission) -> Result<(), Submission> {
+        let count = submission.events.len() as i64;
+        self.stats
+            .writer_queue
+            .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+        self.sender.send(submission).map_err(|error| {
+            self.stats
+                .writer_queue
+                .fetch_sub(count, std::sync::atomic::Ordering::Relaxed);
+            error.into_inner()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_tool_response_links_the_subagent() {
+        let line = r#"{"v":1,"id":"e1","ts":5,"machine":"m","session_id":"s","agent_id":null,"hook":"PostToolUse","tool":"Agent","tool_use_id":"toolu_1","cwd":"/p","payload":{"transcript_path":"/t","tool_response":{"agentId":"a1"}}}"#;
+        let event = NewEvent::from_envelope(
+            envelope::parse_line(line.as_bytes()).unwrap(),
+            Source::Socket,
+        );
+        assert_eq!(event.spawned_agent_id.as_deref(), Some("a1"));
+        assert_eq!(event.transcript_path.as_deref(), Some("/t"));
+        let odd = r#"{"v":1,"id":"e2","ts":5,"hook":"PostToolUse","tool":"Agent","payload":{"tool_response":"text","reason":7}}"#;
+        let event = NewEvent::from_envelope(
+            envelope::parse_line(odd.as_bytes()).unwrap(),
+            Source::Socket,
+        );
+        assert_eq!(event.spawned_agent_id, None);
+    }
+}

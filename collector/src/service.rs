@@ -1,0 +1,53 @@
+//! Signals and systemd: SIGTERM and SIGINT set the shutdown flag (a second
+//! SIGINT exits at once); `READY=1` once listening, `STOPPING=1` at shutdown,
+//! and `WATCHDOG=1` while the writer is alive.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+
+use crate::stats::Stats;
+
+/// Makes SIGTERM and SIGINT request a clean shutdown. A second SIGINT while
+/// shutting down exits immediately with status 130, for a person at a
+/// terminal who does not want to wait.
+pub fn install_signal_handlers(shutdown: &Arc<AtomicBool>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    signal_hook::flag::register_conditional_shutdown(SIGINT, 130, shutdown.clone())?;
+    signal_hook::flag::register(SIGTERM, shutdown.clone())?;
+    signal_hook::flag::register(SIGINT, shutdown.clone())?;
+    Ok(())
+}
+
+/// Tells systemd (`Type=notify`) the collector is ready; a no-op elsewhere.
+pub fn notify_ready() {
+    let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status("collecting")]);
+}
+
+/// Tells systemd the collector is stopping.
+pub fn notify_stopping() {
+    let _ = sd_notify::notify(&[NotifyState::Stopping, NotifyState::Status("draining")]);
+}
+
+/// Waits for the shutdown flag. Under a systemd watchdog, pings it at half
+/// the interval, but only while the writer's heartbeat is recent: a writer
+/// stuck for longer than the interval gets the service restarted.
+pub fn wait_for_shutdown(shutdown: &AtomicBool, stats: &Stats) {
+    let watchdog = sd_notify::watchdog_enabled();
+    let mut next_ping = Instant::now();
+    while !shutdown.load(Ordering::Relaxed) {
+        if let Some(interval) = watchdog {
+            if Instant::now() >= next_ping {
+                let age = hooktrail_shared::envelope::now_millis()
+                    - stats.writer_heartbeat_ms.load(Ordering::Relaxed);
+                if age >= 0 && (age as u128) < interval.as_millis() {
+                    let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+                }
+                next_ping = Instant::now() + interval / 2;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,351 @@
+//! The collector's effective settings: the shared configuration (file and
+//! environment, DESIGN §4) with the command-line flags of DESIGN §5 on top.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hooktrail_shared::config::{self, RedisConfig, Transport};
+use hooktrail_shared::paths;
+
+/// The usage text printed by `--help` and after a flag error.
+pub const USAGE: &str = "\
+usage: hooktrail-collector [--config FILE] [--db FILE] [--socket PATH] [--http ADDR]
+                           [--redis-url URL] [--transport stream|pubsub] [--key NAME]
+                           [--group NAME] [--spool-dir DIR] [--retention-days N]
+                           [--token TOKEN]
+
+Stores every hooktrail event from Redis, the local socket and the spool in
+SQLite, and serves the live UI.
+
+  --config FILE        config file (default $XDG_CONFIG_HOME/hooktrail/config.json)
+  --db FILE            database (default $XDG_DATA_HOME/hooktrail/events.db)
+  --socket PATH        Unix socket emitters deliver to (\"off\" disables it)
+  --http ADDR          UI and API address (default 127.0.0.1:7717; \"off\" disables it)
+  --redis-url URL      redis://[user:password@]host[:port][/db] or rediss:// (TLS);
+                       also $HOOKTRAIL_REDIS_URL, which keeps the password off the command line
+  --transport T        stream (durable, default) or pubsub (at most once)
+  --key NAME           stream key or channel (default hooktrail:events)
+  --group NAME         stream consumer group (default: this host's name)
+  --spool-dir DIR      spool directory to drain
+  --retention-days N   delete events older than N days (default: keep everything)
+  --token TOKEN        bearer token for the HTTP API; prefer $HOOKTRAIL_TOKEN
+  --help, --version
+";
+
+/// Default HTTP address: loopback only.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:7717";
+
+/// Everything the collector needs to run, resolved from defaults, the config
+/// file, the environment and the flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The SQLite database file.
+    pub database: PathBuf,
+    /// The Unix socket to listen on; `None` when disabled with `--socket off`.
+    pub socket: Option<PathBuf>,
+    /// The HTTP address; `None` when disabled with `--http off`.
+    pub http: Option<SocketAddr>,
+    /// Redis to read from; `None` in local mode.
+    pub redis: Option<RedisConfig>,
+    /// Consumer group name for the stream transport.
+    pub group: String,
+    /// Consumer name inside the group. Stable across restarts of this
+    /// collector so that it reads back its own pending entries.
+    pub consumer: String,
+    /// The spool directory that is drained at start and periodically.
+    pub spool_dir: PathBuf,
+    /// Events older than this are deleted; `None` keeps everything.
+    pub retention: Option<Duration>,
+    /// The bearer token of the HTTP API.
+    pub token: Option<String>,
+    /// Tuning knobs that tests and benchmarks change.
+    pub tuning: Tuning,
+}
+
+/// Limits and intervals with sensible defaults, separated so that tests can
+/// shorten them without new flags.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Most events committed in one transaction.
+    pub max_batch: usize,
+    /// Capacity, in submissions, of the channel feeding the writer.
+    pub queue_capacity: usize,
+    /// Most socket connections open at once.
+    pub max_connections: usize,
+    /// A socket connection with nothing in flight is closed after this long.
+    pub idle_timeout: Duration,
+    /// How often the spool directory is checked.
+    pub spool_interval: Duration,
+    /// Entries pending this long with another consumer are claimed back.
+    pub claim_idle: Duration,
+    /// How long shutdown waits for queued events to be committed and acked.
+    pub drain_deadline: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            max_batch: 2000,
+            queue_capacity: 256,
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(60),
+            spool_interval: Duration::from_secs(1),
+            claim_idle: Duration::from_secs(30),
+            drain_deadline: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Run with these settings; `warnings` are config problems to log.
+    Run {
+        settings: Box<Settings>,
+        warnings: Vec<String>,
+    },
+    /// Print this text to stdout and exit 0 (`--help`, `--version`).
+    Print(String),
+}
+
+fn host_name() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "hooktrail".to_owned())
+}
+
+/// Parses the arguments (without the program name) on top of the shared
+/// configuration. `env` is the environment lookup, so tests can supply one.
+pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, String> {
+    let mut flags: Vec<(String, String)> = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => {
+                (name.to_owned(), Some(value.to_owned()))
+            }
+            _ => (arg.clone(), None),
+        };
+        match name.as_str() {
+            "--help" | "-h" => return Ok(Invocation::Print(USAGE.to_owned())),
+            "--version" | "-V" => {
+                return Ok(Invocation::Print(format!(
+                    "hooktrail-collector {}\n",
+                    env!("CARGO_PKG_VERSION")
+                )))
+            }
+            "--config" | "--db" | "--socket" | "--http" | "--redis-url" | "--transport"
+            | "--key" | "--group" | "--spool-dir" | "--retention-days" | "--token" => {
+                let value = match inline {
+                    Some(value) => value,
+                    None => iter
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| format!("{name} needs a value"))?,
+                };
+                flags.push((name, value));
+            }
+            _ => return Err(format!("unknown argument {arg:?}")),
+        }
+    }
+    let flag = |name: &str| {
+        flags
+            .iter()
+            .rev()
+            .find(|(flag, _)| flag == name)
+            .map(|(_, value)| value.clone())
+    };
+
+    // `--config` acts exactly like $HOOKTRAIL_CONFIG.
+    let config_flag = flag("--config");
+    let lookup = |name: &str| -> Option<String> {
+        if name == "HOOKTRAIL_CONFIG" {
+            if let Some(path) = &config_flag {
+                return Some(path.clone());
+            }
+        }
+        env(name)
+    };
+    let loaded = config::load_with(&lookup);
+    let warnings = loaded.problems.clone();
+    let shared = loaded.config;
+
+    let mut redis = shared.redis.clone();
+    if let Some(url) = flag("--redis-url") {
+        let base = redis.clone().unwrap_or(RedisConfig {
+            url: String::new(),
+            transport: Transport::Stream,
+            key: config::DEFAULT_KEY.to_owned(),
+            maxlen: config::DEFAULT_MAXLEN,
+            ca_file: None,
+        });
+        redis = Some(RedisConfig { url, ..base });
+    }
+    if let Some(redis) = redis.as_mut() {
+        if let Some(text) = flag("--transport") {
+            redis.transport = Transport::parse(&text).ok_or_else(|| {
+                format!("--transport: unknown transport {text:?} (use stream or pubsub)")
+            })?;
+        }
+        if let Some(key) = flag("--key") {
+            redis.key = key;
+        }
+        if !(redis.url.starts_with("redis://")
+            || redis.url.starts_with("rediss://")
+            || redis.url.starts_with("unix://"))
+        {
+            return Err(format!(
+                "Redis URL {} must start with redis:// or rediss://",
+                config::redact_url(&redis.url)
+            ));
+        }
+    } else if flag("--transport").is_some() || flag("--key").is_some() {
+        return Err(
+            "--transport and --key need a Redis URL (--redis-url or $HOOKTRAIL_REDIS_URL)"
+                .to_owned(),
+        );
+    }
+
+    let database = flag("--db")
+        .map(|path| paths::expand(&path, &lookup))
+        .or_else(|| lookup("HOOKTRAIL_DB").map(|path| paths::expand(&path, &lookup)))
+        .unwrap_or_else(|| paths::default_database_file(&lookup));
+    let socket = match flag("--socket") {
+        Some(text) if text == "off" => None,
+        Some(text) => Some(paths::expand(&text, &lookup)),
+        None => Some(shared.socket.clone()),
+    };
+    let http_text = flag("--http")
+        .or_else(|| lookup("HOOKTRAIL_HTTP"))
+        .unwrap_or_else(|| DEFAULT_HTTP.to_owned());
+    let token = flag("--token")
+        .or_else(|| lookup("HOOKTRAIL_TOKEN"))
+        .filter(|token| !token.is_empty());
+    let http = if http_text == "off" {
+        None
+    } else {
+        let addresses: Vec<SocketAddr> = http_text
+            .to_socket_addrs()
+            .map_err(|error| format!("--http {http_text}: {error}"))?
+            .collect();
+        let address = *addresses
+            .first()
+            .ok_or_else(|| format!("--http {http_text}: no address"))?;
+        if addresses.iter().any(|address| !address.ip().is_loopback()) && token.is_none() {
+            return Err(format!(
+                "refusing to serve HTTP on the non-loopback address {http_text} without a token: set $HOOKTRAIL_TOKEN (or --token)"
+            ));
+        }
+        Some(address)
+    };
+    let spool_dir = flag("--spool-dir")
+        .map(|path| paths::expand(&path, &lookup))
+        .unwrap_or(shared.spool_dir);
+    let retention = match flag("--retention-days") {
+        Some(text) => {
+            let days: f64 = text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|days: &f64| *days > 0.0 && days.is_finite())
+                .ok_or_else(|| {
+                    format!("--retention-days: not a positive number of days: {text:?}")
+                })?;
+            Some(Duration::from_secs_f64(days * 86_400.0))
+        }
+        None => None,
+    };
+    let host = host_name();
+    Ok(Invocation::Run {
+        settings: Box::new(Settings {
+            database,
+            socket,
+            http,
+            redis,
+            group: flag("--group").unwrap_or_else(|| host.clone()),
+            consumer: host,
+            spool_dir,
+            retention,
+            token,
+            tuning: Tuning::default(),
+        }),
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse_with(args: &[&str], vars: &[(&str, &str)]) -> Result<Invocation, String> {
+        let temp = std::env::temp_dir().join("hooktrail-settings-test-none");
+        let mut map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        map.entry("HOME".into())
+            .or_insert(temp.display().to_string());
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        parse(&args, &move |name: &str| map.get(name).cloned())
+    }
+
+    fn settings(result: Result<Invocation, String>) -> Settings {
+        match result.unwrap() {
+            Invocation::Run { settings, .. } => *settings,
+            Invocation::Print(text) => panic!("printed {text}"),
+        }
+    }
+
+    #[test]
+    fn no_flags_is_local_mode_with_xdg_paths() {
+        let settings = settings(parse_with(
+            &[],
+            &[("XDG_DATA_HOME", "/d"), ("XDG_RUNTIME_DIR", "/r")],
+        ));
+        assert!(settings.redis.is_none());
+        assert_eq!(settings.database, PathBuf::from("/d/hooktrail/events.db"));
+        assert_eq!(
+            settings.socket,
+            Some(PathBuf::from("/r/hooktrail/collector.sock"))
+        );
+        assert_eq!(settings.http, Some(DEFAULT_HTTP.parse().unwrap()));
+    }
+
+    #[test]
+    fn flags_override_and_token_comes_from_env() {
+        let settings = settings(parse_with(
+            &[
+                "--redis-url",
+                "redis://h:1",
+                "--transport=pubsub",
+                "--key",
+                "k",
+                "--group",
+                "g",
+                "--http",
+                "0.0.0.0:9",
+            ],
+            &[("HOOKTRAIL_TOKEN", "t")],
+        ));
+        let redis = settings.redis.unwrap();
+        assert_eq!(redis.transport, Transport::PubSub);
+        assert_eq!(redis.key, "k");
+        assert_eq!(settings.group, "g");
+        assert_eq!(settings.token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn non_loopback_http_without_token_is_refused() {
+        let error = parse_with(&["--http", "0.0.0.0:7717"], &[]).unwrap_err();
+        assert!(error.contains("token"), "{error}");
+        assert!(parse_with(&["--bogus"], &[]).is_err());
+        assert!(matches!(
+            parse_with(&["--help"], &[]).unwrap(),
+            Invocation::Print(_)
+        ));
+    }
+}

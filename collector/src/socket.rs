@@ -1,0 +1,631 @@
+//! The Unix-socket source: a `mio` event loop on one thread serving any
+//! number of emitters (up to a connection limit).
+//!
+//! Protocol (`hooktrail_shared::protocol`): newline-delimited envelopes; for
+//! each line, in order, `ok` once its event is committed (or was already
+//! stored), or `error <reason>` when the line is rejected. Lines read in one
+//! burst from a connection go to the writer as one submission; replies wait
+//! in a per-connection queue until the writer reports the commit, so they
+//! always leave in line order.
+//!
+//! **Invariants:** the socket file is 0600 in a 0700 directory; a live
+//! collector on the same path is never displaced (we connect first), a stale
+//! file is replaced; a line over `MAX_LINE_BYTES` is rejected without being
+//! buffered whole.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use hooktrail_shared::protocol::{self, MAX_LINE_BYTES};
+use mio::net::{UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::ingest::{self, Committed, Submission, WriterQueue};
+use crate::log;
+use crate::settings::Tuning;
+use crate::stats::{Source, Stats};
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+
+/// Replies waiting in one connection's output before it is read from again:
+/// a client that writes without reading its replies is slowed, not buffered
+/// without bound.
+const MAX_BUFFERED_OUTPUT: usize = 1 << 20;
+
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A bound socket, ready for [`serve`]. Removes its file when dropped, if
+/// the file is still the one it bound.
+#[derive(Debug)]
+pub struct SocketListener {
+    /// The listening socket.
+    listener: UnixListener,
+    /// Its path, removed at shutdown.
+    path: PathBuf,
+    /// Device and inode of the file we bound, so we never remove a file a
+    /// newer collector put there.
+    identity: (u64, u64),
+}
+
+impl SocketListener {
+    /// The path it listens on.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SocketListener {
+    fn drop(&mut self) {
+        if let Ok(metadata) = fs::symlink_metadata(&self.path) {
+            if (metadata.dev(), metadata.ino()) == self.identity {
+                let _ = fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+/// Binds the socket at `path`: makes its directory 0700, replaces a stale
+/// socket file left by a crash, refuses to displace a live collector, and
+/// makes the socket 0600.
+pub fn bind(path: &Path) -> Result<SocketListener, String> {
+    let name = path.display();
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        hooktrail_shared::paths::ensure_private_dir(dir).map_err(|error| {
+            format!(
+                "cannot create the socket directory {}: {error}",
+                dir.display()
+            )
+        })?;
+    }
+    if let Ok(metadata) = fs::symlink_metadata(path) {
+        if !metadata.file_type().is_socket() {
+            return Err(format!(
+                "{name} exists and is not a socket; move it away or choose another --socket"
+            ));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "another collector is already listening on {name}; stop it first or choose another --socket"
+            ));
+        }
+        fs::remove_file(path)
+            .map_err(|error| format!("cannot replace the stale socket {name}: {error}"))?;
+        log::info(&format!("replaced the stale socket file {name}"));
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .map_err(|error| format!("cannot listen on {name}: {error}"))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .map_err(|error| format!("cannot make {name} private: {error}"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|error| format!("cannot listen on {name}: {error}"))?;
+    let metadata = fs::symlink_metadata(path).map_err(|error| format!("{name}: {error}"))?;
+    Ok(SocketListener {
+        listener: UnixListener::from_std(listener),
+        path: path.to_owned(),
+        identity: (metadata.dev(), metadata.ino()),
+    })
+}
+
+/// A reply owed to a client for one line, in line order.
+enum Reply {
+    /// `ok` once the connection's submission with this number is committed.
+    AfterCommit(u64),
+    /// An `error ...` line, ready now.
+    Rejected(String),
+}
+
+/// One emitter's connection.
+struct Connection {
+    /// The socket.
+    stream: UnixStream,
+    /// Bytes read and not yet split into lines.
+    input: Vec<u8>,
+    /// Where the search for the next newline resumes in `input`.
+    scanned: usize,
+    /// Inside a line that was too long: bytes are dropped up to its newline.
+    discarding: bool,
+    /// Reply bytes not yet written.
+    output: Vec<u8>,
+    /// Replies owed, in line order.
+    replies: VecDeque<Reply>,
+    /// Number of the last submission sent to the writer.
+    submitted: u64,
+    /// Number of the last submission the writer committed; submissions of
+    /// one connection commit in order, as the writer's queue is FIFO.
+    committed: u64,
+    /// The socket may have more to read (edge-triggered readiness).
+    readable: bool,
+    /// The client closed its side; the connection ends once replies are out.
+    read_closed: bool,
+    /// Last read or write, for the idle timeout.
+    last_activity: Instant,
+}
+
+impl Connection {
+    fn has_pending(&self) -> bool {
+        !self.replies.is_empty() || !self.output.is_empty()
+    }
+}
+
+/// The event loop's state.
+struct Server {
+    /// The listening socket.
+    listener: SocketListener,
+    /// Readiness of every socket.
+    poll: Poll,
+    /// Lets the writer wake the loop when a commit is done.
+    waker: Arc<Waker>,
+    /// Open connections by token.
+    connections: HashMap<usize, Connection>,
+    /// Next token to hand out (never reused, so a late commit report cannot
+    /// reach the wrong connection).
+    next_token: usize,
+    /// Where parsed lines go.
+    queue: WriterQueue,
+    /// Commit reports from the writer: (connection token, submission number).
+    done_sender: Sender<(usize, u64, Committed)>,
+    /// Where commit reports arrive.
+    done_receiver: Receiver<(usize, u64, Committed)>,
+    /// Counters.
+    stats: Arc<Stats>,
+    /// Limits.
+    tuning: Tuning,
+    /// When the last rejected line was logged, so a misbehaving client
+    /// cannot flood the log.
+    last_reject_log: Option<Instant>,
+    /// Rejections not logged since the last log line.
+    unlogged_rejects: u64,
+}
+
+/// Serves the socket until `shutdown` is set; then stops reading, waits (up
+/// to the drain deadline) for the replies of lines already read, and returns.
+pub fn serve(
+    listener: SocketListener,
+    queue: WriterQueue,
+    stats: Arc<Stats>,
+    tuning: Tuning,
+    shutdown: Arc<AtomicBool>,
+) {
+    let result = (|| -> io::Result<()> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (done_sender, done_receiver) = crossbeam_channel::unbounded();
+        let mut server = Server {
+            listener,
+            poll,
+            waker,
+            connections: HashMap::new(),
+            next_token: 2,
+            queue,
+            done_sender,
+            done_receiver,
+            stats,
+            tuning,
+            last_reject_log: None,
+            unlogged_rejects: 0,
+        };
+        server.poll.registry().register(
+            &mut server.listener.listener,
+            LISTENER,
+            Interest::READABLE,
+        )?;
+        server.run(&shutdown)
+    })();
+    if let Err(error) = result {
+        log::error(&format!("socket: event loop failed: {error}"));
+    }
+}
+
+impl Server {
+    fn run(&mut self, shutdown: &AtomicBool) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut last_sweep = Instant::now();
+        let mut draining_since: Option<Instant> = None;
+        loop {
+            if draining_since.is_none() && shutdown.load(Ordering::Relaxed) {
+                // Stop intake: no new connections, no new lines.
+                let _ = self.poll.registry().deregister(&mut self.listener.listener);
+                draining_since = Some(Instant::now());
+            }
+            if let Some(since) = draining_since {
+                let pending = self
+                    .connections
+                    .values()
+                    .any(|connection| !connection.replies.is_empty());
+                if !pending || since.elapsed() > self.tuning.drain_deadline {
+                    self.flush_all();
+                    return Ok(());
+                }
+            }
+            match self
+                .poll
+                .poll(&mut events, Some(Duration::from_millis(200)))
+            {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => {
+                        if draining_since.is_none() {
+                            self.accept();
+                        }
+                    }
+                    WAKER => {}
+                    Token(token) => {
+                        if let Some(connection) = self.connections.get_mut(&token) {
+                            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                                connection.readable = true;
+                            }
+                        }
+                        if event.is_writable() {
+                            self.write(token);
+                        }
+                    }
+                }
+            }
+            self.apply_commits();
+            if draining_since.is_none() {
+                let ready: Vec<usize> = self
+                    .connections
+                    .iter()
+                    .filter(|(_, connection)| {
+                        connection.readable && connection.output.len() < MAX_BUFFERED_OUTPUT
+                    })
+                    .map(|(token, _)| *token)
+                    .collect();
+                for token in ready {
+                    self.read(token);
+                }
+            }
+            if last_sweep.elapsed() > Duration::from_millis(250) {
+                last_sweep = Instant::now();
+                self.sweep();
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.listener.accept() {
+                Ok((mut stream, _)) => {
+                    if self.connections.len() >= self.tuning.max_connections {
+                        let _ = stream.write_all(
+                            protocol::error_reply("too many connections; try again later")
+                                .as_bytes(),
+                        );
+                        log::warn("socket: connection limit reached; refusing a connection");
+                        continue;
+                    }
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    if let Err(error) = self.poll.registry().register(
+                        &mut stream,
+                        Token(token),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        log::warn(&format!("socket: cannot register a connection: {error}"));
+                        continue;
+                    }
+                    self.connections.insert(
+                        token,
+                        Connection {
+                            stream,
+                            input: Vec::new(),
+                            scanned: 0,
+                            discarding: false,
+                            output: Vec::new(),
+                            replies: VecDeque::new(),
+                            submitted: 0,
+                            committed: 0,
+                            readable: true,
+                            read_closed: false,
+                            last_activity: Instant::now(),
+                        },
+                    );
+                    self.stats
+                        .socket_connections
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    log::warn(&format!("socket: accept failed: {error}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads what is available, splits it into lines and submits the valid
+    /// ones as one submission.
+    fn read(&mut self, token: usize) {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        let mut closed = false;
+        let mut buffer = [0u8; READ_CHUNK];
+        // Read a bounded amount per turn so one busy client cannot starve
+        // the others.
+        for _ in 0..16 {
+            match connection.stream.read(&mut buffer) {
+                Ok(0) => {
+                    closed = true;
+                    connection.readable = false;
+                    break;
+                }
+                Ok(count) => {
+                    connection.last_activity = Instant::now();
+                    if connection.discarding {
+                        match buffer[..count].iter().position(|&byte| byte == b'\n') {
+                            Some(newline) => {
+                                connection.discarding = false;
+                                connection
+                                    .input
+                                    .extend_from_slice(&buffer[newline + 1..count]);
+                            }
+                            None => continue,
+                        }
+                    } else {
+                        connection.input.extend_from_slice(&buffer[..count]);
+                    }
+                    if connection.input.len() > MAX_LINE_BYTES {
+                        break;
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    connection.readable = false;
+                    break;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    closed = true;
+                    connection.readable = false;
+                    break;
+                }
+            }
+        }
+
+        let mut events = Vec::new();
+        let number = connection.submitted + 1;
+        let mut start = 0;
+        let mut rejected = Vec::new();
+        while let Some(offset) = connection.input[connection.scanned..]
+            .iter()
+            .position(|&byte| byte == b'\n')
+        {
+            let end = connection.scanned + offset;
+            let line = &connection.input[start..end];
+            connection.scanned = end + 1;
+            start = end + 1;
+            if line.len() > MAX_LINE_BYTES {
+                self.stats
+                    .source(Source::Socket)
+                    .received
+                    .fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .source(Source::Socket)
+                    .rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                let reason = format!("line longer than {MAX_LINE_BYTES} bytes");
+                connection
+                    .replies
+                    .push_back(Reply::Rejected(protocol::error_reply(&reason)));
+                rejected.push(reason);
+                continue;
+            }
+            match ingest::parse_counted(line, Source::Socket, &self.stats) {
+                Ok(event) => {
+                    events.push(event);
+                    connection.replies.push_back(Reply::AfterCommit(number));
+                }
+                Err(reason) => {
+                    connection
+                        .replies
+                        .push_back(Reply::Rejected(protocol::error_reply(&reason.0)));
+                    rejected.push(reason.0);
+                }
+            }
+        }
+        connection.input.drain(..start);
+        connection.scanned -= start;
+        if connection.input.len() > MAX_LINE_BYTES {
+            // A line that is already too long: reject it now and drop the
+            // rest of it as it arrives.
+            self.stats
+                .source(Source::Socket)
+                .received
+                .fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .source(Source::Socket)
+                .rejected
+                .fetch_add(1, Ordering::Relaxed);
+            let reason = format!("line longer than {MAX_LINE_BYTES} bytes");
+            connection
+                .replies
+                .push_back(Reply::Rejected(protocol::error_reply(&reason)));
+            rejected.push(reason);
+            connection.input = Vec::new();
+            connection.scanned = 0;
+            connection.discarding = true;
+        }
+        if closed {
+            connection.read_closed = true;
+            if !connection.input.is_empty() && !connection.discarding {
+                // A last line without its newline is still a line.
+                let line = std::mem::take(&mut connection.input);
+                connection.scanned = 0;
+                match ingest::parse_counted(&line, Source::Socket, &self.stats) {
+                    Ok(event) => {
+                        events.push(event);
+                        connection.replies.push_back(Reply::AfterCommit(number));
+                    }
+                    Err(reason) => {
+                        connection
+                            .replies
+                            .push_back(Reply::Rejected(protocol::error_reply(&reason.0)));
+                        rejected.push(reason.0);
+                    }
+                }
+            }
+        }
+        if !events.is_empty() {
+            connection.submitted = number;
+            let done = self.done_sender.clone();
+            let waker = self.waker.clone();
+            let submission = Submission {
+                source: Source::Socket,
+                events,
+                acknowledge: Box::new(move |committed| {
+                    let _ = done.send((token, number, committed));
+                    let _ = waker.wake();
+                }),
+            };
+            if self.queue.submit(submission).is_err() {
+                log::error("socket: the writer has stopped; closing the connection");
+                self.close(token);
+                return;
+            }
+        }
+        for reason in rejected {
+            self.log_reject(&reason);
+        }
+        self.flush_ready(token);
+    }
+
+    fn log_reject(&mut self, reason: &str) {
+        let now = Instant::now();
+        if self
+            .last_reject_log
+            .is_none_or(|last| now.duration_since(last) > Duration::from_secs(10))
+        {
+            let also = if self.unlogged_rejects > 0 {
+                format!(
+                    " ({} more rejected since the last such line)",
+                    self.unlogged_rejects
+                )
+            } else {
+                String::new()
+            };
+            log::warn(&format!("socket: rejected a line: {reason}{also}"));
+            self.last_reject_log = Some(now);
+            self.unlogged_rejects = 0;
+        } else {
+            self.unlogged_rejects += 1;
+        }
+    }
+
+    /// Applies the writer's commit reports and sends the replies now due.
+    fn apply_commits(&mut self) {
+        let mut touched = Vec::new();
+        while let Ok((token, number, _)) = self.done_receiver.try_recv() {
+            if let Some(connection) = self.connections.get_mut(&token) {
+                connection.committed = connection.committed.max(number);
+                touched.push(token);
+            }
+        }
+        touched.dedup();
+        for token in touched {
+            self.flush_ready(token);
+        }
+    }
+
+    /// Moves the replies that are due into the output and writes it.
+    fn flush_ready(&mut self, token: usize) {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        let mut acknowledged = 0;
+        while let Some(reply) = connection.replies.front() {
+            match reply {
+                Reply::AfterCommit(number) if *number <= connection.committed => {
+                    connection.output.extend_from_slice(b"ok\n");
+                    acknowledged += 1;
+                }
+                Reply::AfterCommit(_) => break,
+                Reply::Rejected(text) => connection.output.extend_from_slice(text.as_bytes()),
+            }
+            connection.replies.pop_front();
+        }
+        self.stats
+            .source(Source::Socket)
+            .acknowledged
+            .fetch_add(acknowledged, Ordering::Relaxed);
+        self.write(token);
+    }
+
+    fn write(&mut self, token: usize) {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        let mut written = 0;
+        let mut failed = false;
+        while written < connection.output.len() {
+            match connection.stream.write(&connection.output[written..]) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(count) => written += count,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        connection.output.drain(..written);
+        if written > 0 {
+            connection.last_activity = Instant::now();
+        }
+        if failed || (connection.read_closed && !connection.has_pending()) {
+            self.close(token);
+        }
+    }
+
+    fn close(&mut self, token: usize) {
+        if let Some(mut connection) = self.connections.remove(&token) {
+            let _ = self.poll.registry().deregister(&mut connection.stream);
+            self.stats
+                .socket_connections
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Closes idle connections and finished half-closed ones.
+    fn sweep(&mut self) {
+        let idle = self.tuning.idle_timeout;
+        let expired: Vec<usize> = self
+            .connections
+            .iter()
+            .filter(|(_, connection)| {
+                (!connection.has_pending() && connection.last_activity.elapsed() > idle)
+                    || (connection.read_closed && !connection.has_pending())
+            })
+            .map(|(token, _)| *token)
+            .collect();
+        for token in expired {
+            self.close(token);
+        }
+    }
+
+    fn flush_all(&mut self) {
+        self.apply_commits();
+        let tokens: Vec<usize> = self.connections.keys().copied().collect();
+        for token in tokens {
+            self.flush_ready(token);
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The spool source: drains the spool directory at start and then
+//! periodically.
+//!
+//! Each claimed file (`hooktrail_shared::spool::claim`) is read whole; its
+//! valid lines go to the writer as submissions, its rejected lines are
+//! recorded in `rejected.jsonl`, counted and logged. The file is deleted only
+//! after every submission from it is committed. If the collector stops first,
+//! the claim's lock dies with it and the next drainer claims the file again;
+//! redelivered events are stored once by id.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hooktrail_shared::spool;
+
+use crate::ingest::{self, Submission, WriterQueue};
+use crate::log;
+use crate::stats::{Source, Stats};
+
+/// Files claimed per pass.
+const FILES_PER_PASS: usize = 16;
+
+/// Events per submission, so a huge spool file is committed in steps.
+const EVENTS_PER_SUBMISSION: usize = 2000;
+
+/// The drainer's state.
+pub struct SpoolDrainer {
+    /// The spool directory.
+    pub dir: PathBuf,
+    /// Where events go.
+    pub queue: WriterQueue,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// Time between passes.
+    pub interval: Duration,
+    /// Stops the drainer between files.
+    pub shutdown: Arc<AtomicBool>,
+    /// How long a pass waits for its commits once shutdown started.
+    pub drain_deadline: Duration,
+}
+
+impl SpoolDrainer {
+    /// Drains until shutdown.
+    pub fn run(self) {
+        let tag = format!("collector{}", std::process::id());
+        let mut passes: u64 = 0;
+        let mut last_error: Option<String> = None;
+        while !self.shutdown.load(Ordering::Relaxed) {
+            passes += 1;
+            match self.pass(&format!("{tag}-{passes}")) {
+                Ok(()) => {
+                    if last_error.take().is_some() {
+                        log::info(&format!("spool: draining {} again", self.dir.display()));
+                    }
+                }
+                Err(error) => {
+                    if last_error.as_deref() != Some(error.as_str()) {
+                        log::warn(&format!(
+                            "spool: cannot drain {}: {error}",
+                            self.dir.display()
+                        ));
+                        last_error = Some(error);
+                    }
+                }
+            }
+            let until = Instant::now() + self.interval;
+            while Instant::now() < until && !self.shutdown.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50).min(self.interval));
+            }
+        }
+    }
+
+    /// Claims and drains every file present now.
+    fn pass(&self, tag: &str) -> Result<(), String> {
+        loop {
+            let claimed =
+                spool::claim(&self.dir, tag, FILES_PER_PASS).map_err(|error| error.to_string())?;
+            if claimed.is_empty() {
+                return Ok(());
+            }
+            let full = claimed.len() >= FILES_PER_PASS;
+            for file in claimed {
+                if self.shutdown.load(Ordering::Relaxed) {
+                    // Dropping the claim releases its lock; the file is
+                    // drained at the next start.
+                    return Ok(());
+                }
+                self.drain_file(file)?;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    fn drain_file(&self, mut file: spool::ClaimedFile) -> Result<(), String> {
+        let name = file.path.display().to_string();
+        let lines = file
+            .read_lines()
+            .map_err(|error| format!("cannot read {name}: {error}"))?;
+        let mut events = Vec::with_capacity(lines.len().min(EVENTS_PER_SUBMISSION));
+        let mut rejected = 0usize;
+        for line in &lines {
+            match ingest::parse_counted(line, Source::Spool, &self.stats) {
+                Ok(event) => events.push(event),
+                Err(reason) => {
+                    rejected += 1;
+                    if let Err(error) = spool::record_rejected(&self.dir, line, &reason.0) {
+                        log::warn(&format!("spool: cannot record a rejected line: {error}"));
+                    }
+                    if rejected <= 3 {
+                        log::warn(&format!(
+                            "spool: rejected a line of {name}: {reason} (kept in {})",
+                            spool::REJECTED_FILE
+                        ));
+                    }
+                }
+            }
+        }
+        if rejected > 3 {
+            log::warn(&format!(
+                "spool: {rejected} lines of {name} rejected in all (kept in {})",
+                spool::REJECTED_FILE
+            ));
+        }
+        let (done_sender, done_receiver) = crossbeam_channel::unbounded();
+        let mut outstanding = 0;
+        let mut total = 0u64;
+        let mut chunks = Vec::new();
+        while !events.is_empty() {
+            let rest = events.split_off(events.len().min(EVENTS_PER_SUBMISSION));
+            chunks.push(std::mem::replace(&mut events, rest));
+        }
+        for chunk in chunks {
+            total += chunk.len() as u64;
+            let done = done_sender.clone();
+            let submission = Submission {
+                source: Source::Spool,
+                events: chunk,
+                acknowledge: Box::new(move |committed| {
+                    let _ = done.send(committed);
+                }),
+            };
+            if self.queue.submit(submission).is_err() {
+                return Err("the writer has stopped".to_owned());
+            }
+            outstanding += 1;
+        }
+        drop(done_sender);
+        let mut deadline: Option<Instant> = None;
+        while outstanding > 0 {
+            match done_receiver.recv_timeout(Duration::from_millis(200)) {
+                Ok(_) => outstanding -= 1,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if self.shutdown.load(Ordering::Relaxed) {
+                        let since = *deadline.get_or_insert_with(Instant::now);
+                        if since.elapsed() > self.drain_deadline {
+                            return Ok(());
+                        }
+                    }
+                }
+                // The writer dropped the acknowledgement without committing.
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+        file.finish()
+            .map_err(|error| format!("cannot delete the drained {name}: {error}"))?;
+        self.stats
+            .source(Source::Spool)
+            .acknowledged
+            .fetch_add(total, Ordering::Relaxed);
+        Ok(())
+    }
+}

@@ -1,0 +1,526 @@
+//! The one SQLite writer.
+//!
+//! **Invariant:** this thread owns the only read-write connection; nothing
+//! else in the collector writes to the database. Sources queue
+//! [`Submission`]s on a bounded channel. The writer takes everything queued
+//! (up to [`Tuning::max_batch`](crate::settings::Tuning) events), stores it
+//! in one `BEGIN IMMEDIATE` transaction with `INSERT OR IGNORE` by event id,
+//! updates `sessions` and `agents` in the same transaction, commits, and only
+//! then runs each submission's acknowledgement, publishes the new rows to the
+//! hub and updates the counters. A batch that fails (a locked database, a
+//! full disk, a read-only file) is rolled back, logged once, counted in
+//! `write_errors` and retried as it is; nothing in it is acknowledged until
+//! it is stored.
+//!
+//! Durability: WAL with `synchronous=NORMAL`. A commit is in the WAL file
+//! (written with `write(2)`) before it returns, so an acknowledged event
+//! survives the collector's `kill -9`; the WAL is fsynced at checkpoints, so a
+//! power cut can lose the last transactions acknowledged since the previous
+//! checkpoint (never corrupt the database).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
+
+use crate::hub::Hub;
+use crate::ingest::{Committed, NewEvent, Submission};
+use crate::log;
+use crate::schema;
+use crate::stats::Stats;
+
+/// How long SQLite itself waits for a lock before the writer sees `SQLITE_BUSY`
+/// and retries the batch (counting a write error).
+const BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Most events one retention step deletes, so it never holds the write lock
+/// for long.
+const RETENTION_CHUNK: i64 = 500;
+
+/// Opens (creating if needed) the database read-write, sets the pragmas the
+/// writer relies on and applies the migrations.
+pub fn open(path: &Path) -> Result<Connection, String> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        if !dir.exists() {
+            hooktrail_shared::paths::ensure_private_dir(dir).map_err(|error| {
+                format!(
+                    "cannot create the database directory {}: {error}",
+                    dir.display()
+                )
+            })?;
+        }
+    }
+    let name = path.display();
+    let mut connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|error| format!("cannot open the database {name}: {error}"))?;
+    connection
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(|error| format!("database {name}: {error}"))?;
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+        .map_err(|error| format!("cannot switch {name} to WAL mode: {error}"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!(
+            "database {name} refused WAL mode (journal_mode is {mode})"
+        ));
+    }
+    connection
+        .execute_batch(
+            "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
+        )
+        .map_err(|error| format!("database {name}: {error}"))?;
+    schema::migrate(&mut connection)
+        .map_err(|error| format!("cannot migrate the database {name}: {error}"))?;
+    Ok(connection)
+}
+
+/// Whether the writer deletes old events.
+#[derive(Debug, Clone, Copy)]
+pub enum Retention {
+    /// Keep everything.
+    KeepAll,
+    /// Delete events whose `ts` is older than this.
+    DeleteOlderThan(Duration),
+}
+
+/// The writer thread's state.
+pub struct Writer {
+    /// The only read-write connection of the collector.
+    connection: Connection,
+    /// Submissions from every source.
+    queue: Receiver<Submission>,
+    /// Counters and gauges shared with the HTTP side.
+    stats: Arc<Stats>,
+    /// Receives each commit's new rows for the live UI.
+    hub: Arc<Hub>,
+    /// Most events per transaction.
+    max_batch: usize,
+    /// Old-event deletion policy.
+    retention: Retention,
+    /// When the next retention step is due.
+    retention_due: Instant,
+    /// Set at shutdown; from then on a batch that keeps failing is given up
+    /// after `drain_deadline` (unacknowledged, so its sources redeliver it).
+    shutdown: Arc<AtomicBool>,
+    /// How long shutdown waits for a failing batch.
+    drain_deadline: Duration,
+    /// The error being retried, so it is logged once, not once per attempt.
+    failing: Option<String>,
+}
+
+/// What happened to one batch at the end of [`Writer::store`].
+enum BatchOutcome {
+    /// Committed; the batch was acknowledged.
+    Committed,
+    /// Given up at shutdown: nothing acknowledged.
+    Abandoned,
+}
+
+impl Writer {
+    /// Builds the writer around an opened connection (see [`open`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        connection: Connection,
+        queue: Receiver<Submission>,
+        stats: Arc<Stats>,
+        hub: Arc<Hub>,
+        max_batch: usize,
+        retention: Retention,
+        shutdown: Arc<AtomicBool>,
+        drain_deadline: Duration,
+    ) -> Writer {
+        Writer {
+            connection,
+            queue,
+            stats,
+            hub,
+            max_batch: max_batch.max(1),
+            retention,
+            retention_due: Instant::now(),
+            shutdown,
+            drain_deadline,
+            failing: None,
+        }
+    }
+
+    /// Runs until every sender is gone and the queue is empty.
+    pub fn run(mut self) {
+        loop {
+            self.heartbeat();
+            let first = match self.queue.recv_timeout(Duration::from_millis(500)) {
+                Ok(submission) => submission,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.retention_step();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            let mut events = batch[0].events.len();
+            while events < self.max_batch {
+                match self.queue.try_recv() {
+                    Ok(submission) => {
+                        events += submission.events.len();
+                        batch.push(submission);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let BatchOutcome::Abandoned = self.store(batch) {
+                log::warn("writer: shutting down with a batch it could not store; it stays unacknowledged at its sources");
+            }
+        }
+        self.heartbeat();
+        if let Err(error) = self
+            .connection
+            .execute_batch("PRAGMA wal_checkpoint(PASSIVE)")
+        {
+            log::warn(&format!("writer: final checkpoint failed: {error}"));
+        }
+    }
+
+    fn heartbeat(&self) {
+        self.stats
+            .writer_heartbeat_ms
+            .store(hooktrail_shared::envelope::now_millis(), Ordering::Relaxed);
+    }
+
+    /// Commits a batch, retrying until it is stored (or abandoned at
+    /// shutdown), then acknowledges and publishes it.
+    fn store(&mut self, batch: Vec<Submission>) -> BatchOutcome {
+        let mut pause = Duration::from_millis(20);
+        let mut shutdown_seen: Option<Instant> = None;
+        let mut batch = batch;
+        let seqs = loop {
+            let started = Instant::now();
+            match self.commit(&batch) {
+                Ok(seqs) => {
+                    self.stats.record_commit(started.elapsed());
+                    if let Some(error) = self.failing.take() {
+                        log::info(&format!("writer: writing again after: {error}"));
+                    }
+                    break seqs;
+                }
+                Err(error) => {
+                    self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    let text = error.to_string();
+                    if self.failing.as_deref() != Some(text.as_str()) {
+                        log::warn(&format!(
+                            "writer: cannot commit {} events ({text}); retrying, nothing is acknowledged until stored",
+                            batch.iter().map(|submission| submission.events.len()).sum::<usize>()
+                        ));
+                        self.failing = Some(text);
+                    }
+                    if self.shutdown.load(Ordering::Relaxed) {
+                        let since = *shutdown_seen.get_or_insert_with(Instant::now);
+                        if since.elapsed() > self.drain_deadline {
+                            let dropped: usize =
+                                batch.iter().map(|submission| submission.events.len()).sum();
+                            self.stats
+                                .writer_queue
+                                .fetch_sub(dropped as i64, Ordering::Relaxed);
+                            return BatchOutcome::Abandoned;
+                        }
+                    }
+                    self.heartbeat();
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+        };
+        let now = hooktrail_shared::envelope::now_millis();
+        self.stats.last_commit_ms.store(now, Ordering::Relaxed);
+        let mut published = Vec::new();
+        let mut seq_iter = seqs.into_iter();
+        let mut per_hook: HashMap<String, u64> = HashMap::new();
+        for submission in batch.drain(..) {
+            let mut committed = Committed::default();
+            let count = submission.events.len();
+            for event in submission.events {
+                let seq = seq_iter.next().unwrap_or(0);
+                if seq > 0 {
+                    committed.stored += 1;
+                    let mut row = event.row;
+                    row.seq = seq;
+                    *per_hook.entry(row.hook.clone()).or_default() += 1;
+                    published.push(Arc::new(row));
+                } else {
+                    committed.duplicates += 1;
+                }
+            }
+            let counters = self.stats.source(submission.source);
+            counters
+                .stored
+                .fetch_add(committed.stored as u64, Ordering::Relaxed);
+            counters
+                .duplicates
+                .fetch_add(committed.duplicates as u64, Ordering::Relaxed);
+            self.stats
+                .writer_queue
+                .fetch_sub(count as i64, Ordering::Relaxed);
+            (submission.acknowledge)(committed);
+        }
+        if let Some(last) = published.last() {
+            self.stats.last_seq.fetch_max(last.seq, Ordering::Relaxed);
+        }
+        if !published.is_empty() {
+            self.hub.publish(&published);
+        }
+        if let Ok(mut map) = self.stats.stored_per_hook.lock() {
+            for (hook, count) in per_hook {
+                *map.entry(hook).or_default() += count;
+            }
+        }
+        BatchOutcome::Committed
+    }
+
+    /// One transaction: inserts every event, updates the side tables, and
+    /// returns each event's new `seq` (0 for a duplicate), in batch order.
+    fn commit(&mut self, batch: &[Submission]) -> rusqlite::Result<Vec<i64>> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut seqs =
+            Vec::with_capacity(batch.iter().map(|submission| submission.events.len()).sum());
+        let mut sessions: HashMap<&str, SessionDelta> = HashMap::new();
+        let mut agents: HashMap<&str, AgentDelta> = HashMap::new();
+        {
+            let mut insert = transaction.prepare_cached(
+                "INSERT OR IGNORE INTO events
+                 (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            for event in batch.iter().flat_map(|submission| &submission.events) {
+                let row = &event.row;
+                let changed = insert.execute(params![
+                    row.id,
+                    row.ts,
+                    row.received_at,
+                    row.machine,
+                    row.session_id,
+                    row.agent_id,
+                    row.hook,
+                    row.tool,
+                    row.tool_use_id,
+                    row.cwd,
+                    row.source,
+                    row.payload,
+                ])?;
+                if changed == 0 {
+                    seqs.push(0);
+                    continue;
+                }
+                let seq = transaction.last_insert_rowid();
+                seqs.push(seq);
+                note_side_tables(event, seq, &mut sessions, &mut agents);
+            }
+        }
+        if !sessions.is_empty() {
+            let mut upsert = transaction.prepare_cached(
+                "INSERT INTO sessions
+                 (session_id, machine, cwd, first_ts, last_ts, ended_ts, end_reason, event_count, transcript_path, last_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT(session_id) DO UPDATE SET
+                   cwd = COALESCE(sessions.cwd, excluded.cwd),
+                   first_ts = MIN(sessions.first_ts, excluded.first_ts),
+                   last_ts = MAX(sessions.last_ts, excluded.last_ts),
+                   ended_ts = COALESCE(excluded.ended_ts, sessions.ended_ts),
+                   end_reason = COALESCE(excluded.end_reason, sessions.end_reason),
+                   event_count = sessions.event_count + excluded.event_count,
+                   transcript_path = COALESCE(sessions.transcript_path, excluded.transcript_path),
+                   last_seq = MAX(COALESCE(sessions.last_seq, 0), excluded.last_seq)",
+            )?;
+            for (session_id, delta) in &sessions {
+                upsert.execute(params![
+                    session_id,
+                    delta.machine,
+                    delta.cwd,
+                    delta.first_ts,
+                    delta.last_ts,
+                    delta.ended_ts,
+                    delta.end_reason,
+                    delta.event_count,
+                    delta.transcript_path,
+                    delta.last_seq,
+                ])?;
+            }
+        }
+        if !agents.is_empty() {
+            let mut upsert = transaction.prepare_cached(
+                "INSERT INTO agents
+                 (agent_id, session_id, agent_type, parent_tool_use_id, started_ts, stopped_ts, event_count, transcript_path)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(agent_id) DO UPDATE SET
+                   session_id = CASE WHEN agents.session_id = '' THEN excluded.session_id ELSE agents.session_id END,
+                   agent_type = COALESCE(agents.agent_type, excluded.agent_type),
+                   parent_tool_use_id = COALESCE(agents.parent_tool_use_id, excluded.parent_tool_use_id),
+                   started_ts = COALESCE(MIN(agents.started_ts, excluded.started_ts), agents.started_ts, excluded.started_ts),
+                   stopped_ts = COALESCE(MAX(agents.stopped_ts, excluded.stopped_ts), agents.stopped_ts, excluded.stopped_ts),
+                   event_count = agents.event_count + excluded.event_count,
+                   transcript_path = COALESCE(excluded.transcript_path, agents.transcript_path)",
+            )?;
+            for (agent_id, delta) in &agents {
+                upsert.execute(params![
+                    agent_id,
+                    delta.session_id.unwrap_or(""),
+                    delta.agent_type,
+                    delta.parent_tool_use_id,
+                    delta.started_ts,
+                    delta.stopped_ts,
+                    delta.event_count,
+                    delta.transcript_path,
+                ])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(seqs)
+    }
+
+    /// Deletes one small chunk of expired events when due (only when the
+    /// queue is idle), then the sessions and agents left without events.
+    fn retention_step(&mut self) {
+        let Retention::DeleteOlderThan(age) = self.retention else {
+            return;
+        };
+        if Instant::now() < self.retention_due {
+            return;
+        }
+        let cutoff = hooktrail_shared::envelope::now_millis() - age.as_millis() as i64;
+        let result = (|| -> rusqlite::Result<usize> {
+            let transaction = self
+                .connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let deleted = transaction.execute(
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ?1 ORDER BY ts LIMIT ?2)",
+                params![cutoff, RETENTION_CHUNK],
+            )?;
+            if (deleted as i64) < RETENTION_CHUNK {
+                transaction.execute(
+                    "DELETE FROM sessions WHERE last_ts < ?1
+                     AND NOT EXISTS (SELECT 1 FROM events WHERE events.session_id = sessions.session_id)",
+                    params![cutoff],
+                )?;
+                transaction.execute(
+                    "DELETE FROM agents WHERE NOT EXISTS
+                     (SELECT 1 FROM sessions WHERE sessions.session_id = agents.session_id)",
+                    [],
+                )?;
+            }
+            transaction.commit()?;
+            Ok(deleted)
+        })();
+        match result {
+            Ok(deleted) => {
+                self.stats
+                    .retention_deleted
+                    .fetch_add(deleted as u64, Ordering::Relaxed);
+                self.retention_due = if (deleted as i64) < RETENTION_CHUNK {
+                    Instant::now() + Duration::from_secs(60)
+                } else {
+                    Instant::now()
+                };
+            }
+            Err(error) => {
+                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                log::warn(&format!(
+                    "writer: retention step failed ({error}); trying again in a minute"
+                ));
+                self.retention_due = Instant::now() + Duration::from_secs(60);
+            }
+        }
+    }
+}
+
+/// One session's changes within a batch.
+struct SessionDelta<'a> {
+    machine: &'a str,
+    cwd: Option<&'a str>,
+    first_ts: i64,
+    last_ts: i64,
+    ended_ts: Option<i64>,
+    end_reason: Option<&'a str>,
+    event_count: i64,
+    transcript_path: Option<&'a str>,
+    last_seq: i64,
+}
+
+/// One agent's changes within a batch.
+#[derive(Default)]
+struct AgentDelta<'a> {
+    session_id: Option<&'a str>,
+    agent_type: Option<&'a str>,
+    parent_tool_use_id: Option<&'a str>,
+    started_ts: Option<i64>,
+    stopped_ts: Option<i64>,
+    event_count: i64,
+    transcript_path: Option<&'a str>,
+}
+
+fn note_side_tables<'a>(
+    event: &'a NewEvent,
+    seq: i64,
+    sessions: &mut HashMap<&'a str, SessionDelta<'a>>,
+    agents: &mut HashMap<&'a str, AgentDelta<'a>>,
+) {
+    let row = &event.row;
+    let is_end = row.hook == "SessionEnd";
+    if let Some(session_id) = row.session_id.as_deref() {
+        let delta = sessions.entry(session_id).or_insert_with(|| SessionDelta {
+            machine: &row.machine,
+            cwd: None,
+            first_ts: row.ts,
+            last_ts: row.ts,
+            ended_ts: None,
+            end_reason: None,
+            event_count: 0,
+            transcript_path: None,
+            last_seq: seq,
+        });
+        // The session's directory is where it started: the earliest event's.
+        if delta.cwd.is_none() || row.ts < delta.first_ts {
+            delta.cwd = row.cwd.as_deref().or(delta.cwd);
+        }
+        delta.first_ts = delta.first_ts.min(row.ts);
+        delta.last_ts = delta.last_ts.max(row.ts);
+        delta.event_count += 1;
+        delta.last_seq = delta.last_seq.max(seq);
+        delta.transcript_path = delta.transcript_path.or(event.transcript_path.as_deref());
+        if is_end {
+            delta.ended_ts = Some(row.ts);
+            delta.end_reason = event.end_reason.as_deref().or(Some("unknown"));
+        }
+    }
+    if let Some(agent_id) = row.agent_id.as_deref() {
+        let delta = agents.entry(agent_id).or_default();
+        delta.session_id = delta.session_id.or(row.session_id.as_deref());
+        delta.agent_type = delta.agent_type.or(event.agent_type.as_deref());
+        delta.event_count += 1;
+        match row.hook.as_str() {
+            "SubagentStart" => {
+                delta.started_ts = Some(delta.started_ts.map_or(row.ts, |ts| ts.min(row.ts)))
+            }
+            "SubagentStop" => {
+                delta.stopped_ts = Some(delta.stopped_ts.map_or(row.ts, |ts| ts.max(row.ts)));
+                delta.transcript_path = event
+                    .agent_transcript_path
+                    .as_deref()
+                    .or(delta.transcript_path);
+            }
+            _ => {}
+        }
+    }
+    if let Some(spawned) = event.spawned_agent_id.as_deref() {
+        let delta = agents.entry(spawned).or_default();
+        delta.session_id = delta.session_id.or(row.session_id.as_deref());
+        delta.parent_tool_use_id = row.tool_use_id.as_deref().or(delta.parent_tool_use_id);
+    }
+}
