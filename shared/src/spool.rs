@@ -15,6 +15,11 @@
 //! - A claimed file whose lock can be taken belongs to a drainer that died; the
 //!   next drainer claims it again. Redelivery is harmless: events are stored
 //!   once by id.
+//! - Every append creates the marker file [`PENDING_MARKER`] *after* writing
+//!   its line, so "is there anything to forward?" costs one system call instead
+//!   of a directory walk (the emitter asks this on its hot path). A forwarder
+//!   removes the marker *before* claiming ([`take_pending`]): an append that
+//!   races the drain re-creates it, so a line is never left unmarked.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -30,6 +35,11 @@ const CLAIMED_MARK: &str = ".claimed-";
 
 /// The file of rejected lines a drainer could not parse, kept for a person.
 pub const REJECTED_FILE: &str = "rejected.jsonl";
+
+/// The marker that says the spool may hold lines: created by every append,
+/// removed by a forwarder before it claims. Its name does not start with
+/// `spool-`, so [`claim`] never takes it for a spool file.
+pub const PENDING_MARKER: &str = ".pending";
 
 fn lock(file: &File, blocking: bool) -> io::Result<()> {
     let operation = if blocking { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
@@ -92,9 +102,38 @@ pub fn append_lines<'a>(dir: &Path, lines: impl IntoIterator<Item = &'a str>) ->
             continue;
         }
         (&file).write_all(&buffer)?;
+        drop(file);
+        // The line is written whatever happens to the marker; a missing marker
+        // only delays forwarding until the next append or a collector's drain.
+        let _ = mark_pending(dir);
         return Ok(path);
     }
     unreachable!("the loop returns")
+}
+
+/// Creates the [`PENDING_MARKER`] in `dir` (an existing one is left as is).
+pub fn mark_pending(dir: &Path) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(dir.join(PENDING_MARKER))
+        .map(drop)
+}
+
+/// Whether the [`PENDING_MARKER`] exists: one `stat`, no directory walk.
+pub fn has_pending(dir: &Path) -> bool {
+    fs::symlink_metadata(dir.join(PENDING_MARKER)).is_ok()
+}
+
+/// Removes the [`PENDING_MARKER`] and says whether it was there, with one
+/// `unlink`. A forwarder calls this *before* [`claim`], and only claims when
+/// it returns true; a forwarder that stops before it has taken everything
+/// calls [`mark_pending`] again.
+pub fn take_pending(dir: &Path) -> bool {
+    fs::remove_file(dir.join(PENDING_MARKER)).is_ok()
 }
 
 fn open_for_append(path: &Path) -> io::Result<File> {
@@ -231,6 +270,33 @@ mod tests {
         claimed.pop().unwrap().finish().unwrap();
         second.pop().unwrap().finish().unwrap();
         assert!(claim(&dir, "v", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn appends_mark_the_spool_pending_and_a_racing_append_marks_it_again() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("spool");
+        assert!(!has_pending(&dir));
+        assert!(!take_pending(&dir));
+        append(&dir, "a").unwrap();
+        assert!(has_pending(&dir));
+        assert_eq!(fs::metadata(dir.join(PENDING_MARKER)).unwrap().permissions().mode() & 0o777, 0o600);
+        // A forwarder takes the marker, then claims.
+        assert!(take_pending(&dir));
+        assert!(!has_pending(&dir));
+        let mut claimed = claim(&dir, "f", 10).unwrap();
+        // An append racing the drain leaves the marker behind for the next one.
+        append(&dir, "b").unwrap();
+        assert!(has_pending(&dir));
+        assert_eq!(claimed[0].read_lines().unwrap(), vec![b"a".to_vec()]);
+        claimed.pop().unwrap().finish().unwrap();
+        assert!(take_pending(&dir));
+        let mut again = claim(&dir, "g", 10).unwrap();
+        assert_eq!(again.len(), 1, "the marker is not a spool file");
+        assert_eq!(again[0].read_lines().unwrap(), vec![b"b".to_vec()]);
+        // Putting lines back marks the spool again.
+        again.pop().unwrap().put_back(&dir, ["b"]).unwrap();
+        assert!(has_pending(&dir));
     }
 
     #[test]

@@ -1,0 +1,150 @@
+//! The Redis breaker: a small state file that makes hooks skip a failing
+//! Redis for a while instead of each spending up to the whole Redis budget.
+//!
+//! The file is `<state_dir>/redis-breaker` (0600, in a 0700 directory). Its
+//! first line is the expiry in milliseconds since the epoch; the second says
+//! why it opened, for `check`. It is written to a temporary file and renamed,
+//! so a reader never sees half of it. Reading it is one `open` on the hot path:
+//! when it does not exist the breaker is closed.
+//!
+//! After the expiry, hooks try Redis again; the first success removes the
+//! file, a failure writes a new expiry.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hooktrail_shared::envelope::now_millis;
+use hooktrail_shared::paths::ensure_private_dir;
+
+/// The state file's name in the state directory.
+pub const FILE_NAME: &str = "redis-breaker";
+
+/// How long the breaker stays open when `HOOKTRAIL_BREAKER_SECONDS` is unset.
+pub const DEFAULT_OPEN_FOR: Duration = Duration::from_secs(30);
+
+/// The breaker as a hook finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// No state file: use Redis.
+    Closed,
+    /// Redis failed recently: skip it for `remaining`. `reason` is what the
+    /// failing hook wrote.
+    Open {
+        /// Time until hooks try Redis again.
+        remaining: Duration,
+        /// Why it opened, as written by the hook that opened it.
+        reason: String,
+    },
+    /// The file is there but its time is up: try Redis, and remove the file
+    /// on success.
+    Expired,
+}
+
+/// The state file of `state_dir`.
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join(FILE_NAME)
+}
+
+/// Reads the breaker. An unreadable or garbled file counts as expired, so
+/// Redis is tried and the next outcome rewrites or removes it.
+pub fn state(state_dir: &Path) -> State {
+    let text = match fs::read_to_string(path(state_dir)) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return State::Closed,
+        Err(_) => return State::Expired,
+    };
+    let mut lines = text.lines();
+    let expiry: i64 = match lines.next().and_then(|line| line.trim().parse().ok()) {
+        Some(expiry) => expiry,
+        None => return State::Expired,
+    };
+    let left = expiry - now_millis();
+    if left > 0 {
+        State::Open {
+            remaining: Duration::from_millis(left as u64),
+            reason: lines.next().unwrap_or("").to_owned(),
+        }
+    } else {
+        State::Expired
+    }
+}
+
+/// How long a tripped breaker stays open: `HOOKTRAIL_BREAKER_SECONDS` (may be
+/// fractional) or [`DEFAULT_OPEN_FOR`].
+pub fn open_for() -> Duration {
+    std::env::var("HOOKTRAIL_BREAKER_SECONDS")
+        .ok()
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(DEFAULT_OPEN_FOR)
+}
+
+/// Opens the breaker for `duration`, noting `reason` (which must hold no
+/// password). Atomic: temporary file, then rename.
+pub fn trip(state_dir: &Path, duration: Duration, reason: &str) -> std::io::Result<()> {
+    ensure_private_dir(state_dir)?;
+    let expiry = now_millis() + duration.as_millis() as i64;
+    let one_line: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let temporary = state_dir.join(format!(".{FILE_NAME}.{}", std::process::id()));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&temporary)?;
+    let written = file.write_all(format!("{expiry}\n{one_line}\n").as_bytes());
+    drop(file);
+    if let Err(error) = written.and_then(|()| fs::rename(&temporary, path(state_dir))) {
+        let _ = fs::remove_file(&temporary);
+        return Err(error);
+    }
+    Ok(())
+}
+
+/// Closes the breaker (Redis works again).
+pub fn reset(state_dir: &Path) {
+    let _ = fs::remove_file(path(state_dir));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn trip_opens_then_expires_and_reset_closes() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("state");
+        assert_eq!(state(&dir), State::Closed);
+        trip(&dir, Duration::from_secs(30), "timeout\nsecond line").unwrap();
+        match state(&dir) {
+            State::Open { remaining, reason } => {
+                assert!(remaining > Duration::from_secs(29));
+                assert_eq!(reason, "timeout second line");
+            }
+            other => panic!("expected open, got {other:?}"),
+        }
+        assert_eq!(
+            fs::metadata(path(&dir)).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        trip(&dir, Duration::ZERO, "x").unwrap();
+        assert_eq!(state(&dir), State::Expired);
+        reset(&dir);
+        assert_eq!(state(&dir), State::Closed);
+        fs::write(path(&dir), "garbage").unwrap();
+        assert_eq!(state(&dir), State::Expired);
+    }
+}

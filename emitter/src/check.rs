@@ -1,0 +1,199 @@
+//! `check`: tells a person where the configuration came from and whether each
+//! delivery path works right now, then what a hook would do.
+//!
+//! It never sends an event: Redis gets `PING` and a look at the key (`TYPE`
+//! for the stream, `PUBSUB NUMSUB` for the channel), the socket gets a connect,
+//! and the spool a probe file. Exit code 1 when neither Redis nor the socket
+//! takes events (they would pile up in the spool), 0 otherwise.
+#![allow(clippy::print_stdout, reason = "check reports to a person")]
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use hooktrail_shared::config::{self, redact_url, RedisConfig, Transport};
+use hooktrail_shared::spool;
+
+use crate::breaker;
+use crate::deadline::Deadline;
+use crate::hook::spool_writable;
+use crate::redis::{encode, Connection, Reply, Target};
+use crate::socket;
+
+/// Runs `check`; returns the exit code.
+pub fn run(arguments: &[String]) -> u8 {
+    if let Some(argument) = arguments.first() {
+        eprintln!("hooktrail-emit check takes no arguments (got {argument:?})");
+        return 2;
+    }
+    let loaded = config::load();
+    let config = &loaded.config;
+    println!("Configuration");
+    for origin in &loaded.origins {
+        println!("  {origin}");
+    }
+    println!(
+        "  mode: {}",
+        if config.redis.is_some() {
+            "redis"
+        } else {
+            "local"
+        }
+    );
+    if loaded.problems.is_empty() {
+        println!("  problems: none");
+    } else {
+        println!("  problems:");
+        for problem in &loaded.problems {
+            println!("    - {problem}");
+        }
+    }
+
+    println!();
+    let redis_works = match &config.redis {
+        None => {
+            println!("Redis: not configured (set redis.url or HOOKTRAIL_REDIS_URL to use it)");
+            false
+        }
+        Some(redis) => check_redis(redis, &config.state_dir),
+    };
+
+    let socket_works = match socket::connect(&config.socket) {
+        Ok(_) => {
+            println!(
+                "Socket {}: a collector is listening",
+                config.socket.display()
+            );
+            true
+        }
+        Err(error) => {
+            println!("Socket {}: no collector ({error})", config.socket.display());
+            false
+        }
+    };
+
+    let spool_dir = &config.spool_dir;
+    let spool_works = match spool_writable(spool_dir) {
+        Ok(()) => {
+            let mode = std::fs::metadata(spool_dir)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
+            let waiting = if spool::has_pending(spool_dir) {
+                "; it may hold events waiting to be forwarded"
+            } else {
+                ""
+            };
+            println!(
+                "Spool {}: writable, mode {mode:04o}{waiting}",
+                spool_dir.display()
+            );
+            true
+        }
+        Err(error) => {
+            println!("Spool {}: NOT writable: {error}", spool_dir.display());
+            false
+        }
+    };
+
+    println!();
+    let breaker_open = matches!(
+        breaker::state(&config.state_dir),
+        breaker::State::Open { .. }
+    );
+    let verdict = if redis_works && !breaker_open {
+        "send it to Redis".to_owned()
+    } else if socket_works {
+        "send it to the collector's socket".to_owned()
+    } else if spool_works {
+        format!(
+            "write it to the spool in {} (until Redis or a collector takes it)",
+            spool_dir.display()
+        )
+    } else {
+        "LOSE it: no delivery path works".to_owned()
+    };
+    println!("A hook now would {verdict}.");
+    if redis_works || socket_works {
+        0
+    } else {
+        1
+    }
+}
+
+/// Connects, authenticates and looks at the key; prints what it found.
+fn check_redis(redis: &RedisConfig, state_dir: &std::path::Path) -> bool {
+    let url = redact_url(&redis.url);
+    println!(
+        "Redis {url} ({}, key {:?})",
+        redis.transport.as_str(),
+        redis.key
+    );
+    match breaker::state(state_dir) {
+        breaker::State::Open { remaining, reason } => println!(
+            "  breaker: OPEN for {} s more (hooks skip Redis until then): {reason}",
+            remaining.as_secs()
+        ),
+        breaker::State::Expired => println!("  breaker: expired; the next hook tries Redis again"),
+        breaker::State::Closed => println!("  breaker: closed"),
+    }
+    if let Some(ca_file) = &redis.ca_file {
+        println!("  CA file: {}", ca_file.display());
+    }
+    let target = match Target::parse(&redis.url) {
+        Ok(target) => target,
+        Err(error) => {
+            println!("  FAILS: {error}");
+            return false;
+        }
+    };
+    let started = std::time::Instant::now();
+    let deadline = Deadline::after(Duration::from_secs(2));
+    let mut connection = match Connection::open(&target, redis.ca_file.as_deref(), deadline) {
+        Ok(connection) => connection,
+        Err(failure) => {
+            println!("  FAILS: {failure}");
+            return false;
+        }
+    };
+    let mut commands = Vec::new();
+    encode(&mut commands, &[b"PING"]);
+    match redis.transport {
+        Transport::Stream => encode(&mut commands, &[b"TYPE", redis.key.as_bytes()]),
+        Transport::PubSub => encode(&mut commands, &[b"PUBSUB", b"NUMSUB", redis.key.as_bytes()]),
+    }
+    let replies = match connection.request(&commands, 2) {
+        Ok(replies) => replies,
+        Err(failure) => {
+            println!("  FAILS: {failure}");
+            return false;
+        }
+    };
+    println!("  PING answered in {} ms", started.elapsed().as_millis());
+    match (redis.transport, replies.get(1)) {
+        (Transport::Stream, Some(Reply::Simple(kind))) if kind == "stream" || kind == "none" => {
+            println!("  key {:?}: {kind} (XADD will work)", redis.key);
+            true
+        }
+        (Transport::Stream, Some(Reply::Simple(kind))) => {
+            println!(
+                "  FAILS: key {:?} holds a {kind}, not a stream; XADD would be refused",
+                redis.key
+            );
+            false
+        }
+        (Transport::PubSub, Some(Reply::Array(Some(items)))) => {
+            let subscribers = match items.get(1) {
+                Some(Reply::Integer(count)) => *count,
+                _ => 0,
+            };
+            println!("  channel {:?}: {subscribers} subscriber(s) now", redis.key);
+            if subscribers == 0 {
+                println!("  (PUBLISH to no subscriber is not a delivery: hooks fall through to the socket)");
+            }
+            subscribers > 0
+        }
+        (_, other) => {
+            println!("  FAILS: unexpected reply {other:?}");
+            false
+        }
+    }
+}

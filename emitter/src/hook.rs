@@ -1,0 +1,258 @@
+//! Hook mode: what runs on every Claude Code hook event.
+//!
+//! 1. Read all of stdin, whatever it holds (nothing, binary, 20 MiB).
+//! 2. Build the v1 envelope (`shared::envelope`).
+//! 3. Deliver it: Redis when configured and its breaker is closed (one
+//!    1-second budget), else the collector's socket (a short budget), else the
+//!    spool. After a Redis delivery, forward what the spool holds.
+//! 4. Exit 0 with nothing on stdout, always; even a panic spools the event
+//!    and exits 0 (see [`install_panic_hook`]).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use hooktrail_shared::config::{self, redact_url, RedisConfig};
+use hooktrail_shared::envelope::{new_event_id, now_millis, Envelope, MAX_PAYLOAD_BYTES};
+use hooktrail_shared::{paths, spool};
+
+use crate::breaker;
+use crate::deadline::Deadline;
+use crate::diag::{self, debug};
+use crate::forward;
+use crate::redis::{self, delivery_result, encode_delivery, Connection, Delivery, Failure, Target};
+use crate::socket;
+
+/// Stdin as read, for the panic hook to spool when no envelope exists yet.
+static STDIN: OnceLock<Vec<u8>> = OnceLock::new();
+/// The envelope line, for the panic hook to spool.
+static LINE: OnceLock<String> = OnceLock::new();
+/// The configured spool directory, for the panic hook.
+static SPOOL_DIR: OnceLock<PathBuf> = OnceLock::new();
+/// Set once the event is delivered or spooled: a later panic has nothing to save.
+static SETTLED: AtomicBool = AtomicBool::new(false);
+
+/// Where the event ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Redis accepted it.
+    Redis,
+    /// The collector answered `ok`.
+    Socket,
+    /// It was appended to the spool.
+    Spool,
+    /// Even the spool failed (told in the diagnostics).
+    Lost,
+}
+
+/// Runs hook mode. Returns only after the event is delivered or spooled.
+pub fn run() {
+    diag::init();
+    install_panic_hook();
+    let mut input = Vec::new();
+    if let Err(error) = std::io::stdin().lock().read_to_end(&mut input) {
+        // Keep what was read: a broken stdin still makes an event.
+        debug!("reading stdin: {error}");
+    }
+    let stdin: &[u8] = STDIN.get_or_init(|| input);
+    let id = std::env::var("HOOKTRAIL_EVENT_ID")
+        .ok()
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(new_event_id);
+    let machine = hostname::get()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let envelope = Envelope::from_hook_stdin(stdin, id, now_millis(), machine);
+    let line: &str = LINE.get_or_init(|| envelope.to_json());
+    drop(envelope);
+
+    let loaded = config::load();
+    for problem in &loaded.problems {
+        debug!("config: {problem}");
+    }
+    let config = loaded.config;
+    let _ = SPOOL_DIR.set(config.spool_dir.clone());
+
+    let route = deliver(&config, line);
+    SETTLED.store(true, Ordering::SeqCst);
+    debug!("event {} ({} bytes): {route:?}", event_id(line), line.len());
+}
+
+fn event_id(line: &str) -> &str {
+    // The id is the second field of every envelope this binary writes.
+    line.split("\"id\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("?")
+}
+
+fn deliver(config: &config::Config, line: &str) -> Route {
+    if let Some(redis) = &config.redis {
+        match breaker::state(&config.state_dir) {
+            breaker::State::Open { remaining, .. } => {
+                debug!(
+                    "redis: breaker open for {} ms more; skipping Redis",
+                    remaining.as_millis()
+                );
+            }
+            state => match deliver_redis(redis, line) {
+                Ok((Delivery::Delivered, mut connection)) => {
+                    if state == breaker::State::Expired {
+                        breaker::reset(&config.state_dir);
+                    }
+                    SETTLED.store(true, Ordering::SeqCst);
+                    let forwarded = forward::forward_spool(
+                        &mut connection,
+                        redis,
+                        &config.spool_dir,
+                        forward::BUDGET,
+                    );
+                    if forwarded.sent + forwarded.kept > 0 {
+                        debug!(
+                            "forward: sent {} spooled events, kept {}",
+                            forwarded.sent, forwarded.kept
+                        );
+                    }
+                    return Route::Redis;
+                }
+                Ok((Delivery::NoReceivers, _)) => {
+                    if state == breaker::State::Expired {
+                        breaker::reset(&config.state_dir);
+                    }
+                    debug!(
+                        "redis: PUBLISH to {:?} reached no subscriber; not delivered",
+                        redis.key
+                    );
+                }
+                Err(failure) => {
+                    let open_for = breaker::open_for();
+                    debug!(
+                        "redis {}: {failure}; opening the breaker for {} s",
+                        redact_url(&redis.url),
+                        open_for.as_secs_f64()
+                    );
+                    if let Err(error) =
+                        breaker::trip(&config.state_dir, open_for, &failure.to_string())
+                    {
+                        debug!(
+                            "breaker: cannot write {}: {error}",
+                            breaker::path(&config.state_dir).display()
+                        );
+                    }
+                }
+            },
+        }
+    }
+    match socket::deliver(&config.socket, line, Deadline::after(socket::HOOK_BUDGET)) {
+        Ok(()) => return Route::Socket,
+        Err(error) => debug!("socket: {error}"),
+    }
+    match spool::append(&config.spool_dir, line) {
+        Ok(path) => {
+            debug!("spooled to {}", path.display());
+            Route::Spool
+        }
+        Err(error) => {
+            debug!(
+                "EVENT LOST: cannot append to the spool in {}: {error}",
+                config.spool_dir.display()
+            );
+            Route::Lost
+        }
+    }
+}
+
+/// Sends one event to Redis within [`redis::HOOK_BUDGET`]; returns the open
+/// connection so the spool can be forwarded over it.
+fn deliver_redis(redis: &RedisConfig, line: &str) -> Result<(Delivery, Connection), Failure> {
+    let deadline = Deadline::after(redis::HOOK_BUDGET);
+    let target = Target::parse(&redis.url).map_err(|detail| Failure {
+        kind: redis::FailureKind::Setup,
+        detail,
+    })?;
+    let mut connection = Connection::open(&target, redis.ca_file.as_deref(), deadline)?;
+    let mut command = Vec::with_capacity(line.len() + 96);
+    encode_delivery(&mut command, redis, line.as_bytes());
+    let replies = connection.request(&command, 1)?;
+    let reply = replies.first().ok_or_else(|| Failure {
+        kind: redis::FailureKind::Io,
+        detail: "no reply".to_owned(),
+    })?;
+    Ok((delivery_result(redis.transport, reply)?, connection))
+}
+
+/// Replaces the panic behaviour: print nothing (unless debugging), spool the
+/// event if it was not delivered yet, and `_exit(0)`. The release profile
+/// aborts on panic, but the hook runs before the abort, so the exit code
+/// stays 0 there too.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        debug!("panic: {info}");
+        if !SETTLED.swap(true, Ordering::SeqCst) {
+            let spool_dir = SPOOL_DIR
+                .get()
+                .cloned()
+                .unwrap_or_else(|| paths::default_spool_dir(&paths::process_env));
+            let line = match LINE.get() {
+                Some(line) => line.clone(),
+                None => fallback_line(STDIN.get().map(Vec::as_slice).unwrap_or_default()),
+            };
+            if let Err(error) = spool::append(&spool_dir, &line) {
+                debug!("EVENT LOST after a panic: {}: {error}", spool_dir.display());
+            }
+        }
+        // SAFETY: _exit ends the process at once without running anything
+        // else; that is the point.
+        unsafe { libc::_exit(0) }
+    }));
+}
+
+/// A minimal `Invalid` envelope built without the envelope code (which may be
+/// what panicked), holding the raw input shortened to the payload limit.
+fn fallback_line(stdin: &[u8]) -> String {
+    let cut = &stdin[..stdin.len().min(MAX_PAYLOAD_BYTES / 2)];
+    let raw =
+        serde_json::to_string(&String::from_utf8_lossy(cut)).unwrap_or_else(|_| "\"\"".to_owned());
+    let id = std::env::var("HOOKTRAIL_EVENT_ID")
+        .ok()
+        .filter(|id| {
+            !id.is_empty() && !id.contains(['"', '\\']) && !id.chars().any(char::is_control)
+        })
+        .unwrap_or_else(new_event_id);
+    format!(
+        r#"{{"v":1,"id":"{id}","ts":{},"machine":"unknown","session_id":null,"agent_id":null,"hook":"Invalid","tool":null,"tool_use_id":null,"cwd":null,"truncated":{},"payload":{{"_raw":{raw}}}}}"#,
+        now_millis(),
+        cut.len() < stdin.len()
+    )
+}
+
+/// Used by `check` to describe the spool path without duplicating logic.
+pub fn spool_writable(dir: &Path) -> Result<(), String> {
+    paths::ensure_private_dir(dir)
+        .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+    let probe = dir.join(format!(".check-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .map_err(|error| format!("cannot write in {}: {error}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_line_is_a_valid_invalid_envelope() {
+        let line = fallback_line(b"\xff\x00 not json \"quoted\"");
+        let envelope = hooktrail_shared::envelope::parse_line(line.as_bytes()).unwrap();
+        assert_eq!(envelope.hook, "Invalid");
+        assert!(envelope.payload.get().contains("quoted"));
+    }
+
+    #[test]
+    fn event_id_is_read_back_from_the_line() {
+        assert_eq!(event_id(r#"{"v":1,"id":"abc","ts":1}"#), "abc");
+    }
+}
