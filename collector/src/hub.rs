@@ -3,8 +3,19 @@
 //! **Invariant:** [`Hub::publish`] never blocks the writer. A client that
 //! cannot keep up has a bounded queue; when it is full the client is closed
 //! with a reason and reconnects from its last `seq`.
+//!
+//! How: each subscriber owns a bounded `crossbeam` channel. `publish` takes a
+//! short lock on the subscriber list, `try_send`s each event, and on a full
+//! queue marks the subscriber as overflowed and drops its sender, so the
+//! client's thread drains what it has, sees the disconnect and closes the
+//! WebSocket with a reason. A subscriber can also ask to be woken (a
+//! `mio::Waker`, one `eventfd` write) so it can sleep in `poll` on its socket
+//! and its queue together; wake-ups are coalesced with a flag.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 /// One committed row, as the writer hands it to the hub.
 #[derive(Debug, Clone)]
@@ -27,10 +38,83 @@ pub struct CommittedEvent {
     pub payload: String,
 }
 
+/// The default number of events a subscriber may have queued before it is
+/// dropped as too slow.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+
+/// The hub's side of one subscriber.
+struct Slot {
+    /// Identifies the slot so the subscription can remove itself on drop.
+    id: u64,
+    /// Where `publish` puts events; dropped when the queue overflows.
+    sender: Sender<Arc<CommittedEvent>>,
+    /// Shared with the subscription: set when the queue overflowed.
+    overflowed: Arc<AtomicBool>,
+    /// Wakes the subscriber's thread, when it sleeps in `poll`.
+    waker: Option<Arc<mio::Waker>>,
+    /// Set by `publish` when a wake is pending, cleared by the subscriber
+    /// before it drains: coalesces wake-ups to at most one per drain.
+    wake_pending: Arc<AtomicBool>,
+}
+
 /// Fan-out point between the writer and the WebSocket clients.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Hub {
-    // Filled in by the UI work: per-client bounded queues.
+    /// Live subscribers. Held only for `try_send`s and list edits.
+    slots: Mutex<Vec<Slot>>,
+    /// Source of slot ids.
+    next_id: AtomicU64,
+    /// Highest `seq` published so far (for health and tests).
+    last_published_seq: AtomicI64,
+    /// Subscribers dropped because their queue was full.
+    dropped_slow: AtomicU64,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Hub")
+            .field("subscribers", &self.subscriber_count())
+            .field("last_published_seq", &self.last_published_seq())
+            .finish()
+    }
+}
+
+/// A subscriber's end: events in `seq` order until it is dropped.
+pub struct Subscription {
+    /// Which slot to remove on drop.
+    id: u64,
+    /// The hub, to unsubscribe on drop.
+    hub: Arc<Hub>,
+    /// Events published since the subscription began.
+    pub receiver: Receiver<Arc<CommittedEvent>>,
+    /// Set when the hub dropped this subscriber for being too slow.
+    overflowed: Arc<AtomicBool>,
+    /// Cleared before each drain so the next publish wakes the thread again.
+    wake_pending: Arc<AtomicBool>,
+}
+
+impl Subscription {
+    /// Whether the hub dropped this subscriber because its queue was full.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
+
+    /// Call before draining the receiver: re-arms the wake-up.
+    pub fn rearm(&self) {
+        self.wake_pending.store(false, Ordering::Release);
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut slots = self
+            .hub
+            .slots
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        slots.retain(|slot| slot.id != self.id);
+    }
 }
 
 impl Hub {
@@ -39,9 +123,132 @@ impl Hub {
         Arc::new(Hub::default())
     }
 
+    /// Subscribes with a queue of `capacity` events; `waker` (optional) is
+    /// woken after each publish that queued something.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        capacity: usize,
+        waker: Option<Arc<mio::Waker>>,
+    ) -> Subscription {
+        let (sender, receiver) = crossbeam_channel::bounded(capacity.max(1));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let wake_pending = Arc::new(AtomicBool::new(false));
+        let slot = Slot {
+            id,
+            sender,
+            overflowed: overflowed.clone(),
+            waker,
+            wake_pending: wake_pending.clone(),
+        };
+        self.slots
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .push(slot);
+        Subscription {
+            id,
+            hub: self.clone(),
+            receiver,
+            overflowed,
+            wake_pending,
+        }
+    }
+
+    /// Number of live subscribers.
+    pub fn subscriber_count(&self) -> usize {
+        self.slots
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .len()
+    }
+
+    /// Highest `seq` published so far (0: none).
+    pub fn last_published_seq(&self) -> i64 {
+        self.last_published_seq.load(Ordering::Relaxed)
+    }
+
+    /// Subscribers dropped so far for being too slow.
+    pub fn dropped_slow(&self) -> u64 {
+        self.dropped_slow.load(Ordering::Relaxed)
+    }
+
     /// Called by the writer after each commit, with the newly stored rows in
-    /// `seq` order. Must return at once.
+    /// `seq` order. Must return at once: it never waits on a subscriber.
     pub fn publish(&self, events: &[Arc<CommittedEvent>]) {
-        let _ = events;
+        let Some(last) = events.last() else { return };
+        self.last_published_seq
+            .fetch_max(last.seq, Ordering::Relaxed);
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        slots.retain(|slot| {
+            for event in events {
+                match slot.sender.try_send(event.clone()) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        slot.overflowed.store(true, Ordering::Release);
+                        self.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                        wake(slot);
+                        return false;
+                    }
+                    Err(TrySendError::Disconnected(_)) => return false,
+                }
+            }
+            wake(slot);
+            true
+        });
+    }
+}
+
+fn wake(slot: &Slot) {
+    if let Some(waker) = &slot.waker {
+        if !slot.wake_pending.swap(true, Ordering::AcqRel) {
+            let _ = waker.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: i64) -> Arc<CommittedEvent> {
+        Arc::new(CommittedEvent {
+            seq,
+            id: format!("id-{seq}"),
+            ts: 0,
+            received_at: 0,
+            machine: "m".into(),
+            session_id: None,
+            agent_id: None,
+            hook: "Stop".into(),
+            tool: None,
+            tool_use_id: None,
+            cwd: None,
+            source: "socket",
+            payload: "{}".into(),
+        })
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_subscriber_without_blocking_publish() {
+        let hub = Hub::new();
+        let slow = hub.subscribe(4, None);
+        let fast = hub.subscribe(100, None);
+        for seq in 1..=10 {
+            hub.publish(&[event(seq)]);
+        }
+        assert!(slow.overflowed());
+        assert!(!fast.overflowed());
+        assert_eq!(slow.receiver.try_iter().count(), 4);
+        assert!(slow.receiver.try_recv().is_err());
+        assert_eq!(
+            fast.receiver.try_iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=10).collect::<Vec<_>>()
+        );
+        assert_eq!(hub.subscriber_count(), 1);
+        drop(fast);
+        assert_eq!(hub.subscriber_count(), 0);
     }
 }

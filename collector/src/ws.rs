@@ -1,0 +1,510 @@
+//! `/ws`: the live feed. Replays from the client's cursor, then goes live,
+//! with no gap and no duplicate across the switch.
+//!
+//! Each client has its own thread. The order of operations is what makes the
+//! switch exact:
+//! 1. subscribe to the hub (from here on, every commit lands in our queue);
+//! 2. replay from SQLite in pages after the cursor, until a page reaches the
+//!    newest row of its snapshot (everything committed before step 1 is in
+//!    that snapshot, because the writer publishes only after it commits);
+//! 3. go live: events from the queue with `seq` at or below the cursor were
+//!    already replayed and are skipped.
+//!
+//! If the queue overflows during the replay, the thread subscribes again and
+//! replays on from its cursor; if it overflows while live, the client is
+//! closed with code 1013 and a reason naming the cursor to resume from. The
+//! hub never waits on a client ([`crate::hub`]).
+//!
+//! Messages (server to client, JSON text):
+//! - `{"type":"events","cursor":N,"events":[...]}`: a batch, in `seq` order;
+//!   `cursor` is the position covered (it also advances past events that the
+//!   filters skipped), so a reconnect passes `after=cursor`.
+//! - `{"type":"live","cursor":N}`: the replay is done.
+//!
+//! The thread sleeps in `mio::Poll` on the client's socket and on a
+//! `mio::Waker` the hub pokes after each publish, and pings every 15 s.
+//! `tiny_http` hands the upgraded connection over as a boxed stream without
+//! its file descriptor, so the thread finds the socket by its addresses in
+//! `/proc/self/fd` and works on a duplicate of it, keeping the box alive
+//! until the end. If that fails, it falls back to a write-only loop on the
+//! box (pings still detect a dead peer).
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token, Waker};
+use tiny_http::{Header, Request, Response};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tungstenite::{Message, WebSocket};
+
+use crate::api::{self, push_event_json};
+use crate::http::{respond_bad_parameter, respond_error, Shared};
+use crate::hub::{Subscription, DEFAULT_QUEUE_CAPACITY};
+use crate::query::{self, EventFilter, EventsQuery, Order};
+
+/// The most WebSocket clients served at once.
+pub const MAX_CLIENTS: i64 = 256;
+/// Interval of heartbeat pings.
+const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// A client silent (no pong, no frame) for this long is closed.
+const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+/// How long a blocked write may wait for the client before it is dropped.
+const WRITE_LIMIT: Duration = Duration::from_secs(30);
+/// Events per replay page and per live batch.
+const BATCH: usize = 500;
+
+const SOCKET: Token = Token(0);
+const WAKE: Token = Token(1);
+
+fn header_value<'a>(request: &'a Request, name: &'static str) -> Option<&'a str> {
+    request
+        .headers()
+        .iter()
+        .find(|header| header.field.equiv(name))
+        .map(|header| header.value.as_str())
+}
+
+/// Checks a `/ws` request and, if it is acceptable, upgrades it on a thread
+/// of its own.
+pub(crate) fn start(request: Request, query_string: &str, shared: &Arc<Shared>) {
+    let query = match query::parse_socket_query(query_string) {
+        Ok(query) => query,
+        Err(error) => return respond_bad_parameter(request, &error),
+    };
+    if !shared.token_ok(&request, query.token.as_deref()) {
+        return respond_error(
+            request,
+            401,
+            "this collector needs its token: pass `?token=TOKEN` or `Authorization: Bearer TOKEN`",
+        );
+    }
+    if !shared.origin_allowed(&request) {
+        return respond_error(
+            request,
+            403,
+            "WebSocket refused: its Origin is not this page's own",
+        );
+    }
+    let upgrade = header_value(&request, "Upgrade").unwrap_or("");
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return respond_error(request, 426, "/ws needs a WebSocket upgrade");
+    }
+    if header_value(&request, "Sec-WebSocket-Version").map(str::trim) != Some("13") {
+        return respond_error(request, 426, "WebSocket version 13 is required");
+    }
+    let Some(key) = header_value(&request, "Sec-WebSocket-Key").map(|key| key.trim().to_owned())
+    else {
+        return respond_error(request, 400, "missing Sec-WebSocket-Key");
+    };
+    let stats = shared.context.stats.clone();
+    if stats.websocket_clients.load(Ordering::Relaxed) >= MAX_CLIENTS {
+        return respond_error(request, 503, "too many WebSocket clients");
+    }
+    let shared = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("ws-client".into())
+        .spawn(move || {
+            let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+            let remote = request.remote_addr().copied();
+            let response = Response::empty(101).with_header(
+                Header::from_bytes(&b"Sec-WebSocket-Accept"[..], accept.as_bytes())
+                    .expect("accept header"),
+            );
+            let upgraded = request.upgrade("websocket", response);
+            stats.websocket_clients.fetch_add(1, Ordering::Relaxed);
+            let _count = ClientCount(stats);
+            let local_port = shared.local_port;
+            match remote.and_then(|remote| find_socket(local_port, remote)) {
+                Some(socket) => {
+                    let _keep_alive = upgraded;
+                    if socket.set_nonblocking(true).is_ok() {
+                        let mut socket = mio::net::TcpStream::from_std(socket);
+                        if let Ok(poll) = Poll::new() {
+                            if poll
+                                .registry()
+                                .register(
+                                    &mut socket,
+                                    SOCKET,
+                                    Interest::READABLE | Interest::WRITABLE,
+                                )
+                                .is_ok()
+                            {
+                                run(socket, poll, true, query.after, query.filter, &shared);
+                            }
+                        }
+                    }
+                }
+                None => {
+                    if let Ok(poll) = Poll::new() {
+                        run(upgraded, poll, false, query.after, query.filter, &shared);
+                    }
+                }
+            }
+        });
+    if spawned.is_err() {
+        // The request moved into the closure that failed to spawn; nothing to answer.
+    }
+}
+
+/// Decrements the client count when the client's thread ends.
+struct ClientCount(Arc<crate::stats::Stats>);
+
+impl Drop for ClientCount {
+    fn drop(&mut self) {
+        self.0.websocket_clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn socket_address(fd: i32, peer: bool) -> Option<SocketAddr> {
+    // SAFETY: `storage` is large enough for any address; the kernel writes at
+    // most `length` bytes and we read only the family it reports.
+    unsafe {
+        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+        let mut length = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let pointer = &mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr;
+        let result = if peer {
+            libc::getpeername(fd, pointer, &mut length)
+        } else {
+            libc::getsockname(fd, pointer, &mut length)
+        };
+        if result != 0 {
+            return None;
+        }
+        match storage.ss_family as i32 {
+            libc::AF_INET => {
+                let address = &*(pointer as *const libc::sockaddr_in);
+                let ip = std::net::Ipv4Addr::from(u32::from_be(address.sin_addr.s_addr));
+                Some(SocketAddr::from((ip, u16::from_be(address.sin_port))))
+            }
+            libc::AF_INET6 => {
+                let address = &*(pointer as *const libc::sockaddr_in6);
+                let ip = std::net::Ipv6Addr::from(address.sin6_addr.s6_addr);
+                Some(SocketAddr::from((ip, u16::from_be(address.sin6_port))))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Finds the accepted socket whose peer is `remote` and whose local port is
+/// `local_port`, and returns a duplicate of it.
+fn find_socket(local_port: u16, remote: SocketAddr) -> Option<std::net::TcpStream> {
+    use std::os::fd::FromRawFd;
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    for entry in entries.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let matches = |fd: i32| {
+            socket_address(fd, true) == Some(remote)
+                && socket_address(fd, false).map(|local| local.port()) == Some(local_port)
+        };
+        if !matches(fd) {
+            continue;
+        }
+        // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own, or -1.
+        let duplicate = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if duplicate < 0 {
+            return None;
+        }
+        if matches(duplicate) {
+            // SAFETY: `duplicate` is a connected TCP socket we own.
+            return Some(unsafe { std::net::TcpStream::from_raw_fd(duplicate) });
+        }
+        // SAFETY: closing the descriptor we just created.
+        unsafe { libc::close(duplicate) };
+    }
+    None
+}
+
+/// Why a client's loop ended.
+#[derive(Debug)]
+enum Ended {
+    /// The client closed, vanished or could not keep up with writes.
+    Gone,
+    /// We close it, with this code and reason.
+    Close(CloseCode, String),
+}
+
+struct Client<'a, S: Read + Write> {
+    /// The WebSocket over the client's socket.
+    socket: WebSocket<S>,
+    /// Sleeps on the socket (when `readable`) and the hub's waker.
+    poll: Poll,
+    /// Whether the socket is registered in `poll` and non-blocking, so the
+    /// loop can read the client's frames.
+    readable: bool,
+    /// Filters for replay and live events.
+    filter: EventFilter,
+    /// Position covered so far: every event with `seq` at or below it was
+    /// sent or filtered out.
+    cursor: i64,
+    /// The collector's shared state.
+    shared: &'a Shared,
+    /// When the client last sent anything (pong or frame).
+    last_heard: Instant,
+    /// Poll's event buffer.
+    events: Events,
+}
+
+fn run<S: Read + Write>(
+    stream: S,
+    poll: Poll,
+    readable: bool,
+    after: Option<i64>,
+    filter: EventFilter,
+    shared: &Shared,
+) {
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(64 << 10))
+        .max_frame_size(Some(64 << 10));
+    let socket = WebSocket::from_raw_socket(stream, Role::Server, Some(config));
+    let mut client = Client {
+        socket,
+        poll,
+        readable,
+        filter,
+        cursor: 0,
+        shared,
+        last_heard: Instant::now(),
+        events: Events::with_capacity(16),
+    };
+    let ended = client.serve(after);
+    if let Ended::Close(code, reason) = ended {
+        let _ = client.socket.close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        // Flush the close frame and wait briefly for the client's reply.
+        while Instant::now() < deadline {
+            match client.socket.flush() {
+                Err(tungstenite::Error::Io(error))
+                    if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+                Ok(()) if !client.readable => break,
+                Ok(()) => match client.socket.read() {
+                    Err(tungstenite::Error::Io(error))
+                        if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                    Ok(_) => continue,
+                },
+            }
+            let _ = client
+                .poll
+                .poll(&mut client.events, Some(Duration::from_millis(100)));
+        }
+    }
+}
+
+fn would_block(error: &tungstenite::Error) -> bool {
+    matches!(error, tungstenite::Error::Io(error) if error.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+impl<S: Read + Write> Client<'_, S> {
+    fn serve(&mut self, after: Option<i64>) -> Ended {
+        let waker = match Waker::new(self.poll.registry(), WAKE) {
+            Ok(waker) => Arc::new(waker),
+            Err(_) => return Ended::Gone,
+        };
+        let hub = self.shared.context.hub.clone();
+        let mut subscription = hub.subscribe(DEFAULT_QUEUE_CAPACITY, Some(waker.clone()));
+        let mut connection = match api::open_read_only(&self.shared.context.database) {
+            Ok(connection) => connection,
+            Err(_) => return Ended::Close(CloseCode::Again, "database not readable yet".into()),
+        };
+        match after {
+            Some(after) => {
+                self.cursor = after;
+                loop {
+                    if let Err(ended) = self.replay(&mut connection) {
+                        return ended;
+                    }
+                    if !subscription.overflowed() {
+                        break;
+                    }
+                    // Our queue overflowed while we replayed: listen again
+                    // and replay on from the cursor.
+                    drop(subscription);
+                    subscription = hub.subscribe(DEFAULT_QUEUE_CAPACITY, Some(waker.clone()));
+                }
+            }
+            None => {
+                self.cursor = connection
+                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
+                        row.get(0)
+                    })
+                    .unwrap_or(0);
+            }
+        }
+        drop(connection);
+        if let Err(ended) = self.send(format!("{{\"type\":\"live\",\"cursor\":{}}}", self.cursor)) {
+            return ended;
+        }
+        match self.live(&subscription) {
+            Ok(()) => Ended::Gone,
+            Err(ended) => ended,
+        }
+    }
+
+    fn replay(&mut self, connection: &mut rusqlite::Connection) -> Result<(), Ended> {
+        loop {
+            let request = EventsQuery {
+                after: Some(self.cursor),
+                before: None,
+                limit: BATCH,
+                order: Order::Ascending,
+                filter: self.filter.clone(),
+            };
+            let page = {
+                let transaction = connection.transaction().map_err(|_| Ended::Gone)?;
+                let page = api::read_events(&transaction, &request)
+                    .map_err(|_| Ended::Close(CloseCode::Error, "database read failed".into()))?;
+                let _ = transaction.finish();
+                page
+            };
+            self.cursor = self.cursor.max(page.next);
+            if !page.events.is_empty() {
+                let mut body = String::with_capacity(page.events.len() * 1024);
+                body.push_str(&format!(
+                    "{{\"type\":\"events\",\"cursor\":{},\"events\":[",
+                    self.cursor
+                ));
+                for (index, event) in page.events.iter().enumerate() {
+                    if index > 0 {
+                        body.push(',');
+                    }
+                    push_event_json(&mut body, event);
+                }
+                body.push_str("]}");
+                self.send(body)?;
+            }
+            self.read_frames()?;
+            if self.shared.shutdown.load(Ordering::Relaxed) {
+                return Err(Ended::Close(CloseCode::Away, "collector stopping".into()));
+            }
+            if !page.more {
+                return Ok(());
+            }
+        }
+    }
+
+    fn live(&mut self, subscription: &Subscription) -> Result<(), Ended> {
+        let mut next_ping = Instant::now() + PING_INTERVAL;
+        loop {
+            if subscription.overflowed() {
+                return Err(Ended::Close(
+                    CloseCode::Again,
+                    format!(
+                        "too slow: live queue full; reconnect with after={}",
+                        self.cursor
+                    ),
+                ));
+            }
+            subscription.rearm();
+            let mut body = String::new();
+            let mut count = 0;
+            while let Ok(event) = subscription.receiver.try_recv() {
+                if event.seq <= self.cursor {
+                    continue;
+                }
+                self.cursor = event.seq;
+                if !api::event_matches(&self.filter, &event) {
+                    continue;
+                }
+                body.push(if count == 0 { '[' } else { ',' });
+                push_event_json(&mut body, &event);
+                count += 1;
+                if count >= BATCH {
+                    break;
+                }
+            }
+            if count > 0 {
+                body.push(']');
+                self.send(format!(
+                    "{{\"type\":\"events\",\"cursor\":{},\"events\":{body}}}",
+                    self.cursor
+                ))?;
+                if !subscription.receiver.is_empty() {
+                    continue;
+                }
+            }
+            if self.shared.shutdown.load(Ordering::Relaxed) {
+                return Err(Ended::Close(CloseCode::Away, "collector stopping".into()));
+            }
+            let now = Instant::now();
+            if now >= next_ping {
+                if self.readable && now.duration_since(self.last_heard) > SILENCE_LIMIT {
+                    return Err(Ended::Gone);
+                }
+                self.socket
+                    .write(Message::Ping(Vec::new().into()))
+                    .map_err(|_| Ended::Gone)?;
+                self.flush()?;
+                next_ping = now + PING_INTERVAL;
+            }
+            if !subscription.receiver.is_empty() || subscription.overflowed() {
+                continue;
+            }
+            let timeout = next_ping
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(500));
+            let _ = self.poll.poll(&mut self.events, Some(timeout));
+            self.read_frames()?;
+        }
+    }
+
+    /// Reads whatever frames the client sent (pongs, pings, close).
+    fn read_frames(&mut self) -> Result<(), Ended> {
+        if !self.readable {
+            return Ok(());
+        }
+        loop {
+            match self.socket.read() {
+                Ok(Message::Close(_)) => {
+                    let _ = self.flush();
+                    return Err(Ended::Gone);
+                }
+                Ok(_) => self.last_heard = Instant::now(),
+                Err(error) if would_block(&error) => return Ok(()),
+                Err(_) => return Err(Ended::Gone),
+            }
+        }
+    }
+
+    fn send(&mut self, text: String) -> Result<(), Ended> {
+        match self.socket.write(Message::text(text)) {
+            Ok(()) => {}
+            Err(error) if would_block(&error) => {}
+            Err(_) => return Err(Ended::Gone),
+        }
+        self.flush()
+    }
+
+    /// Flushes, waiting for the socket to drain (bounded by [`WRITE_LIMIT`]).
+    fn flush(&mut self) -> Result<(), Ended> {
+        let deadline = Instant::now() + WRITE_LIMIT;
+        loop {
+            match self.socket.flush() {
+                Ok(()) => return Ok(()),
+                Err(error) if would_block(&error) => {
+                    if Instant::now() >= deadline || self.shared.shutdown.load(Ordering::Relaxed) {
+                        return Err(Ended::Gone);
+                    }
+                    let _ = self
+                        .poll
+                        .poll(&mut self.events, Some(Duration::from_millis(250)));
+                }
+                Err(_) => return Err(Ended::Gone),
+            }
+        }
+    }
+}
