@@ -1,20 +1,99 @@
-//! The Redis source (filled in next).
+//! The Redis source, on one thread with one connection at a time.
+//!
+//! Stream transport (durable, the default): the collector reads the stream
+//! through a consumer group (`--group`, default the host name) as a consumer
+//! named after this host, so a restarted collector is the same consumer:
+//! 1. `XGROUP CREATE <key> <group> 0 MKSTREAM` (an existing group is kept),
+//!    so entries added before the first start are read too;
+//! 2. its own pending entries first (`XREADGROUP ... 0`): what it had read
+//!    but not acknowledged when it stopped or lost the connection;
+//! 3. then new entries with `XREADGROUP ... BLOCK`, and every few seconds
+//!    `XAUTOCLAIM` of entries pending longer than the claim idle time with any
+//!    consumer of the group (a dead collector's, or our own whose `XACK` was
+//!    lost);
+//! 4. `XACK` only after the writer reports the commit. Redelivered entries
+//!    are harmless: the writer stores each event id once.
+//!
+//! Pub/sub transport: `SUBSCRIBE`; at most once by nature (a message
+//! published while the collector is disconnected or too slow is lost).
+//!
+//! Any failure drops the connection and reconnects with exponential backoff
+//! and jitter; each change of the link state is logged once.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use hooktrail_shared::config::RedisConfig;
+use crossbeam_channel::{Receiver, Sender};
+use hooktrail_shared::config::{redact_url, RedisConfig, Transport};
+use hooktrail_shared::spool;
+use redis::{Client, Connection, RedisError, Value};
 
-use crate::ingest::WriterQueue;
+use crate::ingest::{self, Committed, NewEvent, Submission, WriterQueue};
+use crate::log;
 use crate::settings::Tuning;
-use crate::stats::Stats;
+use crate::stats::{RedisLink, Source, Stats};
+
+/// Entries asked for per read.
+const READ_COUNT: usize = 1000;
+
+/// Submissions sent to the writer and not yet acknowledged, at most: bounds
+/// what a restart would redeliver and the memory held for acks.
+const MAX_IN_FLIGHT: usize = 8;
+
+/// How long a blocking read waits when nothing is in flight; bounds how late
+/// a shutdown is noticed.
+const BLOCK_IDLE: Duration = Duration::from_millis(500);
+
+/// How long a read waits while acks are due, so they are sent promptly.
+const BLOCK_BUSY: Duration = Duration::from_millis(5);
+
+/// Time between `XAUTOCLAIM` scans and pending-count updates.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Connect timeout; reads get the block time plus this.
+const NETWORK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Backoff bounds between reconnection attempts.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// The stream entry ids of one submission, sent back by the writer after
+/// the commit.
+type AckBatch = (Vec<String>, Committed);
 
 /// The Redis reader's state.
 pub struct RedisSource {
+    /// URL, transport, key.
     config: RedisConfig,
+    /// Consumer group of the stream transport.
+    group: String,
+    /// This collector's consumer name in the group.
+    consumer: String,
+    /// Where events go.
     queue: WriterQueue,
+    /// Counters and the link state.
+    stats: Arc<Stats>,
+    /// Claim idle time and drain deadline.
+    tuning: Tuning,
+    /// Stops intake.
     shutdown: Arc<AtomicBool>,
+    /// Where rejected entries are recorded (`rejected.jsonl`).
+    spool_dir: PathBuf,
+    /// Commit reports from the writer: entry ids to `XACK`.
+    ack_sender: Sender<AckBatch>,
+    /// Where commit reports arrive.
+    ack_receiver: Receiver<AckBatch>,
+    /// Submissions whose commit report has not arrived yet.
+    in_flight: usize,
+    /// Entry ids committed (or rejected) and not yet acknowledged to Redis;
+    /// kept across reconnections.
+    to_ack: Vec<String>,
+    /// Last link error logged, so a retry loop logs once.
+    last_error: Option<String>,
+    /// State of the jitter generator.
+    jitter: u64,
 }
 
 impl RedisSource {
@@ -22,23 +101,479 @@ impl RedisSource {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: RedisConfig,
-        _group: String,
-        _consumer: String,
+        group: String,
+        consumer: String,
         queue: WriterQueue,
-        _stats: Arc<Stats>,
-        _tuning: Tuning,
+        stats: Arc<Stats>,
+        tuning: Tuning,
         shutdown: Arc<AtomicBool>,
-        _spool_dir: PathBuf,
+        spool_dir: PathBuf,
     ) -> RedisSource {
+        let (ack_sender, ack_receiver) = crossbeam_channel::unbounded();
+        let seed =
+            hooktrail_shared::envelope::now_millis() as u64 ^ ((std::process::id() as u64) << 32);
         RedisSource {
             config,
+            group,
+            consumer,
             queue,
+            stats,
+            tuning,
             shutdown,
+            spool_dir,
+            ack_sender,
+            ack_receiver,
+            in_flight: 0,
+            to_ack: Vec::new(),
+            last_error: None,
+            jitter: seed | 1,
         }
     }
 
-    /// Reads until shutdown.
-    pub fn run(self) {
-        let _ = (&self.config, &self.queue, &self.shutdown);
+    /// Reads until shutdown, reconnecting as needed; at shutdown waits (up
+    /// to the drain deadline) for the commits of what it read and
+    /// acknowledges them.
+    pub fn run(mut self) {
+        let client = match self.client() {
+            Ok(client) => client,
+            Err(error) => {
+                self.stats.set_redis_link(RedisLink::Down);
+                log::error(&format!(
+                    "redis: unusable configuration for {}: {error}; not reading from Redis",
+                    redact_url(&self.config.url)
+                ));
+                return;
+            }
+        };
+        self.stats.set_redis_link(RedisLink::Connecting);
+        let mut backoff = BACKOFF_MIN;
+        while !self.shutdown.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            let result = match self.config.transport {
+                Transport::Stream => self.stream_session(&client),
+                Transport::PubSub => self.pubsub_session(&client),
+            };
+            match result {
+                Ok(()) => break,
+                Err(error) => {
+                    self.link_down(&error);
+                    if started.elapsed() > Duration::from_secs(10) {
+                        backoff = BACKOFF_MIN;
+                    }
+                    let pause = self.with_jitter(backoff);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    let until = Instant::now() + pause;
+                    while Instant::now() < until && !self.shutdown.load(Ordering::Relaxed) {
+                        self.collect_acks(Duration::from_millis(20));
+                    }
+                }
+            }
+        }
+        self.finish();
     }
+
+    fn client(&self) -> Result<Client, String> {
+        match &self.config.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|error| {
+                    format!("cannot read the CA file {}: {error}", path.display())
+                })?;
+                Client::build_with_tls(
+                    self.config.url.as_str(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+                .map_err(|error| error.to_string())
+            }
+            None => Client::open(self.config.url.as_str()).map_err(|error| error.to_string()),
+        }
+    }
+
+    fn connect(&self, client: &Client, read_timeout: Duration) -> Result<Connection, RedisError> {
+        let connection = client.get_connection_with_timeout(NETWORK_TIMEOUT)?;
+        connection.set_read_timeout(Some(read_timeout))?;
+        connection.set_write_timeout(Some(NETWORK_TIMEOUT))?;
+        Ok(connection)
+    }
+
+    fn link_up(&mut self) {
+        self.stats.redis_connects.fetch_add(1, Ordering::Relaxed);
+        let previous = self.stats.set_redis_link(RedisLink::Up);
+        if previous != RedisLink::Up {
+            let again = if self.last_error.take().is_some() {
+                " again"
+            } else {
+                ""
+            };
+            log::info(&format!(
+                "redis: reading {} {:?} from {}{again}",
+                self.config.transport.as_str(),
+                self.config.key,
+                redact_url(&self.config.url)
+            ));
+        }
+    }
+
+    fn link_down(&mut self, error: &RedisError) {
+        let previous = self.stats.set_redis_link(RedisLink::Down);
+        let text = error.to_string();
+        if previous == RedisLink::Up || self.last_error.is_none() {
+            log::warn(&format!(
+                "redis: {} unreachable or failing ({text}); retrying with backoff",
+                redact_url(&self.config.url)
+            ));
+            self.last_error = Some(text);
+        }
+    }
+
+    fn with_jitter(&mut self, pause: Duration) -> Duration {
+        // xorshift64: plenty for spreading reconnections of many collectors.
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        let factor = 0.5 + (self.jitter % 1000) as f64 / 1000.0;
+        pause.mul_f64(factor)
+    }
+
+    /// Takes the writer's commit reports (waiting up to `wait` for the
+    /// first) and queues their ids for `XACK`.
+    fn collect_acks(&mut self, wait: Duration) {
+        let mut first = true;
+        loop {
+            let report = if first && !wait.is_zero() && self.in_flight > 0 {
+                self.ack_receiver.recv_timeout(wait).ok()
+            } else {
+                self.ack_receiver.try_recv().ok()
+            };
+            first = false;
+            match report {
+                Some((ids, _)) => {
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                    self.to_ack.extend(ids);
+                }
+                None => return,
+            }
+        }
+    }
+
+    fn send_acks(&mut self, connection: &mut Connection) -> Result<(), RedisError> {
+        if self.to_ack.is_empty() {
+            return Ok(());
+        }
+        let mut command = redis::cmd("XACK");
+        command
+            .arg(&self.config.key)
+            .arg(&self.group)
+            .arg(&self.to_ack);
+        let _: i64 = command.query(connection)?;
+        self.stats
+            .source(Source::Redis)
+            .acknowledged
+            .fetch_add(self.to_ack.len() as u64, Ordering::Relaxed);
+        self.to_ack.clear();
+        Ok(())
+    }
+
+    /// One connection's life in stream mode. `Ok` only at shutdown.
+    fn stream_session(&mut self, client: &Client) -> Result<(), RedisError> {
+        let mut connection = self.connect(client, BLOCK_IDLE + NETWORK_TIMEOUT)?;
+        let created: Result<(), RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.config.key)
+            .arg(&self.group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query(&mut connection);
+        if let Err(error) = created {
+            if error.code() != Some("BUSYGROUP") {
+                return Err(error);
+            }
+        }
+        self.link_up();
+        // Our own pending entries first: what a previous run of this
+        // consumer read and never acknowledged.
+        let mut pending_cursor = Some("0-0".to_owned());
+        let mut next_maintenance = Instant::now();
+        while !self.shutdown.load(Ordering::Relaxed) {
+            self.collect_acks(Duration::ZERO);
+            self.send_acks(&mut connection)?;
+            if self.in_flight >= MAX_IN_FLIGHT {
+                self.collect_acks(Duration::from_millis(100));
+                continue;
+            }
+            if Instant::now() >= next_maintenance {
+                next_maintenance = Instant::now() + MAINTENANCE_INTERVAL;
+                self.maintenance(&mut connection)?;
+                continue;
+            }
+            let reply: Value = match &pending_cursor {
+                Some(cursor) => redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(&self.group)
+                    .arg(&self.consumer)
+                    .arg("COUNT")
+                    .arg(READ_COUNT)
+                    .arg("STREAMS")
+                    .arg(&self.config.key)
+                    .arg(cursor)
+                    .query(&mut connection)?,
+                None => {
+                    let block = if self.in_flight > 0 || !self.to_ack.is_empty() {
+                        BLOCK_BUSY
+                    } else {
+                        BLOCK_IDLE
+                    };
+                    redis::cmd("XREADGROUP")
+                        .arg("GROUP")
+                        .arg(&self.group)
+                        .arg(&self.consumer)
+                        .arg("COUNT")
+                        .arg(READ_COUNT)
+                        .arg("BLOCK")
+                        .arg(block.as_millis() as u64)
+                        .arg("STREAMS")
+                        .arg(&self.config.key)
+                        .arg(">")
+                        .query(&mut connection)?
+                }
+            };
+            let entries = stream_entries(reply);
+            if pending_cursor.is_some() {
+                match entries.last() {
+                    Some((id, _)) => pending_cursor = Some(id.clone()),
+                    None => pending_cursor = None,
+                }
+            }
+            self.submit_entries(entries);
+        }
+        self.collect_acks(Duration::ZERO);
+        self.send_acks(&mut connection)?;
+        Ok(())
+    }
+
+    /// Claims entries left pending too long by any consumer of the group,
+    /// and refreshes the pending count.
+    fn maintenance(&mut self, connection: &mut Connection) -> Result<(), RedisError> {
+        let mut cursor = "0-0".to_owned();
+        for _ in 0..10 {
+            let reply: Value = redis::cmd("XAUTOCLAIM")
+                .arg(&self.config.key)
+                .arg(&self.group)
+                .arg(&self.consumer)
+                .arg(self.tuning.claim_idle.as_millis() as u64)
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(READ_COUNT)
+                .query(connection)?;
+            let Value::Array(mut parts) = reply else {
+                break;
+            };
+            parts.resize(3, Value::Nil);
+            let next = text(&parts[0]).unwrap_or_else(|| "0-0".to_owned());
+            let entries = entry_list(std::mem::take(&mut parts[1]));
+            // Entries trimmed from the stream while pending cannot be read:
+            // acknowledge them so they stop counting as pending.
+            if let Value::Array(deleted) = &parts[2] {
+                self.to_ack.extend(deleted.iter().filter_map(text));
+            }
+            if !entries.is_empty() {
+                log::info(&format!(
+                    "redis: claimed {} entries left pending by a stopped consumer",
+                    entries.len()
+                ));
+            }
+            self.submit_entries(entries);
+            if next == "0-0" {
+                break;
+            }
+            cursor = next;
+        }
+        let summary: Value = redis::cmd("XPENDING")
+            .arg(&self.config.key)
+            .arg(&self.group)
+            .query(connection)?;
+        if let Value::Array(parts) = summary {
+            if let Some(Value::Int(count)) = parts.first() {
+                self.stats.redis_pending.store(*count, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses entries and submits the valid ones; rejected and empty
+    /// entries are recorded and acknowledged at once (they would otherwise
+    /// come back forever).
+    fn submit_entries(&mut self, entries: Vec<(String, Option<Vec<u8>>)>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut ids = Vec::with_capacity(entries.len());
+        let mut events: Vec<NewEvent> = Vec::with_capacity(entries.len());
+        for (id, body) in entries {
+            let Some(body) = body else {
+                // Trimmed or without an `event` field: nothing to store.
+                self.to_ack.push(id);
+                continue;
+            };
+            match ingest::parse_counted(&body, Source::Redis, &self.stats) {
+                Ok(event) => {
+                    events.push(event);
+                    ids.push(id);
+                }
+                Err(reason) => {
+                    log::warn(&format!("redis: rejected stream entry {id}: {reason}"));
+                    if let Err(error) = spool::record_rejected(&self.spool_dir, &body, &reason.0) {
+                        log::warn(&format!("redis: cannot record a rejected entry: {error}"));
+                    }
+                    self.to_ack.push(id);
+                }
+            }
+        }
+        if events.is_empty() {
+            return;
+        }
+        let done = self.ack_sender.clone();
+        let submission = Submission {
+            source: Source::Redis,
+            events,
+            acknowledge: Box::new(move |committed| {
+                let _ = done.send((ids, committed));
+            }),
+        };
+        if self.queue.submit(submission).is_ok() {
+            self.in_flight += 1;
+        }
+    }
+
+    /// One connection's life in pub/sub mode. `Ok` only at shutdown.
+    fn pubsub_session(&mut self, client: &Client) -> Result<(), RedisError> {
+        let mut connection = self.connect(client, BLOCK_IDLE)?;
+        let mut pubsub = connection.as_pubsub();
+        pubsub.subscribe(&self.config.key)?;
+        self.link_up();
+        while !self.shutdown.load(Ordering::Relaxed) {
+            let message = match pubsub.get_message() {
+                Ok(message) => message,
+                Err(error) if error.is_timeout() => continue,
+                Err(error) => return Err(error),
+            };
+            let body = message.get_payload_bytes();
+            match ingest::parse_counted(body, Source::Redis, &self.stats) {
+                Ok(event) => {
+                    let stats = self.stats.clone();
+                    let submission = Submission {
+                        source: Source::Redis,
+                        events: vec![event],
+                        acknowledge: Box::new(move |_| {
+                            // Nothing to acknowledge to Redis: counted as
+                            // acknowledged once stored.
+                            stats
+                                .source(Source::Redis)
+                                .acknowledged
+                                .fetch_add(1, Ordering::Relaxed);
+                        }),
+                    };
+                    let _ = self.queue.submit(submission);
+                }
+                Err(reason) => {
+                    log::warn(&format!("redis: rejected a pub/sub message: {reason}"));
+                    if let Err(error) = spool::record_rejected(&self.spool_dir, body, &reason.0) {
+                        log::warn(&format!("redis: cannot record a rejected message: {error}"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// At shutdown: waits for the commits of what was read and acknowledges
+    /// them on a fresh connection if needed.
+    fn finish(&mut self) {
+        let deadline = Instant::now() + self.tuning.drain_deadline;
+        while self.in_flight > 0 && Instant::now() < deadline {
+            self.collect_acks(Duration::from_millis(50));
+        }
+        self.collect_acks(Duration::ZERO);
+        if self.to_ack.is_empty() || self.config.transport == Transport::PubSub {
+            return;
+        }
+        let result = self
+            .client()
+            .map_err(|error| RedisError::from(std::io::Error::other(error)))
+            .and_then(|client| self.connect(&client, NETWORK_TIMEOUT))
+            .and_then(|mut connection| self.send_acks(&mut connection));
+        if let Err(error) = result {
+            log::warn(&format!(
+                "redis: could not acknowledge {} committed entries at shutdown ({error}); they will be read again and stored once",
+                self.to_ack.len()
+            ));
+        }
+    }
+}
+
+/// A bulk or simple string as text.
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(text) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// The entries of an `XREADGROUP` reply (RESP2 arrays or RESP3 maps), as
+/// (id, value of the `event` field).
+fn stream_entries(reply: Value) -> Vec<(String, Option<Vec<u8>>)> {
+    match reply {
+        Value::Array(streams) => streams
+            .into_iter()
+            .flat_map(|stream| match stream {
+                Value::Array(mut pair) if pair.len() == 2 => {
+                    entry_list(pair.pop().unwrap_or_default())
+                }
+                _ => Vec::new(),
+            })
+            .collect(),
+        Value::Map(streams) => streams
+            .into_iter()
+            .flat_map(|(_, entries)| entry_list(entries))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A list of `[id, [field, value, ...]]` entries.
+fn entry_list(value: Value) -> Vec<(String, Option<Vec<u8>>)> {
+    let Value::Array(entries) = value else {
+        return Vec::new();
+    };
+    entries
+        .into_iter()
+        .filter_map(|entry| {
+            let Value::Array(mut parts) = entry else {
+                return None;
+            };
+            parts.resize(2, Value::Nil);
+            let fields = parts.pop().unwrap_or_default();
+            let id = text(&parts[0])?;
+            let pairs: Vec<(Value, Value)> = match fields {
+                Value::Array(flat) => {
+                    let mut flat = flat.into_iter();
+                    std::iter::from_fn(|| Some((flat.next()?, flat.next()?))).collect()
+                }
+                Value::Map(pairs) => pairs,
+                _ => Vec::new(),
+            };
+            let body = pairs
+                .into_iter()
+                .find_map(|(name, value)| match (name, value) {
+                    (Value::BulkString(name), Value::BulkString(bytes)) if name == b"event" => {
+                        Some(bytes)
+                    }
+                    _ => None,
+                });
+            Some((id, body))
+        })
+        .collect()
 }
