@@ -74,6 +74,11 @@ pub fn run() {
     }
     let config = loaded.config;
     let _ = SPOOL_DIR.set(config.spool_dir.clone());
+    if std::env::var_os("HOOKTRAIL_TEST_PANIC").is_some() {
+        // Fault injection for the test that proves a panic still spools the
+        // event, prints nothing and exits 0.
+        panic!("HOOKTRAIL_TEST_PANIC is set");
+    }
 
     let route = deliver(&config, line);
     SETTLED.store(true, Ordering::SeqCst);

@@ -1,0 +1,336 @@
+//! Hook mode without Redis and with bad input: the collector socket (ok and
+//! error), no collector (the spool, 0600 in 0700), every kind of bad stdin,
+//! bad configs, concurrent emitters, a panic. Every run proves exit 0 and an
+//! empty stdout; every event is found afterwards.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::{envelope, fixture_line, ids, stream_envelopes, Answer, FakeCollector, Stdin, World};
+use hooktrail_testkit::RedisServer;
+
+fn spooled(world: &World) -> Vec<serde_json::Value> {
+    world
+        .spool_lines()
+        .iter()
+        .map(|line| envelope(line))
+        .collect()
+}
+
+#[test]
+fn every_fixture_payload_goes_to_a_collector_that_answers_ok() {
+    let world = World::new();
+    let collector = FakeCollector::start(&world.socket(), Answer::Ok);
+    for (index, payload) in hooktrail_testkit::all_fixtures().iter().enumerate() {
+        let run = world.hook_with_id(&format!("sock-{index}"), payload);
+        run.assert_silent_success();
+        let received = envelope(&collector.next_line());
+        assert_eq!(received["id"], format!("sock-{index}"));
+        assert_eq!(received["payload"], envelope(payload));
+        assert_eq!(received["hook"], envelope(payload)["hook_event_name"]);
+    }
+    assert!(world.spool_lines().is_empty());
+}
+
+#[test]
+fn a_collector_that_answers_an_error_means_spooled() {
+    let world = World::new();
+    let collector = FakeCollector::start(&world.socket(), Answer::Error);
+    world
+        .hook_with_id("rejected-1", &fixture_line("Stop"))
+        .assert_silent_success();
+    assert_eq!(envelope(&collector.next_line())["id"], "rejected-1");
+    assert_eq!(ids(&spooled(&world)), ["rejected-1"]);
+}
+
+#[test]
+fn a_socket_that_accepts_and_never_answers_costs_the_short_budget_then_spools() {
+    let world = World::new();
+    // Bound, listening, never accepted: the connect succeeds (backlog), the
+    // reply never comes.
+    let _listener = std::os::unix::net::UnixListener::bind(world.socket()).unwrap();
+    let run = world.hook_with_id("mute-1", &fixture_line("Stop"));
+    run.assert_silent_success();
+    assert!(
+        run.elapsed < Duration::from_millis(800),
+        "{:?}",
+        run.elapsed
+    );
+    assert_eq!(ids(&spooled(&world)), ["mute-1"]);
+}
+
+#[test]
+fn no_collector_spools_into_a_private_directory() {
+    let world = World::new();
+    let payload = fixture_line("PreToolUse");
+    world
+        .hook_with_id("spool-1", &payload)
+        .assert_silent_success();
+    let events = spooled(&world);
+    assert_eq!(ids(&events), ["spool-1"]);
+    assert_eq!(events[0]["payload"], envelope(&payload));
+    let dir_mode = std::fs::metadata(world.spool_dir())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700);
+    for entry in std::fs::read_dir(world.spool_dir()).unwrap() {
+        let mode = entry.unwrap().metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    assert!(
+        world.spool_dir().join(".pending").exists(),
+        "an append marks the spool pending"
+    );
+}
+
+fn assert_invalid_event_spooled(world: &World, input: Stdin, expected_raw: &str) {
+    let run = world.hook(input);
+    run.assert_silent_success();
+    let events = spooled(world);
+    let last = events.last().expect("an event");
+    assert_eq!(last["hook"], "Invalid");
+    assert_eq!(last["payload"]["_raw"], expected_raw);
+}
+
+#[test]
+fn empty_stdin_still_makes_an_event() {
+    let world = World::new();
+    assert_invalid_event_spooled(&world, Stdin::Bytes(Vec::new()), "");
+}
+
+#[test]
+fn stdin_from_dev_null_still_makes_an_event() {
+    let world = World::new();
+    assert_invalid_event_spooled(&world, Stdin::Null, "");
+}
+
+#[test]
+fn a_closed_stdin_still_makes_an_event() {
+    let world = World::new();
+    assert_invalid_event_spooled(&world, Stdin::Closed, "");
+}
+
+#[test]
+fn binary_garbage_becomes_an_invalid_event() {
+    let world = World::new();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|index| (index * 7919 % 256) as u8)
+        .collect();
+    let expected = String::from_utf8_lossy(&garbage).into_owned();
+    assert_invalid_event_spooled(&world, Stdin::Bytes(garbage), &expected);
+}
+
+#[test]
+fn invalid_utf8_inside_json_becomes_an_invalid_event_with_the_text() {
+    let world = World::new();
+    let bytes = b"{\"hook_event_name\":\"Stop\",\"x\":\"\xff\xfe\"}".to_vec();
+    let expected = String::from_utf8_lossy(&bytes).into_owned();
+    assert_invalid_event_spooled(&world, Stdin::Bytes(bytes), &expected);
+}
+
+#[test]
+fn not_json_text_becomes_an_invalid_event() {
+    let world = World::new();
+    assert_invalid_event_spooled(
+        &world,
+        Stdin::Bytes(b"hello, not json".to_vec()),
+        "hello, not json",
+    );
+}
+
+#[test]
+fn a_20_mib_payload_is_shortened_marked_and_delivered() {
+    let server = RedisServer::start();
+    let mut world = World::new();
+    world.set("HOOKTRAIL_REDIS_URL", server.url());
+    let big = "y".repeat(20 * 1024 * 1024);
+    let payload = format!(
+        r#"{{"session_id":"s-big","hook_event_name":"PostToolUse","tool_name":"Read","tool_use_id":"toolu_big","tool_response":{{"content":"{big}"}},"small":"kept"}}"#
+    );
+    let run = world.hook_with_id("big-1", &payload);
+    run.assert_silent_success();
+    let stored = stream_envelopes(&server, "hooktrail:events");
+    assert_eq!(ids(&stored), ["big-1"]);
+    let event = &stored[0];
+    assert_eq!(event["truncated"], true);
+    assert_eq!(event["tool_use_id"], "toolu_big");
+    assert_eq!(event["payload"]["small"], "kept");
+    let content = event["payload"]["tool_response"]["content"]
+        .as_str()
+        .unwrap();
+    assert!(content.len() < 2 * 1024 * 1024);
+    assert!(
+        content.ends_with("shortened from 20971520 bytes]"),
+        "{}",
+        &content[content.len() - 80..]
+    );
+}
+
+#[test]
+fn a_20_mib_payload_is_spooled_when_nothing_else_works() {
+    let world = World::new();
+    let payload = format!(
+        r#"{{"hook_event_name":"PostToolUse","blob":"{}"}}"#,
+        "z".repeat(20 * 1024 * 1024)
+    );
+    world
+        .hook_with_id("big-spool", &payload)
+        .assert_silent_success();
+    let events = spooled(&world);
+    assert_eq!(ids(&events), ["big-spool"]);
+    assert_eq!(events[0]["truncated"], true);
+}
+
+#[test]
+fn a_config_file_with_a_password_that_others_can_read_is_refused_but_the_event_is_kept() {
+    let server = RedisServer::start_with(&["--requirepass", "file-secret"]);
+    let mut world = World::new();
+    let config = world.path("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"redis":{{"url":"redis://:file-secret@127.0.0.1:{}"}}}}"#,
+            server.port
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    world
+        .set("HOOKTRAIL_CONFIG", config.display().to_string())
+        .set("HOOKTRAIL_DEBUG", "1");
+    let run = world.hook_with_id("leaky-1", &fixture_line("Stop"));
+    run.assert_silent_success();
+    assert!(
+        run.stderr.contains(&config.display().to_string()),
+        "stderr must name the file: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("chmod 600"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("file-secret"),
+        "password leaked: {}",
+        run.stderr
+    );
+    assert_eq!(
+        ids(&spooled(&world)),
+        ["leaky-1"],
+        "delivered without Redis"
+    );
+    assert_eq!(server.command(&["EXISTS", "hooktrail:events"]), "0");
+    // Once private, the file is used, and the spooled event is forwarded
+    // right after the hook's own.
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    world
+        .hook_with_id("private-1", &fixture_line("Stop"))
+        .assert_silent_success();
+    assert_eq!(
+        ids(&stream_envelopes(&server, "hooktrail:events")),
+        ["private-1", "leaky-1"]
+    );
+    assert!(world.spool_lines().is_empty());
+}
+
+#[test]
+fn without_debug_nothing_is_written_to_stderr_either() {
+    let mut world = World::new();
+    let config = world.path("config.json");
+    std::fs::write(&config, "{broken").unwrap();
+    world.set("HOOKTRAIL_CONFIG", config.display().to_string());
+    let run = world.hook(Stdin::Bytes(fixture_line("Stop").into_bytes()));
+    run.assert_silent_success();
+    assert_eq!(
+        run.stderr, "",
+        "diagnostics only with HOOKTRAIL_DEBUG=1 or HOOKTRAIL_LOG"
+    );
+    assert_eq!(spooled(&world).len(), 1);
+}
+
+#[test]
+fn a_malformed_config_is_reported_and_ignored() {
+    let mut world = World::new();
+    let config = world.path("config.json");
+    std::fs::write(&config, "{\"redis\": {\"url\": ").unwrap();
+    world
+        .set("HOOKTRAIL_CONFIG", config.display().to_string())
+        .set("HOOKTRAIL_DEBUG", "1");
+    let run = world.hook_with_id("malformed-1", &fixture_line("Stop"));
+    run.assert_silent_success();
+    assert!(run.stderr.contains("not valid JSON"), "{}", run.stderr);
+    assert_eq!(ids(&spooled(&world)), ["malformed-1"]);
+}
+
+#[test]
+fn an_unreadable_config_is_reported_and_ignored() {
+    let mut world = World::new();
+    // A directory cannot be read as a file, even by root.
+    let config = world.path("config-dir.json");
+    std::fs::create_dir(&config).unwrap();
+    let log = world.path("emit.log");
+    world
+        .set("HOOKTRAIL_CONFIG", config.display().to_string())
+        .set("HOOKTRAIL_LOG", log.display().to_string());
+    let run = world.hook_with_id("unreadable-1", &fixture_line("Stop"));
+    run.assert_silent_success();
+    assert_eq!(
+        run.stderr, "",
+        "HOOKTRAIL_LOG alone writes to the file, not stderr"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("cannot read config file"), "{logged}");
+    assert!(logged.contains(&config.display().to_string()), "{logged}");
+    assert_eq!(ids(&spooled(&world)), ["unreadable-1"]);
+}
+
+#[test]
+fn concurrent_emitters_into_one_spool_lose_nothing() {
+    let world = std::sync::Arc::new(World::new());
+    let threads: Vec<_> = (0..8)
+        .map(|thread| {
+            let world = world.clone();
+            std::thread::spawn(move || {
+                for index in 0..15 {
+                    world
+                        .hook_with_id(&format!("c{thread}-{index}"), &fixture_line("PreToolUse"))
+                        .assert_silent_success();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let mut found = ids(&spooled(&world));
+    found.sort();
+    let mut expected: Vec<String> = (0..8)
+        .flat_map(|t| (0..15).map(move |i| format!("c{t}-{i}")))
+        .collect();
+    expected.sort();
+    assert_eq!(found, expected);
+}
+
+#[test]
+fn a_panic_still_spools_the_event_prints_nothing_and_exits_0() {
+    let mut world = World::new();
+    world.set("HOOKTRAIL_TEST_PANIC", "1");
+    let run = world.hook_with_id("panic-1", &fixture_line("Stop"));
+    run.assert_silent_success();
+    assert_eq!(run.stderr, "", "the panic message is a diagnostic too");
+    let events = spooled(&world);
+    assert_eq!(ids(&events), ["panic-1"]);
+    assert_eq!(events[0]["hook"], "Stop");
+}
+
+#[test]
+fn stray_arguments_with_piped_stdin_still_record_the_event() {
+    let world = World::new();
+    let run = world.run(
+        &["--unexpected"],
+        Stdin::Bytes(fixture_line("Stop").into_bytes()),
+    );
+    run.assert_silent_success();
+    assert_eq!(spooled(&world).len(), 1);
+}
