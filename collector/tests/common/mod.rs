@@ -1,0 +1,308 @@
+//! Support for the collector's integration tests: a collector process in a
+//! fresh temp directory, envelopes, socket clients and database reads.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use hooktrail_shared::envelope::{new_event_id, Envelope};
+use hooktrail_testkit::wait_until;
+
+/// The collector binary under test.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_hooktrail-collector");
+
+/// A collector process with its own directory, database, socket and spool.
+pub struct Collector {
+    /// The running process; `None` once it exited.
+    pub child: Option<Child>,
+    /// Everything of this collector lives here.
+    pub dir: PathBuf,
+    /// The database file.
+    pub db: PathBuf,
+    /// The socket path.
+    pub socket: PathBuf,
+    /// The spool directory.
+    pub spool: PathBuf,
+    /// Its stderr, for assertions on log lines.
+    pub log: PathBuf,
+    /// Extra arguments, reused by [`Collector::restart`].
+    pub extra: Vec<String>,
+}
+
+impl Collector {
+    /// Starts a collector in `dir` with extra arguments and waits until its
+    /// socket accepts connections.
+    pub fn start(dir: &Path, extra: &[&str]) -> Collector {
+        let mut collector = Collector {
+            child: None,
+            dir: dir.to_owned(),
+            db: dir.join("data/events.db"),
+            socket: dir.join("run/collector.sock"),
+            spool: dir.join("spool"),
+            log: dir.join("collector.log"),
+            extra: extra.iter().map(|arg| arg.to_string()).collect(),
+        };
+        collector.restart();
+        collector
+    }
+
+    /// Starts the process again (after a kill) with the same arguments.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "collector already running");
+        let child = self.command().spawn().expect("start the collector");
+        self.child = Some(child);
+        if !self.extra.iter().any(|arg| arg == "off") {
+            let socket = self.socket.clone();
+            let log = self.log.clone();
+            wait_until(
+                "the collector's socket to accept",
+                Duration::from_secs(20),
+                || UnixStream::connect(&socket).is_ok(),
+            );
+            let _ = log;
+        }
+    }
+
+    /// The command line, for tests that run it themselves.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(BINARY);
+        command
+            .args(["--db", &self.db.display().to_string()])
+            .args(["--socket", &self.socket.display().to_string()])
+            .args(["--spool-dir", &self.spool.display().to_string()])
+            .args(["--http", "127.0.0.1:0"])
+            .args(&self.extra)
+            .env_clear()
+            .env("HOME", &self.dir)
+            .env("XDG_CONFIG_HOME", self.dir.join("config"))
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.log)
+                    .expect("log file"),
+            );
+        command
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, signal: i32) {
+        let pid = self.child.as_ref().expect("running").id() as i32;
+        // SAFETY: kill on the pid of a child we have not reaped yet.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+
+    /// Kills with SIGKILL and reaps.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
+        let mut status = None;
+        let child = self.child.as_mut().expect("running");
+        wait_until("the collector to exit", deadline, || {
+            status = child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        self.child = None;
+        status.unwrap()
+    }
+
+    /// Rows in `events` (0 while the database does not exist yet).
+    pub fn count(&self) -> i64 {
+        self.query_i64("SELECT count(*) FROM events")
+    }
+
+    /// Runs a query that returns one integer, on a read-only connection.
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        let Ok(connection) = rusqlite::Connection::open_with_flags(
+            &self.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        ) else {
+            return 0;
+        };
+        let _ = connection.busy_timeout(Duration::from_secs(5));
+        connection.query_row(sql, [], |row| row.get(0)).unwrap_or(0)
+    }
+
+    /// Runs a query and returns each row's columns as text, via rusqlite.
+    pub fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        let connection = rusqlite::Connection::open_with_flags(
+            &self.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open db");
+        let mut statement = connection.prepare(sql).expect("prepare");
+        let columns = statement.column_count();
+        let rows = statement
+            .query_map([], |row| {
+                Ok((0..columns)
+                    .map(|index| match row.get_ref(index).unwrap() {
+                        rusqlite::types::ValueRef::Null => "NULL".to_owned(),
+                        rusqlite::types::ValueRef::Integer(value) => value.to_string(),
+                        rusqlite::types::ValueRef::Real(value) => value.to_string(),
+                        rusqlite::types::ValueRef::Text(text) => {
+                            String::from_utf8_lossy(text).into_owned()
+                        }
+                        rusqlite::types::ValueRef::Blob(_) => "BLOB".to_owned(),
+                    })
+                    .collect())
+            })
+            .expect("query");
+        rows.map(Result::unwrap).collect()
+    }
+
+    /// Waits until `events` holds exactly `expected` rows (and checks it does
+    /// not go past it).
+    pub fn wait_rows(&self, expected: i64, deadline: Duration) {
+        wait_until(&format!("{expected} rows in events"), deadline, || {
+            self.count() >= expected
+        });
+        assert_eq!(self.count(), expected, "more rows than events sent");
+        assert_eq!(
+            self.query_i64("SELECT count(DISTINCT id) FROM events"),
+            expected,
+            "duplicate ids stored"
+        );
+    }
+
+    /// The collector's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A v1 envelope line with a fresh id and a ~1 KB payload.
+pub fn envelope(index: usize) -> String {
+    let payload = format!(
+        r#"{{"session_id":"sess-{}","transcript_path":"/t/{}.jsonl","cwd":"/home/dev/p","hook_event_name":"PostToolUse","tool_name":"Bash","tool_use_id":"toolu_{index}","tool_input":{{"command":"ls -la {}"}},"tool_response":{{"stdout":"{}"}}}}"#,
+        index % 7,
+        index % 7,
+        index,
+        "x".repeat(800)
+    );
+    Envelope::from_hook_stdin(
+        payload.as_bytes(),
+        new_event_id(),
+        1_700_000_000_000 + index as i64,
+        "testhost".into(),
+    )
+    .to_json()
+}
+
+/// The fixture's hook payloads as envelopes, with increasing timestamps.
+pub fn fixture_envelopes(name: &str) -> Vec<String> {
+    hooktrail_testkit::fixture(name)
+        .iter()
+        .enumerate()
+        .map(|(index, line)| {
+            Envelope::from_hook_stdin(
+                line.as_bytes(),
+                new_event_id(),
+                1_700_000_000_000 + index as i64 * 100,
+                "fixhost".into(),
+            )
+            .to_json()
+        })
+        .collect()
+}
+
+/// Writes the lines on one connection and returns one reply per line.
+pub fn send_lines(socket: &Path, lines: &[String]) -> Vec<String> {
+    let mut stream = UnixStream::connect(socket).expect("connect to the collector");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let reader_stream = stream.try_clone().unwrap();
+    let count = lines.len();
+    let reader = std::thread::spawn(move || {
+        let mut reader = BufReader::new(reader_stream);
+        let mut replies = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            replies.push(line.trim_end().to_owned());
+        }
+        replies
+    });
+    // Writes stop at the first error: a test may kill the collector
+    // mid-stream, and the replies received until then are what counts.
+    let mut buffer = Vec::new();
+    for chunk in lines.chunks(64) {
+        buffer.clear();
+        for line in chunk {
+            buffer.extend_from_slice(line.as_bytes());
+            buffer.push(b'\n');
+        }
+        if stream.write_all(&buffer).is_err() {
+            break;
+        }
+    }
+    reader.join().unwrap()
+}
+
+/// XADDs each line to the stream in one pipelined connection.
+pub fn xadd_all(port: u16, key: &str, lines: &[String]) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect redis");
+    let mut buffer = Vec::new();
+    for line in lines {
+        let args = [
+            "XADD",
+            key,
+            "MAXLEN",
+            "~",
+            "1000000",
+            "*",
+            "event",
+            line.as_str(),
+        ];
+        buffer.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for arg in args {
+            buffer.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            buffer.extend_from_slice(arg.as_bytes());
+            buffer.extend_from_slice(b"\r\n");
+        }
+    }
+    stream.write_all(&buffer).unwrap();
+    // One reply line per command (`$<len>` then the id).
+    let mut reader = BufReader::new(stream);
+    let mut replies = 0;
+    let mut line = String::new();
+    while replies < lines.len() {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line.starts_with('$') {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            replies += 1;
+        } else {
+            panic!("XADD failed: {line}");
+        }
+    }
+}
