@@ -68,6 +68,22 @@ impl ApiResponse {
 
 /// Opens a read-only connection to the collector's database.
 pub fn open_read_only(database: &Path) -> rusqlite::Result<Connection> {
+    // A read-only open can fail for a moment while the writer resets the WAL
+    // (SQLITE_CANTOPEN / BUSY); retry briefly before reporting it.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match open_read_only_once(database) {
+            Ok(connection) => return Ok(connection),
+            Err(error) if Instant::now() < deadline => {
+                let _ = error;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+fn open_read_only_once(database: &Path) -> rusqlite::Result<Connection> {
     let connection = Connection::open_with_flags(
         database,
         OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -77,6 +93,8 @@ pub fn open_read_only(database: &Path) -> rusqlite::Result<Connection> {
     connection.busy_timeout(Duration::from_secs(2))?;
     connection.pragma_update(None, "query_only", true)?;
     connection.pragma_update(None, "cache_size", -16384)?;
+    // Touch the schema now, so a failure shows here and not mid-request.
+    connection.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))?;
     Ok(connection)
 }
 

@@ -319,7 +319,15 @@ impl<S: Read + Write> Client<'_, S> {
         let mut subscription = hub.subscribe(DEFAULT_QUEUE_CAPACITY, Some(waker.clone()));
         let mut connection = match api::open_read_only(&self.shared.context.database) {
             Ok(connection) => connection,
-            Err(_) => return Ended::Close(CloseCode::Again, "database not readable yet".into()),
+            Err(error) => {
+                return Ended::Close(
+                    CloseCode::Again,
+                    format!("database not readable: {error}")
+                        .chars()
+                        .take(120)
+                        .collect(),
+                )
+            }
         };
         match after {
             Some(after) => {

@@ -1,0 +1,269 @@
+//! `/ws`: replay from a cursor then live, with no gap and no duplicate while
+//! events keep arriving during the replay; filters; the slow-client close;
+//! the Origin refusal; the client count.
+
+mod ui_support;
+
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hooktrail_collector::hub::CommittedEvent;
+use hooktrail_testkit::wait_until;
+use serde_json::Value;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+use ui_support::{TestDb, TestServer};
+
+type Client = WebSocket<MaybeTlsStream<TcpStream>>;
+
+fn open(
+    server: &TestServer,
+    query: &str,
+    origin: Option<&str>,
+) -> Result<Client, tungstenite::Error> {
+    let mut request = format!("ws://127.0.0.1:{}/ws?{query}", server.port)
+        .into_client_request()
+        .unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().unwrap());
+    }
+    let (client, _) = tungstenite::connect(request)?;
+    if let MaybeTlsStream::Plain(stream) = client.get_ref() {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+    }
+    Ok(client)
+}
+
+/// What the client saw: events (seq order as received), the cursor, and
+/// whether the `live` marker came.
+#[derive(Default)]
+struct Seen {
+    seqs: Vec<i64>,
+    hooks: Vec<String>,
+    cursor: i64,
+    live_at: Option<usize>,
+}
+
+fn read_until(client: &mut Client, seen: &mut Seen, done: impl Fn(&Seen) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(seen) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out; saw {} events",
+            seen.seqs.len()
+        );
+        match client.read().expect("read from /ws") {
+            Message::Text(text) => {
+                let message: Value = serde_json::from_str(&text).unwrap();
+                seen.cursor = message["cursor"].as_i64().unwrap();
+                match message["type"].as_str().unwrap() {
+                    "events" => {
+                        for event in message["events"].as_array().unwrap() {
+                            seen.seqs.push(event["seq"].as_i64().unwrap());
+                            seen.hooks.push(event["hook"].as_str().unwrap().to_owned());
+                        }
+                    }
+                    "live" => seen.live_at = Some(seen.seqs.len()),
+                    other => panic!("unexpected message type {other}"),
+                }
+            }
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn replay_then_live_has_no_gap_and_no_duplicate_while_events_arrive_during_the_replay() {
+    let mut db = TestDb::new();
+    for batch in 0..40 {
+        db.insert_synthetic("m", &format!("s{}", batch % 4), 100);
+    }
+    let server = TestServer::start(&db, None);
+    let hub = server.hub.clone();
+    // A writer that commits and publishes 4,000 more events in small batches
+    // while the client replays the first 4,000.
+    let writer = std::thread::spawn(move || {
+        for batch in 0..400 {
+            let rows = db.insert_synthetic("m", &format!("s{}", batch % 4), 10);
+            hub.publish(&rows);
+        }
+        db
+    });
+    let mut client = open(&server, "after=0", None).unwrap();
+    let mut seen = Seen::default();
+    read_until(&mut client, &mut seen, |seen| {
+        seen.seqs.last() == Some(&8000)
+    });
+    let mut db = writer.join().unwrap();
+    assert_eq!(
+        seen.seqs,
+        (1..=8000).collect::<Vec<_>>(),
+        "every seq once, in order"
+    );
+    assert!(seen.live_at.is_some(), "the live marker came");
+    assert_eq!(seen.cursor, 8000);
+
+    // A reconnect from the cursor replays only what came after it.
+    let rows = publish_more(&server, &mut db, 5);
+    let mut again = open(&server, "after=8000", None).unwrap();
+    let mut resumed = Seen::default();
+    read_until(&mut again, &mut resumed, |seen| seen.live_at.is_some());
+    assert_eq!(resumed.seqs, rows);
+}
+
+fn publish_more(server: &TestServer, db: &mut TestDb, count: usize) -> Vec<i64> {
+    let rows = db.insert_synthetic("m", "later", count);
+    server.hub.publish(&rows);
+    rows.iter().map(|row| row.seq).collect()
+}
+
+#[test]
+fn filters_apply_to_the_replay_and_to_live_events() {
+    let mut db = TestDb::new();
+    db.insert_payloads("alpha", &hooktrail_testkit::fixture("tools_basic"));
+    let server = TestServer::start(&db, None);
+    let mut client = open(&server, "after=0&hook=PreToolUse&machine=alpha", None).unwrap();
+    let mut seen = Seen::default();
+    read_until(&mut client, &mut seen, |seen| seen.live_at.is_some());
+    assert!(!seen.seqs.is_empty());
+    assert!(seen.hooks.iter().all(|hook| hook == "PreToolUse"));
+    let before = seen.seqs.len();
+    let rows = db.insert_payloads("beta", &hooktrail_testkit::fixture("tools_basic"));
+    server.hub.publish(&rows);
+    let rows = db.insert_payloads("alpha", &hooktrail_testkit::fixture("tools_basic"));
+    server.hub.publish(&rows);
+    let wanted: Vec<i64> = rows
+        .iter()
+        .filter(|row| row.hook == "PreToolUse")
+        .map(|row| row.seq)
+        .collect();
+    read_until(&mut client, &mut seen, |seen| {
+        seen.seqs.len() >= before + wanted.len()
+    });
+    assert_eq!(seen.seqs[before..], wanted[..]);
+    assert!(seen.hooks.iter().all(|hook| hook == "PreToolUse"));
+}
+
+fn big_event(seq: i64) -> Arc<CommittedEvent> {
+    Arc::new(CommittedEvent {
+        seq,
+        id: format!("id-{seq}"),
+        ts: seq,
+        received_at: seq,
+        machine: "m".into(),
+        session_id: Some("s".into()),
+        agent_id: None,
+        hook: "Notification".into(),
+        tool: None,
+        tool_use_id: None,
+        cwd: None,
+        source: "socket",
+        payload: format!("{{\"message\":\"{}\"}}", "x".repeat(4096)),
+    })
+}
+
+#[test]
+fn a_slow_client_is_closed_with_a_reason_and_never_slows_publish() {
+    let db = TestDb::new();
+    let server = TestServer::start(&db, None);
+    let mut slow = open(&server, "", None).unwrap();
+    let mut seen = Seen::default();
+    read_until(&mut slow, &mut seen, |seen| seen.live_at.is_some());
+    wait_until("the client to subscribe", Duration::from_secs(10), || {
+        server.hub.subscriber_count() == 1
+    });
+    // The client reads nothing from here on; publish until the hub drops it.
+    let mut slowest_publish = Duration::ZERO;
+    let mut seq = 0;
+    while server.hub.dropped_slow() == 0 {
+        seq += 1;
+        assert!(seq < 200_000, "the slow client was never dropped");
+        let started = Instant::now();
+        server.hub.publish(&[big_event(seq)]);
+        slowest_publish = slowest_publish.max(started.elapsed());
+    }
+    assert!(
+        slowest_publish < Duration::from_millis(200),
+        "publish waited {slowest_publish:?}"
+    );
+    // Now read: some events, then a close frame that says how to resume.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let close = loop {
+        assert!(Instant::now() < deadline);
+        match slow.read() {
+            Ok(Message::Close(frame)) => break frame.expect("a close frame with a reason"),
+            Ok(_) => {}
+            Err(error) => panic!("connection ended without a close frame: {error}"),
+        }
+    };
+    assert_eq!(close.code, CloseCode::Again);
+    assert!(
+        close.reason.contains("reconnect with after="),
+        "{}",
+        close.reason
+    );
+    wait_until(
+        "the client count to drop to zero",
+        Duration::from_secs(10),
+        || {
+            server
+                .stats
+                .websocket_clients
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 0
+        },
+    );
+}
+
+#[test]
+fn a_websocket_from_another_origin_is_refused() {
+    let db = TestDb::new();
+    let server = TestServer::start(&db, None);
+    match open(&server, "after=0", Some("http://evil.example")) {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+        Err(other) => panic!("expected a 403, got {other}"),
+        Ok(_) => panic!("a cross-origin WebSocket was accepted"),
+    }
+    let own = format!("http://127.0.0.1:{}", server.port);
+    let mut client =
+        open(&server, "after=0", Some(&own)).expect("the page's own origin is accepted");
+    let mut seen = Seen::default();
+    read_until(&mut client, &mut seen, |seen| seen.live_at.is_some());
+    assert_eq!(
+        server
+            .stats
+            .websocket_clients
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    client.close(None).unwrap();
+    wait_until(
+        "the server to count the client gone",
+        Duration::from_secs(10),
+        || {
+            server
+                .stats
+                .websocket_clients
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 0
+        },
+    );
+}
+
+#[test]
+fn bad_websocket_parameters_get_a_400() {
+    let db = TestDb::new();
+    let server = TestServer::start(&db, None);
+    match open(&server, "after=yesterday", None) {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 400),
+        other => panic!("expected a 400, got {:?}", other.map(|_| ())),
+    }
+}
