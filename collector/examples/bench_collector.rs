@@ -1,0 +1,359 @@
+//! `scripts/bench-collector`: the collector's throughput, latency and memory
+//! on ~1 KB real-shaped events (issue 3). Prints one report:
+//! (a) the ceiling: plain batched rusqlite inserts with the same schema;
+//! (b) ingest of a pre-filled Redis stream through to `XACK`;
+//! (c) ingest from the socket with 8 concurrent pipelined writers;
+//! (d) latency from emitter start to committed row at 500 events/s;
+//! (e) the collector's peak RSS.
+//!
+//! Runs the release collector binary next to this example
+//! (`target/<triple>/release/hooktrail-collector`), and `hooktrail-emit`
+//! from the same directory for (d) when it has been built.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hooktrail_shared::envelope::{new_event_id, Envelope};
+use hooktrail_testkit::{wait_until, RedisServer};
+
+const EVENTS: usize = 200_000;
+const WRITERS: usize = 8;
+const KEY: &str = "hooktrail:events";
+
+fn main() {
+    let events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|text| text.parse().ok()).unwrap_or(EVENTS);
+    let binaries = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_owned();
+    let collector = binaries.join("hooktrail-collector");
+    assert!(collector.exists(), "build the collector first: cargo build --release -p hooktrail-collector");
+    let temp = tempfile::tempdir().unwrap();
+    eprintln!("bench: generating {events} events of ~1 KB");
+    let lines: Vec<String> = (0..events).map(envelope).collect();
+    let average = lines.iter().map(String::len).sum::<usize>() / lines.len();
+
+    let ceiling = ceiling(&temp.path().join("ceiling.db"), &lines);
+    let (redis_rate, redis_rss) = redis_ingest(&collector, temp.path(), &lines);
+    let (socket_rate, socket_rss) = socket_ingest(&collector, temp.path(), &lines);
+    let latency = latency(&collector, &binaries.join("hooktrail-emit"), temp.path());
+
+    println!("hooktrail collector benchmark ({events} events, {average} bytes each on average, {} cores)", cores());
+    println!("(a) ceiling, batched rusqlite inserts, same schema:  {:>9.0} events/s", ceiling);
+    println!(
+        "(b) Redis stream -> SQLite -> XACK:                  {:>9.0} events/s  ({:.2} of a)",
+        redis_rate,
+        redis_rate / ceiling
+    );
+    println!(
+        "(c) socket, {WRITERS} concurrent writers -> ok:            {:>9.0} events/s  ({:.2} of a)",
+        socket_rate,
+        socket_rate / ceiling
+    );
+    match latency {
+        Some((p50, p99, count)) => println!(
+            "(d) emitter start -> committed row at 500/s:          p50 {p50:.2} ms, p99 {p99:.2} ms ({count} events, via the socket)"
+        ),
+        None => println!("(d) emitter start -> committed row: skipped, hooktrail-emit is not built next to the collector"),
+    }
+    println!(
+        "(e) collector peak RSS:                              {:.1} MB in (b), {:.1} MB in (c)",
+        redis_rss as f64 / 1024.0,
+        socket_rss as f64 / 1024.0
+    );
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+}
+
+/// A real-shaped PostToolUse envelope of about 1 KB.
+fn envelope(index: usize) -> String {
+    let payload = format!(
+        r#"{{"session_id":"3fbea859-b92d-4bc3-9607-{:012}","transcript_path":"/home/dev/.claude/projects/-home-dev-project/3fbea859.jsonl","cwd":"/home/dev/project","prompt_id":"fb8a183b-c921-4343-9c45-0ebbbf01b5d9","permission_mode":"default","effort":{{"level":"medium"}},"hook_event_name":"PostToolUse","tool_name":"Bash","tool_input":{{"command":"grep -rn 'fn main' src/ | head -{}","description":"Find entry points"}},"tool_response":{{"stdout":"{}","stderr":"","interrupted":false,"isImage":false}},"tool_use_id":"toolu_{index:08}","duration_ms":{}}}"#,
+        index % 50,
+        index % 100,
+        "src/main.rs:12:fn main() {\\n".repeat(20),
+        index % 1000
+    );
+    Envelope::from_hook_stdin(payload.as_bytes(), new_event_id(), 1_732_312_345_678 + index as i64, "benchhost".into()).to_json()
+}
+
+fn rate(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+/// (a): the same schema and pragmas as the collector, rows inserted in
+/// batches of 2,000 with one cached statement.
+fn ceiling(db: &Path, lines: &[String]) -> f64 {
+    let mut connection = hooktrail_collector::writer::open(db).unwrap();
+    let rows: Vec<Envelope> = lines.iter().map(|line| hooktrail_shared::envelope::parse_line(line.as_bytes()).unwrap()).collect();
+    let started = Instant::now();
+    for chunk in rows.chunks(2000) {
+        let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+        {
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO events
+                     (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )
+                .unwrap();
+            for row in chunk {
+                insert
+                    .execute(rusqlite::params![
+                        row.id,
+                        row.ts,
+                        row.ts,
+                        row.machine,
+                        row.session_id,
+                        row.agent_id,
+                        row.hook,
+                        row.tool,
+                        row.tool_use_id,
+                        row.cwd,
+                        "redis",
+                        row.payload.get(),
+                    ])
+                    .unwrap();
+            }
+        }
+        transaction.commit().unwrap();
+    }
+    rate(rows.len(), started.elapsed())
+}
+
+struct Running {
+    child: Child,
+    socket: PathBuf,
+    db: PathBuf,
+}
+
+impl Running {
+    fn start(binary: &Path, dir: &Path, extra: &[&str]) -> Running {
+        std::fs::create_dir_all(dir).unwrap();
+        let socket = dir.join("run/c.sock");
+        let db = dir.join("events.db");
+        let child = Command::new(binary)
+            .args(["--db", &db.display().to_string(), "--socket", &socket.display().to_string()])
+            .args(["--spool-dir", &dir.join("spool").display().to_string(), "--http", "off"])
+            .args(extra)
+            .env("HOME", dir)
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let running = Running { child, socket, db };
+        wait_until("collector socket", Duration::from_secs(20), || UnixStream::connect(&running.socket).is_ok());
+        running
+    }
+
+    /// Peak resident set size in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find(|line| line.starts_with("VmHWM:"))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn count(&self) -> i64 {
+        let Ok(connection) = rusqlite::Connection::open_with_flags(&self.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+            return 0;
+        };
+        connection.query_row("SELECT count(*) FROM events", [], |row| row.get(0)).unwrap_or(0)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// (b): XADD everything, then start the collector and time it until the
+/// group has nothing pending and nothing left to read.
+fn redis_ingest(binary: &Path, dir: &Path, lines: &[String]) -> (f64, u64) {
+    let redis = RedisServer::start();
+    eprintln!("bench: filling the stream");
+    for chunk in lines.chunks(10_000) {
+        xadd_all(redis.port, chunk);
+    }
+    let started = Instant::now();
+    let running = Running::start(binary, &dir.join("redis"), &["--redis-url", &redis.url(), "--group", "bench"]);
+    wait_until("stream ingested and acknowledged", Duration::from_secs(600), || {
+        let info = redis.command(&["XINFO", "GROUPS", KEY]);
+        let fields: Vec<&str> = info.lines().collect();
+        let value = |name: &str| fields.iter().position(|field| *field == name).and_then(|at| fields.get(at + 1)).copied();
+        value("pending") == Some("0") && value("lag") == Some("0")
+    });
+    let elapsed = started.elapsed();
+    assert_eq!(running.count(), lines.len() as i64);
+    (rate(lines.len(), elapsed), running.peak_rss_kib())
+}
+
+/// (c): 8 writers, each pipelining its share of the events on one
+/// connection; timed until every `ok` is back.
+fn socket_ingest(binary: &Path, dir: &Path, lines: &[String]) -> (f64, u64) {
+    let running = Running::start(binary, &dir.join("socket"), &[]);
+    let share = lines.len().div_ceil(WRITERS);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for chunk in lines.chunks(share) {
+            let socket = running.socket.clone();
+            scope.spawn(move || {
+                let mut stream = UnixStream::connect(&socket).unwrap();
+                let reader = stream.try_clone().unwrap();
+                let expected = chunk.len();
+                let replies = std::thread::spawn(move || {
+                    let mut reader = BufReader::new(reader);
+                    let mut line = String::new();
+                    for _ in 0..expected {
+                        line.clear();
+                        reader.read_line(&mut line).unwrap();
+                        assert_eq!(line, "ok\n");
+                    }
+                });
+                let mut buffer = Vec::new();
+                for group in chunk.chunks(100) {
+                    buffer.clear();
+                    for line in group {
+                        buffer.extend_from_slice(line.as_bytes());
+                        buffer.push(b'\n');
+                    }
+                    stream.write_all(&buffer).unwrap();
+                }
+                replies.join().unwrap();
+            });
+        }
+    });
+    let elapsed = started.elapsed();
+    assert_eq!(running.count(), lines.len() as i64);
+    (rate(lines.len(), elapsed), running.peak_rss_kib())
+}
+
+/// (d): one emitter process per event at a steady 500/s (delivering to the
+/// collector's socket); a reader polls the database every millisecond and
+/// notes when each event's row appears.
+fn latency(binary: &Path, emitter: &Path, dir: &Path) -> Option<(f64, f64, usize)> {
+    if !emitter.exists() {
+        return None;
+    }
+    let dir = dir.join("latency");
+    let running = Running::start(binary, &dir, &[]);
+    let count = 2500;
+    let interval = Duration::from_micros(2000);
+    let db = running.db.clone();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut seen: Vec<(usize, Instant)> = Vec::new();
+            let connection = loop {
+                if let Ok(connection) = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
+                    break connection;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            let mut last = 0i64;
+            let mut statement = connection.prepare("SELECT seq, tool_use_id FROM events WHERE seq > ?1").unwrap();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || seen.len() < count {
+                let now = Instant::now();
+                let rows: Vec<(i64, Option<String>)> = statement
+                    .query_map([last], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                for (seq, tool_use_id) in rows {
+                    last = last.max(seq);
+                    if let Some(index) = tool_use_id.and_then(|id| id.strip_prefix("lat_").and_then(|n| n.parse().ok())) {
+                        seen.push((index, now));
+                    }
+                }
+                if done.load(std::sync::atomic::Ordering::Relaxed) && seen.len() >= count {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            seen
+        })
+    };
+    let mut started = vec![Instant::now(); count];
+    let mut children = Vec::new();
+    let origin = Instant::now();
+    for (index, start) in started.iter_mut().enumerate() {
+        let due = origin + interval * index as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let payload = format!(
+            r#"{{"session_id":"lat","cwd":"/p","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{{"command":"{}"}},"tool_use_id":"lat_{index}"}}"#,
+            "x".repeat(700)
+        );
+        *start = Instant::now();
+        let mut child = Command::new(emitter)
+            .env_clear()
+            .env("HOME", &dir)
+            .env("HOOKTRAIL_MODE", "local")
+            .env("HOOKTRAIL_SOCKET", &running.socket)
+            .env("HOOKTRAIL_SPOOL_DIR", dir.join("spool"))
+            .env("HOOKTRAIL_STATE_DIR", dir.join("state"))
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(payload.as_bytes()).unwrap();
+        children.push(child);
+        children.retain_mut(|child| !matches!(child.try_wait(), Ok(Some(_))));
+    }
+    for mut child in children {
+        let _ = child.wait();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = watcher.join().unwrap();
+    let mut latencies: Vec<f64> = seen
+        .iter()
+        .map(|(index, at)| at.duration_since(started[*index]).as_secs_f64() * 1000.0)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let at = |quantile: f64| latencies[((latencies.len() as f64 * quantile) as usize).min(latencies.len() - 1)];
+    Some((at(0.50), at(0.99), latencies.len()))
+}
+
+fn xadd_all(port: u16, lines: &[String]) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut buffer = Vec::new();
+    for line in lines {
+        let args = ["XADD", KEY, "MAXLEN", "~", "1000000", "*", "event", line.as_str()];
+        buffer.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for arg in args {
+            buffer.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            buffer.extend_from_slice(arg.as_bytes());
+            buffer.extend_from_slice(b"\r\n");
+        }
+    }
+    stream.write_all(&buffer).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    let mut replies = 0;
+    while replies < lines.len() {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line.starts_with('$') {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            replies += 1;
+        } else {
+            panic!("XADD failed: {line}");
+        }
+    }
+}
