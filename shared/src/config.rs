@@ -71,7 +71,8 @@ pub struct RedisConfig {
     /// `MAXLEN ~` bound of the stream.
     pub maxlen: u64,
     /// PEM file of the CA that signed a `rediss://` server's certificate; when
-    /// absent, the built-in web PKI roots are used.
+    /// absent, the emitter trusts the system's CA bundle (`$SSL_CERT_FILE` or
+    /// the distribution's one bundle file).
     pub ca_file: Option<PathBuf>,
 }
 
