@@ -1,0 +1,447 @@
+//! The real-browser test: headless Chromium driven through chromedriver
+//! (WebDriver is plain HTTP and JSON; the client below is a few functions).
+//! It loads the page of a real collector process, emits events with the real
+//! emitter, and checks that a new session and its events appear without a
+//! reload, that a filter applies and survives a reload, that an event's
+//! payload opens, and that the XSS payload of the `tools_basic` fixture
+//! stays inert text. It saves the screenshot the README shows.
+//!
+//! A missing chromium or chromedriver fails the test with what to run.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hooktrail_testkit::{fixture, free_port, wait_until};
+use serde_json::{json, Value};
+
+const COLLECTOR: &str = env!("CARGO_BIN_EXE_hooktrail-collector");
+
+fn find_program(names: &[&str]) -> PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    for name in names {
+        for dir in path.split(':').chain(["/usr/bin", "/usr/lib/chromium"]) {
+            let candidate = Path::new(dir).join(name);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    panic!("cannot find {names:?}: the browser test needs Chromium and chromedriver; run scripts/setup (or apt-get install -y chromium chromium-driver)");
+}
+
+/// A child process killed on drop.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP/1.1 exchange with `Connection: close`.
+fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    // Read the head, then exactly Content-Length bytes: chromedriver may keep
+    // the connection open whatever the request says.
+    let mut raw = Vec::new();
+    let mut buffer = [0u8; 65536];
+    let (head_end, length) = loop {
+        let count = stream.read(&mut buffer).unwrap_or(0);
+        if count == 0 {
+            break (raw.len(), None);
+        }
+        raw.extend_from_slice(&buffer[..count]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head.lines().find_map(|line| {
+                line.strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+            });
+            break (end + 4, length);
+        }
+    };
+    if let Some(length) = length {
+        while raw.len() < head_end + length {
+            let count = stream.read(&mut buffer).unwrap_or(0);
+            if count == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buffer[..count]);
+        }
+    } else {
+        let _ = stream.read_to_end(&mut raw);
+    }
+    let head = String::from_utf8_lossy(&raw[..head_end.min(raw.len())]).into_owned();
+    let body = String::from_utf8_lossy(&raw[head_end.min(raw.len())..]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body)
+}
+
+/// A WebDriver session.
+struct Driver {
+    port: u16,
+    session: String,
+    _process: Process,
+}
+
+impl Driver {
+    fn start(profile: &Path) -> Driver {
+        let chromium = find_program(&["chromium", "chromium-browser", "google-chrome"]);
+        let chromedriver = find_program(&["chromedriver"]);
+        let port = free_port();
+        let process = Process(
+            Command::new(chromedriver)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start chromedriver"),
+        );
+        wait_until(
+            "chromedriver to answer /status",
+            Duration::from_secs(30),
+            || {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    && http(port, "GET", "/status", None)
+                        .1
+                        .contains("\"ready\":true")
+            },
+        );
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium.display().to_string(),
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                         "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                         "--window-size=1600,1000", format!("--user-data-dir={}", profile.display())]
+            }
+        }}});
+        let (status, body) = http(port, "POST", "/session", Some(&capabilities));
+        assert_eq!(status, 200, "chromedriver could not start Chromium: {body}");
+        let reply: Value = serde_json::from_str(&body).unwrap();
+        let session = reply["value"]["sessionId"]
+            .as_str()
+            .expect("session id")
+            .to_owned();
+        Driver {
+            port,
+            session,
+            _process: process,
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, text) = http(
+            self.port,
+            method,
+            &format!("/session/{}{path}", self.session),
+            body.as_ref(),
+        );
+        let reply: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        assert_eq!(status, 200, "WebDriver {method} {path}: {text}");
+        reply["value"].clone()
+    }
+
+    fn go(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    /// Runs a script in the page (WebDriver scripts are not bound by the page's CSP).
+    fn script(&self, source: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": source, "args": [] })),
+        )
+    }
+
+    fn element(&self, css: &str) -> String {
+        let found = self.call(
+            "POST",
+            "/element",
+            Some(json!({ "using": "css selector", "value": css })),
+        );
+        found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .expect("element id")
+            .to_owned()
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.element(css);
+        self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css);
+        self.call("POST", &format!("/element/{id}/clear"), Some(json!({})));
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    fn wait_for(&self, what: &str, script: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.script(script) == Value::Bool(true) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let state = self.script("return document.getElementById('conn').textContent + ' | rows: ' + document.querySelectorAll('tr.event').length");
+                panic!("timed out waiting for {what} (page: {state})");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn screenshot(&self) -> Vec<u8> {
+        decode_base64(
+            self.call("GET", "/screenshot", None)
+                .as_str()
+                .expect("base64 screenshot"),
+        )
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = http(
+            self.port,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+        );
+    }
+}
+
+fn decode_base64(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut buffer, mut bits) = (0u32, 0);
+    for digit in text.bytes().filter_map(value) {
+        buffer = (buffer << 6) | digit as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// Delivers hook payloads like Claude Code does: through the real emitter
+/// when it is built next to the collector, else as envelopes on the socket.
+fn emit(socket: &Path, root: &Path, payloads: &[String]) {
+    let emitter = Path::new(COLLECTOR).with_file_name("hooktrail-emit");
+    for payload in payloads {
+        if emitter.is_file() {
+            let mut child = Command::new(&emitter)
+                .env_clear()
+                .env("HOME", root.join("home"))
+                .env("XDG_CONFIG_HOME", root.join("home/.config"))
+                .env("XDG_STATE_HOME", root.join("home/.local/state"))
+                .env("HOOKTRAIL_SOCKET", socket)
+                .env("HOOKTRAIL_SPOOL_DIR", root.join("emit-spool"))
+                .env("HOOKTRAIL_STATE_DIR", root.join("emit-state"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("run hooktrail-emit");
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(payload.as_bytes())
+                .unwrap();
+            assert!(child.wait().unwrap().success());
+        } else {
+            use std::io::BufRead;
+            let envelope = hooktrail_shared::envelope::Envelope::from_hook_stdin(
+                payload.as_bytes(),
+                hooktrail_shared::envelope::new_event_id(),
+                hooktrail_shared::envelope::now_millis(),
+                "browser-test".into(),
+            );
+            let mut stream =
+                std::os::unix::net::UnixStream::connect(socket).expect("collector socket");
+            stream
+                .write_all(format!("{}\n", envelope.to_json()).as_bytes())
+                .unwrap();
+            let mut answer = String::new();
+            std::io::BufReader::new(stream)
+                .read_line(&mut answer)
+                .unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_page_shows_new_sessions_live_filters_opens_payloads_and_keeps_markup_inert() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let port = free_port();
+    let socket = root.join("run/collector.sock");
+    std::fs::create_dir_all(root.join("run")).unwrap();
+    std::fs::create_dir_all(root.join("home/.config")).unwrap();
+    let _collector = Process(
+        Command::new(COLLECTOR)
+            .args(["--db", &root.join("data/events.db").display().to_string()])
+            .args(["--socket", &socket.display().to_string()])
+            .args(["--spool-dir", &root.join("spool").display().to_string()])
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .env_clear()
+            .env("HOME", root.join("home"))
+            .env("XDG_CONFIG_HOME", root.join("home/.config"))
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the collector"),
+    );
+    wait_until("the collector's API", Duration::from_secs(30), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http(port, "GET", "/api/health", None).0 == 200
+    });
+    // One earlier session, so the page starts with something.
+    emit(&socket, root, &fixture("failures"));
+
+    let driver = Driver::start(&root.join("profile"));
+    let page = format!("http://127.0.0.1:{port}/");
+    driver.go(&page);
+    driver.wait_for(
+        "the feed to go live",
+        "return document.getElementById('conn').textContent === 'live'",
+    );
+    driver.wait_for(
+        "the earlier events",
+        "return document.querySelectorAll('tr.event').length >= 11",
+    );
+
+    // A new session appears, with its events, without a reload.
+    let tools_basic = fixture("tools_basic");
+    let session: Value = serde_json::from_str(&tools_basic[0]).unwrap();
+    let session_id = session["session_id"].as_str().unwrap();
+    emit(&socket, root, &tools_basic);
+    let total = 11 + tools_basic.len();
+    driver.wait_for(
+        "the new events to stream in",
+        &format!("return document.querySelectorAll('tr.event').length >= {total}"),
+    );
+    driver.wait_for(
+        "the new session in the sidebar",
+        &format!("return !!document.querySelector('.session[data-session=\"{session_id}\"]')"),
+    );
+
+    // A filter applies, lands in the URL and survives a reload.
+    driver.type_into("#f-tool", "Write");
+    driver.click("#apply");
+    driver.wait_for(
+        "only Write events",
+        "const rows = [...document.querySelectorAll('tr.event')]; \
+         return rows.length >= 2 && rows.every(r => r.children[6].textContent === 'Write')",
+    );
+    assert!(driver
+        .script("return location.search")
+        .as_str()
+        .unwrap()
+        .contains("tool=Write"));
+    driver.go(&format!("{page}?tool=Write"));
+    driver.wait_for("the filter after a reload", "return document.getElementById('f-tool').value === 'Write' && document.querySelectorAll('tr.event').length >= 2");
+
+    // The payload opens, pretty-printed, and the markup in it stays text.
+    driver.click("tr.event");
+    driver.wait_for("the payload", "return document.getElementById('payload').textContent.includes('\"tool_name\": \"Write\"')");
+    let payload = driver.script("return document.getElementById('payload').textContent");
+    assert!(
+        payload
+            .as_str()
+            .unwrap()
+            .contains("<img src=x onerror=alert(1)>"),
+        "{payload}"
+    );
+    assert_eq!(
+        driver.script("return document.querySelectorAll('img').length"),
+        json!(0),
+        "no img element was created"
+    );
+    assert_eq!(
+        driver.script("return document.querySelectorAll('#payload *').length"),
+        json!(0),
+        "the payload is one text node"
+    );
+    let (alert_status, _) = http(
+        driver.port,
+        "GET",
+        &format!("/session/{}/alert/text", driver.session),
+        None,
+    );
+    assert_eq!(alert_status, 404, "no alert opened");
+
+    // The screenshot for the README: every session, one selected, a payload open.
+    emit(&socket, root, &fixture("subagent"));
+    driver.go(&page);
+    driver.wait_for("all events", "return document.getElementById('conn').textContent === 'live' && document.querySelectorAll('tr.event').length >= 33");
+    let subagent_session = serde_json::from_str::<Value>(&fixture("subagent")[0]).unwrap()
+        ["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    driver.wait_for(
+        "the sessions list",
+        &format!(
+            "return !!document.querySelector('.session[data-session=\"{subagent_session}\"]')"
+        ),
+    );
+    driver.click(&format!(".session[data-session=\"{subagent_session}\"]"));
+    driver.wait_for(
+        "the agent tree",
+        "return document.getElementById('sd-agents').textContent.includes('general-purpose')",
+    );
+    driver.wait_for(
+        "the session's events",
+        "return document.querySelectorAll('tr.event').length >= 10",
+    );
+    driver.click("tr.event:nth-child(4)");
+    driver.wait_for(
+        "the payload",
+        "return document.getElementById('payload').textContent.length > 10",
+    );
+    driver.wait_for(
+        "the chart",
+        "return document.querySelectorAll('#chart .spark').length > 0",
+    );
+    let png = driver.screenshot();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    let docs = hooktrail_testkit::workspace_root().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("screenshot.png"), png).unwrap();
+}
