@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use hooktrail_shared::config::{self, redact_url, RedisConfig};
-use hooktrail_shared::envelope::{new_event_id, now_millis, Envelope, MAX_PAYLOAD_BYTES};
+use hooktrail_shared::envelope::{
+    new_event_id, now_millis, Envelope, MAX_ID_CHARS, MAX_PAYLOAD_BYTES,
+};
 use hooktrail_shared::{paths, spool};
 
 use crate::breaker;
@@ -56,10 +58,7 @@ pub fn run() {
         debug!("reading stdin: {error}");
     }
     let stdin: &[u8] = STDIN.get_or_init(|| input);
-    let id = std::env::var("HOOKTRAIL_EVENT_ID")
-        .ok()
-        .filter(|id| !id.is_empty())
-        .unwrap_or_else(new_event_id);
+    let id = given_event_id().unwrap_or_else(new_event_id);
     let machine = hostname::get()
         .ok()
         .and_then(|name| name.into_string().ok())
@@ -83,6 +82,19 @@ pub fn run() {
     let route = deliver(&config, line);
     SETTLED.store(true, Ordering::SeqCst);
     debug!("event {} ({} bytes): {route:?}", event_id(line), line.len());
+}
+
+/// The id given in `HOOKTRAIL_EVENT_ID` (the chaos suite records the ids it
+/// hands out), when it is one the collector will accept: an id it would reject
+/// would leave the event in the spool forever, so a fresh one is used instead.
+fn given_event_id() -> Option<String> {
+    std::env::var("HOOKTRAIL_EVENT_ID").ok().filter(|id| {
+        !id.trim().is_empty()
+            && id.trim() == id
+            && id.chars().count() <= MAX_ID_CHARS
+            && !id.contains(['"', '\\'])
+            && !id.chars().any(char::is_control)
+    })
 }
 
 fn event_id(line: &str) -> &str {
@@ -220,12 +232,7 @@ fn fallback_line(stdin: &[u8]) -> String {
     let cut = &stdin[..stdin.len().min(MAX_PAYLOAD_BYTES / 2)];
     let raw =
         serde_json::to_string(&String::from_utf8_lossy(cut)).unwrap_or_else(|_| "\"\"".to_owned());
-    let id = std::env::var("HOOKTRAIL_EVENT_ID")
-        .ok()
-        .filter(|id| {
-            !id.is_empty() && !id.contains(['"', '\\']) && !id.chars().any(char::is_control)
-        })
-        .unwrap_or_else(new_event_id);
+    let id = given_event_id().unwrap_or_else(new_event_id);
     format!(
         r#"{{"v":1,"id":"{id}","ts":{},"machine":"unknown","session_id":null,"agent_id":null,"hook":"Invalid","tool":null,"tool_use_id":null,"cwd":null,"truncated":{},"payload":{{"_raw":{raw}}}}}"#,
         now_millis(),

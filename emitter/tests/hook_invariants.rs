@@ -334,3 +334,27 @@ fn stray_arguments_with_piped_stdin_still_record_the_event() {
     run.assert_silent_success();
     assert_eq!(spooled(&world).len(), 1);
 }
+
+#[test]
+fn an_event_id_the_collector_would_reject_is_replaced_not_spooled_forever() {
+    let world = World::new();
+    let too_long = "x".repeat(200);
+    for given in ["bad\u{1}id", " padded ", too_long.as_str()] {
+        world
+            .hook_with_id(given, &fixture_line("Stop"))
+            .assert_silent_success();
+    }
+    let events = spooled(&world);
+    assert_eq!(events.len(), 3);
+    for event in &events {
+        let line = serde_json::to_string(event).unwrap();
+        let parsed = hooktrail_shared::envelope::parse_line(line.as_bytes())
+            .expect("the collector accepts the replacement id");
+        assert_eq!(
+            parsed.id.len(),
+            36,
+            "a fresh UUID replaced {:?}",
+            event["id"]
+        );
+    }
+}
