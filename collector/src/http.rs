@@ -180,7 +180,9 @@ pub(crate) fn with_security_headers<R: std::io::Read>(response: Response<R>) -> 
 }
 
 fn respond(request: Request, answer: ApiResponse) {
+    // Always a Content-Length (tiny_http would chunk bodies over 32 KB).
     let response = Response::from_string(answer.body)
+        .with_chunked_threshold(usize::MAX)
         .with_status_code(answer.status)
         .with_header(
             Header::from_bytes(&b"Content-Type"[..], answer.content_type.as_bytes())
@@ -194,6 +196,7 @@ fn respond(request: Request, answer: ApiResponse) {
 
 fn respond_static(request: Request, body: &'static str, content_type: &str) {
     let response = Response::from_data(body.as_bytes())
+        .with_chunked_threshold(usize::MAX)
         .with_header(
             Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes())
                 .expect("content type"),
