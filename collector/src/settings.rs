@@ -87,7 +87,7 @@ impl Default for Tuning {
     fn default() -> Tuning {
         Tuning {
             max_batch: 2000,
-            queue_capacity: 256,
+            queue_capacity: 16,
             max_connections: 1024,
             idle_timeout: Duration::from_secs(60),
             spool_interval: Duration::from_secs(1),

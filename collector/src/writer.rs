@@ -75,7 +75,7 @@ pub fn open(path: &Path) -> Result<Connection, String> {
     }
     connection
         .execute_batch(
-            "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
+            "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;",
         )
         .map_err(|error| format!("database {name}: {error}"))?;
     schema::migrate(&mut connection)
