@@ -20,9 +20,9 @@ use crate::query::{self, EventFilter, EventsQuery, Order, ParamError};
 use crate::stats::{Source, Stats, COMMIT_BUCKETS_MS};
 
 /// Rows per window of a filtered scan that no index serves.
-const SCAN_WINDOW: i64 = 50_000;
+const SCAN_WINDOW: i64 = 20_000;
 /// Time budget of one filtered scan before it returns a partial page.
-const SCAN_BUDGET: Duration = Duration::from_millis(150);
+const SCAN_BUDGET: Duration = Duration::from_millis(50);
 /// A session with no event for this long is shown as idle, not active.
 pub const ACTIVE_WINDOW_MS: i64 = 10 * 60 * 1000;
 

@@ -110,6 +110,9 @@ pub fn serve(
     shutdown: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let bound = server.server_addr().to_ip();
+    if let Some(address) = bound {
+        crate::ws::set_listener_nodelay(address);
+    }
     let (hosts, unspecified) = allowed_hosts(bound);
     let any_host = unspecified && context.token.is_some();
     let local_port = bound.map(|address| address.port()).unwrap_or(0);

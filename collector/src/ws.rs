@@ -190,6 +190,41 @@ fn socket_address(fd: i32, peer: bool) -> Option<SocketAddr> {
     }
 }
 
+/// Sets `TCP_NODELAY` on the listening socket bound to `local`, so every
+/// accepted connection inherits it (Linux copies it at accept): without it,
+/// a response written as head and body waits up to 40 ms on the client's
+/// delayed ACK. `tiny_http` does not expose its sockets, so the listener is
+/// found by address in `/proc/self/fd`. Returns whether it was found.
+pub(crate) fn set_listener_nodelay(local: SocketAddr) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return false;
+    };
+    for entry in entries.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if socket_address(fd, false) == Some(local) && socket_address(fd, true).is_none() {
+            let enable: libc::c_int = 1;
+            // SAFETY: setsockopt with a pointer to a live c_int and its size.
+            let result = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_NODELAY,
+                    &enable as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            return result == 0;
+        }
+    }
+    false
+}
+
 /// Finds the accepted socket whose peer is `remote` and whose local port is
 /// `local_port`, and returns a duplicate of it.
 fn find_socket(local_port: u16, remote: SocketAddr) -> Option<std::net::TcpStream> {
