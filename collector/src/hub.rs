@@ -38,6 +38,17 @@ pub struct CommittedEvent {
     pub payload: String,
 }
 
+/// One event as queued for subscribers: shared by all of them, so the JSON
+/// text is built once (by the first client thread that needs it), not once
+/// per client.
+#[derive(Debug)]
+pub struct LiveEvent {
+    /// The committed row.
+    pub event: Arc<CommittedEvent>,
+    /// Its JSON object text, built on first use.
+    pub json: std::sync::OnceLock<String>,
+}
+
 /// The default number of events a subscriber may have queued before it is
 /// dropped as too slow.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
@@ -47,7 +58,7 @@ struct Slot {
     /// Identifies the slot so the subscription can remove itself on drop.
     id: u64,
     /// Where `publish` puts events; dropped when the queue overflows.
-    sender: Sender<Arc<CommittedEvent>>,
+    sender: Sender<Arc<LiveEvent>>,
     /// Shared with the subscription: set when the queue overflowed.
     overflowed: Arc<AtomicBool>,
     /// Wakes the subscriber's thread, when it sleeps in `poll`.
@@ -87,7 +98,7 @@ pub struct Subscription {
     /// The hub, to unsubscribe on drop.
     hub: Arc<Hub>,
     /// Events published since the subscription began.
-    pub receiver: Receiver<Arc<CommittedEvent>>,
+    pub receiver: Receiver<Arc<LiveEvent>>,
     /// Set when the hub dropped this subscriber for being too slow.
     overflowed: Arc<AtomicBool>,
     /// Cleared before each drain so the next publish wakes the thread again.
@@ -182,8 +193,20 @@ impl Hub {
             .slots
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
+        if slots.is_empty() {
+            return;
+        }
+        let shared: Vec<Arc<LiveEvent>> = events
+            .iter()
+            .map(|event| {
+                Arc::new(LiveEvent {
+                    event: event.clone(),
+                    json: std::sync::OnceLock::new(),
+                })
+            })
+            .collect();
         slots.retain(|slot| {
-            for event in events {
+            for event in &shared {
                 match slot.sender.try_send(event.clone()) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) => {
@@ -244,7 +267,7 @@ mod tests {
         assert_eq!(slow.receiver.try_iter().count(), 4);
         assert!(slow.receiver.try_recv().is_err());
         assert_eq!(
-            fast.receiver.try_iter().map(|e| e.seq).collect::<Vec<_>>(),
+            fast.receiver.try_iter().map(|e| e.event.seq).collect::<Vec<_>>(),
             (1..=10).collect::<Vec<_>>()
         );
         assert_eq!(hub.subscriber_count(), 1);

@@ -108,6 +108,13 @@ pub(crate) fn start(request: Request, query_string: &str, shared: &Arc<Shared>) 
     let spawned = std::thread::Builder::new()
         .name("ws-client".into())
         .spawn(move || {
+            // Client threads run at a lower priority than the writer and the
+            // sources: under a burst they fall behind (and are closed as slow,
+            // then replay from SQLite) instead of taking CPU from ingest.
+            // SAFETY: setpriority on this thread's own id (Linux: per thread).
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+            }
             let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
             let remote = request.remote_addr().copied();
             let response = Response::empty(101).with_header(
@@ -455,16 +462,21 @@ impl<S: Read + Write> Client<'_, S> {
             subscription.rearm();
             let mut body = String::new();
             let mut count = 0;
-            while let Ok(event) = subscription.receiver.try_recv() {
+            while let Ok(live) = subscription.receiver.try_recv() {
+                let event = &live.event;
                 if event.seq <= self.cursor {
                     continue;
                 }
                 self.cursor = event.seq;
-                if !api::event_matches(&self.filter, &event) {
+                if !api::event_matches(&self.filter, event) {
                     continue;
                 }
                 body.push(if count == 0 { '[' } else { ',' });
-                push_event_json(&mut body, &event);
+                body.push_str(live.json.get_or_init(|| {
+                    let mut text = String::with_capacity(event.payload.len() + 256);
+                    push_event_json(&mut text, event);
+                    text
+                }));
                 count += 1;
                 if count >= BATCH {
                     break;
