@@ -89,6 +89,7 @@ fn ceiling(db: &Path, lines: &[String]) -> f64 {
     let mut connection = hooktrail_collector::writer::open(db).unwrap();
     let rows: Vec<Envelope> = lines.iter().map(|line| hooktrail_shared::envelope::parse_line(line.as_bytes()).unwrap()).collect();
     let started = Instant::now();
+    let cpu_before = thread_cpu_seconds();
     for chunk in rows.chunks(2000) {
         let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
         {
@@ -120,7 +121,22 @@ fn ceiling(db: &Path, lines: &[String]) -> f64 {
         }
         transaction.commit().unwrap();
     }
-    rate(rows.len(), started.elapsed())
+    let elapsed = started.elapsed();
+    eprintln!(
+        "bench: (a) ceiling: {:.2}s wall, {:.2}s CPU",
+        elapsed.as_secs_f64(),
+        thread_cpu_seconds() - cpu_before
+    );
+    rate(rows.len(), elapsed)
+}
+
+/// CPU seconds (user + system) used so far by the calling thread.
+fn thread_cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 struct Running {
@@ -160,6 +176,38 @@ impl Running {
             .unwrap_or(0)
     }
 
+    /// CPU seconds (user + system) per collector thread, by thread name,
+    /// so a run shows which thread is the bottleneck.
+    fn thread_cpu_seconds(&self) -> Vec<(String, f64)> {
+        let ticks = 100.0; // USER_HZ on Linux
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.child.id())) else {
+            return Vec::new();
+        };
+        let mut threads: Vec<(String, f64)> = tasks
+            .flatten()
+            .filter_map(|task| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                let name = stat[stat.find('(')? + 1..stat.rfind(')')?].to_owned();
+                let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+                let user: f64 = fields.get(11)?.parse().ok()?;
+                let system: f64 = fields.get(12)?.parse().ok()?;
+                Some((name, (user + system) / ticks))
+            })
+            .filter(|(_, seconds)| *seconds > 0.0)
+            .collect();
+        threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+        threads
+    }
+
+    fn report_threads(&self, what: &str, elapsed: Duration) {
+        let threads: Vec<String> = self
+            .thread_cpu_seconds()
+            .iter()
+            .map(|(name, seconds)| format!("{name} {seconds:.2}s"))
+            .collect();
+        eprintln!("bench: {what}: {:.2}s wall; collector CPU per thread: {}", elapsed.as_secs_f64(), threads.join(", "));
+    }
+
     fn count(&self) -> i64 {
         let Ok(connection) = rusqlite::Connection::open_with_flags(&self.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
             return 0;
@@ -188,13 +236,21 @@ fn redis_ingest(binary: &Path, dir: &Path, lines: &[String]) -> (f64, u64) {
     }
     let started = Instant::now();
     let running = Running::start(binary, &dir.join("redis"), &["--redis-url", &redis.url(), "--group", "bench"]);
-    wait_until("stream ingested and acknowledged", Duration::from_secs(600), || {
+    // Polled every 5 ms (not wait_until's 50 ms) so the timing error stays
+    // small next to a run of a second or two.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
         let info = redis.command(&["XINFO", "GROUPS", KEY]);
         let fields: Vec<&str> = info.lines().collect();
         let value = |name: &str| fields.iter().position(|field| *field == name).and_then(|at| fields.get(at + 1)).copied();
-        value("pending") == Some("0") && value("lag") == Some("0")
-    });
+        if value("pending") == Some("0") && value("lag") == Some("0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for the stream to be ingested and acknowledged");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let elapsed = started.elapsed();
+    running.report_threads("(b) redis", elapsed);
     assert_eq!(running.count(), lines.len() as i64);
     (rate(lines.len(), elapsed), running.peak_rss_kib())
 }
@@ -235,6 +291,7 @@ fn socket_ingest(binary: &Path, dir: &Path, lines: &[String]) -> (f64, u64) {
         }
     });
     let elapsed = started.elapsed();
+    running.report_threads("(c) socket", elapsed);
     assert_eq!(running.count(), lines.len() as i64);
     (rate(lines.len(), elapsed), running.peak_rss_kib())
 }
@@ -256,9 +313,13 @@ fn latency(binary: &Path, emitter: &Path, dir: &Path) -> Option<(f64, f64, usize
         let done = done.clone();
         std::thread::spawn(move || {
             let mut seen: Vec<(usize, Instant)> = Vec::new();
+            // The socket is bound before the database is migrated: wait
+            // until the events table can be queried.
             let connection = loop {
                 if let Ok(connection) = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
-                    break connection;
+                    if connection.prepare("SELECT seq FROM events LIMIT 0").is_ok() {
+                        break connection;
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(1));
             };

@@ -93,11 +93,84 @@ fn payload_facts(payload: &str) -> PayloadFacts {
     }
 }
 
+/// Most sessions a [`KnownSessions`] remembers before it starts over.
+const KNOWN_SESSIONS_LIMIT: usize = 4096;
+
+/// Sessions whose transcript path a source thread has already read from a
+/// payload. The `sessions` row keeps the first transcript path it gets, so
+/// later events of a known session need their payload read a second time
+/// only for the rarer facts, and a cheap substring test tells whether those
+/// can be there at all. This saves most events a second JSON pass.
+#[derive(Debug, Default)]
+pub struct KnownSessions {
+    /// Session ids seen with a transcript path; cleared when it reaches
+    /// [`KNOWN_SESSIONS_LIMIT`], which only costs a few extra parses.
+    sessions: std::collections::HashSet<String>,
+}
+
+impl KnownSessions {
+    /// Whether this event's payload must be read for facts the side tables
+    /// still need.
+    fn needs_facts_for(
+        &self,
+        session_id: &Option<String>,
+        hook: &str,
+        tool: Option<&str>,
+        payload: &str,
+    ) -> bool {
+        let transcript_needed = session_id
+            .as_deref()
+            .is_some_and(|session| !self.sessions.contains(session));
+        transcript_needed
+            || (hook == "PostToolUse" && tool == Some("Agent"))
+            || payload.contains("\"reason\"")
+            || payload.contains("\"agent_type\"")
+            || payload.contains("\"agent_transcript_path\"")
+    }
+
+    fn remember(&mut self, session_id: &str) {
+        if self.sessions.len() >= KNOWN_SESSIONS_LIMIT {
+            self.sessions.clear();
+        }
+        self.sessions.insert(session_id.to_owned());
+    }
+}
+
 impl NewEvent {
-    /// Builds the row of an envelope received now from `source`.
+    /// Builds the row of an envelope received now from `source`, reading
+    /// every payload fact.
     pub fn from_envelope(envelope: Envelope, source: Source) -> NewEvent {
+        NewEvent::from_envelope_remembering(envelope, source, None)
+    }
+
+    /// [`NewEvent::from_envelope`] that skips reading payload facts the
+    /// side tables already have (see [`KnownSessions`]).
+    pub fn from_envelope_remembering(
+        envelope: Envelope,
+        source: Source,
+        known: Option<&mut KnownSessions>,
+    ) -> NewEvent {
         let payload: String = Box::<str>::from(envelope.payload).into();
-        let facts = payload_facts(&payload);
+        let facts = match known {
+            None => payload_facts(&payload),
+            Some(known) => {
+                if known.needs_facts_for(
+                    &envelope.session_id,
+                    &envelope.hook,
+                    envelope.tool.as_deref(),
+                    &payload,
+                ) {
+                    let facts = payload_facts(&payload);
+                    if let (Some(session), Some(_)) = (&envelope.session_id, &facts.transcript_path)
+                    {
+                        known.remember(session);
+                    }
+                    facts
+                } else {
+                    PayloadFacts::default()
+                }
+            }
+        };
         let spawned_agent_id =
             if envelope.hook == "PostToolUse" && envelope.tool.as_deref() == Some("Agent") {
                 facts.tool_response.and_then(|response| response.agent_id)
@@ -136,12 +209,22 @@ impl NewEvent {
 /// Parses one received line and counts it as received (and rejected when it
 /// fails), so every source counts the same way.
 pub fn parse_counted(line: &[u8], source: Source, stats: &Stats) -> Result<NewEvent, RejectReason> {
+    parse_counted_remembering(line, source, stats, None)
+}
+
+/// [`parse_counted`] for a source thread that keeps a [`KnownSessions`].
+pub fn parse_counted_remembering(
+    line: &[u8],
+    source: Source,
+    stats: &Stats,
+    known: Option<&mut KnownSessions>,
+) -> Result<NewEvent, RejectReason> {
     let counters = stats.source(source);
     counters
         .received
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match envelope::parse_line(line) {
-        Ok(envelope) => Ok(NewEvent::from_envelope(envelope, source)),
+        Ok(envelope) => Ok(NewEvent::from_envelope_remembering(envelope, source, known)),
         Err(reason) => {
             counters
                 .rejected

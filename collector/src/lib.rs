@@ -7,6 +7,7 @@
 //! - [`writer`]: the one thread that writes SQLite (batched `BEGIN IMMEDIATE`
 //!   transactions, `INSERT OR IGNORE` by id, `sessions` and `agents`).
 //! - [`socket`]: the `mio` Unix-socket source (`ok` per line after commit).
+//! - [`framing`]: the socket's pure line splitting with its size limit.
 //! - [`spool_drain`]: the spool source (file deleted after commit).
 //! - [`redis_source`]: the Redis source (stream with a consumer group and
 //!   `XACK` after commit, or pub/sub), reconnecting with backoff.
@@ -25,6 +26,7 @@
 //! writer committed it.
 
 pub mod api;
+pub mod framing;
 pub mod http;
 pub mod hub;
 pub mod query;

@@ -94,6 +94,9 @@ pub struct RedisSource {
     last_error: Option<String>,
     /// State of the jitter generator.
     jitter: u64,
+    /// Sessions whose payload facts are already read, so most entries are
+    /// parsed once.
+    known_sessions: ingest::KnownSessions,
 }
 
 impl RedisSource {
@@ -127,6 +130,7 @@ impl RedisSource {
             to_ack: Vec::new(),
             last_error: None,
             jitter: seed | 1,
+            known_sessions: ingest::KnownSessions::default(),
         }
     }
 
@@ -276,6 +280,35 @@ impl RedisSource {
         Ok(())
     }
 
+    /// Sends the due `XACK` and `read` in one round trip (a pipeline), so
+    /// acknowledging costs the reader no extra wait. The acks are counted only
+    /// once Redis answered.
+    fn acknowledge_and_read(
+        &mut self,
+        connection: &mut Connection,
+        read: &redis::Cmd,
+    ) -> Result<Value, RedisError> {
+        let mut pipeline = redis::pipe();
+        if !self.to_ack.is_empty() {
+            pipeline
+                .cmd("XACK")
+                .arg(&self.config.key)
+                .arg(&self.group)
+                .arg(&self.to_ack)
+                .ignore();
+        }
+        pipeline.add_command(read.clone());
+        let (reply,): (Value,) = pipeline.query(connection)?;
+        if !self.to_ack.is_empty() {
+            self.stats
+                .source(Source::Redis)
+                .acknowledged
+                .fetch_add(self.to_ack.len() as u64, Ordering::Relaxed);
+            self.to_ack.clear();
+        }
+        Ok(reply)
+    }
+
     /// One connection's life in stream mode. `Ok` only at shutdown.
     fn stream_session(&mut self, client: &Client) -> Result<(), RedisError> {
         let mut connection = self.connect(client, BLOCK_IDLE + NETWORK_TIMEOUT)?;
@@ -298,47 +331,41 @@ impl RedisSource {
         let mut next_maintenance = Instant::now();
         while !self.shutdown.load(Ordering::Relaxed) {
             self.collect_acks(Duration::ZERO);
-            self.send_acks(&mut connection)?;
             if self.in_flight >= MAX_IN_FLIGHT {
+                self.send_acks(&mut connection)?;
                 self.collect_acks(Duration::from_millis(100));
                 continue;
             }
             if Instant::now() >= next_maintenance {
                 next_maintenance = Instant::now() + MAINTENANCE_INTERVAL;
+                self.send_acks(&mut connection)?;
                 self.maintenance(&mut connection)?;
                 continue;
             }
-            let reply: Value = match &pending_cursor {
-                Some(cursor) => redis::cmd("XREADGROUP")
-                    .arg("GROUP")
-                    .arg(&self.group)
-                    .arg(&self.consumer)
-                    .arg("COUNT")
-                    .arg(READ_COUNT)
-                    .arg("STREAMS")
-                    .arg(&self.config.key)
-                    .arg(cursor)
-                    .query(&mut connection)?,
+            let mut read = redis::cmd("XREADGROUP");
+            read.arg("GROUP")
+                .arg(&self.group)
+                .arg(&self.consumer)
+                .arg("COUNT")
+                .arg(READ_COUNT);
+            match &pending_cursor {
+                Some(cursor) => {
+                    read.arg("STREAMS").arg(&self.config.key).arg(cursor);
+                }
                 None => {
                     let block = if self.in_flight > 0 || !self.to_ack.is_empty() {
                         BLOCK_BUSY
                     } else {
                         BLOCK_IDLE
                     };
-                    redis::cmd("XREADGROUP")
-                        .arg("GROUP")
-                        .arg(&self.group)
-                        .arg(&self.consumer)
-                        .arg("COUNT")
-                        .arg(READ_COUNT)
-                        .arg("BLOCK")
+                    read.arg("BLOCK")
                         .arg(block.as_millis() as u64)
                         .arg("STREAMS")
                         .arg(&self.config.key)
-                        .arg(">")
-                        .query(&mut connection)?
+                        .arg(">");
                 }
-            };
+            }
+            let reply = self.acknowledge_and_read(&mut connection, &read)?;
             let entries = stream_entries(reply);
             if pending_cursor.is_some() {
                 match entries.last() {
@@ -417,7 +444,12 @@ impl RedisSource {
                 self.to_ack.push(id);
                 continue;
             };
-            match ingest::parse_counted(&body, Source::Redis, &self.stats) {
+            match ingest::parse_counted_remembering(
+                &body,
+                Source::Redis,
+                &self.stats,
+                Some(&mut self.known_sessions),
+            ) {
                 Ok(event) => {
                     events.push(event);
                     ids.push(id);
@@ -460,7 +492,12 @@ impl RedisSource {
                 Err(error) => return Err(error),
             };
             let body = message.get_payload_bytes();
-            match ingest::parse_counted(body, Source::Redis, &self.stats) {
+            match ingest::parse_counted_remembering(
+                body,
+                Source::Redis,
+                &self.stats,
+                Some(&mut self.known_sessions),
+            ) {
                 Ok(event) => {
                     let stats = self.stats.clone();
                     let submission = Submission {

@@ -11,7 +11,7 @@
 //! **Invariants:** the socket file is 0600 in a 0700 directory; a live
 //! collector on the same path is never displaced (we connect first), a stale
 //! file is replaced; a line over `MAX_LINE_BYTES` is rejected without being
-//! buffered whole.
+//! buffered whole (the line splitting is [`crate::framing::LineFramer`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs;
@@ -27,7 +27,8 @@ use hooktrail_shared::protocol::{self, MAX_LINE_BYTES};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::ingest::{self, Committed, Submission, WriterQueue};
+use crate::framing::{Frame, LineFramer};
+use crate::ingest::{self, Committed, NewEvent, Submission, WriterQueue};
 use crate::log;
 use crate::settings::Tuning;
 use crate::stats::{Source, Stats};
@@ -124,16 +125,58 @@ enum Reply {
     Rejected(String),
 }
 
+/// Turns the frames of one read turn into events to submit and replies
+/// owed, in line order.
+struct LineReplies<'a> {
+    /// Parsed events of this turn, submitted together.
+    events: &'a mut Vec<NewEvent>,
+    /// The connection's replies in line order.
+    replies: &'a mut VecDeque<Reply>,
+    /// Reasons of the lines rejected in this turn, for the log.
+    rejected: &'a mut Vec<String>,
+    /// Number of the submission this turn's events go into.
+    number: u64,
+    /// Counters.
+    stats: &'a Stats,
+    /// Sessions whose payload facts were read already.
+    known_sessions: &'a mut ingest::KnownSessions,
+}
+
+impl LineReplies<'_> {
+    fn take(&mut self, frame: Frame<'_>) {
+        let reason = match frame {
+            Frame::Oversized(length) => {
+                let counters = self.stats.source(Source::Socket);
+                counters.received.fetch_add(1, Ordering::Relaxed);
+                counters.rejected.fetch_add(1, Ordering::Relaxed);
+                format!("line longer than {MAX_LINE_BYTES} bytes ({length} bytes)")
+            }
+            Frame::Line(line) => match ingest::parse_counted_remembering(
+                line,
+                Source::Socket,
+                self.stats,
+                Some(self.known_sessions),
+            ) {
+                Ok(event) => {
+                    self.events.push(event);
+                    self.replies.push_back(Reply::AfterCommit(self.number));
+                    return;
+                }
+                Err(reason) => reason.0,
+            },
+        };
+        self.replies
+            .push_back(Reply::Rejected(protocol::error_reply(&reason)));
+        self.rejected.push(reason);
+    }
+}
+
 /// One emitter's connection.
 struct Connection {
     /// The socket.
     stream: UnixStream,
-    /// Bytes read and not yet split into lines.
-    input: Vec<u8>,
-    /// Where the search for the next newline resumes in `input`.
-    scanned: usize,
-    /// Inside a line that was too long: bytes are dropped up to its newline.
-    discarding: bool,
+    /// Splits what is read into lines within [`MAX_LINE_BYTES`].
+    framer: LineFramer,
     /// Reply bytes not yet written.
     output: Vec<u8>,
     /// Replies owed, in line order.
@@ -185,6 +228,9 @@ struct Server {
     last_reject_log: Option<Instant>,
     /// Rejections not logged since the last log line.
     unlogged_rejects: u64,
+    /// Sessions whose payload facts are already read, so most lines are
+    /// parsed once.
+    known_sessions: ingest::KnownSessions,
 }
 
 /// Serves the socket until `shutdown` is set; then stops reading, waits (up
@@ -213,6 +259,7 @@ pub fn serve(
             tuning,
             last_reject_log: None,
             unlogged_rejects: 0,
+            known_sessions: ingest::KnownSessions::default(),
         };
         server.poll.registry().register(
             &mut server.listener.listener,
@@ -322,9 +369,7 @@ impl Server {
                         token,
                         Connection {
                             stream,
-                            input: Vec::new(),
-                            scanned: 0,
-                            discarding: false,
+                            framer: LineFramer::new(MAX_LINE_BYTES),
                             output: Vec::new(),
                             replies: VecDeque::new(),
                             submitted: 0,
@@ -356,8 +401,20 @@ impl Server {
         };
         let mut closed = false;
         let mut buffer = [0u8; READ_CHUNK];
+        let mut events = Vec::new();
+        let number = connection.submitted + 1;
+        let mut rejected = Vec::new();
+        let mut line_replies = LineReplies {
+            events: &mut events,
+            replies: &mut connection.replies,
+            rejected: &mut rejected,
+            number,
+            stats: &self.stats,
+            known_sessions: &mut self.known_sessions,
+        };
         // Read a bounded amount per turn so one busy client cannot starve
-        // the others.
+        // the others. Each chunk is split and parsed as it arrives, so the
+        // framer never holds more than a partial line.
         for _ in 0..16 {
             match connection.stream.read(&mut buffer) {
                 Ok(0) => {
@@ -367,21 +424,9 @@ impl Server {
                 }
                 Ok(count) => {
                     connection.last_activity = Instant::now();
-                    if connection.discarding {
-                        match buffer[..count].iter().position(|&byte| byte == b'\n') {
-                            Some(newline) => {
-                                connection.discarding = false;
-                                connection
-                                    .input
-                                    .extend_from_slice(&buffer[newline + 1..count]);
-                            }
-                            None => continue,
-                        }
-                    } else {
-                        connection.input.extend_from_slice(&buffer[..count]);
-                    }
-                    if connection.input.len() > MAX_LINE_BYTES {
-                        break;
+                    connection.framer.push(&buffer[..count]);
+                    while let Some(frame) = connection.framer.next_frame() {
+                        line_replies.take(frame);
                     }
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
@@ -396,88 +441,11 @@ impl Server {
                 }
             }
         }
-
-        let mut events = Vec::new();
-        let number = connection.submitted + 1;
-        let mut start = 0;
-        let mut rejected = Vec::new();
-        while let Some(offset) = connection.input[connection.scanned..]
-            .iter()
-            .position(|&byte| byte == b'\n')
-        {
-            let end = connection.scanned + offset;
-            let line = &connection.input[start..end];
-            connection.scanned = end + 1;
-            start = end + 1;
-            if line.len() > MAX_LINE_BYTES {
-                self.stats
-                    .source(Source::Socket)
-                    .received
-                    .fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .source(Source::Socket)
-                    .rejected
-                    .fetch_add(1, Ordering::Relaxed);
-                let reason = format!("line longer than {MAX_LINE_BYTES} bytes");
-                connection
-                    .replies
-                    .push_back(Reply::Rejected(protocol::error_reply(&reason)));
-                rejected.push(reason);
-                continue;
-            }
-            match ingest::parse_counted(line, Source::Socket, &self.stats) {
-                Ok(event) => {
-                    events.push(event);
-                    connection.replies.push_back(Reply::AfterCommit(number));
-                }
-                Err(reason) => {
-                    connection
-                        .replies
-                        .push_back(Reply::Rejected(protocol::error_reply(&reason.0)));
-                    rejected.push(reason.0);
-                }
-            }
-        }
-        connection.input.drain(..start);
-        connection.scanned -= start;
-        if connection.input.len() > MAX_LINE_BYTES {
-            // A line that is already too long: reject it now and drop the
-            // rest of it as it arrives.
-            self.stats
-                .source(Source::Socket)
-                .received
-                .fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .source(Source::Socket)
-                .rejected
-                .fetch_add(1, Ordering::Relaxed);
-            let reason = format!("line longer than {MAX_LINE_BYTES} bytes");
-            connection
-                .replies
-                .push_back(Reply::Rejected(protocol::error_reply(&reason)));
-            rejected.push(reason);
-            connection.input = Vec::new();
-            connection.scanned = 0;
-            connection.discarding = true;
-        }
         if closed {
             connection.read_closed = true;
-            if !connection.input.is_empty() && !connection.discarding {
-                // A last line without its newline is still a line.
-                let line = std::mem::take(&mut connection.input);
-                connection.scanned = 0;
-                match ingest::parse_counted(&line, Source::Socket, &self.stats) {
-                    Ok(event) => {
-                        events.push(event);
-                        connection.replies.push_back(Reply::AfterCommit(number));
-                    }
-                    Err(reason) => {
-                        connection
-                            .replies
-                            .push_back(Reply::Rejected(protocol::error_reply(&reason.0)));
-                        rejected.push(reason.0);
-                    }
-                }
+            // A last line without its newline is still a line.
+            while let Some(frame) = connection.framer.finish() {
+                line_replies.take(frame);
             }
         }
         if !events.is_empty() {

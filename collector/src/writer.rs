@@ -83,6 +83,82 @@ pub fn open(path: &Path) -> Result<Connection, String> {
     Ok(connection)
 }
 
+/// How often the checkpointer looks for new commits to copy into the
+/// database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The writer's own auto-checkpoint threshold (pages), a backstop in case
+/// the checkpointer thread falls behind: the WAL cannot grow past about this
+/// many pages (4 KiB each) before the writer checkpoints itself.
+const BACKSTOP_AUTOCHECKPOINT_PAGES: i64 = 16_384;
+
+/// Copies committed WAL frames into the database file on its own thread and
+/// connection, so the writer never waits for a checkpoint's `fsync`.
+///
+/// With `synchronous=NORMAL` the WAL is only synced at checkpoints; SQLite's
+/// automatic checkpoint runs inside the committing thread, which made the
+/// writer spend about as long waiting for the disk as inserting rows. A
+/// `PASSIVE` checkpoint never blocks the writer (WAL appends go on while it
+/// copies) and writes no rows: it only moves pages the writer already
+/// committed, so the writer stays the only thread that changes the data.
+struct Checkpointer {
+    /// Stops the thread once the writer is done.
+    stop: Arc<AtomicBool>,
+    /// The checkpointer thread.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts checkpointing `path` whenever `commits` moved since the last
+    /// checkpoint. `None` if the second connection cannot be opened (the
+    /// writer's own auto-checkpoint then does the work).
+    fn start(path: &Path, commits: Arc<std::sync::atomic::AtomicU64>) -> Option<Checkpointer> {
+        let connection = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ok()?;
+        connection.busy_timeout(Duration::from_millis(50)).ok()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("checkpoint".to_owned())
+            .spawn(move || {
+                let mut checkpointed = 0;
+                while !stopping.load(Ordering::Relaxed) {
+                    std::thread::sleep(CHECKPOINT_INTERVAL);
+                    let now = commits.load(Ordering::Relaxed);
+                    if now == checkpointed {
+                        continue;
+                    }
+                    // A failure (a reader's lock, a read-only file) leaves the
+                    // frames in the WAL for the next attempt; the writer's
+                    // errors are what get logged and counted.
+                    if connection
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                        .is_ok()
+                    {
+                        checkpointed = now;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Whether the writer deletes old events.
 #[derive(Debug, Clone, Copy)]
 pub enum Retention {
@@ -115,6 +191,9 @@ pub struct Writer {
     drain_deadline: Duration,
     /// The error being retried, so it is logged once, not once per attempt.
     failing: Option<String>,
+    /// Commits so far, read by the checkpointer thread to know when there
+    /// is something new to checkpoint.
+    commits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What happened to one batch at the end of [`Writer::store`].
@@ -149,11 +228,27 @@ impl Writer {
             shutdown,
             drain_deadline,
             failing: None,
+            commits: Arc::default(),
         }
     }
 
     /// Runs until every sender is gone and the queue is empty.
     pub fn run(mut self) {
+        let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let checkpointer = self
+            .connection
+            .path()
+            .filter(|path| !path.is_empty())
+            .map(std::path::PathBuf::from)
+            .and_then(|path| Checkpointer::start(&path, commits.clone()));
+        if checkpointer.is_some() {
+            let _ = self.connection.pragma_update(
+                None,
+                "wal_autocheckpoint",
+                BACKSTOP_AUTOCHECKPOINT_PAGES,
+            );
+        }
+        self.commits = commits;
         loop {
             self.heartbeat();
             let first = match self.queue.recv_timeout(Duration::from_millis(500)) {
@@ -180,6 +275,7 @@ impl Writer {
             }
         }
         self.heartbeat();
+        drop(checkpointer);
         if let Err(error) = self
             .connection
             .execute_batch("PRAGMA wal_checkpoint(PASSIVE)")
@@ -205,6 +301,7 @@ impl Writer {
             match self.commit(&batch) {
                 Ok(seqs) => {
                     self.stats.record_commit(started.elapsed());
+                    self.commits.fetch_add(1, Ordering::Relaxed);
                     if let Some(error) = self.failing.take() {
                         log::info(&format!("writer: writing again after: {error}"));
                     }
