@@ -113,7 +113,7 @@ pub(crate) fn start(request: Request, query_string: &str, shared: &Arc<Shared>) 
             // then replay from SQLite) instead of taking CPU from ingest.
             // SAFETY: setpriority on this thread's own id (Linux: per thread).
             unsafe {
-                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
             }
             let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
             let remote = request.remote_addr().copied();
