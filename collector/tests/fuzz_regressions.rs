@@ -1,19 +1,30 @@
-//! Replays every input saved in `tests/fuzz-regressions/api_query/` through
-//! the query-string property, so what the fuzzer found stays fixed.
+//! Replays every input saved in `tests/fuzz-regressions/<target>/` through
+//! that fuzz target's property, so what the fuzzer found stays fixed.
 
 mod support {
     pub mod filter_property;
+    pub mod socket_lines_property;
 }
 
 use std::path::Path;
 
-#[test]
-fn api_query_fuzz_regressions_still_pass() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fuzz-regressions/api_query");
+/// Runs `check` on every file of `tests/fuzz-regressions/<target>/`.
+fn replay(target: &str, check: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fuzz-regressions").join(target);
     let mut replayed = 0;
-    for entry in std::fs::read_dir(&dir).expect("tests/fuzz-regressions/api_query exists") {
-        support::filter_property::check(&std::fs::read(entry.unwrap().path()).unwrap());
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("{} exists: {error}", dir.display())) {
+        check(&std::fs::read(entry.unwrap().path()).unwrap());
         replayed += 1;
     }
     assert!(replayed > 0, "no regression inputs in {}", dir.display());
+}
+
+#[test]
+fn api_query_fuzz_regressions_still_pass() {
+    replay("api_query", support::filter_property::check);
+}
+
+#[test]
+fn socket_lines_fuzz_regressions_still_pass() {
+    replay("socket_lines", support::socket_lines_property::check);
 }
