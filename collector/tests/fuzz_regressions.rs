@@ -10,9 +10,13 @@ use std::path::Path;
 
 /// Runs `check` on every file of `tests/fuzz-regressions/<target>/`.
 fn replay(target: &str, check: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fuzz-regressions").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fuzz-regressions")
+        .join(target);
     let mut replayed = 0;
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("{} exists: {error}", dir.display())) {
+    for entry in
+        std::fs::read_dir(&dir).unwrap_or_else(|error| panic!("{} exists: {error}", dir.display()))
+    {
         check(&std::fs::read(entry.unwrap().path()).unwrap());
         replayed += 1;
     }
