@@ -7,7 +7,14 @@ use hooktrail_collector::query::{
 use rusqlite::Connection;
 
 /// One candidate row: (session, agent, machine, hook, tool, payload).
-type Row = (Option<String>, Option<String>, String, String, Option<String>, String);
+type Row = (
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    String,
+);
 
 /// Parsing any text never panics; a parsed filter selects the same rows live
 /// as in SQL.
@@ -31,9 +38,19 @@ fn candidate_rows(filter: &EventFilter) -> Vec<Row> {
         filter.session.clone(),
         filter.agent.clone().filter(|agent| agent != "main"),
         filter.machine.clone().unwrap_or_else(|| "host".to_owned()),
-        filter.hook.clone().unwrap_or_else(|| "PreToolUse".to_owned()),
+        filter
+            .hook
+            .clone()
+            .unwrap_or_else(|| "PreToolUse".to_owned()),
         filter.tool.clone(),
-        format!("{{\"x\":\"{}\"}}", filter.text.clone().unwrap_or_default().replace(['"', '\\'], "")),
+        format!(
+            "{{\"x\":\"{}\"}}",
+            filter
+                .text
+                .clone()
+                .unwrap_or_default()
+                .replace(['"', '\\'], "")
+        ),
     );
     let other: Row = (
         Some("s-other".to_owned()),
@@ -73,8 +90,18 @@ fn check_filter_agreement(filter: &EventFilter) {
         .map(|seq| seq.expect("seq"))
         .collect();
     for (index, row) in rows.iter().enumerate() {
-        let live = filter.matches(row.0.as_deref(), row.1.as_deref(), &row.2, &row.3, row.4.as_deref(), &row.5);
+        let live = filter.matches(
+            row.0.as_deref(),
+            row.1.as_deref(),
+            &row.2,
+            &row.3,
+            row.4.as_deref(),
+            &row.5,
+        );
         let replayed = selected.contains(&(index as i64 + 1));
-        assert_eq!(live, replayed, "live and SQL filters disagree on row {index} for {filter:?}");
+        assert_eq!(
+            live, replayed,
+            "live and SQL filters disagree on row {index} for {filter:?}"
+        );
     }
 }
