@@ -234,6 +234,9 @@ fn build_database(db: &Path) {
             )
             .unwrap();
     }
+    transaction
+        .execute_batch(hooktrail_collector::schema::REBUILD_EVENT_COUNTS)
+        .unwrap();
     transaction.commit().unwrap();
     connection
         .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;")

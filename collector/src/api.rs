@@ -551,11 +551,23 @@ fn stats_route(
     let mut per_hook = serde_json::Map::new();
     let mut per_machine = serde_json::Map::new();
     let mut total = 0i64;
+    // Whole-minute buckets come from the per-minute rollup the writer keeps
+    // (a few rows per minute); other sizes count the events themselves. With
+    // the rollup, `since` is rounded down to its minute.
+    let from_rollup = bucket_ms % 60_000 == 0;
+    let since = if from_rollup {
+        (since / 60_000) * 60_000
+    } else {
+        since
+    };
     {
-        let mut statement = transaction.prepare_cached(
+        let mut statement = transaction.prepare_cached(if from_rollup {
+            "SELECT (minute / ?2) * ?2 AS bucket, hook, machine, SUM(count) FROM event_counts \
+             WHERE minute >= ?1 GROUP BY bucket, hook, machine ORDER BY bucket"
+        } else {
             "SELECT (ts / ?2) * ?2 AS bucket, hook, machine, COUNT(*) FROM events WHERE ts >= ?1 \
-             GROUP BY bucket, hook, machine ORDER BY bucket",
-        )?;
+             GROUP BY bucket, hook, machine ORDER BY bucket"
+        })?;
         let rows = statement.query_map(rusqlite::params![since, bucket_ms], |row| {
             Ok((
                 row.get::<_, i64>(0)?,

@@ -390,6 +390,7 @@ impl Writer {
             Vec::with_capacity(batch.iter().map(|submission| submission.events.len()).sum());
         let mut sessions: HashMap<&str, SessionDelta> = HashMap::new();
         let mut agents: HashMap<&str, AgentDelta> = HashMap::new();
+        let mut minute_counts: HashMap<(i64, &str, &str), i64> = HashMap::new();
         {
             let mut insert = transaction.prepare_cached(
                 "INSERT OR IGNORE INTO events
@@ -419,6 +420,9 @@ impl Writer {
                 let seq = transaction.last_insert_rowid();
                 seqs.push(seq);
                 note_side_tables(event, seq, &mut sessions, &mut agents);
+                *minute_counts
+                    .entry((minute_of(row.ts), row.hook.as_str(), row.machine.as_str()))
+                    .or_default() += 1;
             }
         }
         if !sessions.is_empty() {
@@ -478,6 +482,15 @@ impl Writer {
                 ])?;
             }
         }
+        if !minute_counts.is_empty() {
+            let mut upsert = transaction.prepare_cached(
+                "INSERT INTO event_counts (minute, hook, machine, count) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(minute, hook, machine) DO UPDATE SET count = count + excluded.count",
+            )?;
+            for ((minute, hook, machine), count) in &minute_counts {
+                upsert.execute(params![minute, hook, machine, count])?;
+            }
+        }
         transaction.commit()?;
         Ok(seqs)
     }
@@ -501,6 +514,10 @@ impl Writer {
                 params![cutoff, RETENTION_CHUNK],
             )?;
             if (deleted as i64) < RETENTION_CHUNK {
+                transaction.execute(
+                    "DELETE FROM event_counts WHERE minute + 60000 <= ?1",
+                    params![cutoff],
+                )?;
                 transaction.execute(
                     "DELETE FROM sessions WHERE last_ts < ?1
                      AND NOT EXISTS (SELECT 1 FROM events WHERE events.session_id = sessions.session_id)",
@@ -535,6 +552,12 @@ impl Writer {
             }
         }
     }
+}
+
+/// The minute key of `event_counts` for `ts`, rounded as SQLite's integer
+/// division rounds (migration 2 and `REBUILD_EVENT_COUNTS` use the same).
+fn minute_of(ts: i64) -> i64 {
+    (ts / 60_000) * 60_000
 }
 
 /// One session's changes within a batch.

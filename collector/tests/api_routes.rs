@@ -341,3 +341,15 @@ fn the_page_and_its_assets_are_served_with_their_types() {
         "no CDN"
     );
 }
+
+#[test]
+fn stats_with_seconds_buckets_count_events_and_agree_with_the_minute_rollup() {
+    let (db, server) = loaded();
+    let since = db.clock - 3_600_000;
+    let by_minute = server.json(&format!("/api/stats?bucket=60&since={since}"), 200);
+    let by_seconds = server.json(&format!("/api/stats?bucket=30&since={since}"), 200);
+    assert_eq!(by_seconds["bucket"], 30);
+    assert_eq!(by_seconds["total"], by_minute["total"]);
+    assert_eq!(by_seconds["per_hook"], by_minute["per_hook"]);
+    assert_eq!(by_seconds["per_machine"], by_minute["per_machine"]);
+}

@@ -48,6 +48,11 @@ fn socket_events_from_concurrent_clients_give_exactly_n_rows() {
         send_lines(&collector.socket, &[again.clone(), again]),
         vec!["ok", "ok"]
     );
+    // The per-minute rollup counts each stored event once, duplicates never.
+    assert_eq!(
+        collector.query_i64("SELECT sum(count) FROM event_counts"),
+        collector.count()
+    );
     collector.wait_rows(1001, LONG);
     let mode = std::fs::metadata(&collector.socket).unwrap();
     use std::os::unix::fs::PermissionsExt;

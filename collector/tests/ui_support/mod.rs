@@ -138,6 +138,10 @@ impl TestDb {
                 payload: text.clone(),
             }));
         }
+        // Rows inserted without the writer: rebuild its per-minute rollup.
+        transaction
+            .execute_batch(hooktrail_collector::schema::REBUILD_EVENT_COUNTS)
+            .unwrap();
         transaction.commit().unwrap();
         rows
     }
