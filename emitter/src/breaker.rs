@@ -3,9 +3,10 @@
 //!
 //! The file is `<state_dir>/redis-breaker` (0600, in a 0700 directory). Its
 //! first line is the expiry in milliseconds since the epoch; the second says
-//! why it opened, for `check`. It is written to a temporary file and renamed,
-//! so a reader never sees half of it. Reading it is one `open` on the hot path:
-//! when it does not exist the breaker is closed.
+//! why it opened, for `check`. It is rewritten in place (see [`trip`]); a
+//! reader that catches it half written treats it as expired, which costs one
+//! more Redis attempt at most. Reading it is one `open` on the hot path: when
+//! it does not exist the breaker is closed.
 //!
 //! After the expiry, hooks try Redis again; the first success removes the
 //! file, a failure writes a new expiry.
@@ -90,7 +91,7 @@ pub fn open_for() -> Duration {
 /// ext4 starts writeback on every rename over an existing file (its
 /// `auto_da_alloc` heuristic), which cost about 0.3 ms on each failing hook.
 /// A reader that catches the file half written fails to parse the expiry and
-/// treats the breaker as closed, which only means one more Redis attempt.
+/// treats the breaker as expired, which only means one more Redis attempt.
 pub fn trip(state_dir: &Path, duration: Duration, reason: &str) -> std::io::Result<()> {
     ensure_private_dir(state_dir)?;
     let expiry = now_millis() + duration.as_millis() as i64;

@@ -69,12 +69,16 @@ impl Target {
                 ))
             }
         };
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(end);
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((info, hostport)) => (Some(info), hostport),
-            None => (None, authority),
+        // The user-info ends at the last '@' (as `config::redact_url` reads
+        // it): passwords often hold an unencoded '/', '?' or '#'.
+        let (userinfo, after_userinfo) = match rest.rsplit_once('@') {
+            Some((info, after)) => (Some(info), after),
+            None => (None, rest),
         };
+        let end = after_userinfo
+            .find(['/', '?', '#'])
+            .unwrap_or(after_userinfo.len());
+        let (hostport, tail) = after_userinfo.split_at(end);
         let (mut user, mut password) = (None, None);
         if let Some(info) = userinfo {
             let (name, secret) = match info.split_once(':') {
@@ -751,6 +755,12 @@ mod tests {
         assert_eq!(target.user.as_deref(), Some("alice"));
         assert_eq!(target.password.as_deref(), Some("p@ss:w"));
         assert_eq!(target.db, 3);
+        let target = Target::parse("redis://u:ab/c+d=@10.0.0.1:7000/2").unwrap();
+        assert_eq!(target.password.as_deref(), Some("ab/c+d="));
+        assert_eq!(
+            (target.host.as_str(), target.port, target.db),
+            ("10.0.0.1", 7000, 2)
+        );
         let target = Target::parse("redis://:secret@127.0.0.1").unwrap();
         assert_eq!(
             (target.user, target.password.as_deref(), target.port),

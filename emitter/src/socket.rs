@@ -16,6 +16,43 @@ use hooktrail_shared::protocol::OK_REPLY;
 
 use crate::deadline::Deadline;
 
+/// Refuses a listener run by another user: without `XDG_RUNTIME_DIR` the
+/// socket lives under a predictable `/tmp` path, and whoever answers `ok` there
+/// would receive every hook payload. Our own collector runs as us (or, as a
+/// system service, is started by root).
+fn check_peer(stream: &UnixStream) -> Result<(), String> {
+    use std::os::unix::io::AsRawFd;
+    let mut credentials = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut length = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `length` bytes into `credentials`,
+    // which is a properly sized, initialized ucred.
+    let result = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut credentials as *mut libc::ucred).cast(),
+            &mut length,
+        )
+    };
+    if result != 0 {
+        return Err(format!("peer credentials: {}", io::Error::last_os_error()));
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let own = unsafe { libc::getuid() };
+    if credentials.uid != own && credentials.uid != 0 {
+        return Err(format!(
+            "the socket's listener runs as uid {}, not as us ({own}); not sending to it",
+            credentials.uid
+        ));
+    }
+    Ok(())
+}
+
 /// The socket's budget in hook mode, on top of Redis's.
 pub const HOOK_BUDGET: Duration = Duration::from_millis(300);
 
@@ -63,6 +100,7 @@ pub fn connect(path: &Path) -> io::Result<UnixStream> {
 pub fn deliver(path: &Path, line: &str, deadline: Deadline) -> Result<(), String> {
     let mut stream =
         connect(path).map_err(|error| format!("connect to {}: {error}", path.display()))?;
+    check_peer(&stream)?;
     let mut message = Vec::with_capacity(line.len() + 1);
     message.extend_from_slice(line.as_bytes());
     message.push(b'\n');

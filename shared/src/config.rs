@@ -164,7 +164,10 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
     let mut transport = Transport::Stream;
     for (value, origin) in [
         (file_redis.transport, from_file("redis.transport")),
-        (env("HOOKTRAIL_REDIS_TRANSPORT"), from_env("redis.transport", "HOOKTRAIL_REDIS_TRANSPORT")),
+        (
+            env("HOOKTRAIL_REDIS_TRANSPORT"),
+            from_env("redis.transport", "HOOKTRAIL_REDIS_TRANSPORT"),
+        ),
     ] {
         if let Some(text) = value {
             match Transport::parse(&text) {
@@ -208,7 +211,11 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
         ca_file = Some(paths::expand(&value, env));
     }
 
-    let path_setting = |file_value: Option<String>, var: &str, what: &str, default: PathBuf, origins: &mut Vec<String>| {
+    let path_setting = |file_value: Option<String>,
+                        var: &str,
+                        what: &str,
+                        default: PathBuf,
+                        origins: &mut Vec<String>| {
         if let Some(value) = env(var) {
             origins.push(from_env(what, var));
             paths::expand(&value, env)
@@ -219,11 +226,33 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
             default
         }
     };
-    let socket = path_setting(file.socket, "HOOKTRAIL_SOCKET", "socket", paths::default_socket_file(env), &mut origins);
-    let spool_dir = path_setting(file.spool_dir, "HOOKTRAIL_SPOOL_DIR", "spool_dir", paths::default_spool_dir(env), &mut origins);
-    let state_dir = path_setting(file.state_dir, "HOOKTRAIL_STATE_DIR", "state_dir", paths::default_state_dir(env), &mut origins);
+    let socket = path_setting(
+        file.socket,
+        "HOOKTRAIL_SOCKET",
+        "socket",
+        paths::default_socket_file(env),
+        &mut origins,
+    );
+    let spool_dir = path_setting(
+        file.spool_dir,
+        "HOOKTRAIL_SPOOL_DIR",
+        "spool_dir",
+        paths::default_spool_dir(env),
+        &mut origins,
+    );
+    let state_dir = path_setting(
+        file.state_dir,
+        "HOOKTRAIL_STATE_DIR",
+        "state_dir",
+        paths::default_state_dir(env),
+        &mut origins,
+    );
 
-    let mut mode = if url.is_some() { Mode::Redis } else { Mode::Local };
+    let mut mode = if url.is_some() {
+        Mode::Redis
+    } else {
+        Mode::Local
+    };
     for (value, origin) in [
         (file.mode, from_file("mode")),
         (env("HOOKTRAIL_MODE"), from_env("mode", "HOOKTRAIL_MODE")),
@@ -238,7 +267,9 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
                     mode = Mode::Redis;
                     origins.push(origin);
                 }
-                _ => problems.push(format!("{origin}: unknown mode {text:?} (use \"local\" or \"redis\")")),
+                _ => problems.push(format!(
+                    "{origin}: unknown mode {text:?} (use \"local\" or \"redis\")"
+                )),
             }
         }
     }
@@ -248,7 +279,13 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
     }
 
     let redis = match (mode, url) {
-        (Mode::Redis, Some(url)) => Some(RedisConfig { url, transport, key, maxlen, ca_file }),
+        (Mode::Redis, Some(url)) => Some(RedisConfig {
+            url,
+            transport,
+            key,
+            maxlen,
+            ca_file,
+        }),
         _ => None,
     };
     LoadedConfig {
@@ -275,14 +312,18 @@ fn read_file(path: &Path, explicit: bool, problems: &mut Vec<String>) -> (FileCo
             return (FileConfig::default(), false);
         }
         Err(error) => {
-            problems.push(format!("cannot read config file {name}: {error}; ignoring it"));
+            problems.push(format!(
+                "cannot read config file {name}: {error}; ignoring it"
+            ));
             return (FileConfig::default(), false);
         }
     };
     let parsed: FileConfig = match serde_json::from_str(&text) {
         Ok(parsed) => parsed,
         Err(error) => {
-            problems.push(format!("config file {name} is not valid JSON ({error}); ignoring it"));
+            problems.push(format!(
+                "config file {name} is not valid JSON ({error}); ignoring it"
+            ));
             return (FileConfig::default(), false);
         }
     };
@@ -311,10 +352,12 @@ pub fn url_has_password(url: &str) -> bool {
     userinfo(url).is_some_and(|info| info.contains(':') && !info.ends_with(':'))
 }
 
+/// The `user:password` part of a URL: everything between the scheme and the
+/// last `@`. Passwords often hold `/`, `?` or `#` unencoded (base64 ones do),
+/// so the authority is not cut at those first, as a strict URL parser would.
 fn userinfo(url: &str) -> Option<&str> {
     let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
-    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or("");
-    authority.rsplit_once('@').map(|(info, _)| info)
+    after_scheme.rsplit_once('@').map(|(info, _)| info)
 }
 
 /// The URL with its password replaced by `***`, for logs and `check`.
@@ -334,7 +377,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load_from(vars: &[(&str, String)]) -> LoadedConfig {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         load_with(&move |name: &str| map.get(name).cloned())
     }
 
@@ -372,7 +418,11 @@ mod tests {
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
         let loaded = load_from(&[("HOOKTRAIL_CONFIG", file.display().to_string())]);
         assert!(loaded.config.redis.is_none());
-        assert!(loaded.problems[0].contains(&file.display().to_string()), "{:?}", loaded.problems);
+        assert!(
+            loaded.problems[0].contains(&file.display().to_string()),
+            "{:?}",
+            loaded.problems
+        );
         assert!(!loaded.problems[0].contains("secret"));
         fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
         let loaded = load_from(&[("HOOKTRAIL_CONFIG", file.display().to_string())]);
@@ -391,8 +441,17 @@ mod tests {
 
     #[test]
     fn redaction_hides_only_the_password() {
-        assert_eq!(redact_url("rediss://user:pw@host:6379/0"), "rediss://user:***@host:6379/0");
+        assert_eq!(
+            redact_url("rediss://user:pw@host:6379/0"),
+            "rediss://user:***@host:6379/0"
+        );
         assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+        // A base64 password with '/' and '+' must not leak either.
+        assert_eq!(
+            redact_url("redis://u:ab/c+d=@h:6379/0"),
+            "redis://u:***@h:6379/0"
+        );
+        assert!(url_has_password("redis://:ab/cd@h"));
         assert!(url_has_password("redis://:pw@h"));
         assert!(!url_has_password("redis://user@h"));
     }

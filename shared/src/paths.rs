@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Reads one environment variable; empty values count as unset, as XDG says.
@@ -17,7 +17,9 @@ pub fn process_env(name: &str) -> Option<String> {
 }
 
 fn home(env: EnvLookup) -> PathBuf {
-    env("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"))
+    env("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
 }
 
 fn xdg(env: EnvLookup, variable: &str, fallback_under_home: &str) -> PathBuf {
@@ -102,12 +104,29 @@ pub fn expand(value: &str, env: EnvLookup) -> PathBuf {
 ///
 /// Parents that already exist are left alone; new ones are made 0700 too.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
-    match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
         Ok(()) => {}
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
         Err(error) => return Err(error),
     }
-    let metadata = fs::metadata(dir)?;
+    // Not followed: a symlink or a directory someone else made first (under
+    // a predictable /tmp path, say) would hand our events to them.
+    let metadata = fs::symlink_metadata(dir)?;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let own = unsafe { libc::getuid() };
+    if !metadata.is_dir() || metadata.uid() != own {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not a directory owned by us (uid {own}); refusing to use it",
+                dir.display()
+            ),
+        ));
+    }
     if metadata.permissions().mode() & 0o077 != 0 {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
     }
@@ -130,18 +149,45 @@ mod tests {
     #[test]
     fn defaults_follow_xdg_variables() {
         let env = env_of(&[("HOME", "/h"), ("XDG_RUNTIME_DIR", "/run/user/7")]);
-        assert_eq!(default_config_file(&env), PathBuf::from("/h/.config/hooktrail/config.json"));
-        assert_eq!(default_spool_dir(&env), PathBuf::from("/h/.local/state/hooktrail/spool"));
-        assert_eq!(default_database_file(&env), PathBuf::from("/h/.local/share/hooktrail/events.db"));
-        assert_eq!(default_socket_file(&env), PathBuf::from("/run/user/7/hooktrail/collector.sock"));
+        assert_eq!(
+            default_config_file(&env),
+            PathBuf::from("/h/.config/hooktrail/config.json")
+        );
+        assert_eq!(
+            default_spool_dir(&env),
+            PathBuf::from("/h/.local/state/hooktrail/spool")
+        );
+        assert_eq!(
+            default_database_file(&env),
+            PathBuf::from("/h/.local/share/hooktrail/events.db")
+        );
+        assert_eq!(
+            default_socket_file(&env),
+            PathBuf::from("/run/user/7/hooktrail/collector.sock")
+        );
     }
 
     #[test]
     fn expand_handles_home_and_variables() {
         let env = env_of(&[("HOME", "/h"), ("XDG_RUNTIME_DIR", "/run/user/7")]);
         assert_eq!(expand("~/x", &env), PathBuf::from("/h/x"));
-        assert_eq!(expand("$XDG_RUNTIME_DIR/hooktrail/c.sock", &env), PathBuf::from("/run/user/7/hooktrail/c.sock"));
+        assert_eq!(
+            expand("$XDG_RUNTIME_DIR/hooktrail/c.sock", &env),
+            PathBuf::from("/run/user/7/hooktrail/c.sock")
+        );
         assert_eq!(expand("${HOME}/a/$NOPE/b", &env), PathBuf::from("/h/a//b"));
+    }
+
+    #[test]
+    fn ensure_private_dir_refuses_a_symlink() {
+        let temp = tempfile::tempdir().unwrap();
+        let elsewhere = temp.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        let link = temp.path().join("link");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        let error = ensure_private_dir(&link).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::PermissionDenied);
+        assert!(error.to_string().contains("not a directory owned by us"));
     }
 
     #[test]
@@ -149,9 +195,15 @@ mod tests {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().join("a/b");
         ensure_private_dir(&dir).unwrap();
-        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         ensure_private_dir(&dir).unwrap();
-        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The spool: append-only JSONL files that hold events nobody took yet.
 //!
-//! Files are `spool-<hour>.jsonl` (mode 0600) in a 0700 directory, one
+//! Files are `spool-<minute>.jsonl` (mode 0600) in a 0700 directory, one
 //! envelope per line. The protocol is safe against any number of concurrent
 //! appenders and drainers:
 //! - An appender opens the current file with `O_APPEND`, takes `flock(LOCK_EX)`,
@@ -8,7 +8,7 @@
 //!   claimed it meanwhile; if so it opens again), writes its whole line with
 //!   one `write`, and unlocks.
 //! - A drainer ([`claim`]) opens a file, takes `flock(LOCK_EX)` (so no append
-//!   is half done), renames it to `spool-<hour>.jsonl.claimed-<tag>` and keeps
+//!   is half done), renames it to `spool-<minute>.jsonl.claimed-<tag>` and keeps
 //!   the lock while it works. It reads the lines, delivers them, and only then
 //!   deletes the file ([`ClaimedFile::finish`]). Lines it could not deliver go
 //!   back with [`ClaimedFile::put_back`].
@@ -42,7 +42,11 @@ pub const REJECTED_FILE: &str = "rejected.jsonl";
 pub const PENDING_MARKER: &str = ".pending";
 
 fn lock(file: &File, blocking: bool) -> io::Result<()> {
-    let operation = if blocking { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+    let operation = if blocking {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
     loop {
         // SAFETY: flock on an open descriptor owned by `file`.
         let result = unsafe { libc::flock(file.as_raw_fd(), operation) };
@@ -63,9 +67,15 @@ fn same_inode(file: &File, path: &Path) -> bool {
     }
 }
 
+/// One file per minute keeps each file small, so a hook that forwards the
+/// spool after a long outage reads and puts back little at a time.
 fn current_file_name(now_millis: i64) -> String {
-    format!("{PREFIX}{}{SUFFIX}", now_millis / 3_600_000)
+    format!("{PREFIX}{}{SUFFIX}", now_millis / 60_000)
 }
+
+/// How long an appender waits for another appender's lock on the current file
+/// before it writes to a file of its own instead.
+const APPEND_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Appends one line (a newline is added) to the spool in `dir`, creating the
 /// directory (0700) and file (0600) as needed. Returns the file written.
@@ -74,29 +84,59 @@ pub fn append(dir: &Path, line: &str) -> io::Result<PathBuf> {
 }
 
 /// Appends several lines with one write, under one lock.
-pub fn append_lines<'a>(dir: &Path, lines: impl IntoIterator<Item = &'a str>) -> io::Result<PathBuf> {
+pub fn append_lines<'a>(
+    dir: &Path,
+    lines: impl IntoIterator<Item = &'a str>,
+) -> io::Result<PathBuf> {
     let mut buffer = Vec::new();
     for line in lines {
         buffer.extend_from_slice(line.as_bytes());
         buffer.push(b'\n');
     }
-    let path = dir.join(current_file_name(crate::envelope::now_millis()));
+    let now = crate::envelope::now_millis();
+    let mut path = dir.join(current_file_name(now));
     if buffer.is_empty() {
         return Ok(path);
     }
+    let started = std::time::Instant::now();
+    let mut created_dir = false;
     for attempt in 0.. {
         let file = match open_for_append(&path) {
             Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound && attempt == 0 => {
+            Err(error) if error.kind() == io::ErrorKind::NotFound && !created_dir => {
                 ensure_private_dir(dir)?;
+                created_dir = true;
                 continue;
             }
             Err(error) => return Err(error),
         };
-        lock(&file, true)?;
+        // Never block on the lock: a drainer that claimed this file (renamed
+        // it after we opened it) holds its lock until the writer commits,
+        // which can take seconds when the database is busy.
+        if let Err(error) = lock(&file, false) {
+            if error.kind() != io::ErrorKind::WouldBlock {
+                return Err(error);
+            }
+            if !same_inode(&file, &path) {
+                // Claimed: the path now names a new file (or none).
+                continue;
+            }
+            if started.elapsed() > APPEND_LOCK_PATIENCE {
+                // Another appender is slow; write a file of our own.
+                path = dir.join(format!(
+                    "{PREFIX}{}-{}{SUFFIX}",
+                    now / 60_000,
+                    std::process::id()
+                ));
+                continue;
+            }
+            #[allow(clippy::disallowed_methods)] // A short backoff while another appender writes.
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            continue;
+        }
         if !same_inode(&file, &path) {
             // A drainer claimed this file between our open and our lock.
-            if attempt > 100 {
+            if attempt > 10_000 {
                 return Err(io::Error::other("spool file keeps being claimed"));
             }
             continue;
@@ -178,7 +218,11 @@ impl ClaimedFile {
 
     /// Appends the lines that were not delivered back to the spool in `dir`,
     /// then deletes the claimed file.
-    pub fn put_back<'a>(self, dir: &Path, lines: impl IntoIterator<Item = &'a str>) -> io::Result<()> {
+    pub fn put_back<'a>(
+        self,
+        dir: &Path,
+        lines: impl IntoIterator<Item = &'a str>,
+    ) -> io::Result<()> {
         append_lines(dir, lines)?;
         self.finish()
     }
@@ -195,7 +239,9 @@ pub fn claim(dir: &Path, tag: &str, limit: usize) -> io::Result<Vec<ClaimedFile>
     };
     let mut names: Vec<String> = entries
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| name.starts_with(PREFIX) && (name.ends_with(SUFFIX) || name.contains(CLAIMED_MARK)))
+        .filter(|name| {
+            name.starts_with(PREFIX) && (name.ends_with(SUFFIX) || name.contains(CLAIMED_MARK))
+        })
         .collect();
     names.sort();
     let mut claimed = Vec::new();
@@ -204,7 +250,12 @@ pub fn claim(dir: &Path, tag: &str, limit: usize) -> io::Result<Vec<ClaimedFile>
             break;
         }
         let path = dir.join(&name);
-        let Ok(file) = File::options().read(true).write(true).custom_flags(libc::O_CLOEXEC).open(&path) else {
+        let Ok(file) = File::options()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+        else {
             continue;
         };
         let abandoned_claim = name.contains(CLAIMED_MARK);
@@ -224,7 +275,10 @@ pub fn claim(dir: &Path, tag: &str, limit: usize) -> io::Result<Vec<ClaimedFile>
         if fs::rename(&path, &new_path).is_err() {
             continue;
         }
-        claimed.push(ClaimedFile { path: new_path, file });
+        claimed.push(ClaimedFile {
+            path: new_path,
+            file,
+        });
     }
     Ok(claimed)
 }
@@ -254,8 +308,14 @@ mod tests {
         let dir = temp.path().join("spool");
         let path = append(&dir, "{\"a\":1}").unwrap();
         append(&dir, "{\"a\":2}").unwrap();
-        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let mut claimed = claim(&dir, "t", 10).unwrap();
         assert_eq!(claimed.len(), 1);
         let lines = claimed[0].read_lines().unwrap();
@@ -280,7 +340,14 @@ mod tests {
         assert!(!take_pending(&dir));
         append(&dir, "a").unwrap();
         assert!(has_pending(&dir));
-        assert_eq!(fs::metadata(dir.join(PENDING_MARKER)).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(dir.join(PENDING_MARKER))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
         // A forwarder takes the marker, then claims.
         assert!(take_pending(&dir));
         assert!(!has_pending(&dir));
@@ -297,6 +364,32 @@ mod tests {
         // Putting lines back marks the spool again.
         again.pop().unwrap().put_back(&dir, ["b"]).unwrap();
         assert!(has_pending(&dir));
+    }
+
+    #[test]
+    fn an_appender_never_waits_long_on_a_held_lock() {
+        let temp = tempfile::tempdir().unwrap();
+        let first = append(temp.path(), "first").unwrap();
+        // Someone holds the current file's lock and does not let go (a stuck
+        // appender, or a drainer that claimed it after we opened it).
+        let holder = File::options().append(true).open(&first).unwrap();
+        lock(&holder, true).unwrap();
+        let started = std::time::Instant::now();
+        let second = append(temp.path(), "second").unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_ne!(first, second, "the line went to a file of its own");
+        drop(holder);
+        let mut lines = Vec::new();
+        for mut file in claim(temp.path(), "t", 10).unwrap() {
+            lines.extend(file.read_lines().unwrap());
+            file.finish().unwrap();
+        }
+        lines.sort();
+        assert_eq!(lines, vec![b"first".to_vec(), b"second".to_vec()]);
     }
 
     #[test]

@@ -24,10 +24,13 @@ fn envelope_fuzz_regressions_still_pass() {
 #[test]
 fn fixture_lines_satisfy_the_envelope_property() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let mut checked = 0;
     for entry in std::fs::read_dir(fixtures).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
         for line in text.lines() {
             support::envelope_property::check(line.as_bytes());
+            checked += 1;
         }
     }
+    assert!(checked >= 30, "only {checked} fixture lines found");
 }

@@ -9,14 +9,20 @@ use hooktrail_shared::envelope::{parse_line, Envelope};
 pub fn check(data: &[u8]) {
     if let Ok(envelope) = parse_line(data) {
         let line = envelope.to_json();
-        assert!(!line.contains('\n'), "a parsed envelope must serialize to one line");
+        assert!(
+            !line.contains('\n'),
+            "a parsed envelope must serialize to one line"
+        );
         let again = parse_line(line.as_bytes()).expect("a re-serialized envelope parses");
         assert_eq!(again.id, envelope.id);
         assert_eq!(again.payload.get(), envelope.payload.get());
     }
     let built = Envelope::from_hook_stdin(data, "fuzz-id".to_owned(), 1, "fuzz-host".to_owned());
     let line = built.to_json();
-    assert!(!line.contains('\n'), "the emitter's envelope must be one line");
+    assert!(
+        !line.contains('\n'),
+        "the emitter's envelope must be one line"
+    );
     let parsed = parse_line(line.as_bytes()).expect("the emitter's envelope always parses");
     assert_eq!(parsed.hook, built.hook);
     assert_eq!(parsed.payload.get(), built.payload.get());
