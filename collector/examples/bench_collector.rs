@@ -24,10 +24,22 @@ const WRITERS: usize = 8;
 const KEY: &str = "hooktrail:events";
 
 fn main() {
-    let events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|text| text.parse().ok()).unwrap_or(EVENTS);
-    let binaries = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_owned();
+    let events: usize = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(EVENTS);
+    let binaries = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
     let collector = binaries.join("hooktrail-collector");
-    assert!(collector.exists(), "build the collector first: cargo build --release -p hooktrail-collector");
+    assert!(
+        collector.exists(),
+        "build the collector first: cargo build --release -p hooktrail-collector"
+    );
     let temp = tempfile::tempdir().unwrap();
     eprintln!("bench: generating {events} events of ~1 KB");
     let lines: Vec<String> = (0..events).map(envelope).collect();
@@ -39,7 +51,10 @@ fn main() {
     let latency = latency(&collector, &binaries.join("hooktrail-emit"), temp.path());
 
     println!("hooktrail collector benchmark ({events} events, {average} bytes each on average, {} cores)", cores());
-    println!("(a) ceiling, batched rusqlite inserts, same schema:  {:>9.0} events/s", ceiling);
+    println!(
+        "(a) ceiling, batched rusqlite inserts, same schema:  {:>9.0} events/s",
+        ceiling
+    );
     println!(
         "(b) Redis stream -> SQLite -> XACK:                  {:>9.0} events/s  ({:.2} of a)",
         redis_rate,
@@ -64,7 +79,9 @@ fn main() {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
 }
 
 /// A real-shaped PostToolUse envelope of about 1 KB.
@@ -76,7 +93,13 @@ fn envelope(index: usize) -> String {
         "src/main.rs:12:fn main() {\\n".repeat(20),
         index % 1000
     );
-    Envelope::from_hook_stdin(payload.as_bytes(), new_event_id(), 1_732_312_345_678 + index as i64, "benchhost".into()).to_json()
+    Envelope::from_hook_stdin(
+        payload.as_bytes(),
+        new_event_id(),
+        1_732_312_345_678 + index as i64,
+        "benchhost".into(),
+    )
+    .to_json()
 }
 
 fn rate(count: usize, elapsed: Duration) -> f64 {
@@ -87,11 +110,16 @@ fn rate(count: usize, elapsed: Duration) -> f64 {
 /// batches of 2,000 with one cached statement.
 fn ceiling(db: &Path, lines: &[String]) -> f64 {
     let mut connection = hooktrail_collector::writer::open(db).unwrap();
-    let rows: Vec<Envelope> = lines.iter().map(|line| hooktrail_shared::envelope::parse_line(line.as_bytes()).unwrap()).collect();
+    let rows: Vec<Envelope> = lines
+        .iter()
+        .map(|line| hooktrail_shared::envelope::parse_line(line.as_bytes()).unwrap())
+        .collect();
     let started = Instant::now();
     let cpu_before = thread_cpu_seconds();
     for chunk in rows.chunks(2000) {
-        let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+        let transaction = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
         {
             let mut insert = transaction
                 .prepare_cached(
@@ -151,8 +179,18 @@ impl Running {
         let socket = dir.join("run/c.sock");
         let db = dir.join("events.db");
         let child = Command::new(binary)
-            .args(["--db", &db.display().to_string(), "--socket", &socket.display().to_string()])
-            .args(["--spool-dir", &dir.join("spool").display().to_string(), "--http", "off"])
+            .args([
+                "--db",
+                &db.display().to_string(),
+                "--socket",
+                &socket.display().to_string(),
+            ])
+            .args([
+                "--spool-dir",
+                &dir.join("spool").display().to_string(),
+                "--http",
+                "off",
+            ])
             .args(extra)
             .env("HOME", dir)
             .env("XDG_CONFIG_HOME", dir.join("config"))
@@ -161,13 +199,16 @@ impl Running {
             .spawn()
             .unwrap();
         let running = Running { child, socket, db };
-        wait_until("collector socket", Duration::from_secs(20), || UnixStream::connect(&running.socket).is_ok());
+        wait_until("collector socket", Duration::from_secs(20), || {
+            UnixStream::connect(&running.socket).is_ok()
+        });
         running
     }
 
     /// Peak resident set size in KiB.
     fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find(|line| line.starts_with("VmHWM:"))
@@ -205,14 +246,23 @@ impl Running {
             .iter()
             .map(|(name, seconds)| format!("{name} {seconds:.2}s"))
             .collect();
-        eprintln!("bench: {what}: {:.2}s wall; collector CPU per thread: {}", elapsed.as_secs_f64(), threads.join(", "));
+        eprintln!(
+            "bench: {what}: {:.2}s wall; collector CPU per thread: {}",
+            elapsed.as_secs_f64(),
+            threads.join(", ")
+        );
     }
 
     fn count(&self) -> i64 {
-        let Ok(connection) = rusqlite::Connection::open_with_flags(&self.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        let Ok(connection) = rusqlite::Connection::open_with_flags(
+            &self.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        ) else {
             return 0;
         };
-        connection.query_row("SELECT count(*) FROM events", [], |row| row.get(0)).unwrap_or(0)
+        connection
+            .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+            .unwrap_or(0)
     }
 }
 
@@ -232,21 +282,34 @@ fn redis_ingest(binary: &Path, dir: &Path, lines: &[String]) -> (f64, u64) {
     let redis = RedisServer::start();
     eprintln!("bench: filling the stream");
     for chunk in lines.chunks(10_000) {
-        xadd_all(redis.port, chunk);
+        hooktrail_testkit::xadd_all(redis.port, KEY, chunk);
     }
     let started = Instant::now();
-    let running = Running::start(binary, &dir.join("redis"), &["--redis-url", &redis.url(), "--group", "bench"]);
+    let running = Running::start(
+        binary,
+        &dir.join("redis"),
+        &["--redis-url", &redis.url(), "--group", "bench"],
+    );
     // Polled every 5 ms (not wait_until's 50 ms) so the timing error stays
     // small next to a run of a second or two.
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let info = redis.command(&["XINFO", "GROUPS", KEY]);
         let fields: Vec<&str> = info.lines().collect();
-        let value = |name: &str| fields.iter().position(|field| *field == name).and_then(|at| fields.get(at + 1)).copied();
+        let value = |name: &str| {
+            fields
+                .iter()
+                .position(|field| *field == name)
+                .and_then(|at| fields.get(at + 1))
+                .copied()
+        };
         if value("pending") == Some("0") && value("lag") == Some("0") {
             break;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for the stream to be ingested and acknowledged");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the stream to be ingested and acknowledged"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = started.elapsed();
@@ -316,7 +379,10 @@ fn latency(binary: &Path, emitter: &Path, dir: &Path) -> Option<(f64, f64, usize
             // The socket is bound before the database is migrated: wait
             // until the events table can be queried.
             let connection = loop {
-                if let Ok(connection) = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
+                if let Ok(connection) = rusqlite::Connection::open_with_flags(
+                    &db,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                ) {
                     if connection.prepare("SELECT seq FROM events LIMIT 0").is_ok() {
                         break connection;
                     }
@@ -324,7 +390,9 @@ fn latency(binary: &Path, emitter: &Path, dir: &Path) -> Option<(f64, f64, usize
                 std::thread::sleep(Duration::from_millis(1));
             };
             let mut last = 0i64;
-            let mut statement = connection.prepare("SELECT seq, tool_use_id FROM events WHERE seq > ?1").unwrap();
+            let mut statement = connection
+                .prepare("SELECT seq, tool_use_id FROM events WHERE seq > ?1")
+                .unwrap();
             while !done.load(std::sync::atomic::Ordering::Relaxed) || seen.len() < count {
                 let now = Instant::now();
                 let rows: Vec<(i64, Option<String>)> = statement
@@ -334,7 +402,9 @@ fn latency(binary: &Path, emitter: &Path, dir: &Path) -> Option<(f64, f64, usize
                     .collect();
                 for (seq, tool_use_id) in rows {
                     last = last.max(seq);
-                    if let Some(index) = tool_use_id.and_then(|id| id.strip_prefix("lat_").and_then(|n| n.parse().ok())) {
+                    if let Some(index) = tool_use_id
+                        .and_then(|id| id.strip_prefix("lat_").and_then(|n| n.parse().ok()))
+                    {
                         seen.push((index, now));
                     }
                 }
@@ -372,7 +442,12 @@ fn latency(binary: &Path, emitter: &Path, dir: &Path) -> Option<(f64, f64, usize
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(payload.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(payload.as_bytes())
+            .unwrap();
         children.push(child);
         children.retain_mut(|child| !matches!(child.try_wait(), Ok(Some(_))));
     }
@@ -386,35 +461,8 @@ fn latency(binary: &Path, emitter: &Path, dir: &Path) -> Option<(f64, f64, usize
         .map(|(index, at)| at.duration_since(started[*index]).as_secs_f64() * 1000.0)
         .collect();
     latencies.sort_by(f64::total_cmp);
-    let at = |quantile: f64| latencies[((latencies.len() as f64 * quantile) as usize).min(latencies.len() - 1)];
+    let at = |quantile: f64| {
+        latencies[((latencies.len() as f64 * quantile) as usize).min(latencies.len() - 1)]
+    };
     Some((at(0.50), at(0.99), latencies.len()))
-}
-
-fn xadd_all(port: u16, lines: &[String]) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut buffer = Vec::new();
-    for line in lines {
-        let args = ["XADD", KEY, "MAXLEN", "~", "1000000", "*", "event", line.as_str()];
-        buffer.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-        for arg in args {
-            buffer.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            buffer.extend_from_slice(arg.as_bytes());
-            buffer.extend_from_slice(b"\r\n");
-        }
-    }
-    stream.write_all(&buffer).unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    let mut replies = 0;
-    while replies < lines.len() {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        if line.starts_with('$') {
-            line.clear();
-            reader.read_line(&mut line).unwrap();
-            replies += 1;
-        } else {
-            panic!("XADD failed: {line}");
-        }
-    }
 }

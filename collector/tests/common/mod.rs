@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -231,78 +230,6 @@ pub fn fixture_envelopes(name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Writes the lines on one connection and returns one reply per line.
-pub fn send_lines(socket: &Path, lines: &[String]) -> Vec<String> {
-    let mut stream = UnixStream::connect(socket).expect("connect to the collector");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let reader_stream = stream.try_clone().unwrap();
-    let count = lines.len();
-    let reader = std::thread::spawn(move || {
-        let mut reader = BufReader::new(reader_stream);
-        let mut replies = Vec::with_capacity(count);
-        for _ in 0..count {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            replies.push(line.trim_end().to_owned());
-        }
-        replies
-    });
-    // Writes stop at the first error: a test may kill the collector
-    // mid-stream, and the replies received until then are what counts.
-    let mut buffer = Vec::new();
-    for chunk in lines.chunks(64) {
-        buffer.clear();
-        for line in chunk {
-            buffer.extend_from_slice(line.as_bytes());
-            buffer.push(b'\n');
-        }
-        if stream.write_all(&buffer).is_err() {
-            break;
-        }
-    }
-    reader.join().unwrap()
-}
-
-/// XADDs each line to the stream in one pipelined connection.
-pub fn xadd_all(port: u16, key: &str, lines: &[String]) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect redis");
-    let mut buffer = Vec::new();
-    for line in lines {
-        let args = [
-            "XADD",
-            key,
-            "MAXLEN",
-            "~",
-            "1000000",
-            "*",
-            "event",
-            line.as_str(),
-        ];
-        buffer.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-        for arg in args {
-            buffer.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            buffer.extend_from_slice(arg.as_bytes());
-            buffer.extend_from_slice(b"\r\n");
-        }
-    }
-    stream.write_all(&buffer).unwrap();
-    // One reply line per command (`$<len>` then the id).
-    let mut reader = BufReader::new(stream);
-    let mut replies = 0;
-    let mut line = String::new();
-    while replies < lines.len() {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        if line.starts_with('$') {
-            line.clear();
-            reader.read_line(&mut line).unwrap();
-            replies += 1;
-        } else {
-            panic!("XADD failed: {line}");
-        }
-    }
-}
+// Each test crate uses its own subset of these helpers.
+#[allow(unused_imports)]
+pub use hooktrail_testkit::{send_lines, xadd_all};

@@ -46,12 +46,17 @@ pub fn free_port() -> u16 {
 
 /// The workspace root (where `tests/fixtures` lives).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 /// The lines of one fixture file, e.g. `fixture("tools_basic")`.
 pub fn fixture(name: &str) -> Vec<String> {
-    let path = workspace_root().join("tests/fixtures").join(format!("{name}.jsonl"));
+    let path = workspace_root()
+        .join("tests/fixtures")
+        .join(format!("{name}.jsonl"));
     std::fs::read_to_string(&path)
         .unwrap_or_else(|error| panic!("read fixture {}: {error}", path.display()))
         .lines()
@@ -62,7 +67,10 @@ pub fn fixture(name: &str) -> Vec<String> {
 
 /// Every fixture line of every fixture file.
 pub fn all_fixtures() -> Vec<String> {
-    ["tools_basic", "subagent", "failures"].iter().flat_map(|name| fixture(name)).collect()
+    ["tools_basic", "subagent", "failures"]
+        .iter()
+        .flat_map(|name| fixture(name))
+        .collect()
 }
 
 fn redis_server_binary() -> String {
@@ -122,13 +130,18 @@ impl RedisServer {
         self.child = Some(child);
         let port = self.port;
         let password = self.password();
-        wait_until("redis-server to answer PING", Duration::from_secs(10), || {
-            ping(port, password.as_deref())
-        });
+        wait_until(
+            "redis-server to answer PING",
+            Duration::from_secs(10),
+            || ping(port, password.as_deref()),
+        );
     }
 
     fn password(&self) -> Option<String> {
-        self.extra.windows(2).find(|pair| pair[0] == "--requirepass").map(|pair| pair[1].clone())
+        self.extra
+            .windows(2)
+            .find(|pair| pair[0] == "--requirepass")
+            .map(|pair| pair[1].clone())
     }
 
     /// Kills the server (SIGKILL) and waits for the port to close.
@@ -192,7 +205,9 @@ fn encode(args: &[&str]) -> Vec<u8> {
 /// arrays flattened), nil as an empty string. Panics on an error reply.
 pub fn redis_cli(port: u16, password: Option<&str>, args: &[&str]) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to test redis");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     if let Some(password) = password {
         stream.write_all(&encode(&["AUTH", password])).unwrap();
@@ -232,6 +247,63 @@ fn read_reply(reader: &mut impl BufRead, out: &mut Vec<String>) {
         }
         other => panic!("unexpected redis reply type {other:?}"),
     }
+}
+
+/// XADDs each line as the `event` field of a new entry of stream `key`
+/// (`MAXLEN ~ 1000000`, as the emitter writes), pipelined on one connection;
+/// panics on an error reply.
+pub fn xadd_all(port: u16, key: &str, lines: &[String]) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to test redis");
+    let mut buffer = Vec::new();
+    for line in lines {
+        buffer.extend_from_slice(&encode(&[
+            "XADD", key, "MAXLEN", "~", "1000000", "*", "event", line,
+        ]));
+    }
+    stream.write_all(&buffer).expect("write XADDs");
+    let mut reader = BufReader::new(stream);
+    for _ in lines {
+        let mut reply = Vec::new();
+        read_reply(&mut reader, &mut reply);
+    }
+}
+
+/// Writes the lines to a collector's Unix socket on one connection and
+/// returns one reply per line, in order. Writes stop at the first error: a
+/// test may kill the collector mid-stream, and the replies received until
+/// then are what counts.
+pub fn send_lines(socket: &Path, lines: &[String]) -> Vec<String> {
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(socket).expect("connect to the collector");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let reader_stream = stream.try_clone().unwrap();
+    let count = lines.len();
+    let reader = thread::spawn(move || {
+        let mut reader = BufReader::new(reader_stream);
+        let mut replies = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            replies.push(line.trim_end().to_owned());
+        }
+        replies
+    });
+    let mut buffer = Vec::new();
+    for chunk in lines.chunks(64) {
+        buffer.clear();
+        for line in chunk {
+            buffer.extend_from_slice(line.as_bytes());
+            buffer.push(b'\n');
+        }
+        if stream.write_all(&buffer).is_err() {
+            break;
+        }
+    }
+    reader.join().unwrap()
 }
 
 /// Whether the response to a silent server should be "accept, then never
@@ -277,7 +349,12 @@ impl SilentListener {
                         }
                     }
                 });
-                SilentListener { port, stop, _listener: Some(listener), _held: Vec::new() }
+                SilentListener {
+                    port,
+                    stop,
+                    _listener: Some(listener),
+                    _held: Vec::new(),
+                }
             }
             Silence::NeverAccept => {
                 // Fill the accept queue so further connects cannot complete.
@@ -288,7 +365,12 @@ impl SilentListener {
                         None => break,
                     }
                 }
-                SilentListener { port, stop, _listener: Some(listener), _held: held }
+                SilentListener {
+                    port,
+                    stop,
+                    _listener: Some(listener),
+                    _held: held,
+                }
             }
         }
     }
@@ -324,7 +406,9 @@ mod tests {
     fn silent_listener_accepts_and_never_answers() {
         let listener = SilentListener::start(0, Silence::AcceptAndNeverAnswer);
         let mut stream = TcpStream::connect(("127.0.0.1", listener.port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         stream.write_all(&encode(&["PING"])).unwrap();
         let mut buffer = [0u8; 1];
         assert!(stream.read(&mut buffer).is_err());
