@@ -101,7 +101,11 @@ pub(crate) fn start(request: Request, query_string: &str, shared: &Arc<Shared>) 
         return respond_error(request, 400, "missing Sec-WebSocket-Key");
     };
     let stats = shared.context.stats.clone();
-    if stats.websocket_clients.load(Ordering::Relaxed) >= MAX_CLIENTS {
+    // Reserve the slot before spawning, so a burst of upgrades on several
+    // HTTP workers cannot pass the limit together.
+    let count = ClientCount::reserve(stats);
+    if count.0.websocket_clients.load(Ordering::Relaxed) > MAX_CLIENTS {
+        drop(count);
         return respond_error(request, 503, "too many WebSocket clients");
     }
     let shared = shared.clone();
@@ -122,8 +126,7 @@ pub(crate) fn start(request: Request, query_string: &str, shared: &Arc<Shared>) 
                     .expect("accept header"),
             );
             let upgraded = request.upgrade("websocket", response);
-            stats.websocket_clients.fetch_add(1, Ordering::Relaxed);
-            let _count = ClientCount(stats);
+            let _count = count;
             let local_port = shared.local_port;
             match remote.and_then(|remote| find_socket(local_port, remote)) {
                 Some(socket) => {
@@ -157,8 +160,16 @@ pub(crate) fn start(request: Request, query_string: &str, shared: &Arc<Shared>) 
     }
 }
 
-/// Decrements the client count when the client's thread ends.
+/// One reserved place in the client count, given back when the client's
+/// thread ends (or when the thread could not be started).
 struct ClientCount(Arc<crate::stats::Stats>);
+
+impl ClientCount {
+    fn reserve(stats: Arc<crate::stats::Stats>) -> ClientCount {
+        stats.websocket_clients.fetch_add(1, Ordering::Relaxed);
+        ClientCount(stats)
+    }
+}
 
 impl Drop for ClientCount {
     fn drop(&mut self) {
