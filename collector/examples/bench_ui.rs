@@ -366,6 +366,10 @@ fn envelope(index: usize) -> (String, String) {
 
 type Sent = Arc<Mutex<HashMap<String, Instant>>>;
 
+/// Deliveries of events that are in [`Sent`], across all clients, so the
+/// benchmark can wait for the last ones instead of guessing a delay.
+static MATCHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Opens `count` live WebSocket clients; each records write-to-delivery
 /// times of the ids in `sent`.
 fn open_clients(
@@ -374,12 +378,19 @@ fn open_clients(
     sent: &Sent,
     stop: &Arc<AtomicBool>,
 ) -> Vec<std::thread::JoinHandle<(Vec<Duration>, usize, bool)>> {
+    // Resume from the newest committed event, as the page does: a client
+    // whose subscription lands after the first test events still gets them
+    // through the replay.
+    let newest: serde_json::Value =
+        serde_json::from_str(&fetch(port, "/api/events?order=desc&limit=1")).expect("events JSON");
+    let after = newest["last_seq"].as_i64().expect("last_seq");
     let handles: Vec<_> = (0..count)
         .map(|_| {
             let sent = sent.clone();
             let stop = stop.clone();
-            let (mut socket, _) = tungstenite::connect(format!("ws://127.0.0.1:{port}/ws"))
-                .expect("open a WebSocket");
+            let (mut socket, _) =
+                tungstenite::connect(format!("ws://127.0.0.1:{port}/ws?after={after}"))
+                    .expect("open a WebSocket");
             if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_ref() {
                 stream
                     .set_read_timeout(Some(Duration::from_millis(200)))
@@ -406,6 +417,7 @@ fn open_clients(
                                         event["id"].as_str().and_then(|id| sent.get(id))
                                     {
                                         times.push(now.duration_since(*at));
+                                        MATCHED.fetch_add(1, Ordering::Relaxed);
                                     }
                                 }
                             }
@@ -457,6 +469,7 @@ fn fetch(port: u16, path: &str) -> String {
 fn live_latency(running: &Running, clients: usize, events: usize) -> (f64, f64, usize, usize) {
     let sent: Sent = Arc::new(Mutex::new(HashMap::new()));
     let stop = Arc::new(AtomicBool::new(false));
+    MATCHED.store(0, Ordering::Relaxed);
     let handles = open_clients(running.port, clients, &sent, &stop);
     wait_for_clients(running.port, clients);
     let mut stream = UnixStream::connect(&running.socket).unwrap();
@@ -482,9 +495,11 @@ fn live_latency(running: &Running, clients: usize, events: usize) -> (f64, f64, 
         stream.write_all(b"\n").unwrap();
     }
     replies.join().unwrap();
-    // Let the last deliveries land.
+    // Wait (up to 5 s) for the last deliveries to land.
     let deadline = Instant::now() + Duration::from_secs(5);
-    std::thread::sleep(Duration::from_millis(300).min(deadline - Instant::now()));
+    while MATCHED.load(Ordering::Relaxed) < events * clients && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     stop.store(true, Ordering::Relaxed);
     let mut times = Vec::new();
     let mut delivered = 0;
