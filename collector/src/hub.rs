@@ -267,7 +267,10 @@ mod tests {
         assert_eq!(slow.receiver.try_iter().count(), 4);
         assert!(slow.receiver.try_recv().is_err());
         assert_eq!(
-            fast.receiver.try_iter().map(|e| e.event.seq).collect::<Vec<_>>(),
+            fast.receiver
+                .try_iter()
+                .map(|e| e.event.seq)
+                .collect::<Vec<_>>(),
             (1..=10).collect::<Vec<_>>()
         );
         assert_eq!(hub.subscriber_count(), 1);

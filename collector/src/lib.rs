@@ -29,9 +29,9 @@ pub mod api;
 pub mod framing;
 pub mod http;
 pub mod hub;
-pub mod query;
 pub mod ingest;
 pub mod log;
+pub mod query;
 pub mod redis_source;
 pub mod schema;
 pub mod service;
@@ -39,8 +39,8 @@ pub mod settings;
 pub mod socket;
 pub mod spool_drain;
 pub mod stats;
-pub mod ws;
 pub mod writer;
+pub mod ws;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,7 +68,8 @@ pub fn bind(settings: &Settings) -> Result<Bound, String> {
     };
     let http = match settings.http {
         Some(address) => Some(
-            tiny_http::Server::http(address).map_err(|error| format!("cannot serve HTTP on {address}: {error}"))?,
+            tiny_http::Server::http(address)
+                .map_err(|error| format!("cannot serve HTTP on {address}: {error}"))?,
         ),
         None => None,
     };
@@ -83,14 +84,22 @@ pub fn run(settings: Settings, bound: Bound, shutdown: Arc<AtomicBool>) -> Resul
 }
 
 /// [`run`] with counters the caller keeps (tests and benchmarks read them).
-pub fn run_with_stats(settings: Settings, bound: Bound, shutdown: Arc<AtomicBool>, stats: Arc<Stats>) -> Result<(), String> {
+pub fn run_with_stats(
+    settings: Settings,
+    bound: Bound,
+    shutdown: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+) -> Result<(), String> {
     stats
         .started_ms
         .store(hooktrail_shared::envelope::now_millis(), Ordering::Relaxed);
     let connection = writer::open(&settings.database)?;
     let hub = hub::Hub::new();
     let (sender, receiver) = crossbeam_channel::bounded(settings.tuning.queue_capacity.max(1));
-    let queue = ingest::WriterQueue { sender, stats: stats.clone() };
+    let queue = ingest::WriterQueue {
+        sender,
+        stats: stats.clone(),
+    };
     let retention = match settings.retention {
         Some(age) => writer::Retention::DeleteOlderThan(age),
         None => writer::Retention::KeepAll,
@@ -110,8 +119,15 @@ pub fn run_with_stats(settings: Settings, bound: Bound, shutdown: Arc<AtomicBool
     let mut sources = Vec::new();
     if let Some(listener) = bound.socket {
         log::info(&format!("listening on {}", listener.path().display()));
-        let (queue, stats, tuning, shutdown) = (queue.clone(), stats.clone(), settings.tuning.clone(), shutdown.clone());
-        sources.push(spawn("socket", move || socket::serve(listener, queue, stats, tuning, shutdown))?);
+        let (queue, stats, tuning, shutdown) = (
+            queue.clone(),
+            stats.clone(),
+            settings.tuning.clone(),
+            shutdown.clone(),
+        );
+        sources.push(spawn("socket", move || {
+            socket::serve(listener, queue, stats, tuning, shutdown)
+        })?);
     }
     let drainer = spool_drain::SpoolDrainer {
         dir: settings.spool_dir.clone(),
@@ -145,7 +161,10 @@ pub fn run_with_stats(settings: Settings, bound: Bound, shutdown: Arc<AtomicBool
 
     let http_thread = match bound.http {
         Some(server) => {
-            log::info(&format!("serving the UI on http://{}", server.server_addr()));
+            log::info(&format!(
+                "serving the UI on http://{}",
+                server.server_addr()
+            ));
             let context = http::HttpContext {
                 database: settings.database.clone(),
                 stats: stats.clone(),
@@ -153,7 +172,9 @@ pub fn run_with_stats(settings: Settings, bound: Bound, shutdown: Arc<AtomicBool
                 token: settings.token.clone(),
             };
             let shutdown = shutdown.clone();
-            Some(spawn("http", move || http::serve(server, context, shutdown))?)
+            Some(spawn("http", move || {
+                http::serve(server, context, shutdown)
+            })?)
         }
         None => None,
     };
@@ -178,7 +199,10 @@ pub fn run_with_stats(settings: Settings, bound: Bound, shutdown: Arc<AtomicBool
     Ok(())
 }
 
-fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<thread::JoinHandle<()>, String> {
+fn spawn(
+    name: &str,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<thread::JoinHandle<()>, String> {
     thread::Builder::new()
         .name(name.to_owned())
         .spawn(body)

@@ -274,9 +274,8 @@ fn one_line_raw(json: &str) -> Box<RawValue> {
 }
 
 fn to_raw(value: &Value) -> Box<RawValue> {
-    serde_json::value::to_raw_value(value).unwrap_or_else(|_| {
-        RawValue::from_string("null".to_owned()).expect("null is valid JSON")
-    })
+    serde_json::value::to_raw_value(value)
+        .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is valid JSON"))
 }
 
 /// Shortens the longest strings of `value` until its serialized form fits in
@@ -328,8 +327,12 @@ const MARKER_ALLOWANCE: usize = 64;
 fn collect_string_lengths(value: &Value, lengths: &mut Vec<usize>) {
     match value {
         Value::String(text) => lengths.push(text.len()),
-        Value::Array(items) => items.iter().for_each(|item| collect_string_lengths(item, lengths)),
-        Value::Object(map) => map.values().for_each(|item| collect_string_lengths(item, lengths)),
+        Value::Array(items) => items
+            .iter()
+            .for_each(|item| collect_string_lengths(item, lengths)),
+        Value::Object(map) => map
+            .values()
+            .for_each(|item| collect_string_lengths(item, lengths)),
         _ => {}
     }
 }
@@ -346,8 +349,12 @@ fn cut_strings(value: &mut Value, cap: usize) -> bool {
             text.push_str(&format!("…[hooktrail: shortened from {original} bytes]"));
             true
         }
-        Value::Array(items) => items.iter_mut().fold(false, |any, item| cut_strings(item, cap) | any),
-        Value::Object(map) => map.values_mut().fold(false, |any, item| cut_strings(item, cap) | any),
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |any, item| cut_strings(item, cap) | any),
+        Value::Object(map) => map
+            .values_mut()
+            .fold(false, |any, item| cut_strings(item, cap) | any),
         _ => false,
     }
 }
@@ -398,8 +405,8 @@ struct AnyEnvelope<'a> {
 /// Parses one received line (without its newline) into an envelope, accepting
 /// the v1 form and the older camelCase form.
 pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
-    let text = std::str::from_utf8(line)
-        .map_err(|error| RejectReason(format!("not UTF-8 ({error})")))?;
+    let text =
+        std::str::from_utf8(line).map_err(|error| RejectReason(format!("not UTF-8 ({error})")))?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(RejectReason("empty line".to_owned()));
@@ -416,16 +423,27 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
         .filter(|id| !id.is_empty())
         .ok_or_else(|| RejectReason("missing \"id\"".to_owned()))?;
     if id.chars().count() > MAX_ID_CHARS || id.chars().any(char::is_control) {
-        return Err(RejectReason(format!("\"id\" is longer than {MAX_ID_CHARS} characters or holds control characters")));
+        return Err(RejectReason(format!(
+            "\"id\" is longer than {MAX_ID_CHARS} characters or holds control characters"
+        )));
     }
     let id = id.to_owned();
     if let Some(version) = any.v {
         if version != ENVELOPE_VERSION {
-            return Err(RejectReason(format!("unsupported envelope version {version}")));
+            return Err(RejectReason(format!(
+                "unsupported envelope version {version}"
+            )));
         }
-        let payload = any.payload.ok_or_else(|| RejectReason("missing \"payload\"".to_owned()))?;
-        let ts = any.ts.ok_or_else(|| RejectReason("missing \"ts\"".to_owned()))?;
-        let hook = any.hook.filter(|hook| !hook.is_empty()).ok_or_else(|| RejectReason("missing \"hook\"".to_owned()))?;
+        let payload = any
+            .payload
+            .ok_or_else(|| RejectReason("missing \"payload\"".to_owned()))?;
+        let ts = any
+            .ts
+            .ok_or_else(|| RejectReason("missing \"ts\"".to_owned()))?;
+        let hook = any
+            .hook
+            .filter(|hook| !hook.is_empty())
+            .ok_or_else(|| RejectReason("missing \"hook\"".to_owned()))?;
         return Ok(Envelope {
             v: ENVELOPE_VERSION,
             id,
@@ -443,15 +461,24 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
     }
     let camel_hook = any.event_type.clone().or(any.hook_type.clone());
     if camel_hook.is_none() && any.data.is_none() && any.session_id_camel.is_none() {
-        return Err(RejectReason("neither a v1 envelope (\"v\") nor a camelCase one (\"eventType\", \"data\")".to_owned()));
+        return Err(RejectReason(
+            "neither a v1 envelope (\"v\") nor a camelCase one (\"eventType\", \"data\")"
+                .to_owned(),
+        ));
     }
     let data = any
         .data
         .unwrap_or_else(|| RawValue::from_string("{}".to_owned()).expect("{} is valid JSON"));
     let input: HookInput = serde_json::from_str(data.get()).unwrap_or_default();
     let ts = match &any.timestamp {
-        Some(Value::Number(number)) => number.as_i64().or_else(|| number.as_f64().map(|f| f as i64)),
-        Some(Value::String(text)) => text.trim().parse::<i64>().ok().or_else(|| parse_rfc3339_millis(text)),
+        Some(Value::Number(number)) => number
+            .as_i64()
+            .or_else(|| number.as_f64().map(|f| f as i64)),
+        Some(Value::String(text)) => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .or_else(|| parse_rfc3339_millis(text)),
         _ => None,
     }
     .ok_or_else(|| RejectReason("missing or unreadable \"timestamp\"".to_owned()))?;
@@ -460,7 +487,9 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
         id,
         ts,
         machine: any.machine_id.unwrap_or_else(|| "unknown".to_owned()),
-        session_id: any.session_id_camel.or(input.session_id.map(Cow::into_owned)),
+        session_id: any
+            .session_id_camel
+            .or(input.session_id.map(Cow::into_owned)),
         agent_id: input.agent_id.map(Cow::into_owned),
         hook: camel_hook
             .or(input.hook_event_name.map(Cow::into_owned))
@@ -484,7 +513,12 @@ pub fn parse_rfc3339_millis(text: &str) -> Option<i64> {
     let number = |range: std::ops::Range<usize>| -> Option<i64> { text.get(range)?.parse().ok() };
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let mut rest = &text[19..];
@@ -512,7 +546,11 @@ pub fn parse_rfc3339_millis(text: &str) -> Option<i64> {
         }
     };
     // Days from the civil date (Howard Hinnant's algorithm).
-    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
     let era = y.div_euclid(400);
     let year_of_era = y - era * 400;
     let day_of_year = (153 * m + 2) / 5 + day - 1;
@@ -551,16 +589,28 @@ mod tests {
         let envelope = build(br#"{"hook_event_name":"SomethingNew2027","x":1}"#);
         assert_eq!(envelope.hook, "SomethingNew2027");
         assert_eq!(HookEvent::from_name("SomethingNew2027"), HookEvent::Other);
-        assert_eq!(HookEvent::from_name("SubagentStop"), HookEvent::SubagentStop);
+        assert_eq!(
+            HookEvent::from_name("SubagentStop"),
+            HookEvent::SubagentStop
+        );
     }
 
     #[test]
     fn invalid_input_becomes_an_invalid_event_with_the_raw_text() {
-        for input in [&b"not json"[..], b"", b"\xff\xfe\x00binary", b"[1,2]", b"{\"a\":"] {
+        for input in [
+            &b"not json"[..],
+            b"",
+            b"\xff\xfe\x00binary",
+            b"[1,2]",
+            b"{\"a\":",
+        ] {
             let envelope = build(input);
             assert_eq!(envelope.hook, INVALID_HOOK, "{input:?}");
             let payload: Value = serde_json::from_str(envelope.payload.get()).unwrap();
-            assert_eq!(payload["_raw"], Value::String(String::from_utf8_lossy(input).into_owned()));
+            assert_eq!(
+                payload["_raw"],
+                Value::String(String::from_utf8_lossy(input).into_owned())
+            );
             assert!(parse_line(envelope.to_json().as_bytes()).is_ok());
         }
     }
@@ -575,13 +625,18 @@ mod tests {
     #[test]
     fn oversized_payload_is_shortened_and_marked_not_dropped() {
         let big = "x".repeat(20 * 1024 * 1024);
-        let stdin = format!(r#"{{"hook_event_name":"PostToolUse","tool_name":"Read","tool_response":{{"content":"{big}"}},"small":"keep"}}"#);
+        let stdin = format!(
+            r#"{{"hook_event_name":"PostToolUse","tool_name":"Read","tool_response":{{"content":"{big}"}},"small":"keep"}}"#
+        );
         let envelope = build(stdin.as_bytes());
         assert!(envelope.truncated);
         assert!(envelope.payload.get().len() <= MAX_PAYLOAD_BYTES);
         let payload: Value = serde_json::from_str(envelope.payload.get()).unwrap();
         assert_eq!(payload["small"], "keep");
-        assert!(payload["tool_response"]["content"].as_str().unwrap().ends_with("shortened from 20971520 bytes]"));
+        assert!(payload["tool_response"]["content"]
+            .as_str()
+            .unwrap()
+            .ends_with("shortened from 20971520 bytes]"));
         assert_eq!(envelope.tool.as_deref(), Some("Read"));
     }
 
@@ -606,7 +661,8 @@ mod tests {
         assert_eq!(envelope.hook, "PostToolUse");
         assert_eq!(envelope.tool.as_deref(), Some("Edit"));
         assert_eq!(envelope.tool_use_id.as_deref(), Some("toolu_9"));
-        let numeric = br#"{"id":"legacy-2","timestamp":1732312345678,"eventType":"Stop","data":{}}"#;
+        let numeric =
+            br#"{"id":"legacy-2","timestamp":1732312345678,"eventType":"Stop","data":{}}"#;
         assert_eq!(parse_line(numeric).unwrap().ts, 1_732_312_345_678);
     }
 
@@ -618,7 +674,10 @@ mod tests {
             (b"[1]", "not a JSON object"),
             (b"{\"v\":1}", "missing \"id\""),
             (b"{\"v\":2,\"id\":\"a\"}", "unsupported envelope version 2"),
-            (b"{\"v\":1,\"id\":\"a\",\"ts\":1,\"hook\":\"X\"}", "missing \"payload\""),
+            (
+                b"{\"v\":1,\"id\":\"a\",\"ts\":1,\"hook\":\"X\"}",
+                "missing \"payload\"",
+            ),
             (b"{\"id\":\"a\",\"other\":1}", "neither"),
             (b"{\"v\":1,\"id\":\"a\",", "not a valid envelope"),
         ] {
@@ -631,7 +690,10 @@ mod tests {
     fn rfc3339_offsets() {
         assert_eq!(parse_rfc3339_millis("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339_millis("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(parse_rfc3339_millis("2000-02-29T00:00:00.5Z"), Some(951_782_400_500));
+        assert_eq!(
+            parse_rfc3339_millis("2000-02-29T00:00:00.5Z"),
+            Some(951_782_400_500)
+        );
         assert_eq!(parse_rfc3339_millis("nope"), None);
     }
 }
