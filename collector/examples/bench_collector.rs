@@ -10,6 +10,10 @@
 //! (`target/<triple>/release/hooktrail-collector`), and `hooktrail-emit`
 //! from the same directory for (d) when it has been built.
 
+// A benchmark prints its figures and paces its load with sleeps; both are
+// its job, unlike in the daemons and tests the bans protect.
+#![allow(clippy::print_stdout, clippy::disallowed_methods)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

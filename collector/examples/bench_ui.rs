@@ -13,6 +13,10 @@
 //!
 //! It prints figures; it asserts nothing.
 
+// A benchmark prints its figures and paces its load with sleeps; both are
+// its job, unlike in the daemons and tests the bans protect.
+#![allow(clippy::print_stdout, clippy::disallowed_methods)]
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

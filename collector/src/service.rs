@@ -48,6 +48,8 @@ pub fn wait_for_shutdown(shutdown: &AtomicBool, stats: &Stats) {
                 next_ping = Instant::now() + interval / 2;
             }
         }
+        // The signal and watchdog loop's tick.
+        #[allow(clippy::disallowed_methods)]
         std::thread::sleep(Duration::from_millis(50));
     }
 }

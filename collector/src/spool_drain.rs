@@ -67,6 +67,8 @@ impl SpoolDrainer {
             }
             let until = Instant::now() + self.interval;
             while Instant::now() < until && !self.shutdown.load(Ordering::Relaxed) {
+                // The drain period, in slices so shutdown is prompt.
+                #[allow(clippy::disallowed_methods)]
                 std::thread::sleep(Duration::from_millis(50).min(self.interval));
             }
         }

@@ -126,6 +126,8 @@ impl Checkpointer {
             .spawn(move || {
                 let mut checkpointed = 0;
                 while !stopping.load(Ordering::Relaxed) {
+                    // The checkpointer's period is the point of this thread.
+                    #[allow(clippy::disallowed_methods)]
                     std::thread::sleep(CHECKPOINT_INTERVAL);
                     let now = commits.load(Ordering::Relaxed);
                     if now == checkpointed {
@@ -329,6 +331,8 @@ impl Writer {
                         }
                     }
                     self.heartbeat();
+                    // Backoff before retrying a failed commit.
+                    #[allow(clippy::disallowed_methods)]
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }

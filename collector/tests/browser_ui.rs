@@ -211,6 +211,9 @@ impl Driver {
                 let state = self.script("return document.getElementById('conn').textContent + ' | rows: ' + document.querySelectorAll('tr.event').length");
                 panic!("timed out waiting for {what} (page: {state})");
             }
+            // A polling loop with a deadline, like testkit::wait_until, that
+            // reports the page's state when it times out.
+            #[allow(clippy::disallowed_methods)]
             std::thread::sleep(Duration::from_millis(50));
         }
     }

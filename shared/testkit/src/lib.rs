@@ -31,6 +31,8 @@ pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() ->
         if start.elapsed() > deadline {
             panic!("timed out after {deadline:?} waiting for: {what}");
         }
+        // The poll interval of a deadline-bound wait: the sanctioned sleep.
+        #[allow(clippy::disallowed_methods)]
         thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     }
@@ -345,6 +347,8 @@ impl SilentListener {
                     while !stop_flag.load(Ordering::Relaxed) {
                         match accept_listener.accept() {
                             Ok((stream, _)) => held.push(stream),
+                            // A non-blocking accept loop's idle tick.
+                            #[allow(clippy::disallowed_methods)]
                             Err(_) => thread::sleep(Duration::from_millis(1)),
                         }
                     }
