@@ -149,6 +149,12 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
 
     let from_file = |what: &str| format!("{what}: from {file_name}");
     let from_env = |what: &str, var: &str| format!("{what}: from ${var}");
+    // Where a setting came from: the file, or the named variable. Described
+    // only when the setting is present, so a hook formats nothing it won't use.
+    let describe = |what: &str, variable: Option<&str>| match variable {
+        Some(var) => from_env(what, var),
+        None => from_file(what),
+    };
 
     let file_redis = file.redis.unwrap_or_default();
     let mut url = None;
@@ -162,14 +168,15 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
     }
 
     let mut transport = Transport::Stream;
-    for (value, origin) in [
-        (file_redis.transport, from_file("redis.transport")),
+    for (value, variable) in [
+        (file_redis.transport, None),
         (
             env("HOOKTRAIL_REDIS_TRANSPORT"),
-            from_env("redis.transport", "HOOKTRAIL_REDIS_TRANSPORT"),
+            Some("HOOKTRAIL_REDIS_TRANSPORT"),
         ),
     ] {
         if let Some(text) = value {
+            let origin = describe("redis.transport", variable);
             match Transport::parse(&text) {
                 Some(parsed) => {
                     transport = parsed;
@@ -253,11 +260,12 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
     } else {
         Mode::Local
     };
-    for (value, origin) in [
-        (file.mode, from_file("mode")),
-        (env("HOOKTRAIL_MODE"), from_env("mode", "HOOKTRAIL_MODE")),
+    for (value, variable) in [
+        (file.mode, None),
+        (env("HOOKTRAIL_MODE"), Some("HOOKTRAIL_MODE")),
     ] {
         if let Some(text) = value {
+            let origin = describe("mode", variable);
             match text.trim().to_ascii_lowercase().as_str() {
                 "local" => {
                     mode = Mode::Local;
