@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
 use serde_json::{json, Value};
 
-use crate::hub::{CommittedEvent, Hub};
-use crate::query::{self, EventFilter, EventsQuery, Order, ParamError};
-use crate::stats::{Source, Stats, COMMIT_BUCKETS_MS};
+use crate::event::{CommittedEvent, Source};
+use crate::hub::Hub;
+use crate::query::{self, EventsQuery, Order, ParamError};
+use crate::stats::{Stats, COMMIT_BUCKETS_MS};
 
 /// Rows per window of a filtered scan that no index serves.
 const SCAN_WINDOW: i64 = 20_000;
@@ -871,16 +872,4 @@ pub fn route_database(connection: &mut Connection, path: &str, query_string: &st
     };
     result
         .unwrap_or_else(|error| ApiResponse::error(503, &format!("database read failed: {error}")))
-}
-
-/// Whether an event matches `filter` (for live events).
-pub fn event_matches(filter: &EventFilter, event: &CommittedEvent) -> bool {
-    filter.matches(
-        event.session_id.as_deref(),
-        event.agent_id.as_deref(),
-        &event.machine,
-        &event.hook,
-        event.tool.as_deref(),
-        &event.payload,
-    )
 }

@@ -17,26 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-/// One committed row, as the writer hands it to the hub.
-#[derive(Debug, Clone)]
-pub struct CommittedEvent {
-    /// The row's `seq`: the cursor clients resume from.
-    pub seq: i64,
-    pub id: String,
-    pub ts: i64,
-    pub received_at: i64,
-    pub machine: String,
-    pub session_id: Option<String>,
-    pub agent_id: Option<String>,
-    pub hook: String,
-    pub tool: Option<String>,
-    pub tool_use_id: Option<String>,
-    pub cwd: Option<String>,
-    /// `redis`, `socket` or `spool`.
-    pub source: &'static str,
-    /// The payload JSON text as stored.
-    pub payload: String,
-}
+use crate::event::CommittedEvent;
 
 /// One event as queued for subscribers: shared by all of them, so the JSON
 /// text is built once (by the first client thread that needs it), not once

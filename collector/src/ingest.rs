@@ -9,8 +9,8 @@ use std::sync::Arc;
 use hooktrail_shared::envelope::{self, Envelope, RejectReason};
 use serde::Deserialize;
 
-use crate::hub::CommittedEvent;
-use crate::stats::{Source, Stats};
+use crate::event::{CommittedEvent, Source};
+use crate::stats::Stats;
 
 /// One event ready to insert, with the facts the `sessions` and `agents`
 /// tables need, lifted from its payload once by the source thread.

@@ -26,6 +26,7 @@
 //! writer committed it.
 
 pub mod api;
+pub mod event;
 pub mod framing;
 pub mod http;
 pub mod hub;

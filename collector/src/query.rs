@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use crate::event::CommittedEvent;
+
 /// The longest parameter value accepted (text search, ids).
 pub const MAX_VALUE_BYTES: usize = 1024;
 /// Default page size of `/api/events`.
@@ -160,33 +162,25 @@ impl EventFilter {
 
     /// The same test as the SQL built by [`EventFilter::sql`], for live
     /// events that never go through SQLite.
-    #[allow(clippy::too_many_arguments)]
-    pub fn matches(
-        &self,
-        session: Option<&str>,
-        agent: Option<&str>,
-        machine: &str,
-        hook: &str,
-        tool: Option<&str>,
-        payload: &str,
-    ) -> bool {
+    pub fn matches(&self, event: &CommittedEvent) -> bool {
         let exact = |wanted: &Option<String>, actual: Option<&str>| {
             wanted.as_deref().is_none_or(|w| Some(w) == actual)
         };
+        let agent = event.agent_id.as_deref();
         let agent_ok = match self.agent.as_deref() {
             None => true,
             Some("main") => agent.is_none(),
             Some(wanted) => agent == Some(wanted),
         };
-        exact(&self.session, session)
+        exact(&self.session, event.session_id.as_deref())
             && agent_ok
-            && exact(&self.machine, Some(machine))
-            && exact(&self.hook, Some(hook))
-            && exact(&self.tool, tool)
+            && exact(&self.machine, Some(&event.machine))
+            && exact(&self.hook, Some(&event.hook))
+            && exact(&self.tool, event.tool.as_deref())
             && self
                 .text
                 .as_deref()
-                .is_none_or(|text| payload.contains(text))
+                .is_none_or(|text| event.payload.contains(text))
     }
 
     /// SQL conditions (joined with AND, each starting with ` AND `) and their
@@ -436,7 +430,22 @@ mod tests {
             agent: Some("main".into()),
             ..Default::default()
         };
-        assert!(filter.matches(None, None, "m", "Stop", None, "{}"));
-        assert!(!filter.matches(None, Some("a1"), "m", "Stop", None, "{}"));
+        let event = |agent_id: Option<&str>| CommittedEvent {
+            seq: 1,
+            id: "e".into(),
+            ts: 0,
+            received_at: 0,
+            machine: "m".into(),
+            session_id: None,
+            agent_id: agent_id.map(str::to_owned),
+            hook: "Stop".into(),
+            tool: None,
+            tool_use_id: None,
+            cwd: None,
+            source: "socket",
+            payload: "{}".into(),
+        };
+        assert!(filter.matches(&event(None)));
+        assert!(!filter.matches(&event(Some("a1"))));
     }
 }

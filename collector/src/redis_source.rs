@@ -30,10 +30,11 @@ use hooktrail_shared::config::{redact_url, RedisConfig, Transport};
 use hooktrail_shared::spool;
 use redis::{Client, Connection, RedisError, Value};
 
+use crate::event::Source;
 use crate::ingest::{self, Committed, NewEvent, Submission, WriterQueue};
 use crate::log;
 use crate::settings::Tuning;
-use crate::stats::{RedisLink, Source, Stats};
+use crate::stats::{RedisLink, Stats};
 
 /// Entries asked for per read.
 const READ_COUNT: usize = 1000;

@@ -27,11 +27,12 @@ use hooktrail_shared::protocol::{self, MAX_LINE_BYTES};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::event::Source;
 use crate::framing::{Frame, LineFramer};
 use crate::ingest::{self, Committed, NewEvent, Submission, WriterQueue};
 use crate::log;
 use crate::settings::Tuning;
-use crate::stats::{Source, Stats};
+use crate::stats::Stats;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);

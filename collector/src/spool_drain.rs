@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use hooktrail_shared::spool;
 
+use crate::event::Source;
 use crate::ingest::{self, Submission, WriterQueue};
 use crate::log;
-use crate::stats::{Source, Stats};
+use crate::stats::Stats;
 
 /// Files claimed per pass.
 const FILES_PER_PASS: usize = 16;

@@ -7,31 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
-/// Where an event came from; also the `source` column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Source {
-    Redis,
-    Socket,
-    Spool,
-}
-
-impl Source {
-    /// Every source, for iteration in reports.
-    pub const ALL: [Source; 3] = [Source::Redis, Source::Socket, Source::Spool];
-
-    /// The `source` column value and metrics label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Redis => "redis",
-            Source::Socket => "socket",
-            Source::Spool => "spool",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
+use crate::event::Source;
 
 /// Counters of one source.
 #[derive(Debug, Default)]

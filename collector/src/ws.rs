@@ -479,7 +479,7 @@ impl<S: Read + Write> Client<'_, S> {
                     continue;
                 }
                 self.cursor = event.seq;
-                if !api::event_matches(&self.filter, event) {
+                if !self.filter.matches(event) {
                     continue;
                 }
                 body.push(if count == 0 { '[' } else { ',' });

@@ -260,7 +260,8 @@ fn stats_count_per_bucket_hook_and_machine() {
 
 #[test]
 fn health_and_metrics_report_the_counters() {
-    use hooktrail_collector::stats::{RedisLink, Source};
+    use hooktrail_collector::event::Source;
+    use hooktrail_collector::stats::RedisLink;
     use std::sync::atomic::Ordering;
     let (_db, server) = loaded();
     server

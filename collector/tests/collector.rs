@@ -219,7 +219,7 @@ fn malformed_oversized_and_binary_lines_are_rejected_and_counted() {
     let mut reply = String::new();
     std::io::BufReader::new(raw).read_line(&mut reply).unwrap();
     assert!(reply.starts_with("error not UTF-8"), "{reply}");
-    let socket_counters = stats.source(hooktrail_collector::stats::Source::Socket);
+    let socket_counters = stats.source(hooktrail_collector::event::Source::Socket);
     assert_eq!(socket_counters.rejected.load(Ordering::Relaxed), 5);
     assert_eq!(socket_counters.received.load(Ordering::Relaxed), 7);
     assert_eq!(socket_counters.stored.load(Ordering::Relaxed), 2);

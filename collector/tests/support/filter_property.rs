@@ -1,6 +1,7 @@
 //! The query-string property, shared by the `api_query` fuzz target and the
 //! regression test that replays the fuzzer's saved inputs.
 
+use hooktrail_collector::event::CommittedEvent;
 use hooktrail_collector::query::{
     parse_events_query, parse_sessions_query, parse_socket_query, parse_stats_query, EventFilter,
 };
@@ -90,14 +91,21 @@ fn check_filter_agreement(filter: &EventFilter) {
         .map(|seq| seq.expect("seq"))
         .collect();
     for (index, row) in rows.iter().enumerate() {
-        let live = filter.matches(
-            row.0.as_deref(),
-            row.1.as_deref(),
-            &row.2,
-            &row.3,
-            row.4.as_deref(),
-            &row.5,
-        );
+        let live = filter.matches(&CommittedEvent {
+            seq: index as i64 + 1,
+            id: format!("e{index}"),
+            ts: 0,
+            received_at: 0,
+            machine: row.2.clone(),
+            session_id: row.0.clone(),
+            agent_id: row.1.clone(),
+            hook: row.3.clone(),
+            tool: row.4.clone(),
+            tool_use_id: None,
+            cwd: None,
+            source: "socket",
+            payload: row.5.clone(),
+        });
         let replayed = selected.contains(&(index as i64 + 1));
         assert_eq!(
             live, replayed,

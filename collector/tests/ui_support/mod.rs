@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hooktrail_collector::event::CommittedEvent;
 use hooktrail_collector::http::{serve, HttpContext};
-use hooktrail_collector::hub::{CommittedEvent, Hub};
+use hooktrail_collector::hub::Hub;
 use hooktrail_collector::schema;
 use hooktrail_collector::stats::Stats;
 use rusqlite::{params, Connection};

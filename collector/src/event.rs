@@ -1,0 +1,56 @@
+//! The stored event: [`CommittedEvent`], one `events` row (DESIGN §6), and
+//! [`Source`], the way it came in.
+//!
+//! Every layer speaks in these types: the sources build the row (with `seq`
+//! still 0), the writer stores it and sets `seq`, the hub fans it out, and the
+//! read side and the live feed turn it into JSON. They live here, below all of
+//! them, so no module imports the hub or the counters just for a type.
+
+/// One stored event: the `events` row as the writer committed it, handed to
+/// the live hub and read back by the API and the WebSocket replay.
+#[derive(Debug, Clone)]
+pub struct CommittedEvent {
+    /// The row's `seq`: the cursor clients resume from.
+    pub seq: i64,
+    pub id: String,
+    pub ts: i64,
+    pub received_at: i64,
+    pub machine: String,
+    pub session_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub hook: String,
+    pub tool: Option<String>,
+    pub tool_use_id: Option<String>,
+    pub cwd: Option<String>,
+    /// `redis`, `socket` or `spool`.
+    pub source: &'static str,
+    /// The payload JSON text as stored.
+    pub payload: String,
+}
+
+/// Where an event came from; also the `source` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    Redis,
+    Socket,
+    Spool,
+}
+
+impl Source {
+    /// Every source, for iteration in reports.
+    pub const ALL: [Source; 3] = [Source::Redis, Source::Socket, Source::Spool];
+
+    /// The `source` column value and metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Redis => "redis",
+            Source::Socket => "socket",
+            Source::Spool => "spool",
+        }
+    }
+
+    /// The counters' slot of this source in [`crate::stats::Stats`].
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
