@@ -32,6 +32,7 @@ use tiny_http::{Header, Method, Request, Response};
 use crate::api::{self, ApiResponse};
 use crate::hub::Hub;
 use crate::stats::Stats;
+use crate::store::read::open_read_only;
 
 /// Everything the HTTP threads need from the rest of the collector.
 #[derive(Debug, Clone)]
@@ -305,7 +306,7 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
         "/metrics" => api::metrics(&context.stats, &context.hub, &context.database),
         _ if path.starts_with("/api/") => {
             if connection.is_none() {
-                match api::open_read_only(&context.database) {
+                match open_read_only(&context.database) {
                     Ok(opened) => *connection = Some(opened),
                     Err(error) => {
                         return respond(

@@ -34,13 +34,12 @@ pub mod ingest;
 pub mod log;
 pub mod query;
 pub mod redis_source;
-pub mod schema;
 pub mod service;
 pub mod settings;
 pub mod socket;
 pub mod spool_drain;
 pub mod stats;
-pub mod writer;
+pub mod store;
 pub mod ws;
 
 use std::io::Write;
@@ -50,6 +49,7 @@ use std::thread;
 
 use crate::settings::{Invocation, Settings};
 use crate::stats::{RedisLink, Stats};
+use crate::store::retention::Retention;
 
 /// The listeners of one collector, bound before [`run`] so that tests and
 /// benchmarks can bind free ports and read their addresses first.
@@ -94,28 +94,27 @@ pub fn run_with_stats(
     stats
         .started_ms
         .store(hooktrail_shared::envelope::now_millis(), Ordering::Relaxed);
-    let connection = writer::open(&settings.database)?;
+    let connection = store::writer::open(&settings.database)?;
     let hub = hub::Hub::new();
     let (sender, receiver) = crossbeam_channel::bounded(settings.tuning.queue_capacity.max(1));
     let queue = ingest::WriterQueue {
         sender,
         stats: stats.clone(),
     };
-    let retention = match settings.retention {
-        Some(age) => writer::Retention::DeleteOlderThan(age),
-        None => writer::Retention::KeepAll,
-    };
-    let writer = writer::Writer::new(
+    let writer_thread = store::writer::Writer {
         connection,
-        receiver,
-        stats.clone(),
-        hub.clone(),
-        settings.tuning.max_batch,
-        retention,
-        shutdown.clone(),
-        settings.tuning.drain_deadline,
-    );
-    let writer_thread = spawn("writer", move || writer.run())?;
+        queue: receiver,
+        stats: stats.clone(),
+        hub: hub.clone(),
+        max_batch: settings.tuning.max_batch,
+        retention: match settings.retention {
+            Some(age) => Retention::DeleteOlderThan(age),
+            None => Retention::KeepAll,
+        },
+        shutdown: shutdown.clone(),
+        drain_deadline: settings.tuning.drain_deadline,
+    }
+    .spawn()?;
 
     let mut sources = Vec::new();
     if let Some(listener) = bound.socket {

@@ -1,9 +1,14 @@
-//! Signals and systemd: SIGTERM and SIGINT set the shutdown flag (a second
-//! SIGINT exits at once); `READY=1` once listening, `STOPPING=1` at shutdown,
-//! and `WATCHDOG=1` while the writer is alive.
+//! The process's services: signals and systemd, and starting named threads.
+//!
+//! SIGTERM and SIGINT set the shutdown flag (a second SIGINT exits at once);
+//! `READY=1` once listening, `STOPPING=1` at shutdown, and `WATCHDOG=1` while
+//! the writer is alive. Every long-lived thread is started with
+//! [`spawn_thread`], so each has a name in `top -H` and a start failure reads
+//! the same everywhere.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
@@ -52,4 +57,15 @@ pub fn wait_for_shutdown(shutdown: &AtomicBool, stats: &Stats) {
         #[allow(clippy::disallowed_methods)]
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Starts a thread named `name` running `body`; the error names the thread.
+pub(crate) fn spawn_thread(
+    name: &str,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, String> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(body)
+        .map_err(|error| format!("cannot start the {name} thread: {error}"))
 }

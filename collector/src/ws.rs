@@ -41,10 +41,11 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
-use crate::api::{self, push_event_json};
+use crate::api::push_event_json;
 use crate::http::{respond_bad_parameter, respond_error, Shared};
 use crate::hub::{Subscription, DEFAULT_QUEUE_CAPACITY};
 use crate::query::{self, EventFilter, EventsQuery, Order};
+use crate::store::read::{max_seq, open_read_only, read_events};
 
 /// The most WebSocket clients served at once.
 pub const MAX_CLIENTS: i64 = 256;
@@ -370,7 +371,7 @@ impl<S: Read + Write> Client<'_, S> {
         };
         let hub = self.shared.context.hub.clone();
         let mut subscription = hub.subscribe(DEFAULT_QUEUE_CAPACITY, Some(waker.clone()));
-        let mut connection = match api::open_read_only(&self.shared.context.database) {
+        let mut connection = match open_read_only(&self.shared.context.database) {
             Ok(connection) => connection,
             Err(error) => {
                 return Ended::Close(
@@ -399,11 +400,7 @@ impl<S: Read + Write> Client<'_, S> {
                 }
             }
             None => {
-                self.cursor = connection
-                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
-                        row.get(0)
-                    })
-                    .unwrap_or(0);
+                self.cursor = max_seq(&connection).unwrap_or(0);
             }
         }
         drop(connection);
@@ -427,7 +424,7 @@ impl<S: Read + Write> Client<'_, S> {
             };
             let page = {
                 let transaction = connection.transaction().map_err(|_| Ended::Gone)?;
-                let page = api::read_events(&transaction, &request)
+                let page = read_events(&transaction, &request)
                     .map_err(|_| Ended::Close(CloseCode::Error, "database read failed".into()))?;
                 let _ = transaction.finish();
                 page

@@ -14,8 +14,8 @@ use std::time::Duration;
 use hooktrail_collector::event::CommittedEvent;
 use hooktrail_collector::http::{serve, HttpContext};
 use hooktrail_collector::hub::Hub;
-use hooktrail_collector::schema;
 use hooktrail_collector::stats::Stats;
+use hooktrail_collector::store::schema;
 use rusqlite::{params, Connection};
 use serde_json::Value;
 
@@ -141,7 +141,7 @@ impl TestDb {
         }
         // Rows inserted without the writer: rebuild its per-minute rollup.
         transaction
-            .execute_batch(hooktrail_collector::schema::REBUILD_EVENT_COUNTS)
+            .execute_batch(hooktrail_collector::store::schema::REBUILD_EVENT_COUNTS)
             .unwrap();
         transaction.commit().unwrap();
         rows

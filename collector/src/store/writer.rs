@@ -20,8 +20,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -30,16 +31,15 @@ use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use crate::hub::Hub;
 use crate::ingest::{Committed, NewEvent, Submission};
 use crate::log;
-use crate::schema;
+use crate::service::spawn_thread;
 use crate::stats::Stats;
+use crate::store::checkpoint::{Checkpointer, BACKSTOP_AUTOCHECKPOINT_PAGES};
+use crate::store::retention::{Retention, RetentionSchedule};
+use crate::store::schema;
 
 /// How long SQLite itself waits for a lock before the writer sees `SQLITE_BUSY`
 /// and retries the batch (counting a write error).
 const BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
-
-/// Most events one retention step deletes, so it never holds the write lock
-/// for long.
-const RETENTION_CHUNK: i64 = 500;
 
 /// Opens (creating if needed) the database read-write, sets the pragmas the
 /// writer relies on and applies the migrations.
@@ -83,95 +83,52 @@ pub fn open(path: &Path) -> Result<Connection, String> {
     Ok(connection)
 }
 
-/// How often the checkpointer looks for new commits to copy into the
-/// database file.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
-
-/// The writer's own auto-checkpoint threshold (pages), a backstop in case
-/// the checkpointer thread falls behind: the WAL cannot grow past about this
-/// many pages (4 KiB each) before the writer checkpoints itself.
-const BACKSTOP_AUTOCHECKPOINT_PAGES: i64 = 16_384;
-
-/// Copies committed WAL frames into the database file on its own thread and
-/// connection, so the writer never waits for a checkpoint's `fsync`.
-///
-/// With `synchronous=NORMAL` the WAL is only synced at checkpoints; SQLite's
-/// automatic checkpoint runs inside the committing thread, which made the
-/// writer spend about as long waiting for the disk as inserting rows. A
-/// `PASSIVE` checkpoint never blocks the writer (WAL appends go on while it
-/// copies) and writes no rows: it only moves pages the writer already
-/// committed, so the writer stays the only thread that changes the data.
-struct Checkpointer {
-    /// Stops the thread once the writer is done.
-    stop: Arc<AtomicBool>,
-    /// The checkpointer thread.
-    thread: Option<std::thread::JoinHandle<()>>,
+/// The writer thread: everything it needs, by name. [`Writer::spawn`]
+/// starts it.
+pub(crate) struct Writer {
+    /// The only read-write connection of the collector (see [`open`]).
+    pub(crate) connection: Connection,
+    /// Submissions from every source.
+    pub(crate) queue: Receiver<Submission>,
+    /// Counters and gauges shared with the HTTP side.
+    pub(crate) stats: Arc<Stats>,
+    /// Receives each commit's new rows for the live UI.
+    pub(crate) hub: Arc<Hub>,
+    /// Most events per transaction.
+    pub(crate) max_batch: usize,
+    /// Old-event deletion policy.
+    pub(crate) retention: Retention,
+    /// Set at shutdown; from then on a batch that keeps failing is given up
+    /// after `drain_deadline` (unacknowledged, so its sources redeliver it).
+    pub(crate) shutdown: Arc<AtomicBool>,
+    /// How long shutdown waits for a failing batch.
+    pub(crate) drain_deadline: Duration,
 }
 
-impl Checkpointer {
-    /// Starts checkpointing `path` whenever `commits` moved since the last
-    /// checkpoint. `None` if the second connection cannot be opened (the
-    /// writer's own auto-checkpoint then does the work).
-    fn start(path: &Path, commits: Arc<std::sync::atomic::AtomicU64>) -> Option<Checkpointer> {
-        let connection = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .ok()?;
-        connection.busy_timeout(Duration::from_millis(50)).ok()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("checkpoint".to_owned())
-            .spawn(move || {
-                let mut checkpointed = 0;
-                while !stopping.load(Ordering::Relaxed) {
-                    // The checkpointer's period is the point of this thread.
-                    #[allow(clippy::disallowed_methods)]
-                    std::thread::sleep(CHECKPOINT_INTERVAL);
-                    let now = commits.load(Ordering::Relaxed);
-                    if now == checkpointed {
-                        continue;
-                    }
-                    // A failure (a reader's lock, a read-only file) leaves the
-                    // frames in the WAL for the next attempt; the writer's
-                    // errors are what get logged and counted.
-                    if connection
-                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                        .is_ok()
-                    {
-                        checkpointed = now;
-                    }
-                }
-            })
-            .ok()?;
-        Some(Checkpointer {
-            stop,
-            thread: Some(thread),
+impl Writer {
+    /// Starts the writer thread; it runs until every sender is gone and the
+    /// queue is empty.
+    pub(crate) fn spawn(self) -> Result<JoinHandle<()>, String> {
+        spawn_thread("writer", move || {
+            WriterLoop {
+                connection: self.connection,
+                queue: self.queue,
+                stats: self.stats,
+                hub: self.hub,
+                max_batch: self.max_batch.max(1),
+                retention: RetentionSchedule::new(self.retention),
+                shutdown: self.shutdown,
+                drain_deadline: self.drain_deadline,
+                failing: None,
+                commits: Arc::new(AtomicU64::new(0)),
+            }
+            .run()
         })
     }
 }
 
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Whether the writer deletes old events.
-#[derive(Debug, Clone, Copy)]
-pub enum Retention {
-    /// Keep everything.
-    KeepAll,
-    /// Delete events whose `ts` is older than this.
-    DeleteOlderThan(Duration),
-}
-
 /// The writer thread's state.
-pub struct Writer {
+struct WriterLoop {
     /// The only read-write connection of the collector.
     connection: Connection,
     /// Submissions from every source.
@@ -182,10 +139,8 @@ pub struct Writer {
     hub: Arc<Hub>,
     /// Most events per transaction.
     max_batch: usize,
-    /// Old-event deletion policy.
-    retention: Retention,
-    /// When the next retention step is due.
-    retention_due: Instant,
+    /// Old-event deletion, one small step when the queue is idle.
+    retention: RetentionSchedule,
     /// Set at shutdown; from then on a batch that keeps failing is given up
     /// after `drain_deadline` (unacknowledged, so its sources redeliver it).
     shutdown: Arc<AtomicBool>,
@@ -195,10 +150,10 @@ pub struct Writer {
     failing: Option<String>,
     /// Commits so far, read by the checkpointer thread to know when there
     /// is something new to checkpoint.
-    commits: Arc<std::sync::atomic::AtomicU64>,
+    commits: Arc<AtomicU64>,
 }
 
-/// What happened to one batch at the end of [`Writer::store`].
+/// What happened to one batch at the end of [`WriterLoop::store`].
 enum BatchOutcome {
     /// Committed; the batch was acknowledged.
     Committed,
@@ -206,43 +161,15 @@ enum BatchOutcome {
     Abandoned,
 }
 
-impl Writer {
-    /// Builds the writer around an opened connection (see [`open`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        connection: Connection,
-        queue: Receiver<Submission>,
-        stats: Arc<Stats>,
-        hub: Arc<Hub>,
-        max_batch: usize,
-        retention: Retention,
-        shutdown: Arc<AtomicBool>,
-        drain_deadline: Duration,
-    ) -> Writer {
-        Writer {
-            connection,
-            queue,
-            stats,
-            hub,
-            max_batch: max_batch.max(1),
-            retention,
-            retention_due: Instant::now(),
-            shutdown,
-            drain_deadline,
-            failing: None,
-            commits: Arc::default(),
-        }
-    }
-
+impl WriterLoop {
     /// Runs until every sender is gone and the queue is empty.
-    pub fn run(mut self) {
-        let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    fn run(mut self) {
         let checkpointer = self
             .connection
             .path()
             .filter(|path| !path.is_empty())
             .map(std::path::PathBuf::from)
-            .and_then(|path| Checkpointer::start(&path, commits.clone()));
+            .and_then(|path| Checkpointer::start(&path, self.commits.clone()));
         if checkpointer.is_some() {
             let _ = self.connection.pragma_update(
                 None,
@@ -250,13 +177,12 @@ impl Writer {
                 BACKSTOP_AUTOCHECKPOINT_PAGES,
             );
         }
-        self.commits = commits;
         loop {
             self.heartbeat();
             let first = match self.queue.recv_timeout(Duration::from_millis(500)) {
                 Ok(submission) => submission,
                 Err(RecvTimeoutError::Timeout) => {
-                    self.retention_step();
+                    self.retention.step(&mut self.connection, &self.stats);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -497,64 +423,6 @@ impl Writer {
         }
         transaction.commit()?;
         Ok(seqs)
-    }
-
-    /// Deletes one small chunk of expired events when due (only when the
-    /// queue is idle), then the sessions and agents left without events.
-    fn retention_step(&mut self) {
-        let Retention::DeleteOlderThan(age) = self.retention else {
-            return;
-        };
-        if Instant::now() < self.retention_due {
-            return;
-        }
-        let cutoff = hooktrail_shared::envelope::now_millis() - age.as_millis() as i64;
-        let result = (|| -> rusqlite::Result<usize> {
-            let transaction = self
-                .connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let deleted = transaction.execute(
-                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ?1 ORDER BY ts LIMIT ?2)",
-                params![cutoff, RETENTION_CHUNK],
-            )?;
-            if (deleted as i64) < RETENTION_CHUNK {
-                transaction.execute(
-                    "DELETE FROM event_counts WHERE minute + 60000 <= ?1",
-                    params![cutoff],
-                )?;
-                transaction.execute(
-                    "DELETE FROM sessions WHERE last_ts < ?1
-                     AND NOT EXISTS (SELECT 1 FROM events WHERE events.session_id = sessions.session_id)",
-                    params![cutoff],
-                )?;
-                transaction.execute(
-                    "DELETE FROM agents WHERE NOT EXISTS
-                     (SELECT 1 FROM sessions WHERE sessions.session_id = agents.session_id)",
-                    [],
-                )?;
-            }
-            transaction.commit()?;
-            Ok(deleted)
-        })();
-        match result {
-            Ok(deleted) => {
-                self.stats
-                    .retention_deleted
-                    .fetch_add(deleted as u64, Ordering::Relaxed);
-                self.retention_due = if (deleted as i64) < RETENTION_CHUNK {
-                    Instant::now() + Duration::from_secs(60)
-                } else {
-                    Instant::now()
-                };
-            }
-            Err(error) => {
-                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                log::warn(&format!(
-                    "writer: retention step failed ({error}); trying again in a minute"
-                ));
-                self.retention_due = Instant::now() + Duration::from_secs(60);
-            }
-        }
     }
 }
 

@@ -1,0 +1,16 @@
+//! The database. **Only this folder opens SQLite**, and only
+//! [`writer`] writes it.
+//!
+//! - [`writer`]: the writer thread, the one read-write connection, and
+//!   [`writer::open`] (pragmas and migrations). Its helper thread is in
+//!   [`checkpoint`] (copies committed WAL pages, writes no rows), and its
+//!   idle-time deletions in [`retention`].
+//! - [`schema`]: tables, the `tool_calls` view and migrations (DESIGN §6).
+//! - [`read`]: read-only connections and the page of events, for the HTTP
+//!   and WebSocket threads.
+
+pub mod checkpoint;
+pub mod read;
+pub mod retention;
+pub mod schema;
+pub mod writer;

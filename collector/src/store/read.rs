@@ -1,0 +1,197 @@
+//! The read side of the database: read-only connections and the page of
+//! events that `/api/events` and the WebSocket replay share.
+//!
+//! Every read runs in one deferred transaction of the caller, so a page is
+//! one consistent snapshot; in WAL mode readers never hold up the writer.
+//! Filtered scans that no index serves walk the table in `seq` windows under
+//! a time budget and return the scan position as `next`, so a rare filter
+//! over a large database answers quickly and the client pages on.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::{params_from_iter, Connection, OpenFlags};
+
+use crate::event::{CommittedEvent, Source};
+use crate::query::{EventsQuery, Order};
+
+/// Rows per window of a filtered scan that no index serves.
+const SCAN_WINDOW: i64 = 20_000;
+/// Time budget of one filtered scan before it returns a partial page.
+const SCAN_BUDGET: Duration = Duration::from_millis(50);
+/// Opens a read-only connection to the collector's database.
+pub fn open_read_only(database: &Path) -> rusqlite::Result<Connection> {
+    // A read-only open can fail for a moment while the writer resets the WAL
+    // (SQLITE_CANTOPEN / BUSY); retry briefly before reporting it.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match open_read_only_once(database) {
+            Ok(connection) => return Ok(connection),
+            Err(error) if Instant::now() < deadline => {
+                let _ = error;
+                // Backoff while the writer resets the WAL.
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+fn open_read_only_once(database: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open_with_flags(
+        database,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    connection.busy_timeout(Duration::from_secs(2))?;
+    connection.pragma_update(None, "query_only", true)?;
+    connection.pragma_update(None, "cache_size", -16384)?;
+    // Touch the schema now, so a failure shows here and not mid-request.
+    connection.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))?;
+    Ok(connection)
+}
+
+fn source_name(text: &str) -> &'static str {
+    match text {
+        "redis" => Source::Redis.as_str(),
+        "spool" => Source::Spool.as_str(),
+        "socket" => Source::Socket.as_str(),
+        _ => "other",
+    }
+}
+
+/// The columns [`row_to_event`] reads, in order.
+pub const EVENT_COLUMNS: &str =
+    "seq, id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload";
+
+/// Reads one `events` row selected with [`EVENT_COLUMNS`].
+pub fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<CommittedEvent> {
+    let source: String = row.get(11)?;
+    Ok(CommittedEvent {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        ts: row.get(2)?,
+        received_at: row.get(3)?,
+        machine: row.get(4)?,
+        session_id: row.get(5)?,
+        agent_id: row.get(6)?,
+        hook: row.get(7)?,
+        tool: row.get(8)?,
+        tool_use_id: row.get(9)?,
+        cwd: row.get(10)?,
+        source: source_name(&source),
+        payload: row.get(12)?,
+    })
+}
+
+/// A page of events and where to continue.
+#[derive(Debug)]
+pub struct EventPage {
+    /// The events, in the requested order.
+    pub events: Vec<CommittedEvent>,
+    /// The cursor to continue from (`after` ascending, `before` descending).
+    pub next: i64,
+    /// Whether more rows may lie beyond `next` right now.
+    pub more: bool,
+}
+
+/// The newest `seq` stored (0: none).
+pub(crate) fn max_seq(connection: &Connection) -> rusqlite::Result<i64> {
+    connection.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| {
+        row.get(0)
+    })
+}
+
+/// Reads one page of events (the body of `/api/events` and the WebSocket
+/// replay), inside the caller's transaction if there is one.
+pub fn read_events(connection: &Connection, request: &EventsQuery) -> rusqlite::Result<EventPage> {
+    let newest = max_seq(connection)?;
+    let (filter_sql, filter_values) = request.filter.sql();
+    // An index serves "no filter" (the primary key) and "session" (session, seq).
+    let indexed = request.filter.is_empty() || request.filter.session.is_some();
+    let started = Instant::now();
+    let mut events = Vec::new();
+    match request.order {
+        Order::Ascending => {
+            let upper = request.before.unwrap_or(newest + 1).min(newest + 1);
+            let mut low = request.after.unwrap_or(0);
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND seq < ?{filter_sql} ORDER BY seq LIMIT ?"
+            );
+            let mut statement = connection.prepare_cached(&sql)?;
+            while low < upper - 1 && events.len() < request.limit {
+                let high = if indexed {
+                    upper
+                } else {
+                    (low.saturating_add(SCAN_WINDOW + 1)).min(upper)
+                };
+                let remaining = (request.limit - events.len()) as i64;
+                let mut values: Vec<rusqlite::types::Value> = vec![low.into(), high.into()];
+                values.extend(filter_values.iter().cloned().map(Into::into));
+                values.push(remaining.into());
+                let rows = statement.query_map(params_from_iter(values), row_to_event)?;
+                for row in rows {
+                    events.push(row?);
+                }
+                low = if events.len() >= request.limit {
+                    events.last().map(|e| e.seq).unwrap_or(high - 1)
+                } else {
+                    high - 1
+                };
+                if started.elapsed() > SCAN_BUDGET {
+                    break;
+                }
+            }
+            let next = events
+                .last()
+                .map(|e| e.seq)
+                .unwrap_or(low)
+                .max(low.min(upper - 1))
+                .max(request.after.unwrap_or(0));
+            Ok(EventPage {
+                more: next < upper - 1,
+                next,
+                events,
+            })
+        }
+        Order::Descending => {
+            let lower = request.after.unwrap_or(0);
+            let mut high = request.before.unwrap_or(newest + 1).min(newest + 1);
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND seq < ?{filter_sql} ORDER BY seq DESC LIMIT ?"
+            );
+            let mut statement = connection.prepare_cached(&sql)?;
+            while high > lower + 1 && events.len() < request.limit {
+                let low = if indexed {
+                    lower
+                } else {
+                    high.saturating_sub(SCAN_WINDOW + 1).max(lower)
+                };
+                let remaining = (request.limit - events.len()) as i64;
+                let mut values: Vec<rusqlite::types::Value> = vec![low.into(), high.into()];
+                values.extend(filter_values.iter().cloned().map(Into::into));
+                values.push(remaining.into());
+                let rows = statement.query_map(params_from_iter(values), row_to_event)?;
+                for row in rows {
+                    events.push(row?);
+                }
+                high = if events.len() >= request.limit {
+                    events.last().map(|e| e.seq).unwrap_or(low + 1)
+                } else {
+                    low + 1
+                };
+                if started.elapsed() > SCAN_BUDGET {
+                    break;
+                }
+            }
+            let next = events.last().map(|e| e.seq).unwrap_or(high).min(high);
+            Ok(EventPage {
+                more: next > lower + 1,
+                next,
+                events,
+            })
+        }
+    }
+}
