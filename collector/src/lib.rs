@@ -27,17 +27,14 @@
 
 pub mod api;
 pub mod event;
-pub mod framing;
 pub mod http;
 pub mod hub;
 pub mod ingest;
 pub mod log;
 pub mod query;
-pub mod redis_source;
 pub mod service;
 pub mod settings;
-pub mod socket;
-pub mod spool_drain;
+pub mod sources;
 pub mod stats;
 pub mod store;
 pub mod ws;
@@ -48,6 +45,9 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::settings::{Invocation, Settings};
+use crate::sources::redis::RedisSource;
+use crate::sources::socket::{self, SocketListener, SocketSource};
+use crate::sources::spool::SpoolSource;
 use crate::stats::{RedisLink, Stats};
 use crate::store::retention::Retention;
 
@@ -56,7 +56,7 @@ use crate::store::retention::Retention;
 #[derive(Default)]
 pub struct Bound {
     /// The Unix socket, unless disabled.
-    pub socket: Option<socket::SocketListener>,
+    pub socket: Option<SocketListener>,
     /// The HTTP server, unless disabled.
     pub http: Option<tiny_http::Server>,
 }
@@ -119,38 +119,43 @@ pub fn run_with_stats(
     let mut sources = Vec::new();
     if let Some(listener) = bound.socket {
         log::info(&format!("listening on {}", listener.path().display()));
-        let (queue, stats, tuning, shutdown) = (
-            queue.clone(),
-            stats.clone(),
-            settings.tuning.clone(),
-            shutdown.clone(),
+        sources.push(
+            SocketSource {
+                listener,
+                queue: queue.clone(),
+                stats: stats.clone(),
+                tuning: settings.tuning.clone(),
+                shutdown: shutdown.clone(),
+            }
+            .spawn()?,
         );
-        sources.push(spawn("socket", move || {
-            socket::serve(listener, queue, stats, tuning, shutdown)
-        })?);
     }
-    let drainer = spool_drain::SpoolDrainer {
-        dir: settings.spool_dir.clone(),
-        queue: queue.clone(),
-        stats: stats.clone(),
-        interval: settings.tuning.spool_interval,
-        shutdown: shutdown.clone(),
-        drain_deadline: settings.tuning.drain_deadline,
-    };
-    sources.push(spawn("spool", move || drainer.run())?);
+    sources.push(
+        SpoolSource {
+            dir: settings.spool_dir.clone(),
+            queue: queue.clone(),
+            stats: stats.clone(),
+            interval: settings.tuning.spool_interval,
+            shutdown: shutdown.clone(),
+            drain_deadline: settings.tuning.drain_deadline,
+        }
+        .spawn()?,
+    );
     match &settings.redis {
         Some(redis) => {
-            let reader = redis_source::RedisSource::new(
-                redis.clone(),
-                settings.group.clone(),
-                settings.consumer.clone(),
-                queue.clone(),
-                stats.clone(),
-                settings.tuning.clone(),
-                shutdown.clone(),
-                settings.spool_dir.clone(),
+            sources.push(
+                RedisSource {
+                    config: redis.clone(),
+                    group: settings.group.clone(),
+                    consumer: settings.consumer.clone(),
+                    queue: queue.clone(),
+                    stats: stats.clone(),
+                    tuning: settings.tuning.clone(),
+                    shutdown: shutdown.clone(),
+                    spool_dir: settings.spool_dir.clone(),
+                }
+                .spawn()?,
             );
-            sources.push(spawn("redis", move || reader.run())?);
         }
         None => {
             stats.set_redis_link(RedisLink::Disabled);

@@ -11,7 +11,7 @@
 //! **Invariants:** the socket file is 0600 in a 0700 directory; a live
 //! collector on the same path is never displaced (we connect first), a stale
 //! file is replaced; a line over `MAX_LINE_BYTES` is rejected without being
-//! buffered whole (the line splitting is [`crate::framing::LineFramer`]).
+//! buffered whole (the line splitting is [`crate::sources::framing::LineFramer`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs;
@@ -20,6 +20,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -28,10 +29,11 @@ use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::event::Source;
-use crate::framing::{Frame, LineFramer};
 use crate::ingest::{self, Committed, NewEvent, Submission, WriterQueue};
 use crate::log;
+use crate::service::spawn_thread;
 use crate::settings::Tuning;
+use crate::sources::framing::{Frame, LineFramer};
 use crate::stats::Stats;
 
 const LISTENER: Token = Token(0);
@@ -45,7 +47,7 @@ const MAX_BUFFERED_OUTPUT: usize = 1 << 20;
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// A bound socket, ready for [`serve`]. Removes its file when dropped, if
+/// A bound socket, ready for [`SocketSource`]. Removes its file when dropped, if
 /// the file is still the one it bound.
 #[derive(Debug)]
 pub struct SocketListener {
@@ -234,43 +236,66 @@ struct Server {
     known_sessions: ingest::KnownSessions,
 }
 
-/// Serves the socket until `shutdown` is set; then stops reading, waits (up
-/// to the drain deadline) for the replies of lines already read, and returns.
-pub fn serve(
-    listener: SocketListener,
-    queue: WriterQueue,
-    stats: Arc<Stats>,
-    tuning: Tuning,
-    shutdown: Arc<AtomicBool>,
-) {
-    let result = (|| -> io::Result<()> {
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let (done_sender, done_receiver) = crossbeam_channel::unbounded();
-        let mut server = Server {
+/// The socket source thread: everything it needs, by name.
+/// [`SocketSource::spawn`] starts it.
+pub(crate) struct SocketSource {
+    /// The bound socket (see [`bind`]).
+    pub(crate) listener: SocketListener,
+    /// Where parsed lines go.
+    pub(crate) queue: WriterQueue,
+    /// Counters.
+    pub(crate) stats: Arc<Stats>,
+    /// Connection limit, idle timeout and drain deadline.
+    pub(crate) tuning: Tuning,
+    /// Stops intake.
+    pub(crate) shutdown: Arc<AtomicBool>,
+}
+
+impl SocketSource {
+    /// Starts the event loop's thread: it serves the socket until `shutdown`
+    /// is set, then stops reading, waits (up to the drain deadline) for the
+    /// replies of lines already read, and returns.
+    pub(crate) fn spawn(self) -> Result<JoinHandle<()>, String> {
+        spawn_thread("socket", move || self.run())
+    }
+
+    fn run(self) {
+        let SocketSource {
             listener,
-            poll,
-            waker,
-            connections: HashMap::new(),
-            next_token: 2,
             queue,
-            done_sender,
-            done_receiver,
             stats,
             tuning,
-            last_reject_log: None,
-            unlogged_rejects: 0,
-            known_sessions: ingest::KnownSessions::default(),
-        };
-        server.poll.registry().register(
-            &mut server.listener.listener,
-            LISTENER,
-            Interest::READABLE,
-        )?;
-        server.run(&shutdown)
-    })();
-    if let Err(error) = result {
-        log::error(&format!("socket: event loop failed: {error}"));
+            shutdown,
+        } = self;
+        let result = (|| -> io::Result<()> {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+            let (done_sender, done_receiver) = crossbeam_channel::unbounded();
+            let mut server = Server {
+                listener,
+                poll,
+                waker,
+                connections: HashMap::new(),
+                next_token: 2,
+                queue,
+                done_sender,
+                done_receiver,
+                stats,
+                tuning,
+                last_reject_log: None,
+                unlogged_rejects: 0,
+                known_sessions: ingest::KnownSessions::default(),
+            };
+            server.poll.registry().register(
+                &mut server.listener.listener,
+                LISTENER,
+                Interest::READABLE,
+            )?;
+            server.run(&shutdown)
+        })();
+        if let Err(error) = result {
+            log::error(&format!("socket: event loop failed: {error}"));
+        }
     }
 }
 

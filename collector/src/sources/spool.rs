@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hooktrail_shared::spool;
@@ -18,6 +19,7 @@ use hooktrail_shared::spool;
 use crate::event::Source;
 use crate::ingest::{self, Submission, WriterQueue};
 use crate::log;
+use crate::service::spawn_thread;
 use crate::stats::Stats;
 
 /// Files claimed per pass.
@@ -26,25 +28,32 @@ const FILES_PER_PASS: usize = 16;
 /// Events per submission, so a huge spool file is committed in steps.
 const EVENTS_PER_SUBMISSION: usize = 2000;
 
-/// The drainer's state.
-pub struct SpoolDrainer {
+/// The spool source thread: everything it needs, by name.
+/// [`SpoolSource::spawn`] starts it.
+pub(crate) struct SpoolSource {
     /// The spool directory.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Where events go.
-    pub queue: WriterQueue,
+    pub(crate) queue: WriterQueue,
     /// Counters.
-    pub stats: Arc<Stats>,
+    pub(crate) stats: Arc<Stats>,
     /// Time between passes.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// Stops the drainer between files.
-    pub shutdown: Arc<AtomicBool>,
+    pub(crate) shutdown: Arc<AtomicBool>,
     /// How long a pass waits for its commits once shutdown started.
-    pub drain_deadline: Duration,
+    pub(crate) drain_deadline: Duration,
 }
 
-impl SpoolDrainer {
+impl SpoolSource {
+    /// Starts the drainer's thread: it drains at once, then every
+    /// `interval`, until shutdown.
+    pub(crate) fn spawn(self) -> Result<JoinHandle<()>, String> {
+        spawn_thread("spool", move || self.run())
+    }
+
     /// Drains until shutdown.
-    pub fn run(self) {
+    fn run(self) {
         let tag = format!("collector{}", std::process::id());
         let mut passes: u64 = 0;
         let mut last_error: Option<String> = None;

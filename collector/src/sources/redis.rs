@@ -23,6 +23,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -33,6 +34,7 @@ use redis::{Client, Connection, RedisError, Value};
 use crate::event::Source;
 use crate::ingest::{self, Committed, NewEvent, Submission, WriterQueue};
 use crate::log;
+use crate::service::spawn_thread;
 use crate::settings::Tuning;
 use crate::stats::{RedisLink, Stats};
 
@@ -64,8 +66,60 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// the commit.
 type AckBatch = (Vec<String>, Committed);
 
+/// The Redis source thread: everything it needs, by name.
+/// [`RedisSource::spawn`] starts it.
+pub(crate) struct RedisSource {
+    /// URL, transport, key.
+    pub(crate) config: RedisConfig,
+    /// Consumer group of the stream transport.
+    pub(crate) group: String,
+    /// This collector's consumer name in the group.
+    pub(crate) consumer: String,
+    /// Where events go.
+    pub(crate) queue: WriterQueue,
+    /// Counters and the link state.
+    pub(crate) stats: Arc<Stats>,
+    /// Claim idle time and drain deadline.
+    pub(crate) tuning: Tuning,
+    /// Stops intake.
+    pub(crate) shutdown: Arc<AtomicBool>,
+    /// Where rejected entries are recorded (`rejected.jsonl`).
+    pub(crate) spool_dir: PathBuf,
+}
+
+impl RedisSource {
+    /// Starts the reader thread: it reads until shutdown, reconnecting as
+    /// needed, then waits (up to the drain deadline) for the commits of what
+    /// it read and acknowledges them.
+    pub(crate) fn spawn(self) -> Result<JoinHandle<()>, String> {
+        spawn_thread("redis", move || {
+            let (ack_sender, ack_receiver) = crossbeam_channel::unbounded();
+            let seed = hooktrail_shared::envelope::now_millis() as u64
+                ^ ((std::process::id() as u64) << 32);
+            RedisReader {
+                config: self.config,
+                group: self.group,
+                consumer: self.consumer,
+                queue: self.queue,
+                stats: self.stats,
+                tuning: self.tuning,
+                shutdown: self.shutdown,
+                spool_dir: self.spool_dir,
+                ack_sender,
+                ack_receiver,
+                in_flight: 0,
+                to_ack: Vec::new(),
+                last_error: None,
+                jitter: seed | 1,
+                known_sessions: ingest::KnownSessions::default(),
+            }
+            .run()
+        })
+    }
+}
+
 /// The Redis reader's state.
-pub struct RedisSource {
+struct RedisReader {
     /// URL, transport, key.
     config: RedisConfig,
     /// Consumer group of the stream transport.
@@ -100,45 +154,11 @@ pub struct RedisSource {
     known_sessions: ingest::KnownSessions,
 }
 
-impl RedisSource {
-    /// Builds the reader.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        config: RedisConfig,
-        group: String,
-        consumer: String,
-        queue: WriterQueue,
-        stats: Arc<Stats>,
-        tuning: Tuning,
-        shutdown: Arc<AtomicBool>,
-        spool_dir: PathBuf,
-    ) -> RedisSource {
-        let (ack_sender, ack_receiver) = crossbeam_channel::unbounded();
-        let seed =
-            hooktrail_shared::envelope::now_millis() as u64 ^ ((std::process::id() as u64) << 32);
-        RedisSource {
-            config,
-            group,
-            consumer,
-            queue,
-            stats,
-            tuning,
-            shutdown,
-            spool_dir,
-            ack_sender,
-            ack_receiver,
-            in_flight: 0,
-            to_ack: Vec::new(),
-            last_error: None,
-            jitter: seed | 1,
-            known_sessions: ingest::KnownSessions::default(),
-        }
-    }
-
+impl RedisReader {
     /// Reads until shutdown, reconnecting as needed; at shutdown waits (up
     /// to the drain deadline) for the commits of what it read and
     /// acknowledges them.
-    pub fn run(mut self) {
+    fn run(mut self) {
         let client = match self.client() {
             Ok(client) => client,
             Err(error) => {
