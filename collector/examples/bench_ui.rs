@@ -33,6 +33,9 @@ const EVENTS: i64 = 1_000_000;
 const SESSIONS: i64 = 500;
 const CLIENTS: usize = 50;
 
+/// Builds the path of the i-th request of one route.
+type RequestPath = Box<dyn Fn(usize) -> String>;
+
 fn main() {
     let binaries = std::env::current_exe()
         .unwrap()
@@ -56,7 +59,7 @@ fn main() {
     println!("API on {EVENTS} events over {SESSIONS} sessions (500 requests each, keep-alive, after a warm-up):");
     let mut client = Http::connect(running.port);
     let session = |index: i64| format!("bench-session-{index:04}");
-    let routes: Vec<(&str, Box<dyn Fn(usize) -> String>)> = vec![
+    let routes: Vec<(&str, RequestPath)> = vec![
         (
             "/api/events?after=&limit=100",
             Box::new(|_| "/api/events?after=&limit=100".into()),

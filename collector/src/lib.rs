@@ -25,25 +25,24 @@
 //! acknowledges an event (XACK, `ok`, spool file deletion) only after the
 //! writer committed it.
 
-pub mod api;
 pub mod event;
-pub mod http;
 pub mod hub;
 pub mod ingest;
 pub mod log;
 pub mod query;
+pub mod serve;
 pub mod service;
 pub mod settings;
 pub mod sources;
 pub mod stats;
 pub mod store;
-pub mod ws;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread;
 
+use crate::serve::gate::HttpContext;
+use crate::serve::http::HttpServer;
 use crate::settings::{Invocation, Settings};
 use crate::sources::redis::RedisSource;
 use crate::sources::socket::{self, SocketListener, SocketSource};
@@ -170,16 +169,19 @@ pub fn run_with_stats(
                 "serving the UI on http://{}",
                 server.server_addr()
             ));
-            let context = http::HttpContext {
-                database: settings.database.clone(),
-                stats: stats.clone(),
-                hub: hub.clone(),
-                token: settings.token.clone(),
-            };
-            let shutdown = shutdown.clone();
-            Some(spawn("http", move || {
-                http::serve(server, context, shutdown)
-            })?)
+            Some(
+                HttpServer {
+                    server,
+                    context: HttpContext {
+                        database: settings.database.clone(),
+                        stats: stats.clone(),
+                        hub: hub.clone(),
+                        token: settings.token.clone(),
+                    },
+                    shutdown: shutdown.clone(),
+                }
+                .spawn()?,
+            )
         }
         None => None,
     };
@@ -202,16 +204,6 @@ pub fn run_with_stats(
     }
     log::info("stopped");
     Ok(())
-}
-
-fn spawn(
-    name: &str,
-    body: impl FnOnce() + Send + 'static,
-) -> Result<thread::JoinHandle<()>, String> {
-    thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(body)
-        .map_err(|error| format!("cannot start the {name} thread: {error}"))
 }
 
 /// Runs the collector from the process arguments; returns the exit code.

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hooktrail_collector::event::CommittedEvent;
-use hooktrail_collector::http::{serve, HttpContext};
 use hooktrail_collector::hub::Hub;
+use hooktrail_collector::serve::gate::HttpContext;
+use hooktrail_collector::serve::http::HttpServer;
 use hooktrail_collector::stats::Stats;
 use hooktrail_collector::store::schema;
 use rusqlite::{params, Connection};
@@ -194,7 +195,13 @@ impl TestServer {
             token: token.map(str::to_owned),
         };
         let flag = shutdown.clone();
-        let thread = std::thread::spawn(move || serve(server, context, flag));
+        let thread = HttpServer {
+            server,
+            context,
+            shutdown: flag,
+        }
+        .spawn()
+        .unwrap();
         TestServer {
             port,
             hub,

@@ -30,7 +30,6 @@
 //! box (pings still detect a dead peer).
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,10 +40,11 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
-use crate::api::push_event_json;
-use crate::http::{respond_bad_parameter, respond_error, Shared};
 use crate::hub::{Subscription, DEFAULT_QUEUE_CAPACITY};
 use crate::query::{self, EventFilter, EventsQuery, Order};
+use crate::serve::fd::find_socket;
+use crate::serve::gate::{header_value, respond_bad_parameter, respond_error, Shared};
+use crate::serve::json::{push_event_json, push_event_list};
 use crate::store::read::{max_seq, open_read_only, read_events};
 
 /// The most WebSocket clients served at once.
@@ -60,14 +60,6 @@ const BATCH: usize = 500;
 
 const SOCKET: Token = Token(0);
 const WAKE: Token = Token(1);
-
-fn header_value<'a>(request: &'a Request, name: &'static str) -> Option<&'a str> {
-    request
-        .headers()
-        .iter()
-        .find(|header| header.field.equiv(name))
-        .map(|header| header.value.as_str())
-}
 
 /// Checks a `/ws` request and, if it is acceptable, upgrades it on a thread
 /// of its own.
@@ -144,14 +136,28 @@ pub(crate) fn start(request: Request, query_string: &str, shared: &Arc<Shared>) 
                                 )
                                 .is_ok()
                             {
-                                run(socket, poll, true, query.after, query.filter, &shared);
+                                run(
+                                    socket,
+                                    poll,
+                                    Reading::Polled,
+                                    query.after,
+                                    query.filter,
+                                    &shared,
+                                );
                             }
                         }
                     }
                 }
                 None => {
                     if let Ok(poll) = Poll::new() {
-                        run(upgraded, poll, false, query.after, query.filter, &shared);
+                        run(
+                            upgraded,
+                            poll,
+                            Reading::WriteOnly,
+                            query.after,
+                            query.filter,
+                            &shared,
+                        );
                     }
                 }
             }
@@ -178,107 +184,6 @@ impl Drop for ClientCount {
     }
 }
 
-fn socket_address(fd: i32, peer: bool) -> Option<SocketAddr> {
-    // SAFETY: `storage` is large enough for any address; the kernel writes at
-    // most `length` bytes and we read only the family it reports.
-    unsafe {
-        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
-        let mut length = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        let pointer = &mut storage as *mut libc::sockaddr_storage as *mut libc::sockaddr;
-        let result = if peer {
-            libc::getpeername(fd, pointer, &mut length)
-        } else {
-            libc::getsockname(fd, pointer, &mut length)
-        };
-        if result != 0 {
-            return None;
-        }
-        match storage.ss_family as i32 {
-            libc::AF_INET => {
-                let address = &*(pointer as *const libc::sockaddr_in);
-                let ip = std::net::Ipv4Addr::from(u32::from_be(address.sin_addr.s_addr));
-                Some(SocketAddr::from((ip, u16::from_be(address.sin_port))))
-            }
-            libc::AF_INET6 => {
-                let address = &*(pointer as *const libc::sockaddr_in6);
-                let ip = std::net::Ipv6Addr::from(address.sin6_addr.s6_addr);
-                Some(SocketAddr::from((ip, u16::from_be(address.sin6_port))))
-            }
-            _ => None,
-        }
-    }
-}
-
-/// Sets `TCP_NODELAY` on the listening socket bound to `local`, so every
-/// accepted connection inherits it (Linux copies it at accept): without it,
-/// a response written as head and body waits up to 40 ms on the client's
-/// delayed ACK. `tiny_http` does not expose its sockets, so the listener is
-/// found by address in `/proc/self/fd`. Returns whether it was found.
-pub(crate) fn set_listener_nodelay(local: SocketAddr) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-        return false;
-    };
-    for entry in entries.flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if socket_address(fd, false) == Some(local) && socket_address(fd, true).is_none() {
-            let enable: libc::c_int = 1;
-            // SAFETY: setsockopt with a pointer to a live c_int and its size.
-            let result = unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::IPPROTO_TCP,
-                    libc::TCP_NODELAY,
-                    &enable as *const libc::c_int as *const libc::c_void,
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            return result == 0;
-        }
-    }
-    false
-}
-
-/// Finds the accepted socket whose peer is `remote` and whose local port is
-/// `local_port`, and returns a duplicate of it.
-fn find_socket(local_port: u16, remote: SocketAddr) -> Option<std::net::TcpStream> {
-    use std::os::fd::FromRawFd;
-    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
-    for entry in entries.flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let matches = |fd: i32| {
-            socket_address(fd, true) == Some(remote)
-                && socket_address(fd, false).map(|local| local.port()) == Some(local_port)
-        };
-        if !matches(fd) {
-            continue;
-        }
-        // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own, or -1.
-        let duplicate = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-        if duplicate < 0 {
-            return None;
-        }
-        if matches(duplicate) {
-            // SAFETY: `duplicate` is a connected TCP socket we own.
-            return Some(unsafe { std::net::TcpStream::from_raw_fd(duplicate) });
-        }
-        // SAFETY: closing the descriptor we just created.
-        unsafe { libc::close(duplicate) };
-    }
-    None
-}
-
 /// Why a client's loop ended.
 #[derive(Debug)]
 enum Ended {
@@ -291,11 +196,10 @@ enum Ended {
 struct Client<'a, S: Read + Write> {
     /// The WebSocket over the client's socket.
     socket: WebSocket<S>,
-    /// Sleeps on the socket (when `readable`) and the hub's waker.
+    /// Sleeps on the socket (when [`Reading::Polled`]) and the hub's waker.
     poll: Poll,
-    /// Whether the socket is registered in `poll` and non-blocking, so the
-    /// loop can read the client's frames.
-    readable: bool,
+    /// Whether the loop can read the client's frames.
+    reading: Reading,
     /// Filters for replay and live events.
     filter: EventFilter,
     /// Position covered so far: every event with `seq` at or below it was
@@ -309,10 +213,21 @@ struct Client<'a, S: Read + Write> {
     events: Events,
 }
 
+/// How a client's thread can use its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// The socket is registered in `poll` and non-blocking: the loop reads
+    /// the client's frames (pongs, close) and closes a silent client.
+    Polled,
+    /// Only the boxed stream `tiny_http` handed over (the socket was not
+    /// found): the loop writes, and pings still detect a dead peer.
+    WriteOnly,
+}
+
 fn run<S: Read + Write>(
     stream: S,
     poll: Poll,
-    readable: bool,
+    reading: Reading,
     after: Option<i64>,
     filter: EventFilter,
     shared: &Shared,
@@ -324,7 +239,7 @@ fn run<S: Read + Write>(
     let mut client = Client {
         socket,
         poll,
-        readable,
+        reading,
         filter,
         cursor: 0,
         shared,
@@ -344,7 +259,7 @@ fn run<S: Read + Write>(
                 Err(tungstenite::Error::Io(error))
                     if error.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => break,
-                Ok(()) if !client.readable => break,
+                Ok(()) if client.reading == Reading::WriteOnly => break,
                 Ok(()) => match client.socket.read() {
                     Err(tungstenite::Error::Io(error))
                         if error.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -436,12 +351,7 @@ impl<S: Read + Write> Client<'_, S> {
                     "{{\"type\":\"events\",\"cursor\":{},\"events\":[",
                     self.cursor
                 ));
-                for (index, event) in page.events.iter().enumerate() {
-                    if index > 0 {
-                        body.push(',');
-                    }
-                    push_event_json(&mut body, event);
-                }
+                push_event_list(&mut body, &page.events);
                 body.push_str("]}");
                 self.send(body)?;
             }
@@ -505,7 +415,9 @@ impl<S: Read + Write> Client<'_, S> {
             }
             let now = Instant::now();
             if now >= next_ping {
-                if self.readable && now.duration_since(self.last_heard) > SILENCE_LIMIT {
+                if self.reading == Reading::Polled
+                    && now.duration_since(self.last_heard) > SILENCE_LIMIT
+                {
                     return Err(Ended::Gone);
                 }
                 self.socket
@@ -527,7 +439,7 @@ impl<S: Read + Write> Client<'_, S> {
 
     /// Reads whatever frames the client sent (pongs, pings, close).
     fn read_frames(&mut self) -> Result<(), Ended> {
-        if !self.readable {
+        if self.reading == Reading::WriteOnly {
             return Ok(());
         }
         loop {

@@ -1,10 +1,7 @@
-//! The HTTP side: the page, the JSON API, `/metrics` and the `/ws` upgrade,
-//! on one `tiny_http` server (DESIGN §7).
-//!
-//! A few worker threads share the server; each owns one read-only SQLite
-//! connection, opened on first use and reopened after an error. A `/ws`
-//! request is checked here (Host, token, Origin, parameters) and then handed
-//! to a thread of its own ([`crate::ws`]).
+//! The gate every request passes: the handlers' shared state, the `Host`,
+//! token and `Origin` checks, the security headers, and the response
+//! helpers. Both [`super::http`] and [`super::ws`] use it; neither uses the
+//! other's internals.
 //!
 //! Security, in the order applied to every request:
 //! 1. `Host` must be the collector's own address (`127.0.0.1:PORT`,
@@ -23,16 +20,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tiny_http::{Header, Method, Request, Response};
+use serde_json::{json, Value};
+use tiny_http::{Header, Request, Response};
 
-use crate::api::{self, ApiResponse};
 use crate::hub::Hub;
+use crate::query::ParamError;
 use crate::stats::Stats;
-use crate::store::read::open_read_only;
 
 /// Everything the HTTP threads need from the rest of the collector.
 #[derive(Debug, Clone)]
@@ -48,32 +44,25 @@ pub struct HttpContext {
     pub token: Option<String>,
 }
 
-/// Number of threads answering plain HTTP requests.
-const WORKERS: usize = 4;
-
 /// The Content-Security-Policy of every response: no inline script, nothing
 /// from elsewhere, no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-const INDEX_HTML: &str = include_str!("../ui/index.html");
-const APP_JS: &str = include_str!("../ui/app.js");
-const APP_CSS: &str = include_str!("../ui/app.css");
-const FAVICON_SVG: &str = include_str!("../ui/favicon.svg");
-
-/// What the request handlers share.
+/// What the request handlers share: the context and the rules built from
+/// the bound address.
 pub(crate) struct Shared {
     /// From the caller.
-    pub context: HttpContext,
+    pub(crate) context: HttpContext,
     /// Lower-cased `Host` values accepted (see the module docs).
-    pub allowed_hosts: Vec<String>,
+    allowed_hosts: Vec<String>,
     /// Whether any `Host` is accepted: bound to an unspecified address with
     /// a token set, where the token is the guard.
-    pub any_host: bool,
+    any_host: bool,
     /// Set when the collector stops.
-    pub shutdown: Arc<AtomicBool>,
+    pub(crate) shutdown: Arc<AtomicBool>,
     /// The port the server listens on (to find upgraded sockets).
-    pub local_port: u16,
+    pub(crate) local_port: u16,
 }
 
 fn allowed_hosts(bound: Option<SocketAddr>) -> (Vec<String>, bool) {
@@ -103,57 +92,48 @@ fn allowed_hosts(bound: Option<SocketAddr>) -> (Vec<String>, bool) {
     (hosts, bound.ip().is_unspecified())
 }
 
-/// Serves requests until `shutdown` is set. `server` is already bound, so
-/// tests can bind port 0 and read the address first.
-pub fn serve(
-    server: tiny_http::Server,
-    context: HttpContext,
-    shutdown: Arc<std::sync::atomic::AtomicBool>,
-) {
-    let bound = server.server_addr().to_ip();
-    if let Some(address) = bound {
-        crate::ws::set_listener_nodelay(address);
-    }
-    let (hosts, unspecified) = allowed_hosts(bound);
-    let any_host = unspecified && context.token.is_some();
-    let local_port = bound.map(|address| address.port()).unwrap_or(0);
-    let shared = Arc::new(Shared {
-        context,
-        allowed_hosts: hosts,
-        any_host,
-        shutdown,
-        local_port,
-    });
-    let server = Arc::new(server);
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|index| {
-            let server = server.clone();
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name(format!("http-{index}"))
-                .spawn(move || worker(&server, &shared))
-                .expect("spawn an HTTP worker thread")
-        })
-        .collect();
-    for worker in workers {
-        let _ = worker.join();
-    }
+/// One response of the API: status, content type and body.
+#[derive(Debug)]
+pub(crate) struct ApiResponse {
+    /// HTTP status code.
+    pub(crate) status: u16,
+    /// `Content-Type` header value.
+    pub(crate) content_type: &'static str,
+    /// The body.
+    pub(crate) body: String,
 }
 
-fn worker(server: &tiny_http::Server, shared: &Arc<Shared>) {
-    let mut connection: Option<rusqlite::Connection> = None;
-    while !shared.shutdown.load(Ordering::Relaxed) {
-        match server.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(request)) => handle(request, shared, &mut connection),
-            Ok(None) => {}
-            // A failed receive (the server closing): back off instead of spinning.
-            #[allow(clippy::disallowed_methods)]
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+impl ApiResponse {
+    /// A 200 JSON answer.
+    pub(crate) fn json(value: &Value) -> ApiResponse {
+        ApiResponse::json_text(200, value.to_string())
+    }
+
+    /// A JSON answer from already-serialized text.
+    pub(crate) fn json_text(status: u16, body: String) -> ApiResponse {
+        ApiResponse {
+            status,
+            content_type: "application/json; charset=utf-8",
+            body,
         }
     }
+
+    /// An error answer: `{"error": message, "parameter": name?}`.
+    pub(crate) fn error(status: u16, message: &str) -> ApiResponse {
+        ApiResponse::json_text(status, json!({ "error": message }).to_string())
+    }
+
+    /// A 400 naming the bad parameter.
+    pub(crate) fn bad_parameter(error: &ParamError) -> ApiResponse {
+        ApiResponse::json_text(
+            400,
+            json!({ "error": error.to_string(), "parameter": error.parameter, "reason": error.message }).to_string(),
+        )
+    }
 }
 
-fn header_value<'a>(request: &'a Request, name: &'static str) -> Option<&'a str> {
+/// The value of the request's header `name` (case-insensitive), if any.
+pub(crate) fn header_value<'a>(request: &'a Request, name: &'static str) -> Option<&'a str> {
     request
         .headers()
         .iter()
@@ -185,7 +165,8 @@ pub(crate) fn with_security_headers<R: std::io::Read>(response: Response<R>) -> 
         .with_header(header("Cross-Origin-Resource-Policy", "same-origin"))
 }
 
-fn respond(request: Request, answer: ApiResponse) {
+/// Answers a request with `answer`, with the security headers.
+pub(crate) fn respond(request: Request, answer: ApiResponse) {
     // Always a Content-Length (tiny_http would chunk bodies over 32 KB).
     let response = Response::from_string(answer.body)
         .with_chunked_threshold(usize::MAX)
@@ -200,7 +181,8 @@ fn respond(request: Request, answer: ApiResponse) {
     let _ = request.respond(with_security_headers(response));
 }
 
-fn respond_static(request: Request, body: &'static str, content_type: &str) {
+/// Answers a request with one of the page's embedded files.
+pub(crate) fn respond_static(request: Request, body: &'static str, content_type: &str) {
     let response = Response::from_data(body.as_bytes())
         .with_chunked_threshold(usize::MAX)
         .with_header(
@@ -214,8 +196,27 @@ fn respond_static(request: Request, body: &'static str, content_type: &str) {
 }
 
 impl Shared {
+    /// The handlers' state for a server bound to `bound`: which `Host`
+    /// values it answers (see the module docs).
+    pub(crate) fn new(
+        context: HttpContext,
+        bound: Option<SocketAddr>,
+        shutdown: Arc<AtomicBool>,
+    ) -> Shared {
+        let (hosts, unspecified) = allowed_hosts(bound);
+        let any_host = unspecified && context.token.is_some();
+        let local_port = bound.map(|address| address.port()).unwrap_or(0);
+        Shared {
+            context,
+            allowed_hosts: hosts,
+            any_host,
+            shutdown,
+            local_port,
+        }
+    }
+
     /// Whether the request's `Host` is the collector's own.
-    fn host_allowed(&self, request: &Request) -> bool {
+    pub(crate) fn host_allowed(&self, request: &Request) -> bool {
         if self.any_host {
             return true;
         }
@@ -262,83 +263,12 @@ impl Shared {
     }
 }
 
-fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqlite::Connection>) {
-    if !shared.host_allowed(&request) {
-        return respond(
-            request,
-            ApiResponse::error(
-                403,
-                "this Host is not the collector's own (DNS rebinding protection)",
-            ),
-        );
-    }
-    if *request.method() != Method::Get {
-        return respond(request, ApiResponse::error(405, "only GET is served"));
-    }
-    let url = request.url().to_owned();
-    let (path, query_string) = url.split_once('?').unwrap_or((url.as_str(), ""));
-    match path {
-        "/" | "/index.html" => {
-            return respond_static(request, INDEX_HTML, "text/html; charset=utf-8")
-        }
-        "/app.js" => return respond_static(request, APP_JS, "text/javascript; charset=utf-8"),
-        "/app.css" => return respond_static(request, APP_CSS, "text/css; charset=utf-8"),
-        "/favicon.svg" | "/favicon.ico" => {
-            return respond_static(request, FAVICON_SVG, "image/svg+xml")
-        }
-        _ => {}
-    }
-    if path == "/ws" {
-        return crate::ws::start(request, query_string, shared);
-    }
-    if !shared.token_ok(&request, None) {
-        return respond(
-            request,
-            ApiResponse::error(
-                401,
-                "this collector needs its token: send `Authorization: Bearer TOKEN`",
-            ),
-        );
-    }
-    let context = &shared.context;
-    let answer = match path {
-        "/api/health" => api::health(&context.stats, &context.hub, &context.database),
-        "/metrics" => api::metrics(&context.stats, &context.hub, &context.database),
-        _ if path.starts_with("/api/") => {
-            if connection.is_none() {
-                match open_read_only(&context.database) {
-                    Ok(opened) => *connection = Some(opened),
-                    Err(error) => {
-                        return respond(
-                            request,
-                            ApiResponse::error(
-                                503,
-                                &format!("cannot open the database read-only: {error}"),
-                            ),
-                        )
-                    }
-                }
-            }
-            let Some(open) = connection.as_mut() else {
-                return;
-            };
-            let answer = api::route_database(open, path, query_string);
-            if answer.status == 503 {
-                *connection = None;
-            }
-            answer
-        }
-        _ => ApiResponse::error(404, "no such route"),
-    };
-    respond(request, answer);
-}
-
-/// Answers a request with an error (for [`crate::ws`]).
+/// Answers a request with an error (for [`super::ws`]).
 pub(crate) fn respond_error(request: Request, status: u16, message: &str) {
     respond(request, ApiResponse::error(status, message));
 }
 
-/// Answers a request with a 400 naming the parameter (for [`crate::ws`]).
-pub(crate) fn respond_bad_parameter(request: Request, error: &crate::query::ParamError) {
+/// Answers a request with a 400 naming the parameter (for [`super::ws`]).
+pub(crate) fn respond_bad_parameter(request: Request, error: &ParamError) {
     respond(request, ApiResponse::bad_parameter(error));
 }
