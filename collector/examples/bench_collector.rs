@@ -113,7 +113,7 @@ fn rate(count: usize, elapsed: Duration) -> f64 {
 /// (a): the same schema and pragmas as the collector, rows inserted in
 /// batches of 2,000 with one cached statement.
 fn ceiling(db: &Path, lines: &[String]) -> f64 {
-    let mut connection = hooktrail_collector::store::writer::open(db).unwrap();
+    let mut connection = hooktrail_collector::open_database(db).unwrap();
     let rows: Vec<Envelope> = lines
         .iter()
         .map(|line| hooktrail_shared::envelope::parse_line(line.as_bytes()).unwrap())

@@ -171,7 +171,7 @@ fn percentiles(times: &mut [Duration]) -> (Duration, Duration) {
 }
 
 fn build_database(db: &Path) {
-    let connection = hooktrail_collector::store::writer::open(db).unwrap();
+    let connection = hooktrail_collector::open_database(db).unwrap();
     let existing: i64 = connection
         .query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
         .unwrap();
@@ -242,7 +242,7 @@ fn build_database(db: &Path) {
             .unwrap();
     }
     transaction
-        .execute_batch(hooktrail_collector::store::schema::REBUILD_EVENT_COUNTS)
+        .execute_batch(hooktrail_collector::REBUILD_EVENT_COUNTS)
         .unwrap();
     transaction.commit().unwrap();
     connection

@@ -23,16 +23,16 @@ use crate::event::CommittedEvent;
 /// text is built once (by the first client thread that needs it), not once
 /// per client.
 #[derive(Debug)]
-pub struct LiveEvent {
+pub(crate) struct LiveEvent {
     /// The committed row.
-    pub event: Arc<CommittedEvent>,
+    pub(crate) event: Arc<CommittedEvent>,
     /// Its JSON object text, built on first use.
-    pub json: std::sync::OnceLock<String>,
+    pub(crate) json: std::sync::OnceLock<String>,
 }
 
 /// The default number of events a subscriber may have queued before it is
 /// dropped as too slow.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 8192;
 
 /// The hub's side of one subscriber.
 struct Slot {
@@ -73,13 +73,13 @@ impl std::fmt::Debug for Hub {
 }
 
 /// A subscriber's end: events in `seq` order until it is dropped.
-pub struct Subscription {
+pub(crate) struct Subscription {
     /// Which slot to remove on drop.
     id: u64,
     /// The hub, to unsubscribe on drop.
     hub: Arc<Hub>,
     /// Events published since the subscription began.
-    pub receiver: Receiver<Arc<LiveEvent>>,
+    pub(crate) receiver: Receiver<Arc<LiveEvent>>,
     /// Set when the hub dropped this subscriber for being too slow.
     overflowed: Arc<AtomicBool>,
     /// Cleared before each drain so the next publish wakes the thread again.
@@ -88,12 +88,12 @@ pub struct Subscription {
 
 impl Subscription {
     /// Whether the hub dropped this subscriber because its queue was full.
-    pub fn overflowed(&self) -> bool {
+    pub(crate) fn overflowed(&self) -> bool {
         self.overflowed.load(Ordering::Acquire)
     }
 
     /// Call before draining the receiver: re-arms the wake-up.
-    pub fn rearm(&self) {
+    pub(crate) fn rearm(&self) {
         self.wake_pending.store(false, Ordering::Release);
     }
 }
@@ -117,7 +117,7 @@ impl Hub {
 
     /// Subscribes with a queue of `capacity` events; `waker` (optional) is
     /// woken after each publish that queued something.
-    pub fn subscribe(
+    pub(crate) fn subscribe(
         self: &Arc<Self>,
         capacity: usize,
         waker: Option<Arc<mio::Waker>>,

@@ -15,21 +15,21 @@ use crate::stats::Stats;
 /// One event ready to insert, with the facts the `sessions` and `agents`
 /// tables need, lifted from its payload once by the source thread.
 #[derive(Debug)]
-pub struct NewEvent {
+pub(crate) struct NewEvent {
     /// The row as it will be stored and published; `seq` is set by the writer.
-    pub row: CommittedEvent,
+    pub(crate) row: CommittedEvent,
     /// `transcript_path` of the payload, for `sessions`.
-    pub transcript_path: Option<String>,
+    pub(crate) transcript_path: Option<String>,
     /// `reason` of a `SessionEnd` payload.
-    pub end_reason: Option<String>,
+    pub(crate) end_reason: Option<String>,
     /// `agent_type` of the payload, for `agents`.
-    pub agent_type: Option<String>,
+    pub(crate) agent_type: Option<String>,
     /// `agent_transcript_path` of a `SubagentStop` payload.
-    pub agent_transcript_path: Option<String>,
+    pub(crate) agent_transcript_path: Option<String>,
     /// The subagent started by this call: `tool_response.agentId` of the
     /// `PostToolUse` of the `Agent` tool. Links that agent to this
     /// `tool_use_id`.
-    pub spawned_agent_id: Option<String>,
+    pub(crate) spawned_agent_id: Option<String>,
 }
 
 /// The few payload fields the writer's side tables need.
@@ -102,7 +102,7 @@ const KNOWN_SESSIONS_LIMIT: usize = 4096;
 /// only for the rarer facts, and a cheap substring test tells whether those
 /// can be there at all. This saves most events a second JSON pass.
 #[derive(Debug, Default)]
-pub struct KnownSessions {
+pub(crate) struct KnownSessions {
     /// Session ids seen with a transcript path; cleared when it reaches
     /// [`KNOWN_SESSIONS_LIMIT`], which only costs a few extra parses.
     sessions: std::collections::HashSet<String>,
@@ -137,15 +137,10 @@ impl KnownSessions {
 }
 
 impl NewEvent {
-    /// Builds the row of an envelope received now from `source`, reading
-    /// every payload fact.
-    pub fn from_envelope(envelope: Envelope, source: Source) -> NewEvent {
-        NewEvent::from_envelope_remembering(envelope, source, None)
-    }
-
-    /// [`NewEvent::from_envelope`] that skips reading payload facts the
-    /// side tables already have (see [`KnownSessions`]).
-    pub fn from_envelope_remembering(
+    /// Builds the row of an envelope received now from `source`. With
+    /// `known`, it skips reading payload facts the side tables already have
+    /// (see [`KnownSessions`]); without, it reads every payload fact.
+    pub(crate) fn from_envelope_remembering(
         envelope: Envelope,
         source: Source,
         known: Option<&mut KnownSessions>,
@@ -208,12 +203,16 @@ impl NewEvent {
 
 /// Parses one received line and counts it as received (and rejected when it
 /// fails), so every source counts the same way.
-pub fn parse_counted(line: &[u8], source: Source, stats: &Stats) -> Result<NewEvent, RejectReason> {
+pub(crate) fn parse_counted(
+    line: &[u8],
+    source: Source,
+    stats: &Stats,
+) -> Result<NewEvent, RejectReason> {
     parse_counted_remembering(line, source, stats, None)
 }
 
 /// [`parse_counted`] for a source thread that keeps a [`KnownSessions`].
-pub fn parse_counted_remembering(
+pub(crate) fn parse_counted_remembering(
     line: &[u8],
     source: Source,
     stats: &Stats,
@@ -237,26 +236,26 @@ pub fn parse_counted_remembering(
 /// What the writer reports back for one submission, after its transaction
 /// committed.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Committed {
+pub(crate) struct Committed {
     /// Events newly stored.
-    pub stored: usize,
+    pub(crate) stored: usize,
     /// Events whose id was already stored.
-    pub duplicates: usize,
+    pub(crate) duplicates: usize,
 }
 
 /// Run by the writer after the submission's events are committed (never
 /// before, never for events that were not stored). Must return quickly: it
 /// typically sends on a channel and wakes a thread.
-pub type Acknowledge = Box<dyn FnOnce(Committed) + Send>;
+pub(crate) type Acknowledge = Box<dyn FnOnce(Committed) + Send>;
 
 /// A group of events from one source that is acknowledged as a whole.
-pub struct Submission {
+pub(crate) struct Submission {
     /// Which source the events came from, for the counters.
-    pub source: Source,
+    pub(crate) source: Source,
     /// The events, in the order received.
-    pub events: Vec<NewEvent>,
+    pub(crate) events: Vec<NewEvent>,
     /// Acknowledges the events to their source once committed.
-    pub acknowledge: Acknowledge,
+    pub(crate) acknowledge: Acknowledge,
 }
 
 impl std::fmt::Debug for Submission {
@@ -272,18 +271,18 @@ impl std::fmt::Debug for Submission {
 /// The sending side of the writer's queue, shared by the sources. Keeps the
 /// queue-depth gauge in step with what is sent.
 #[derive(Clone)]
-pub struct WriterQueue {
+pub(crate) struct WriterQueue {
     /// The bounded channel to the writer: a full queue blocks the source,
     /// which is the back-pressure that keeps memory bounded.
-    pub sender: crossbeam_channel::Sender<Submission>,
+    pub(crate) sender: crossbeam_channel::Sender<Submission>,
     /// Where the queue depth gauge lives.
-    pub stats: Arc<Stats>,
+    pub(crate) stats: Arc<Stats>,
 }
 
 impl WriterQueue {
     /// Queues a submission, waiting while the queue is full. Fails only when
     /// the writer has stopped, in which case nothing will be acknowledged.
-    pub fn submit(&self, submission: Submission) -> Result<(), Submission> {
+    pub(crate) fn submit(&self, submission: Submission) -> Result<(), Submission> {
         let count = submission.events.len() as i64;
         self.stats
             .writer_queue
@@ -304,16 +303,18 @@ mod tests {
     #[test]
     fn agent_tool_response_links_the_subagent() {
         let line = r#"{"v":1,"id":"e1","ts":5,"machine":"m","session_id":"s","agent_id":null,"hook":"PostToolUse","tool":"Agent","tool_use_id":"toolu_1","cwd":"/p","payload":{"transcript_path":"/t","tool_response":{"agentId":"a1"}}}"#;
-        let event = NewEvent::from_envelope(
+        let event = NewEvent::from_envelope_remembering(
             envelope::parse_line(line.as_bytes()).unwrap(),
             Source::Socket,
+            None,
         );
         assert_eq!(event.spawned_agent_id.as_deref(), Some("a1"));
         assert_eq!(event.transcript_path.as_deref(), Some("/t"));
         let odd = r#"{"v":1,"id":"e2","ts":5,"hook":"PostToolUse","tool":"Agent","payload":{"tool_response":"text","reason":7}}"#;
-        let event = NewEvent::from_envelope(
+        let event = NewEvent::from_envelope_remembering(
             envelope::parse_line(odd.as_bytes()).unwrap(),
             Source::Socket,
+            None,
         );
         assert_eq!(event.spawned_agent_id, None);
     }

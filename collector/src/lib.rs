@@ -1,53 +1,72 @@
 //! hooktrail's collector: stores every event in SQLite and serves the live UI.
 //!
-//! Layout:
-//! - [`settings`]: command-line flags (DESIGN §5) on top of the shared config.
-//! - [`ingest`]: what sources hand the writer: parsed events in submissions,
+//! Layout (each module imports only modules listed before it, or its
+//! siblings below it in the same folder):
+//! - `event`: the stored event ([`CommittedEvent`]) and its [`Source`].
+//! - `stats`: counters shared by all threads; `log`: one-line messages.
+//! - `settings`: command-line flags (DESIGN §5) on top of the shared config.
+//! - `query`: query-string parsing and the event filter (pure, fuzzed).
+//! - `ingest`: what sources hand the writer: parsed events in submissions,
 //!   each with the acknowledgement to run after its commit.
-//! - [`writer`]: the one thread that writes SQLite (batched `BEGIN IMMEDIATE`
-//!   transactions, `INSERT OR IGNORE` by id, `sessions` and `agents`).
-//! - [`socket`]: the `mio` Unix-socket source (`ok` per line after commit).
-//! - [`framing`]: the socket's pure line splitting with its size limit.
-//! - [`spool_drain`]: the spool source (file deleted after commit).
-//! - [`redis_source`]: the Redis source (stream with a consumer group and
-//!   `XACK` after commit, or pub/sub), reconnecting with backoff.
-//! - [`schema`]: tables, view and migrations (DESIGN §6).
-//! - [`stats`]: counters shared by all threads.
-//! - [`hub`]: hands committed events to WebSocket clients.
-//! - [`http`]: the UI, JSON API and `/metrics` (DESIGN §7).
-//! - [`service`]: signals and systemd notification.
-//! - [`log`]: one-line log messages on stderr.
+//! - `hub`: hands committed events to WebSocket clients, never blocking.
+//! - `store`: **the only folder that opens SQLite.** `writer` (the one
+//!   thread that writes), `checkpoint`, `retention`, `schema` (DESIGN §6),
+//!   `read` (read-only connections, the page of events).
+//! - `sources`: one thread each: `socket` (with `framing`), `redis`,
+//!   `spool`. Each acknowledges only after the writer committed.
+//! - `serve`: the HTTP side (DESIGN §7): `http` → `gate` → `api`,
+//!   `metrics` or `ws`; `json` and `fd` below them.
+//! - `service`: signals, systemd notification, named threads.
 //!
-//! Threads: one per source, one writer, one HTTP server; `main` waits for a
-//! signal and feeds the systemd watchdog.
+//! Threads, each started by a struct with named fields and `spawn(self)`:
+//! the writer (`store::writer::Writer`) and its checkpointer, one per
+//! source, the HTTP server and its workers, one per WebSocket client; `main`
+//! waits for a signal and feeds the systemd watchdog. ARCHITECTURE.md's
+//! "Entry points" lists what each owns and may touch.
 //!
 //! **Invariant:** only the writer thread writes to SQLite, and a source
 //! acknowledges an event (XACK, `ok`, spool file deletion) only after the
 //! writer committed it.
+//!
+//! The public surface is the re-exports below, on purpose: what the binary,
+//! the integration tests, the benchmarks and the fuzz targets use.
 
-pub mod event;
-pub mod hub;
-pub mod ingest;
-pub mod log;
-pub mod query;
-pub mod serve;
-pub mod service;
-pub mod settings;
-pub mod sources;
-pub mod stats;
-pub mod store;
+mod event;
+mod hub;
+mod ingest;
+mod log;
+mod query;
+mod serve;
+mod service;
+mod settings;
+mod sources;
+mod stats;
+mod store;
+
+// The public surface, on purpose: what the binary, the integration tests, the
+// benchmarks (`collector/examples`) and the fuzz targets (`fuzz/`) use.
+// Everything else is `pub(crate)`.
+pub use crate::event::{CommittedEvent, Source};
+pub use crate::hub::Hub;
+pub use crate::query::{
+    parse_events_query, parse_sessions_query, parse_socket_query, parse_stats_query, EventFilter,
+};
+pub use crate::serve::gate::HttpContext;
+pub use crate::serve::http::HttpServer;
+pub use crate::settings::{parse as parse_settings, Invocation, Settings, Tuning};
+pub use crate::sources::framing::{Frame, LineFramer};
+pub use crate::sources::socket::SocketListener;
+pub use crate::stats::{RedisLink, Stats};
+pub use crate::store::schema::{migrate as migrate_schema, REBUILD_EVENT_COUNTS};
+pub use crate::store::writer::open as open_database;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::serve::gate::HttpContext;
-use crate::serve::http::HttpServer;
-use crate::settings::{Invocation, Settings};
 use crate::sources::redis::RedisSource;
-use crate::sources::socket::{self, SocketListener, SocketSource};
+use crate::sources::socket::{self, SocketSource};
 use crate::sources::spool::SpoolSource;
-use crate::stats::{RedisLink, Stats};
 use crate::store::retention::Retention;
 
 /// The listeners of one collector, bound before [`run`] so that tests and

@@ -20,16 +20,16 @@ fn emit(level: u8, word: &str, message: &str) {
 }
 
 /// A normal state change worth a line (started, connected, recovered).
-pub fn info(message: &str) {
+pub(crate) fn info(message: &str) {
     emit(6, "", message);
 }
 
 /// Something went wrong and is being handled (retried, rejected, skipped).
-pub fn warn(message: &str) {
+pub(crate) fn warn(message: &str) {
     emit(4, "warning: ", message);
 }
 
 /// Something stops the collector.
-pub fn error(message: &str) {
+pub(crate) fn error(message: &str) {
     emit(3, "error: ", message);
 }

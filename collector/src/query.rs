@@ -11,11 +11,11 @@ use std::fmt;
 use crate::event::CommittedEvent;
 
 /// The longest parameter value accepted (text search, ids).
-pub const MAX_VALUE_BYTES: usize = 1024;
+pub(crate) const MAX_VALUE_BYTES: usize = 1024;
 /// Default page size of `/api/events`.
-pub const DEFAULT_LIMIT: usize = 100;
+pub(crate) const DEFAULT_LIMIT: usize = 100;
 /// Largest page size of `/api/events`.
-pub const MAX_LIMIT: usize = 1000;
+pub(crate) const MAX_LIMIT: usize = 1000;
 
 /// A parameter the caller got wrong; becomes a 400 with a JSON body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,7 @@ impl fmt::Display for ParamError {
 }
 
 /// Decodes `%XX` escapes and `+`; refuses bad escapes and invalid UTF-8.
-pub fn percent_decode(text: &str) -> Option<String> {
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
@@ -77,7 +77,10 @@ pub fn percent_decode(text: &str) -> Option<String> {
 
 /// Splits a query string into decoded pairs, refusing repeats and names
 /// outside `allowed`. Empty values are dropped (absent).
-pub fn parse_pairs(query: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, ParamError> {
+pub(crate) fn parse_pairs(
+    query: &str,
+    allowed: &[&str],
+) -> Result<Vec<(String, String)>, ParamError> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for part in query.split('&').filter(|part| !part.is_empty()) {
@@ -355,7 +358,7 @@ pub struct StatsQuery {
 }
 
 /// The most buckets one `/api/stats` answer may hold.
-pub const MAX_BUCKETS: i64 = 10_000;
+pub(crate) const MAX_BUCKETS: i64 = 10_000;
 
 /// Parses the query string of `/api/stats`; `now_ms` bounds the bucket count.
 pub fn parse_stats_query(query: &str, now_ms: i64) -> Result<StatsQuery, ParamError> {

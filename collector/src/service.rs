@@ -18,7 +18,7 @@ use crate::stats::Stats;
 /// Makes SIGTERM and SIGINT request a clean shutdown. A second SIGINT while
 /// shutting down exits immediately with status 130, for a person at a
 /// terminal who does not want to wait.
-pub fn install_signal_handlers(shutdown: &Arc<AtomicBool>) -> std::io::Result<()> {
+pub(crate) fn install_signal_handlers(shutdown: &Arc<AtomicBool>) -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     signal_hook::flag::register_conditional_shutdown(SIGINT, 130, shutdown.clone())?;
     signal_hook::flag::register(SIGTERM, shutdown.clone())?;
@@ -27,19 +27,19 @@ pub fn install_signal_handlers(shutdown: &Arc<AtomicBool>) -> std::io::Result<()
 }
 
 /// Tells systemd (`Type=notify`) the collector is ready; a no-op elsewhere.
-pub fn notify_ready() {
+pub(crate) fn notify_ready() {
     let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status("collecting")]);
 }
 
 /// Tells systemd the collector is stopping.
-pub fn notify_stopping() {
+pub(crate) fn notify_stopping() {
     let _ = sd_notify::notify(&[NotifyState::Stopping, NotifyState::Status("draining")]);
 }
 
 /// Waits for the shutdown flag. Under a systemd watchdog, pings it at half
 /// the interval, but only while the writer's heartbeat is recent: a writer
 /// stuck for longer than the interval gets the service restarted.
-pub fn wait_for_shutdown(shutdown: &AtomicBool, stats: &Stats) {
+pub(crate) fn wait_for_shutdown(shutdown: &AtomicBool, stats: &Stats) {
     let watchdog = sd_notify::watchdog_enabled();
     let mut next_ping = Instant::now();
     while !shutdown.load(Ordering::Relaxed) {

@@ -9,7 +9,7 @@ use hooktrail_shared::config::{self, RedisConfig, Transport};
 use hooktrail_shared::paths;
 
 /// The usage text printed by `--help` and after a flag error.
-pub const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 usage: hooktrail-collector [--config FILE] [--db FILE] [--socket PATH] [--http ADDR]
                            [--redis-url URL] [--transport stream|pubsub] [--key NAME]
                            [--group NAME] [--spool-dir DIR] [--retention-days N]
@@ -34,7 +34,7 @@ SQLite, and serves the live UI.
 ";
 
 /// Default HTTP address: loopback only.
-pub const DEFAULT_HTTP: &str = "127.0.0.1:7717";
+pub(crate) const DEFAULT_HTTP: &str = "127.0.0.1:7717";
 
 /// Everything the collector needs to run, resolved from defaults, the config
 /// file, the environment and the flags.

@@ -51,7 +51,7 @@ impl RedisLink {
 }
 
 /// Upper bounds (ms) of the commit latency histogram.
-pub const COMMIT_BUCKETS_MS: [f64; 10] = [
+pub(crate) const COMMIT_BUCKETS_MS: [f64; 10] = [
     1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0,
 ];
 
@@ -70,7 +70,7 @@ pub struct Stats {
     pub commits: AtomicU64,
     /// Sum of commit latencies in microseconds.
     pub commit_micros_total: AtomicU64,
-    /// Cumulative histogram counts, one per [`COMMIT_BUCKETS_MS`] bound.
+    /// Cumulative histogram counts, one per `COMMIT_BUCKETS_MS` bound.
     pub commit_buckets: [AtomicU64; 10],
     /// Failed commit attempts (busy database, disk full, read-only file).
     pub write_errors: AtomicU64,

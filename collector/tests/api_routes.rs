@@ -260,8 +260,7 @@ fn stats_count_per_bucket_hook_and_machine() {
 
 #[test]
 fn health_and_metrics_report_the_counters() {
-    use hooktrail_collector::event::Source;
-    use hooktrail_collector::stats::RedisLink;
+    use hooktrail_collector::{RedisLink, Source};
     use std::sync::atomic::Ordering;
     let (_db, server) = loaded();
     server

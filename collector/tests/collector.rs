@@ -174,7 +174,7 @@ fn malformed_oversized_and_binary_lines_are_rejected_and_counted() {
     let mut settings = settings_in(temp.path());
     settings.socket = Some(temp.path().join("s.sock"));
     let bound = hooktrail_collector::bind(&settings).unwrap();
-    let stats = Arc::new(hooktrail_collector::stats::Stats::default());
+    let stats = Arc::new(hooktrail_collector::Stats::default());
     let shutdown = Arc::new(AtomicBool::new(false));
     let runner = {
         let (stats, shutdown) = (stats.clone(), shutdown.clone());
@@ -219,7 +219,7 @@ fn malformed_oversized_and_binary_lines_are_rejected_and_counted() {
     let mut reply = String::new();
     std::io::BufReader::new(raw).read_line(&mut reply).unwrap();
     assert!(reply.starts_with("error not UTF-8"), "{reply}");
-    let socket_counters = stats.source(hooktrail_collector::event::Source::Socket);
+    let socket_counters = stats.source(hooktrail_collector::Source::Socket);
     assert_eq!(socket_counters.rejected.load(Ordering::Relaxed), 5);
     assert_eq!(socket_counters.received.load(Ordering::Relaxed), 7);
     assert_eq!(socket_counters.stored.load(Ordering::Relaxed), 2);
@@ -230,7 +230,7 @@ fn malformed_oversized_and_binary_lines_are_rejected_and_counted() {
     runner.join().unwrap().unwrap();
 }
 
-fn settings_in(dir: &std::path::Path) -> hooktrail_collector::settings::Settings {
+fn settings_in(dir: &std::path::Path) -> hooktrail_collector::Settings {
     let args: Vec<String> = vec![
         "--db".into(),
         dir.join("events.db").display().to_string(),
@@ -242,13 +242,13 @@ fn settings_in(dir: &std::path::Path) -> hooktrail_collector::settings::Settings
         "off".into(),
     ];
     let home = dir.display().to_string();
-    match hooktrail_collector::settings::parse(&args, &move |name: &str| {
+    match hooktrail_collector::parse_settings(&args, &move |name: &str| {
         (name == "HOME").then(|| home.clone())
     })
     .unwrap()
     {
-        hooktrail_collector::settings::Invocation::Run { settings, .. } => *settings,
-        hooktrail_collector::settings::Invocation::Print(text) => panic!("{text}"),
+        hooktrail_collector::Invocation::Run { settings, .. } => *settings,
+        hooktrail_collector::Invocation::Print(text) => panic!("{text}"),
     }
 }
 

@@ -133,12 +133,12 @@ struct InProcess {
     socket: std::path::PathBuf,
     shutdown: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
-    stats: Arc<hooktrail_collector::stats::Stats>,
+    stats: Arc<hooktrail_collector::Stats>,
     _temp: tempfile::TempDir,
 }
 
 impl InProcess {
-    fn start(adjust: impl FnOnce(&mut hooktrail_collector::settings::Tuning)) -> InProcess {
+    fn start(adjust: impl FnOnce(&mut hooktrail_collector::Tuning)) -> InProcess {
         let temp = tempfile::tempdir().unwrap();
         let socket = temp.path().join("run/c.sock");
         let args: Vec<String> = [
@@ -160,15 +160,15 @@ impl InProcess {
             "XDG_CONFIG_HOME" => Some(home.join("config").display().to_string()),
             _ => None,
         };
-        let hooktrail_collector::settings::Invocation::Run { mut settings, .. } =
-            hooktrail_collector::settings::parse(&args, &env).expect("settings")
+        let hooktrail_collector::Invocation::Run { mut settings, .. } =
+            hooktrail_collector::parse_settings(&args, &env).expect("settings")
         else {
             panic!("expected settings to run with");
         };
         adjust(&mut settings.tuning);
         let bound = hooktrail_collector::bind(&settings).expect("bind");
         let shutdown = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(hooktrail_collector::stats::Stats::default());
+        let stats = Arc::new(hooktrail_collector::Stats::default());
         let thread = {
             let (shutdown, stats) = (shutdown.clone(), stats.clone());
             std::thread::spawn(move || {

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hooktrail_collector::event::CommittedEvent;
+use hooktrail_collector::CommittedEvent;
 use hooktrail_testkit::wait_until;
 use serde_json::Value;
 use tungstenite::client::IntoClientRequest;

@@ -46,7 +46,7 @@ pub struct HttpContext {
 
 /// The Content-Security-Policy of every response: no inline script, nothing
 /// from elsewhere, no framing.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// What the request handlers share: the context and the rules built from

@@ -42,7 +42,7 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Starts the HTTP thread: it serves requests on [`WORKERS`] worker
+    /// Starts the HTTP thread: it serves requests on `WORKERS` worker
     /// threads until `shutdown` is set.
     pub fn spawn(self) -> Result<JoinHandle<()>, String> {
         spawn_thread("http", move || self.run())

@@ -12,10 +12,10 @@
 //! Imports go one way: `http` uses the rest; `ws` and `api` use `gate`,
 //! `json`, `fd` and the store; `gate`, `json` and `fd` use none of them.
 
-pub mod api;
-pub mod fd;
-pub mod gate;
-pub mod http;
-pub mod json;
-pub mod metrics;
-pub mod ws;
+pub(crate) mod api;
+pub(crate) mod fd;
+pub(crate) mod gate;
+pub(crate) mod http;
+pub(crate) mod json;
+pub(crate) mod metrics;
+pub(crate) mod ws;

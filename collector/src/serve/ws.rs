@@ -48,7 +48,7 @@ use crate::serve::json::{push_event_json, push_event_list};
 use crate::store::read::{max_seq, open_read_only, read_events};
 
 /// The most WebSocket clients served at once.
-pub const MAX_CLIENTS: i64 = 256;
+pub(crate) const MAX_CLIENTS: i64 = 256;
 /// Interval of heartbeat pings.
 const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// A client silent (no pong, no frame) for this long is closed.

@@ -11,7 +11,7 @@
 //!
 //! Each is started the same way: a struct with named fields and `spawn(self)`.
 
-pub mod framing;
-pub mod redis;
-pub mod socket;
-pub mod spool;
+pub(crate) mod framing;
+pub(crate) mod redis;
+pub(crate) mod socket;
+pub(crate) mod spool;

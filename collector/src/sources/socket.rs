@@ -47,7 +47,7 @@ const MAX_BUFFERED_OUTPUT: usize = 1 << 20;
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// A bound socket, ready for [`SocketSource`]. Removes its file when dropped, if
+/// A bound socket, ready for `SocketSource`. Removes its file when dropped, if
 /// the file is still the one it bound.
 #[derive(Debug)]
 pub struct SocketListener {
@@ -80,7 +80,7 @@ impl Drop for SocketListener {
 /// Binds the socket at `path`: makes its directory 0700, replaces a stale
 /// socket file left by a crash, refuses to displace a live collector, and
 /// makes the socket 0600.
-pub fn bind(path: &Path) -> Result<SocketListener, String> {
+pub(crate) fn bind(path: &Path) -> Result<SocketListener, String> {
     let name = path.display();
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         hooktrail_shared::paths::ensure_private_dir(dir).map_err(|error| {

@@ -9,8 +9,8 @@
 //! - [`read`]: read-only connections and the page of events, for the HTTP
 //!   and WebSocket threads.
 
-pub mod checkpoint;
-pub mod read;
-pub mod retention;
-pub mod schema;
-pub mod writer;
+pub(crate) mod checkpoint;
+pub(crate) mod read;
+pub(crate) mod retention;
+pub(crate) mod schema;
+pub(crate) mod writer;

@@ -20,7 +20,7 @@ const SCAN_WINDOW: i64 = 20_000;
 /// Time budget of one filtered scan before it returns a partial page.
 const SCAN_BUDGET: Duration = Duration::from_millis(50);
 /// Opens a read-only connection to the collector's database.
-pub fn open_read_only(database: &Path) -> rusqlite::Result<Connection> {
+pub(crate) fn open_read_only(database: &Path) -> rusqlite::Result<Connection> {
     // A read-only open can fail for a moment while the writer resets the WAL
     // (SQLITE_CANTOPEN / BUSY); retry briefly before reporting it.
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -63,11 +63,11 @@ fn source_name(text: &str) -> &'static str {
 }
 
 /// The columns [`row_to_event`] reads, in order.
-pub const EVENT_COLUMNS: &str =
+pub(crate) const EVENT_COLUMNS: &str =
     "seq, id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload";
 
 /// Reads one `events` row selected with [`EVENT_COLUMNS`].
-pub fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<CommittedEvent> {
+pub(crate) fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<CommittedEvent> {
     let source: String = row.get(11)?;
     Ok(CommittedEvent {
         seq: row.get(0)?,
@@ -88,13 +88,13 @@ pub fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<CommittedEvent>
 
 /// A page of events and where to continue.
 #[derive(Debug)]
-pub struct EventPage {
+pub(crate) struct EventPage {
     /// The events, in the requested order.
-    pub events: Vec<CommittedEvent>,
+    pub(crate) events: Vec<CommittedEvent>,
     /// The cursor to continue from (`after` ascending, `before` descending).
-    pub next: i64,
+    pub(crate) next: i64,
     /// Whether more rows may lie beyond `next` right now.
-    pub more: bool,
+    pub(crate) more: bool,
 }
 
 /// The newest `seq` stored (0: none).
@@ -106,7 +106,10 @@ pub(crate) fn max_seq(connection: &Connection) -> rusqlite::Result<i64> {
 
 /// Reads one page of events (the body of `/api/events` and the WebSocket
 /// replay), inside the caller's transaction if there is one.
-pub fn read_events(connection: &Connection, request: &EventsQuery) -> rusqlite::Result<EventPage> {
+pub(crate) fn read_events(
+    connection: &Connection,
+    request: &EventsQuery,
+) -> rusqlite::Result<EventPage> {
     let newest = max_seq(connection)?;
     let (filter_sql, filter_values) = request.filter.sql();
     // An index serves "no filter" (the primary key) and "session" (session, seq).

@@ -13,7 +13,7 @@ use crate::stats::Stats;
 
 /// Whether the writer deletes old events.
 #[derive(Debug, Clone, Copy)]
-pub enum Retention {
+pub(crate) enum Retention {
     /// Keep everything.
     KeepAll,
     /// Delete events whose `ts` is older than this.

@@ -101,7 +101,7 @@ pub const REBUILD_EVENT_COUNTS: &str = "DELETE FROM event_counts;
         SELECT (ts / 60000) * 60000, hook, machine, count(*) FROM events GROUP BY 1, 2, 3;";
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Applies the migrations this database has not had yet.
 pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {

@@ -1,9 +1,9 @@
 //! The query-string property, shared by the `api_query` fuzz target and the
 //! regression test that replays the fuzzer's saved inputs.
 
-use hooktrail_collector::event::CommittedEvent;
-use hooktrail_collector::query::{
-    parse_events_query, parse_sessions_query, parse_socket_query, parse_stats_query, EventFilter,
+use hooktrail_collector::{
+    parse_events_query, parse_sessions_query, parse_socket_query, parse_stats_query,
+    CommittedEvent, EventFilter,
 };
 use rusqlite::Connection;
 

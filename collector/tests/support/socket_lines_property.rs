@@ -9,7 +9,7 @@
 //! within the limit between reads, and every line must go through
 //! `hooktrail_shared::envelope::parse_line` without panicking.
 
-use hooktrail_collector::sources::framing::{Frame, LineFramer};
+use hooktrail_collector::{Frame, LineFramer};
 
 /// What the framer yields, owned, for comparison.
 #[derive(Debug, PartialEq, Eq)]

@@ -11,12 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hooktrail_collector::event::CommittedEvent;
-use hooktrail_collector::hub::Hub;
-use hooktrail_collector::serve::gate::HttpContext;
-use hooktrail_collector::serve::http::HttpServer;
-use hooktrail_collector::stats::Stats;
-use hooktrail_collector::store::schema;
+use hooktrail_collector::{migrate_schema, CommittedEvent, HttpContext, HttpServer, Hub, Stats};
 use rusqlite::{params, Connection};
 use serde_json::Value;
 
@@ -43,7 +38,7 @@ impl TestDb {
         connection
             .pragma_update(None, "synchronous", "NORMAL")
             .unwrap();
-        schema::migrate(&mut connection).unwrap();
+        migrate_schema(&mut connection).unwrap();
         let clock = now_millis() - 60_000;
         TestDb {
             dir,
@@ -142,7 +137,7 @@ impl TestDb {
         }
         // Rows inserted without the writer: rebuild its per-minute rollup.
         transaction
-            .execute_batch(hooktrail_collector::store::schema::REBUILD_EVENT_COUNTS)
+            .execute_batch(hooktrail_collector::REBUILD_EVENT_COUNTS)
             .unwrap();
         transaction.commit().unwrap();
         rows
