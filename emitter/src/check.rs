@@ -8,14 +8,14 @@
 #![allow(clippy::print_stdout, reason = "check reports to a person")]
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::Duration;
 
 use hooktrail_shared::config::{self, redact_url, RedisConfig, Transport};
-use hooktrail_shared::spool;
+use hooktrail_shared::{paths, spool};
 
 use crate::breaker;
 use crate::deadline::Deadline;
-use crate::hook::spool_writable;
 use crate::redis::{encode, Connection, Reply, Target};
 use crate::socket;
 
@@ -196,4 +196,16 @@ fn check_redis(redis: &RedisConfig, state_dir: &std::path::Path) -> bool {
             false
         }
     }
+}
+
+/// Whether hooks could spool into `dir`: creates it (0700) if needed and
+/// writes and removes a probe file.
+fn spool_writable(dir: &Path) -> Result<(), String> {
+    paths::ensure_private_dir(dir)
+        .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+    let probe = dir.join(format!(".check-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .map_err(|error| format!("cannot write in {}: {error}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
 }

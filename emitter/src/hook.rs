@@ -9,7 +9,7 @@
 //!    and exits 0 (see [`install_panic_hook`]).
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
@@ -240,17 +240,6 @@ fn fallback_line(stdin: &[u8]) -> String {
         now_millis(),
         cut.len() < stdin.len()
     )
-}
-
-/// Used by `check` to describe the spool path without duplicating logic.
-pub fn spool_writable(dir: &Path) -> Result<(), String> {
-    paths::ensure_private_dir(dir)
-        .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
-    let probe = dir.join(format!(".check-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .map_err(|error| format!("cannot write in {}: {error}", dir.display()))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
 }
 
 #[cfg(test)]
