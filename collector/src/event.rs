@@ -49,7 +49,7 @@ impl Source {
         }
     }
 
-    /// The counters' slot of this source in [`crate::stats::Stats`].
+    /// The slot of this source's counters in `Stats`.
     pub(crate) fn index(self) -> usize {
         self as usize
     }

@@ -1,9 +1,13 @@
 //! hooktrail's collector: stores every event in SQLite and serves the live UI.
 //!
-//! Layout (each module imports only modules listed before it, or its
-//! siblings below it in the same folder):
+//! Layout, lowest first: each module imports only modules above it in this
+//! list, and within a folder the thread's file uses its helpers, never the
+//! reverse (`writer` → `checkpoint`, `retention`, `schema`; `socket` →
+//! `framing`; `http` → `gate`, `api`, `metrics`, `ws`; `ws` and `api` →
+//! `gate`, `json`, `fd`).
 //! - `event`: the stored event ([`CommittedEvent`]) and its [`Source`].
-//! - `stats`: counters shared by all threads; `log`: one-line messages.
+//! - `stats`: counters shared by all threads; `log`: one-line messages;
+//!   `service`: signals, systemd notification, named threads.
 //! - `settings`: command-line flags (DESIGN §5) on top of the shared config.
 //! - `query`: query-string parsing and the event filter (pure, fuzzed).
 //! - `ingest`: what sources hand the writer: parsed events in submissions,
@@ -14,15 +18,16 @@
 //!   `read` (read-only connections, the page of events).
 //! - `sources`: one thread each: `socket` (with `framing`), `redis`,
 //!   `spool`. Each acknowledges only after the writer committed.
-//! - `serve`: the HTTP side (DESIGN §7): `http` → `gate` → `api`,
-//!   `metrics` or `ws`; `json` and `fd` below them.
-//! - `service`: signals, systemd notification, named threads.
+//! - `serve`: the HTTP side (DESIGN §7): `http` → `gate` → `api`, `metrics`
+//!   or `ws`; `json` and `fd` below them.
 //!
-//! Threads, each started by a struct with named fields and `spawn(self)`:
-//! the writer (`store::writer::Writer`) and its checkpointer, one per
-//! source, the HTTP server and its workers, one per WebSocket client; `main`
-//! waits for a signal and feeds the systemd watchdog. ARCHITECTURE.md's
-//! "Entry points" lists what each owns and may touch.
+//! Threads: the long-lived ones (the writer, one per source, the HTTP
+//! server) are each started by a struct with named fields and
+//! `spawn(self)`, which returns the thread's handle; the writer starts its
+//! checkpointer, and the HTTP thread its workers and one thread per
+//! WebSocket client. `main` waits for a signal and feeds the systemd
+//! watchdog. ARCHITECTURE.md's "Entry points" lists what each thread owns
+//! and may touch.
 //!
 //! **Invariant:** only the writer thread writes to SQLite, and a source
 //! acknowledges an event (XACK, `ok`, spool file deletion) only after the
