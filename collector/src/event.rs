@@ -54,3 +54,25 @@ impl Source {
         self as usize
     }
 }
+
+#[cfg(test)]
+impl CommittedEvent {
+    /// A `Stop` event of the main agent on machine `m`, for unit tests.
+    pub(crate) fn for_test(seq: i64) -> CommittedEvent {
+        CommittedEvent {
+            seq,
+            id: format!("id-{seq}"),
+            ts: 0,
+            received_at: 0,
+            machine: "m".into(),
+            session_id: None,
+            agent_id: None,
+            hook: "Stop".into(),
+            tool: None,
+            tool_use_id: None,
+            cwd: None,
+            source: "socket",
+            payload: "{}".into(),
+        }
+    }
+}

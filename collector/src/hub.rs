@@ -218,21 +218,7 @@ mod tests {
     use super::*;
 
     fn event(seq: i64) -> Arc<CommittedEvent> {
-        Arc::new(CommittedEvent {
-            seq,
-            id: format!("id-{seq}"),
-            ts: 0,
-            received_at: 0,
-            machine: "m".into(),
-            session_id: None,
-            agent_id: None,
-            hook: "Stop".into(),
-            tool: None,
-            tool_use_id: None,
-            cwd: None,
-            source: "socket",
-            payload: "{}".into(),
-        })
+        Arc::new(CommittedEvent::for_test(seq))
     }
 
     #[test]

@@ -434,19 +434,8 @@ mod tests {
             ..Default::default()
         };
         let event = |agent_id: Option<&str>| CommittedEvent {
-            seq: 1,
-            id: "e".into(),
-            ts: 0,
-            received_at: 0,
-            machine: "m".into(),
-            session_id: None,
             agent_id: agent_id.map(str::to_owned),
-            hook: "Stop".into(),
-            tool: None,
-            tool_use_id: None,
-            cwd: None,
-            source: "socket",
-            payload: "{}".into(),
+            ..CommittedEvent::for_test(1)
         };
         assert!(filter.matches(&event(None)));
         assert!(!filter.matches(&event(Some("a1"))));

@@ -44,23 +44,22 @@ fn socket_address(fd: i32, end: End) -> Option<SocketAddr> {
     }
 }
 
+/// This process's open file descriptors, from `/proc/self/fd` (none when
+/// it cannot be read).
+fn open_descriptors() -> impl Iterator<Item = i32> {
+    std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flat_map(|entries| entries.flatten())
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+}
+
 /// Sets `TCP_NODELAY` on the listening socket bound to `local`, so every
 /// accepted connection inherits it (Linux copies it at accept): without it,
 /// a response written as head and body waits up to 40 ms on the client's
 /// delayed ACK. `tiny_http` does not expose its sockets, so the listener is
 /// found by address in `/proc/self/fd`. Returns whether it was found.
 pub(crate) fn set_listener_nodelay(local: SocketAddr) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-        return false;
-    };
-    for entry in entries.flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for fd in open_descriptors() {
         if socket_address(fd, End::Local) == Some(local) && socket_address(fd, End::Peer).is_none()
         {
             let enable: libc::c_int = 1;
@@ -84,15 +83,7 @@ pub(crate) fn set_listener_nodelay(local: SocketAddr) -> bool {
 /// `local_port`, and returns a duplicate of it.
 pub(crate) fn find_socket(local_port: u16, remote: SocketAddr) -> Option<std::net::TcpStream> {
     use std::os::fd::FromRawFd;
-    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
-    for entry in entries.flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for fd in open_descriptors() {
         let matches = |fd: i32| {
             socket_address(fd, End::Peer) == Some(remote)
                 && socket_address(fd, End::Local).map(|local| local.port()) == Some(local_port)

@@ -97,14 +97,7 @@ impl RedisSource {
             let seed = hooktrail_shared::envelope::now_millis() as u64
                 ^ ((std::process::id() as u64) << 32);
             RedisReader {
-                config: self.config,
-                group: self.group,
-                consumer: self.consumer,
-                queue: self.queue,
-                stats: self.stats,
-                tuning: self.tuning,
-                shutdown: self.shutdown,
-                spool_dir: self.spool_dir,
+                setup: self,
                 ack_sender,
                 ack_receiver,
                 in_flight: 0,
@@ -118,24 +111,10 @@ impl RedisSource {
     }
 }
 
-/// The Redis reader's state.
+/// The Redis reader's state: its setup and what the loop keeps.
 struct RedisReader {
-    /// URL, transport, key.
-    config: RedisConfig,
-    /// Consumer group of the stream transport.
-    group: String,
-    /// This collector's consumer name in the group.
-    consumer: String,
-    /// Where events go.
-    queue: WriterQueue,
-    /// Counters and the link state.
-    stats: Arc<Stats>,
-    /// Claim idle time and drain deadline.
-    tuning: Tuning,
-    /// Stops intake.
-    shutdown: Arc<AtomicBool>,
-    /// Where rejected entries are recorded (`rejected.jsonl`).
-    spool_dir: PathBuf,
+    /// What [`RedisSource::spawn`] was given.
+    setup: RedisSource,
     /// Commit reports from the writer: entry ids to `XACK`.
     ack_sender: Sender<AckBatch>,
     /// Where commit reports arrive.
@@ -162,19 +141,19 @@ impl RedisReader {
         let client = match self.client() {
             Ok(client) => client,
             Err(error) => {
-                self.stats.set_redis_link(RedisLink::Down);
+                self.setup.stats.set_redis_link(RedisLink::Down);
                 log::error(&format!(
                     "redis: unusable configuration for {}: {error}; not reading from Redis",
-                    redact_url(&self.config.url)
+                    redact_url(&self.setup.config.url)
                 ));
                 return;
             }
         };
-        self.stats.set_redis_link(RedisLink::Connecting);
+        self.setup.stats.set_redis_link(RedisLink::Connecting);
         let mut backoff = BACKOFF_MIN;
-        while !self.shutdown.load(Ordering::Relaxed) {
+        while !self.setup.shutdown.load(Ordering::Relaxed) {
             let started = Instant::now();
-            let result = match self.config.transport {
+            let result = match self.setup.config.transport {
                 Transport::Stream => self.stream_session(&client),
                 Transport::PubSub => self.pubsub_session(&client),
             };
@@ -188,7 +167,7 @@ impl RedisReader {
                     let pause = self.with_jitter(backoff);
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     let until = Instant::now() + pause;
-                    while Instant::now() < until && !self.shutdown.load(Ordering::Relaxed) {
+                    while Instant::now() < until && !self.setup.shutdown.load(Ordering::Relaxed) {
                         self.collect_acks(Duration::from_millis(20));
                     }
                 }
@@ -198,13 +177,13 @@ impl RedisReader {
     }
 
     fn client(&self) -> Result<Client, String> {
-        match &self.config.ca_file {
+        match &self.setup.config.ca_file {
             Some(path) => {
                 let pem = std::fs::read(path).map_err(|error| {
                     format!("cannot read the CA file {}: {error}", path.display())
                 })?;
                 Client::build_with_tls(
-                    self.config.url.as_str(),
+                    self.setup.config.url.as_str(),
                     redis::TlsCertificates {
                         client_tls: None,
                         root_cert: Some(pem),
@@ -212,7 +191,7 @@ impl RedisReader {
                 )
                 .map_err(|error| error.to_string())
             }
-            None => Client::open(self.config.url.as_str()).map_err(|error| error.to_string()),
+            None => Client::open(self.setup.config.url.as_str()).map_err(|error| error.to_string()),
         }
     }
 
@@ -224,8 +203,11 @@ impl RedisReader {
     }
 
     fn link_up(&mut self) {
-        self.stats.redis_connects.fetch_add(1, Ordering::Relaxed);
-        let previous = self.stats.set_redis_link(RedisLink::Up);
+        self.setup
+            .stats
+            .redis_connects
+            .fetch_add(1, Ordering::Relaxed);
+        let previous = self.setup.stats.set_redis_link(RedisLink::Up);
         if previous != RedisLink::Up {
             let again = if self.last_error.take().is_some() {
                 " again"
@@ -234,20 +216,20 @@ impl RedisReader {
             };
             log::info(&format!(
                 "redis: reading {} {:?} from {}{again}",
-                self.config.transport.as_str(),
-                self.config.key,
-                redact_url(&self.config.url)
+                self.setup.config.transport.as_str(),
+                self.setup.config.key,
+                redact_url(&self.setup.config.url)
             ));
         }
     }
 
     fn link_down(&mut self, error: &RedisError) {
-        let previous = self.stats.set_redis_link(RedisLink::Down);
+        let previous = self.setup.stats.set_redis_link(RedisLink::Down);
         let text = error.to_string();
         if previous == RedisLink::Up || self.last_error.is_none() {
             log::warn(&format!(
                 "redis: {} unreachable or failing ({text}); retrying with backoff",
-                redact_url(&self.config.url)
+                redact_url(&self.setup.config.url)
             ));
             self.last_error = Some(text);
         }
@@ -289,16 +271,22 @@ impl RedisReader {
         }
         let mut command = redis::cmd("XACK");
         command
-            .arg(&self.config.key)
-            .arg(&self.group)
+            .arg(&self.setup.config.key)
+            .arg(&self.setup.group)
             .arg(&self.to_ack);
         let _: i64 = command.query(connection)?;
-        self.stats
+        self.acknowledged();
+        Ok(())
+    }
+
+    /// Counts the ids Redis just acknowledged and forgets them.
+    fn acknowledged(&mut self) {
+        self.setup
+            .stats
             .source(Source::Redis)
             .acknowledged
             .fetch_add(self.to_ack.len() as u64, Ordering::Relaxed);
         self.to_ack.clear();
-        Ok(())
     }
 
     /// Sends the due `XACK` and `read` in one round trip (a pipeline), so
@@ -313,19 +301,15 @@ impl RedisReader {
         if !self.to_ack.is_empty() {
             pipeline
                 .cmd("XACK")
-                .arg(&self.config.key)
-                .arg(&self.group)
+                .arg(&self.setup.config.key)
+                .arg(&self.setup.group)
                 .arg(&self.to_ack)
                 .ignore();
         }
         pipeline.add_command(read.clone());
         let (reply,): (Value,) = pipeline.query(connection)?;
         if !self.to_ack.is_empty() {
-            self.stats
-                .source(Source::Redis)
-                .acknowledged
-                .fetch_add(self.to_ack.len() as u64, Ordering::Relaxed);
-            self.to_ack.clear();
+            self.acknowledged();
         }
         Ok(reply)
     }
@@ -335,8 +319,8 @@ impl RedisReader {
         let mut connection = self.connect(client, BLOCK_IDLE + NETWORK_TIMEOUT)?;
         let created: Result<(), RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
-            .arg(&self.config.key)
-            .arg(&self.group)
+            .arg(&self.setup.config.key)
+            .arg(&self.setup.group)
             .arg("0")
             .arg("MKSTREAM")
             .query(&mut connection);
@@ -350,7 +334,7 @@ impl RedisReader {
         // consumer read and never acknowledged.
         let mut pending_cursor = Some("0-0".to_owned());
         let mut next_maintenance = Instant::now();
-        while !self.shutdown.load(Ordering::Relaxed) {
+        while !self.setup.shutdown.load(Ordering::Relaxed) {
             self.collect_acks(Duration::ZERO);
             if self.in_flight >= MAX_IN_FLIGHT {
                 self.send_acks(&mut connection)?;
@@ -365,13 +349,13 @@ impl RedisReader {
             }
             let mut read = redis::cmd("XREADGROUP");
             read.arg("GROUP")
-                .arg(&self.group)
-                .arg(&self.consumer)
+                .arg(&self.setup.group)
+                .arg(&self.setup.consumer)
                 .arg("COUNT")
                 .arg(READ_COUNT);
             match &pending_cursor {
                 Some(cursor) => {
-                    read.arg("STREAMS").arg(&self.config.key).arg(cursor);
+                    read.arg("STREAMS").arg(&self.setup.config.key).arg(cursor);
                 }
                 None => {
                     let block = if self.in_flight > 0 || !self.to_ack.is_empty() {
@@ -382,7 +366,7 @@ impl RedisReader {
                     read.arg("BLOCK")
                         .arg(block.as_millis() as u64)
                         .arg("STREAMS")
-                        .arg(&self.config.key)
+                        .arg(&self.setup.config.key)
                         .arg(">");
                 }
             }
@@ -407,10 +391,10 @@ impl RedisReader {
         let mut cursor = "0-0".to_owned();
         for _ in 0..10 {
             let reply: Value = redis::cmd("XAUTOCLAIM")
-                .arg(&self.config.key)
-                .arg(&self.group)
-                .arg(&self.consumer)
-                .arg(self.tuning.claim_idle.as_millis() as u64)
+                .arg(&self.setup.config.key)
+                .arg(&self.setup.group)
+                .arg(&self.setup.consumer)
+                .arg(self.setup.tuning.claim_idle.as_millis() as u64)
                 .arg(&cursor)
                 .arg("COUNT")
                 .arg(READ_COUNT)
@@ -439,12 +423,15 @@ impl RedisReader {
             cursor = next;
         }
         let summary: Value = redis::cmd("XPENDING")
-            .arg(&self.config.key)
-            .arg(&self.group)
+            .arg(&self.setup.config.key)
+            .arg(&self.setup.group)
             .query(connection)?;
         if let Value::Array(parts) = summary {
             if let Some(Value::Int(count)) = parts.first() {
-                self.stats.redis_pending.store(*count, Ordering::Relaxed);
+                self.setup
+                    .stats
+                    .redis_pending
+                    .store(*count, Ordering::Relaxed);
             }
         }
         Ok(())
@@ -468,7 +455,7 @@ impl RedisReader {
             match ingest::parse_counted_remembering(
                 &body,
                 Source::Redis,
-                &self.stats,
+                &self.setup.stats,
                 Some(&mut self.known_sessions),
             ) {
                 Ok(event) => {
@@ -477,7 +464,9 @@ impl RedisReader {
                 }
                 Err(reason) => {
                     log::warn(&format!("redis: rejected stream entry {id}: {reason}"));
-                    if let Err(error) = spool::record_rejected(&self.spool_dir, &body, &reason.0) {
+                    if let Err(error) =
+                        spool::record_rejected(&self.setup.spool_dir, &body, &reason.0)
+                    {
                         log::warn(&format!("redis: cannot record a rejected entry: {error}"));
                     }
                     self.to_ack.push(id);
@@ -495,7 +484,7 @@ impl RedisReader {
                 let _ = done.send((ids, committed));
             }),
         };
-        if self.queue.submit(submission).is_ok() {
+        if self.setup.queue.submit(submission).is_ok() {
             self.in_flight += 1;
         }
     }
@@ -504,9 +493,9 @@ impl RedisReader {
     fn pubsub_session(&mut self, client: &Client) -> Result<(), RedisError> {
         let mut connection = self.connect(client, BLOCK_IDLE)?;
         let mut pubsub = connection.as_pubsub();
-        pubsub.subscribe(&self.config.key)?;
+        pubsub.subscribe(&self.setup.config.key)?;
         self.link_up();
-        while !self.shutdown.load(Ordering::Relaxed) {
+        while !self.setup.shutdown.load(Ordering::Relaxed) {
             let message = match pubsub.get_message() {
                 Ok(message) => message,
                 Err(error) if error.is_timeout() => continue,
@@ -516,11 +505,11 @@ impl RedisReader {
             match ingest::parse_counted_remembering(
                 body,
                 Source::Redis,
-                &self.stats,
+                &self.setup.stats,
                 Some(&mut self.known_sessions),
             ) {
                 Ok(event) => {
-                    let stats = self.stats.clone();
+                    let stats = self.setup.stats.clone();
                     let submission = Submission {
                         source: Source::Redis,
                         events: vec![event],
@@ -533,11 +522,13 @@ impl RedisReader {
                                 .fetch_add(1, Ordering::Relaxed);
                         }),
                     };
-                    let _ = self.queue.submit(submission);
+                    let _ = self.setup.queue.submit(submission);
                 }
                 Err(reason) => {
                     log::warn(&format!("redis: rejected a pub/sub message: {reason}"));
-                    if let Err(error) = spool::record_rejected(&self.spool_dir, body, &reason.0) {
+                    if let Err(error) =
+                        spool::record_rejected(&self.setup.spool_dir, body, &reason.0)
+                    {
                         log::warn(&format!("redis: cannot record a rejected message: {error}"));
                     }
                 }
@@ -549,12 +540,12 @@ impl RedisReader {
     /// At shutdown: waits for the commits of what was read and acknowledges
     /// them on a fresh connection if needed.
     fn finish(&mut self) {
-        let deadline = Instant::now() + self.tuning.drain_deadline;
+        let deadline = Instant::now() + self.setup.tuning.drain_deadline;
         while self.in_flight > 0 && Instant::now() < deadline {
             self.collect_acks(Duration::from_millis(50));
         }
         self.collect_acks(Duration::ZERO);
-        if self.to_ack.is_empty() || self.config.transport == Transport::PubSub {
+        if self.to_ack.is_empty() || self.setup.config.transport == Transport::PubSub {
             return;
         }
         let result = self

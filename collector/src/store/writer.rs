@@ -108,17 +108,12 @@ pub(crate) struct Writer {
 impl Writer {
     /// Starts the writer thread; it runs until every sender is gone and the
     /// queue is empty.
-    pub(crate) fn spawn(self) -> Result<JoinHandle<()>, String> {
+    pub(crate) fn spawn(mut self) -> Result<JoinHandle<()>, String> {
+        self.max_batch = self.max_batch.max(1);
         spawn_thread("writer", move || {
             WriterLoop {
-                connection: self.connection,
-                queue: self.queue,
-                stats: self.stats,
-                hub: self.hub,
-                max_batch: self.max_batch.max(1),
                 retention: RetentionSchedule::new(self.retention),
-                shutdown: self.shutdown,
-                drain_deadline: self.drain_deadline,
+                setup: self,
                 failing: None,
                 commits: Arc::new(AtomicU64::new(0)),
             }
@@ -127,25 +122,12 @@ impl Writer {
     }
 }
 
-/// The writer thread's state.
+/// The writer thread's state: its setup and what the loop keeps.
 struct WriterLoop {
-    /// The only read-write connection of the collector.
-    connection: Connection,
-    /// Submissions from every source.
-    queue: Receiver<Submission>,
-    /// Counters and gauges shared with the HTTP side.
-    stats: Arc<Stats>,
-    /// Receives each commit's new rows for the live UI.
-    hub: Arc<Hub>,
-    /// Most events per transaction.
-    max_batch: usize,
+    /// What [`Writer::spawn`] was given.
+    setup: Writer,
     /// Old-event deletion, one small step when the queue is idle.
     retention: RetentionSchedule,
-    /// Set at shutdown; from then on a batch that keeps failing is given up
-    /// after `drain_deadline` (unacknowledged, so its sources redeliver it).
-    shutdown: Arc<AtomicBool>,
-    /// How long shutdown waits for a failing batch.
-    drain_deadline: Duration,
     /// The error being retried, so it is logged once, not once per attempt.
     failing: Option<String>,
     /// Commits so far, read by the checkpointer thread to know when there
@@ -165,13 +147,14 @@ impl WriterLoop {
     /// Runs until every sender is gone and the queue is empty.
     fn run(mut self) {
         let checkpointer = self
+            .setup
             .connection
             .path()
             .filter(|path| !path.is_empty())
             .map(std::path::PathBuf::from)
             .and_then(|path| Checkpointer::start(&path, self.commits.clone()));
         if checkpointer.is_some() {
-            let _ = self.connection.pragma_update(
+            let _ = self.setup.connection.pragma_update(
                 None,
                 "wal_autocheckpoint",
                 BACKSTOP_AUTOCHECKPOINT_PAGES,
@@ -179,18 +162,19 @@ impl WriterLoop {
         }
         loop {
             self.heartbeat();
-            let first = match self.queue.recv_timeout(Duration::from_millis(500)) {
+            let first = match self.setup.queue.recv_timeout(Duration::from_millis(500)) {
                 Ok(submission) => submission,
                 Err(RecvTimeoutError::Timeout) => {
-                    self.retention.step(&mut self.connection, &self.stats);
+                    self.retention
+                        .step(&mut self.setup.connection, &self.setup.stats);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             let mut batch = vec![first];
             let mut events = batch[0].events.len();
-            while events < self.max_batch {
-                match self.queue.try_recv() {
+            while events < self.setup.max_batch {
+                match self.setup.queue.try_recv() {
                     Ok(submission) => {
                         events += submission.events.len();
                         batch.push(submission);
@@ -205,6 +189,7 @@ impl WriterLoop {
         self.heartbeat();
         drop(checkpointer);
         if let Err(error) = self
+            .setup
             .connection
             .execute_batch("PRAGMA wal_checkpoint(PASSIVE)")
         {
@@ -213,7 +198,8 @@ impl WriterLoop {
     }
 
     fn heartbeat(&self) {
-        self.stats
+        self.setup
+            .stats
             .writer_heartbeat_ms
             .store(hooktrail_shared::envelope::now_millis(), Ordering::Relaxed);
     }
@@ -228,7 +214,7 @@ impl WriterLoop {
             let started = Instant::now();
             match self.commit(&batch) {
                 Ok(seqs) => {
-                    self.stats.record_commit(started.elapsed());
+                    self.setup.stats.record_commit(started.elapsed());
                     self.commits.fetch_add(1, Ordering::Relaxed);
                     if let Some(error) = self.failing.take() {
                         log::info(&format!("writer: writing again after: {error}"));
@@ -236,7 +222,10 @@ impl WriterLoop {
                     break seqs;
                 }
                 Err(error) => {
-                    self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    self.setup
+                        .stats
+                        .write_errors
+                        .fetch_add(1, Ordering::Relaxed);
                     let text = error.to_string();
                     if self.failing.as_deref() != Some(text.as_str()) {
                         log::warn(&format!(
@@ -245,12 +234,13 @@ impl WriterLoop {
                         ));
                         self.failing = Some(text);
                     }
-                    if self.shutdown.load(Ordering::Relaxed) {
+                    if self.setup.shutdown.load(Ordering::Relaxed) {
                         let since = *shutdown_seen.get_or_insert_with(Instant::now);
-                        if since.elapsed() > self.drain_deadline {
+                        if since.elapsed() > self.setup.drain_deadline {
                             let dropped: usize =
                                 batch.iter().map(|submission| submission.events.len()).sum();
-                            self.stats
+                            self.setup
+                                .stats
                                 .writer_queue
                                 .fetch_sub(dropped as i64, Ordering::Relaxed);
                             return BatchOutcome::Abandoned;
@@ -265,7 +255,10 @@ impl WriterLoop {
             }
         };
         let now = hooktrail_shared::envelope::now_millis();
-        self.stats.last_commit_ms.store(now, Ordering::Relaxed);
+        self.setup
+            .stats
+            .last_commit_ms
+            .store(now, Ordering::Relaxed);
         let mut published = Vec::new();
         let mut seq_iter = seqs.into_iter();
         let mut per_hook: HashMap<String, u64> = HashMap::new();
@@ -284,25 +277,29 @@ impl WriterLoop {
                     committed.duplicates += 1;
                 }
             }
-            let counters = self.stats.source(submission.source);
+            let counters = self.setup.stats.source(submission.source);
             counters
                 .stored
                 .fetch_add(committed.stored as u64, Ordering::Relaxed);
             counters
                 .duplicates
                 .fetch_add(committed.duplicates as u64, Ordering::Relaxed);
-            self.stats
+            self.setup
+                .stats
                 .writer_queue
                 .fetch_sub(count as i64, Ordering::Relaxed);
             (submission.acknowledge)(committed);
         }
         if let Some(last) = published.last() {
-            self.stats.last_seq.fetch_max(last.seq, Ordering::Relaxed);
+            self.setup
+                .stats
+                .last_seq
+                .fetch_max(last.seq, Ordering::Relaxed);
         }
         if !published.is_empty() {
-            self.hub.publish(&published);
+            self.setup.hub.publish(&published);
         }
-        if let Ok(mut map) = self.stats.stored_per_hook.lock() {
+        if let Ok(mut map) = self.setup.stats.stored_per_hook.lock() {
             for (hook, count) in per_hook {
                 *map.entry(hook).or_default() += count;
             }
@@ -314,6 +311,7 @@ impl WriterLoop {
     /// returns each event's new `seq` (0 for a duplicate), in batch order.
     fn commit(&mut self, batch: &[Submission]) -> rusqlite::Result<Vec<i64>> {
         let transaction = self
+            .setup
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut seqs =
