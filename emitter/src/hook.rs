@@ -25,6 +25,7 @@ use crate::diag::{self, debug};
 use crate::forward;
 use crate::redis::{self, delivery_result, encode_delivery, Connection, Delivery, Failure, Target};
 use crate::socket;
+use crate::usage;
 
 /// Stdin as read, for the panic hook to spool when no envelope exists yet.
 static STDIN: OnceLock<Vec<u8>> = OnceLock::new();
@@ -65,9 +66,7 @@ pub fn run() {
         .ok()
         .and_then(|name| name.into_string().ok())
         .unwrap_or_else(|| "unknown".to_owned());
-    let envelope = Envelope::from_hook_stdin(stdin, id, now_millis(), machine);
-    let line: &str = LINE.get_or_init(|| envelope.to_json());
-    drop(envelope);
+    let mut envelope = Envelope::from_hook_stdin(stdin, id, now_millis(), machine);
 
     let loaded = config::load();
     for problem in &loaded.problems {
@@ -75,6 +74,14 @@ pub fn run() {
     }
     let config = loaded.config;
     let _ = SPOOL_DIR.set(config.spool_dir.clone());
+    // Four events of 33, once per turn: every other event skips this at the
+    // cost of one string comparison.
+    if usage::is_boundary(&envelope.hook) {
+        envelope.usage =
+            usage::read_since_last(&envelope.hook, envelope.payload.get(), &config.state_dir);
+    }
+    let line: &str = LINE.get_or_init(|| envelope.to_json());
+    drop(envelope);
     if std::env::var_os("HOOKTRAIL_TEST_PANIC").is_some() {
         // Fault injection for the test that proves a panic still spools the
         // event, prints nothing and exits 0.

@@ -12,6 +12,8 @@
 //! - [`socket`]: one line to the collector's Unix socket, waiting for `ok`.
 //! - [`breaker`]: the state file that makes hooks skip a failing Redis.
 //! - [`forward`]: after a Redis delivery, sends what the spool holds.
+//! - [`usage`]: at turn boundaries only, the token usage the transcript
+//!   gained since the last read, shipped in the envelope.
 //! - [`diag`]: diagnostics, to stderr with `HOOKTRAIL_DEBUG=1` or to the file
 //!   named by `HOOKTRAIL_LOG`, and nowhere otherwise.
 //! - [`install`]: merges (and removes) hook entries in Claude Code settings.
@@ -32,6 +34,7 @@ mod hook;
 mod install;
 mod redis;
 mod socket;
+mod usage;
 
 fn main() -> std::process::ExitCode {
     std::process::ExitCode::from(cli::run())

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::transcript::TranscriptUsage;
+
 /// The envelope version this crate writes and reads.
 pub const ENVELOPE_VERSION: u32 = 1;
 
@@ -168,6 +170,10 @@ pub struct Envelope {
     /// [`MAX_PAYLOAD_BYTES`].
     #[serde(default, skip_serializing_if = "is_false")]
     pub truncated: bool,
+    /// At turn boundaries, the token usage the transcript gained since the
+    /// emitter last read it (see `transcript`). Absent on every other event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<TranscriptUsage>,
     /// The hook JSON as received (one line: JSON whitespace newlines are
     /// turned into spaces, which changes no value).
     pub payload: Box<RawValue>,
@@ -223,6 +229,7 @@ impl Envelope {
                     tool_use_id: input.tool_use_id.map(Cow::into_owned),
                     cwd: input.cwd.map(Cow::into_owned),
                     truncated: false,
+                    usage: None,
                     payload: one_line_raw(json),
                 };
                 if json.len() > MAX_PAYLOAD_BYTES {
@@ -248,6 +255,7 @@ impl Envelope {
                     tool_use_id: None,
                     cwd: None,
                     truncated,
+                    usage: None,
                     payload: to_raw(&value),
                 }
             }
@@ -386,6 +394,9 @@ struct AnyEnvelope<'a> {
     cwd: Option<String>,
     #[serde(default)]
     truncated: bool,
+    /// Kept raw: a malformed `usage` loses the usage, never the event.
+    #[serde(default)]
+    usage: Option<Box<RawValue>>,
     payload: Option<Box<RawValue>>,
     // The older camelCase envelope.
     timestamp: Option<Value>,
@@ -456,6 +467,9 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
             tool_use_id: any.tool_use_id,
             cwd: any.cwd,
             truncated: any.truncated,
+            usage: any
+                .usage
+                .and_then(|raw| serde_json::from_str(raw.get()).ok()),
             payload,
         });
     }
@@ -498,6 +512,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
         tool_use_id: input.tool_use_id.map(Cow::into_owned),
         cwd: any.working_directory.or(input.cwd.map(Cow::into_owned)),
         truncated: false,
+        usage: None,
         payload: data,
     })
 }

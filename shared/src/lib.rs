@@ -10,6 +10,8 @@
 //! - [`spool`]: the append-only JSONL spool, safe against concurrent emitters
 //!   and a concurrent drainer.
 //! - [`protocol`]: the collector socket's line protocol.
+//! - [`transcript`]: token usage read from Claude Code's transcripts, counted
+//!   once per API response.
 //!
 //! **Invariant:** this crate does no network I/O. It reads and writes local
 //! files only, so both programs can use it on their hot paths.
@@ -19,3 +21,4 @@ pub mod envelope;
 pub mod paths;
 pub mod protocol;
 pub mod spool;
+pub mod transcript;

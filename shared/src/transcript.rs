@@ -1,0 +1,409 @@
+//! Token usage read from Claude Code's transcripts.
+//!
+//! No hook payload carries tokens or cost, but every hook names the session's
+//! transcript (`transcript_path`), and `SubagentStop` names the subagent's
+//! (`agent_transcript_path`). Each is a JSONL file where every API response
+//! the session received is written as one or more `"type":"assistant"` lines
+//! holding `message.usage`.
+//!
+//! The counting rules, which are Claude Code's own:
+//! - **One response per `message.id`** (with `requestId` where present): a
+//!   response with several content blocks is written as several lines that
+//!   repeat its usage, so summing lines over-counts.
+//! - **Its last written usage wins**: the first lines of a streamed response
+//!   may carry partial output counts.
+//! - **`<synthetic>` messages don't count**: Claude Code writes them itself
+//!   (an interrupted turn, an API error), no API call made them.
+//! - **Sidechain (subagent) responses count once, for their agent**: they are
+//!   kept, marked as sidechain, and a reader that sees the same response twice
+//!   (in the main transcript and the agent's) keys them the same.
+//!
+//! [`scan`] applies the rules to one piece of a transcript and reports how far
+//! it got, so a caller can resume from there next time. It never fails: lines
+//! that are not JSON or not a response are counted and skipped, and a
+//! half-written last line is left for the next read.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::parse_rfc3339_millis;
+
+/// The model name Claude Code gives the messages it writes itself.
+pub const SYNTHETIC_MODEL: &str = "<synthetic>";
+
+/// The usage of one API response, as its transcript last wrote it.
+///
+/// Field names are short because a turn with many tool calls sends one of
+/// these per response in its envelope.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseUsage {
+    /// `message.id`: with `request_id`, the key that makes a response count
+    /// once however often it is written or sent.
+    pub message_id: String,
+    /// `requestId`, where the transcript has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// `message.model`: what the price depends on.
+    pub model: String,
+    /// The line's `timestamp` in milliseconds, for per-day rollups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
+    /// `isSidechain`: the response belongs to a subagent.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sidechain: bool,
+    /// `agentId`, where the line names the subagent it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// `input_tokens`: uncached input.
+    #[serde(default)]
+    pub input: u64,
+    /// `output_tokens`.
+    #[serde(default)]
+    pub output: u64,
+    /// Cache writes with the 5-minute lifetime (priced at 1.25× input). When
+    /// the transcript has no `cache_creation` split, all cache writes are
+    /// counted here, the API's default lifetime.
+    #[serde(default)]
+    pub cache_write_5m: u64,
+    /// Cache writes with the 1-hour lifetime (priced at 2× input).
+    #[serde(default)]
+    pub cache_write_1h: u64,
+    /// `cache_read_input_tokens` (priced at 0.1× input).
+    #[serde(default)]
+    pub cache_read: u64,
+    /// `server_tool_use.web_search_requests` (priced per search).
+    #[serde(default)]
+    pub web_search: u64,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+impl ResponseUsage {
+    /// The key under which a response counts once: `message_id` and, where
+    /// present, `request_id`.
+    pub fn key(&self) -> String {
+        match &self.request_id {
+            Some(request) => format!("{}:{request}", self.message_id),
+            None => self.message_id.clone(),
+        }
+    }
+
+    /// All input-side tokens: uncached, cache writes and cache reads.
+    pub fn total_input(&self) -> u64 {
+        self.input + self.cache_write_5m + self.cache_write_1h + self.cache_read
+    }
+}
+
+/// Which transcript a [`TranscriptUsage`] was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TranscriptKind {
+    /// The session's own transcript (`transcript_path`).
+    Session,
+    /// A subagent's transcript (`agent_transcript_path` of `SubagentStop`):
+    /// its responses belong to the event's `agent_id`.
+    Agent,
+}
+
+/// The envelope's `usage` (DESIGN §3): the responses a transcript gained
+/// since the emitter last read it, sent with a turn-boundary event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptUsage {
+    /// Which transcript was read.
+    pub transcript: TranscriptKind,
+    /// The byte range read, `[from, to)`: shows what a hook covered, so a gap
+    /// or a re-read can be told apart when checking completeness.
+    pub from: u64,
+    pub to: u64,
+    /// Set when the budget stopped the read before the end of the file; the
+    /// next boundary reads the rest.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub more: bool,
+    /// Lines that looked like responses but could not be read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bad_lines: u64,
+    /// One entry per response, keyed by [`ResponseUsage::key`].
+    pub responses: Vec<ResponseUsage>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// What [`scan`] found in one piece of a transcript.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// One entry per response, in the order each was first seen, with the
+    /// usage of its last line in the piece.
+    pub responses: Vec<ResponseUsage>,
+    /// How many bytes of the piece were read up to the end of a whole line:
+    /// the next read starts here. A half-written last line (no newline yet)
+    /// is not consumed.
+    pub consumed: usize,
+    /// Lines that were not JSON or had an unreadable usage: counted, skipped.
+    pub bad_lines: u64,
+    /// Set when the deadline cut the scan short; the rest is read next time.
+    pub stopped_early: bool,
+}
+
+/// The parts of a transcript line the counting needs; everything else is
+/// skipped by serde without being stored.
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(default, borrow, rename = "type")]
+    kind: Option<&'a str>,
+    #[serde(default)]
+    message: Option<Message>,
+    #[serde(default, rename = "requestId")]
+    request_id: Option<String>,
+    #[serde(default, rename = "isSidechain")]
+    is_sidechain: bool,
+    #[serde(default, rename = "agentId")]
+    agent_id: Option<String>,
+    #[serde(default, borrow)]
+    timestamp: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    #[serde(default)]
+    cache_creation_input_tokens: u64,
+    #[serde(default)]
+    cache_read_input_tokens: u64,
+    #[serde(default)]
+    cache_creation: Option<CacheCreation>,
+    #[serde(default)]
+    server_tool_use: Option<ServerToolUse>,
+}
+
+#[derive(Deserialize)]
+struct CacheCreation {
+    #[serde(default)]
+    ephemeral_5m_input_tokens: u64,
+    #[serde(default)]
+    ephemeral_1h_input_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct ServerToolUse {
+    #[serde(default)]
+    web_search_requests: u64,
+}
+
+/// The literal every response line holds; lines without it are skipped
+/// without being parsed, which is what keeps a scan of a turn that read large
+/// files (tool results are `"type":"user"` lines) at disk speed.
+const ASSISTANT_MARKER: &[u8] = b"\"assistant\"";
+/// The second literal a response line holds.
+const USAGE_MARKER: &[u8] = b"\"usage\"";
+
+/// Reads the responses in `piece` (whole lines of a transcript, possibly
+/// ending in a half-written one), applying the counting rules of the module
+/// doc. Stops at `deadline` (checked between lines) with what it has.
+pub fn scan(piece: &[u8], deadline: Option<Instant>) -> Scan {
+    let mut result = Scan::default();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut start = 0;
+    let mut lines_since_check = 0u32;
+    while start < piece.len() {
+        let Some(length) = piece[start..].iter().position(|&byte| byte == b'\n') else {
+            break;
+        };
+        let line = &piece[start..start + length];
+        start += length + 1;
+        result.consumed = start;
+        if let Some(response) = read_line(line, &mut result.bad_lines) {
+            match index.get(&response.key()) {
+                Some(&at) => result.responses[at] = response,
+                None => {
+                    index.insert(response.key(), result.responses.len());
+                    result.responses.push(response);
+                }
+            }
+        }
+        lines_since_check += 1;
+        if lines_since_check >= 64 {
+            lines_since_check = 0;
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                result.stopped_early = start < piece.len();
+                break;
+            }
+        }
+    }
+    result
+}
+
+/// One line's response, if it is one that counts.
+fn read_line(line: &[u8], bad_lines: &mut u64) -> Option<ResponseUsage> {
+    if memmem(line, ASSISTANT_MARKER).is_none() || memmem(line, USAGE_MARKER).is_none() {
+        return None;
+    }
+    let Ok(parsed) = serde_json::from_slice::<Line>(line) else {
+        *bad_lines += 1;
+        return None;
+    };
+    if parsed.kind != Some("assistant") {
+        return None;
+    }
+    let message = parsed.message?;
+    let usage = message.usage?;
+    let model = message.model.unwrap_or_default();
+    if model == SYNTHETIC_MODEL {
+        return None;
+    }
+    let message_id = message.id.filter(|id| !id.is_empty())?;
+    let (cache_write_5m, cache_write_1h) = match usage.cache_creation {
+        Some(split) if split.ephemeral_5m_input_tokens + split.ephemeral_1h_input_tokens > 0 => (
+            split.ephemeral_5m_input_tokens,
+            split.ephemeral_1h_input_tokens,
+        ),
+        _ => (usage.cache_creation_input_tokens, 0),
+    };
+    Some(ResponseUsage {
+        message_id,
+        request_id: parsed.request_id.filter(|id| !id.is_empty()),
+        model,
+        ts: parsed.timestamp.and_then(parse_rfc3339_millis),
+        sidechain: parsed.is_sidechain,
+        agent_id: parsed.agent_id.filter(|id| !id.is_empty()),
+        input: usage.input_tokens,
+        output: usage.output_tokens,
+        cache_write_5m,
+        cache_write_1h,
+        cache_read: usage.cache_read_input_tokens,
+        web_search: usage
+            .server_tool_use
+            .map(|tools| tools.web_search_requests)
+            .unwrap_or(0),
+    })
+}
+
+/// The first position of `needle` in `haystack`: a plain scan that starts
+/// with the needle's first byte, which is rare enough in JSON text.
+pub fn memmem(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let mut from = 0;
+    while let Some(offset) = haystack.get(from..)?.iter().position(|&byte| byte == first) {
+        let at = from + offset;
+        if haystack.get(at + 1..at + needle.len()) == Some(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Totals of token kinds, summed over responses (by model, say).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenTotals {
+    pub input: u64,
+    pub output: u64,
+    pub cache_write_5m: u64,
+    pub cache_write_1h: u64,
+    pub cache_read: u64,
+    pub web_search: u64,
+}
+
+impl TokenTotals {
+    /// Adds one response's usage.
+    pub fn add(&mut self, usage: &ResponseUsage) {
+        self.input += usage.input;
+        self.output += usage.output;
+        self.cache_write_5m += usage.cache_write_5m;
+        self.cache_write_1h += usage.cache_write_1h;
+        self.cache_read += usage.cache_read;
+        self.web_search += usage.web_search;
+    }
+}
+
+/// Totals per model over a whole transcript's text, by the counting rules:
+/// the reference that tests compare the live pipeline with.
+pub fn totals_by_model(transcript: &[u8]) -> std::collections::BTreeMap<String, TokenTotals> {
+    let mut totals = std::collections::BTreeMap::<String, TokenTotals>::new();
+    for response in scan(transcript, None).responses {
+        totals
+            .entry(response.model.clone())
+            .or_default()
+            .add(&response);
+    }
+    totals
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assistant(id: &str, request: &str, model: &str, output: u64, extra: &str) -> String {
+        format!(
+            r#"{{"parentUuid":"p","isSidechain":false,"type":"assistant","requestId":"{request}","timestamp":"2026-11-28T09:00:00.000Z","message":{{"id":"{id}","type":"message","role":"assistant","model":"{model}","content":[{{"type":"text","text":"hi \"usage\""}}],"usage":{{"input_tokens":10,"cache_creation_input_tokens":30,"cache_read_input_tokens":5,"cache_creation":{{"ephemeral_5m_input_tokens":20,"ephemeral_1h_input_tokens":10}},"output_tokens":{output}{extra}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn one_response_written_as_several_lines_counts_once_with_its_last_usage() {
+        let text = format!(
+            "{}\n{}\n{}\n",
+            assistant("msg_1", "req_1", "claude-sonnet-4-5", 1, ""),
+            assistant("msg_1", "req_1", "claude-sonnet-4-5", 42, ""),
+            assistant("msg_2", "req_2", "claude-sonnet-4-5", 7, ""),
+        );
+        let scanned = scan(text.as_bytes(), None);
+        assert_eq!(scanned.responses.len(), 2);
+        assert_eq!(scanned.responses[0].output, 42);
+        assert_eq!(scanned.responses[0].cache_write_5m, 20);
+        assert_eq!(scanned.responses[0].cache_write_1h, 10);
+        assert_eq!(scanned.responses[0].cache_read, 5);
+        assert_eq!(scanned.consumed, text.len());
+    }
+
+    #[test]
+    fn synthetic_messages_and_other_lines_do_not_count() {
+        let text = format!(
+            "{}\n{}\nnot json with \"assistant\" \"usage\"\n{{\"type\":\"user\",\"message\":{{\"role\":\"user\",\"content\":\"usage assistant\"}}}}\n",
+            assistant("msg_s", "", SYNTHETIC_MODEL, 3, ""),
+            assistant("msg_3", "req_3", "claude-haiku-4-5", 3, ""),
+        );
+        let scanned = scan(text.as_bytes(), None);
+        assert_eq!(scanned.responses.len(), 1);
+        assert_eq!(scanned.responses[0].model, "claude-haiku-4-5");
+        assert_eq!(scanned.bad_lines, 1);
+    }
+
+    #[test]
+    fn a_half_written_last_line_is_left_for_the_next_read() {
+        let whole = assistant("msg_1", "req_1", "m", 1, "");
+        let text = format!("{whole}\n{}", &whole[..40]);
+        let scanned = scan(text.as_bytes(), None);
+        assert_eq!(scanned.responses.len(), 1);
+        assert_eq!(scanned.consumed, whole.len() + 1);
+    }
+
+    #[test]
+    fn cache_writes_without_a_split_count_as_five_minute_writes_and_web_searches_count() {
+        let line = r#"{"type":"assistant","message":{"id":"msg_9","model":"m","usage":{"input_tokens":1,"cache_creation_input_tokens":99,"output_tokens":2,"server_tool_use":{"web_search_requests":3}}}}"#;
+        let scanned = scan(format!("{line}\n").as_bytes(), None);
+        let response = &scanned.responses[0];
+        assert_eq!((response.cache_write_5m, response.cache_write_1h), (99, 0));
+        assert_eq!(response.web_search, 3);
+        assert_eq!(response.request_id, None);
+        assert_eq!(response.key(), "msg_9");
+    }
+}
