@@ -36,6 +36,7 @@
 //! The public surface is the re-exports below, on purpose: what the binary,
 //! the integration tests, the benchmarks and the fuzz targets use.
 
+mod cost;
 mod event;
 mod hub;
 mod ingest;

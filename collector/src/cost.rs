@@ -1,0 +1,228 @@
+//! What a response cost: the versioned price table and the arithmetic.
+//!
+//! The table is `collector/prices.json`, embedded at build time. It is taken
+//! from Claude Code's own model catalog (so hooktrail's figures agree with
+//! the `cost_usd` of Claude Code's `api_request` telemetry) and says where it
+//! comes from in its `source`. A config file can name a second table
+//! (`prices_file`) whose entries replace or add to the embedded ones.
+//!
+//! A model the table does not know has no price: its cost is `None`, shown
+//! as "price unknown", never as $0.
+
+use serde::Deserialize;
+
+use hooktrail_shared::transcript::ResponseUsage;
+
+/// The embedded price table.
+pub(crate) const EMBEDDED_PRICES: &str = include_str!("../prices.json");
+
+/// Rates in USD per million tokens (web search: USD per request).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub(crate) struct Rates {
+    pub input: f64,
+    pub output: f64,
+    pub cache_write_5m: f64,
+    pub cache_write_1h: f64,
+    pub cache_read: f64,
+    #[serde(default)]
+    pub web_search: f64,
+}
+
+/// The higher rates some models charge for a request with a long prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub(crate) struct LongPrompt {
+    /// Above this many prompt tokens (input, cache reads and writes), every
+    /// token of the request is priced at `rates`.
+    pub above_prompt_tokens: u64,
+    #[serde(flatten)]
+    pub rates: PartialRates,
+}
+
+/// Long-prompt rates; web search keeps the base price when absent.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub(crate) struct PartialRates {
+    pub input: f64,
+    pub output: f64,
+    pub cache_write_5m: f64,
+    pub cache_write_1h: f64,
+    pub cache_read: f64,
+}
+
+/// One model's prices.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub(crate) struct ModelPrice {
+    /// The catalog's id (`claude-sonnet-4-5`): also matched as a prefix, so a
+    /// dated id (`claude-sonnet-4-5-20250929`) finds it.
+    pub id: String,
+    /// Every exact name the model goes by (first party, Bedrock, Vertex, …).
+    #[serde(default)]
+    pub names: Vec<String>,
+    #[serde(flatten)]
+    pub rates: Rates,
+    #[serde(default)]
+    pub long_prompt: Option<LongPrompt>,
+}
+
+/// A price table file.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct PriceTable {
+    /// The table's version (a date), stored with the costs it computed.
+    pub version: String,
+    pub models: Vec<ModelPrice>,
+}
+
+impl PriceTable {
+    /// The embedded table.
+    pub fn embedded() -> PriceTable {
+        serde_json::from_str(EMBEDDED_PRICES).expect("collector/prices.json is valid (tested)")
+    }
+
+    /// The embedded table with the entries of `overrides` (a table file's
+    /// text) replacing those of the same id, or added.
+    pub fn with_overrides(overrides: &str) -> Result<PriceTable, String> {
+        let extra: PriceTable = serde_json::from_str(overrides)
+            .map_err(|error| format!("the price table is not valid: {error}"))?;
+        let mut table = PriceTable::embedded();
+        table.version = format!("{}+{}", table.version, extra.version);
+        for model in extra.models {
+            table.models.retain(|known| known.id != model.id);
+            table.models.push(model);
+        }
+        Ok(table)
+    }
+
+    /// The prices of `model` as a transcript names it, if known.
+    pub fn find(&self, model: &str) -> Option<&ModelPrice> {
+        let name = model.trim().trim_end_matches("[1m]");
+        if let Some(found) = self
+            .models
+            .iter()
+            .find(|price| price.id == name || price.names.iter().any(|known| known == name))
+        {
+            return Some(found);
+        }
+        // Bedrock's regional prefixes (`eu.anthropic.…`) and date or version
+        // suffixes: match the longest catalog id the name contains at a word
+        // start.
+        let bare = name.rsplit("anthropic.").next().unwrap_or(name);
+        self.models
+            .iter()
+            .filter(|price| {
+                bare.strip_prefix(price.id.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '@', ':']))
+            })
+            .max_by_key(|price| price.id.len())
+    }
+
+    /// What one response cost in USD, or `None` when the model has no price.
+    pub fn cost(&self, usage: &ResponseUsage) -> Option<f64> {
+        self.find(&usage.model).map(|price| price.cost(usage))
+    }
+}
+
+impl ModelPrice {
+    /// The cost of one response at these prices.
+    pub fn cost(&self, usage: &ResponseUsage) -> f64 {
+        let prompt = usage.total_input();
+        let rates = match self.long_prompt {
+            Some(long) if prompt > long.above_prompt_tokens => Rates {
+                input: long.rates.input,
+                output: long.rates.output,
+                cache_write_5m: long.rates.cache_write_5m,
+                cache_write_1h: long.rates.cache_write_1h,
+                cache_read: long.rates.cache_read,
+                web_search: self.rates.web_search,
+            },
+            _ => self.rates,
+        };
+        let per_token = |tokens: u64, rate: f64| tokens as f64 * rate / 1_000_000.0;
+        per_token(usage.input, rates.input)
+            + per_token(usage.output, rates.output)
+            + per_token(usage.cache_write_5m, rates.cache_write_5m)
+            + per_token(usage.cache_write_1h, rates.cache_write_1h)
+            + per_token(usage.cache_read, rates.cache_read)
+            + usage.web_search as f64 * rates.web_search
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(model: &str) -> ResponseUsage {
+        ResponseUsage {
+            message_id: "msg".to_owned(),
+            model: model.to_owned(),
+            input: 1_000_000,
+            output: 1_000_000,
+            cache_write_5m: 1_000_000,
+            cache_write_1h: 1_000_000,
+            cache_read: 1_000_000,
+            web_search: 10,
+            ..ResponseUsage::default()
+        }
+    }
+
+    #[test]
+    fn the_embedded_table_parses_and_prices_dated_and_provider_ids() {
+        let table = PriceTable::embedded();
+        assert!(table.models.len() >= 20);
+        // Sonnet 4.5: 3 + 15 + 3.75 + 6 + 0.30 + 10 × 0.01.
+        let expected = 3.0 + 15.0 + 3.75 + 6.0 + 0.3 + 0.1;
+        for name in [
+            "claude-sonnet-4-5",
+            "claude-sonnet-4-5-20250929",
+            "claude-sonnet-4-5-20250929[1m]",
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "eu.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        ] {
+            let cost = table.cost(&usage(name)).unwrap_or_else(|| panic!("{name}"));
+            assert!((cost - expected).abs() < 1e-9, "{name}: {cost}");
+        }
+    }
+
+    #[test]
+    fn the_longest_id_wins_and_unknown_models_have_no_price() {
+        let table = PriceTable::embedded();
+        assert_eq!(
+            table.find("claude-opus-4-1-20250805").unwrap().id,
+            "claude-opus-4-1"
+        );
+        assert_eq!(
+            table.find("claude-sonnet-5-5").unwrap().id,
+            "claude-sonnet-5-5"
+        );
+        assert_eq!(table.find("claude-sonnet-5").unwrap().id, "claude-sonnet-5");
+        assert!(table.find("gpt-4o").is_none());
+        assert!(table.find("claude-sonnet-55").is_none());
+        assert!(table.cost(&usage("my-local-model")).is_none());
+    }
+
+    #[test]
+    fn a_long_prompt_prices_every_token_of_the_request_higher() {
+        let table = PriceTable::embedded();
+        let mut short = ResponseUsage {
+            model: "claude-haiku-5-5".to_owned(),
+            input: 1_000,
+            output: 1_000_000,
+            ..ResponseUsage::default()
+        };
+        let low = table.cost(&short).unwrap();
+        assert!((low - (0.0001 + 0.5)).abs() < 1e-9, "{low}");
+        short.cache_read = 200_000;
+        let high = table.cost(&short).unwrap();
+        assert!((high - (0.0005 + 2.5 + 0.01)).abs() < 1e-9, "{high}");
+    }
+
+    #[test]
+    fn overrides_replace_and_add_models() {
+        let table = PriceTable::with_overrides(
+            r#"{"version":"mine","models":[{"id":"claude-sonnet-4-5","input":1,"output":1,"cache_write_5m":1,"cache_write_1h":1,"cache_read":1},{"id":"local-llm","input":0,"output":0,"cache_write_5m":0,"cache_write_1h":0,"cache_read":0}]}"#,
+        )
+        .unwrap();
+        assert!(table.version.ends_with("+mine"));
+        assert_eq!(table.find("claude-sonnet-4-5").unwrap().rates.input, 1.0);
+        assert_eq!(table.cost(&usage("local-llm")), Some(0.0));
+        assert!(PriceTable::with_overrides("{").is_err());
+    }
+}
