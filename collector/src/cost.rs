@@ -61,6 +61,9 @@ pub(crate) struct ModelPrice {
     pub rates: Rates,
     #[serde(default)]
     pub long_prompt: Option<LongPrompt>,
+    /// Rates of requests made in fast mode (`usage.speed` = `fast`).
+    #[serde(default)]
+    pub fast: Option<PartialRates>,
 }
 
 /// A price table file.
@@ -124,24 +127,37 @@ impl ModelPrice {
     /// The cost of one response at these prices.
     pub fn cost(&self, usage: &ResponseUsage) -> f64 {
         let prompt = usage.total_input();
-        let rates = match self.long_prompt {
-            Some(long) if prompt > long.above_prompt_tokens => Rates {
-                input: long.rates.input,
-                output: long.rates.output,
-                cache_write_5m: long.rates.cache_write_5m,
-                cache_write_1h: long.rates.cache_write_1h,
-                cache_read: long.rates.cache_read,
+        let special = match (self.fast, self.long_prompt) {
+            // Fast mode wins over the long-prompt tier, as in Claude Code.
+            (Some(fast), _) if usage.speed.as_deref() == Some("fast") => Some(fast),
+            (_, Some(long)) if prompt > long.above_prompt_tokens => Some(long.rates),
+            _ => None,
+        };
+        let rates = match special {
+            Some(rates) => Rates {
+                input: rates.input,
+                output: rates.output,
+                cache_write_5m: rates.cache_write_5m,
+                cache_write_1h: rates.cache_write_1h,
+                cache_read: rates.cache_read,
                 web_search: self.rates.web_search,
             },
-            _ => self.rates,
+            None => self.rates,
         };
-        let per_token = |tokens: u64, rate: f64| tokens as f64 * rate / 1_000_000.0;
-        per_token(usage.input, rates.input)
-            + per_token(usage.output, rates.output)
-            + per_token(usage.cache_write_5m, rates.cache_write_5m)
-            + per_token(usage.cache_write_1h, rates.cache_write_1h)
-            + per_token(usage.cache_read, rates.cache_read)
-            + usage.web_search as f64 * rates.web_search
+        let tokens = (usage.input as f64 * rates.input
+            + usage.output as f64 * rates.output
+            + usage.cache_write_5m as f64 * rates.cache_write_5m
+            + usage.cache_write_1h as f64 * rates.cache_write_1h
+            + usage.cache_read as f64 * rates.cache_read)
+            / 1_000_000.0;
+        // Claude Code's formula: US-only inference costs 1.1× on tokens;
+        // web searches are priced per request either way.
+        let geography = if usage.inference_geo.as_deref() == Some("us") {
+            1.1
+        } else {
+            1.0
+        };
+        tokens * geography + usage.web_search as f64 * rates.web_search
     }
 }
 
@@ -212,6 +228,23 @@ mod tests {
         short.cache_read = 200_000;
         let high = table.cost(&short).unwrap();
         assert!((high - (0.0005 + 2.5 + 0.01)).abs() < 1e-9, "{high}");
+    }
+
+    #[test]
+    fn fast_mode_and_us_inference_follow_claude_codes_formula() {
+        let table = PriceTable::embedded();
+        let mut request = ResponseUsage {
+            model: "claude-opus-5-5".to_owned(),
+            input: 1_000_000,
+            web_search: 1,
+            ..ResponseUsage::default()
+        };
+        assert!((table.cost(&request).unwrap() - 4.01).abs() < 1e-9);
+        request.speed = Some("fast".to_owned());
+        assert!((table.cost(&request).unwrap() - 8.01).abs() < 1e-9);
+        request.speed = None;
+        request.inference_geo = Some("us".to_owned());
+        assert!((table.cost(&request).unwrap() - 4.41).abs() < 1e-9);
     }
 
     #[test]

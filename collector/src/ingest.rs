@@ -10,6 +10,8 @@ use hooktrail_shared::envelope::{self, Envelope, RejectReason};
 use serde::Deserialize;
 
 use crate::event::{CommittedEvent, Source};
+use crate::state;
+use hooktrail_shared::transcript::TranscriptUsage;
 use crate::stats::Stats;
 
 /// One event ready to insert, with the facts the `sessions` and `agents`
@@ -30,7 +32,27 @@ pub(crate) struct NewEvent {
     /// `PostToolUse` of the `Agent` tool. Links that agent to this
     /// `tool_use_id`.
     pub(crate) spawned_agent_id: Option<String>,
+    /// `prompt_id`: present on every hook of Claude Code 2.1; joins events
+    /// of one prompt, and Claude Code's own telemetry.
+    pub(crate) prompt_id: Option<String>,
+    /// `permission_mode` of the payload.
+    pub(crate) permission_mode: Option<String>,
+    /// What the event does to its session's and agent's state, worked out
+    /// here so the writer only stores it.
+    pub(crate) transitions: state::Transitions,
+    /// The model in use: `model` of `SessionStart`, `to_model` of
+    /// `PostModelSwitch`.
+    pub(crate) model: Option<String>,
+    /// The session's title: the text of a main-agent `UserPromptSubmit`,
+    /// shortened.
+    pub(crate) title: Option<String>,
+    /// The token usage the emitter read from the transcript at a turn
+    /// boundary (envelope `usage`).
+    pub(crate) usage: Option<TranscriptUsage>,
 }
+
+/// The longest session title kept, in characters.
+const TITLE_CHARS: usize = 200;
 
 /// The few payload fields the writer's side tables need.
 #[derive(Deserialize, Default)]
@@ -45,6 +67,20 @@ struct PayloadFacts {
     agent_transcript_path: Option<String>,
     #[serde(default)]
     tool_response: Option<ToolResponseFacts>,
+    #[serde(default)]
+    notification_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    trigger: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    to_model: Option<String>,
+    #[serde(default)]
+    prompt: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -68,6 +104,20 @@ fn payload_facts(payload: &str) -> PayloadFacts {
         agent_transcript_path: Option<serde_json::Value>,
         #[serde(default)]
         tool_response: Option<serde_json::Value>,
+        #[serde(default)]
+        notification_type: Option<serde_json::Value>,
+        #[serde(default)]
+        error: Option<serde_json::Value>,
+        #[serde(default)]
+        trigger: Option<serde_json::Value>,
+        #[serde(default)]
+        source: Option<serde_json::Value>,
+        #[serde(default)]
+        model: Option<serde_json::Value>,
+        #[serde(default)]
+        to_model: Option<serde_json::Value>,
+        #[serde(default)]
+        prompt: Option<serde_json::Value>,
     }
     let text = |value: Option<serde_json::Value>| match value {
         Some(serde_json::Value::String(text)) => Some(text),
@@ -87,10 +137,47 @@ fn payload_facts(payload: &str) -> PayloadFacts {
                     .map(|id| ToolResponseFacts {
                         agent_id: text(Some(id)),
                     }),
+                notification_type: text(loose.notification_type),
+                error: text(loose.error),
+                trigger: text(loose.trigger),
+                source: text(loose.source),
+                model: text(loose.model),
+                to_model: text(loose.to_model),
+                prompt: text(loose.prompt),
             },
             Err(_) => PayloadFacts::default(),
         },
     }
+}
+
+/// Hooks whose payload facts the state, model or title need: rare next to
+/// tool events, so reading their payload a second time costs little.
+const FACT_HOOKS: [&str; 10] = [
+    "UserPromptSubmit",
+    "Notification",
+    "StopFailure",
+    "PreCompact",
+    "PostCompact",
+    "SessionStart",
+    "SessionEnd",
+    "PostModelSwitch",
+    "SubagentStart",
+    "SubagentStop",
+];
+
+/// The value of the first `"key":"…"` in `payload`, when it is a plain
+/// string (no escapes). Claude Code writes `prompt_id` and
+/// `permission_mode` among the first top-level keys, before any tool input,
+/// so the first match is the top-level one; this saves every tool event a
+/// second JSON pass. A key with an escaped value is left out rather than
+/// misread.
+fn lift_plain_string(payload: &str, key: &str) -> Option<String> {
+    let pattern = format!("\"{key}\":\"");
+    let at = payload.find(&pattern)? + pattern.len();
+    let rest = &payload[at..];
+    let end = rest.find('"')?;
+    let value = &rest[..end];
+    (!value.is_empty() && !value.contains('\\') && value.len() <= 128).then(|| value.to_owned())
 }
 
 /// Most sessions a [`KnownSessions`] remembers before it starts over.
@@ -123,6 +210,7 @@ impl KnownSessions {
             .is_some_and(|session| !self.sessions.contains(session));
         transcript_needed
             || (hook == "PostToolUse" && tool == Some("Agent"))
+            || FACT_HOOKS.contains(&hook)
             || payload.contains("\"reason\"")
             || payload.contains("\"agent_type\"")
             || payload.contains("\"agent_transcript_path\"")
@@ -172,7 +260,35 @@ impl NewEvent {
             } else {
                 None
             };
+        let from_subagent = envelope.agent_id.is_some();
+        let transitions = state::transition(
+            &state::EventFacts {
+                hook: &envelope.hook,
+                tool: envelope.tool.as_deref(),
+                notification_type: facts.notification_type.as_deref(),
+                error: facts.error.as_deref(),
+                reason: facts.reason.as_deref(),
+                trigger: facts.trigger.as_deref(),
+                source: facts.source.as_deref(),
+            },
+            from_subagent,
+        );
+        let model = match envelope.hook.as_str() {
+            "SessionStart" => facts.model,
+            "PostModelSwitch" => facts.to_model,
+            _ => None,
+        };
+        let title = match (envelope.hook.as_str(), from_subagent, facts.prompt) {
+            ("UserPromptSubmit", false, Some(prompt)) => Some(shorten_title(&prompt)),
+            _ => None,
+        };
         NewEvent {
+            prompt_id: lift_plain_string(&payload, "prompt_id"),
+            permission_mode: lift_plain_string(&payload, "permission_mode"),
+            transitions,
+            model,
+            title,
+            usage: envelope.usage,
             transcript_path: facts.transcript_path,
             end_reason: if envelope.hook == "SessionEnd" {
                 facts.reason
@@ -198,6 +314,15 @@ impl NewEvent {
                 payload,
             },
         }
+    }
+}
+
+/// A prompt as a one-line title of at most [`TITLE_CHARS`] characters.
+fn shorten_title(prompt: &str) -> String {
+    let line = prompt.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(TITLE_CHARS) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
     }
 }
 
@@ -317,5 +442,28 @@ mod tests {
             None,
         );
         assert_eq!(event.spawned_agent_id, None);
+    }
+
+    #[test]
+    fn prompt_id_and_permission_mode_are_lifted_and_escaped_values_are_left_out() {
+        let payload = r#"{"session_id":"s","prompt_id":"p-1","permission_mode":"default","tool_input":{"prompt_id":"nested"}}"#;
+        assert_eq!(lift_plain_string(payload, "prompt_id").as_deref(), Some("p-1"));
+        assert_eq!(lift_plain_string(payload, "permission_mode").as_deref(), Some("default"));
+        assert_eq!(lift_plain_string(r#"{"prompt_id":"a\"b"}"#, "prompt_id"), None);
+        assert_eq!(lift_plain_string(r#"{"x":1}"#, "prompt_id"), None);
+    }
+
+    #[test]
+    fn a_main_prompt_titles_its_session() {
+        let line = r#"{"v":1,"id":"e3","ts":5,"machine":"m","session_id":"s","hook":"UserPromptSubmit","payload":{"prompt_id":"p","prompt":"  fix   the\nbuild  "}}"#;
+        let event = NewEvent::from_envelope_remembering(
+            envelope::parse_line(line.as_bytes()).unwrap(),
+            Source::Socket,
+            Some(&mut KnownSessions::default()),
+        );
+        assert_eq!(event.title.as_deref(), Some("fix the build"));
+        assert_eq!(event.prompt_id.as_deref(), Some("p"));
+        assert_eq!(event.transitions.session.unwrap().state, state::State::Working);
+        assert_eq!(shorten_title(&"x".repeat(500)).chars().count(), TITLE_CHARS + 1);
     }
 }

@@ -46,6 +46,7 @@ mod serve;
 mod service;
 mod settings;
 mod sources;
+mod state;
 mod stats;
 mod store;
 

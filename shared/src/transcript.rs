@@ -76,6 +76,13 @@ pub struct ResponseUsage {
     /// `server_tool_use.web_search_requests` (priced per search).
     #[serde(default)]
     pub web_search: u64,
+    /// `usage.inference_geo`: requests served in the US cost 1.1×.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference_geo: Option<String>,
+    /// `usage.speed`: `fast` requests are priced at the model's fast-mode
+    /// rates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<String>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -192,12 +199,14 @@ struct Usage {
     cache_creation: Option<CacheCreation>,
     #[serde(default)]
     server_tool_use: Option<ServerToolUse>,
+    #[serde(default)]
+    inference_geo: Option<String>,
+    #[serde(default)]
+    speed: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct CacheCreation {
-    #[serde(default)]
-    ephemeral_5m_input_tokens: u64,
     #[serde(default)]
     ephemeral_1h_input_tokens: u64,
 }
@@ -270,13 +279,14 @@ fn read_line(line: &[u8], bad_lines: &mut u64) -> Option<ResponseUsage> {
         return None;
     }
     let message_id = message.id.filter(|id| !id.is_empty())?;
-    let (cache_write_5m, cache_write_1h) = match usage.cache_creation {
-        Some(split) if split.ephemeral_5m_input_tokens + split.ephemeral_1h_input_tokens > 0 => (
-            split.ephemeral_5m_input_tokens,
-            split.ephemeral_1h_input_tokens,
-        ),
-        _ => (usage.cache_creation_input_tokens, 0),
-    };
+    // Claude Code's own split: the 1-hour part is what the breakdown says
+    // (at most the total), and everything else written is a 5-minute write.
+    let total_written = usage.cache_creation_input_tokens;
+    let cache_write_1h = usage
+        .cache_creation
+        .map_or(0, |split| split.ephemeral_1h_input_tokens)
+        .min(total_written);
+    let cache_write_5m = total_written - cache_write_1h;
     Some(ResponseUsage {
         message_id,
         request_id: parsed.request_id.filter(|id| !id.is_empty()),
@@ -293,6 +303,8 @@ fn read_line(line: &[u8], bad_lines: &mut u64) -> Option<ResponseUsage> {
             .server_tool_use
             .map(|tools| tools.web_search_requests)
             .unwrap_or(0),
+        inference_geo: usage.inference_geo.filter(|geo| !geo.is_empty()),
+        speed: usage.speed.filter(|speed| !speed.is_empty()),
     })
 }
 

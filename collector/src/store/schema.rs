@@ -92,6 +92,95 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO event_counts (minute, hook, machine, count)
         SELECT (ts / 60000) * 60000, hook, machine, count(*) FROM events GROUP BY 1, 2, 3;
     "#,
+    // 3: what each session and agent is doing (state), what it cost (usage),
+    // and the columns people filter and join on (prompt_id, permission_mode).
+    r#"
+    ALTER TABLE events ADD COLUMN prompt_id TEXT;
+    ALTER TABLE events ADD COLUMN permission_mode TEXT;
+    UPDATE events SET
+        prompt_id = json_extract(payload, '$.prompt_id'),
+        permission_mode = json_extract(payload, '$.permission_mode')
+    WHERE json_valid(payload) AND json_type(payload) = 'object';
+    CREATE INDEX events_prompt_id ON events(prompt_id) WHERE prompt_id IS NOT NULL;
+    CREATE INDEX events_permission_mode ON events(permission_mode) WHERE permission_mode IS NOT NULL;
+
+    ALTER TABLE sessions ADD COLUMN state TEXT;
+    ALTER TABLE sessions ADD COLUMN state_since INTEGER;
+    ALTER TABLE sessions ADD COLUMN state_detail TEXT;
+    ALTER TABLE sessions ADD COLUMN current_tool TEXT;
+    ALTER TABLE sessions ADD COLUMN model TEXT;
+    ALTER TABLE sessions ADD COLUMN title TEXT;
+    ALTER TABLE sessions ADD COLUMN permission_mode TEXT;
+    UPDATE sessions SET
+        state = CASE WHEN ended_ts IS NOT NULL THEN 'ended' ELSE 'idle' END,
+        state_since = COALESCE(ended_ts, last_ts),
+        state_detail = end_reason;
+    CREATE INDEX sessions_state ON sessions(state);
+
+    ALTER TABLE agents ADD COLUMN state TEXT;
+    ALTER TABLE agents ADD COLUMN state_since INTEGER;
+    ALTER TABLE agents ADD COLUMN state_detail TEXT;
+    ALTER TABLE agents ADD COLUMN current_tool TEXT;
+    ALTER TABLE agents ADD COLUMN prompt_id TEXT;
+    UPDATE agents SET
+        state = CASE WHEN stopped_ts IS NOT NULL THEN 'ended' ELSE 'working' END,
+        state_since = COALESCE(stopped_ts, started_ts);
+
+    CREATE TABLE usage (
+        key                   TEXT PRIMARY KEY,
+        message_id            TEXT NOT NULL,
+        request_id            TEXT,
+        session_id            TEXT,
+        agent_id              TEXT,
+        prompt_id             TEXT,
+        machine               TEXT,
+        cwd                   TEXT,
+        model                 TEXT NOT NULL,
+        ts                    INTEGER,
+        input_tokens          INTEGER NOT NULL DEFAULT 0,
+        output_tokens         INTEGER NOT NULL DEFAULT 0,
+        cache_write_5m_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_read_tokens     INTEGER NOT NULL DEFAULT 0,
+        web_search_requests   INTEGER NOT NULL DEFAULT 0,
+        cost_usd              REAL,
+        price_version         TEXT,
+        origin                TEXT NOT NULL,
+        event_id              TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX usage_session ON usage(session_id);
+    CREATE INDEX usage_prompt ON usage(prompt_id) WHERE prompt_id IS NOT NULL;
+    CREATE INDEX usage_agent ON usage(agent_id) WHERE agent_id IS NOT NULL;
+    CREATE INDEX usage_ts ON usage(ts);
+
+    CREATE VIEW prompts AS
+    SELECT
+        submit.prompt_id                                   AS prompt_id,
+        submit.session_id                                  AS session_id,
+        submit.machine                                     AS machine,
+        submit.cwd                                         AS cwd,
+        json_extract(submit.payload, '$.prompt')           AS prompt,
+        submit.ts                                          AS started_ts,
+        (SELECT MIN(done.ts) FROM events AS done
+          WHERE done.prompt_id = submit.prompt_id AND done.agent_id IS NULL
+            AND done.hook IN ('Stop', 'StopFailure', 'SessionEnd'))       AS ended_ts,
+        (SELECT done.hook FROM events AS done
+          WHERE done.prompt_id = submit.prompt_id AND done.agent_id IS NULL
+            AND done.hook IN ('Stop', 'StopFailure', 'SessionEnd')
+          ORDER BY done.ts LIMIT 1)                        AS outcome,
+        (SELECT json_extract(done.payload, '$.error') FROM events AS done
+          WHERE done.prompt_id = submit.prompt_id AND done.hook = 'StopFailure'
+          LIMIT 1)                                         AS error,
+        (SELECT COUNT(*) FROM events AS call
+          WHERE call.prompt_id = submit.prompt_id AND call.hook = 'PreToolUse') AS tool_calls,
+        (SELECT COUNT(*) FROM events AS call
+          WHERE call.prompt_id = submit.prompt_id AND call.hook = 'PostToolUseFailure') AS tool_failures,
+        (SELECT SUM(cost_usd) FROM usage WHERE usage.prompt_id = submit.prompt_id) AS cost_usd,
+        (SELECT SUM(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens)
+           FROM usage WHERE usage.prompt_id = submit.prompt_id) AS tokens
+    FROM events AS submit
+    WHERE submit.hook = 'UserPromptSubmit' AND submit.prompt_id IS NOT NULL;
+    "#,
 ];
 
 /// Recomputes `event_counts` from `events`, for tools and tests that insert
@@ -138,7 +227,7 @@ mod tests {
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
         connection
-            .execute_batch("SELECT * FROM tool_calls")
+            .execute_batch("SELECT * FROM tool_calls; SELECT * FROM prompts; SELECT * FROM usage")
             .unwrap();
     }
 }

@@ -32,6 +32,7 @@ use crate::hub::Hub;
 use crate::ingest::{Committed, NewEvent, Submission};
 use crate::log;
 use crate::service::spawn_thread;
+use crate::state::{State, ToolChange, Transition};
 use crate::stats::Stats;
 use crate::store::checkpoint::{Checkpointer, BACKSTOP_AUTOCHECKPOINT_PAGES};
 use crate::store::retention::{Retention, RetentionSchedule};
@@ -322,8 +323,8 @@ impl WriterLoop {
         {
             let mut insert = transaction.prepare_cached(
                 "INSERT OR IGNORE INTO events
-                 (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
             for event in batch.iter().flat_map(|submission| &submission.events) {
                 let row = &event.row;
@@ -340,6 +341,8 @@ impl WriterLoop {
                     row.cwd,
                     row.source,
                     row.payload,
+                    event.prompt_id,
+                    event.permission_mode,
                 ])?;
                 if changed == 0 {
                     seqs.push(0);
@@ -356,9 +359,18 @@ impl WriterLoop {
         if !sessions.is_empty() {
             let mut upsert = transaction.prepare_cached(
                 "INSERT INTO sessions
-                 (session_id, machine, cwd, first_ts, last_ts, ended_ts, end_reason, event_count, transcript_path, last_seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 (session_id, machine, cwd, first_ts, last_ts, ended_ts, end_reason, event_count, transcript_path, last_seq,
+                  state, state_since, state_detail, current_tool, model, title, permission_mode)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
                  ON CONFLICT(session_id) DO UPDATE SET
+                   state = CASE WHEN ?11 IS NOT NULL AND ?18 >= sessions.last_ts THEN ?11 ELSE sessions.state END,
+                   state_since = CASE WHEN ?11 IS NOT NULL AND ?18 >= sessions.last_ts
+                                       AND (sessions.state IS NOT ?11 OR ?19) THEN ?12 ELSE sessions.state_since END,
+                   state_detail = CASE WHEN ?11 IS NOT NULL AND ?18 >= sessions.last_ts THEN ?13 ELSE sessions.state_detail END,
+                   current_tool = CASE WHEN ?20 AND ?18 >= sessions.last_ts THEN ?14 ELSE sessions.current_tool END,
+                   model = COALESCE(?15, sessions.model),
+                   title = COALESCE(sessions.title, ?16),
+                   permission_mode = COALESCE(?17, sessions.permission_mode),
                    cwd = COALESCE(sessions.cwd, excluded.cwd),
                    first_ts = MIN(sessions.first_ts, excluded.first_ts),
                    last_ts = MAX(sessions.last_ts, excluded.last_ts),
@@ -380,15 +392,32 @@ impl WriterLoop {
                     delta.event_count,
                     delta.transcript_path,
                     delta.last_seq,
+                    delta.state.as_ref().map(|state| state.state.as_str()),
+                    delta.state.as_ref().map(|state| state.since),
+                    delta.state.as_ref().and_then(|state| state.detail.as_deref()),
+                    delta.current_tool.flatten(),
+                    delta.model,
+                    delta.title,
+                    delta.permission_mode,
+                    delta.state.as_ref().map(|state| state.ts),
+                    delta.state.as_ref().is_some_and(|state| state.entered_in_batch),
+                    delta.current_tool.is_some(),
                 ])?;
             }
         }
         if !agents.is_empty() {
             let mut upsert = transaction.prepare_cached(
                 "INSERT INTO agents
-                 (agent_id, session_id, agent_type, parent_tool_use_id, started_ts, stopped_ts, event_count, transcript_path)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 (agent_id, session_id, agent_type, parent_tool_use_id, started_ts, stopped_ts, event_count, transcript_path,
+                  state, state_since, state_detail, current_tool, prompt_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT(agent_id) DO UPDATE SET
+                   state = CASE WHEN ?9 IS NOT NULL AND ?14 >= COALESCE(agents.state_since, 0) THEN ?9 ELSE agents.state END,
+                   state_since = CASE WHEN ?9 IS NOT NULL AND ?14 >= COALESCE(agents.state_since, 0)
+                                       AND (agents.state IS NOT ?9 OR ?15) THEN ?10 ELSE agents.state_since END,
+                   state_detail = CASE WHEN ?9 IS NOT NULL AND ?14 >= COALESCE(agents.state_since, 0) THEN ?11 ELSE agents.state_detail END,
+                   current_tool = CASE WHEN ?16 THEN ?12 ELSE agents.current_tool END,
+                   prompt_id = COALESCE(agents.prompt_id, ?13),
                    session_id = CASE WHEN agents.session_id = '' THEN excluded.session_id ELSE agents.session_id END,
                    agent_type = COALESCE(agents.agent_type, excluded.agent_type),
                    parent_tool_use_id = COALESCE(agents.parent_tool_use_id, excluded.parent_tool_use_id),
@@ -407,6 +436,14 @@ impl WriterLoop {
                     delta.stopped_ts,
                     delta.event_count,
                     delta.transcript_path,
+                    delta.state.as_ref().map(|state| state.state.as_str()),
+                    delta.state.as_ref().map(|state| state.since),
+                    delta.state.as_ref().and_then(|state| state.detail.as_deref()),
+                    delta.current_tool.flatten(),
+                    delta.prompt_id,
+                    delta.state.as_ref().map(|state| state.ts),
+                    delta.state.as_ref().is_some_and(|state| state.entered_in_batch),
+                    delta.current_tool.is_some(),
                 ])?;
             }
         }
@@ -441,6 +478,61 @@ struct SessionDelta<'a> {
     event_count: i64,
     transcript_path: Option<&'a str>,
     last_seq: i64,
+    /// The last state change of the batch, if any.
+    state: Option<StateDelta<'a>>,
+    /// The tool shown as running, when the batch changed it: `Some(None)`
+    /// clears it.
+    current_tool: Option<Option<&'a str>>,
+    model: Option<&'a str>,
+    title: Option<&'a str>,
+    permission_mode: Option<&'a str>,
+}
+
+/// A session's or agent's state at the end of a batch.
+struct StateDelta<'a> {
+    state: State,
+    /// When the state was entered.
+    since: i64,
+    /// The time of the last transition: a transition older than what the
+    /// row already reflects (events arriving out of order) changes nothing.
+    ts: i64,
+    /// Whether the batch itself entered the state (after being in another),
+    /// so `since` replaces the stored one even when the state's name is the
+    /// same as before the batch.
+    entered_in_batch: bool,
+    detail: Option<&'a str>,
+}
+
+/// Applies one event's transition to a batch's running state.
+fn apply_transition<'a>(
+    state: &mut Option<StateDelta<'a>>,
+    current_tool: &mut Option<Option<&'a str>>,
+    change: &'a Transition,
+    ts: i64,
+) {
+    if state.as_ref().is_some_and(|known| ts < known.ts) {
+        return;
+    }
+    match state {
+        Some(known) if known.state == change.state => {
+            known.ts = ts;
+            known.detail = change.detail.as_deref();
+        }
+        _ => {
+            *state = Some(StateDelta {
+                state: change.state,
+                since: ts,
+                ts,
+                entered_in_batch: state.is_some(),
+                detail: change.detail.as_deref(),
+            })
+        }
+    }
+    match &change.tool {
+        ToolChange::Keep => {}
+        ToolChange::Set(tool) => *current_tool = Some(Some(tool.as_str())),
+        ToolChange::Clear => *current_tool = Some(None),
+    }
 }
 
 /// One agent's changes within a batch.
@@ -453,6 +545,10 @@ struct AgentDelta<'a> {
     stopped_ts: Option<i64>,
     event_count: i64,
     transcript_path: Option<&'a str>,
+    state: Option<StateDelta<'a>>,
+    current_tool: Option<Option<&'a str>>,
+    /// The prompt during which the agent started.
+    prompt_id: Option<&'a str>,
 }
 
 fn note_side_tables<'a>(
@@ -474,7 +570,18 @@ fn note_side_tables<'a>(
             event_count: 0,
             transcript_path: None,
             last_seq: seq,
+            state: None,
+            current_tool: None,
+            model: None,
+            title: None,
+            permission_mode: None,
         });
+        if let Some(change) = &event.transitions.session {
+            apply_transition(&mut delta.state, &mut delta.current_tool, change, row.ts);
+        }
+        delta.model = event.model.as_deref().or(delta.model);
+        delta.title = delta.title.or(event.title.as_deref());
+        delta.permission_mode = event.permission_mode.as_deref().or(delta.permission_mode);
         // The session's directory is where it started: the earliest event's.
         if delta.cwd.is_none() || row.ts < delta.first_ts {
             delta.cwd = row.cwd.as_deref().or(delta.cwd);
@@ -494,6 +601,12 @@ fn note_side_tables<'a>(
         delta.session_id = delta.session_id.or(row.session_id.as_deref());
         delta.agent_type = delta.agent_type.or(event.agent_type.as_deref());
         delta.event_count += 1;
+        if let Some(change) = &event.transitions.agent {
+            apply_transition(&mut delta.state, &mut delta.current_tool, change, row.ts);
+        }
+        if row.hook == "SubagentStart" {
+            delta.prompt_id = delta.prompt_id.or(event.prompt_id.as_deref());
+        }
         match row.hook.as_str() {
             "SubagentStart" => {
                 delta.started_ts = Some(delta.started_ts.map_or(row.ts, |ts| ts.min(row.ts)))
