@@ -68,21 +68,21 @@ pub(crate) struct ModelPrice {
 
 /// A price table file.
 #[derive(Debug, Clone, Deserialize)]
-pub(crate) struct PriceTable {
+pub struct PriceTable {
     /// The table's version (a date), stored with the costs it computed.
-    pub version: String,
-    pub models: Vec<ModelPrice>,
+    pub(crate) version: String,
+    pub(crate) models: Vec<ModelPrice>,
 }
 
 impl PriceTable {
     /// The embedded table.
-    pub fn embedded() -> PriceTable {
+    pub(crate) fn embedded() -> PriceTable {
         serde_json::from_str(EMBEDDED_PRICES).expect("collector/prices.json is valid (tested)")
     }
 
     /// The embedded table with the entries of `overrides` (a table file's
     /// text) replacing those of the same id, or added.
-    pub fn with_overrides(overrides: &str) -> Result<PriceTable, String> {
+    pub(crate) fn with_overrides(overrides: &str) -> Result<PriceTable, String> {
         let extra: PriceTable = serde_json::from_str(overrides)
             .map_err(|error| format!("the price table is not valid: {error}"))?;
         let mut table = PriceTable::embedded();
@@ -95,7 +95,7 @@ impl PriceTable {
     }
 
     /// The prices of `model` as a transcript names it, if known.
-    pub fn find(&self, model: &str) -> Option<&ModelPrice> {
+    pub(crate) fn find(&self, model: &str) -> Option<&ModelPrice> {
         let name = model.trim().trim_end_matches("[1m]");
         if let Some(found) = self
             .models
@@ -118,14 +118,14 @@ impl PriceTable {
     }
 
     /// What one response cost in USD, or `None` when the model has no price.
-    pub fn cost(&self, usage: &ResponseUsage) -> Option<f64> {
+    pub(crate) fn cost(&self, usage: &ResponseUsage) -> Option<f64> {
         self.find(&usage.model).map(|price| price.cost(usage))
     }
 }
 
 impl ModelPrice {
     /// The cost of one response at these prices.
-    pub fn cost(&self, usage: &ResponseUsage) -> f64 {
+    pub(crate) fn cost(&self, usage: &ResponseUsage) -> f64 {
         let prompt = usage.total_input();
         let special = match (self.fast, self.long_prompt) {
             // Fast mode wins over the long-prompt tier, as in Claude Code.

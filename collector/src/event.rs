@@ -26,6 +26,14 @@ pub struct CommittedEvent {
     pub source: &'static str,
     /// The payload JSON text as stored.
     pub payload: String,
+    /// The `prompt_id` column: the prompt the event belongs to.
+    pub prompt_id: Option<String>,
+    /// The `permission_mode` column.
+    pub permission_mode: Option<String>,
+    /// The state this event put its session in, on the live feed only (the
+    /// page updates the session's badge from it; a replay reads the state
+    /// from `/api/sessions` instead).
+    pub state: Option<&'static str>,
 }
 
 /// Where an event came from; also the `source` column.
@@ -73,6 +81,9 @@ impl CommittedEvent {
             cwd: None,
             source: "socket",
             payload: "{}".into(),
+            prompt_id: None,
+            permission_mode: None,
+            state: None,
         }
     }
 }

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use crate::event::{CommittedEvent, Source};
 use crate::state;
-use hooktrail_shared::transcript::TranscriptUsage;
 use crate::stats::Stats;
+use hooktrail_shared::transcript::TranscriptUsage;
 
 /// One event ready to insert, with the facts the `sessions` and `agents`
 /// tables need, lifted from its payload once by the source thread.
@@ -32,11 +32,6 @@ pub(crate) struct NewEvent {
     /// `PostToolUse` of the `Agent` tool. Links that agent to this
     /// `tool_use_id`.
     pub(crate) spawned_agent_id: Option<String>,
-    /// `prompt_id`: present on every hook of Claude Code 2.1; joins events
-    /// of one prompt, and Claude Code's own telemetry.
-    pub(crate) prompt_id: Option<String>,
-    /// `permission_mode` of the payload.
-    pub(crate) permission_mode: Option<String>,
     /// What the event does to its session's and agent's state, worked out
     /// here so the writer only stores it.
     pub(crate) transitions: state::Transitions,
@@ -282,9 +277,13 @@ impl NewEvent {
             ("UserPromptSubmit", false, Some(prompt)) => Some(shorten_title(&prompt)),
             _ => None,
         };
+        let prompt_id = lift_plain_string(&payload, "prompt_id");
+        let permission_mode = lift_plain_string(&payload, "permission_mode");
+        let state = transitions
+            .session
+            .as_ref()
+            .map(|change| change.state.as_str());
         NewEvent {
-            prompt_id: lift_plain_string(&payload, "prompt_id"),
-            permission_mode: lift_plain_string(&payload, "permission_mode"),
             transitions,
             model,
             title,
@@ -312,6 +311,9 @@ impl NewEvent {
                 cwd: envelope.cwd,
                 source: source.as_str(),
                 payload,
+                prompt_id,
+                permission_mode,
+                state,
             },
         }
     }
@@ -447,9 +449,18 @@ mod tests {
     #[test]
     fn prompt_id_and_permission_mode_are_lifted_and_escaped_values_are_left_out() {
         let payload = r#"{"session_id":"s","prompt_id":"p-1","permission_mode":"default","tool_input":{"prompt_id":"nested"}}"#;
-        assert_eq!(lift_plain_string(payload, "prompt_id").as_deref(), Some("p-1"));
-        assert_eq!(lift_plain_string(payload, "permission_mode").as_deref(), Some("default"));
-        assert_eq!(lift_plain_string(r#"{"prompt_id":"a\"b"}"#, "prompt_id"), None);
+        assert_eq!(
+            lift_plain_string(payload, "prompt_id").as_deref(),
+            Some("p-1")
+        );
+        assert_eq!(
+            lift_plain_string(payload, "permission_mode").as_deref(),
+            Some("default")
+        );
+        assert_eq!(
+            lift_plain_string(r#"{"prompt_id":"a\"b"}"#, "prompt_id"),
+            None
+        );
         assert_eq!(lift_plain_string(r#"{"x":1}"#, "prompt_id"), None);
     }
 
@@ -462,8 +473,14 @@ mod tests {
             Some(&mut KnownSessions::default()),
         );
         assert_eq!(event.title.as_deref(), Some("fix the build"));
-        assert_eq!(event.prompt_id.as_deref(), Some("p"));
-        assert_eq!(event.transitions.session.unwrap().state, state::State::Working);
-        assert_eq!(shorten_title(&"x".repeat(500)).chars().count(), TITLE_CHARS + 1);
+        assert_eq!(event.row.prompt_id.as_deref(), Some("p"));
+        assert_eq!(
+            event.transitions.session.unwrap().state,
+            state::State::Working
+        );
+        assert_eq!(
+            shorten_title(&"x".repeat(500)).chars().count(),
+            TITLE_CHARS + 1
+        );
     }
 }

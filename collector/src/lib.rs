@@ -53,6 +53,7 @@ mod store;
 // The public surface, on purpose: what the binary, the integration tests, the
 // benchmarks (`collector/examples`) and the fuzz targets (`fuzz/`) use.
 // Everything else is `pub(crate)`.
+pub use crate::cost::PriceTable;
 pub use crate::event::{CommittedEvent, Source};
 pub use crate::hub::Hub;
 pub use crate::query::{
@@ -138,6 +139,7 @@ pub fn run_with_stats(
         },
         shutdown: shutdown.clone(),
         drain_deadline: settings.tuning.drain_deadline,
+        prices: settings.prices.clone(),
     }
     .spawn()?;
 

@@ -3,17 +3,20 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hooktrail_shared::config::{self, RedisConfig, Transport};
 use hooktrail_shared::paths;
+
+use crate::cost::PriceTable;
 
 /// The usage text printed by `--help` and after a flag error.
 pub(crate) const USAGE: &str = "\
 usage: hooktrail-collector [--config FILE] [--db FILE] [--socket PATH] [--http ADDR]
                            [--redis-url URL] [--transport stream|pubsub] [--key NAME]
                            [--group NAME] [--spool-dir DIR] [--retention-days N]
-                           [--token TOKEN]
+                           [--token TOKEN] [--prices FILE] [--quiet-after SECONDS]
 
 Stores every hooktrail event from Redis, the local socket and the spool in
 SQLite, and serves the live UI.
@@ -30,6 +33,10 @@ SQLite, and serves the live UI.
   --spool-dir DIR      spool directory to drain
   --retention-days N   delete events older than N days (default: keep everything)
   --token TOKEN        bearer token for the HTTP API; prefer $HOOKTRAIL_TOKEN
+  --prices FILE        a price table whose models replace or add to the built-in one
+                       (same format as collector/prices.json; also $HOOKTRAIL_PRICES)
+  --quiet-after S      a working session with no event for S seconds shows as
+                       gone quiet (default 600; also $HOOKTRAIL_QUIET_AFTER)
   --help, --version
 ";
 
@@ -59,9 +66,22 @@ pub struct Settings {
     pub retention: Option<Duration>,
     /// The bearer token of the HTTP API.
     pub token: Option<String>,
+    /// The prices costs are computed with: the built-in table, with the
+    /// models of `--prices` replacing or adding to it.
+    pub prices: Arc<PriceTable>,
+    /// A working session without an event for this long is shown as gone
+    /// quiet: its process most likely died.
+    pub quiet_after: Duration,
     /// Tuning knobs that tests and benchmarks change.
     pub tuning: Tuning,
 }
+
+/// The longest retention accepted: longer is a typo, and its arithmetic
+/// would overflow.
+const MAX_RETENTION_DAYS: f64 = 100.0 * 365.0;
+
+/// The default of `--quiet-after`.
+pub(crate) const DEFAULT_QUIET_AFTER: Duration = Duration::from_secs(600);
 
 /// Limits and intervals with sensible defaults, separated so that tests can
 /// shorten them without new flags.
@@ -138,7 +158,8 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
                 )))
             }
             "--config" | "--db" | "--socket" | "--http" | "--redis-url" | "--transport"
-            | "--key" | "--group" | "--spool-dir" | "--retention-days" | "--token" => {
+            | "--key" | "--group" | "--spool-dir" | "--retention-days" | "--token" | "--prices"
+            | "--quiet-after" => {
                 let value = match inline {
                     Some(value) => value,
                     None => iter
@@ -249,13 +270,35 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
                 .trim()
                 .parse()
                 .ok()
-                .filter(|days: &f64| *days > 0.0 && days.is_finite())
+                .filter(|days: &f64| *days > 0.0 && *days <= MAX_RETENTION_DAYS)
                 .ok_or_else(|| {
-                    format!("--retention-days: not a positive number of days: {text:?}")
+                    format!("--retention-days: not a number of days between 0 and {MAX_RETENTION_DAYS}: {text:?}")
                 })?;
             Some(Duration::from_secs_f64(days * 86_400.0))
         }
         None => None,
+    };
+    let prices = match flag("--prices").or_else(|| lookup("HOOKTRAIL_PRICES")) {
+        Some(path) => {
+            let path = paths::expand(&path, &lookup);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|error| format!("--prices {}: {error}", path.display()))?;
+            PriceTable::with_overrides(&text)
+                .map_err(|error| format!("--prices {}: {error}", path.display()))?
+        }
+        None => PriceTable::embedded(),
+    };
+    let quiet_after = match flag("--quiet-after").or_else(|| lookup("HOOKTRAIL_QUIET_AFTER")) {
+        Some(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|seconds| (1..=30 * 86_400).contains(seconds))
+            .map(Duration::from_secs)
+            .ok_or_else(|| {
+                format!("--quiet-after: not a number of seconds between 1 and 2592000: {text:?}")
+            })?,
+        None => DEFAULT_QUIET_AFTER,
     };
     let host = host_name();
     Ok(Invocation::Run {
@@ -269,6 +312,8 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             spool_dir,
             retention,
             token,
+            prices: Arc::new(prices),
+            quiet_after,
             tuning: Tuning::default(),
         }),
         warnings,
@@ -335,6 +380,18 @@ mod tests {
         assert_eq!(redis.key, "k");
         assert_eq!(settings.group, "g");
         assert_eq!(settings.token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn absurd_retention_and_quiet_limits_are_refused_not_wrapped() {
+        for days in ["1e300", "1e9", "0", "-1", "NaN", "inf"] {
+            let error = parse_with(&["--retention-days", days], &[]).unwrap_err();
+            assert!(error.contains("--retention-days"), "{days}: {error}");
+        }
+        assert!(parse_with(&["--quiet-after", "0"], &[]).is_err());
+        let settings = settings(parse_with(&["--quiet-after", "90"], &[]));
+        assert_eq!(settings.quiet_after, Duration::from_secs(90));
+        assert!(parse_with(&["--prices", "/nonexistent/prices.json"], &[]).is_err());
     }
 
     #[test]

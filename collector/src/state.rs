@@ -180,7 +180,12 @@ pub(crate) fn transition(facts: &EventFacts<'_>, from_subagent: bool) -> Transit
 
 /// The state a reader sees: the stored one, or "gone quiet" for a working or
 /// compacting session without an event for longer than `quiet_after_ms`.
-pub(crate) fn shown_state(stored: Option<&str>, last_ts: i64, now: i64, quiet_after_ms: i64) -> &str {
+pub(crate) fn shown_state(
+    stored: Option<&str>,
+    last_ts: i64,
+    now: i64,
+    quiet_after_ms: i64,
+) -> &str {
     let stored = stored.unwrap_or("idle");
     match stored {
         "working" | "compacting" if now - last_ts > quiet_after_ms => GONE_QUIET,
@@ -222,7 +227,11 @@ mod tests {
             Some(State::Waiting)
         );
         assert_eq!(
-            session_state(&[facts("PermissionRequest"), facts("PostToolUse"), facts("Stop")]),
+            session_state(&[
+                facts("PermissionRequest"),
+                facts("PostToolUse"),
+                facts("Stop")
+            ]),
             Some(State::Idle)
         );
     }
@@ -254,13 +263,22 @@ mod tests {
             ..facts("StopFailure")
         };
         let change = transition(&failure, false).session.unwrap();
-        assert_eq!((change.state, change.detail.as_deref()), (State::Failed, Some("server_error")));
+        assert_eq!(
+            (change.state, change.detail.as_deref()),
+            (State::Failed, Some("server_error"))
+        );
         let end = EventFacts {
             reason: Some("other"),
             ..facts("SessionEnd")
         };
-        assert_eq!(transition(&end, false).session.unwrap().detail.as_deref(), Some("other"));
-        assert_eq!(transition(&facts("FileChanged"), false), Transitions::default());
+        assert_eq!(
+            transition(&end, false).session.unwrap().detail.as_deref(),
+            Some("other")
+        );
+        assert_eq!(
+            transition(&facts("FileChanged"), false),
+            Transitions::default()
+        );
     }
 
     #[test]

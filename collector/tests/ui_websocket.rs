@@ -169,6 +169,9 @@ fn big_event(seq: i64) -> Arc<CommittedEvent> {
         cwd: None,
         source: "socket",
         payload: format!("{{\"message\":\"{}\"}}", "x".repeat(4096)),
+        prompt_id: None,
+        permission_mode: None,
+        state: None,
     })
 }
 

@@ -42,6 +42,14 @@ pub(crate) fn push_event_json(out: &mut String, event: &CommittedEvent) {
     push_optional(out, event.cwd.as_deref());
     out.push_str(",\"source\":");
     push_json_string(out, event.source);
+    out.push_str(",\"prompt_id\":");
+    push_optional(out, event.prompt_id.as_deref());
+    out.push_str(",\"permission_mode\":");
+    push_optional(out, event.permission_mode.as_deref());
+    if let Some(state) = event.state {
+        out.push_str(",\"state\":");
+        push_json_string(out, state);
+    }
     out.push_str(",\"payload\":");
     if serde_json::from_str::<&serde_json::value::RawValue>(&event.payload).is_ok() {
         out.push_str(event.payload.trim());

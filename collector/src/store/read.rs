@@ -64,7 +64,7 @@ fn source_name(text: &str) -> &'static str {
 
 /// The columns [`row_to_event`] reads, in order.
 pub(crate) const EVENT_COLUMNS: &str =
-    "seq, id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload";
+    "seq, id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode";
 
 /// Reads one `events` row selected with [`EVENT_COLUMNS`].
 pub(crate) fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<CommittedEvent> {
@@ -83,6 +83,9 @@ pub(crate) fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Committe
         cwd: row.get(10)?,
         source: source_name(&source),
         payload: row.get(12)?,
+        prompt_id: row.get(13)?,
+        permission_mode: row.get(14)?,
+        state: None,
     })
 }
 

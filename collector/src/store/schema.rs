@@ -143,6 +143,8 @@ const MIGRATIONS: &[&str] = &[
         cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0,
         cache_read_tokens     INTEGER NOT NULL DEFAULT 0,
         web_search_requests   INTEGER NOT NULL DEFAULT 0,
+        inference_geo         TEXT,
+        speed                 TEXT,
         cost_usd              REAL,
         price_version         TEXT,
         origin                TEXT NOT NULL,

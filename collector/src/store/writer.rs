@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 
+use crate::cost::PriceTable;
 use crate::hub::Hub;
 use crate::ingest::{Committed, NewEvent, Submission};
 use crate::log;
@@ -37,6 +38,7 @@ use crate::stats::Stats;
 use crate::store::checkpoint::{Checkpointer, BACKSTOP_AUTOCHECKPOINT_PAGES};
 use crate::store::retention::{Retention, RetentionSchedule};
 use crate::store::schema;
+use hooktrail_shared::transcript::{ResponseUsage, TranscriptKind};
 
 /// How long SQLite itself waits for a lock before the writer sees `SQLITE_BUSY`
 /// and retries the batch (counting a write error).
@@ -104,6 +106,9 @@ pub(crate) struct Writer {
     pub(crate) shutdown: Arc<AtomicBool>,
     /// How long shutdown waits for a failing batch.
     pub(crate) drain_deadline: Duration,
+    /// What each response costs: applied as usage is stored, and to every
+    /// stored response when the table changed since it was priced.
+    pub(crate) prices: Arc<PriceTable>,
 }
 
 impl Writer {
@@ -160,6 +165,9 @@ impl WriterLoop {
                 "wal_autocheckpoint",
                 BACKSTOP_AUTOCHECKPOINT_PAGES,
             );
+        }
+        if let Err(error) = reprice(&mut self.setup.connection, &self.setup.prices) {
+            log::warn(&format!("writer: cannot reprice stored usage: {error}"));
         }
         loop {
             self.heartbeat();
@@ -341,8 +349,8 @@ impl WriterLoop {
                     row.cwd,
                     row.source,
                     row.payload,
-                    event.prompt_id,
-                    event.permission_mode,
+                    row.prompt_id,
+                    row.permission_mode,
                 ])?;
                 if changed == 0 {
                     seqs.push(0);
@@ -394,13 +402,19 @@ impl WriterLoop {
                     delta.last_seq,
                     delta.state.as_ref().map(|state| state.state.as_str()),
                     delta.state.as_ref().map(|state| state.since),
-                    delta.state.as_ref().and_then(|state| state.detail.as_deref()),
+                    delta
+                        .state
+                        .as_ref()
+                        .and_then(|state| state.detail.as_deref()),
                     delta.current_tool.flatten(),
                     delta.model,
                     delta.title,
                     delta.permission_mode,
                     delta.state.as_ref().map(|state| state.ts),
-                    delta.state.as_ref().is_some_and(|state| state.entered_in_batch),
+                    delta
+                        .state
+                        .as_ref()
+                        .is_some_and(|state| state.entered_in_batch),
                     delta.current_tool.is_some(),
                 ])?;
             }
@@ -438,13 +452,66 @@ impl WriterLoop {
                     delta.transcript_path,
                     delta.state.as_ref().map(|state| state.state.as_str()),
                     delta.state.as_ref().map(|state| state.since),
-                    delta.state.as_ref().and_then(|state| state.detail.as_deref()),
+                    delta
+                        .state
+                        .as_ref()
+                        .and_then(|state| state.detail.as_deref()),
                     delta.current_tool.flatten(),
                     delta.prompt_id,
                     delta.state.as_ref().map(|state| state.ts),
-                    delta.state.as_ref().is_some_and(|state| state.entered_in_batch),
+                    delta
+                        .state
+                        .as_ref()
+                        .is_some_and(|state| state.entered_in_batch),
                     delta.current_tool.is_some(),
                 ])?;
+            }
+        }
+        {
+            let prices = &self.setup.prices;
+            let mut upsert = transaction.prepare_cached(UPSERT_USAGE)?;
+            for (event, seq) in batch
+                .iter()
+                .flat_map(|submission| &submission.events)
+                .zip(&seqs)
+            {
+                let (Some(usage), true) = (&event.usage, *seq > 0) else {
+                    continue;
+                };
+                let row = &event.row;
+                for response in &usage.responses {
+                    // A subagent's transcript belongs to the event's agent;
+                    // in a session's transcript, a sidechain line names its
+                    // own agent where it can.
+                    let agent_id = match usage.transcript {
+                        TranscriptKind::Agent => row.agent_id.as_deref(),
+                        TranscriptKind::Session => response.agent_id.as_deref(),
+                    };
+                    upsert.execute(params![
+                        response.key(),
+                        response.message_id,
+                        response.request_id,
+                        row.session_id,
+                        agent_id,
+                        row.prompt_id,
+                        row.machine,
+                        row.cwd,
+                        response.model,
+                        response.ts.unwrap_or(row.ts),
+                        response.input as i64,
+                        response.output as i64,
+                        response.cache_write_5m as i64,
+                        response.cache_write_1h as i64,
+                        response.cache_read as i64,
+                        response.web_search as i64,
+                        prices.cost(response),
+                        prices.version,
+                        "hook",
+                        row.id,
+                        response.inference_geo,
+                        response.speed,
+                    ])?;
+                }
             }
         }
         if !minute_counts.is_empty() {
@@ -459,6 +526,76 @@ impl WriterLoop {
         transaction.commit()?;
         Ok(seqs)
     }
+}
+
+/// Stores one response's usage, keyed so that it counts once: the last
+/// written usage wins, a hook's row is never replaced by an import's, and
+/// the agent and prompt it was first attributed to stay.
+pub(crate) const UPSERT_USAGE: &str = "INSERT INTO usage
+     (key, message_id, request_id, session_id, agent_id, prompt_id, machine, cwd, model, ts,
+      input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens,
+      web_search_requests, cost_usd, price_version, origin, event_id, inference_geo, speed)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
+     ON CONFLICT(key) DO UPDATE SET
+       model = excluded.model,
+       ts = COALESCE(usage.ts, excluded.ts),
+       input_tokens = excluded.input_tokens,
+       output_tokens = excluded.output_tokens,
+       cache_write_5m_tokens = excluded.cache_write_5m_tokens,
+       cache_write_1h_tokens = excluded.cache_write_1h_tokens,
+       cache_read_tokens = excluded.cache_read_tokens,
+       web_search_requests = excluded.web_search_requests,
+       cost_usd = excluded.cost_usd,
+       price_version = excluded.price_version,
+       inference_geo = excluded.inference_geo,
+       speed = excluded.speed,
+       session_id = COALESCE(usage.session_id, excluded.session_id),
+       agent_id = COALESCE(excluded.agent_id, usage.agent_id),
+       prompt_id = COALESCE(usage.prompt_id, excluded.prompt_id),
+       machine = COALESCE(usage.machine, excluded.machine),
+       cwd = COALESCE(usage.cwd, excluded.cwd),
+       origin = excluded.origin,
+       event_id = excluded.event_id
+     WHERE NOT (usage.origin = 'hook' AND excluded.origin = 'import')";
+
+/// Prices again every stored response priced with another table (or none):
+/// a price fix or a `--prices` override applies to history too.
+fn reprice(connection: &mut Connection, prices: &PriceTable) -> rusqlite::Result<usize> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut changed = 0;
+    {
+        let mut select = transaction.prepare(
+            "SELECT key, model, input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+                    cache_read_tokens, web_search_requests, inference_geo, speed
+             FROM usage WHERE price_version IS NOT ?1",
+        )?;
+        let mut update = transaction
+            .prepare("UPDATE usage SET cost_usd = ?2, price_version = ?3 WHERE key = ?1")?;
+        let rows = select.query_map([&prices.version], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                ResponseUsage {
+                    model: row.get(1)?,
+                    input: row.get::<_, i64>(2)? as u64,
+                    output: row.get::<_, i64>(3)? as u64,
+                    cache_write_5m: row.get::<_, i64>(4)? as u64,
+                    cache_write_1h: row.get::<_, i64>(5)? as u64,
+                    cache_read: row.get::<_, i64>(6)? as u64,
+                    web_search: row.get::<_, i64>(7)? as u64,
+                    inference_geo: row.get(8)?,
+                    speed: row.get(9)?,
+                    ..ResponseUsage::default()
+                },
+            ))
+        })?;
+        for row in rows {
+            let (key, usage) = row?;
+            update.execute(params![key, prices.cost(&usage), prices.version])?;
+            changed += 1;
+        }
+    }
+    transaction.commit()?;
+    Ok(changed)
 }
 
 /// The minute key of `event_counts` for `ts`, rounded as SQLite's integer
@@ -581,7 +718,7 @@ fn note_side_tables<'a>(
         }
         delta.model = event.model.as_deref().or(delta.model);
         delta.title = delta.title.or(event.title.as_deref());
-        delta.permission_mode = event.permission_mode.as_deref().or(delta.permission_mode);
+        delta.permission_mode = row.permission_mode.as_deref().or(delta.permission_mode);
         // The session's directory is where it started: the earliest event's.
         if delta.cwd.is_none() || row.ts < delta.first_ts {
             delta.cwd = row.cwd.as_deref().or(delta.cwd);
@@ -605,7 +742,7 @@ fn note_side_tables<'a>(
             apply_transition(&mut delta.state, &mut delta.current_tool, change, row.ts);
         }
         if row.hook == "SubagentStart" {
-            delta.prompt_id = delta.prompt_id.or(event.prompt_id.as_deref());
+            delta.prompt_id = delta.prompt_id.or(row.prompt_id.as_deref());
         }
         match row.hook.as_str() {
             "SubagentStart" => {

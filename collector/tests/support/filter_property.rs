@@ -105,6 +105,9 @@ fn check_filter_agreement(filter: &EventFilter) {
             cwd: None,
             source: "socket",
             payload: row.5.clone(),
+            prompt_id: None,
+            permission_mode: None,
+            state: None,
         });
         let replayed = selected.contains(&(index as i64 + 1));
         assert_eq!(

@@ -133,6 +133,9 @@ impl TestDb {
                 cwd,
                 source: "socket",
                 payload: text.clone(),
+                prompt_id: None,
+                permission_mode: None,
+                state: None,
             }));
         }
         // Rows inserted without the writer: rebuild its per-minute rollup.
