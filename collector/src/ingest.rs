@@ -167,9 +167,10 @@ const FACT_HOOKS: [&str; 10] = [
 /// second JSON pass. A key with an escaped value is left out rather than
 /// misread.
 fn lift_plain_string(payload: &str, key: &str) -> Option<String> {
-    let pattern = format!("\"{key}\":\"");
+    let pattern = format!("\"{key}\"");
     let at = payload.find(&pattern)? + pattern.len();
-    let rest = &payload[at..];
+    let rest = payload[at..].trim_start().strip_prefix(':')?;
+    let rest = rest.trim_start().strip_prefix('"')?;
     let end = rest.find('"')?;
     let value = &rest[..end];
     (!value.is_empty() && !value.contains('\\') && value.len() <= 128).then(|| value.to_owned())
@@ -462,6 +463,10 @@ mod tests {
             None
         );
         assert_eq!(lift_plain_string(r#"{"x":1}"#, "prompt_id"), None);
+        assert_eq!(
+            lift_plain_string(r#"{"prompt_id" : "spaced"}"#, "prompt_id").as_deref(),
+            Some("spaced")
+        );
     }
 
     #[test]

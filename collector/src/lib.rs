@@ -205,6 +205,7 @@ pub fn run_with_stats(
                         stats: stats.clone(),
                         hub: hub.clone(),
                         token: settings.token.clone(),
+                        quiet_after: settings.quiet_after,
                     },
                     shutdown: shutdown.clone(),
                 }

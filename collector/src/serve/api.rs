@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use crate::query;
 use crate::serve::gate::ApiResponse;
 use crate::serve::json::push_event_list;
+use crate::state::{shown_state, GONE_QUIET};
 use crate::store::read::{max_seq, read_events};
 
 /// A session with no event for this long is shown as idle, not active.
@@ -55,18 +56,53 @@ fn session_status(ended_ts: Option<i64>, last_ts: i64, now: i64) -> &'static str
 
 const SESSION_COLUMNS: &str =
     "session_id, machine, cwd, first_ts, last_ts, ended_ts, end_reason, event_count, transcript_path, last_seq, \
-     (SELECT COUNT(*) FROM agents WHERE agents.session_id = sessions.session_id)";
+     (SELECT COUNT(*) FROM agents WHERE agents.session_id = sessions.session_id), \
+     state, state_since, state_detail, current_tool, model, title, permission_mode, \
+     cost.cost_usd, cost.tokens, cost.unpriced, cost.responses";
 
-fn session_row_json(row: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<Value> {
+/// The usage totals of the sessions of a page (`page`), which
+/// `SESSION_COLUMNS` reads as `cost`: summed over the page's sessions only,
+/// through the `usage_session` index.
+const PAGE_COST: &str = "cost AS (SELECT session_id AS cost_session, SUM(cost_usd) AS cost_usd, \
+     SUM(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) AS tokens, \
+     SUM(cost_usd IS NULL) AS unpriced, COUNT(*) AS responses FROM usage \
+     WHERE session_id IN (SELECT session_id FROM page) GROUP BY session_id)";
+
+/// The usage totals of one session, for its row.
+const ONE_SESSION_COST_JOIN: &str = "LEFT JOIN (SELECT ?1 AS cost_session, SUM(cost_usd) AS cost_usd, \
+     SUM(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) AS tokens, \
+     SUM(cost_usd IS NULL) AS unpriced, COUNT(*) AS responses FROM usage WHERE session_id = ?1) AS cost \
+     ON cost.cost_session = sessions.session_id";
+
+fn session_row_json(
+    row: &rusqlite::Row<'_>,
+    now: i64,
+    quiet_after_ms: i64,
+) -> rusqlite::Result<Value> {
     let first_ts: i64 = row.get(3)?;
     let last_ts: i64 = row.get(4)?;
     let ended_ts: Option<i64> = row.get(5)?;
     let status = session_status(ended_ts, last_ts, now);
+    let stored_state: Option<String> = row.get(11)?;
+    let state = shown_state(stored_state.as_deref(), last_ts, now, quiet_after_ms);
     let duration_end = match status {
         "active" => now.max(last_ts),
         _ => ended_ts.unwrap_or(last_ts).max(last_ts),
     };
+    let responses: Option<i64> = row.get(21)?;
+    let unpriced: Option<i64> = row.get(20)?;
     Ok(json!({
+        "state": state,
+        "state_since": if state == GONE_QUIET { json!(last_ts) } else { json!(row.get::<_, Option<i64>>(12)?) },
+        "state_detail": row.get::<_, Option<String>>(13)?,
+        "current_tool": if state == "working" || state == "waiting" { json!(row.get::<_, Option<String>>(14)?) } else { Value::Null },
+        "model": row.get::<_, Option<String>>(15)?,
+        "title": row.get::<_, Option<String>>(16)?,
+        "permission_mode": row.get::<_, Option<String>>(17)?,
+        "cost_usd": row.get::<_, Option<f64>>(18)?,
+        "tokens": row.get::<_, Option<i64>>(19)?.unwrap_or(0),
+        "unpriced_responses": unpriced.unwrap_or(0),
+        "usage_responses": responses.unwrap_or(0),
         "session_id": row.get::<_, String>(0)?,
         "machine": row.get::<_, String>(1)?,
         "cwd": row.get::<_, Option<String>>(2)?,
@@ -86,6 +122,7 @@ fn session_row_json(row: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<Value
 fn sessions_route(
     connection: &mut Connection,
     query_string: &str,
+    quiet_after_ms: i64,
 ) -> Result<ApiResponse, rusqlite::Error> {
     let request = match query::parse_sessions_query(query_string) {
         Ok(request) => request,
@@ -95,12 +132,15 @@ fn sessions_route(
     let transaction = connection.transaction()?;
     let sessions: Vec<Value> = {
         let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE (?1 IS NULL OR machine = ?1) ORDER BY last_ts DESC LIMIT ?2"
+            "WITH page AS (SELECT * FROM sessions WHERE (?1 IS NULL OR machine = ?1) \
+             ORDER BY last_ts DESC LIMIT ?2), {PAGE_COST} \
+             SELECT {SESSION_COLUMNS} FROM page AS sessions \
+             LEFT JOIN cost ON cost.cost_session = sessions.session_id ORDER BY last_ts DESC"
         );
         let mut statement = transaction.prepare_cached(&sql)?;
         let rows = statement.query_map(
             rusqlite::params![request.machine, request.limit as i64],
-            |row| session_row_json(row, now),
+            |row| session_row_json(row, now, quiet_after_ms),
         )?;
         rows.collect::<Result<_, _>>()?
     };
@@ -121,6 +161,7 @@ fn sessions_route(
         "now": now,
         "last_seq": last_seq,
         "active_window_ms": ACTIVE_WINDOW_MS,
+        "quiet_after_ms": quiet_after_ms,
     })))
 }
 
@@ -152,16 +193,21 @@ fn session_route(
     connection: &mut Connection,
     session_id: &str,
     query_string: &str,
+    quiet_after_ms: i64,
 ) -> Result<ApiResponse, rusqlite::Error> {
     if let Err(error) = query::parse_pairs(query_string, &[]) {
         return Ok(ApiResponse::bad_parameter(&error));
     }
     let now = now_millis();
     let transaction = connection.transaction()?;
-    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = ?1");
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions {ONE_SESSION_COST_JOIN} WHERE session_id = ?1"
+    );
     let session = transaction
         .prepare_cached(&sql)?
-        .query_row([session_id], |row| session_row_json(row, now))
+        .query_row([session_id], |row| {
+            session_row_json(row, now, quiet_after_ms)
+        })
         .optional()?;
     let Some(session) = session else {
         return Ok(ApiResponse::error(404, "no such session"));
@@ -170,7 +216,11 @@ fn session_route(
         let mut statement = transaction.prepare_cached(
             "SELECT a.agent_id, a.agent_type, a.parent_tool_use_id, a.started_ts, a.stopped_ts, a.event_count, \
              a.transcript_path, \
-             (SELECT e.agent_id FROM events AS e WHERE e.tool_use_id = a.parent_tool_use_id AND e.hook = 'PreToolUse' LIMIT 1) \
+             (SELECT e.agent_id FROM events AS e WHERE e.tool_use_id = a.parent_tool_use_id AND e.hook = 'PreToolUse' LIMIT 1), \
+             a.state, a.state_since, a.state_detail, a.current_tool, a.prompt_id, \
+             (SELECT SUM(cost_usd) FROM usage WHERE usage.agent_id = a.agent_id), \
+             (SELECT SUM(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) \
+                FROM usage WHERE usage.agent_id = a.agent_id) \
              FROM agents AS a WHERE a.session_id = ?1 ORDER BY a.started_ts, a.agent_id",
         )?;
         let rows = statement.query_map([session_id], |row| {
@@ -183,6 +233,13 @@ fn session_route(
                 "event_count": row.get::<_, i64>(5)?,
                 "transcript_path": row.get::<_, Option<String>>(6)?,
                 "parent_agent_id": row.get::<_, Option<String>>(7)?,
+                "state": row.get::<_, Option<String>>(8)?,
+                "state_since": row.get::<_, Option<i64>>(9)?,
+                "state_detail": row.get::<_, Option<String>>(10)?,
+                "current_tool": row.get::<_, Option<String>>(11)?,
+                "prompt_id": row.get::<_, Option<String>>(12)?,
+                "cost_usd": row.get::<_, Option<f64>>(13)?,
+                "tokens": row.get::<_, Option<i64>>(14)?.unwrap_or(0),
             }))
         })?;
         rows.collect::<Result<_, _>>()?
@@ -246,15 +303,83 @@ fn session_route(
         }
         Value::Object(map)
     };
+    let usage = usage_by_model(
+        &transaction,
+        "WHERE session_id = ?1",
+        rusqlite::params![session_id],
+    )?;
+    let prompts: Vec<Value> = {
+        let mut statement = transaction.prepare_cached(
+            "SELECT prompt_id, prompt, started_ts, ended_ts, outcome, error, tool_calls, tool_failures, cost_usd, tokens \
+             FROM prompts WHERE session_id = ?1 ORDER BY started_ts LIMIT 500",
+        )?;
+        let rows = statement.query_map([session_id], |row| {
+            let started: i64 = row.get(2)?;
+            let ended: Option<i64> = row.get(3)?;
+            Ok(json!({
+                "prompt_id": row.get::<_, String>(0)?,
+                "prompt": row.get::<_, Option<String>>(1)?,
+                "started_ts": started,
+                "ended_ts": ended,
+                "duration_ms": ended.map(|ended| ended - started),
+                "outcome": match row.get::<_, Option<String>>(4)?.as_deref() {
+                    Some("Stop") => "done",
+                    Some("StopFailure") => "failed",
+                    Some("SessionEnd") => "ended",
+                    _ => "running",
+                },
+                "error": row.get::<_, Option<String>>(5)?,
+                "tool_calls": row.get::<_, i64>(6)?,
+                "tool_failures": row.get::<_, i64>(7)?,
+                "cost_usd": row.get::<_, Option<f64>>(8)?,
+                "tokens": row.get::<_, Option<i64>>(9)?.unwrap_or(0),
+            }))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
     transaction.finish()?;
     Ok(ApiResponse::json(&json!({
         "session": session,
+        "usage": usage,
+        "prompts": prompts,
         "agents": agents,
         "tool_calls": tool_calls,
         "failures": failures,
         "tools": tools,
         "hooks": hooks,
     })))
+}
+
+/// Token and cost totals per model of the usage rows `filter` selects
+/// (a `WHERE` clause over `usage`).
+fn usage_by_model(
+    transaction: &rusqlite::Transaction<'_>,
+    filter: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<Value>> {
+    let sql = format!(
+        "SELECT model, SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), \
+         SUM(cache_read_tokens), SUM(web_search_requests), SUM(cost_usd), COUNT(*), SUM(cost_usd IS NULL) \
+         FROM usage {filter} GROUP BY model ORDER BY SUM(cost_usd) DESC, model"
+    );
+    let mut statement = transaction.prepare_cached(&sql)?;
+    let rows = statement.query_map(params, |row| {
+        let unpriced: i64 = row.get(9)?;
+        Ok(json!({
+            "model": row.get::<_, String>(0)?,
+            "input_tokens": row.get::<_, i64>(1)?,
+            "output_tokens": row.get::<_, i64>(2)?,
+            "cache_write_5m_tokens": row.get::<_, i64>(3)?,
+            "cache_write_1h_tokens": row.get::<_, i64>(4)?,
+            "cache_read_tokens": row.get::<_, i64>(5)?,
+            "web_search_requests": row.get::<_, i64>(6)?,
+            // A model without a price shows as unknown, never as $0.
+            "cost_usd": if unpriced > 0 { Value::Null } else { json!(row.get::<_, Option<f64>>(7)?) },
+            "price_known": unpriced == 0,
+            "responses": row.get::<_, i64>(8)?,
+        }))
+    })?;
+    rows.collect()
 }
 
 fn stats_route(
@@ -268,6 +393,8 @@ fn stats_route(
     };
     let since = request.since_ms.unwrap_or(now - 3_600_000);
     let bucket_ms = request.bucket_seconds * 1000;
+    // Cost per day looks back 30 days unless `since` asks for more.
+    let cost_since = ((since.min(now - 30 * 86_400_000)) / 86_400_000) * 86_400_000;
     let transaction = connection.transaction()?;
     let mut series = Vec::new();
     let mut per_hook = serde_json::Map::new();
@@ -308,8 +435,33 @@ fn stats_route(
             series.push(json!({ "t": bucket, "hook": hook, "machine": machine, "count": count }));
         }
     }
+    let usage = usage_by_model(&transaction, "WHERE ts >= ?1", rusqlite::params![since])?;
+    let mut cost_per_day = Vec::new();
+    {
+        let mut statement = transaction.prepare_cached(
+            "SELECT (ts / 86400000) * 86400000 AS day, model, cwd, machine, SUM(cost_usd), SUM(cost_usd IS NULL), \
+             SUM(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) \
+             FROM usage WHERE ts >= ?1 GROUP BY day, model, cwd, machine ORDER BY day",
+        )?;
+        let rows = statement.query_map([cost_since], |row| {
+            Ok(json!({
+                "day": row.get::<_, i64>(0)?,
+                "model": row.get::<_, String>(1)?,
+                "project": row.get::<_, Option<String>>(2)?,
+                "machine": row.get::<_, Option<String>>(3)?,
+                "cost_usd": row.get::<_, Option<f64>>(4)?,
+                "unpriced_responses": row.get::<_, i64>(5)?,
+                "tokens": row.get::<_, i64>(6)?,
+            }))
+        })?;
+        for row in rows {
+            cost_per_day.push(row?);
+        }
+    }
     transaction.finish()?;
     Ok(ApiResponse::json(&json!({
+        "usage": usage,
+        "cost_per_day": cost_per_day,
         "bucket": request.bucket_seconds,
         "since": since,
         "now": now,
@@ -325,15 +477,16 @@ pub(crate) fn route_database(
     connection: &mut Connection,
     path: &str,
     query_string: &str,
+    quiet_after_ms: i64,
 ) -> ApiResponse {
     let result = if path == "/api/events" {
         events_route(connection, query_string)
     } else if path == "/api/sessions" {
-        sessions_route(connection, query_string)
+        sessions_route(connection, query_string, quiet_after_ms)
     } else if let Some(raw_id) = path.strip_prefix("/api/sessions/") {
         match query::percent_decode(raw_id) {
             Some(id) if !id.is_empty() && !id.contains('/') => {
-                session_route(connection, &id, query_string)
+                session_route(connection, &id, query_string, quiet_after_ms)
             }
             _ => return ApiResponse::error(400, "bad session id in the path"),
         }

@@ -42,6 +42,9 @@ pub struct HttpContext {
     pub hub: Arc<Hub>,
     /// The bearer token every route but the page shell requires, when set.
     pub token: Option<String>,
+    /// A working session without an event for this long is shown as gone
+    /// quiet (`--quiet-after`).
+    pub quiet_after: std::time::Duration,
 }
 
 /// The Content-Security-Policy of every response: no inline script, nothing

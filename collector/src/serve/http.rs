@@ -125,7 +125,15 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
     let context = &shared.context;
     let answer = match path {
         "/api/health" => metrics::health(&context.stats, &context.hub, &context.database),
-        "/metrics" => metrics::metrics(&context.stats, &context.hub, &context.database),
+        "/metrics" => {
+            if connection.is_none() {
+                *connection = open_read_only(&context.database).ok();
+            }
+            let reader = connection
+                .as_mut()
+                .map(|open| (open, context.quiet_after.as_millis() as i64));
+            metrics::metrics(&context.stats, &context.hub, &context.database, reader)
+        }
         _ if path.starts_with("/api/") => {
             if connection.is_none() {
                 match open_read_only(&context.database) {
@@ -144,7 +152,12 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
             let Some(open) = connection.as_mut() else {
                 return;
             };
-            let answer = api::route_database(open, path, query_string);
+            let answer = api::route_database(
+                open,
+                path,
+                query_string,
+                context.quiet_after.as_millis() as i64,
+            );
             if answer.status == 503 {
                 *connection = None;
             }

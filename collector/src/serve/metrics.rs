@@ -1,5 +1,6 @@
 //! `/api/health` and `/metrics` (DESIGN §7): the counters of [`Stats`] and
-//! the database's file sizes, with no database connection.
+//! the database's file sizes; `/metrics` also reads sessions by state and
+//! usage by model over the caller's read-only connection.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,7 +12,9 @@ use serde_json::{json, Value};
 use crate::event::Source;
 use crate::hub::Hub;
 use crate::serve::gate::ApiResponse;
+use crate::state::{GONE_QUIET, SHOWN_STATES};
 use crate::stats::{SourceCounters, Stats, COMMIT_BUCKETS_MS};
+use rusqlite::Connection;
 
 /// Size in bytes of the database file and its WAL.
 fn database_sizes(database: &Path) -> (u64, u64) {
@@ -69,7 +72,12 @@ fn label(text: &str) -> String {
 }
 
 /// The body of `/metrics` in the Prometheus text format (version 0.0.4).
-pub(crate) fn metrics(stats: &Stats, hub: &Hub, database: &Path) -> ApiResponse {
+pub(crate) fn metrics(
+    stats: &Stats,
+    hub: &Hub,
+    database: &Path,
+    reader: Option<(&mut Connection, i64)>,
+) -> ApiResponse {
     let mut out = String::with_capacity(4096);
     let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -257,9 +265,112 @@ pub(crate) fn metrics(stats: &Stats, hub: &Hub, database: &Path) -> ApiResponse 
             ("{file=\"wal\"}".to_owned(), wal_bytes.to_string()),
         ],
     );
+    if let Some((connection, quiet_after_ms)) = reader {
+        // What the database knows: a failed read leaves these families out
+        // rather than failing the counters above.
+        if let Ok(text) = database_families(connection, quiet_after_ms) {
+            out.push_str(&text);
+        }
+    }
     ApiResponse {
         status: 200,
         content_type: "text/plain; version=0.0.4; charset=utf-8",
         body: out,
     }
+}
+
+/// Sessions by state, and tokens and cost by model, read from the database
+/// in one snapshot.
+fn database_families(connection: &mut Connection, quiet_after_ms: i64) -> rusqlite::Result<String> {
+    let now = now_millis();
+    let transaction = connection.transaction()?;
+    let mut by_state: std::collections::BTreeMap<&'static str, i64> =
+        SHOWN_STATES.iter().map(|state| (*state, 0)).collect();
+    {
+        let mut statement = transaction.prepare_cached(
+            "SELECT state, (state IN ('working', 'compacting') AND last_ts < ?1), COUNT(*) FROM sessions GROUP BY 1, 2",
+        )?;
+        let rows = statement.query_map([now - quiet_after_ms], |row| {
+            Ok((
+                row.get::<_, Option<String>>(0)?,
+                row.get::<_, bool>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (stored, quiet, count) = row?;
+            let shown = if quiet {
+                GONE_QUIET
+            } else {
+                let stored = stored.as_deref().unwrap_or("idle");
+                SHOWN_STATES
+                    .iter()
+                    .copied()
+                    .find(|state| *state == stored)
+                    .unwrap_or("idle")
+            };
+            *by_state.entry(shown).or_default() += count;
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP hooktrail_sessions Sessions by their current state.\n# TYPE hooktrail_sessions gauge"
+    );
+    for (state, count) in by_state {
+        let _ = writeln!(out, "hooktrail_sessions{{state=\"{state}\"}} {count}");
+    }
+    let mut tokens = String::new();
+    let mut cost = String::new();
+    {
+        let mut statement = transaction.prepare_cached(
+            "SELECT model, SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m_tokens), \
+             SUM(cache_write_1h_tokens), SUM(cache_read_tokens), SUM(cost_usd), SUM(cost_usd IS NULL) \
+             FROM usage GROUP BY model ORDER BY model",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                [
+                    ("input", row.get::<_, i64>(1)?),
+                    ("output", row.get::<_, i64>(2)?),
+                    ("cache_write_5m", row.get::<_, i64>(3)?),
+                    ("cache_write_1h", row.get::<_, i64>(4)?),
+                    ("cache_read", row.get::<_, i64>(5)?),
+                ],
+                row.get::<_, Option<f64>>(6)?,
+                row.get::<_, i64>(7)?,
+            ))
+        })?;
+        for row in rows {
+            let (model, kinds, dollars, unpriced) = row?;
+            let model = label(&model);
+            for (kind, count) in kinds {
+                let _ = writeln!(
+                    tokens,
+                    "hooktrail_tokens_total{{model=\"{model}\",kind=\"{kind}\"}} {count}"
+                );
+            }
+            // A model without a price has no cost sample at all: absent, not $0.
+            if unpriced == 0 {
+                let _ = writeln!(
+                    cost,
+                    "hooktrail_cost_usd_total{{model=\"{model}\"}} {}",
+                    dollars.unwrap_or(0.0)
+                );
+            }
+        }
+    }
+    transaction.finish()?;
+    let _ = writeln!(
+        out,
+        "# HELP hooktrail_tokens_total Tokens used, by model and kind, read from the transcripts.\n# TYPE hooktrail_tokens_total counter"
+    );
+    out.push_str(&tokens);
+    let _ = writeln!(
+        out,
+        "# HELP hooktrail_cost_usd_total Cost in USD by model at the price table's rates (models without a price are left out).\n# TYPE hooktrail_cost_usd_total counter"
+    );
+    out.push_str(&cost);
+    Ok(out)
 }
