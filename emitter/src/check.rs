@@ -16,6 +16,7 @@ use hooktrail_shared::{paths, spool};
 
 use crate::breaker;
 use crate::deadline::Deadline;
+use crate::install;
 use crate::redis::{encode, Connection, Reply, Target};
 use crate::socket;
 
@@ -112,10 +113,50 @@ pub fn run(arguments: &[String]) -> u8 {
         "LOSE it: no delivery path works".to_owned()
     };
     println!("A hook now would {verdict}.");
+    print_registration();
     if redis_works || socket_works {
         0
     } else {
         1
+    }
+}
+
+/// Prints, for each Claude Code settings file that exists, which events
+/// hooktrail is registered for and which `install` would add.
+fn print_registration() {
+    println!();
+    let files = install::existing_settings_files();
+    if files.is_empty() {
+        println!("Hooks: no Claude Code settings file found; run `hooktrail-emit install`");
+        return;
+    }
+    for (scope, path) in files {
+        let root = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+        let Some(root) = root else {
+            println!(
+                "Hooks in {} ({scope}): unreadable or not JSON",
+                path.display()
+            );
+            continue;
+        };
+        let found = install::registration(&root);
+        println!(
+            "Hooks in {} ({scope}): {} of {} events registered",
+            path.display(),
+            found.registered.len(),
+            found.registered.len() + found.missing.len()
+        );
+        if !found.registered.is_empty() {
+            println!("  registered: {}", found.registered.join(", "));
+        }
+        if !found.missing.is_empty() {
+            println!(
+                "  missing: {} (run `hooktrail-emit install --scope {scope}`)",
+                found.missing.join(", ")
+            );
+        }
     }
 }
 

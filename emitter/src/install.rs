@@ -248,6 +248,42 @@ pub fn install(root: &mut Value, binary: &str) -> Result<bool, String> {
     Ok(changed)
 }
 
+/// Which of the events `install` registers hold a hooktrail entry in
+/// `root`, and which do not.
+pub struct Registration {
+    /// Events with a hooktrail entry.
+    pub registered: Vec<&'static str>,
+    /// Events `install` would add.
+    pub missing: Vec<&'static str>,
+}
+
+/// Reads what a settings file registers (for `check`).
+pub fn registration(root: &Value) -> Registration {
+    let hooks = root.get("hooks").and_then(Value::as_object);
+    let (registered, missing) = HookEvent::OBSERVER_SAFE
+        .iter()
+        .map(|event| event.name())
+        .partition(|name| {
+            hooks
+                .and_then(|hooks| hooks.get(*name))
+                .and_then(Value::as_array)
+                .is_some_and(|groups| groups.iter().any(|group| group_entries(group).any(is_ours)))
+        });
+    Registration {
+        registered,
+        missing,
+    }
+}
+
+/// The settings file of each scope that exists, for `check`.
+pub fn existing_settings_files() -> Vec<(&'static str, PathBuf)> {
+    ["user", "project", "local"]
+        .into_iter()
+        .filter_map(|scope| Some((scope, scope_path(scope).ok()?)))
+        .filter(|(_, path)| path.exists())
+        .collect()
+}
+
 /// Removes hooktrail's entries from `root`; returns whether anything changed.
 pub fn uninstall(root: &mut Value) -> Result<bool, String> {
     let object = root

@@ -131,6 +131,68 @@ fn install_never_registers_worktree_create_or_message_display_and_removes_old_on
     );
 }
 
+/// The 13 events an earlier version registered.
+const OLD_EVENTS: [&str; 13] = [
+    "SessionStart",
+    "SessionEnd",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "PermissionRequest",
+    "Notification",
+    "Stop",
+    "SubagentStart",
+    "SubagentStop",
+    "PreCompact",
+    "CwdChanged",
+];
+
+#[test]
+fn install_upgrades_an_older_installation_to_every_safe_event_without_duplicates() {
+    let world = World::new();
+    let settings = world.path("home/.claude/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    let binary = binary_path();
+    let mut hooks = serde_json::Map::new();
+    for event in OLD_EVENTS {
+        let entry = json!({"type": "command", "command": binary, "args": [], "timeout": 5});
+        let group = if HookEvent::from_name(event).takes_matcher() {
+            json!({"matcher": "*", "hooks": [entry]})
+        } else {
+            json!({"hooks": [entry]})
+        };
+        hooks.insert(event.to_owned(), json!([group]));
+    }
+    std::fs::write(&settings, json!({"hooks": hooks}).to_string()).unwrap();
+
+    // `check` sees the gap before the upgrade.
+    let before = world.run(&["check"], Stdin::Null);
+    let out = String::from_utf8_lossy(&before.stdout);
+    assert!(out.contains("13 of 30 events registered"), "{out}");
+    assert!(out.contains("missing: PostToolBatch"), "{out}");
+
+    for _ in 0..2 {
+        let run = world.run(&["install"], Stdin::Null);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+    }
+    let installed = read_json(&settings);
+    let hooks = installed["hooks"].as_object().unwrap();
+    assert_eq!(hooks.len(), 30, "{:?}", hooks.keys().collect::<Vec<_>>());
+    for event in HookEvent::OBSERVER_SAFE {
+        let groups = hooks[event.name()].as_array().unwrap();
+        assert_eq!(groups.len(), 1, "one entry for {}", event.name());
+        assert_eq!(groups[0].get("matcher").is_some(), event.takes_matcher());
+    }
+    for never in ["WorktreeCreate", "FileChanged", "MessageDisplay"] {
+        assert!(hooks.get(never).is_none(), "{never} registered");
+    }
+    let after = world.run(&["check"], Stdin::Null);
+    let out = String::from_utf8_lossy(&after.stdout);
+    assert!(out.contains("30 of 30 events registered"), "{out}");
+    assert!(!out.contains("missing:"), "{out}");
+}
+
 #[test]
 fn dry_run_prints_the_result_and_writes_nothing() {
     let world = World::new();

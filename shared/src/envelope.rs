@@ -36,28 +36,54 @@ pub const UNKNOWN_HOOK: &str = "Unknown";
 /// The longest event id accepted from a sender.
 pub const MAX_ID_CHARS: usize = 128;
 
-/// Claude Code's hook events, as named in `hook_event_name`.
+/// Claude Code's hook events, as named in `hook_event_name`: the 33 of
+/// Claude Code 2.1.330 (DESIGN §2 has the table of when each fires and why
+/// it is or is not registered).
 ///
 /// `#[serde(other)]` makes a future event name parse as [`HookEvent::Other`]
 /// instead of failing, so new Claude Code versions never break a hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 pub enum HookEvent {
-    SessionStart,
-    SessionEnd,
-    UserPromptSubmit,
     PreToolUse,
     PostToolUse,
     PostToolUseFailure,
-    PermissionRequest,
-    Notification,
+    PostToolBatch,
+    UserPromptSubmit,
+    UserPromptExpansion,
+    SessionStart,
+    SessionEnd,
     Stop,
+    StopFailure,
+    Setup,
+    PreCompact,
+    PostCompact,
     SubagentStart,
     SubagentStop,
-    PreCompact,
-    CwdChanged,
-    /// Replaces worktree creation when hooked: never registered by `install`.
+    TeammateIdle,
+    TaskCreated,
+    TaskCompleted,
+    Notification,
+    PermissionRequest,
+    PermissionDenied,
+    Elicitation,
+    ElicitationResult,
+    PreModelSwitch,
+    PostModelSwitch,
+    ConfigChange,
+    /// Replaces worktree creation when hooked (the hook must create the
+    /// directory and print its path): never registered by `install`.
     WorktreeCreate,
-    /// Carries streamed message text: never registered by `install`.
+    WorktreeRemove,
+    InstructionsLoaded,
+    CwdChanged,
+    /// Its matcher is the list of files to watch, and registering it starts
+    /// a file watcher; `*` does not mean every file. Never registered by
+    /// `install`: a person who wants it adds it with their own file list.
+    FileChanged,
+    DirectoryAdded,
+    /// Display-only text that is already in the transcript, fired per
+    /// batch of shown lines in the terminal UI: it would multiply the rows
+    /// stored for nothing new. Never registered by `install`.
     MessageDisplay,
     /// Any event name this version does not know.
     #[serde(other)]
@@ -65,42 +91,115 @@ pub enum HookEvent {
 }
 
 impl HookEvent {
-    /// Events that `hooktrail-emit install` registers: every event where a
-    /// hook only observes. `WorktreeCreate` and `MessageDisplay` are left out
-    /// on purpose (see their docs).
-    pub const OBSERVER_SAFE: &'static [HookEvent] = &[
-        HookEvent::SessionStart,
-        HookEvent::SessionEnd,
-        HookEvent::UserPromptSubmit,
+    /// Every event this version knows, in the order of DESIGN §2's table.
+    pub const ALL: &'static [HookEvent] = &[
         HookEvent::PreToolUse,
         HookEvent::PostToolUse,
         HookEvent::PostToolUseFailure,
-        HookEvent::PermissionRequest,
-        HookEvent::Notification,
+        HookEvent::PostToolBatch,
+        HookEvent::UserPromptSubmit,
+        HookEvent::UserPromptExpansion,
+        HookEvent::SessionStart,
+        HookEvent::SessionEnd,
         HookEvent::Stop,
+        HookEvent::StopFailure,
+        HookEvent::Setup,
+        HookEvent::PreCompact,
+        HookEvent::PostCompact,
         HookEvent::SubagentStart,
         HookEvent::SubagentStop,
-        HookEvent::PreCompact,
+        HookEvent::TeammateIdle,
+        HookEvent::TaskCreated,
+        HookEvent::TaskCompleted,
+        HookEvent::Notification,
+        HookEvent::PermissionRequest,
+        HookEvent::PermissionDenied,
+        HookEvent::Elicitation,
+        HookEvent::ElicitationResult,
+        HookEvent::PreModelSwitch,
+        HookEvent::PostModelSwitch,
+        HookEvent::ConfigChange,
+        HookEvent::WorktreeCreate,
+        HookEvent::WorktreeRemove,
+        HookEvent::InstructionsLoaded,
         HookEvent::CwdChanged,
+        HookEvent::FileChanged,
+        HookEvent::DirectoryAdded,
+        HookEvent::MessageDisplay,
+    ];
+
+    /// Events that `hooktrail-emit install` registers: every event where a
+    /// silent hook that exits 0 only observes (checked against the real CLI).
+    /// `WorktreeCreate`, `FileChanged` and `MessageDisplay` are left out on
+    /// purpose (see their docs).
+    pub const OBSERVER_SAFE: &'static [HookEvent] = &[
+        HookEvent::PreToolUse,
+        HookEvent::PostToolUse,
+        HookEvent::PostToolUseFailure,
+        HookEvent::PostToolBatch,
+        HookEvent::UserPromptSubmit,
+        HookEvent::UserPromptExpansion,
+        HookEvent::SessionStart,
+        HookEvent::SessionEnd,
+        HookEvent::Stop,
+        HookEvent::StopFailure,
+        HookEvent::Setup,
+        HookEvent::PreCompact,
+        HookEvent::PostCompact,
+        HookEvent::SubagentStart,
+        HookEvent::SubagentStop,
+        HookEvent::TeammateIdle,
+        HookEvent::TaskCreated,
+        HookEvent::TaskCompleted,
+        HookEvent::Notification,
+        HookEvent::PermissionRequest,
+        HookEvent::PermissionDenied,
+        HookEvent::Elicitation,
+        HookEvent::ElicitationResult,
+        HookEvent::PreModelSwitch,
+        HookEvent::PostModelSwitch,
+        HookEvent::ConfigChange,
+        HookEvent::WorktreeRemove,
+        HookEvent::InstructionsLoaded,
+        HookEvent::CwdChanged,
+        HookEvent::DirectoryAdded,
     ];
 
     /// The event's name as Claude Code spells it.
     pub fn name(self) -> &'static str {
         match self {
-            HookEvent::SessionStart => "SessionStart",
-            HookEvent::SessionEnd => "SessionEnd",
-            HookEvent::UserPromptSubmit => "UserPromptSubmit",
             HookEvent::PreToolUse => "PreToolUse",
             HookEvent::PostToolUse => "PostToolUse",
             HookEvent::PostToolUseFailure => "PostToolUseFailure",
-            HookEvent::PermissionRequest => "PermissionRequest",
-            HookEvent::Notification => "Notification",
+            HookEvent::PostToolBatch => "PostToolBatch",
+            HookEvent::UserPromptSubmit => "UserPromptSubmit",
+            HookEvent::UserPromptExpansion => "UserPromptExpansion",
+            HookEvent::SessionStart => "SessionStart",
+            HookEvent::SessionEnd => "SessionEnd",
             HookEvent::Stop => "Stop",
+            HookEvent::StopFailure => "StopFailure",
+            HookEvent::Setup => "Setup",
+            HookEvent::PreCompact => "PreCompact",
+            HookEvent::PostCompact => "PostCompact",
             HookEvent::SubagentStart => "SubagentStart",
             HookEvent::SubagentStop => "SubagentStop",
-            HookEvent::PreCompact => "PreCompact",
-            HookEvent::CwdChanged => "CwdChanged",
+            HookEvent::TeammateIdle => "TeammateIdle",
+            HookEvent::TaskCreated => "TaskCreated",
+            HookEvent::TaskCompleted => "TaskCompleted",
+            HookEvent::Notification => "Notification",
+            HookEvent::PermissionRequest => "PermissionRequest",
+            HookEvent::PermissionDenied => "PermissionDenied",
+            HookEvent::Elicitation => "Elicitation",
+            HookEvent::ElicitationResult => "ElicitationResult",
+            HookEvent::PreModelSwitch => "PreModelSwitch",
+            HookEvent::PostModelSwitch => "PostModelSwitch",
+            HookEvent::ConfigChange => "ConfigChange",
             HookEvent::WorktreeCreate => "WorktreeCreate",
+            HookEvent::WorktreeRemove => "WorktreeRemove",
+            HookEvent::InstructionsLoaded => "InstructionsLoaded",
+            HookEvent::CwdChanged => "CwdChanged",
+            HookEvent::FileChanged => "FileChanged",
+            HookEvent::DirectoryAdded => "DirectoryAdded",
             HookEvent::MessageDisplay => "MessageDisplay",
             HookEvent::Other => "Other",
         }
@@ -111,14 +210,33 @@ impl HookEvent {
         serde_json::from_value(Value::String(name.to_owned())).unwrap_or(HookEvent::Other)
     }
 
-    /// Whether a tool call starts (`PreToolUse`) tools have matchers in settings.
+    /// Whether the event's settings entry takes a matcher (`"*"` catches
+    /// everything); Claude Code ignores a matcher on the others.
     pub fn takes_matcher(self) -> bool {
         matches!(
             self,
             HookEvent::PreToolUse
                 | HookEvent::PostToolUse
                 | HookEvent::PostToolUseFailure
+                | HookEvent::UserPromptExpansion
+                | HookEvent::SessionStart
+                | HookEvent::SessionEnd
+                | HookEvent::StopFailure
+                | HookEvent::Setup
+                | HookEvent::PreCompact
+                | HookEvent::PostCompact
+                | HookEvent::SubagentStart
+                | HookEvent::SubagentStop
+                | HookEvent::Notification
                 | HookEvent::PermissionRequest
+                | HookEvent::PermissionDenied
+                | HookEvent::Elicitation
+                | HookEvent::ElicitationResult
+                | HookEvent::PreModelSwitch
+                | HookEvent::PostModelSwitch
+                | HookEvent::ConfigChange
+                | HookEvent::InstructionsLoaded
+                | HookEvent::DirectoryAdded
         )
     }
 }
