@@ -13,6 +13,7 @@
 //! fields pass through `payload` untouched.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -168,6 +169,11 @@ pub struct Envelope {
     /// [`MAX_PAYLOAD_BYTES`].
     #[serde(default, skip_serializing_if = "is_false")]
     pub truncated: bool,
+    /// Which redaction rules replaced something in `payload`, and how many
+    /// times (`crate::redact`). Absent when nothing was redacted, and in
+    /// envelopes of emitters older than redaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redactions: Option<BTreeMap<String, u64>>,
     /// The hook JSON as received (one line: JSON whitespace newlines are
     /// turned into spaces, which changes no value).
     pub payload: Box<RawValue>,
@@ -223,6 +229,7 @@ impl Envelope {
                     tool_use_id: input.tool_use_id.map(Cow::into_owned),
                     cwd: input.cwd.map(Cow::into_owned),
                     truncated: false,
+                    redactions: None,
                     payload: one_line_raw(json),
                 };
                 if json.len() > MAX_PAYLOAD_BYTES {
@@ -248,6 +255,7 @@ impl Envelope {
                     tool_use_id: None,
                     cwd: None,
                     truncated,
+                    redactions: None,
                     payload: to_raw(&value),
                 }
             }
@@ -386,6 +394,8 @@ struct AnyEnvelope<'a> {
     cwd: Option<String>,
     #[serde(default)]
     truncated: bool,
+    #[serde(default)]
+    redactions: Option<BTreeMap<String, u64>>,
     payload: Option<Box<RawValue>>,
     // The older camelCase envelope.
     timestamp: Option<Value>,
@@ -456,6 +466,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
             tool_use_id: any.tool_use_id,
             cwd: any.cwd,
             truncated: any.truncated,
+            redactions: any.redactions,
             payload,
         });
     }
@@ -498,6 +509,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
         tool_use_id: input.tool_use_id.map(Cow::into_owned),
         cwd: any.working_directory.or(input.cwd.map(Cow::into_owned)),
         truncated: false,
+        redactions: None,
         payload: data,
     })
 }

@@ -10,6 +10,8 @@
 //! - [`spool`]: the append-only JSONL spool, safe against concurrent emitters
 //!   and a concurrent drainer.
 //! - [`protocol`]: the collector socket's line protocol.
+//! - [`redact`]: secrets out of payloads before they leave the machine: the
+//!   built-in detectors, the user's patterns and drop rules, privacy levels.
 //!
 //! **Invariant:** this crate does no network I/O. It reads and writes local
 //! files only, so both programs can use it on their hot paths.
@@ -18,4 +20,5 @@ pub mod config;
 pub mod envelope;
 pub mod paths;
 pub mod protocol;
+pub mod redact;
 pub mod spool;
