@@ -16,6 +16,8 @@
 //!   named by `HOOKTRAIL_LOG`, and nowhere otherwise.
 //! - [`install`]: merges (and removes) hook entries in Claude Code settings.
 //! - [`check`]: explains to a person what a hook would do now.
+//! - [`redact`]: shows a person what a payload becomes and which redaction
+//!   rules fired.
 //!
 //! **Invariants of hook mode** (DESIGN §2): nothing is written to stdout,
 //! the exit code is always 0, stdin is always read to its end, and the event is
@@ -30,6 +32,7 @@ mod diag;
 mod forward;
 mod hook;
 mod install;
+mod redact;
 mod redis;
 mod socket;
 
