@@ -185,7 +185,7 @@ fn is_false(value: &bool) -> bool {
 
 /// A fresh event id: a UUID v7, so ids sort by creation time.
 pub fn new_event_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    crate::event_id::new_v7(now_millis().max(0) as u64)
 }
 
 /// Milliseconds since the Unix epoch.

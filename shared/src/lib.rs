@@ -4,6 +4,7 @@
 //! - [`envelope`]: the v1 envelope (DESIGN §3), the wire type that mirrors
 //!   Claude Code's hook JSON, the older camelCase envelope, and the shortening
 //!   of oversized payloads.
+//! - [`event_id`]: UUID v7 event ids from the `getrandom` system call.
 //! - [`config`]: the one JSON config file of both programs, with environment
 //!   overrides and the refusal of a world-readable file that holds a password.
 //! - [`paths`]: XDG locations and private (0700) directories.
@@ -18,6 +19,7 @@
 
 pub mod config;
 pub mod envelope;
+pub mod event_id;
 pub mod paths;
 pub mod protocol;
 pub mod redact;
