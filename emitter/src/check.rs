@@ -1,5 +1,6 @@
-//! `check`: tells a person where the configuration came from and whether each
-//! delivery path works right now, then what a hook would do.
+//! `check`: tells a person where the configuration came from, what is
+//! redacted, and whether each delivery path works right now, then what a hook
+//! would do.
 //!
 //! It never sends an event: Redis gets `PING` and a look at the key (`TYPE`
 //! for the stream, `PUBSUB NUMSUB` for the channel), the socket gets a connect,
@@ -48,6 +49,9 @@ pub fn run(arguments: &[String]) -> u8 {
             println!("    - {problem}");
         }
     }
+
+    println!();
+    crate::redact::describe(&config.redaction);
 
     println!();
     let redis_works = match &config.redis {

@@ -7,7 +7,7 @@
 
 use std::io::IsTerminal;
 
-use crate::{check, hook, install};
+use crate::{check, hook, install, redact};
 
 const USAGE: &str = "\
 hooktrail-emit: records a Claude Code hook event (hooktrail).
@@ -21,10 +21,15 @@ Usage:
                                  hook event in Claude Code's settings
   hooktrail-emit uninstall [--scope user|project|local] [--settings FILE] [--dry-run]
                                  removes only hooktrail's entries
-  hooktrail-emit check           explains where the config came from and
-                                 whether Redis, the socket and the spool work;
-                                 exits 1 when neither Redis nor the socket
-                                 takes events
+  hooktrail-emit check           explains where the config came from,
+                                 the active redaction rules, and whether
+                                 Redis, the socket and the spool work; exits
+                                 1 when neither Redis nor the socket takes
+                                 events
+  hooktrail-emit redact [--privacy full|redacted|metadata] [FILE]
+                                 prints what a hook would send for the
+                                 payload(s) in FILE (or stdin), one per line,
+                                 and on stderr which redaction rules fired
   hooktrail-emit --version | --help
 
 Scopes: user = ~/.claude/settings.json (default), project = ./.claude/settings.json,
@@ -32,7 +37,8 @@ local = ./.claude/settings.local.json.
 
 Environment: HOOKTRAIL_CONFIG, HOOKTRAIL_REDIS_URL, HOOKTRAIL_REDIS_TRANSPORT,
 HOOKTRAIL_REDIS_KEY, HOOKTRAIL_REDIS_MAXLEN, HOOKTRAIL_REDIS_CA_FILE,
-HOOKTRAIL_MODE, HOOKTRAIL_SOCKET, HOOKTRAIL_SPOOL_DIR, HOOKTRAIL_STATE_DIR,
+HOOKTRAIL_MODE, HOOKTRAIL_PRIVACY (full | redacted | metadata),
+HOOKTRAIL_SOCKET, HOOKTRAIL_SPOOL_DIR, HOOKTRAIL_STATE_DIR,
 HOOKTRAIL_BREAKER_SECONDS, HOOKTRAIL_DEBUG=1 (diagnostics on stderr),
 HOOKTRAIL_LOG=FILE (diagnostics appended to FILE).
 ";
@@ -52,6 +58,7 @@ pub fn run() -> u8 {
         "install" => install::run(install::Action::Install, rest),
         "uninstall" => install::run(install::Action::Uninstall, rest),
         "check" => check::run(rest),
+        "redact" => redact::run(rest),
         "--version" | "-V" | "version" => {
             println!("hooktrail-emit {}", env!("CARGO_PKG_VERSION"));
             0

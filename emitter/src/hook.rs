@@ -1,7 +1,10 @@
 //! Hook mode: what runs on every Claude Code hook event.
 //!
 //! 1. Read all of stdin, whatever it holds (nothing, binary, 20 MiB).
-//! 2. Build the v1 envelope (`shared::envelope`).
+//! 2. Build the v1 envelope (`shared::envelope`) and redact its payload
+//!    (`shared::redact`, at the configured privacy level), so that every
+//!    path below, Redis, the socket and the spool, only ever sees the
+//!    redacted line.
 //! 3. Deliver it: Redis when configured and its breaker is closed (one
 //!    1-second budget), else the collector's socket (a short budget), else the
 //!    spool. After a Redis delivery, forward what the spool holds.
@@ -17,6 +20,7 @@ use hooktrail_shared::config::{self, redact_url, RedisConfig};
 use hooktrail_shared::envelope::{
     new_event_id, now_millis, Envelope, MAX_ID_CHARS, MAX_PAYLOAD_BYTES,
 };
+use hooktrail_shared::redact::{Redactor, Settings};
 use hooktrail_shared::{paths, spool};
 
 use crate::breaker;
@@ -35,6 +39,11 @@ static LINE: OnceLock<String> = OnceLock::new();
 static SPOOL_DIR: OnceLock<PathBuf> = OnceLock::new();
 /// Set once the event is delivered or spooled: a later panic has nothing to save.
 static SETTLED: AtomicBool = AtomicBool::new(false);
+/// The configured redaction, for the panic hook's fallback line.
+static REDACTOR: OnceLock<Redactor> = OnceLock::new();
+/// Set while the payload is being redacted: a panic there must not retry the
+/// same redaction, so the fallback line then keeps no text at all.
+static REDACTING: AtomicBool = AtomicBool::new(false);
 
 /// Where the event ended up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,19 +70,23 @@ pub fn run() {
         debug!("reading stdin: {error}");
     }
     let stdin: &[u8] = STDIN.get_or_init(|| input);
-    let id = given_event_id().unwrap_or_else(new_event_id);
-    let machine = hostname::get()
-        .ok()
-        .and_then(|name| name.into_string().ok())
-        .unwrap_or_else(|| "unknown".to_owned());
-    let mut envelope = Envelope::from_hook_stdin(stdin, id, now_millis(), machine);
-
     let loaded = config::load();
     for problem in &loaded.problems {
         debug!("config: {problem}");
     }
     let config = loaded.config;
     let _ = SPOOL_DIR.set(config.spool_dir.clone());
+    let redactor = REDACTOR.get_or_init(|| Redactor::new(config.redaction.clone()));
+
+    let id = given_event_id().unwrap_or_else(new_event_id);
+    let machine = hostname::get()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let mut envelope = Envelope::from_hook_stdin(stdin, id, now_millis(), machine);
+    REDACTING.store(true, Ordering::SeqCst);
+    let report = redactor.redact_envelope(&mut envelope);
+    REDACTING.store(false, Ordering::SeqCst);
     // Four events of 33, once per turn: every other event skips this at the
     // cost of one string comparison.
     if usage::is_boundary(&envelope.hook) {
@@ -82,6 +95,11 @@ pub fn run() {
     }
     let line: &str = LINE.get_or_init(|| envelope.to_json());
     drop(envelope);
+    if !report.is_empty() {
+        // Rule names and counts only: never the matched text.
+        debug!("redacted: {:?}", report.counts);
+    }
+
     if std::env::var_os("HOOKTRAIL_TEST_PANIC").is_some() {
         // Fault injection for the test that proves a panic still spools the
         // event, prints nothing and exits 0.
@@ -236,14 +254,31 @@ fn install_panic_hook() {
 }
 
 /// A minimal `Invalid` envelope built without the envelope code (which may be
-/// what panicked), holding the raw input shortened to the payload limit.
+/// what panicked), holding the raw input shortened to the payload limit and
+/// redacted like any payload. When the redaction itself panicked, it holds no
+/// text at all: an event without its text beats a secret in the spool.
 fn fallback_line(stdin: &[u8]) -> String {
     let cut = &stdin[..stdin.len().min(MAX_PAYLOAD_BYTES / 2)];
-    let raw =
-        serde_json::to_string(&String::from_utf8_lossy(cut)).unwrap_or_else(|_| "\"\"".to_owned());
+    let payload = if REDACTING.load(Ordering::SeqCst) {
+        format!(
+            r#"{{"_raw":"[REDACTED:unredactable {} bytes]"}}"#,
+            stdin.len()
+        )
+    } else {
+        let text = serde_json::to_string(&String::from_utf8_lossy(cut))
+            .unwrap_or_else(|_| "\"\"".to_owned());
+        let payload = format!(r#"{{"_raw":{text}}}"#);
+        match REDACTOR.get() {
+            Some(redactor) => redactor.redact_payload(&payload).text.into_owned(),
+            None => Redactor::new(Settings::default())
+                .redact_payload(&payload)
+                .text
+                .into_owned(),
+        }
+    };
     let id = given_event_id().unwrap_or_else(new_event_id);
     format!(
-        r#"{{"v":1,"id":"{id}","ts":{},"machine":"unknown","session_id":null,"agent_id":null,"hook":"Invalid","tool":null,"tool_use_id":null,"cwd":null,"truncated":{},"payload":{{"_raw":{raw}}}}}"#,
+        r#"{{"v":1,"id":"{id}","ts":{},"machine":"unknown","session_id":null,"agent_id":null,"hook":"Invalid","tool":null,"tool_use_id":null,"cwd":null,"truncated":{},"payload":{payload}}}"#,
         now_millis(),
         cut.len() < stdin.len()
     )
@@ -259,6 +294,13 @@ mod tests {
         let envelope = hooktrail_shared::envelope::parse_line(line.as_bytes()).unwrap();
         assert_eq!(envelope.hook, "Invalid");
         assert!(envelope.payload.get().contains("quoted"));
+    }
+
+    #[test]
+    fn fallback_line_is_redacted() {
+        let line = fallback_line(b"export GITHUB_TOKEN=ghp_0123456789abcdefghijABCDEFGHIJklmnop");
+        assert!(!line.contains("ghp_0123"), "{line}");
+        assert!(line.contains("[REDACTED:github-token]"), "{line}");
     }
 
     #[test]

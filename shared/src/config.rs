@@ -91,6 +91,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
+    /// Privacy level, user patterns and drop rules (`privacy`, `redact`):
+    /// what is taken out of a payload before it leaves the machine.
+    pub redaction: crate::redact::Settings,
 }
 
 /// A loaded configuration and what a person should know about how.
@@ -114,6 +117,8 @@ struct FileConfig {
     socket: Option<String>,
     spool_dir: Option<String>,
     state_dir: Option<String>,
+    privacy: Option<String>,
+    redact: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -286,6 +291,14 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
         mode = Mode::Local;
     }
 
+    let redaction = crate::redact::settings::from_config(
+        file.privacy,
+        file.redact,
+        env("HOOKTRAIL_PRIVACY"),
+        &mut origins,
+        &mut problems,
+    );
+
     let redis = match (mode, url) {
         (Mode::Redis, Some(url)) => Some(RedisConfig {
             url,
@@ -304,6 +317,7 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
             spool_dir,
             state_dir,
             file: file_used.then_some(file_path),
+            redaction,
         },
         origins,
         problems,

@@ -13,6 +13,7 @@
 //! fields pass through `payload` untouched.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -292,6 +293,11 @@ pub struct Envelope {
     /// emitter last read it (see `transcript`). Absent on every other event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<TranscriptUsage>,
+    /// Which redaction rules replaced something in `payload`, and how many
+    /// times (`crate::redact`). Absent when nothing was redacted, and in
+    /// envelopes of emitters older than redaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redactions: Option<BTreeMap<String, u64>>,
     /// The hook JSON as received (one line: JSON whitespace newlines are
     /// turned into spaces, which changes no value).
     pub payload: Box<RawValue>,
@@ -303,7 +309,7 @@ fn is_false(value: &bool) -> bool {
 
 /// A fresh event id: a UUID v7, so ids sort by creation time.
 pub fn new_event_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    crate::event_id::new_v7(now_millis().max(0) as u64)
 }
 
 /// Milliseconds since the Unix epoch.
@@ -348,6 +354,7 @@ impl Envelope {
                     cwd: input.cwd.map(Cow::into_owned),
                     truncated: false,
                     usage: None,
+                    redactions: None,
                     payload: one_line_raw(json),
                 };
                 if json.len() > MAX_PAYLOAD_BYTES {
@@ -374,6 +381,7 @@ impl Envelope {
                     cwd: None,
                     truncated,
                     usage: None,
+                    redactions: None,
                     payload: to_raw(&value),
                 }
             }
@@ -515,6 +523,8 @@ struct AnyEnvelope<'a> {
     /// Kept raw: a malformed `usage` loses the usage, never the event.
     #[serde(default)]
     usage: Option<Box<RawValue>>,
+    #[serde(default)]
+    redactions: Option<BTreeMap<String, u64>>,
     payload: Option<Box<RawValue>>,
     // The older camelCase envelope.
     timestamp: Option<Value>,
@@ -588,6 +598,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
             usage: any
                 .usage
                 .and_then(|raw| serde_json::from_str(raw.get()).ok()),
+            redactions: any.redactions,
             payload,
         });
     }
@@ -631,6 +642,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
         cwd: any.working_directory.or(input.cwd.map(Cow::into_owned)),
         truncated: false,
         usage: None,
+        redactions: None,
         payload: data,
     })
 }

@@ -4,6 +4,7 @@
 //! - [`envelope`]: the v1 envelope (DESIGN §3), the wire type that mirrors
 //!   Claude Code's hook JSON, the older camelCase envelope, and the shortening
 //!   of oversized payloads.
+//! - [`event_id`]: UUID v7 event ids from the `getrandom` system call.
 //! - [`config`]: the one JSON config file of both programs, with environment
 //!   overrides and the refusal of a world-readable file that holds a password.
 //! - [`paths`]: XDG locations and private (0700) directories.
@@ -12,13 +13,17 @@
 //! - [`protocol`]: the collector socket's line protocol.
 //! - [`transcript`]: token usage read from Claude Code's transcripts, counted
 //!   once per API response.
+//! - [`redact`]: secrets out of payloads before they leave the machine: the
+//!   built-in detectors, the user's patterns and drop rules, privacy levels.
 //!
 //! **Invariant:** this crate does no network I/O. It reads and writes local
 //! files only, so both programs can use it on their hot paths.
 
 pub mod config;
 pub mod envelope;
+pub mod event_id;
 pub mod paths;
 pub mod protocol;
+pub mod redact;
 pub mod spool;
 pub mod transcript;

@@ -1,0 +1,183 @@
+//! Redaction: secrets never leave the machine (issue 12).
+//!
+//! The emitter redacts every payload in hook mode before it goes to Redis,
+//! the socket or the spool; the collector runs the same code on anything that
+//! arrives unredacted (older emitters, old spool files, imported history).
+//! Both call [`Redactor`]:
+//!
+//! ```
+//! use hooktrail_shared::redact::{Redactor, Settings};
+//! let redactor = Redactor::new(Settings::default());
+//! let redacted = redactor.redact_payload(r#"{"prompt":"my key is AKIAIOSFODNN7EXAMPLE"}"#);
+//! assert_eq!(redacted.text, r#"{"prompt":"my key is [REDACTED:aws-access-key-id]"}"#);
+//! assert_eq!(redacted.report.count("aws-access-key-id"), 1);
+//! ```
+//!
+//! Three layers, cheapest last so that it runs on everything:
+//! 1. the privacy level `metadata` keeps only names, ids, times, sizes,
+//!    outcomes and usage ([`structure::metadata_only`]);
+//! 2. at the `redacted` level (the default), drop rules replace whole JSON
+//!    paths, such as what `Read` returned of a `.env` file
+//!    ([`structure::drop_paths`]);
+//! 3. at every level, one pass over the JSON text replaces what the built-in
+//!    detectors and the user's patterns recognize ([`scan`]; its module doc
+//!    argues why it works on the raw JSON text).
+//!
+//! A redaction reads `[REDACTED:rule-name]`, so a reader knows something was
+//! there and why. The [`Report`] says which rules fired how often; the
+//! envelope carries it as `redactions` (DESIGN §3). Nothing here logs, and a
+//! report holds rule names and counts only, never matched text.
+
+mod scan;
+pub mod settings;
+pub mod structure;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::envelope::Envelope;
+
+pub use scan::{Builtin, RuleName};
+pub use settings::{DropRule, Privacy, Settings, UserPattern};
+
+/// Which rules fired and how many times, by rule name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Replacements per rule name. Empty (and unallocated) when nothing fired.
+    pub counts: BTreeMap<String, u64>,
+}
+
+impl Report {
+    /// Counts one replacement by `rule`.
+    pub fn add(&mut self, rule: &str) {
+        self.add_many(rule, 1);
+    }
+
+    /// Counts `count` replacements by `rule`.
+    pub fn add_many(&mut self, rule: &str, count: u64) {
+        match self.counts.get_mut(rule) {
+            Some(total) => *total += count,
+            None => {
+                self.counts.insert(rule.to_owned(), count);
+            }
+        }
+    }
+
+    /// How many times `rule` fired.
+    pub fn count(&self, rule: &str) -> u64 {
+        self.counts.get(rule).copied().unwrap_or(0)
+    }
+
+    /// Whether nothing fired.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// All replacements, every rule together.
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    /// Adds another report's counts to this one.
+    pub fn merge(&mut self, other: &Report) {
+        for (rule, count) in &other.counts {
+            self.add_many(rule, *count);
+        }
+    }
+}
+
+/// A redacted payload: borrowed when nothing changed.
+#[derive(Debug, Clone)]
+pub struct Redacted<'t> {
+    /// The payload's JSON text after redaction.
+    pub text: Cow<'t, str>,
+    /// What fired.
+    pub report: Report,
+}
+
+/// The redaction of one configuration. Building one fills a 256-byte table;
+/// nothing is compiled.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    /// The configuration: privacy level, user patterns, drop rules.
+    settings: Settings,
+    /// The single-pass scanner for the built-in and user patterns.
+    scanner: scan::Scanner,
+}
+
+impl Redactor {
+    /// A redactor for `settings` (from `config::Config::redaction`).
+    pub fn new(settings: Settings) -> Redactor {
+        let scanner = scan::Scanner::new(&settings.disabled, &settings.patterns);
+        Redactor { settings, scanner }
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Redacts one payload given as JSON text (a hook's stdin, an envelope's
+    /// `payload`). The result is valid JSON whenever the input was.
+    pub fn redact_payload<'t>(&self, payload: &'t str) -> Redacted<'t> {
+        let mut report = Report::default();
+        let structured = match self.settings.privacy {
+            Privacy::Metadata => structure::metadata_only(payload, &mut report),
+            Privacy::Redacted if !self.settings.drop.is_empty() => {
+                structure::drop_paths(payload, &self.settings.drop, &mut report)
+            }
+            _ => None,
+        };
+        let text = structured.map_or(Cow::Borrowed(payload), Cow::Owned);
+        let scanned = self.scanner.scan(&text, &self.settings.patterns, |rule| {
+            report.add(rule.as_str())
+        });
+        Redacted {
+            text: scanned.map_or(text, Cow::Owned),
+            report,
+        }
+    }
+
+    /// Redacts a parsed payload in place (for callers that hold a
+    /// [`Value`]): the same rules, through its JSON text.
+    pub fn redact_value(&self, value: &mut Value) -> Report {
+        let Ok(text) = serde_json::to_string(value) else {
+            return Report::default();
+        };
+        let redacted = self.redact_payload(&text);
+        if let Cow::Owned(changed) = redacted.text {
+            if let Ok(parsed) = serde_json::from_str(&changed) {
+                *value = parsed;
+            }
+        }
+        redacted.report
+    }
+
+    /// Redacts an envelope's payload in place and adds what fired to its
+    /// `redactions`. What the collector calls on every event it receives
+    /// (redacting twice finds nothing new: replacements match no rule).
+    pub fn redact_envelope(&self, envelope: &mut Envelope) -> Report {
+        let redacted = self.redact_payload(envelope.payload.get());
+        let report = redacted.report;
+        if let Cow::Owned(changed) = redacted.text {
+            if let Ok(raw) = RawValue::from_string(changed) {
+                envelope.payload = raw;
+            }
+        }
+        if !report.is_empty() {
+            let counts = envelope.redactions.get_or_insert_with(BTreeMap::new);
+            for (rule, count) in &report.counts {
+                *counts.entry(rule.clone()).or_insert(0) += count;
+            }
+        }
+        report
+    }
+}
+
+/// The names of every built-in rule, for `check` and the docs.
+pub fn builtin_rule_names() -> impl Iterator<Item = &'static str> {
+    Builtin::ALL.into_iter().map(Builtin::name)
+}

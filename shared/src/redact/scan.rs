@@ -1,0 +1,1082 @@
+//! The single pass over a payload's JSON text that finds credentials.
+//!
+//! The scanner walks the bytes once. Most bytes are not an *anchor* (a byte
+//! that can start or separate a secret: `s` of `sk-`, `A` of `AKIA`, `=` and
+//! `:` of assignments, `-` of a PEM header, the first byte of a user prefix),
+//! so they cost one table lookup each. At an anchor a hand-written matcher
+//! looks a few bytes around it and either gives up at once (the common case)
+//! or returns the span to replace. No regex is compiled: the rules are code,
+//! and the only start-up work is filling a 256-byte table.
+//!
+//! **Why the raw JSON text, not parsed strings.** The emitter holds the hook's
+//! JSON as text and sends it on verbatim. Redacting that text keeps an
+//! unchanged payload byte for byte the same (no parse, no re-serialization,
+//! no allocation when nothing fires, which is nearly always), and it sees
+//! object keys and values together, so `"api_key": "…"` in the payload itself
+//! is an assignment like `API_KEY=…` in a command. The price is that the
+//! matchers must respect JSON escapes, and they do:
+//! - every token charset excludes `"` and `\`, so a match ends at an escape
+//!   (`\n` after a key, `\"` closing a quoted value) and never swallows half
+//!   of one;
+//! - the byte before a token counts as a boundary when it ends an escape
+//!   (`\nAKIA…` starts a token although `n` is a letter);
+//! - spans that contain escapes (a PEM block whose lines are joined by `\n`, a
+//!   quoted value holding `\t`) end before an unescaped `"`, so they never
+//!   leave the JSON string they started in.
+//!
+//! The replacement `[REDACTED:rule]` needs no escaping, so the text stays
+//! valid JSON whatever is replaced.
+
+use super::settings::UserPattern;
+
+/// The built-in detectors, in the order their names are listed by `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// `sk-ant-…`.
+    AnthropicKey,
+    /// `sk-…`, `sk-proj-…`.
+    OpenaiKey,
+    /// `AKIA…`, `ASIA…` (16 more upper-case letters and digits).
+    AwsAccessKeyId,
+    /// 40 base64 characters assigned to a name holding `aws` and `secret`.
+    AwsSecretKey,
+    /// `ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`, `github_pat_`.
+    GithubToken,
+    /// `glpat-…`.
+    GitlabToken,
+    /// `xoxa-`, `xoxb-`, `xoxp-`, `xoxr-`, `xoxs-`.
+    SlackToken,
+    /// `https://hooks.slack.com/services/…`.
+    SlackWebhook,
+    /// `sk_live_`, `sk_test_`, `rk_live_`, `rk_test_`.
+    StripeKey,
+    /// `AIza` and 35 more characters.
+    GoogleApiKey,
+    /// `eyJ….eyJ….signature`.
+    Jwt,
+    /// `-----BEGIN … PRIVATE KEY-----` through its `-----END …-----`.
+    PrivateKey,
+    /// The credential of an `Authorization: Bearer|Basic …` header.
+    AuthorizationHeader,
+    /// The password of `scheme://user:password@host`.
+    UrlPassword,
+    /// The value of `NAME=value`, `NAME: value` or `"name": "value"` whose
+    /// name says it is a secret (`*_TOKEN`, `*_SECRET`, `*_PASSWORD`, …).
+    SecretAssignment,
+    /// A random-looking value assigned to a name that only may be a secret
+    /// (`*_KEY`).
+    HighEntropy,
+}
+
+impl Builtin {
+    /// Every built-in rule.
+    pub const ALL: [Builtin; 16] = [
+        Builtin::AnthropicKey,
+        Builtin::OpenaiKey,
+        Builtin::AwsAccessKeyId,
+        Builtin::AwsSecretKey,
+        Builtin::GithubToken,
+        Builtin::GitlabToken,
+        Builtin::SlackToken,
+        Builtin::SlackWebhook,
+        Builtin::StripeKey,
+        Builtin::GoogleApiKey,
+        Builtin::Jwt,
+        Builtin::PrivateKey,
+        Builtin::AuthorizationHeader,
+        Builtin::UrlPassword,
+        Builtin::SecretAssignment,
+        Builtin::HighEntropy,
+    ];
+
+    /// The rule's name, as it appears in `[REDACTED:name]` and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::AnthropicKey => "anthropic-key",
+            Builtin::OpenaiKey => "openai-key",
+            Builtin::AwsAccessKeyId => "aws-access-key-id",
+            Builtin::AwsSecretKey => "aws-secret-key",
+            Builtin::GithubToken => "github-token",
+            Builtin::GitlabToken => "gitlab-token",
+            Builtin::SlackToken => "slack-token",
+            Builtin::SlackWebhook => "slack-webhook",
+            Builtin::StripeKey => "stripe-key",
+            Builtin::GoogleApiKey => "google-api-key",
+            Builtin::Jwt => "jwt",
+            Builtin::PrivateKey => "private-key",
+            Builtin::AuthorizationHeader => "authorization-header",
+            Builtin::UrlPassword => "url-password",
+            Builtin::SecretAssignment => "secret-assignment",
+            Builtin::HighEntropy => "high-entropy",
+        }
+    }
+
+    /// The rule named `name`, if it is a built-in one.
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        Builtin::ALL.into_iter().find(|rule| rule.name() == name)
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// What fired where: the span `start..end` of the text is replaced by
+/// `[REDACTED:name]`.
+#[derive(Debug, Clone, Copy)]
+struct Hit<'r> {
+    start: usize,
+    end: usize,
+    rule: RuleName<'r>,
+}
+
+/// A rule's name without copying it.
+#[derive(Debug, Clone, Copy)]
+pub enum RuleName<'r> {
+    /// A built-in rule.
+    Builtin(Builtin),
+    /// A user pattern, by its configured name.
+    User(&'r str),
+}
+
+impl RuleName<'_> {
+    /// The name shown in the replacement and the report.
+    pub fn as_str(&self) -> &str {
+        match self {
+            RuleName::Builtin(rule) => rule.name(),
+            RuleName::User(name) => name,
+        }
+    }
+}
+
+/// Anchor classes: which matchers a byte can start.
+const TOKEN: u8 = 1;
+const SEPARATOR: u8 = 2;
+const DASH: u8 = 4;
+const USER: u8 = 8;
+
+/// The scanner for one configuration: the anchor table and the rules.
+#[derive(Debug, Clone)]
+pub struct Scanner {
+    /// For each byte value, the matchers it can anchor (`TOKEN`, …).
+    anchors: [u8; 256],
+    /// Built-in rules turned off in the config, one bit per [`Builtin`].
+    disabled: u32,
+}
+
+impl Scanner {
+    /// Builds the anchor table: a few dozen stores, no allocation.
+    pub fn new(disabled: &[Builtin], user: &[UserPattern]) -> Scanner {
+        // Each token format is anchored on its rarest fixed byte, not its
+        // first: `k` of `sk-`/`rk_`, `_` of `ghp_`/`github_`, `-` of
+        // `glpat-`, `x` of `xox`, `A` of `AKIA`/`AIza`, `J` of `eyJ`. Common
+        // letters (`e`, `s`, `g`) as anchors cost twice the time per MB.
+        let mut anchors = [0u8; 256];
+        for byte in [b'k', b'_', b'-', b'x', b'A', b'J'] {
+            anchors[byte as usize] |= TOKEN;
+        }
+        anchors[b'=' as usize] |= SEPARATOR;
+        anchors[b':' as usize] |= SEPARATOR;
+        anchors[b'-' as usize] |= DASH;
+        for pattern in user {
+            if let Some(&first) = pattern.prefix.as_bytes().first() {
+                anchors[first as usize] |= USER;
+            }
+        }
+        Scanner {
+            anchors,
+            disabled: disabled.iter().fold(0, |bits, rule| bits | rule.bit()),
+        }
+    }
+
+    fn enabled(&self, rule: Builtin) -> bool {
+        self.disabled & rule.bit() == 0
+    }
+
+    /// Scans `text` (JSON text) once with the built-in rules and `user`'s
+    /// patterns (the ones given to [`Scanner::new`]). Returns the redacted
+    /// text, or `None` when nothing fired; `fired` is called once per
+    /// replacement.
+    pub fn scan<'r>(
+        &self,
+        text: &str,
+        user: &'r [UserPattern],
+        mut fired: impl FnMut(RuleName<'r>),
+    ) -> Option<String> {
+        let bytes = text.as_bytes();
+        let mut output: Option<String> = None;
+        let mut copied = 0;
+        let mut at = 0;
+        while let Some(offset) = next_anchor(&self.anchors, &bytes[at..]) {
+            at += offset;
+            let class = self.anchors[bytes[at] as usize];
+            match self.match_at(bytes, at, class, copied, user) {
+                Some(hit) if hit.start >= copied && hit.end > hit.start => {
+                    let out = output.get_or_insert_with(|| String::with_capacity(text.len()));
+                    out.push_str(&text[copied..hit.start]);
+                    out.push_str("[REDACTED:");
+                    out.push_str(hit.rule.as_str());
+                    out.push(']');
+                    fired(hit.rule);
+                    copied = hit.end;
+                    at = hit.end.max(at + 1);
+                }
+                _ => at += 1,
+            }
+        }
+        let mut out = output?;
+        out.push_str(&text[copied..]);
+        Some(out)
+    }
+
+    fn match_at<'r>(
+        &self,
+        bytes: &[u8],
+        at: usize,
+        class: u8,
+        copied: usize,
+        user: &'r [UserPattern],
+    ) -> Option<Hit<'r>> {
+        if class & USER != 0 && starts_token(bytes, at) {
+            if let Some(hit) = user_at(user, bytes, at) {
+                return Some(hit);
+            }
+        }
+        if class & TOKEN != 0 {
+            if let Some(start) = token_start(bytes, at) {
+                if start >= copied && starts_token(bytes, start) {
+                    if let Some((end, rule)) = token_at(bytes, start) {
+                        if self.enabled(rule) {
+                            return Some(Hit {
+                                start,
+                                end,
+                                rule: RuleName::Builtin(rule),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if class & DASH != 0 && self.enabled(Builtin::PrivateKey) {
+            return private_key_at(bytes, at).map(|end| Hit {
+                start: at,
+                end,
+                rule: RuleName::Builtin(Builtin::PrivateKey),
+            });
+        }
+        if class & SEPARATOR != 0 {
+            if bytes[at] == b':' && bytes.get(at + 1..at + 3) == Some(b"//") {
+                return self.url_at(bytes, at);
+            }
+            return self.assignment_at(bytes, at, copied);
+        }
+        None
+    }
+}
+
+fn user_at<'r>(user: &'r [UserPattern], bytes: &[u8], at: usize) -> Option<Hit<'r>> {
+    for pattern in user {
+        let prefix = pattern.prefix.as_bytes();
+        if !bytes[at..].starts_with(prefix) {
+            continue;
+        }
+        let body = at + prefix.len();
+        let end = run(bytes, body, |byte| pattern.allows(byte));
+        let length = end - body;
+        if length >= pattern.min_len && length <= pattern.max_len {
+            return Some(Hit {
+                start: at,
+                end,
+                rule: RuleName::User(&pattern.name),
+            });
+        }
+    }
+    None
+}
+
+impl Scanner {
+    /// `scheme://user:password@host`: replaces the password. Also the path of
+    /// a Slack webhook URL.
+    fn url_at<'r>(&self, bytes: &[u8], colon: usize) -> Option<Hit<'r>> {
+        let scheme_start = colon
+            - run_back(bytes, colon, |byte| {
+                byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'.' | b'-')
+            });
+        if colon - scheme_start < 2 || !bytes[scheme_start].is_ascii_alphabetic() {
+            return None;
+        }
+        let authority = colon + 3;
+        if self.enabled(Builtin::SlackWebhook)
+            && bytes[authority..].starts_with(b"hooks.slack.com/services/")
+        {
+            let path = authority + "hooks.slack.com/services/".len();
+            let end = run(bytes, path, |byte| {
+                byte.is_ascii_alphanumeric() || matches!(byte, b'/' | b'_' | b'-')
+            });
+            return (end - path >= 20).then_some(Hit {
+                start: path,
+                end,
+                rule: RuleName::Builtin(Builtin::SlackWebhook),
+            });
+        }
+        if !self.enabled(Builtin::UrlPassword) {
+            return None;
+        }
+        // The user-info ends at the first `@`; it may not hold anything that
+        // ends a URL in text. A password may hold `/` (base64 ones do), the
+        // user name may not.
+        let limit = bytes.len().min(authority + 256);
+        let mut password_start = None;
+        let mut at = authority;
+        while at < limit {
+            match bytes[at] {
+                b'@' => break,
+                b':' if password_start.is_none() => password_start = Some(at + 1),
+                b'/' | b'?' | b'#' if password_start.is_none() => return None,
+                byte if ends_url(byte) => return None,
+                _ => {}
+            }
+            at += 1;
+        }
+        let start = password_start?;
+        if at >= limit || at == start {
+            return None;
+        }
+        let password = &bytes[start..at];
+        // `http://localhost:3000/@vite/client`: a port and a path, no password.
+        let first_segment = password
+            .split(|&byte| byte == b'/')
+            .next()
+            .unwrap_or_default();
+        if is_placeholder(password)
+            || (password.contains(&b'/') && first_segment.iter().all(u8::is_ascii_digit))
+        {
+            return None;
+        }
+        Some(Hit {
+            start,
+            end: at,
+            rule: RuleName::Builtin(Builtin::UrlPassword),
+        })
+    }
+
+    /// `NAME=value`, `NAME: value`, `"name": "value"`, `NAME => 'value'`: the
+    /// separator is at `at`; the name is read backwards from it.
+    fn assignment_at<'r>(&self, bytes: &[u8], at: usize, copied: usize) -> Option<Hit<'r>> {
+        let separator = bytes[at];
+        let before = at.checked_sub(1).map(|index| bytes[index]);
+        let mut value = at + 1;
+        match (separator, bytes.get(value)) {
+            // Comparisons and paths, not assignments.
+            (b'=', Some(b'=')) | (b':', Some(b':')) => return None,
+            (b'=', _) if matches!(before, Some(b'=' | b'!' | b'<' | b'>' | b':')) => return None,
+            (b'=', Some(b'>')) | (b':', Some(b'=')) => value += 1,
+            _ => {}
+        }
+        // The name: skip spaces and a closing quote, then name bytes.
+        let mut name_end = at;
+        let spaced_before = bytes[..name_end].ends_with(b" ");
+        while name_end > copied && name_end + 4 > at && bytes[name_end - 1] == b' ' {
+            name_end -= 1;
+        }
+        let mut key_quote = Quote::None;
+        if name_end > copied && bytes[name_end - 1] == b'"' {
+            if name_end >= 2 && bytes[name_end - 2] == b'\\' && !is_escaped(bytes, name_end - 2) {
+                key_quote = Quote::Escaped;
+                name_end -= 2;
+            } else if !is_escaped(bytes, name_end - 1) {
+                key_quote = Quote::Raw;
+                name_end -= 1;
+            } else {
+                return None;
+            }
+        } else if name_end > copied && bytes[name_end - 1] == b'\'' {
+            key_quote = Quote::Single;
+            name_end -= 1;
+        }
+        let mut name_start = name_end - run_back(bytes, name_end, is_name_byte);
+        // `\nDB_PASSWORD=`: the `n` belongs to the escape, not the name.
+        if name_start > 0 && bytes[name_start - 1] == b'\\' && !is_escaped(bytes, name_start - 1) {
+            name_start += 1;
+        }
+        if name_start >= name_end || name_end - name_start > 64 || name_start < copied {
+            return None;
+        }
+        let name = &bytes[name_start..name_end];
+        let kind = classify_name(name)?;
+
+        // The value: skip spaces, then a quoted or a bare value.
+        let spaced_after = bytes.get(value) == Some(&b' ');
+        while value < bytes.len() && matches!(bytes[value], b' ' | b'\t') {
+            value += 1;
+        }
+        let quote = match bytes.get(value) {
+            Some(b'"') if key_quote == Quote::Raw && !is_escaped(bytes, value) => Quote::Raw,
+            Some(b'\\') if bytes.get(value + 1) == Some(&b'"') => Quote::Escaped,
+            Some(b'\'') => Quote::Single,
+            Some(_) => Quote::None,
+            None => return None,
+        };
+        let start = value + quote.width();
+        let mut scheme_end = start;
+        if kind == NameKind::Authorization {
+            // Keep the scheme word (`Bearer`, `Basic`) readable.
+            let word = run(bytes, start, |byte| byte.is_ascii_alphabetic());
+            if word > start && bytes.get(word) == Some(&b' ') {
+                scheme_end = word + 1;
+            }
+        }
+        let end = value_end(bytes, scheme_end, quote);
+        if end <= scheme_end {
+            return None;
+        }
+        // `password = getpass()`: a call, not a value.
+        if quote == Quote::None && bytes.get(end) == Some(&b'(') {
+            return None;
+        }
+        let value_bytes = &bytes[scheme_end..end];
+        if is_placeholder(value_bytes) || value_bytes.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        // A bare value after `:` or a spaced `=` is prose or code
+        // (`password: must be long`, `token = request.token`) unless it looks
+        // like a secret itself.
+        let prose_like =
+            quote == Quote::None && (separator == b':' || spaced_before || spaced_after);
+        let rule = match kind {
+            NameKind::Authorization => Builtin::AuthorizationHeader,
+            _ if kind == NameKind::AwsSecret && is_aws_secret(value_bytes) => Builtin::AwsSecretKey,
+            NameKind::Strong | NameKind::AwsSecret if !prose_like || looks_secret(value_bytes) => {
+                Builtin::SecretAssignment
+            }
+            _ if high_entropy(value_bytes) => Builtin::HighEntropy,
+            _ => return None,
+        };
+        // A known token format as the value is named by its own rule.
+        let rule = match token_at(bytes, scheme_end) {
+            Some((token_end, token_rule)) if token_end == end => token_rule,
+            _ => rule,
+        };
+        self.enabled(rule).then_some(Hit {
+            start: scheme_end,
+            end,
+            rule: RuleName::Builtin(rule),
+        })
+    }
+}
+
+/// The offset of the first anchor byte in `bytes`. Kept out of line and
+/// branch-light (one branch per 8 bytes): it is where a payload spends
+/// nearly all of its scan, about a third of a nanosecond per byte.
+#[inline(never)]
+fn next_anchor(anchors: &[u8; 256], bytes: &[u8]) -> Option<usize> {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let any = chunk
+            .iter()
+            .fold(0u8, |seen, &byte| seen | anchors[byte as usize]);
+        if any != 0 {
+            return chunk
+                .iter()
+                .position(|&byte| anchors[byte as usize] != 0)
+                .map(|position| offset + position);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&byte| anchors[byte as usize] != 0)
+        .map(|position| offset + position)
+}
+
+/// How a key or a value is quoted in the JSON text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    /// Bare.
+    None,
+    /// A JSON string of the payload itself: `"…"`.
+    Raw,
+    /// A quote inside a JSON string: `\"…\"`.
+    Escaped,
+    /// `'…'`.
+    Single,
+}
+
+impl Quote {
+    fn width(self) -> usize {
+        match self {
+            Quote::None => 0,
+            Quote::Raw | Quote::Single => 1,
+            Quote::Escaped => 2,
+        }
+    }
+}
+
+/// Where a value that starts at `start` ends. Never past an unescaped `"`
+/// (the end of the JSON string), never inside an escape.
+fn value_end(bytes: &[u8], start: usize, quote: Quote) -> usize {
+    const LONGEST: usize = 4096;
+    let limit = bytes.len().min(start + LONGEST);
+    let mut at = start;
+    while at < limit {
+        let byte = bytes[at];
+        match quote {
+            Quote::None => {
+                if byte.is_ascii_whitespace()
+                    || matches!(
+                        byte,
+                        b'"' | b'\\'
+                            | b'\''
+                            | b'`'
+                            | b';'
+                            | b'&'
+                            | b'|'
+                            | b','
+                            | b')'
+                            | b'('
+                            | b'}'
+                            | b']'
+                            | b'<'
+                            | b'>'
+                    )
+                {
+                    return at;
+                }
+            }
+            Quote::Raw => match byte {
+                b'"' => return at,
+                b'\\' => at += 1,
+                _ => {}
+            },
+            Quote::Escaped | Quote::Single => match byte {
+                b'"' => return at,
+                b'\\' if bytes.get(at + 1) == Some(&b'"') => return at,
+                // `\\\"` in the text is `\"` once decoded: an escaped quote
+                // of the inner JSON, part of the value. Skip the decoded
+                // backslash and the escape after it.
+                b'\\'
+                    if quote == Quote::Escaped
+                        && bytes.get(at + 1) == Some(&b'\\')
+                        && bytes.get(at + 2) == Some(&b'\\') =>
+                {
+                    at += 3
+                }
+                b'\\' => at += 1,
+                b'\'' if quote == Quote::Single => return at,
+                _ => {}
+            },
+        }
+        at += 1;
+    }
+    let mut end = at.min(bytes.len());
+    // A cap in the middle of a character or after a lone backslash would cut
+    // a character or an escape in two.
+    while end > start && (bytes[end - 1] == b'\\' || !is_char_start(bytes, end)) {
+        end -= 1;
+    }
+    end
+}
+
+fn is_char_start(bytes: &[u8], at: usize) -> bool {
+    bytes.get(at).is_none_or(|&byte| (byte as i8) >= -0x40)
+}
+
+/// What a name says about the value assigned to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameKind {
+    /// `Authorization`: the value is a scheme and a credential.
+    Authorization,
+    /// Names an AWS secret key: a 40-character value is `aws-secret-key`.
+    AwsSecret,
+    /// Certainly a secret (`*_TOKEN`, `*_SECRET`, `*_PASSWORD`, `API_KEY`).
+    Strong,
+    /// May be a secret (`*_KEY`): only a random-looking value is redacted.
+    Weak,
+}
+
+fn classify_name(name: &[u8]) -> Option<NameKind> {
+    // Called at every `:` and `=` of the text, so it rejects on the last two
+    // letters first: every name below ends in one of these pairs, and
+    // `"name":`, `size:`, `value =` do not.
+    let [.., second_last, last] = name else {
+        return None;
+    };
+    if !matches!(
+        [second_last.to_ascii_lowercase(), last.to_ascii_lowercase()],
+        [b'e', b'n']
+            | [b'e', b't']
+            | [b'r', b'd']
+            | [b'w', b'd']
+            | [b's', b'e']
+            | [b'e', b'y']
+            | [b'l', b's']
+            | [b'o', b'n']
+    ) {
+        return None;
+    }
+    let ends = |suffix: &[u8]| {
+        name.len() >= suffix.len() && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    };
+    let contains = |needle: &[u8]| {
+        name.windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle))
+    };
+    if name.eq_ignore_ascii_case(b"authorization")
+        || name.eq_ignore_ascii_case(b"proxy-authorization")
+    {
+        return Some(NameKind::Authorization);
+    }
+    const STRONG: [&[u8]; 14] = [
+        b"token",
+        b"secret",
+        b"password",
+        b"passwd",
+        b"passphrase",
+        b"_pwd",
+        b"apikey",
+        b"api_key",
+        b"api-key",
+        b"secretkey",
+        b"secret_key",
+        b"privatekey",
+        b"private_key",
+        b"credentials",
+    ];
+    let weak = name.len() > 3
+        && ends(b"key")
+        && (matches!(name[name.len() - 4], b'_' | b'-' | b'.')
+            || name[name.len() - 3] == b'K' && name[name.len() - 4].is_ascii_lowercase());
+    let strong = STRONG.iter().any(|suffix| ends(suffix));
+    if !(strong || weak) {
+        return None;
+    }
+    if contains(b"aws") && contains(b"secret") || name.eq_ignore_ascii_case(b"secretaccesskey") {
+        return Some(NameKind::AwsSecret);
+    }
+    Some(if strong {
+        NameKind::Strong
+    } else {
+        NameKind::Weak
+    })
+}
+
+/// Values that stand for a secret without being one: references, already
+/// redacted text, masks and empty literals.
+fn is_placeholder(value: &[u8]) -> bool {
+    if value.len() < 3 {
+        return true;
+    }
+    let starts = |prefix: &[u8]| value.starts_with(prefix);
+    if starts(b"$")
+        || starts(b"%")
+        || starts(b"{{")
+        || starts(b"<")
+        || starts(b"[REDACTED")
+        || starts(b"process.env")
+        || starts(b"os.environ")
+        || starts(b"env.")
+    {
+        return true;
+    }
+    if value
+        .iter()
+        .all(|&byte| matches!(byte, b'*' | b'x' | b'X' | b'.' | b'-' | b'_' | b'#'))
+    {
+        return true;
+    }
+    const LITERALS: [&[u8]; 6] = [b"null", b"none", b"true", b"false", b"undefined", b"nil"];
+    LITERALS
+        .iter()
+        .any(|literal| value.eq_ignore_ascii_case(literal))
+}
+
+/// A value that looks like a password rather than a word or an expression:
+/// at least 8 characters with both letters and digits (`hunter2024!`, not
+/// `request.token` or `must`).
+fn looks_secret(value: &[u8]) -> bool {
+    value.len() >= 8
+        && value.iter().any(u8::is_ascii_digit)
+        && value.iter().any(u8::is_ascii_alphabetic)
+        && !value.iter().any(|&byte| matches!(byte, b'[' | b'{'))
+}
+
+/// A random-looking token: 16 to 512 characters of a token alphabet, letters
+/// and digits both present, and at least 3 bits of entropy per character.
+fn high_entropy(value: &[u8]) -> bool {
+    if !(16..=512).contains(&value.len())
+        || !value.iter().all(|&byte| {
+            byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'=' | b'_' | b'-' | b'.')
+        })
+        || !value.iter().any(u8::is_ascii_digit)
+        || !value.iter().any(u8::is_ascii_alphabetic)
+    {
+        return false;
+    }
+    let mut counts = [0u32; 128];
+    for &byte in value {
+        counts[byte as usize] += 1;
+    }
+    let length = value.len() as f64;
+    let entropy: f64 = counts
+        .iter()
+        .filter(|&&count| count > 0)
+        .map(|&count| {
+            let share = count as f64 / length;
+            -share * share.log2()
+        })
+        .sum();
+    entropy >= 3.0
+}
+
+fn is_aws_secret(value: &[u8]) -> bool {
+    value.len() == 40
+        && value
+            .iter()
+            .all(|&byte| byte.is_ascii_alphanumeric() || matches!(byte, b'/' | b'+'))
+}
+
+/// Whether a token may start at `at`: the byte before is not part of a word,
+/// or it is the letter of a JSON escape (`\n`, `\t`, `\u001b`).
+fn starts_token(bytes: &[u8], at: usize) -> bool {
+    let Some(&before) = at.checked_sub(1).and_then(|index| bytes.get(index)) else {
+        return true;
+    };
+    // `task-sk-…` and `my_ghp_…` are inside a slug or a name.
+    if !(before.is_ascii_alphanumeric() || before == b'_' || before == b'-') {
+        return true;
+    }
+    // `\n`, `\t`, `\r`, `\b`, `\f` directly before.
+    if at >= 2 && bytes[at - 2] == b'\\' && !is_escaped(bytes, at - 2) {
+        return matches!(before, b'n' | b't' | b'r' | b'b' | b'f');
+    }
+    // `\uXXXX` directly before.
+    at >= 6
+        && bytes[at - 6] == b'\\'
+        && bytes[at - 5] == b'u'
+        && bytes[at - 4..at].iter().all(u8::is_ascii_hexdigit)
+        && !is_escaped(bytes, at - 6)
+}
+
+/// Whether the byte at `at` is escaped: an odd number of backslashes right
+/// before it.
+fn is_escaped(bytes: &[u8], at: usize) -> bool {
+    run_back(bytes, at, |byte| byte == b'\\') % 2 == 1
+}
+
+fn is_name_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.')
+}
+
+fn ends_url(byte: u8) -> bool {
+    byte.is_ascii_whitespace() || matches!(byte, b'"' | b'\\' | b'\'' | b'<' | b'>' | b'`')
+}
+
+/// The end of the run of bytes from `start` that `allowed` accepts.
+fn run(bytes: &[u8], start: usize, allowed: impl Fn(u8) -> bool) -> usize {
+    let mut end = start;
+    while end < bytes.len() && allowed(bytes[end]) {
+        end += 1;
+    }
+    end
+}
+
+/// The length of the run of bytes ending just before `end` that `allowed`
+/// accepts.
+fn run_back(bytes: &[u8], end: usize, allowed: impl Fn(u8) -> bool) -> usize {
+    bytes[..end]
+        .iter()
+        .rev()
+        .take_while(|&&byte| allowed(byte))
+        .count()
+}
+
+fn alphanumeric(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric()
+}
+
+fn base64url(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'
+}
+
+/// Where a token anchored at `at` would start (see the anchor table in
+/// [`Scanner::new`]), when the bytes around the anchor fit a prefix.
+fn token_start(bytes: &[u8], at: usize) -> Option<usize> {
+    let back = |distance: usize, literal: &[u8]| -> Option<usize> {
+        let start = at.checked_sub(distance)?;
+        bytes[start..].starts_with(literal).then_some(start)
+    };
+    match bytes[at] {
+        b'k' => back(1, b"sk").or_else(|| back(1, b"rk")),
+        b'_' => back(3, b"gh").or_else(|| back(6, b"github_")),
+        b'-' => back(5, b"glpat-"),
+        b'x' => bytes[at..].starts_with(b"xox").then_some(at),
+        b'A' => Some(at),
+        b'J' => back(2, b"eyJ"),
+        _ => None,
+    }
+}
+
+/// The vendor token formats that start with a literal prefix. `at` is at a
+/// token boundary. Returns the token's end and rule.
+fn token_at(bytes: &[u8], at: usize) -> Option<(usize, Builtin)> {
+    let rest = &bytes[at..];
+    let body = |prefix: &[u8], allowed: fn(u8) -> bool, min: usize| -> Option<usize> {
+        if !rest.starts_with(prefix) {
+            return None;
+        }
+        let start = at + prefix.len();
+        let end = run(bytes, start, allowed);
+        (end - start >= min).then_some(end)
+    };
+    match rest.first()? {
+        b's' => {
+            if let Some(end) = body(b"sk-ant-", base64url, 20) {
+                return Some((end, Builtin::AnthropicKey));
+            }
+            if let Some(end) = body(b"sk-", base64url, 20) {
+                // Mixed case and digits: a long slug such as
+                // `sk-learn-compatible-estimators` is not a key.
+                let token = &bytes[at + 3..end];
+                let mixed = token.iter().any(u8::is_ascii_digit)
+                    && token.iter().any(u8::is_ascii_uppercase)
+                    && token.iter().any(u8::is_ascii_lowercase);
+                return mixed.then_some((end, Builtin::OpenaiKey));
+            }
+            body(b"sk_live_", alphanumeric, 16)
+                .or_else(|| body(b"sk_test_", alphanumeric, 16))
+                .map(|end| (end, Builtin::StripeKey))
+        }
+        b'r' => body(b"rk_live_", alphanumeric, 16)
+            .or_else(|| body(b"rk_test_", alphanumeric, 16))
+            .map(|end| (end, Builtin::StripeKey)),
+        b'g' => {
+            if rest.len() > 4
+                && rest[1] == b'h'
+                && matches!(rest[2], b'p' | b'o' | b'u' | b's' | b'r')
+                && rest[3] == b'_'
+            {
+                let end = run(bytes, at + 4, |byte| byte.is_ascii_alphanumeric());
+                return (end - at - 4 >= 30).then_some((end, Builtin::GithubToken));
+            }
+            body(
+                b"github_pat_",
+                |byte| byte.is_ascii_alphanumeric() || byte == b'_',
+                22,
+            )
+            .map(|end| (end, Builtin::GithubToken))
+            .or_else(|| body(b"glpat-", base64url, 20).map(|end| (end, Builtin::GitlabToken)))
+        }
+        b'x' => {
+            if rest.len() > 5
+                && rest.starts_with(b"xox")
+                && matches!(rest[3], b'a' | b'b' | b'p' | b'r' | b's')
+                && rest[4] == b'-'
+            {
+                let end = run(bytes, at + 5, |byte| {
+                    byte.is_ascii_alphanumeric() || byte == b'-'
+                });
+                let token = &bytes[at + 5..end];
+                let real = token.len() >= 10 && token.iter().any(u8::is_ascii_digit);
+                return real.then_some((end, Builtin::SlackToken));
+            }
+            None
+        }
+        b'A' => {
+            if rest.len() >= 20
+                && (rest.starts_with(b"AKIA")
+                    || rest.starts_with(b"ASIA")
+                    || rest.starts_with(b"ABIA")
+                    || rest.starts_with(b"ACCA"))
+            {
+                let end = run(bytes, at + 4, |byte| {
+                    byte.is_ascii_uppercase() || byte.is_ascii_digit()
+                });
+                let after_ok = bytes
+                    .get(end)
+                    .is_none_or(|byte| !byte.is_ascii_alphanumeric());
+                return (end - at == 20 && after_ok).then_some((end, Builtin::AwsAccessKeyId));
+            }
+            let end = body(b"AIza", base64url, 35)?;
+            (end - at == 39).then_some((end, Builtin::GoogleApiKey))
+        }
+        b'e' => jwt_at(bytes, at).map(|end| (end, Builtin::Jwt)),
+        _ => None,
+    }
+}
+
+/// `eyJ<header>.eyJ<claims>.<signature>`: base64url JSON header and claims.
+fn jwt_at(bytes: &[u8], at: usize) -> Option<usize> {
+    let part = |start: usize, min: usize| -> Option<usize> {
+        let end = run(bytes, start, base64url);
+        (end - start >= min).then_some(end)
+    };
+    if !bytes[at..].starts_with(b"eyJ") {
+        return None;
+    }
+    let header_end = part(at, 10)?;
+    if bytes.get(header_end) != Some(&b'.') || !bytes[header_end + 1..].starts_with(b"eyJ") {
+        return None;
+    }
+    let claims_end = part(header_end + 1, 10)?;
+    if bytes.get(claims_end) != Some(&b'.') {
+        return None;
+    }
+    // An unsigned token (`alg: none`) ends at its second dot.
+    Some(run(bytes, claims_end + 1, base64url))
+}
+
+/// `-----BEGIN … PRIVATE KEY-----` through the matching `-----END …-----`,
+/// within the current JSON string. A block cut short (no END) is redacted to
+/// the end of the string.
+fn private_key_at(bytes: &[u8], at: usize) -> Option<usize> {
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    if !bytes[at..].starts_with(BEGIN) {
+        return None;
+    }
+    let label_start = at + BEGIN.len();
+    let label_end = label_start
+        + find(
+            &bytes[label_start..bytes.len().min(label_start + 64)],
+            b"-----",
+        )?;
+    let label = &bytes[label_start..label_end];
+    // Certificates and public keys are not secrets.
+    find(label, b"PRIVATE KEY")?;
+    let string_end = string_end(bytes, label_end);
+    let body = &bytes[label_end..string_end];
+    let Some(end_line) = find(body, b"-----END ") else {
+        return Some(string_end);
+    };
+    let closing_start = label_end + end_line + "-----END ".len();
+    let closing = &bytes[closing_start..string_end.min(closing_start + 80)];
+    Some(match find(closing, b"-----") {
+        Some(offset) => closing_start + offset + 5,
+        None => string_end,
+    })
+}
+
+/// The index of the next unescaped `"` at or after `from` (the end of the
+/// JSON string holding `from`), or the end of the text.
+fn string_end(bytes: &[u8], from: usize) -> usize {
+    let mut at = from;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => return at,
+            b'\\' => at += 2,
+            _ => at += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// The first index of `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let first = *needle.first()?;
+    let mut from = 0;
+    while from + needle.len() <= haystack.len() {
+        let offset = haystack[from..].iter().position(|&byte| byte == first)?;
+        let at = from + offset;
+        if haystack[at..].starts_with(needle) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::settings::parse_charset;
+    use super::*;
+
+    fn redact(text: &str) -> String {
+        redact_with(text, &[], &[])
+    }
+
+    fn redact_with(text: &str, disabled: &[Builtin], user: &[UserPattern]) -> String {
+        let scanner = Scanner::new(disabled, user);
+        let out = scanner
+            .scan(text, user, |_| {})
+            .unwrap_or_else(|| text.to_owned());
+        serde_json::from_str::<serde_json::Value>(&out)
+            .unwrap_or_else(|error| panic!("{error}: {out}"));
+        out
+    }
+
+    #[test]
+    fn payload_keys_are_assignments_too() {
+        assert_eq!(
+            redact(r#"{"password":"hunter2","user":"bob"}"#),
+            r#"{"password":"[REDACTED:secret-assignment]","user":"bob"}"#
+        );
+        // JSON quoted inside a string, with an escaped quote in the value.
+        assert_eq!(
+            redact(r#"{"c":"{\"api_key\": \"ab\\\"cd1234\", \"n\": 1}"}"#),
+            r#"{"c":"{\"api_key\": \"[REDACTED:secret-assignment]\", \"n\": 1}"}"#
+        );
+        // Numbers, references and comparisons are not secrets.
+        for text in [
+            r#"{"max_token":5,"password":null}"#,
+            r#"{"c":"TOKEN=$TOKEN; if token == other"}"#,
+        ] {
+            assert_eq!(redact(text), text);
+        }
+    }
+
+    #[test]
+    fn escapes_are_boundaries_and_never_cut() {
+        assert_eq!(
+            redact(r#"{"p":"a\nAKIAABCDEFGHIJKLMNOP\tb"}"#),
+            r#"{"p":"a\n[REDACTED:aws-access-key-id]\tb"}"#
+        );
+        assert_eq!(
+            redact(r#"{"p":"x\u001bghp_0123456789abcdefghijABCDEFGHIJklmnop"}"#),
+            r#"{"p":"x\u001b[REDACTED:github-token]"}"#
+        );
+        // A PEM block cut short by the end of its string stays inside it.
+        assert_eq!(
+            redact(r#"{"p":"-----BEGIN PRIVATE KEY-----\nMIIEvQ\\\"x","q":"y"}"#),
+            r#"{"p":"[REDACTED:private-key]","q":"y"}"#
+        );
+        // A value at the end of the text, a lone separator.
+        for text in [r#"{"a":"x="}"#, r#"{"password":"#, "token:", "="] {
+            let scanner = Scanner::new(&[], &[]);
+            let _ = scanner.scan(text, &[], |_| {});
+        }
+    }
+
+    #[test]
+    fn user_patterns_and_disabled_rules() {
+        let user = [UserPattern {
+            name: "acme".to_owned(),
+            prefix: "acme_".to_owned(),
+            chars: parse_charset("a-z0-9").unwrap(),
+            min_len: 10,
+            max_len: 20,
+            chars_text: "a-z0-9".to_owned(),
+        }];
+        assert_eq!(
+            redact_with(
+                r#"{"p":"use acme_0123456789ab now, not acme_short"}"#,
+                &[],
+                &user
+            ),
+            r#"{"p":"use [REDACTED:acme] now, not acme_short"}"#
+        );
+        let jwt = r#"{"p":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abcdefghijklmnop"}"#;
+        assert_eq!(redact(jwt), r#"{"p":"[REDACTED:jwt]"}"#);
+        assert_eq!(redact_with(jwt, &[Builtin::Jwt], &[]), jwt);
+    }
+
+    #[test]
+    fn url_passwords_keep_user_and_host() {
+        assert_eq!(
+            redact(r#"{"p":"psql postgres://app:s3cr3t/x+y@db:5432/prod"}"#),
+            r#"{"p":"psql postgres://app:[REDACTED:url-password]@db:5432/prod"}"#
+        );
+        let plain = r#"{"p":"https://example.com:8443/a/b@c and http://u@h"}"#;
+        assert_eq!(redact(plain), plain);
+    }
+}
