@@ -4,7 +4,8 @@
 //! Parsing happens in the source threads, so the one writer thread spends its
 //! time in SQLite only.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use hooktrail_shared::envelope::{self, Envelope, RejectReason};
 use serde::Deserialize;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use crate::event::{CommittedEvent, Source};
 use crate::state;
 use crate::stats::Stats;
+use hooktrail_shared::redact::{Redactor, Settings as RedactionSettings};
 use hooktrail_shared::transcript::TranscriptUsage;
 
 /// One event ready to insert, with the facts the `sessions` and `agents`
@@ -44,6 +46,23 @@ pub(crate) struct NewEvent {
     /// The token usage the emitter read from the transcript at a turn
     /// boundary (envelope `usage`).
     pub(crate) usage: Option<TranscriptUsage>,
+    /// Which redaction rules replaced something, by the emitter or here,
+    /// and how often (the `redactions` column).
+    pub(crate) redactions: Option<BTreeMap<String, u64>>,
+}
+
+/// The collector's redaction rules: the same config file as the emitters'.
+static REDACTOR: OnceLock<Redactor> = OnceLock::new();
+
+/// Sets the redaction rules every source applies, once per process (at
+/// start, from the settings). Without it the built-in rules at the default
+/// level apply.
+pub(crate) fn install_redactor(redactor: Redactor) {
+    let _ = REDACTOR.set(redactor);
+}
+
+fn redactor() -> &'static Redactor {
+    REDACTOR.get_or_init(|| Redactor::new(RedactionSettings::default()))
 }
 
 /// The longest session title kept, in characters.
@@ -229,6 +248,12 @@ impl NewEvent {
         source: Source,
         known: Option<&mut KnownSessions>,
     ) -> NewEvent {
+        let mut envelope = envelope;
+        // Again here, for whatever arrives unredacted: older emitters, spool
+        // files written before an upgrade, other publishers. An envelope the
+        // emitter already redacted passes unchanged (replacements match no
+        // rule), at the cost of one scan of its payload.
+        redactor().redact_envelope(&mut envelope);
         let payload: String = Box::<str>::from(envelope.payload).into();
         let facts = match known {
             None => payload_facts(&payload),
@@ -289,6 +314,7 @@ impl NewEvent {
             model,
             title,
             usage: envelope.usage,
+            redactions: envelope.redactions,
             transcript_path: facts.transcript_path,
             end_reason: if envelope.hook == "SessionEnd" {
                 facts.reason
@@ -445,6 +471,28 @@ mod tests {
             None,
         );
         assert_eq!(event.spawned_agent_id, None);
+    }
+
+    #[test]
+    fn a_secret_arriving_unredacted_is_redacted_before_it_is_stored() {
+        let line = r#"{"v":1,"id":"e4","ts":5,"machine":"m","session_id":"s","hook":"UserPromptSubmit","payload":{"prompt":"use ghp_0123456789abcdefghijklmnopqrstuvwxyzAB please"}}"#;
+        let event = NewEvent::from_envelope_remembering(
+            envelope::parse_line(line.as_bytes()).unwrap(),
+            Source::Spool,
+            None,
+        );
+        assert!(
+            !event.row.payload.contains("ghp_0123"),
+            "{}",
+            event.row.payload
+        );
+        assert!(
+            event.row.payload.contains("[REDACTED:github-token]"),
+            "{}",
+            event.row.payload
+        );
+        assert_eq!(event.redactions.unwrap()["github-token"], 1);
+        assert!(!event.title.unwrap_or_default().contains("ghp_0123"));
     }
 
     #[test]

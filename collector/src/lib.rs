@@ -120,6 +120,9 @@ pub fn run_with_stats(
     stats
         .started_ms
         .store(hooktrail_shared::envelope::now_millis(), Ordering::Relaxed);
+    ingest::install_redactor(hooktrail_shared::redact::Redactor::new(
+        settings.redaction.clone(),
+    ));
     let connection = store::writer::open(&settings.database)?;
     let hub = hub::Hub::new();
     let (sender, receiver) = crossbeam_channel::bounded(settings.tuning.queue_capacity.max(1));

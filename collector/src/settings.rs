@@ -72,6 +72,9 @@ pub struct Settings {
     /// A working session without an event for this long is shown as gone
     /// quiet: its process most likely died.
     pub quiet_after: Duration,
+    /// The redaction rules applied to every event received (the config
+    /// file's `privacy` and `redact`, as the emitters use them).
+    pub redaction: hooktrail_shared::redact::Settings,
     /// Tuning knobs that tests and benchmarks change.
     pub tuning: Tuning,
 }
@@ -313,6 +316,7 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             retention,
             token,
             prices: Arc::new(prices),
+            redaction: shared.redaction.clone(),
             quiet_after,
             tuning: Tuning::default(),
         }),

@@ -84,6 +84,9 @@ pub struct Stats {
     pub websocket_clients: AtomicI64,
     /// Events stored per hook name, for `/metrics`.
     pub stored_per_hook: Mutex<BTreeMap<String, u64>>,
+    /// Redactions in stored events per rule (the emitter's and the
+    /// collector's own), for `/metrics`.
+    pub redactions_per_rule: Mutex<BTreeMap<String, u64>>,
     /// Wall-clock ms when the writer last went round its loop; the systemd
     /// watchdog is only fed while this is recent, so a stuck writer gets the
     /// service restarted.

@@ -141,6 +141,21 @@ pub(crate) fn metrics(
         "Events stored, per hook.",
         per_hook,
     );
+    let per_rule: Vec<(String, String)> = stats
+        .redactions_per_rule
+        .lock()
+        .map(|map| {
+            map.iter()
+                .map(|(rule, count)| (format!("{{rule=\"{}\"}}", label(rule)), count.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    family(
+        "hooktrail_redactions_total",
+        "counter",
+        "Secrets replaced in stored events, per redaction rule (by the emitter or the collector).",
+        per_rule,
+    );
     family(
         "hooktrail_writer_queue_depth",
         "gauge",

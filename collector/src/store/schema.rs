@@ -97,6 +97,7 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE events ADD COLUMN prompt_id TEXT;
     ALTER TABLE events ADD COLUMN permission_mode TEXT;
+    ALTER TABLE events ADD COLUMN redactions TEXT;
     UPDATE events SET
         prompt_id = json_extract(payload, '$.prompt_id'),
         permission_mode = json_extract(payload, '$.permission_mode')

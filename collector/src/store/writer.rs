@@ -58,6 +58,7 @@ pub fn open(path: &Path) -> Result<Connection, String> {
         }
     }
     let name = path.display();
+    make_private(path)?;
     let mut connection = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -84,6 +85,56 @@ pub fn open(path: &Path) -> Result<Connection, String> {
     schema::migrate(&mut connection)
         .map_err(|error| format!("cannot migrate the database {name}: {error}"))?;
     Ok(connection)
+}
+
+/// Creates the database file 0600 before SQLite opens it (so there is no
+/// moment when it exists with wider permissions; SQLite gives the WAL and
+/// shared-memory files the database's mode), and tightens an existing
+/// database, WAL and SHM that others can read, with one log line.
+fn make_private(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => {
+            return Err(format!(
+                "cannot create the database {}: {error}",
+                path.display()
+            ))
+        }
+    }
+    let mut tightened = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::PathBuf::from(name);
+        let Ok(metadata) = std::fs::symlink_metadata(&file) else {
+            continue;
+        };
+        let mode = metadata.permissions().mode() & 0o777;
+        if metadata.is_file() && mode & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700))
+                .map_err(|error| {
+                    format!(
+                        "cannot make {} private (mode {mode:04o}): {error}",
+                        file.display()
+                    )
+                })?;
+            tightened.push(format!("{} ({mode:04o})", file.display()));
+        }
+    }
+    if !tightened.is_empty() {
+        log::warn(&format!(
+            "made the database private (0600): {} could be read by other users",
+            tightened.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// The writer thread: everything it needs, by name. [`Writer::spawn`]
@@ -271,6 +322,7 @@ impl WriterLoop {
         let mut published = Vec::new();
         let mut seq_iter = seqs.into_iter();
         let mut per_hook: HashMap<String, u64> = HashMap::new();
+        let mut per_rule: HashMap<String, u64> = HashMap::new();
         for submission in batch.drain(..) {
             let mut committed = Committed::default();
             let count = submission.events.len();
@@ -281,6 +333,9 @@ impl WriterLoop {
                     let mut row = event.row;
                     row.seq = seq;
                     *per_hook.entry(row.hook.clone()).or_default() += 1;
+                    for (rule, count) in event.redactions.iter().flatten() {
+                        *per_rule.entry(rule.clone()).or_default() += count;
+                    }
                     published.push(Arc::new(row));
                 } else {
                     committed.duplicates += 1;
@@ -313,6 +368,13 @@ impl WriterLoop {
                 *map.entry(hook).or_default() += count;
             }
         }
+        if !per_rule.is_empty() {
+            if let Ok(mut map) = self.setup.stats.redactions_per_rule.lock() {
+                for (rule, count) in per_rule {
+                    *map.entry(rule).or_default() += count;
+                }
+            }
+        }
         BatchOutcome::Committed
     }
 
@@ -331,8 +393,8 @@ impl WriterLoop {
         {
             let mut insert = transaction.prepare_cached(
                 "INSERT OR IGNORE INTO events
-                 (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode, redactions)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?;
             for event in batch.iter().flat_map(|submission| &submission.events) {
                 let row = &event.row;
@@ -351,6 +413,10 @@ impl WriterLoop {
                     row.payload,
                     row.prompt_id,
                     row.permission_mode,
+                    event
+                        .redactions
+                        .as_ref()
+                        .and_then(|counts| serde_json::to_string(counts).ok()),
                 ])?;
                 if changed == 0 {
                     seqs.push(0);
