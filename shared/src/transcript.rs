@@ -233,7 +233,7 @@ pub fn scan(piece: &[u8], deadline: Option<Instant>) -> Scan {
     let mut start = 0;
     let mut lines_since_check = 0u32;
     while start < piece.len() {
-        let Some(length) = piece[start..].iter().position(|&byte| byte == b'\n') else {
+        let Some(length) = memchr::memchr(b'\n', &piece[start..]) else {
             break;
         };
         let line = &piece[start..start + length];
@@ -308,19 +308,10 @@ fn read_line(line: &[u8], bad_lines: &mut u64) -> Option<ResponseUsage> {
     })
 }
 
-/// The first position of `needle` in `haystack`: a plain scan that starts
-/// with the needle's first byte, which is rare enough in JSON text.
-pub fn memmem(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let mut from = 0;
-    while let Some(offset) = haystack.get(from..)?.iter().position(|&byte| byte == first) {
-        let at = from + offset;
-        if haystack.get(at + 1..at + needle.len()) == Some(rest) {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
+/// The first position of `needle` in `haystack` (SIMD where the CPU has it:
+/// the scan of a large turn is mostly this and the newline search).
+fn memmem(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Totals of token kinds, summed over responses (by model, say).
