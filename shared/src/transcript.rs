@@ -153,7 +153,8 @@ pub struct Scan {
     pub consumed: usize,
     /// Lines that were not JSON or had an unreadable usage: counted, skipped.
     pub bad_lines: u64,
-    /// Set when the deadline cut the scan short; the rest is read next time.
+    /// Set when the deadline cut the scan short (possibly at the very end of
+    /// what was given); the rest is read next time.
     pub stopped_early: bool,
 }
 
@@ -228,36 +229,64 @@ const USAGE_MARKER: &[u8] = b"\"usage\"";
 /// ending in a half-written one), applying the counting rules of the module
 /// doc. Stops at `deadline` (checked between lines) with what it has.
 pub fn scan(piece: &[u8], deadline: Option<Instant>) -> Scan {
-    let mut result = Scan::default();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut start = 0;
-    let mut lines_since_check = 0u32;
-    while start < piece.len() {
-        let Some(length) = memchr::memchr(b'\n', &piece[start..]) else {
-            break;
-        };
-        let line = &piece[start..start + length];
-        start += length + 1;
-        result.consumed = start;
-        if let Some(response) = read_line(line, &mut result.bad_lines) {
-            match index.get(&response.key()) {
-                Some(&at) => result.responses[at] = response,
-                None => {
-                    index.insert(response.key(), result.responses.len());
-                    result.responses.push(response);
+    let mut scanner = Scanner::default();
+    scanner.feed(piece, deadline);
+    scanner.finish()
+}
+
+/// [`scan`] fed piece by piece, so a reader can go through a large part of a
+/// transcript with one small buffer: each piece is read up to the end of its
+/// last whole line, and the rest is given again at the front of the next.
+#[derive(Debug, Default)]
+pub struct Scanner {
+    result: Scan,
+    index: HashMap<String, usize>,
+    lines_since_check: u32,
+}
+
+impl Scanner {
+    /// Reads the whole lines of `piece`; returns how many bytes of it were
+    /// consumed. After the deadline it stops, and [`Scanner::stopped_early`]
+    /// says so.
+    pub fn feed(&mut self, piece: &[u8], deadline: Option<Instant>) -> usize {
+        let mut start = 0;
+        while start < piece.len() && !self.result.stopped_early {
+            let Some(length) = memchr::memchr(b'\n', &piece[start..]) else {
+                break;
+            };
+            let line = &piece[start..start + length];
+            start += length + 1;
+            if let Some(response) = read_line(line, &mut self.result.bad_lines) {
+                match self.index.get(&response.key()) {
+                    Some(&at) => self.result.responses[at] = response,
+                    None => {
+                        self.index
+                            .insert(response.key(), self.result.responses.len());
+                        self.result.responses.push(response);
+                    }
+                }
+            }
+            self.lines_since_check += 1;
+            if self.lines_since_check >= 64 {
+                self.lines_since_check = 0;
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    self.result.stopped_early = true;
                 }
             }
         }
-        lines_since_check += 1;
-        if lines_since_check >= 64 {
-            lines_since_check = 0;
-            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                result.stopped_early = start < piece.len();
-                break;
-            }
-        }
+        self.result.consumed += start;
+        start
     }
-    result
+
+    /// Whether the deadline stopped the scan.
+    pub fn stopped_early(&self) -> bool {
+        self.result.stopped_early
+    }
+
+    /// What was found; `consumed` counts every piece fed.
+    pub fn finish(self) -> Scan {
+        self.result
+    }
 }
 
 /// One line's response, if it is one that counts.
