@@ -10,7 +10,9 @@ use std::time::Duration;
 use common::{
     envelope, fixture_line, ids, stream_envelopes, Answer, FakeCollector, Stdin, Subscriber, World,
 };
-use hooktrail_testkit::{wait_until, RedisServer, Silence, SilentListener};
+use hooktrail_testkit::{
+    wait_until, RedisServer, Repeat, ScriptedListener, Silence, SilentListener,
+};
 
 const KEY: &str = "hooktrail:events";
 
@@ -372,4 +374,54 @@ fn the_common_redis_path_touches_no_spool_and_no_state_file() {
     assert!(!world.spool_dir().exists());
     assert!(!world.state_dir().exists());
     assert_eq!(stream_envelopes(&server, KEY).len(), 1);
+}
+
+/// Issue 13, item 2: a reply nested 400,000 deep overflowed the stack of
+/// the recursive reply parser (exit 134, the event lost, no breaker, so every
+/// later hook crashed too). Huge bulk lengths and an unending line were
+/// buffered until the deadline. Each must now fail the attempt at once, open
+/// the breaker and leave the event to the spool.
+#[test]
+fn a_hostile_redis_reply_opens_the_breaker_instead_of_crashing_the_hook() {
+    let cases: [(&str, Vec<u8>, Repeat); 4] = [
+        (
+            "nested 400,000 deep",
+            b"*1\r\n".repeat(400_000),
+            Repeat::Once,
+        ),
+        (
+            "a bulk string of a terabyte",
+            b"$1000000000000\r\n".to_vec(),
+            Repeat::Once,
+        ),
+        (
+            "a bulk length that overflows",
+            b"$9223372036854775807\r\n".to_vec(),
+            Repeat::Once,
+        ),
+        (
+            "a line that never ends",
+            b"+AAAAAAAAAAAAAAAA".repeat(4096),
+            Repeat::Forever,
+        ),
+    ];
+    for (index, (what, reply, repeat)) in cases.into_iter().enumerate() {
+        let hostile = ScriptedListener::start(reply, repeat);
+        let mut world = world_with_redis(&hostile.url());
+        world.set("HOOKTRAIL_DEBUG", "1");
+        let id = format!("hostile-{index}");
+        let run = world.hook_with_id(&id, &fixture_line("PreToolUse"));
+        run.assert_silent_success();
+        assert!(
+            run.elapsed < Duration::from_millis(900),
+            "{what}: refused at once, not at the deadline: {:?}",
+            run.elapsed
+        );
+        assert!(!run.stderr.contains("panic"), "{what}: {}", run.stderr);
+        let spooled: Vec<_> = world.spool_lines().iter().map(|l| envelope(l)).collect();
+        assert_eq!(ids(&spooled), [id.as_str()], "{what}: the event is spooled");
+        let breaker = std::fs::read_to_string(world.state_dir().join("redis-breaker"))
+            .unwrap_or_else(|error| panic!("{what}: no breaker file: {error}"));
+        assert!(breaker.contains("malformed reply"), "{what}: {breaker}");
+    }
 }
