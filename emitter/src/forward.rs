@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hooktrail_shared::config::{RedisConfig, Transport};
-use hooktrail_shared::spool;
+use hooktrail_shared::spool::{self, LockWait};
 
 use crate::deadline::Deadline;
 use crate::diag::debug;
@@ -53,7 +53,9 @@ pub fn forward_spool(
         if deadline.remaining().is_none() {
             break;
         }
-        let claimed = match spool::claim(spool_dir, &tag, 1) {
+        // Never wait on a lock here: the collector's drainer holds its claim
+        // until its commit, which took 5.8 s with a busy database.
+        let claimed = match spool::claim_files(spool_dir, &tag, 1, LockWait::Skip) {
             Ok(claimed) => claimed,
             Err(error) => {
                 debug!(
@@ -63,8 +65,10 @@ pub fn forward_spool(
                 break;
             }
         };
-        let Some(mut file) = claimed.into_iter().next() else {
-            finished = true;
+        let passed_busy = claimed.passed_busy;
+        let Some(mut file) = claimed.files.into_iter().next() else {
+            // A file passed by may still hold lines: then keep the marker.
+            finished = !passed_busy;
             break;
         };
         let lines = match file.read_lines() {

@@ -8,7 +8,7 @@
 //!   claimed it meanwhile; if so it opens again), writes its whole line with
 //!   one `write`, and unlocks.
 //! - A drainer ([`claim`]) opens a file, takes `flock(LOCK_EX)` (so no append
-//!   is half done), renames it to `spool-<minute>.jsonl.claimed-<tag>` and keeps
+//!   is half done; a hook never waits for it, see [`LockWait`]), renames it to `spool-<minute>.jsonl.claimed-<tag>` and keeps
 //!   the lock while it works. It reads the lines, delivers them, and only then
 //!   deletes the file ([`ClaimedFile::finish`]). Lines it could not deliver go
 //!   back with [`ClaimedFile::put_back`].
@@ -228,13 +228,45 @@ impl ClaimedFile {
     }
 }
 
+/// What a claimer does with a spool file whose lock someone else holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockWait {
+    /// Wait for it. Right for the collector's drainer: appenders hold the
+    /// lock for one write.
+    Block,
+    /// Pass it by. Right for a hook: the lock may be a drainer's, held until
+    /// its database commit (seconds when the database is busy).
+    Skip,
+}
+
+/// The spool files one [`claim_files`] call took.
+#[derive(Debug)]
+pub struct Claim {
+    /// The claimed files, oldest first.
+    pub files: Vec<ClaimedFile>,
+    /// Whether a file was passed by because its lock was held ([`LockWait::Skip`]):
+    /// the spool is not known to be empty, so the pending marker must stay.
+    pub passed_busy: bool,
+}
+
 /// Claims spool files in `dir`, oldest first, up to `limit` of them. `tag`
 /// makes claimed names unique per drainer (a pid and a counter, say).
-/// A missing directory means nothing to claim.
+/// A missing directory means nothing to claim. Waits for appenders' locks
+/// ([`LockWait::Block`]).
 pub fn claim(dir: &Path, tag: &str, limit: usize) -> io::Result<Vec<ClaimedFile>> {
+    claim_files(dir, tag, limit, LockWait::Block).map(|claim| claim.files)
+}
+
+/// [`claim`] that says how to treat a held lock; a hook uses
+/// [`LockWait::Skip`] so that no lock on its path can make it wait.
+pub fn claim_files(dir: &Path, tag: &str, limit: usize, wait: LockWait) -> io::Result<Claim> {
+    let mut claim = Claim {
+        files: Vec::new(),
+        passed_busy: false,
+    };
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(claim),
         Err(error) => return Err(error),
     };
     let mut names: Vec<String> = entries
@@ -244,9 +276,8 @@ pub fn claim(dir: &Path, tag: &str, limit: usize) -> io::Result<Vec<ClaimedFile>
         })
         .collect();
     names.sort();
-    let mut claimed = Vec::new();
     for (index, name) in names.into_iter().enumerate() {
-        if claimed.len() >= limit {
+        if claim.files.len() >= limit {
             break;
         }
         let path = dir.join(&name);
@@ -264,8 +295,14 @@ pub fn claim(dir: &Path, tag: &str, limit: usize) -> io::Result<Vec<ClaimedFile>
             if lock(&file, false).is_err() {
                 continue;
             }
-        } else {
+        } else if wait == LockWait::Block {
             lock(&file, true)?;
+        } else if let Err(error) = lock(&file, false) {
+            if error.kind() != io::ErrorKind::WouldBlock {
+                return Err(error);
+            }
+            claim.passed_busy = true;
+            continue;
         }
         if !same_inode(&file, &path) {
             continue;
@@ -275,12 +312,12 @@ pub fn claim(dir: &Path, tag: &str, limit: usize) -> io::Result<Vec<ClaimedFile>
         if fs::rename(&path, &new_path).is_err() {
             continue;
         }
-        claimed.push(ClaimedFile {
+        claim.files.push(ClaimedFile {
             path: new_path,
             file,
         });
     }
-    Ok(claimed)
+    Ok(claim)
 }
 
 /// Records a line a drainer rejected, with the reason, in [`REJECTED_FILE`]
@@ -390,6 +427,21 @@ mod tests {
         }
         lines.sort();
         assert_eq!(lines, vec![b"first".to_vec(), b"second".to_vec()]);
+    }
+
+    #[test]
+    fn a_skipping_claimer_passes_a_held_file_by_and_says_so() {
+        let temp = tempfile::tempdir().unwrap();
+        let path = append(temp.path(), "held").unwrap();
+        let holder = File::open(&path).unwrap();
+        lock(&holder, true).unwrap();
+        let passed = claim_files(temp.path(), "t", 10, LockWait::Skip).unwrap();
+        assert!(passed.files.is_empty());
+        assert!(passed.passed_busy);
+        drop(holder);
+        let taken = claim_files(temp.path(), "t", 10, LockWait::Skip).unwrap();
+        assert_eq!(taken.files.len(), 1);
+        assert!(!taken.passed_busy);
     }
 
     #[test]
