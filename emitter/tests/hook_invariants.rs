@@ -358,3 +358,73 @@ fn an_event_id_the_collector_would_reject_is_replaced_not_spooled_forever() {
         );
     }
 }
+
+/// Issue 13, item 5: an append that failed part way (a full disk, or a file
+/// size limit) left half a line in the spool file, and the next append
+/// merged into it, so both events were rejected. The file size limit of
+/// `RLIMIT_FSIZE` gives the short write without root or a small filesystem.
+#[test]
+fn a_failed_spool_append_leaves_no_partial_line_for_the_next_to_merge_into() {
+    use std::os::unix::process::CommandExt;
+    let world = World::new();
+    let first = format!(
+        r#"{{"v":1,"id":"before-1","ts":1,"machine":"m","hook":"Stop","payload":{}}}"#,
+        fixture_line("Stop")
+    );
+    hooktrail_shared::spool::append(&world.spool_dir(), &first).unwrap();
+    let limit = first.len() as u64 + 200;
+    // A payload that cannot fit under the limit, whichever file it goes to.
+    let big = format!(
+        r#"{{"hook_event_name":"Stop","padding":"{}"}}"#,
+        "p".repeat(4000)
+    );
+    let mut command = world.command(&[]);
+    // SAFETY: setrlimit and signal are async-signal-safe; they run in the
+    // child between fork and exec. SIGXFSZ ignored makes the write fail with
+    // EFBIG instead of killing the process.
+    unsafe {
+        command.pre_exec(move || {
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    common::execute(command, Stdin::Bytes(big.into_bytes())).assert_silent_success();
+    let assert_whole_lines = |when: &str| {
+        for entry in std::fs::read_dir(world.spool_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if !path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("spool-")
+            {
+                continue;
+            }
+            let content = std::fs::read(&path).unwrap();
+            assert!(
+                content.is_empty() || content.ends_with(b"\n"),
+                "{when}: {} ends mid-line",
+                path.display()
+            );
+        }
+    };
+    assert_whole_lines("after the failed append");
+    world
+        .hook_with_id("after-1", &fixture_line("Stop"))
+        .assert_silent_success();
+    assert_whole_lines("after the next append");
+    for line in world.spool_lines() {
+        hooktrail_shared::envelope::parse_line(line.as_bytes())
+            .unwrap_or_else(|reason| panic!("a spooled line is rejected ({reason}): {line}"));
+    }
+    let mut found = ids(&spooled(&world));
+    found.sort();
+    assert_eq!(found, ["after-1", "before-1"]);
+}

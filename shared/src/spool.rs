@@ -6,7 +6,9 @@
 //! - An appender opens the current file with `O_APPEND`, takes `flock(LOCK_EX)`,
 //!   checks that the path still names the inode it opened (a drainer may have
 //!   claimed it meanwhile; if so it opens again), writes its whole line with
-//!   one `write`, and unlocks.
+//!   one `write`, and unlocks. A write that fails part way is cut off again,
+//!   and a file left ending mid-line gets a newline first, so a failed append
+//!   never corrupts the next one (see `append_whole_lines`).
 //! - A drainer ([`claim`]) opens a file, takes `flock(LOCK_EX)` (so no append
 //!   is half done; a hook never waits for it, see [`LockWait`]), renames it to `spool-<minute>.jsonl.claimed-<tag>` and keeps
 //!   the lock while it works. It reads the lines, delivers them, and only then
@@ -141,7 +143,7 @@ pub fn append_lines<'a>(
             }
             continue;
         }
-        (&file).write_all(&buffer)?;
+        append_whole_lines(&file, &buffer)?;
         drop(file);
         // The line is written whatever happens to the marker; a missing marker
         // only delays forwarding until the next append or a collector's drain.
@@ -149,6 +151,38 @@ pub fn append_lines<'a>(
         return Ok(path);
     }
     unreachable!("the loop returns")
+}
+
+/// Appends `buffer` (whole lines) to `file`, whose lock the caller holds, so
+/// that the file never ends in part of a line that the next append would
+/// merge into (both lines would then be rejected):
+/// - a write that fails part way (`ENOSPC`, `EFBIG` at a file size limit)
+///   is cut off again, back to the length before it;
+/// - a file that already ends mid-line (an appender killed mid-write, or a
+///   cut that failed too) gets a newline first, so that fragment stays a
+///   line of its own.
+fn append_whole_lines(file: &File, buffer: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let before = file.metadata()?.len();
+    let mut last = [b'\n'];
+    if before > 0 {
+        file.read_exact_at(&mut last, before - 1)?;
+    }
+    let mut whole = Vec::new();
+    let data = if last[0] == b'\n' {
+        buffer
+    } else {
+        whole.reserve(buffer.len() + 1);
+        whole.push(b'\n');
+        whole.extend_from_slice(buffer);
+        &whole
+    };
+    if let Err(error) = (&*file).write_all(data) {
+        // Shrinking is allowed even past a size limit or on a full disk.
+        let _ = file.set_len(before);
+        return Err(error);
+    }
+    Ok(())
 }
 
 /// Creates the [`PENDING_MARKER`] in `dir` (an existing one is left as is).
@@ -177,7 +211,9 @@ pub fn take_pending(dir: &Path) -> bool {
 }
 
 fn open_for_append(path: &Path) -> io::Result<File> {
+    // Readable too: an append looks at the file's last byte first.
     OpenOptions::new()
+        .read(true)
         .append(true)
         .create(true)
         .mode(0o600)
@@ -329,9 +365,9 @@ pub fn record_rejected(dir: &Path, line: &[u8], reason: &str) -> io::Result<()> 
         "at": crate::envelope::now_millis(),
     });
     ensure_private_dir(dir)?;
-    let mut file = open_for_append(&dir.join(REJECTED_FILE))?;
+    let file = open_for_append(&dir.join(REJECTED_FILE))?;
     lock(&file, true)?;
-    file.write_all(format!("{record}\n").as_bytes())
+    append_whole_lines(&file, format!("{record}\n").as_bytes())
 }
 
 #[cfg(test)]
@@ -442,6 +478,25 @@ mod tests {
         let taken = claim_files(temp.path(), "t", 10, LockWait::Skip).unwrap();
         assert_eq!(taken.files.len(), 1);
         assert!(!taken.passed_busy);
+    }
+
+    #[test]
+    fn an_append_after_a_torn_line_starts_a_line_of_its_own() {
+        let temp = tempfile::tempdir().unwrap();
+        let path = append(temp.path(), "whole").unwrap();
+        // An appender killed mid-write left half a line behind.
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"torn")
+            .unwrap();
+        append(temp.path(), "next").unwrap();
+        let mut claimed = claim(temp.path(), "t", 10).unwrap();
+        assert_eq!(
+            claimed[0].read_lines().unwrap(),
+            vec![b"whole".to_vec(), b"{\"torn".to_vec(), b"next".to_vec()]
+        );
     }
 
     #[test]
