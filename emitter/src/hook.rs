@@ -128,10 +128,10 @@ fn deliver(config: &config::Config, line: &str) -> Route {
                         &config.spool_dir,
                         forward::BUDGET,
                     );
-                    if forwarded.sent + forwarded.kept > 0 {
+                    if forwarded.sent + forwarded.passed_oversized > 0 {
                         debug!(
-                            "forward: sent {} spooled events, kept {}",
-                            forwarded.sent, forwarded.kept
+                            "forward: sent {} spooled events, passed {} oversized ones by",
+                            forwarded.sent, forwarded.passed_oversized
                         );
                     }
                     return Route::Redis;

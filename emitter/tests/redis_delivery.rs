@@ -508,3 +508,72 @@ fn a_hook_never_waits_for_a_spool_lock_the_drainer_holds_until_its_commit() {
     assert_eq!(stored, ["held-1", "live-1", "live-2"]);
     assert!(world.spool_lines().is_empty());
 }
+
+fn spooled_envelope(id: &str, padding: usize) -> String {
+    format!(
+        r#"{{"v":1,"id":"{id}","ts":1,"machine":"m","hook":"Stop","payload":{{"pad":"{}"}}}}"#,
+        "p".repeat(padding)
+    )
+}
+
+/// Issue 13, item 6: one large spooled line blocked forwarding for good and
+/// slowed every hook to 0.4–0.6 s: each hook read the whole file, failed to
+/// send it within the 150 ms budget, and put it all back, none of which the
+/// budget covered. Now forwarding is bounded in bytes and time, resumes
+/// where the last hook stopped, sends a large line under the limit, and
+/// passes a line over the limit by, setting its file aside for the
+/// collector instead of sending it.
+#[test]
+fn one_large_spooled_line_no_longer_blocks_forwarding_for_good() {
+    let server = RedisServer::start();
+    let world = world_with_redis(&server.url());
+    let oversized = spooled_envelope("oversized-1", 64 * 1024 * 1024);
+    let lines = [
+        spooled_envelope("small-1", 100),
+        spooled_envelope("large-1", 900 * 1024),
+        oversized,
+        spooled_envelope("small-2", 100),
+        spooled_envelope("small-3", 100),
+    ];
+    hooktrail_shared::spool::append_lines(&world.spool_dir(), lines.iter().map(String::as_str))
+        .unwrap();
+    drop(lines);
+    let expected = ["large-1", "small-1", "small-2", "small-3"];
+    let mut hooks = 0;
+    loop {
+        hooks += 1;
+        let run = world.hook_with_id(&format!("live-{hooks}"), &fixture_line("Stop"));
+        run.assert_silent_success();
+        assert!(
+            run.elapsed < Duration::from_millis(1000),
+            "hook {hooks} took {:?}",
+            run.elapsed
+        );
+        let stored = ids(&stream_envelopes(&server, KEY));
+        assert!(
+            !stored.iter().any(|id| id == "oversized-1"),
+            "a line over the limit never goes to Redis"
+        );
+        if expected.iter().all(|id| stored.iter().any(|s| s == id)) {
+            break;
+        }
+        assert!(hooks < 10, "forwarding made no progress: {stored:?}");
+    }
+    // Only the file set aside for the collector is left, holding every line
+    // of the file (the collector stores them once by id).
+    let names: Vec<String> = std::fs::read_dir(world.spool_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("spool-"))
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].ends_with(".oversized.jsonl"), "{names:?}");
+    let set_aside = std::fs::read(world.spool_dir().join(&names[0])).unwrap();
+    assert!(set_aside
+        .windows(b"oversized-1".len())
+        .any(|window| window == b"oversized-1"));
+    // Later hooks leave it alone and cost nothing extra.
+    let run = world.hook_with_id("live-last", &fixture_line("Stop"));
+    run.assert_silent_success();
+    assert!(!world.spool_dir().join(".pending").exists());
+}

@@ -25,6 +25,17 @@ pub const ENVELOPE_VERSION: u32 = 1;
 /// their longest strings shortened until they fit; see [`shorten_strings`].
 pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
+/// The longest envelope line the emitter writes: the payload at its limit
+/// plus the lifted fields, each at most [`MAX_LIFTED_CHARS`] (escaped, up to
+/// six bytes a character), the id and the rest. Spool forwarding sends no
+/// longer line to Redis.
+pub const MAX_LINE_BYTES: usize = MAX_PAYLOAD_BYTES + 256 * 1024;
+
+/// The most characters kept of each field lifted from the payload (session
+/// id, agent id, hook, tool, tool_use_id, cwd); the payload keeps them whole
+/// as far as its own limit allows.
+pub const MAX_LIFTED_CHARS: usize = 4096;
+
 /// The `hook` of an event whose stdin was not a JSON object.
 pub const INVALID_HOOK: &str = "Invalid";
 
