@@ -428,3 +428,56 @@ fn a_failed_spool_append_leaves_no_partial_line_for_the_next_to_merge_into() {
     found.sort();
     assert_eq!(found, ["after-1", "before-1"]);
 }
+
+/// Issue 13, item 15: the size limit was enforced by shortening long
+/// strings only, so a payload of millions of short strings (69 MB) was
+/// stored whole, and 200 MB of input took 820 MB of memory. Now arrays and
+/// objects keep their first members when shortening strings is not enough,
+/// and stdin past 32 MiB is read but not kept.
+#[test]
+fn a_payload_of_many_short_strings_is_held_to_the_size_limit() {
+    use hooktrail_shared::envelope::{MAX_LINE_BYTES, MAX_PAYLOAD_BYTES};
+    let world = World::new();
+    for (id, items) in [("short-20mb", 5_000_000), ("short-69mb", 17_000_000)] {
+        let mut payload = String::with_capacity(items * 4 + 200);
+        payload.push_str(
+            r#"{"session_id":"s-many","hook_event_name":"PostToolUse","tool_name":"Grep","items":["#,
+        );
+        for index in 0..items {
+            payload.push_str(if index == 0 { r#""a""# } else { r#","a""# });
+        }
+        payload.push_str(r#"],"after":"kept when whole"}"#);
+        world.hook_with_id(id, &payload).assert_silent_success();
+        drop(payload);
+        let line = world
+            .spool_lines()
+            .into_iter()
+            .find(|line| line.contains(id))
+            .unwrap_or_else(|| panic!("{id}: not spooled"));
+        assert!(
+            line.len() <= MAX_LINE_BYTES,
+            "{id}: a line of {} bytes",
+            line.len()
+        );
+        let event = envelope(&line);
+        let stored_payload = serde_json::to_string(&event["payload"]).unwrap();
+        assert!(
+            stored_payload.len() <= MAX_PAYLOAD_BYTES,
+            "{id}: a payload of {} bytes",
+            stored_payload.len()
+        );
+        assert_eq!(event["hook"], "PostToolUse", "{id}");
+        assert_eq!(event["session_id"], "s-many", "{id}");
+        assert_eq!(event["truncated"], true, "{id}");
+        let kept = event["payload"]["items"].as_array().unwrap();
+        assert!(kept.len() > 1000, "{id}: {} items kept", kept.len());
+        assert!(
+            kept.last()
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .contains("more items"),
+            "{id}: the cut is marked"
+        );
+    }
+}
