@@ -481,3 +481,24 @@ fn a_payload_of_many_short_strings_is_held_to_the_size_limit() {
         );
     }
 }
+
+/// Issue 13, item 12: `"hook_event_name": ""` gave an envelope with
+/// `"hook": ""`, which the collector's parser rejected, so the event was
+/// never stored (and a spooled copy was retried forever).
+#[test]
+fn an_empty_hook_event_name_gives_an_event_the_collector_stores() {
+    let world = World::new();
+    let collector = FakeCollector::start(&world.socket(), Answer::Ok);
+    world
+        .hook_with_id(
+            "nameless-1",
+            r#"{"session_id":"s1","hook_event_name":"","x":1}"#,
+        )
+        .assert_silent_success();
+    let line = collector.next_line();
+    let parsed = hooktrail_shared::envelope::parse_line(line.as_bytes())
+        .unwrap_or_else(|reason| panic!("the collector rejects it ({reason}): {line}"));
+    assert_eq!(parsed.hook, "Unknown");
+    assert_eq!(parsed.id, "nameless-1");
+    assert_eq!(envelope(&line)["payload"]["hook_event_name"], "");
+}

@@ -320,8 +320,8 @@ impl Envelope {
         envelope
     }
 
-    /// Sets the lifted fields, each cut to [`MAX_LIFTED_CHARS`]; a missing
-    /// event name gives [`UNKNOWN_HOOK`].
+    /// Sets the lifted fields, each cut to [`MAX_LIFTED_CHARS`]; a missing or
+    /// empty event name gives [`UNKNOWN_HOOK`].
     fn lift(
         &mut self,
         session_id: Option<Cow<str>>,
@@ -334,7 +334,10 @@ impl Envelope {
         let bounded = |text: Option<Cow<str>>| text.map(|text| bounded_field(&text));
         self.session_id = bounded(session_id);
         self.agent_id = bounded(agent_id);
-        self.hook = bounded(hook).unwrap_or_else(|| UNKNOWN_HOOK.to_owned());
+        // An empty name would be an event the collector could not file.
+        self.hook = bounded(hook)
+            .filter(|hook| !hook.trim().is_empty())
+            .unwrap_or_else(|| UNKNOWN_HOOK.to_owned());
         self.tool = bounded(tool);
         self.tool_use_id = bounded(tool_use_id);
         self.cwd = bounded(cwd);
@@ -870,10 +873,12 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
         let ts = any
             .ts
             .ok_or_else(|| RejectReason("missing \"ts\"".to_owned()))?;
+        // An event without a name is still an event: older emitters sent
+        // `"hook": ""` for an empty `hook_event_name`, and rejecting it lost it.
         let hook = any
             .hook
-            .filter(|hook| !hook.is_empty())
-            .ok_or_else(|| RejectReason("missing \"hook\"".to_owned()))?;
+            .filter(|hook| !hook.trim().is_empty())
+            .unwrap_or_else(|| UNKNOWN_HOOK.to_owned());
         return Ok(Envelope {
             v: ENVELOPE_VERSION,
             id,
@@ -889,7 +894,11 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
             payload,
         });
     }
-    let camel_hook = any.event_type.clone().or(any.hook_type.clone());
+    let camel_hook = [&any.event_type, &any.hook_type]
+        .into_iter()
+        .flatten()
+        .find(|name| !name.trim().is_empty())
+        .cloned();
     if camel_hook.is_none() && any.data.is_none() && any.session_id_camel.is_none() {
         return Err(RejectReason(
             "neither a v1 envelope (\"v\") nor a camelCase one (\"eventType\", \"data\")"
@@ -923,6 +932,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
         agent_id: input.agent_id.map(Cow::into_owned),
         hook: camel_hook
             .or(input.hook_event_name.map(Cow::into_owned))
+            .filter(|hook| !hook.trim().is_empty())
             .unwrap_or_else(|| UNKNOWN_HOOK.to_owned()),
         tool: input.tool_name.map(Cow::into_owned),
         tool_use_id: input.tool_use_id.map(Cow::into_owned),
@@ -1183,6 +1193,24 @@ mod tests {
         ] {
             let error = parse_line(line).unwrap_err();
             assert!(error.0.contains(expected), "{line:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_empty_hook_name_is_stored_as_unknown_not_rejected() {
+        for stdin in [
+            &br#"{"hook_event_name":""}"#[..],
+            br#"{"hook_event_name":"  "}"#,
+        ] {
+            assert_eq!(build(stdin).hook, UNKNOWN_HOOK);
+        }
+        // Lines an older emitter wrote, and camelCase ones, parse too.
+        for line in [
+            &br#"{"v":1,"id":"a","ts":1,"hook":"","payload":{}}"#[..],
+            br#"{"v":1,"id":"a","ts":1,"payload":{}}"#,
+            br#"{"id":"a","timestamp":1,"eventType":"","data":{"hook_event_name":""}}"#,
+        ] {
+            assert_eq!(parse_line(line).unwrap().hook, UNKNOWN_HOOK, "{line:?}");
         }
     }
 
