@@ -120,11 +120,18 @@ fn read_stdin() -> (Vec<u8>, u64) {
     (input, total)
 }
 
-/// The id given in `HOOKTRAIL_EVENT_ID` (the chaos suite records the ids it
-/// hands out), when it is one the collector will accept: an id it would reject
-/// would leave the event in the spool forever, so a fresh one is used instead.
+/// The variable through which a test (or the chaos suite, which records the
+/// ids it hands out) names the event's id. Only this test-only name is
+/// honoured: an id taken from a general-looking variable that leaked into a
+/// shell (`HOOKTRAIL_EVENT_ID` was) made every later event a duplicate of the
+/// first, and the collector stores each id once.
+pub const TEST_EVENT_ID_VARIABLE: &str = "HOOKTRAIL_TEST_EVENT_ID";
+
+/// The id given in [`TEST_EVENT_ID_VARIABLE`], when it is one the collector
+/// will accept: an id it would reject would leave the event in the spool
+/// forever, so a fresh one is used instead.
 fn given_event_id() -> Option<String> {
-    std::env::var("HOOKTRAIL_EVENT_ID").ok().filter(|id| {
+    std::env::var(TEST_EVENT_ID_VARIABLE).ok().filter(|id| {
         !id.trim().is_empty()
             && id.trim() == id
             && id.chars().count() <= MAX_ID_CHARS

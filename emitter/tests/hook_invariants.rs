@@ -502,3 +502,21 @@ fn an_empty_hook_event_name_gives_an_event_the_collector_stores() {
     assert_eq!(parsed.id, "nameless-1");
     assert_eq!(envelope(&line)["payload"]["hook_event_name"], "");
 }
+
+/// Issue 13, item 14: `HOOKTRAIL_EVENT_ID` leaked into a shell made every
+/// later event reuse the same id, so the collector kept only the first.
+/// Only the test-only `HOOKTRAIL_TEST_EVENT_ID` names an id now.
+#[test]
+fn a_leaked_event_id_variable_does_not_turn_later_events_into_duplicates() {
+    let mut world = World::new();
+    world.set("HOOKTRAIL_EVENT_ID", "leaked-id");
+    for _ in 0..2 {
+        world
+            .hook(Stdin::Bytes(fixture_line("Stop").into_bytes()))
+            .assert_silent_success();
+    }
+    let found = ids(&spooled(&world));
+    assert_eq!(found.len(), 2);
+    assert_ne!(found[0], found[1], "two events, two ids");
+    assert!(found.iter().all(|id| id != "leaked-id"), "{found:?}");
+}

@@ -433,7 +433,7 @@ fn hook_within(world: &World, id: &str, payload: &str, limit: Duration) -> Durat
     let started = std::time::Instant::now();
     let mut command = world.command(&[]);
     command
-        .env("HOOKTRAIL_EVENT_ID", id)
+        .env("HOOKTRAIL_TEST_EVENT_ID", id)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -576,4 +576,33 @@ fn one_large_spooled_line_no_longer_blocks_forwarding_for_good() {
     let run = world.hook_with_id("live-last", &fixture_line("Stop"));
     run.assert_silent_success();
     assert!(!world.spool_dir().join(".pending").exists());
+}
+
+/// Issue 13, item 14: `HOOKTRAIL_BREAKER_SECONDS=1e300` made
+/// `Duration::from_secs_f64` panic when Redis failed, so the breaker never
+/// opened (the panic hook still spooled the event). Huge values are clamped
+/// to a day; the breaker opens.
+#[test]
+fn a_huge_breaker_seconds_value_is_clamped_not_a_panic() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    server.stop();
+    for (index, seconds) in ["1e300", "1e19", "inf"].into_iter().enumerate() {
+        let mut world = world_with_redis(&url);
+        world
+            .set("HOOKTRAIL_BREAKER_SECONDS", seconds)
+            .set("HOOKTRAIL_DEBUG", "1");
+        let run = world.hook_with_id(&format!("huge-{index}"), &fixture_line("Stop"));
+        run.assert_silent_success();
+        assert!(!run.stderr.contains("panic"), "{seconds}: {}", run.stderr);
+        let breaker = std::fs::read_to_string(world.state_dir().join("redis-breaker"))
+            .unwrap_or_else(|error| panic!("{seconds}: the breaker did not open: {error}"));
+        let expiry: i64 = breaker.lines().next().unwrap().parse().unwrap();
+        let day = 24 * 3600 * 1000;
+        assert!(
+            expiry > now_millis() && expiry <= now_millis() + day,
+            "{seconds}: expiry {expiry}"
+        );
+        assert_eq!(world.spool_lines().len(), 1);
+    }
 }
