@@ -606,3 +606,19 @@ fn a_huge_breaker_seconds_value_is_clamped_not_a_panic() {
         assert_eq!(world.spool_lines().len(), 1);
     }
 }
+
+/// Issue 13, item 11: `maxlen` was taken as any unsigned number, but Redis
+/// reads it as a signed one and refused every `XADD` above `i64::MAX`, so
+/// every event missed Redis and opened the breaker. It is now clamped (and
+/// raised to at least 1,000, since Redis trims unread entries too).
+#[test]
+fn a_maxlen_redis_cannot_read_is_clamped_instead_of_failing_every_event() {
+    let server = RedisServer::start();
+    let mut world = world_with_redis(&server.url());
+    world.set("HOOKTRAIL_REDIS_MAXLEN", "18446744073709551615");
+    world
+        .hook_with_id("maxlen-1", &fixture_line("Stop"))
+        .assert_silent_success();
+    assert_eq!(ids(&stream_envelopes(&server, KEY)), ["maxlen-1"]);
+    assert!(!world.state_dir().join("redis-breaker").exists());
+}

@@ -21,6 +21,28 @@ pub const DEFAULT_KEY: &str = "hooktrail:events";
 /// Approximate stream length kept by `XADD ... MAXLEN ~` when none is configured.
 pub const DEFAULT_MAXLEN: u64 = 1_000_000;
 
+/// The smallest `maxlen` used. Redis trims entries whether or not the
+/// collector has read them, so a tiny bound would drop events during any
+/// pause of the collector; smaller values are raised to this.
+pub const MIN_MAXLEN: u64 = 1_000;
+
+/// The largest `maxlen` used: Redis reads it as a signed 64-bit number and
+/// answers every `XADD` with an error above it (every event would then miss
+/// Redis and open the breaker).
+pub const MAX_MAXLEN: u64 = i64::MAX as u64;
+
+/// `value` within [`MIN_MAXLEN`]..=[`MAX_MAXLEN`], with a problem noted
+/// (naming `origin`) when it had to move.
+fn bounded_maxlen(value: u64, origin: &str, problems: &mut Vec<String>) -> u64 {
+    let bounded = value.clamp(MIN_MAXLEN, MAX_MAXLEN);
+    if bounded != value {
+        problems.push(format!(
+            "{origin}: maxlen {value} is out of range ({MIN_MAXLEN} to {MAX_MAXLEN}); using {bounded}"
+        ));
+    }
+    bounded
+}
+
 /// Where events go first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -121,7 +143,9 @@ struct FileRedisConfig {
     url: Option<String>,
     transport: Option<String>,
     key: Option<String>,
-    maxlen: Option<u64>,
+    /// Any JSON value, checked here: a negative or fractional number must
+    /// not make the whole file unreadable.
+    maxlen: Option<serde_json::Value>,
     ca_file: Option<String>,
 }
 
@@ -199,16 +223,27 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
 
     let mut maxlen = DEFAULT_MAXLEN;
     if let Some(value) = file_redis.maxlen {
-        origins.push(from_file("redis.maxlen"));
-        maxlen = value;
+        let origin = from_file("redis.maxlen");
+        match value.as_u64() {
+            Some(number) => {
+                maxlen = bounded_maxlen(number, &origin, &mut problems);
+                origins.push(origin);
+            }
+            None => problems.push(format!(
+                "{origin}: not a whole number of entries: {value}; using {DEFAULT_MAXLEN}"
+            )),
+        }
     }
     if let Some(text) = env("HOOKTRAIL_REDIS_MAXLEN") {
+        let origin = from_env("redis.maxlen", "HOOKTRAIL_REDIS_MAXLEN");
         match text.trim().parse() {
-            Ok(value) => {
-                origins.push(from_env("redis.maxlen", "HOOKTRAIL_REDIS_MAXLEN"));
-                maxlen = value;
+            Ok(number) => {
+                maxlen = bounded_maxlen(number, &origin, &mut problems);
+                origins.push(origin);
             }
-            Err(_) => problems.push(format!("$HOOKTRAIL_REDIS_MAXLEN: not a number: {text:?}")),
+            Err(_) => problems.push(format!(
+                "$HOOKTRAIL_REDIS_MAXLEN: not a whole number: {text:?}"
+            )),
         }
     }
 
@@ -445,6 +480,38 @@ mod tests {
         let loaded = load_from(&[("HOOKTRAIL_CONFIG", file.display().to_string())]);
         assert_eq!(loaded.config.mode, Mode::Local);
         assert_eq!(loaded.problems.len(), 1);
+    }
+
+    #[test]
+    fn maxlen_is_range_checked_from_the_file_and_the_environment() {
+        let temp = tempfile::tempdir().unwrap();
+        let file = temp.path().join("c.json");
+        let maxlen_of = |file_value: &str, env_value: Option<&str>| {
+            fs::write(
+                &file,
+                format!(r#"{{"redis":{{"url":"redis://h","maxlen":{file_value}}}}}"#),
+            )
+            .unwrap();
+            let mut vars = vec![("HOOKTRAIL_CONFIG", file.display().to_string())];
+            if let Some(value) = env_value {
+                vars.push(("HOOKTRAIL_REDIS_MAXLEN", value.to_owned()));
+            }
+            let loaded = load_from(&vars);
+            (loaded.config.redis.unwrap().maxlen, loaded.problems)
+        };
+        assert_eq!(maxlen_of("5000", None), (5000, vec![]));
+        let (maxlen, problems) = maxlen_of("0", None);
+        assert_eq!(maxlen, MIN_MAXLEN);
+        assert!(problems[0].contains("out of range"), "{problems:?}");
+        // A bad value costs the setting, not the whole file.
+        let (maxlen, problems) = maxlen_of("-1", None);
+        assert_eq!((maxlen, problems.len()), (DEFAULT_MAXLEN, 1));
+        assert_eq!(maxlen_of("2.5", None).0, DEFAULT_MAXLEN);
+        assert_eq!(
+            maxlen_of("5000", Some("18446744073709551615")).0,
+            MAX_MAXLEN
+        );
+        assert_eq!(maxlen_of("5000", Some("lots")).0, 5000);
     }
 
     #[test]
