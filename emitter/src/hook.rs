@@ -212,16 +212,30 @@ fn deliver(config: &config::Config, line: &str) -> Route {
     match spool::append(&config.spool_dir, line) {
         Ok(path) => {
             debug!("spooled to {}", path.display());
-            Route::Spool
+            return Route::Spool;
         }
-        Err(error) => {
-            debug!(
-                "EVENT LOST: cannot append to the spool in {}: {error}",
-                config.spool_dir.display()
-            );
-            Route::Lost
+        Err(error) => debug!(
+            "cannot append to the spool in {}: {error}",
+            config.spool_dir.display()
+        ),
+    }
+    // The configured spool is someone else's, or unwritable: keep the event
+    // in the user's private fallback spool rather than lose it.
+    let fallback = paths::fallback_spool_dir(&paths::process_env);
+    if fallback != config.spool_dir {
+        match spool::append(&fallback, line) {
+            Ok(path) => {
+                debug!("spooled to the fallback spool {}", path.display());
+                return Route::Spool;
+            }
+            Err(error) => debug!(
+                "cannot append to the fallback spool in {}: {error}",
+                fallback.display()
+            ),
         }
     }
+    debug!("EVENT LOST: no spool takes it");
+    Route::Lost
 }
 
 /// Sends one event to Redis within [`redis::HOOK_BUDGET`]; returns the open

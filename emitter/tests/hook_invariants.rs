@@ -520,3 +520,102 @@ fn a_leaked_event_id_variable_does_not_turn_later_events_into_duplicates() {
     assert_ne!(found[0], found[1], "two events, two ids");
     assert!(found.iter().all(|id| id != "leaked-id"), "{found:?}");
 }
+
+/// A directory that belongs to another user: made and handed over when we
+/// are root, else the root directory (which is root's, and not ours).
+fn someone_elses_dir(world: &World) -> std::path::PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return std::path::PathBuf::from("/");
+    }
+    let dir = world.path("theirs");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+    // SAFETY: chown on a NUL-terminated path this test made.
+    assert_eq!(unsafe { libc::chown(path.as_ptr(), 65534, 65534) }, 0);
+    dir
+}
+
+fn spool_lines_in(dir: &std::path::Path) -> Vec<String> {
+    common::spool_lines(dir)
+}
+
+/// Issue 13, item 13: an existing spool directory was used as found, so a
+/// directory another user made first (0777, say) received our events. It
+/// is refused now, and the event goes to the user's private fallback spool.
+#[test]
+fn a_spool_dir_someone_else_owns_is_refused_and_the_event_kept_privately() {
+    let mut world = World::new();
+    let theirs = someone_elses_dir(&world);
+    let mode_before = std::fs::metadata(&theirs).unwrap().permissions().mode();
+    world.set("HOOKTRAIL_SPOOL_DIR", theirs.display().to_string());
+    world
+        .hook_with_id("private-1", &fixture_line("Stop"))
+        .assert_silent_success();
+    assert!(
+        spool_lines_in(&theirs).is_empty(),
+        "nothing written in their directory"
+    );
+    assert_eq!(
+        std::fs::metadata(&theirs).unwrap().permissions().mode(),
+        mode_before,
+        "their directory is left as it was"
+    );
+    let fallback = world.path("run/hooktrail/spool");
+    let kept: Vec<_> = spool_lines_in(&fallback)
+        .iter()
+        .map(|l| envelope(l))
+        .collect();
+    assert_eq!(ids(&kept), ["private-1"]);
+    for dir in [world.path("run/hooktrail"), fallback] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+    }
+}
+
+/// Issue 13, item 13: an existing spool directory of ours with a loose mode
+/// (0755) kept it, so other users could list and read the spooled events.
+#[test]
+fn an_existing_spool_dir_of_ours_with_a_loose_mode_is_tightened() {
+    let world = World::new();
+    std::fs::create_dir_all(world.spool_dir()).unwrap();
+    std::fs::set_permissions(world.spool_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    world
+        .hook_with_id("tight-1", &fixture_line("Stop"))
+        .assert_silent_success();
+    let mode = std::fs::metadata(world.spool_dir())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700);
+    assert_eq!(ids(&spooled(&world)), ["tight-1"]);
+}
+
+/// Issue 13, item 13: with `HOME` unset the spool (and the config and the
+/// breaker) fell back to `/tmp/.local/...`, a path every user shares. Now
+/// they live in the user's private base directory, here
+/// `$XDG_RUNTIME_DIR/hooktrail`.
+#[test]
+fn with_home_unset_the_spool_is_private_to_the_user_not_under_shared_tmp() {
+    let mut world = World::new();
+    for name in [
+        "HOME",
+        "XDG_STATE_HOME",
+        "XDG_CONFIG_HOME",
+        "HOOKTRAIL_SPOOL_DIR",
+        "HOOKTRAIL_STATE_DIR",
+    ] {
+        world.unset(name);
+    }
+    world
+        .hook_with_id("homeless-1", &fixture_line("Stop"))
+        .assert_silent_success();
+    let base = world.path("run/hooktrail");
+    let spool = base.join(".local/state/hooktrail/spool");
+    let kept: Vec<_> = spool_lines_in(&spool).iter().map(|l| envelope(l)).collect();
+    assert_eq!(ids(&kept), ["homeless-1"]);
+    let mode = std::fs::metadata(&base).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}

@@ -349,7 +349,7 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
 /// unusable) and whether it was used.
 fn read_file(path: &Path, explicit: bool, problems: &mut Vec<String>) -> (FileConfig, bool) {
     let name = path.display();
-    let text = match fs::read_to_string(path) {
+    let text = match read_own_file(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && !explicit => {
             return (FileConfig::default(), false);
@@ -388,6 +388,29 @@ fn read_file(path: &Path, explicit: bool, problems: &mut Vec<String>) -> (FileCo
         }
     }
     (parsed, true)
+}
+
+/// Reads a config file that we or root own. A file another user owns is
+/// refused: it could send our events to their Redis (with `HOME` unset, the
+/// default path was once under a `/tmp` anyone can write in).
+fn read_own_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let mut file = fs::File::open(path)?;
+    let metadata = file.metadata()?;
+    let own = paths::euid();
+    if metadata.uid() != own && metadata.uid() != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "it belongs to uid {}, not to us (uid {own}) or root",
+                metadata.uid()
+            ),
+        ));
+    }
+    let mut text = String::with_capacity(metadata.len() as usize);
+    file.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Whether a Redis URL carries a password in its user-info part.
@@ -512,6 +535,27 @@ mod tests {
             MAX_MAXLEN
         );
         assert_eq!(maxlen_of("5000", Some("lots")).0, 5000);
+    }
+
+    #[test]
+    fn a_config_file_another_user_owns_is_refused() {
+        let temp = tempfile::tempdir().unwrap();
+        let file = temp.path().join("c.json");
+        fs::write(&file, r#"{"redis":{"url":"redis://attacker:6379"}}"#).unwrap();
+        let load = || load_from(&[("HOOKTRAIL_CONFIG", file.display().to_string())]);
+        assert!(load().config.redis.is_some(), "our own file is used");
+        if paths::euid() == 0 {
+            let path = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
+            // SAFETY: chown on a NUL-terminated path this test made.
+            assert_eq!(unsafe { libc::chown(path.as_ptr(), 65534, 65534) }, 0);
+            let loaded = load();
+            assert!(loaded.config.redis.is_none());
+            assert!(
+                loaded.problems[0].contains("belongs to uid 65534"),
+                "{:?}",
+                loaded.problems
+            );
+        }
     }
 
     #[test]

@@ -84,7 +84,8 @@ fn current_file_name(now_millis: i64) -> String {
 const APPEND_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Appends one line (a newline is added) to the spool in `dir`, creating the
-/// directory (0700) and file (0600) as needed. Returns the file written.
+/// directory (0700) and file (0600) as needed. A directory that is not ours
+/// and private ([`ensure_private_dir`]) is refused. Returns the file written.
 pub fn append(dir: &Path, line: &str) -> io::Result<PathBuf> {
     append_lines(dir, std::iter::once(line))
 }
@@ -104,18 +105,12 @@ pub fn append_lines<'a>(
     if buffer.is_empty() {
         return Ok(path);
     }
+    // Checked on every append, not only when creating it: an existing
+    // directory may be someone else's, or readable by others.
+    ensure_private_dir(dir)?;
     let started = std::time::Instant::now();
-    let mut created_dir = false;
     for attempt in 0.. {
-        let file = match open_for_append(&path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound && !created_dir => {
-                ensure_private_dir(dir)?;
-                created_dir = true;
-                continue;
-            }
-            Err(error) => return Err(error),
-        };
+        let file = open_for_append(&path)?;
         // Never block on the lock: a drainer that claimed this file (renamed
         // it after we opened it) holds its lock until the writer commits,
         // which can take seconds when the database is busy.
