@@ -661,7 +661,9 @@ fn protocol_error(what: &str) -> Failure {
 
 /// Addresses for `host`, within the deadline. IP literals and `localhost` need
 /// no resolver; other names are resolved on a helper thread so a slow DNS
-/// server cannot outlast the budget.
+/// server cannot outlast the budget. The static glibc's `getaddrinfo` reads
+/// /etc/hosts and asks DNS itself (checked under strace: no NSS module is
+/// loaded), so those work; other name services (mDNS, LDAP) do not.
 fn resolve(host: &str, port: u16, deadline: Deadline) -> Result<Vec<SocketAddr>, Failure> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);

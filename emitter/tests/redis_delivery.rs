@@ -622,3 +622,42 @@ fn a_maxlen_redis_cannot_read_is_clamped_instead_of_failing_every_event() {
     assert_eq!(ids(&stream_envelopes(&server, KEY)), ["maxlen-1"]);
     assert!(!world.state_dir().join("redis-breaker").exists());
 }
+
+/// Issue 13, suspected: `getaddrinfo` in the static binary. `localhost` needs
+/// no resolver; any other name of 127.0.0.1 in /etc/hosts goes through the
+/// static glibc's resolver, which reads /etc/hosts and DNS itself (other NSS
+/// sources, such as mDNS, are not available to a static binary).
+#[test]
+fn redis_host_names_resolve_in_the_static_binary() {
+    let server = RedisServer::start();
+    let mut hosts = vec!["localhost".to_owned(), "LOCALHOST".to_owned()];
+    // A loopback alias from /etc/hosts, when the machine has one ("vm" here).
+    let table = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    hosts.extend(
+        table
+            .lines()
+            .filter_map(|line| line.split('#').next())
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .filter(|fields| fields.first() == Some(&"127.0.0.1"))
+            .flat_map(|fields| {
+                fields[1..]
+                    .iter()
+                    .map(|name| name.to_string())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|name| !name.eq_ignore_ascii_case("localhost"))
+            .take(1),
+    );
+    for (index, host) in hosts.iter().enumerate() {
+        let mut world = world_with_redis(&format!("redis://{host}:{}", server.port));
+        world.set("HOOKTRAIL_DEBUG", "1");
+        let id = format!("named-{index}");
+        let run = world.hook_with_id(&id, &fixture_line("Stop"));
+        run.assert_silent_success();
+        assert!(
+            ids(&stream_envelopes(&server, KEY)).contains(&id),
+            "{host}: {}",
+            run.stderr
+        );
+    }
+}
