@@ -26,6 +26,10 @@ pub const FILE_NAME: &str = "redis-breaker";
 /// How long the breaker stays open when `HOOKTRAIL_BREAKER_SECONDS` is unset.
 pub const DEFAULT_OPEN_FOR: Duration = Duration::from_secs(30);
 
+/// The longest the breaker stays open, whatever `HOOKTRAIL_BREAKER_SECONDS`
+/// says; a state file claiming more is garbled and counts as expired.
+pub const MAX_OPEN_FOR: Duration = Duration::from_secs(24 * 3600);
+
 /// The breaker as a hook finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
@@ -62,8 +66,8 @@ pub fn state(state_dir: &Path) -> State {
         Some(expiry) => expiry,
         None => return State::Expired,
     };
-    let left = expiry - now_millis();
-    if left > 0 {
+    let left = expiry.saturating_sub(now_millis());
+    if left > 0 && left as u128 <= MAX_OPEN_FOR.as_millis() {
         State::Open {
             remaining: Duration::from_millis(left as u64),
             reason: lines.next().unwrap_or("").to_owned(),
@@ -74,13 +78,20 @@ pub fn state(state_dir: &Path) -> State {
 }
 
 /// How long a tripped breaker stays open: `HOOKTRAIL_BREAKER_SECONDS` (may be
-/// fractional) or [`DEFAULT_OPEN_FOR`].
+/// fractional) up to [`MAX_OPEN_FOR`], or [`DEFAULT_OPEN_FOR`] when it is not
+/// a number of seconds.
 pub fn open_for() -> Duration {
-    std::env::var("HOOKTRAIL_BREAKER_SECONDS")
-        .ok()
-        .and_then(|text| text.trim().parse::<f64>().ok())
-        .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
-        .map(Duration::from_secs_f64)
+    parse_open_for(std::env::var("HOOKTRAIL_BREAKER_SECONDS").ok().as_deref())
+}
+
+fn parse_open_for(text: Option<&str>) -> Duration {
+    // `Duration::from_secs_f64` panics on values like 1e300; the fallible
+    // form and the clamp keep any text from doing harm.
+    text.and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|seconds| !seconds.is_nan())
+        .and_then(|seconds| {
+            Duration::try_from_secs_f64(seconds.min(MAX_OPEN_FOR.as_secs_f64())).ok()
+        })
         .unwrap_or(DEFAULT_OPEN_FOR)
 }
 
@@ -94,7 +105,7 @@ pub fn open_for() -> Duration {
 /// treats the breaker as expired, which only means one more Redis attempt.
 pub fn trip(state_dir: &Path, duration: Duration, reason: &str) -> std::io::Result<()> {
     ensure_private_dir(state_dir)?;
-    let expiry = now_millis() + duration.as_millis() as i64;
+    let expiry = now_millis().saturating_add(duration.min(MAX_OPEN_FOR).as_millis() as i64);
     let one_line: String = reason
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -121,6 +132,32 @@ pub fn reset(state_dir: &Path) {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn breaker_seconds_are_range_checked_never_a_panic() {
+        for (text, expected) in [
+            (Some("2.5"), Duration::from_millis(2500)),
+            (Some("0"), Duration::ZERO),
+            (Some("1e300"), MAX_OPEN_FOR),
+            (Some("1e19"), MAX_OPEN_FOR),
+            (Some("inf"), MAX_OPEN_FOR),
+            (Some("-5"), DEFAULT_OPEN_FOR),
+            (Some("NaN"), DEFAULT_OPEN_FOR),
+            (Some("soon"), DEFAULT_OPEN_FOR),
+            (None, DEFAULT_OPEN_FOR),
+        ] {
+            assert_eq!(parse_open_for(text), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_garbled_expiry_counts_as_expired() {
+        let temp = tempfile::tempdir().unwrap();
+        for garbage in ["-9223372036854775808", "9223372036854775807"] {
+            fs::write(path(temp.path()), garbage).unwrap();
+            assert_eq!(state(temp.path()), State::Expired, "{garbage}");
+        }
+    }
 
     #[test]
     fn trip_opens_then_expires_and_reset_closes() {

@@ -98,6 +98,16 @@ pub fn run(arguments: &[String]) -> u8 {
             false
         }
     };
+    // Events a hook could not put in the configured spool wait here, where
+    // neither forwarding nor the collector looks: tell the person.
+    let fallback =
+        hooktrail_shared::paths::fallback_spool_dir(&hooktrail_shared::paths::process_env);
+    if &fallback != spool_dir && spool::has_pending(&fallback) {
+        println!(
+            "Fallback spool {}: holds events the configured spool refused; move its spool-*.jsonl files into a spool a collector drains",
+            fallback.display()
+        );
+    }
 
     println!();
     let breaker_open = matches!(
@@ -112,6 +122,11 @@ pub fn run(arguments: &[String]) -> u8 {
         format!(
             "write it to the spool in {} (until Redis or a collector takes it)",
             spool_dir.display()
+        )
+    } else if &fallback != spool_dir && spool_writable(&fallback).is_ok() {
+        format!(
+            "write it to the fallback spool in {} (nothing forwards it from there)",
+            fallback.display()
         )
     } else {
         "LOSE it: no delivery path works".to_owned()

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use hooktrail_shared::config::{self, redact_url, RedisConfig};
 use hooktrail_shared::envelope::{
-    new_event_id, now_millis, Envelope, MAX_ID_CHARS, MAX_PAYLOAD_BYTES,
+    new_event_id, now_millis, Envelope, HookStdin, MAX_ID_CHARS, MAX_PAYLOAD_BYTES, MAX_STDIN_KEPT,
 };
 use hooktrail_shared::redact::{Redactor, Settings};
 use hooktrail_shared::{paths, spool};
@@ -62,13 +62,7 @@ pub enum Route {
 pub fn run() {
     diag::init();
     install_panic_hook();
-    // Most hook payloads are a few KB: one read instead of a doubling series
-    // (and no more, since every fresh page costs a fault of about 2 µs here).
-    let mut input = Vec::with_capacity(8 * 1024);
-    if let Err(error) = std::io::stdin().lock().read_to_end(&mut input) {
-        // Keep what was read: a broken stdin still makes an event.
-        debug!("reading stdin: {error}");
-    }
+    let (input, total) = read_stdin();
     let stdin: &[u8] = STDIN.get_or_init(|| input);
     let loaded = config::load();
     for problem in &loaded.problems {
@@ -83,7 +77,12 @@ pub fn run() {
         .ok()
         .and_then(|name| name.into_string().ok())
         .unwrap_or_else(|| "unknown".to_owned());
-    let mut envelope = Envelope::from_hook_stdin(stdin, id, now_millis(), machine);
+    let read = if total > stdin.len() as u64 {
+        HookStdin::Cut { kept: stdin, total }
+    } else {
+        HookStdin::Whole(stdin)
+    };
+    let mut envelope = Envelope::from_hook_input(read, id, now_millis(), machine);
     REDACTING.store(true, Ordering::SeqCst);
     let report = redactor.redact_envelope(&mut envelope);
     REDACTING.store(false, Ordering::SeqCst);
@@ -111,11 +110,53 @@ pub fn run() {
     debug!("event {} ({} bytes): {route:?}", event_id(line), line.len());
 }
 
-/// The id given in `HOOKTRAIL_EVENT_ID` (the chaos suite records the ids it
-/// hands out), when it is one the collector will accept: an id it would reject
-/// would leave the event in the spool forever, so a fresh one is used instead.
+/// Reads stdin to its end, keeping at most [`MAX_STDIN_KEPT`] bytes, and
+/// returns them with the total read. Reading the rest (and dropping it)
+/// keeps the writer from blocking or getting `SIGPIPE`; keeping it did cost
+/// 820 MB of memory for 200 MB of input.
+fn read_stdin() -> (Vec<u8>, u64) {
+    // Most hook payloads are a few KB: one read instead of a doubling series
+    // (and no more, since every fresh page costs a fault of about 2 µs here).
+    let mut input = Vec::with_capacity(8 * 1024);
+    let mut stdin = std::io::stdin().lock();
+    if let Err(error) = (&mut stdin)
+        .take(MAX_STDIN_KEPT as u64)
+        .read_to_end(&mut input)
+    {
+        // Keep what was read: a broken stdin still makes an event.
+        debug!("reading stdin: {error}");
+        return (input, 0);
+    }
+    let mut total = input.len() as u64;
+    if input.len() == MAX_STDIN_KEPT {
+        let mut scratch = vec![0u8; 64 * 1024];
+        loop {
+            match stdin.read(&mut scratch) {
+                Ok(0) => break,
+                Ok(read) => total += read as u64,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    debug!("reading stdin: {error}");
+                    break;
+                }
+            }
+        }
+    }
+    (input, total)
+}
+
+/// The variable through which a test (or the chaos suite, which records the
+/// ids it hands out) names the event's id. Only this test-only name is
+/// honoured: an id taken from a general-looking variable that leaked into a
+/// shell (`HOOKTRAIL_EVENT_ID` was) made every later event a duplicate of the
+/// first, and the collector stores each id once.
+pub const TEST_EVENT_ID_VARIABLE: &str = "HOOKTRAIL_TEST_EVENT_ID";
+
+/// The id given in [`TEST_EVENT_ID_VARIABLE`], when it is one the collector
+/// will accept: an id it would reject would leave the event in the spool
+/// forever, so a fresh one is used instead.
 fn given_event_id() -> Option<String> {
-    std::env::var("HOOKTRAIL_EVENT_ID").ok().filter(|id| {
+    std::env::var(TEST_EVENT_ID_VARIABLE).ok().filter(|id| {
         !id.trim().is_empty()
             && id.trim() == id
             && id.chars().count() <= MAX_ID_CHARS
@@ -153,10 +194,10 @@ fn deliver(config: &config::Config, line: &str) -> Route {
                         &config.spool_dir,
                         forward::BUDGET,
                     );
-                    if forwarded.sent + forwarded.kept > 0 {
+                    if forwarded.sent + forwarded.passed_oversized > 0 {
                         debug!(
-                            "forward: sent {} spooled events, kept {}",
-                            forwarded.sent, forwarded.kept
+                            "forward: sent {} spooled events, passed {} oversized ones by",
+                            forwarded.sent, forwarded.passed_oversized
                         );
                     }
                     return Route::Redis;
@@ -196,16 +237,30 @@ fn deliver(config: &config::Config, line: &str) -> Route {
     match spool::append(&config.spool_dir, line) {
         Ok(path) => {
             debug!("spooled to {}", path.display());
-            Route::Spool
+            return Route::Spool;
         }
-        Err(error) => {
-            debug!(
-                "EVENT LOST: cannot append to the spool in {}: {error}",
-                config.spool_dir.display()
-            );
-            Route::Lost
+        Err(error) => debug!(
+            "cannot append to the spool in {}: {error}",
+            config.spool_dir.display()
+        ),
+    }
+    // The configured spool is someone else's, or unwritable: keep the event
+    // in the user's private fallback spool rather than lose it.
+    let fallback = paths::fallback_spool_dir(&paths::process_env);
+    if fallback != config.spool_dir {
+        match spool::append(&fallback, line) {
+            Ok(path) => {
+                debug!("spooled to the fallback spool {}", path.display());
+                return Route::Spool;
+            }
+            Err(error) => debug!(
+                "cannot append to the fallback spool in {}: {error}",
+                fallback.display()
+            ),
         }
     }
+    debug!("EVENT LOST: no spool takes it");
+    Route::Lost
 }
 
 /// Sends one event to Redis within [`redis::HOOK_BUDGET`]; returns the open

@@ -516,7 +516,27 @@ impl Connection {
         (replies, None)
     }
 
+    /// Reads one reply within [`ReplyLimits`]: a Redis that answers with
+    /// something deeper, longer or larger fails the request (and opens the
+    /// breaker) instead of exhausting the stack or the memory.
     fn read_reply(&mut self) -> Result<Reply, Failure> {
+        let mut elements_left = MAX_REPLY_ELEMENTS;
+        self.read_reply_within(0, &mut elements_left)
+    }
+
+    /// One reply at nesting `depth`, taking each element from
+    /// `elements_left`. The recursion is bounded by [`MAX_REPLY_DEPTH`].
+    fn read_reply_within(
+        &mut self,
+        depth: usize,
+        elements_left: &mut usize,
+    ) -> Result<Reply, Failure> {
+        if depth > MAX_REPLY_DEPTH {
+            return Err(protocol_error("nested too deeply"));
+        }
+        *elements_left = elements_left
+            .checked_sub(1)
+            .ok_or_else(|| protocol_error("too many elements"))?;
         let line = self.read_line()?;
         let (kind, rest) = line
             .split_first()
@@ -532,27 +552,29 @@ impl Connection {
             b'+' => Reply::Simple(text()),
             b'-' => Reply::Error(text()),
             b':' => Reply::Integer(number()?),
-            b'$' => {
-                let length = number()?;
-                if length < 0 {
-                    Reply::Bulk(None)
-                } else {
-                    let data = self.read_exact(length as usize + 2)?;
-                    Reply::Bulk(Some(data[..length as usize].to_vec()))
+            b'$' => match usize::try_from(number()?) {
+                Err(_) => Reply::Bulk(None),
+                Ok(length) if length > MAX_REPLY_BYTES => {
+                    return Err(protocol_error("bulk string too long"))
                 }
-            }
-            b'*' => {
-                let length = number()?;
-                if length < 0 {
-                    Reply::Array(None)
-                } else {
-                    let mut items = Vec::with_capacity(length.min(1024) as usize);
+                Ok(length) => {
+                    let data = self.read_exact(length + 2)?;
+                    Reply::Bulk(Some(data[..length].to_vec()))
+                }
+            },
+            b'*' => match usize::try_from(number()?) {
+                Err(_) => Reply::Array(None),
+                Ok(length) if length > *elements_left => {
+                    return Err(protocol_error("too many elements"))
+                }
+                Ok(length) => {
+                    let mut items = Vec::with_capacity(length);
                     for _ in 0..length {
-                        items.push(self.read_reply()?);
+                        items.push(self.read_reply_within(depth + 1, elements_left)?);
                     }
                     Reply::Array(Some(items))
                 }
-            }
+            },
             // RESP3 types are never asked for (no HELLO); anything else is a
             // broken stream.
             _ => return Err(protocol_error("unknown reply type")),
@@ -560,13 +582,21 @@ impl Connection {
     }
 
     fn read_line(&mut self) -> Result<Vec<u8>, Failure> {
+        let mut searched: usize = 0;
         loop {
             let unread = &self.buffer[self.position..];
-            if let Some(at) = unread.windows(2).position(|pair| pair == b"\r\n") {
-                let line = unread[..at].to_vec();
-                self.position += at + 2;
+            // Resume the search where the last one stopped (less one byte, in
+            // case "\r" ended the previous read), so a long line costs one pass.
+            let from = searched.saturating_sub(1);
+            if let Some(at) = unread[from..].windows(2).position(|pair| pair == b"\r\n") {
+                let line = unread[..from + at].to_vec();
+                self.position += from + at + 2;
                 return Ok(line);
             }
+            if unread.len() > MAX_REPLY_BYTES {
+                return Err(protocol_error("reply line too long"));
+            }
+            searched = unread.len();
             self.fill()?;
         }
     }
@@ -608,6 +638,20 @@ impl Connection {
     }
 }
 
+/// The deepest reply nesting accepted. The commands sent here answer with
+/// a plain value (`XADD` an id, `PUBLISH` a count, `AUTH`/`SELECT` `+OK`);
+/// the bound is what keeps a hostile server's `*1\r\n*1\r\n...` from
+/// recursing until the stack overflows (which no panic hook can catch).
+const MAX_REPLY_DEPTH: usize = 8;
+
+/// The most values (arrays and their elements, all levels) in one reply.
+const MAX_REPLY_ELEMENTS: usize = 1024;
+
+/// The longest reply line or bulk string accepted: replies here are ids and
+/// short error messages, and an unending line would otherwise be buffered
+/// until the deadline.
+const MAX_REPLY_BYTES: usize = 64 * 1024;
+
 fn protocol_error(what: &str) -> Failure {
     Failure::new(
         FailureKind::Io,
@@ -617,7 +661,9 @@ fn protocol_error(what: &str) -> Failure {
 
 /// Addresses for `host`, within the deadline. IP literals and `localhost` need
 /// no resolver; other names are resolved on a helper thread so a slow DNS
-/// server cannot outlast the budget.
+/// server cannot outlast the budget. The static glibc's `getaddrinfo` reads
+/// /etc/hosts and asks DNS itself (checked under strace: no NSS module is
+/// loaded), so those work; other name services (mDNS, LDAP) do not.
 fn resolve(host: &str, port: u16, deadline: Deadline) -> Result<Vec<SocketAddr>, Failure> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);

@@ -56,6 +56,17 @@ pub fn is_boundary(hook: &str) -> bool {
 /// for a boundary `hook`; `None` when there is nothing to report or nothing
 /// could be read.
 pub fn read_since_last(hook: &str, payload: &str, state_dir: &Path) -> Option<TranscriptUsage> {
+    read_within(hook, payload, state_dir, TIME_BUDGET)
+}
+
+/// [`read_since_last`] with its time budget given (tests give a long one, so
+/// a slow debug build reads as much as a release build).
+fn read_within(
+    hook: &str,
+    payload: &str,
+    state_dir: &Path,
+    budget: Duration,
+) -> Option<TranscriptUsage> {
     if !is_boundary(hook) {
         return None;
     }
@@ -66,7 +77,7 @@ pub fn read_since_last(hook: &str, payload: &str, state_dir: &Path) -> Option<Tr
         ("SubagentStop", Some(path)) if !path.is_empty() => (TranscriptKind::Agent, path),
         _ => (TranscriptKind::Session, paths.transcript_path?),
     };
-    match read_part(Path::new(&path), kind, state_dir) {
+    match read_part(Path::new(&path), kind, state_dir, budget) {
         Ok(usage) => usage,
         Err(error) => {
             debug!("usage: {path}: {error}");
@@ -90,8 +101,9 @@ fn read_part(
     path: &Path,
     kind: TranscriptKind,
     state_dir: &Path,
+    budget: Duration,
 ) -> std::io::Result<Option<TranscriptUsage>> {
-    let deadline = Instant::now() + TIME_BUDGET;
+    let deadline = Instant::now() + budget;
     let file = File::open(path)?;
     let metadata = file.metadata()?;
     let state_file = offset_file(state_dir, path);
@@ -228,6 +240,8 @@ fn write_offset(file: &Path, offset: Offset) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    const LONG: Duration = Duration::from_secs(120);
+
     fn response(id: &str, output: u64) -> String {
         format!(
             r#"{{"type":"assistant","requestId":"req_{id}","message":{{"id":"msg_{id}","model":"claude-sonnet-4-5","usage":{{"input_tokens":1,"output_tokens":{output}}}}}}}"#
@@ -241,15 +255,15 @@ mod tests {
         fs::write(&transcript, response("a", 5)).unwrap();
         let payload = serde_json::json!({"transcript_path": transcript}).to_string();
         let state = dir.path().join("state");
-        let first = read_since_last("Stop", &payload, &state).unwrap();
+        let first = read_within("Stop", &payload, &state, LONG).unwrap();
         assert_eq!(first.responses.len(), 1);
         assert_eq!(first.from, 0);
-        assert!(read_since_last("Stop", &payload, &state).is_none());
+        assert!(read_within("Stop", &payload, &state, LONG).is_none());
         let mut text = fs::read_to_string(&transcript).unwrap();
         text.push_str(&response("b", 6));
         text.push_str(&response("c", 7)[..20]);
         fs::write(&transcript, &text).unwrap();
-        let second = read_since_last("Stop", &payload, &state).unwrap();
+        let second = read_within("Stop", &payload, &state, LONG).unwrap();
         assert_eq!(second.responses.len(), 1);
         assert_eq!(second.responses[0].message_id, "msg_b");
         assert_eq!(second.from, first.to);
@@ -273,7 +287,7 @@ mod tests {
         }
         fs::write(&transcript, &text).unwrap();
         let payload = serde_json::json!({"transcript_path": transcript}).to_string();
-        let read = read_since_last("Stop", &payload, dir.path()).unwrap();
+        let read = read_within("Stop", &payload, dir.path(), LONG).unwrap();
         assert_eq!(read.responses.len(), 3000);
         assert_eq!(read.to, text.len() as u64);
         assert!(!read.more);
@@ -283,9 +297,9 @@ mod tests {
     fn other_hooks_and_missing_transcripts_give_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let payload = r#"{"transcript_path":"/nonexistent/t.jsonl"}"#;
-        assert!(read_since_last("PreToolUse", payload, dir.path()).is_none());
-        assert!(read_since_last("Stop", payload, dir.path()).is_none());
-        assert!(read_since_last("Stop", "not json", dir.path()).is_none());
+        assert!(read_within("PreToolUse", payload, dir.path(), LONG).is_none());
+        assert!(read_within("Stop", payload, dir.path(), LONG).is_none());
+        assert!(read_within("Stop", "not json", dir.path(), LONG).is_none());
     }
 
     #[test]
@@ -294,10 +308,10 @@ mod tests {
         let transcript = dir.path().join("t.jsonl");
         fs::write(&transcript, response("a", 5) + &response("b", 5)).unwrap();
         let payload = serde_json::json!({"transcript_path": transcript}).to_string();
-        read_since_last("Stop", &payload, dir.path()).unwrap();
+        read_within("Stop", &payload, dir.path(), LONG).unwrap();
         fs::remove_file(&transcript).unwrap();
         fs::write(&transcript, response("c", 5)).unwrap();
-        let again = read_since_last("SessionEnd", &payload, dir.path()).unwrap();
+        let again = read_within("SessionEnd", &payload, dir.path(), LONG).unwrap();
         assert_eq!(again.from, 0);
         assert_eq!(again.responses[0].message_id, "msg_c");
     }

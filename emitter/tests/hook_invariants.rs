@@ -358,3 +358,264 @@ fn an_event_id_the_collector_would_reject_is_replaced_not_spooled_forever() {
         );
     }
 }
+
+/// Issue 13, item 5: an append that failed part way (a full disk, or a file
+/// size limit) left half a line in the spool file, and the next append
+/// merged into it, so both events were rejected. The file size limit of
+/// `RLIMIT_FSIZE` gives the short write without root or a small filesystem.
+#[test]
+fn a_failed_spool_append_leaves_no_partial_line_for_the_next_to_merge_into() {
+    use std::os::unix::process::CommandExt;
+    let world = World::new();
+    let first = format!(
+        r#"{{"v":1,"id":"before-1","ts":1,"machine":"m","hook":"Stop","payload":{}}}"#,
+        fixture_line("Stop")
+    );
+    hooktrail_shared::spool::append(&world.spool_dir(), &first).unwrap();
+    let limit = first.len() as u64 + 200;
+    // A payload that cannot fit under the limit, whichever file it goes to.
+    let big = format!(
+        r#"{{"hook_event_name":"Stop","padding":"{}"}}"#,
+        "p".repeat(4000)
+    );
+    let mut command = world.command(&[]);
+    // SAFETY: setrlimit and signal are async-signal-safe; they run in the
+    // child between fork and exec. SIGXFSZ ignored makes the write fail with
+    // EFBIG instead of killing the process.
+    unsafe {
+        command.pre_exec(move || {
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    common::execute(command, Stdin::Bytes(big.into_bytes())).assert_silent_success();
+    let assert_whole_lines = |when: &str| {
+        for entry in std::fs::read_dir(world.spool_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if !path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("spool-")
+            {
+                continue;
+            }
+            let content = std::fs::read(&path).unwrap();
+            assert!(
+                content.is_empty() || content.ends_with(b"\n"),
+                "{when}: {} ends mid-line",
+                path.display()
+            );
+        }
+    };
+    assert_whole_lines("after the failed append");
+    world
+        .hook_with_id("after-1", &fixture_line("Stop"))
+        .assert_silent_success();
+    assert_whole_lines("after the next append");
+    for line in world.spool_lines() {
+        hooktrail_shared::envelope::parse_line(line.as_bytes())
+            .unwrap_or_else(|reason| panic!("a spooled line is rejected ({reason}): {line}"));
+    }
+    let mut found = ids(&spooled(&world));
+    found.sort();
+    assert_eq!(found, ["after-1", "before-1"]);
+}
+
+/// Issue 13, item 15: the size limit was enforced by shortening long
+/// strings only, so a payload of millions of short strings (69 MB) was
+/// stored whole, and 200 MB of input took 820 MB of memory. Now arrays and
+/// objects keep their first members when shortening strings is not enough,
+/// and stdin past 32 MiB is read but not kept.
+#[test]
+fn a_payload_of_many_short_strings_is_held_to_the_size_limit() {
+    use hooktrail_shared::envelope::{MAX_LINE_BYTES, MAX_PAYLOAD_BYTES};
+    let world = World::new();
+    for (id, items) in [("short-20mb", 5_000_000), ("short-69mb", 17_000_000)] {
+        let mut payload = String::with_capacity(items * 4 + 200);
+        payload.push_str(
+            r#"{"session_id":"s-many","hook_event_name":"PostToolUse","tool_name":"Grep","items":["#,
+        );
+        for index in 0..items {
+            payload.push_str(if index == 0 { r#""a""# } else { r#","a""# });
+        }
+        payload.push_str(r#"],"after":"kept when whole"}"#);
+        world.hook_with_id(id, &payload).assert_silent_success();
+        drop(payload);
+        let line = world
+            .spool_lines()
+            .into_iter()
+            .find(|line| line.contains(id))
+            .unwrap_or_else(|| panic!("{id}: not spooled"));
+        assert!(
+            line.len() <= MAX_LINE_BYTES,
+            "{id}: a line of {} bytes",
+            line.len()
+        );
+        let event = envelope(&line);
+        let stored_payload = serde_json::to_string(&event["payload"]).unwrap();
+        assert!(
+            stored_payload.len() <= MAX_PAYLOAD_BYTES,
+            "{id}: a payload of {} bytes",
+            stored_payload.len()
+        );
+        assert_eq!(event["hook"], "PostToolUse", "{id}");
+        assert_eq!(event["session_id"], "s-many", "{id}");
+        assert_eq!(event["truncated"], true, "{id}");
+        let kept = event["payload"]["items"].as_array().unwrap();
+        assert!(kept.len() > 1000, "{id}: {} items kept", kept.len());
+        assert!(
+            kept.last()
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .contains("more items"),
+            "{id}: the cut is marked"
+        );
+    }
+}
+
+/// Issue 13, item 12: `"hook_event_name": ""` gave an envelope with
+/// `"hook": ""`, which the collector's parser rejected, so the event was
+/// never stored (and a spooled copy was retried forever).
+#[test]
+fn an_empty_hook_event_name_gives_an_event_the_collector_stores() {
+    let world = World::new();
+    let collector = FakeCollector::start(&world.socket(), Answer::Ok);
+    world
+        .hook_with_id(
+            "nameless-1",
+            r#"{"session_id":"s1","hook_event_name":"","x":1}"#,
+        )
+        .assert_silent_success();
+    let line = collector.next_line();
+    let parsed = hooktrail_shared::envelope::parse_line(line.as_bytes())
+        .unwrap_or_else(|reason| panic!("the collector rejects it ({reason}): {line}"));
+    assert_eq!(parsed.hook, "Unknown");
+    assert_eq!(parsed.id, "nameless-1");
+    assert_eq!(envelope(&line)["payload"]["hook_event_name"], "");
+}
+
+/// Issue 13, item 14: `HOOKTRAIL_EVENT_ID` leaked into a shell made every
+/// later event reuse the same id, so the collector kept only the first.
+/// Only the test-only `HOOKTRAIL_TEST_EVENT_ID` names an id now.
+#[test]
+fn a_leaked_event_id_variable_does_not_turn_later_events_into_duplicates() {
+    let mut world = World::new();
+    world.set("HOOKTRAIL_EVENT_ID", "leaked-id");
+    for _ in 0..2 {
+        world
+            .hook(Stdin::Bytes(fixture_line("Stop").into_bytes()))
+            .assert_silent_success();
+    }
+    let found = ids(&spooled(&world));
+    assert_eq!(found.len(), 2);
+    assert_ne!(found[0], found[1], "two events, two ids");
+    assert!(found.iter().all(|id| id != "leaked-id"), "{found:?}");
+}
+
+/// A directory that belongs to another user: made and handed over when we
+/// are root, else the root directory (which is root's, and not ours).
+fn someone_elses_dir(world: &World) -> std::path::PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return std::path::PathBuf::from("/");
+    }
+    let dir = world.path("theirs");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+    // SAFETY: chown on a NUL-terminated path this test made.
+    assert_eq!(unsafe { libc::chown(path.as_ptr(), 65534, 65534) }, 0);
+    dir
+}
+
+fn spool_lines_in(dir: &std::path::Path) -> Vec<String> {
+    common::spool_lines(dir)
+}
+
+/// Issue 13, item 13: an existing spool directory was used as found, so a
+/// directory another user made first (0777, say) received our events. It
+/// is refused now, and the event goes to the user's private fallback spool.
+#[test]
+fn a_spool_dir_someone_else_owns_is_refused_and_the_event_kept_privately() {
+    let mut world = World::new();
+    let theirs = someone_elses_dir(&world);
+    let mode_before = std::fs::metadata(&theirs).unwrap().permissions().mode();
+    world.set("HOOKTRAIL_SPOOL_DIR", theirs.display().to_string());
+    world
+        .hook_with_id("private-1", &fixture_line("Stop"))
+        .assert_silent_success();
+    assert!(
+        spool_lines_in(&theirs).is_empty(),
+        "nothing written in their directory"
+    );
+    assert_eq!(
+        std::fs::metadata(&theirs).unwrap().permissions().mode(),
+        mode_before,
+        "their directory is left as it was"
+    );
+    let fallback = world.path("run/hooktrail/spool");
+    let kept: Vec<_> = spool_lines_in(&fallback)
+        .iter()
+        .map(|l| envelope(l))
+        .collect();
+    assert_eq!(ids(&kept), ["private-1"]);
+    for dir in [world.path("run/hooktrail"), fallback] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+    }
+}
+
+/// Issue 13, item 13: an existing spool directory of ours with a loose mode
+/// (0755) kept it, so other users could list and read the spooled events.
+#[test]
+fn an_existing_spool_dir_of_ours_with_a_loose_mode_is_tightened() {
+    let world = World::new();
+    std::fs::create_dir_all(world.spool_dir()).unwrap();
+    std::fs::set_permissions(world.spool_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    world
+        .hook_with_id("tight-1", &fixture_line("Stop"))
+        .assert_silent_success();
+    let mode = std::fs::metadata(world.spool_dir())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700);
+    assert_eq!(ids(&spooled(&world)), ["tight-1"]);
+}
+
+/// Issue 13, item 13: with `HOME` unset the spool (and the config and the
+/// breaker) fell back to `/tmp/.local/...`, a path every user shares. Now
+/// they live in the user's private base directory, here
+/// `$XDG_RUNTIME_DIR/hooktrail`.
+#[test]
+fn with_home_unset_the_spool_is_private_to_the_user_not_under_shared_tmp() {
+    let mut world = World::new();
+    for name in [
+        "HOME",
+        "XDG_STATE_HOME",
+        "XDG_CONFIG_HOME",
+        "HOOKTRAIL_SPOOL_DIR",
+        "HOOKTRAIL_STATE_DIR",
+    ] {
+        world.unset(name);
+    }
+    world
+        .hook_with_id("homeless-1", &fixture_line("Stop"))
+        .assert_silent_success();
+    let base = world.path("run/hooktrail");
+    let spool = base.join(".local/state/hooktrail/spool");
+    let kept: Vec<_> = spool_lines_in(&spool).iter().map(|l| envelope(l)).collect();
+    assert_eq!(ids(&kept), ["homeless-1"]);
+    let mode = std::fs::metadata(&base).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}

@@ -21,6 +21,28 @@ pub const DEFAULT_KEY: &str = "hooktrail:events";
 /// Approximate stream length kept by `XADD ... MAXLEN ~` when none is configured.
 pub const DEFAULT_MAXLEN: u64 = 1_000_000;
 
+/// The smallest `maxlen` used. Redis trims entries whether or not the
+/// collector has read them, so a tiny bound would drop events during any
+/// pause of the collector; smaller values are raised to this.
+pub const MIN_MAXLEN: u64 = 1_000;
+
+/// The largest `maxlen` used: Redis reads it as a signed 64-bit number and
+/// answers every `XADD` with an error above it (every event would then miss
+/// Redis and open the breaker).
+pub const MAX_MAXLEN: u64 = i64::MAX as u64;
+
+/// `value` within [`MIN_MAXLEN`]..=[`MAX_MAXLEN`], with a problem noted
+/// (naming `origin`) when it had to move.
+fn bounded_maxlen(value: u64, origin: &str, problems: &mut Vec<String>) -> u64 {
+    let bounded = value.clamp(MIN_MAXLEN, MAX_MAXLEN);
+    if bounded != value {
+        problems.push(format!(
+            "{origin}: maxlen {value} is out of range ({MIN_MAXLEN} to {MAX_MAXLEN}); using {bounded}"
+        ));
+    }
+    bounded
+}
+
 /// Where events go first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -126,7 +148,9 @@ struct FileRedisConfig {
     url: Option<String>,
     transport: Option<String>,
     key: Option<String>,
-    maxlen: Option<u64>,
+    /// Any JSON value, checked here: a negative or fractional number must
+    /// not make the whole file unreadable.
+    maxlen: Option<serde_json::Value>,
     ca_file: Option<String>,
 }
 
@@ -204,16 +228,27 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
 
     let mut maxlen = DEFAULT_MAXLEN;
     if let Some(value) = file_redis.maxlen {
-        origins.push(from_file("redis.maxlen"));
-        maxlen = value;
+        let origin = from_file("redis.maxlen");
+        match value.as_u64() {
+            Some(number) => {
+                maxlen = bounded_maxlen(number, &origin, &mut problems);
+                origins.push(origin);
+            }
+            None => problems.push(format!(
+                "{origin}: not a whole number of entries: {value}; using {DEFAULT_MAXLEN}"
+            )),
+        }
     }
     if let Some(text) = env("HOOKTRAIL_REDIS_MAXLEN") {
+        let origin = from_env("redis.maxlen", "HOOKTRAIL_REDIS_MAXLEN");
         match text.trim().parse() {
-            Ok(value) => {
-                origins.push(from_env("redis.maxlen", "HOOKTRAIL_REDIS_MAXLEN"));
-                maxlen = value;
+            Ok(number) => {
+                maxlen = bounded_maxlen(number, &origin, &mut problems);
+                origins.push(origin);
             }
-            Err(_) => problems.push(format!("$HOOKTRAIL_REDIS_MAXLEN: not a number: {text:?}")),
+            Err(_) => problems.push(format!(
+                "$HOOKTRAIL_REDIS_MAXLEN: not a whole number: {text:?}"
+            )),
         }
     }
 
@@ -328,7 +363,7 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
 /// unusable) and whether it was used.
 fn read_file(path: &Path, explicit: bool, problems: &mut Vec<String>) -> (FileConfig, bool) {
     let name = path.display();
-    let text = match fs::read_to_string(path) {
+    let text = match read_own_file(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && !explicit => {
             return (FileConfig::default(), false);
@@ -367,6 +402,29 @@ fn read_file(path: &Path, explicit: bool, problems: &mut Vec<String>) -> (FileCo
         }
     }
     (parsed, true)
+}
+
+/// Reads a config file that we or root own. A file another user owns is
+/// refused: it could send our events to their Redis (with `HOME` unset, the
+/// default path was once under a `/tmp` anyone can write in).
+fn read_own_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let mut file = fs::File::open(path)?;
+    let metadata = file.metadata()?;
+    let own = paths::euid();
+    if metadata.uid() != own && metadata.uid() != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "it belongs to uid {}, not to us (uid {own}) or root",
+                metadata.uid()
+            ),
+        ));
+    }
+    let mut text = String::with_capacity(metadata.len() as usize);
+    file.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Whether a Redis URL carries a password in its user-info part.
@@ -459,6 +517,59 @@ mod tests {
         let loaded = load_from(&[("HOOKTRAIL_CONFIG", file.display().to_string())]);
         assert_eq!(loaded.config.mode, Mode::Local);
         assert_eq!(loaded.problems.len(), 1);
+    }
+
+    #[test]
+    fn maxlen_is_range_checked_from_the_file_and_the_environment() {
+        let temp = tempfile::tempdir().unwrap();
+        let file = temp.path().join("c.json");
+        let maxlen_of = |file_value: &str, env_value: Option<&str>| {
+            fs::write(
+                &file,
+                format!(r#"{{"redis":{{"url":"redis://h","maxlen":{file_value}}}}}"#),
+            )
+            .unwrap();
+            let mut vars = vec![("HOOKTRAIL_CONFIG", file.display().to_string())];
+            if let Some(value) = env_value {
+                vars.push(("HOOKTRAIL_REDIS_MAXLEN", value.to_owned()));
+            }
+            let loaded = load_from(&vars);
+            (loaded.config.redis.unwrap().maxlen, loaded.problems)
+        };
+        assert_eq!(maxlen_of("5000", None), (5000, vec![]));
+        let (maxlen, problems) = maxlen_of("0", None);
+        assert_eq!(maxlen, MIN_MAXLEN);
+        assert!(problems[0].contains("out of range"), "{problems:?}");
+        // A bad value costs the setting, not the whole file.
+        let (maxlen, problems) = maxlen_of("-1", None);
+        assert_eq!((maxlen, problems.len()), (DEFAULT_MAXLEN, 1));
+        assert_eq!(maxlen_of("2.5", None).0, DEFAULT_MAXLEN);
+        assert_eq!(
+            maxlen_of("5000", Some("18446744073709551615")).0,
+            MAX_MAXLEN
+        );
+        assert_eq!(maxlen_of("5000", Some("lots")).0, 5000);
+    }
+
+    #[test]
+    fn a_config_file_another_user_owns_is_refused() {
+        let temp = tempfile::tempdir().unwrap();
+        let file = temp.path().join("c.json");
+        fs::write(&file, r#"{"redis":{"url":"redis://attacker:6379"}}"#).unwrap();
+        let load = || load_from(&[("HOOKTRAIL_CONFIG", file.display().to_string())]);
+        assert!(load().config.redis.is_some(), "our own file is used");
+        if paths::euid() == 0 {
+            let path = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
+            // SAFETY: chown on a NUL-terminated path this test made.
+            assert_eq!(unsafe { libc::chown(path.as_ptr(), 65534, 65534) }, 0);
+            let loaded = load();
+            assert!(loaded.config.redis.is_none());
+            assert!(
+                loaded.problems[0].contains("belongs to uid 65534"),
+                "{:?}",
+                loaded.problems
+            );
+        }
     }
 
     #[test]

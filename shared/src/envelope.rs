@@ -28,6 +28,17 @@ pub const ENVELOPE_VERSION: u32 = 1;
 /// their longest strings shortened until they fit; see [`shorten_strings`].
 pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
+/// The longest envelope line the emitter writes: the payload at its limit
+/// plus the lifted fields, each at most [`MAX_LIFTED_CHARS`] (escaped, up to
+/// six bytes a character), the id and the rest. Spool forwarding sends no
+/// longer line to Redis.
+pub const MAX_LINE_BYTES: usize = MAX_PAYLOAD_BYTES + 256 * 1024;
+
+/// The most characters kept of each field lifted from the payload (session
+/// id, agent id, hook, tool, tool_use_id, cwd); the payload keeps them whole
+/// as far as its own limit allows.
+pub const MAX_LIFTED_CHARS: usize = 4096;
+
 /// The `hook` of an event whose stdin was not a JSON object.
 pub const INVALID_HOOK: &str = "Invalid";
 
@@ -320,6 +331,26 @@ pub fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
+/// What the emitter read of a hook's stdin.
+#[derive(Debug, Clone, Copy)]
+pub enum HookStdin<'a> {
+    /// All of it.
+    Whole(&'a [u8]),
+    /// The first [`MAX_STDIN_KEPT`] bytes of more: the emitter read the rest
+    /// to its end without keeping it, so that memory stays bounded.
+    Cut {
+        /// The bytes kept.
+        kept: &'a [u8],
+        /// How many bytes stdin held in all.
+        total: u64,
+    },
+}
+
+/// The most bytes of a hook's stdin the emitter keeps; it reads (and drops)
+/// the rest. Well above any real payload (a 20 MiB one is still shortened
+/// string by string), and it bounds the emitter's memory whatever the input.
+pub const MAX_STDIN_KEPT: usize = 32 * 1024 * 1024;
+
 impl Envelope {
     /// Builds the envelope of one hook invocation from its raw stdin.
     ///
@@ -327,65 +358,121 @@ impl Envelope {
     /// [`INVALID_HOOK`] event with `payload = {"_raw": "<text>"}`, and a payload
     /// over [`MAX_PAYLOAD_BYTES`] is shortened and marked `truncated`.
     pub fn from_hook_stdin(stdin: &[u8], id: String, ts: i64, machine: String) -> Envelope {
-        let text = std::str::from_utf8(stdin).ok();
-        let parsed = text.and_then(|text| {
-            let trimmed = text.trim();
-            if !trimmed.starts_with('{') {
-                return None;
-            }
-            let input: HookInput = serde_json::from_str(trimmed).ok()?;
-            Some((trimmed, input))
-        });
-        match parsed {
-            Some((json, input)) => {
-                let mut envelope = Envelope {
-                    v: ENVELOPE_VERSION,
-                    id,
-                    ts,
-                    machine,
-                    session_id: input.session_id.map(Cow::into_owned),
-                    agent_id: input.agent_id.map(Cow::into_owned),
-                    hook: input
-                        .hook_event_name
-                        .map(Cow::into_owned)
-                        .unwrap_or_else(|| UNKNOWN_HOOK.to_owned()),
-                    tool: input.tool_name.map(Cow::into_owned),
-                    tool_use_id: input.tool_use_id.map(Cow::into_owned),
-                    cwd: input.cwd.map(Cow::into_owned),
-                    truncated: false,
-                    usage: None,
-                    redactions: None,
-                    payload: one_line_raw(json),
-                };
-                if json.len() > MAX_PAYLOAD_BYTES {
-                    let mut value: Value = serde_json::from_str(json).unwrap_or(Value::Null);
-                    envelope.truncated = shorten_strings(&mut value, MAX_PAYLOAD_BYTES);
-                    envelope.payload = to_raw(&value);
+        Envelope::from_hook_input(HookStdin::Whole(stdin), id, ts, machine)
+    }
+
+    /// [`Envelope::from_hook_stdin`] for stdin that may have been cut at
+    /// [`MAX_STDIN_KEPT`]. Whatever the input, the payload fits in
+    /// [`MAX_PAYLOAD_BYTES`] and the line in [`MAX_LINE_BYTES`]: strings
+    /// are shortened first, then arrays and objects keep only their first
+    /// members (a payload of millions of short strings has nothing long to
+    /// shorten), and the parse of a large payload keeps a bounded amount of
+    /// it in memory.
+    pub fn from_hook_input(input: HookStdin, id: String, ts: i64, machine: String) -> Envelope {
+        let (stdin, cut_from) = match input {
+            HookStdin::Whole(stdin) => (stdin, None),
+            // A cut may fall inside a UTF-8 character: drop its first bytes.
+            HookStdin::Cut { kept, total } => match std::str::from_utf8(kept) {
+                Err(error) if error.error_len().is_none() => {
+                    (&kept[..error.valid_up_to()], Some(total))
                 }
-                envelope
+                _ => (kept, Some(total)),
+            },
+        };
+        let mut envelope = Envelope {
+            v: ENVELOPE_VERSION,
+            id,
+            ts,
+            machine,
+            session_id: None,
+            agent_id: None,
+            hook: INVALID_HOOK.to_owned(),
+            tool: None,
+            tool_use_id: None,
+            cwd: None,
+            truncated: false,
+            usage: None,
+            redactions: None,
+            payload: to_raw(&Value::Null),
+        };
+        let trimmed = std::str::from_utf8(stdin)
+            .ok()
+            .map(str::trim)
+            .filter(|text| text.starts_with('{'));
+        if let Some(json) =
+            trimmed.filter(|json| json.len() <= MAX_PAYLOAD_BYTES && cut_from.is_none())
+        {
+            // The common case: a payload that fits is kept verbatim.
+            if let Ok(input) = serde_json::from_str::<HookInput>(json) {
+                envelope.lift(
+                    input.session_id,
+                    input.agent_id,
+                    input.hook_event_name,
+                    input.tool_name,
+                    input.tool_use_id,
+                    input.cwd,
+                );
+                envelope.payload = one_line_raw(json);
+                return envelope;
             }
-            None => {
-                let raw = String::from_utf8_lossy(stdin).into_owned();
-                let mut value = serde_json::json!({ "_raw": raw });
-                let truncated = shorten_strings(&mut value, MAX_PAYLOAD_BYTES);
-                Envelope {
-                    v: ENVELOPE_VERSION,
-                    id,
-                    ts,
-                    machine,
-                    session_id: None,
-                    agent_id: None,
-                    hook: INVALID_HOOK.to_owned(),
-                    tool: None,
-                    tool_use_id: None,
-                    cwd: None,
-                    truncated,
-                    usage: None,
-                    redactions: None,
-                    payload: to_raw(&value),
-                }
-            }
+        } else if let Some((mut value, shortened)) =
+            trimmed.and_then(|json| bounded_value(json.as_bytes(), cut_from.is_some()))
+        {
+            let text = |key: &str| {
+                value
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .map(|text| Cow::Owned(text.to_owned()))
+            };
+            let lifted = (
+                text("session_id"),
+                text("agent_id"),
+                text("hook_event_name"),
+                text("tool_name"),
+                text("tool_use_id"),
+                text("cwd"),
+            );
+            envelope.lift(lifted.0, lifted.1, lifted.2, lifted.3, lifted.4, lifted.5);
+            let fitted = fit_payload(&mut value, MAX_PAYLOAD_BYTES);
+            envelope.truncated = shortened || fitted || cut_from.is_some();
+            envelope.payload = to_raw(&value);
+            return envelope;
         }
+        // Not a JSON object: keep the text (at most the payload limit of it).
+        let cut = &stdin[..stdin.len().min(MAX_PAYLOAD_BYTES)];
+        let mut raw = String::from_utf8_lossy(cut).into_owned();
+        let original = cut_from.unwrap_or(stdin.len() as u64);
+        if original > cut.len() as u64 {
+            raw.push_str(&shortened_marker(original));
+            envelope.truncated = true;
+        }
+        let mut value = serde_json::json!({ "_raw": raw });
+        envelope.truncated |= shorten_strings(&mut value, MAX_PAYLOAD_BYTES);
+        envelope.payload = to_raw(&value);
+        envelope
+    }
+
+    /// Sets the lifted fields, each cut to [`MAX_LIFTED_CHARS`]; a missing or
+    /// empty event name gives [`UNKNOWN_HOOK`].
+    fn lift(
+        &mut self,
+        session_id: Option<Cow<str>>,
+        agent_id: Option<Cow<str>>,
+        hook: Option<Cow<str>>,
+        tool: Option<Cow<str>>,
+        tool_use_id: Option<Cow<str>>,
+        cwd: Option<Cow<str>>,
+    ) {
+        let bounded = |text: Option<Cow<str>>| text.map(|text| bounded_field(&text));
+        self.session_id = bounded(session_id);
+        self.agent_id = bounded(agent_id);
+        // An empty name would be an event the collector could not file.
+        self.hook = bounded(hook)
+            .filter(|hook| !hook.trim().is_empty())
+            .unwrap_or_else(|| UNKNOWN_HOOK.to_owned());
+        self.tool = bounded(tool);
+        self.tool_use_id = bounded(tool_use_id);
+        self.cwd = bounded(cwd);
     }
 
     /// The envelope as one line of JSON, without the trailing newline.
@@ -410,6 +497,346 @@ fn one_line_raw(json: &str) -> Box<RawValue> {
 fn to_raw(value: &Value) -> Box<RawValue> {
     serde_json::value::to_raw_value(value)
         .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is valid JSON"))
+}
+
+/// A lifted field, cut to [`MAX_LIFTED_CHARS`] characters.
+fn bounded_field(text: &str) -> String {
+    match text.char_indices().nth(MAX_LIFTED_CHARS) {
+        Some((end, _)) => text[..end].to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+fn shortened_marker(original: u64) -> String {
+    format!("…[hooktrail: shortened from {original} bytes]")
+}
+
+/// The most values (of any kind, at any depth) a bounded parse keeps; the
+/// rest of each array or object is counted, not kept.
+const KEEP_VALUES: usize = 65_536;
+
+/// The most string bytes a bounded parse keeps in all (one string keeps at
+/// most [`MAX_PAYLOAD_BYTES`]).
+const KEEP_STRING_BYTES: usize = 8 * 1024 * 1024;
+
+/// What a bounded parse may still keep.
+struct Keep {
+    /// Values left to keep.
+    values: usize,
+    /// String bytes left to keep.
+    string_bytes: usize,
+    /// Set when anything was cut or left out.
+    shortened: bool,
+}
+
+/// Parses a large JSON object keeping a bounded part of it: every string at
+/// most [`MAX_PAYLOAD_BYTES`] (marked), at most [`KEEP_VALUES`] values and
+/// [`KEEP_STRING_BYTES`] of strings (later members counted, not kept). So a
+/// payload of millions of short strings costs a bounded amount of memory
+/// instead of a `Value` many times its size. When `cut` (stdin was cut),
+/// running out of input keeps what was parsed before. Returns the value
+/// and whether anything was left out, or `None` for input that is not JSON.
+fn bounded_value(json: &[u8], cut: bool) -> Option<(Value, bool)> {
+    let mut value = Value::Null;
+    let mut keep = Keep {
+        values: KEEP_VALUES,
+        string_bytes: KEEP_STRING_BYTES,
+        shortened: false,
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let parsed = serde::de::DeserializeSeed::deserialize(
+        Slot {
+            target: &mut value,
+            keep: &mut keep,
+        },
+        &mut deserializer,
+    )
+    .and_then(|()| deserializer.end());
+    match parsed {
+        Ok(()) => {}
+        Err(error) if cut && error.classify() == serde_json::error::Category::Eof => {}
+        Err(_) => return None,
+    }
+    value.is_object().then_some((value, keep.shortened))
+}
+
+/// One place in the value being built by [`bounded_value`]. It is filled in
+/// as the parse goes, so a parse cut short keeps what came before.
+struct Slot<'k> {
+    /// Where the parsed value goes.
+    target: &'k mut Value,
+    /// The budget shared by the whole parse.
+    keep: &'k mut Keep,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Slot<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Slot<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<(), E> {
+        *self.target = Value::Bool(value);
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<(), E> {
+        *self.target = Value::from(value);
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<(), E> {
+        *self.target = Value::from(value);
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<(), E> {
+        *self.target = Value::from(value);
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        *self.target = Value::Null;
+        Ok(())
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<(), E> {
+        let keep = MAX_PAYLOAD_BYTES.min(self.keep.string_bytes);
+        let kept = if text.len() > keep {
+            self.keep.shortened = true;
+            let mut end = keep;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}{}", &text[..end], shortened_marker(text.len() as u64))
+        } else {
+            text.to_owned()
+        };
+        self.keep.string_bytes = self.keep.string_bytes.saturating_sub(kept.len());
+        *self.target = Value::String(kept);
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut sequence: A) -> Result<(), A::Error> {
+        *self.target = Value::Array(Vec::new());
+        let Value::Array(items) = self.target else {
+            unreachable!("just set")
+        };
+        let mut left_out = 0u64;
+        // The marker goes in even when the input ends early (stdin was cut).
+        let parsed = loop {
+            if self.keep.values == 0 {
+                match sequence.next_element::<serde::de::IgnoredAny>() {
+                    Ok(Some(_)) => left_out += 1,
+                    Ok(None) => break Ok(()),
+                    Err(error) => break Err(error),
+                }
+                continue;
+            }
+            self.keep.values -= 1;
+            items.push(Value::Null);
+            let slot = Slot {
+                target: items.last_mut().expect("just pushed"),
+                keep: self.keep,
+            };
+            match sequence.next_element_seed(slot) {
+                Ok(Some(())) => {}
+                Ok(None) => {
+                    items.pop();
+                    break Ok(());
+                }
+                Err(error) => break Err(error),
+            }
+        };
+        if left_out > 0 {
+            self.keep.shortened = true;
+            items.push(Value::String(more_items_marker(left_out)));
+        }
+        parsed
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        *self.target = Value::Object(serde_json::Map::new());
+        let Value::Object(members) = self.target else {
+            unreachable!("just set")
+        };
+        let mut left_out = 0u64;
+        // The marker goes in even when the input ends early (stdin was cut).
+        let parsed = loop {
+            if self.keep.values == 0 {
+                match map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>() {
+                    Ok(Some(_)) => left_out += 1,
+                    Ok(None) => break Ok(()),
+                    Err(error) => break Err(error),
+                }
+                continue;
+            }
+            let key = match map.next_key::<Cow<str>>() {
+                Ok(Some(key)) => key,
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(error),
+            };
+            self.keep.values -= 1;
+            let key = bounded_field(&key);
+            self.keep.string_bytes = self.keep.string_bytes.saturating_sub(key.len());
+            let slot = Slot {
+                target: members.entry(key).or_insert(Value::Null),
+                keep: self.keep,
+            };
+            if let Err(error) = map.next_value_seed(slot) {
+                break Err(error);
+            }
+        };
+        if left_out > 0 {
+            self.keep.shortened = true;
+            members.insert(MORE_MEMBERS_KEY.to_owned(), Value::from(left_out));
+        }
+        parsed
+    }
+}
+
+/// The key added to an object whose later members were left out; its value
+/// is how many.
+pub const MORE_MEMBERS_KEY: &str = "_hooktrail_more_members";
+
+fn more_items_marker(count: u64) -> String {
+    format!("…[hooktrail: {count} more items]")
+}
+
+/// Makes `value` fit in `budget` bytes serialized: the longest strings are
+/// shortened first ([`shorten_strings`]); if that is not enough (many short
+/// strings), arrays and objects keep only their first members
+/// ([`keep_first_members`]). Returns whether anything changed.
+pub fn fit_payload(value: &mut Value, budget: usize) -> bool {
+    let shortened = shorten_strings(value, budget);
+    if serialized_len(value) <= budget {
+        return shortened;
+    }
+    let widest = widest_container(value);
+    // The largest number of members per container that fits.
+    let (mut low, mut high) = (0, widest);
+    while low < high {
+        let middle = (low + high).div_ceil(2);
+        if len_keeping(value, middle) <= budget {
+            low = middle;
+        } else {
+            high = middle - 1;
+        }
+    }
+    keep_first_members(value, low);
+    true
+}
+
+/// Counts bytes written, to measure serialized sizes without building them.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn serialized_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    let mut counter = ByteCounter(0);
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+fn widest_container(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .map(widest_container)
+            .fold(items.len(), usize::max),
+        Value::Object(map) => map
+            .values()
+            .map(widest_container)
+            .fold(map.len(), usize::max),
+        _ => 0,
+    }
+}
+
+/// The serialized size of `value` if each array and object kept only its
+/// first `members` (plus a marker, counted as [`MARKER_ALLOWANCE`]).
+fn len_keeping(value: &Value, members: usize) -> usize {
+    let marker = |total: usize| {
+        if total > members {
+            MARKER_ALLOWANCE + 1
+        } else {
+            0
+        }
+    };
+    match value {
+        Value::Array(items) => {
+            let kept = items.len().min(members);
+            2 + kept.saturating_sub(1)
+                + items[..kept]
+                    .iter()
+                    .map(|item| len_keeping(item, members))
+                    .sum::<usize>()
+                + marker(items.len())
+        }
+        Value::Object(map) => {
+            let kept = map.len().min(members);
+            2 + kept.saturating_sub(1)
+                + map
+                    .iter()
+                    .take(kept)
+                    .map(|(key, item)| serialized_len(key) + 1 + len_keeping(item, members))
+                    .sum::<usize>()
+                + marker(map.len())
+        }
+        leaf => serialized_len(leaf),
+    }
+}
+
+/// Cuts every array and object to its first `members`, marking each cut.
+fn keep_first_members(value: &mut Value, members: usize) {
+    match value {
+        Value::Array(items) => {
+            let total = items.len();
+            items.truncate(members);
+            items
+                .iter_mut()
+                .for_each(|item| keep_first_members(item, members));
+            if total > members {
+                items.push(Value::String(more_items_marker((total - members) as u64)));
+            }
+        }
+        Value::Object(map) => {
+            let total = map.len();
+            let kept: serde_json::Map<String, Value> = std::mem::take(map)
+                .into_iter()
+                .take(members)
+                .map(|(key, mut item)| {
+                    keep_first_members(&mut item, members);
+                    (key, item)
+                })
+                .collect();
+            *map = kept;
+            if total > members {
+                map.insert(
+                    MORE_MEMBERS_KEY.to_owned(),
+                    Value::from((total - members) as u64),
+                );
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Shortens the longest strings of `value` until its serialized form fits in
@@ -474,13 +901,17 @@ fn collect_string_lengths(value: &Value, lengths: &mut Vec<usize>) {
 fn cut_strings(value: &mut Value, cap: usize) -> bool {
     match value {
         Value::String(text) if text.len() > cap + MARKER_ALLOWANCE => {
-            let original = text.len();
+            // A string shortened before (while parsing) keeps its first length.
+            let original = text
+                .rsplit_once("…[hooktrail: shortened from ")
+                .and_then(|(_, rest)| rest.strip_suffix(" bytes]")?.parse().ok())
+                .unwrap_or(text.len());
             let mut end = cap;
             while !text.is_char_boundary(end) {
                 end -= 1;
             }
             text.truncate(end);
-            text.push_str(&format!("…[hooktrail: shortened from {original} bytes]"));
+            text.push_str(&shortened_marker(original as u64));
             true
         }
         Value::Array(items) => items
@@ -579,10 +1010,12 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
         let ts = any
             .ts
             .ok_or_else(|| RejectReason("missing \"ts\"".to_owned()))?;
+        // An event without a name is still an event: older emitters sent
+        // `"hook": ""` for an empty `hook_event_name`, and rejecting it lost it.
         let hook = any
             .hook
-            .filter(|hook| !hook.is_empty())
-            .ok_or_else(|| RejectReason("missing \"hook\"".to_owned()))?;
+            .filter(|hook| !hook.trim().is_empty())
+            .unwrap_or_else(|| UNKNOWN_HOOK.to_owned());
         return Ok(Envelope {
             v: ENVELOPE_VERSION,
             id,
@@ -602,7 +1035,11 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
             payload,
         });
     }
-    let camel_hook = any.event_type.clone().or(any.hook_type.clone());
+    let camel_hook = [&any.event_type, &any.hook_type]
+        .into_iter()
+        .flatten()
+        .find(|name| !name.trim().is_empty())
+        .cloned();
     if camel_hook.is_none() && any.data.is_none() && any.session_id_camel.is_none() {
         return Err(RejectReason(
             "neither a v1 envelope (\"v\") nor a camelCase one (\"eventType\", \"data\")"
@@ -636,6 +1073,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
         agent_id: input.agent_id.map(Cow::into_owned),
         hook: camel_hook
             .or(input.hook_event_name.map(Cow::into_owned))
+            .filter(|hook| !hook.trim().is_empty())
             .unwrap_or_else(|| UNKNOWN_HOOK.to_owned()),
         tool: input.tool_name.map(Cow::into_owned),
         tool_use_id: input.tool_use_id.map(Cow::into_owned),
@@ -786,6 +1224,76 @@ mod tests {
     }
 
     #[test]
+    fn many_short_strings_are_held_to_the_limit_by_keeping_first_members() {
+        let items: Vec<String> = (0..600_000).map(|index| format!("s{index}")).collect();
+        let stdin =
+            serde_json::json!({"hook_event_name": "Stop", "cwd": "/w", "items": items, "last": 1})
+                .to_string();
+        assert!(stdin.len() > 4 * MAX_PAYLOAD_BYTES);
+        let envelope = build(stdin.as_bytes());
+        assert!(envelope.truncated);
+        assert!(envelope.payload.get().len() <= MAX_PAYLOAD_BYTES);
+        assert!(envelope.to_json().len() <= MAX_LINE_BYTES);
+        assert_eq!(
+            (envelope.hook.as_str(), envelope.cwd.as_deref()),
+            ("Stop", Some("/w"))
+        );
+        let payload: Value = serde_json::from_str(envelope.payload.get()).unwrap();
+        let kept = payload["items"].as_array().unwrap();
+        assert_eq!(kept[0], "s0");
+        assert!(kept
+            .last()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("more items"));
+    }
+
+    #[test]
+    fn cut_stdin_keeps_what_came_before_the_cut() {
+        let stdin = format!(
+            r#"{{"hook_event_name":"PostToolUse","tool_name":"Read","big":"{}"#,
+            "é".repeat(1000)
+        );
+        // Cut inside a two-byte character, as a cut at a byte count may be.
+        let kept = &stdin.as_bytes()[..stdin.len() - 1];
+        let envelope = Envelope::from_hook_input(
+            HookStdin::Cut {
+                kept,
+                total: 1 << 30,
+            },
+            "id".into(),
+            1,
+            "host".into(),
+        );
+        assert_eq!(envelope.hook, "PostToolUse");
+        assert_eq!(envelope.tool.as_deref(), Some("Read"));
+        assert!(envelope.truncated);
+        // Cut text that is not JSON stays an Invalid event with its text.
+        let text = Envelope::from_hook_input(
+            HookStdin::Cut {
+                kept: b"plain text",
+                total: 1 << 30,
+            },
+            "id".into(),
+            1,
+            "host".into(),
+        );
+        assert_eq!(text.hook, INVALID_HOOK);
+        assert!(text
+            .payload
+            .get()
+            .contains("shortened from 1073741824 bytes"));
+    }
+
+    #[test]
+    fn lifted_fields_are_bounded() {
+        let long = "c".repeat(3 * MAX_LIFTED_CHARS);
+        let envelope = build(format!(r#"{{"hook_event_name":"Stop","cwd":"{long}"}}"#).as_bytes());
+        assert_eq!(envelope.cwd.unwrap().len(), MAX_LIFTED_CHARS);
+    }
+
+    #[test]
     fn oversized_garbage_is_shortened_too() {
         let garbage = vec![b'a'; 3 * 1024 * 1024];
         let envelope = build(&garbage);
@@ -828,6 +1336,24 @@ mod tests {
         ] {
             let error = parse_line(line).unwrap_err();
             assert!(error.0.contains(expected), "{line:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_empty_hook_name_is_stored_as_unknown_not_rejected() {
+        for stdin in [
+            &br#"{"hook_event_name":""}"#[..],
+            br#"{"hook_event_name":"  "}"#,
+        ] {
+            assert_eq!(build(stdin).hook, UNKNOWN_HOOK);
+        }
+        // Lines an older emitter wrote, and camelCase ones, parse too.
+        for line in [
+            &br#"{"v":1,"id":"a","ts":1,"hook":"","payload":{}}"#[..],
+            br#"{"v":1,"id":"a","ts":1,"payload":{}}"#,
+            br#"{"id":"a","timestamp":1,"eventType":"","data":{"hook_event_name":""}}"#,
+        ] {
+            assert_eq!(parse_line(line).unwrap().hook, UNKNOWN_HOOK, "{line:?}");
         }
     }
 

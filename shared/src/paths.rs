@@ -16,10 +16,38 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
 }
 
+/// The home directory; without `HOME`, the user's [`private_base_dir`]
+/// rather than a path every user shares (`/tmp` was: whoever created
+/// `/tmp/.local/state/hooktrail/spool` first received everyone's events).
 fn home(env: EnvLookup) -> PathBuf {
     env("HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"))
+        .unwrap_or_else(|| private_base_dir(env))
+}
+
+/// The user's own directory for runtime files: `$XDG_RUNTIME_DIR/hooktrail`,
+/// or, where there is no runtime directory (no systemd login session),
+/// `/tmp/hooktrail-$UID`. It holds the socket; it stands in for the home
+/// directory when `HOME` is unset, and it holds the spool of last resort.
+/// [`ensure_private_dir`] makes it 0700 and refuses it if another user made
+/// it first.
+pub fn private_base_dir(env: EnvLookup) -> PathBuf {
+    match env("XDG_RUNTIME_DIR") {
+        Some(runtime) => PathBuf::from(runtime).join("hooktrail"),
+        None => {
+            // SAFETY: getuid has no preconditions and cannot fail.
+            let uid = unsafe { libc::getuid() };
+            PathBuf::from(format!("/tmp/hooktrail-{uid}"))
+        }
+    }
+}
+
+/// The spool of last resort, in [`private_base_dir`]: used when the
+/// configured spool directory cannot be used (someone else's, or not
+/// writable), so the event is kept, privately, for a person to find
+/// (`hooktrail-emit check` shows it).
+pub fn fallback_spool_dir(env: EnvLookup) -> PathBuf {
+    private_base_dir(env).join("spool")
 }
 
 fn xdg(env: EnvLookup, variable: &str, fallback_under_home: &str) -> PathBuf {
@@ -51,14 +79,7 @@ pub fn default_database_file(env: EnvLookup) -> PathBuf {
 /// `$XDG_RUNTIME_DIR/hooktrail/collector.sock`, or, where there is no runtime
 /// directory (no systemd login session), `/tmp/hooktrail-$UID/collector.sock`.
 pub fn default_socket_file(env: EnvLookup) -> PathBuf {
-    match env("XDG_RUNTIME_DIR") {
-        Some(runtime) => PathBuf::from(runtime).join("hooktrail/collector.sock"),
-        None => {
-            // SAFETY: getuid has no preconditions and cannot fail.
-            let uid = unsafe { libc::getuid() };
-            PathBuf::from(format!("/tmp/hooktrail-{uid}/collector.sock"))
-        }
-    }
+    private_base_dir(env).join("collector.sock")
 }
 
 /// Expands a leading `~/` and `$NAME` or `${NAME}` references in a configured
@@ -100,9 +121,22 @@ pub fn expand(value: &str, env: EnvLookup) -> PathBuf {
     PathBuf::from(out)
 }
 
-/// Creates `dir` (and its parents) and makes sure `dir` itself is 0700.
+/// The effective user id, which owns what this process creates.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Creates `dir` (and its parents) and makes sure it is ours and private:
+/// - `dir` itself must be a directory (not a symlink) owned by the effective
+///   user; an existing one with a looser mode is tightened to 0700;
+/// - every directory above it must be owned by us or root and not writable
+///   by other users unless sticky (`/tmp`), so that nobody else can swap
+///   `dir` for their own.
 ///
-/// Parents that already exist are left alone; new ones are made 0700 too.
+/// New parents are made 0700 too. Anything else is refused with
+/// `PermissionDenied`: a directory someone else made first (under a
+/// predictable `/tmp` path, say) would hand our events to them.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     match fs::DirBuilder::new()
         .recursive(true)
@@ -113,18 +147,40 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
         Err(error) => return Err(error),
     }
-    // Not followed: a symlink or a directory someone else made first (under
-    // a predictable /tmp path, say) would hand our events to them.
-    let metadata = fs::symlink_metadata(dir)?;
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let own = unsafe { libc::getuid() };
-    if !metadata.is_dir() || metadata.uid() != own {
-        return Err(io::Error::new(
+    let own = euid();
+    let refuse = |what: String| {
+        Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
-            format!(
-                "{} is not a directory owned by us (uid {own}); refusing to use it",
-                dir.display()
-            ),
+            format!("{what}; refusing to use {}", dir.display()),
+        ))
+    };
+    for ancestor in dir.ancestors().skip(1) {
+        if ancestor.as_os_str().is_empty() {
+            continue;
+        }
+        let metadata = fs::metadata(ancestor)?;
+        let mode = metadata.permissions().mode();
+        if metadata.uid() != own && metadata.uid() != 0 {
+            return refuse(format!(
+                "{} belongs to uid {}, not to us (uid {own}) or root",
+                ancestor.display(),
+                metadata.uid()
+            ));
+        }
+        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            return refuse(format!(
+                "other users can write in {} (mode {:04o})",
+                ancestor.display(),
+                mode & 0o7777
+            ));
+        }
+    }
+    // Not followed: a symlink would lead wherever its maker chose.
+    let metadata = fs::symlink_metadata(dir)?;
+    if !metadata.is_dir() || metadata.uid() != own {
+        return refuse(format!(
+            "{} is not a directory owned by us (uid {own})",
+            dir.display()
         ));
     }
     if metadata.permissions().mode() & 0o077 != 0 {
@@ -188,6 +244,43 @@ mod tests {
         let error = ensure_private_dir(&link).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::PermissionDenied);
         assert!(error.to_string().contains("not a directory owned by us"));
+    }
+
+    #[test]
+    fn without_home_everything_lives_in_the_users_private_base() {
+        let env = env_of(&[("XDG_RUNTIME_DIR", "/run/user/7")]);
+        assert_eq!(
+            default_spool_dir(&env),
+            PathBuf::from("/run/user/7/hooktrail/.local/state/hooktrail/spool")
+        );
+        assert_eq!(
+            fallback_spool_dir(&env),
+            PathBuf::from("/run/user/7/hooktrail/spool")
+        );
+        let bare = env_of(&[]);
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        assert_eq!(
+            default_spool_dir(&bare),
+            PathBuf::from(format!("/tmp/hooktrail-{uid}/.local/state/hooktrail/spool"))
+        );
+        assert_eq!(
+            default_socket_file(&bare),
+            PathBuf::from(format!("/tmp/hooktrail-{uid}/collector.sock"))
+        );
+    }
+
+    #[test]
+    fn ensure_private_dir_refuses_a_dir_under_one_others_can_write_in() {
+        let temp = tempfile::tempdir().unwrap();
+        let open = temp.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        let error = ensure_private_dir(&open.join("spool")).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::PermissionDenied);
+        // Sticky, as /tmp is: each user's entries are their own.
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+        ensure_private_dir(&open.join("spool")).unwrap();
     }
 
     #[test]

@@ -6,12 +6,18 @@
 //! - An appender opens the current file with `O_APPEND`, takes `flock(LOCK_EX)`,
 //!   checks that the path still names the inode it opened (a drainer may have
 //!   claimed it meanwhile; if so it opens again), writes its whole line with
-//!   one `write`, and unlocks.
+//!   one `write`, and unlocks. A write that fails part way is cut off again,
+//!   and a file left ending mid-line gets a newline first, so a failed append
+//!   never corrupts the next one (see `append_whole_lines`).
 //! - A drainer ([`claim`]) opens a file, takes `flock(LOCK_EX)` (so no append
-//!   is half done), renames it to `spool-<minute>.jsonl.claimed-<tag>` and keeps
+//!   is half done; a hook never waits for it, see [`LockWait`]), renames it to `spool-<minute>.jsonl.claimed-<tag>` and keeps
 //!   the lock while it works. It reads the lines, delivers them, and only then
-//!   deletes the file ([`ClaimedFile::finish`]). Lines it could not deliver go
-//!   back with [`ClaimedFile::put_back`].
+//!   deletes the file ([`ClaimedFile::finish`]).
+//! - A hook that forwards the spool to Redis ([`Claimer::Forwarder`]) reads a
+//!   bounded part of a claimed file and, when it stops early, gives the file
+//!   back with the offset it reached in the name ([`ClaimedFile::release_at`]),
+//!   so nothing is copied or put back. A file holding a line too large for
+//!   Redis is set aside for the collector ([`ClaimedFile::finish_forwarding`]).
 //! - A claimed file whose lock can be taken belongs to a drainer that died; the
 //!   next drainer claims it again. Redelivery is harmless: events are stored
 //!   once by id.
@@ -78,7 +84,8 @@ fn current_file_name(now_millis: i64) -> String {
 const APPEND_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Appends one line (a newline is added) to the spool in `dir`, creating the
-/// directory (0700) and file (0600) as needed. Returns the file written.
+/// directory (0700) and file (0600) as needed. A directory that is not ours
+/// and private ([`ensure_private_dir`]) is refused. Returns the file written.
 pub fn append(dir: &Path, line: &str) -> io::Result<PathBuf> {
     append_lines(dir, std::iter::once(line))
 }
@@ -98,18 +105,12 @@ pub fn append_lines<'a>(
     if buffer.is_empty() {
         return Ok(path);
     }
+    // Checked on every append, not only when creating it: an existing
+    // directory may be someone else's, or readable by others.
+    ensure_private_dir(dir)?;
     let started = std::time::Instant::now();
-    let mut created_dir = false;
     for attempt in 0.. {
-        let file = match open_for_append(&path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound && !created_dir => {
-                ensure_private_dir(dir)?;
-                created_dir = true;
-                continue;
-            }
-            Err(error) => return Err(error),
-        };
+        let file = open_for_append(&path)?;
         // Never block on the lock: a drainer that claimed this file (renamed
         // it after we opened it) holds its lock until the writer commits,
         // which can take seconds when the database is busy.
@@ -141,7 +142,7 @@ pub fn append_lines<'a>(
             }
             continue;
         }
-        (&file).write_all(&buffer)?;
+        append_whole_lines(&file, &buffer)?;
         drop(file);
         // The line is written whatever happens to the marker; a missing marker
         // only delays forwarding until the next append or a collector's drain.
@@ -149,6 +150,38 @@ pub fn append_lines<'a>(
         return Ok(path);
     }
     unreachable!("the loop returns")
+}
+
+/// Appends `buffer` (whole lines) to `file`, whose lock the caller holds, so
+/// that the file never ends in part of a line that the next append would
+/// merge into (both lines would then be rejected):
+/// - a write that fails part way (`ENOSPC`, `EFBIG` at a file size limit)
+///   is cut off again, back to the length before it;
+/// - a file that already ends mid-line (an appender killed mid-write, or a
+///   cut that failed too) gets a newline first, so that fragment stays a
+///   line of its own.
+fn append_whole_lines(file: &File, buffer: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let before = file.metadata()?.len();
+    let mut last = [b'\n'];
+    if before > 0 {
+        file.read_exact_at(&mut last, before - 1)?;
+    }
+    let mut whole = Vec::new();
+    let data = if last[0] == b'\n' {
+        buffer
+    } else {
+        whole.reserve(buffer.len() + 1);
+        whole.push(b'\n');
+        whole.extend_from_slice(buffer);
+        &whole
+    };
+    if let Err(error) = (&*file).write_all(data) {
+        // Shrinking is allowed even past a size limit or on a full disk.
+        let _ = file.set_len(before);
+        return Err(error);
+    }
+    Ok(())
 }
 
 /// Creates the [`PENDING_MARKER`] in `dir` (an existing one is left as is).
@@ -177,7 +210,9 @@ pub fn take_pending(dir: &Path) -> bool {
 }
 
 fn open_for_append(path: &Path) -> io::Result<File> {
+    // Readable too: an append looks at the file's last byte first.
     OpenOptions::new()
+        .read(true)
         .append(true)
         .create(true)
         .mode(0o600)
@@ -216,25 +251,200 @@ impl ClaimedFile {
         }
     }
 
-    /// Appends the lines that were not delivered back to the spool in `dir`,
-    /// then deletes the claimed file.
-    pub fn put_back<'a>(
-        self,
-        dir: &Path,
-        lines: impl IntoIterator<Item = &'a str>,
-    ) -> io::Result<()> {
-        append_lines(dir, lines)?;
-        self.finish()
+    /// Where the lines not forwarded yet start: 0, or the offset a
+    /// forwarder left off at ([`ClaimedFile::release_at`]), read from the
+    /// file's name.
+    pub fn resume_offset(&self) -> u64 {
+        self.name().offset
     }
+
+    /// Whether a forwarder passed by a line too large to send
+    /// ([`ClaimedFile::release_at`]), read from the file's name.
+    pub fn passed_oversized(&self) -> bool {
+        self.name().passed_oversized
+    }
+
+    /// The file's length in bytes.
+    pub fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Reads up to `buffer.len()` bytes at `offset` (fewer only at the end
+    /// of the file), so a forwarder reads a bounded part of a large file.
+    pub fn read_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match self
+                .file
+                .read_at(&mut buffer[filled..], offset + filled as u64)
+            {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(filled)
+    }
+
+    /// Gives the file back unfinished: the lines before `offset` are
+    /// delivered. The offset (and whether an oversized line was passed by)
+    /// goes into the file's name, `spool-<minute>.at-<offset>[.skipped].jsonl`,
+    /// so the next forwarder resumes there without copying anything. A
+    /// drainer reads such a file from its start; the lines it delivers twice
+    /// are stored once by id.
+    pub fn release_at(self, offset: u64, passed_oversized: bool) -> io::Result<()> {
+        let name = SpoolName {
+            offset,
+            passed_oversized,
+            set_aside: false,
+            ..self.name()
+        };
+        self.rename_to(&name)
+    }
+
+    /// A forwarder is done with the file. Without an oversized line passed
+    /// by, it is deleted ([`ClaimedFile::finish`]). With one, it is set
+    /// aside as `spool-<minute>.oversized.jsonl`: forwarders leave it alone
+    /// and the collector's drainer stores what it holds (a line over
+    /// [`MAX_LINE_BYTES`](crate::envelope::MAX_LINE_BYTES) never goes to
+    /// Redis).
+    pub fn finish_forwarding(self, passed_oversized: bool) -> io::Result<()> {
+        if !passed_oversized {
+            return self.finish();
+        }
+        let name = SpoolName {
+            offset: 0,
+            passed_oversized: false,
+            set_aside: true,
+            ..self.name()
+        };
+        self.rename_to(&name)
+    }
+
+    fn name(&self) -> SpoolName {
+        let file_name = self
+            .path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        SpoolName::parse(&file_name)
+    }
+
+    /// Renames the claimed file to `name`'s form; the lock is released when
+    /// `self` is dropped, after the rename.
+    fn rename_to(self, name: &SpoolName) -> io::Result<()> {
+        let parent = self.path.parent().unwrap_or(Path::new("."));
+        fs::rename(&self.path, parent.join(name.to_file_name()))
+    }
+}
+
+/// What a spool file's name says: `<stem>[.at-<offset>][.skipped].jsonl`,
+/// or `<stem>.oversized.jsonl`, each maybe followed by a claim's mark.
+/// `<stem>` is `spool-<minute>` or `spool-<minute>-<pid>` and has no dot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SpoolName {
+    /// `spool-<minute>` or `spool-<minute>-<pid>`: keeps the file's place in
+    /// the oldest-first order whatever else the name says.
+    stem: String,
+    /// Where the lines not forwarded yet start.
+    offset: u64,
+    /// A forwarder passed an oversized line by: keep the file at the end.
+    passed_oversized: bool,
+    /// Set aside for the collector's drainer; forwarders skip it.
+    set_aside: bool,
+}
+
+impl SpoolName {
+    fn parse(file_name: &str) -> SpoolName {
+        let base = file_name.split(CLAIMED_MARK).next().unwrap_or(file_name);
+        let base = base.strip_suffix(SUFFIX).unwrap_or(base);
+        let mut parts = base.split('.');
+        let mut name = SpoolName {
+            stem: parts.next().unwrap_or_default().to_owned(),
+            offset: 0,
+            passed_oversized: false,
+            set_aside: false,
+        };
+        for part in parts {
+            match part {
+                "skipped" => name.passed_oversized = true,
+                "oversized" => name.set_aside = true,
+                _ => {
+                    if let Some(offset) = part.strip_prefix("at-").and_then(|n| n.parse().ok()) {
+                        name.offset = offset;
+                    }
+                }
+            }
+        }
+        name
+    }
+
+    fn to_file_name(&self) -> String {
+        let mut name = self.stem.clone();
+        if self.set_aside {
+            name.push_str(".oversized");
+        } else {
+            if self.offset > 0 {
+                name.push_str(&format!(".at-{}", self.offset));
+            }
+            if self.passed_oversized {
+                name.push_str(".skipped");
+            }
+        }
+        name.push_str(SUFFIX);
+        name
+    }
+}
+
+/// Who claims, which decides how held locks and set-aside files are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimer {
+    /// The collector's drainer: waits for a held lock (appenders hold it for
+    /// one write) and takes every spool file, set-aside ones included.
+    Drainer,
+    /// A hook forwarding to Redis: passes a held lock by (it may be a
+    /// drainer's, held until its database commit, seconds when the database
+    /// is busy) and leaves files set aside for the collector alone
+    /// ([`ClaimedFile::finish_forwarding`]).
+    Forwarder,
+}
+
+/// The spool files one [`claim_files`] call took.
+#[derive(Debug)]
+pub struct Claim {
+    /// The claimed files, oldest first.
+    pub files: Vec<ClaimedFile>,
+    /// Whether a file was passed by because its lock was held
+    /// ([`Claimer::Forwarder`]): the spool is not known to be empty, so the
+    /// pending marker must stay.
+    pub passed_busy: bool,
 }
 
 /// Claims spool files in `dir`, oldest first, up to `limit` of them. `tag`
 /// makes claimed names unique per drainer (a pid and a counter, say).
-/// A missing directory means nothing to claim.
+/// A missing directory means nothing to claim. Claims as the collector's
+/// [`Claimer::Drainer`].
 pub fn claim(dir: &Path, tag: &str, limit: usize) -> io::Result<Vec<ClaimedFile>> {
+    claim_files(dir, tag, limit, Claimer::Drainer).map(|claim| claim.files)
+}
+
+/// [`claim`] for the given [`Claimer`]; a hook claims as a
+/// [`Claimer::Forwarder`], so that no lock on its path can make it wait.
+pub fn claim_files(dir: &Path, tag: &str, limit: usize, claimer: Claimer) -> io::Result<Claim> {
+    let mut claim = Claim {
+        files: Vec::new(),
+        passed_busy: false,
+    };
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(claim),
         Err(error) => return Err(error),
     };
     let mut names: Vec<String> = entries
@@ -242,11 +452,11 @@ pub fn claim(dir: &Path, tag: &str, limit: usize) -> io::Result<Vec<ClaimedFile>
         .filter(|name| {
             name.starts_with(PREFIX) && (name.ends_with(SUFFIX) || name.contains(CLAIMED_MARK))
         })
+        .filter(|name| claimer == Claimer::Drainer || !SpoolName::parse(name).set_aside)
         .collect();
     names.sort();
-    let mut claimed = Vec::new();
     for (index, name) in names.into_iter().enumerate() {
-        if claimed.len() >= limit {
+        if claim.files.len() >= limit {
             break;
         }
         let path = dir.join(&name);
@@ -264,8 +474,14 @@ pub fn claim(dir: &Path, tag: &str, limit: usize) -> io::Result<Vec<ClaimedFile>
             if lock(&file, false).is_err() {
                 continue;
             }
-        } else {
+        } else if claimer == Claimer::Drainer {
             lock(&file, true)?;
+        } else if let Err(error) = lock(&file, false) {
+            if error.kind() != io::ErrorKind::WouldBlock {
+                return Err(error);
+            }
+            claim.passed_busy = true;
+            continue;
         }
         if !same_inode(&file, &path) {
             continue;
@@ -275,12 +491,12 @@ pub fn claim(dir: &Path, tag: &str, limit: usize) -> io::Result<Vec<ClaimedFile>
         if fs::rename(&path, &new_path).is_err() {
             continue;
         }
-        claimed.push(ClaimedFile {
+        claim.files.push(ClaimedFile {
             path: new_path,
             file,
         });
     }
-    Ok(claimed)
+    Ok(claim)
 }
 
 /// Records a line a drainer rejected, with the reason, in [`REJECTED_FILE`]
@@ -292,9 +508,9 @@ pub fn record_rejected(dir: &Path, line: &[u8], reason: &str) -> io::Result<()> 
         "at": crate::envelope::now_millis(),
     });
     ensure_private_dir(dir)?;
-    let mut file = open_for_append(&dir.join(REJECTED_FILE))?;
+    let file = open_for_append(&dir.join(REJECTED_FILE))?;
     lock(&file, true)?;
-    file.write_all(format!("{record}\n").as_bytes())
+    append_whole_lines(&file, format!("{record}\n").as_bytes())
 }
 
 #[cfg(test)]
@@ -361,9 +577,6 @@ mod tests {
         let mut again = claim(&dir, "g", 10).unwrap();
         assert_eq!(again.len(), 1, "the marker is not a spool file");
         assert_eq!(again[0].read_lines().unwrap(), vec![b"b".to_vec()]);
-        // Putting lines back marks the spool again.
-        again.pop().unwrap().put_back(&dir, ["b"]).unwrap();
-        assert!(has_pending(&dir));
     }
 
     #[test]
@@ -393,6 +606,40 @@ mod tests {
     }
 
     #[test]
+    fn a_skipping_claimer_passes_a_held_file_by_and_says_so() {
+        let temp = tempfile::tempdir().unwrap();
+        let path = append(temp.path(), "held").unwrap();
+        let holder = File::open(&path).unwrap();
+        lock(&holder, true).unwrap();
+        let passed = claim_files(temp.path(), "t", 10, Claimer::Forwarder).unwrap();
+        assert!(passed.files.is_empty());
+        assert!(passed.passed_busy);
+        drop(holder);
+        let taken = claim_files(temp.path(), "t", 10, Claimer::Forwarder).unwrap();
+        assert_eq!(taken.files.len(), 1);
+        assert!(!taken.passed_busy);
+    }
+
+    #[test]
+    fn an_append_after_a_torn_line_starts_a_line_of_its_own() {
+        let temp = tempfile::tempdir().unwrap();
+        let path = append(temp.path(), "whole").unwrap();
+        // An appender killed mid-write left half a line behind.
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"torn")
+            .unwrap();
+        append(temp.path(), "next").unwrap();
+        let mut claimed = claim(temp.path(), "t", 10).unwrap();
+        assert_eq!(
+            claimed[0].read_lines().unwrap(),
+            vec![b"whole".to_vec(), b"{\"torn".to_vec(), b"next".to_vec()]
+        );
+    }
+
+    #[test]
     fn abandoned_claim_is_taken_again() {
         let temp = tempfile::tempdir().unwrap();
         append(temp.path(), "x").unwrap();
@@ -406,13 +653,37 @@ mod tests {
     }
 
     #[test]
-    fn put_back_keeps_undelivered_lines() {
+    fn a_released_file_resumes_at_its_offset_and_an_oversized_one_is_set_aside() {
         let temp = tempfile::tempdir().unwrap();
-        append_lines(temp.path(), ["a", "b", "c"]).unwrap();
-        let claimed = claim(temp.path(), "t", 10).unwrap().pop().unwrap();
-        claimed.put_back(temp.path(), ["c"]).unwrap();
-        let mut again = claim(temp.path(), "t2", 10).unwrap();
-        assert_eq!(again[0].read_lines().unwrap(), vec![b"c".to_vec()]);
+        append_lines(temp.path(), ["a", "b"]).unwrap();
+        let first = claim_files(temp.path(), "f", 1, Claimer::Forwarder)
+            .unwrap()
+            .files
+            .pop()
+            .unwrap();
+        assert_eq!(
+            (first.resume_offset(), first.passed_oversized()),
+            (0, false)
+        );
+        first.release_at(2, true).unwrap();
+        let again = claim_files(temp.path(), "g", 1, Claimer::Forwarder)
+            .unwrap()
+            .files
+            .pop()
+            .unwrap();
+        assert_eq!((again.resume_offset(), again.passed_oversized()), (2, true));
+        let mut rest = [0u8; 8];
+        let read = again.read_at(2, &mut rest).unwrap();
+        assert_eq!(&rest[..read], b"b\n");
+        again.finish_forwarding(true).unwrap();
+        // Set aside: forwarders leave it, the drainer takes it whole.
+        let forwarder = claim_files(temp.path(), "h", 1, Claimer::Forwarder).unwrap();
+        assert!(forwarder.files.is_empty() && !forwarder.passed_busy);
+        let mut drained = claim(temp.path(), "d", 1).unwrap();
+        assert_eq!(
+            drained[0].read_lines().unwrap(),
+            vec![b"a".to_vec(), b"b".to_vec()]
+        );
     }
 
     #[test]

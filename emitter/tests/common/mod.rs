@@ -137,7 +137,7 @@ impl World {
     /// Runs the emitter in hook mode with one extra variable (an event id).
     pub fn hook_with_id(&self, id: &str, payload: &str) -> Run {
         let mut command = self.command(&[]);
-        command.env("HOOKTRAIL_EVENT_ID", id);
+        command.env("HOOKTRAIL_TEST_EVENT_ID", id);
         execute(command, Stdin::Bytes(payload.as_bytes().to_vec()))
     }
 

@@ -1,7 +1,8 @@
 //! Test support shared by the emitter's and the collector's integration tests.
 //!
 //! - [`RedisServer`]: a private `redis-server` on a free port, which a test can
-//!   stop, restart, or replace with a [`SilentListener`].
+//!   stop, restart, or replace with a [`SilentListener`] (never answers) or a
+//!   [`ScriptedListener`] (answers whatever the test says, hostile replies too).
 //! - [`wait_until`]: polls a condition with a deadline (tests never sleep a
 //!   fixed time).
 //! - [`fixture`]: the real Claude Code payloads in `tests/fixtures/`.
@@ -377,6 +378,76 @@ impl SilentListener {
                 }
             }
         }
+    }
+}
+
+/// How long a [`ScriptedListener`] keeps sending its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// The reply once per connection, then the connection stays open.
+    Once,
+    /// The reply again and again until the client goes away (a reply line
+    /// that never ends, say).
+    Forever,
+}
+
+/// A TCP listener in Redis's place that answers every connection with the
+/// same bytes, whatever it is sent: a hostile or broken Redis.
+pub struct ScriptedListener {
+    /// The port it listens on.
+    pub port: u16,
+    /// Tells the accept thread to stop.
+    stop: Arc<AtomicBool>,
+}
+
+impl ScriptedListener {
+    /// Listens on a free port; each connection gets `reply` (see [`Repeat`])
+    /// after its first bytes arrive.
+    pub fn start(reply: Vec<u8>, repeat: Repeat) -> ScriptedListener {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind scripted listener");
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = stop.clone();
+        let reply = Arc::new(reply);
+        listener.set_nonblocking(true).unwrap();
+        thread::spawn(move || {
+            while !stop_flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        let reply = reply.clone();
+                        thread::spawn(move || {
+                            let _ = stream.set_nonblocking(false);
+                            let mut request = [0u8; 4096];
+                            if stream.read(&mut request).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            loop {
+                                if stream.write_all(&reply).is_err() || repeat == Repeat::Once {
+                                    break;
+                                }
+                            }
+                            // Keep the connection open until the client closes it.
+                            let _ = stream.read(&mut request);
+                        });
+                    }
+                    // A non-blocking accept loop's idle tick.
+                    #[allow(clippy::disallowed_methods)]
+                    Err(_) => thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        });
+        ScriptedListener { port, stop }
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for ScriptedListener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 

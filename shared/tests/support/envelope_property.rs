@@ -1,7 +1,7 @@
 //! The envelope's round-trip property, shared by the `envelope` fuzz target
 //! and the regression test that replays the fuzzer's saved inputs.
 
-use hooktrail_shared::envelope::{parse_line, Envelope};
+use hooktrail_shared::envelope::{parse_line, Envelope, MAX_LINE_BYTES};
 
 /// Whatever arrives on a hook's stdin becomes an envelope that the collector
 /// parses back; whatever arrives on the wire (v1 or camelCase) parses or is
@@ -22,6 +22,10 @@ pub fn check(data: &[u8]) {
     assert!(
         !line.contains('\n'),
         "the emitter's envelope must be one line"
+    );
+    assert!(
+        line.len() <= MAX_LINE_BYTES,
+        "the emitter's line is bounded"
     );
     let parsed = parse_line(line.as_bytes()).expect("the emitter's envelope always parses");
     assert_eq!(parsed.hook, built.hook);
