@@ -70,19 +70,104 @@ fn read_within(
     if !is_boundary(hook) {
         return None;
     }
+    let deadline = Instant::now() + budget;
     let paths: TranscriptPaths = serde_json::from_str(payload).ok()?;
-    // A subagent's turn is in its own transcript; the main transcript's
-    // boundaries (Stop, PreCompact, SessionEnd) read the session's.
-    let (kind, path) = match (hook, paths.agent_transcript_path) {
-        ("SubagentStop", Some(path)) if !path.is_empty() => (TranscriptKind::Agent, path),
-        _ => (TranscriptKind::Session, paths.transcript_path?),
-    };
-    match read_part(Path::new(&path), kind, state_dir, budget) {
+    match (hook, paths.agent_transcript_path) {
+        // A subagent's turn is in its own transcript.
+        ("SubagentStop", Some(agent)) if !agent.is_empty() => {
+            let agent = Path::new(&agent);
+            let usage = read_logged(agent, TranscriptKind::Agent, state_dir, deadline);
+            // Claude Code can write the agent's last response just after
+            // this hook read the file (seen: 10 to 250 ms later), so the
+            // session's next boundary reads it once more.
+            if let (Some(session), true) = (&paths.transcript_path, agent.exists()) {
+                remember_agent(state_dir, Path::new(session), agent);
+            }
+            usage
+        }
+        // The main transcript's boundaries (Stop, PreCompact, SessionEnd)
+        // read the session's, then what the subagents that stopped since
+        // wrote after their own SubagentStop.
+        _ => {
+            let session = PathBuf::from(paths.transcript_path?);
+            let mut usage = read_logged(&session, TranscriptKind::Session, state_dir, deadline);
+            let list = pending_agents_file(state_dir, &session);
+            let Ok(pending) = fs::read_to_string(&list) else {
+                return usage;
+            };
+            for agent in pending.lines().filter(|line| !line.is_empty()) {
+                let Some(late) = read_logged(
+                    Path::new(agent),
+                    TranscriptKind::Session,
+                    state_dir,
+                    deadline,
+                ) else {
+                    continue;
+                };
+                let merged = usage.get_or_insert_with(|| TranscriptUsage {
+                    transcript: TranscriptKind::Session,
+                    from: 0,
+                    to: 0,
+                    more: false,
+                    bad_lines: 0,
+                    responses: Vec::new(),
+                });
+                merged.bad_lines += late.bad_lines;
+                merged.more |= late.more;
+                merged.responses.extend(late.responses);
+            }
+            if Instant::now() < deadline {
+                let _ = fs::remove_file(&list);
+            }
+            usage
+        }
+    }
+}
+
+/// [`read_part`], with a failure told in the diagnostics.
+fn read_logged(
+    path: &Path,
+    kind: TranscriptKind,
+    state_dir: &Path,
+    deadline: Instant,
+) -> Option<TranscriptUsage> {
+    match read_part(path, kind, state_dir, deadline) {
         Ok(usage) => usage,
         Err(error) => {
-            debug!("usage: {path}: {error}");
+            debug!("usage: {}: {error}", path.display());
             None
         }
+    }
+}
+
+/// `<state_dir>/transcripts/<hash of the session's transcript>.agents`: the
+/// subagent transcripts of a session that stopped since its last boundary.
+fn pending_agents_file(state_dir: &Path, session: &Path) -> PathBuf {
+    offset_file(state_dir, session).with_extension("agents")
+}
+
+/// Adds a stopped subagent's transcript to its session's pending list.
+fn remember_agent(state_dir: &Path, session: &Path, agent: &Path) {
+    let list = pending_agents_file(state_dir, session);
+    let written = list
+        .parent()
+        .map_or(Ok(()), paths::ensure_private_dir)
+        .and_then(|()| {
+            fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(&list)
+        })
+        .and_then(|mut handle| {
+            std::io::Write::write_all(&mut handle, format!("{}\n", agent.display()).as_bytes())
+        });
+    if let Err(error) = written {
+        debug!(
+            "usage: cannot note {} in {}: {error}",
+            agent.display(),
+            list.display()
+        );
     }
 }
 
@@ -101,9 +186,8 @@ fn read_part(
     path: &Path,
     kind: TranscriptKind,
     state_dir: &Path,
-    budget: Duration,
+    deadline: Instant,
 ) -> std::io::Result<Option<TranscriptUsage>> {
-    let deadline = Instant::now() + budget;
     let file = File::open(path)?;
     let metadata = file.metadata()?;
     let state_file = offset_file(state_dir, path);
@@ -291,6 +375,35 @@ mod tests {
         assert_eq!(read.responses.len(), 3000);
         assert_eq!(read.to, text.len() as u64);
         assert!(!read.more);
+    }
+
+    #[test]
+    fn a_subagent_response_written_after_its_subagent_stop_is_read_at_the_next_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let session = dir.path().join("s.jsonl");
+        let agent = dir.path().join("s/subagents/agent-a1.jsonl");
+        fs::create_dir_all(agent.parent().unwrap()).unwrap();
+        fs::write(&session, response("m1", 1)).unwrap();
+        fs::write(&agent, response("a1", 1)).unwrap();
+        let stop = serde_json::json!({"transcript_path": session}).to_string();
+        let agent_stop = serde_json::json!({"transcript_path": session,
+            "agent_transcript_path": agent, "agent_id": "a1"})
+        .to_string();
+        let first = read_within("SubagentStop", &agent_stop, dir.path(), LONG).unwrap();
+        assert_eq!(first.responses.len(), 1);
+        // The agent's last response lands after its SubagentStop read.
+        let mut text = fs::read_to_string(&agent).unwrap();
+        text.push_str(&response("a2", 9));
+        fs::write(&agent, text).unwrap();
+        let at_stop = read_within("Stop", &stop, dir.path(), LONG).unwrap();
+        let ids: Vec<&str> = at_stop
+            .responses
+            .iter()
+            .map(|response| response.message_id.as_str())
+            .collect();
+        assert_eq!(ids, ["msg_m1", "msg_a2"]);
+        // Read once: the next boundary has nothing left to read.
+        assert!(read_within("Stop", &stop, dir.path(), LONG).is_none());
     }
 
     #[test]
