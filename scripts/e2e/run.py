@@ -670,8 +670,9 @@ class Run:
                        prompts == [("StopFailure", "server_error")], repr(prompts))
             sessions = json.loads(http_get(self.http_port, "/api/sessions/" + session_id))
             api_prompts = [(p.get("outcome"), p.get("error")) for p in sessions.get("prompts", [])]
-            self.check("API prompts: StopFailure with its error",
-                       api_prompts == [("StopFailure", "server_error")], repr(api_prompts))
+            # The API names outcomes done / failed / ended / running.
+            self.check("API prompts: failed with its error",
+                       api_prompts == [("failed", "server_error")], repr(api_prompts))
 
     def check_usage(self, session_id):
         from_transcripts, files = transcript_usage(self.home, session_id)
