@@ -137,7 +137,11 @@ fn read_part(
             );
         }
     }
-    if scanned.responses.is_empty() && scanned.bad_lines == 0 {
+    if scanned.responses.is_empty()
+        && scanned.bad_lines == 0
+        && scanned.tool_use_ids.is_empty()
+        && scanned.agent_ids.is_empty()
+    {
         return Ok(None);
     }
     Ok(Some(TranscriptUsage {
@@ -147,6 +151,8 @@ fn read_part(
         more: to < metadata.len(),
         bad_lines: scanned.bad_lines,
         responses: scanned.responses,
+        tool_use_ids: scanned.tool_use_ids,
+        agent_ids: scanned.agent_ids,
     }))
 }
 
