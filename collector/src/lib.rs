@@ -251,6 +251,9 @@ fn run_import(settings: &Settings, dir: &std::path::Path) -> i32 {
     ) {
         Ok(summary) => {
             let _ = writeln!(std::io::stdout(), "{}", summary.line());
+            if std::env::var_os("HOOKTRAIL_IMPORT_PHASES").is_some() {
+                let _ = writeln!(std::io::stdout(), "{}", summary.phases_line());
+            }
             0
         }
         Err(message) => {

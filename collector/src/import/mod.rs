@@ -62,9 +62,27 @@ pub struct ImportSummary {
     pub bytes: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// Time the reading thread spent reading and turning lines into events.
+    pub reading: Duration,
+    /// Time the reading thread waited for the store to take a batch.
+    pub waiting_for_store: Duration,
+    /// Time the main thread spent in transactions.
+    pub storing: Duration,
 }
 
 impl ImportSummary {
+    /// Where the time went: reading vs storing (they overlap), for the
+    /// benchmark (`HOOKTRAIL_IMPORT_PHASES=1`).
+    pub fn phases_line(&self) -> String {
+        format!(
+            "phases: reading {:.2} s, reader waiting for the store {:.2} s, storing {:.2} s, wall {:.2} s",
+            self.reading.as_secs_f64(),
+            self.waiting_for_store.as_secs_f64(),
+            self.storing.as_secs_f64(),
+            self.elapsed.as_secs_f64()
+        )
+    }
+
     /// The one summary line.
     pub fn line(&self) -> String {
         let megabytes = self.bytes as f64 / 1e6;
@@ -120,7 +138,9 @@ pub fn run(
         loop {
             match receiver.recv_timeout(Duration::from_millis(100)) {
                 Ok(batch) => {
+                    let commit_started = Instant::now();
                     summary.events += store.commit(&batch.events, &batch.extras)? as u64;
+                    summary.storing += commit_started.elapsed();
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
@@ -135,6 +155,7 @@ pub fn run(
     progress.done();
     Ok(ImportSummary {
         events: summary.events,
+        storing: summary.storing,
         elapsed: started.elapsed(),
         ..read_summary
     })
@@ -174,7 +195,10 @@ fn read_all(
             live,
             bytes_read,
         };
-        match synthesize::read_file(&job, &mut output) {
+        let reading_started = Instant::now();
+        let result = synthesize::read_file(&job, &mut output);
+        summary.reading += reading_started.elapsed();
+        match result {
             Ok(counts) if counts.binary => summary.skipped_files += 1,
             Ok(counts) => {
                 summary.files += 1;
@@ -190,17 +214,18 @@ fn read_all(
             || output.payload_bytes >= BATCH_BYTES
             || output.usage.len() >= BATCH_USAGE
         {
-            send(&mut output, sender);
+            summary.waiting_for_store += send(&mut output, sender);
         }
     }
-    send(&mut output, sender);
+    summary.waiting_for_store += send(&mut output, sender);
     summary.bytes = bytes_read.load(Ordering::Relaxed);
     summary
 }
 
-fn send(output: &mut Output, sender: &crossbeam_channel::Sender<Batch>) {
+/// Hands the batch to the store; returns how long that waited.
+fn send(output: &mut Output, sender: &crossbeam_channel::Sender<Batch>) -> Duration {
     if output.events.is_empty() && output.usage.is_empty() && output.transcript_ids.is_empty() {
-        return;
+        return Duration::ZERO;
     }
     let batch = Batch {
         events: std::mem::take(&mut output.events),
@@ -210,7 +235,9 @@ fn send(output: &mut Output, sender: &crossbeam_channel::Sender<Batch>) {
         },
     };
     output.payload_bytes = 0;
+    let started = Instant::now();
     let _ = sender.send(batch);
+    started.elapsed()
 }
 
 /// Every transcript under `dir`, sorted by path, with what it is and its
