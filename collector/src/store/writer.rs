@@ -547,10 +547,7 @@ pub(crate) fn commit_events(
                 delta.last_seq,
                 delta.state.as_ref().map(|state| state.state.as_str()),
                 delta.state.as_ref().map(|state| state.since),
-                delta
-                    .state
-                    .as_ref()
-                    .and_then(|state| state.detail.as_deref()),
+                delta.state.as_ref().and_then(|state| state.detail),
                 delta.current_tool.flatten(),
                 delta.model,
                 delta.title,
@@ -597,10 +594,7 @@ pub(crate) fn commit_events(
                 delta.transcript_path,
                 delta.state.as_ref().map(|state| state.state.as_str()),
                 delta.state.as_ref().map(|state| state.since),
-                delta
-                    .state
-                    .as_ref()
-                    .and_then(|state| state.detail.as_deref()),
+                delta.state.as_ref().and_then(|state| state.detail),
                 delta.current_tool.flatten(),
                 delta.prompt_id,
                 delta.state.as_ref().map(|state| state.ts),
