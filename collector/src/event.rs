@@ -22,7 +22,7 @@ pub struct CommittedEvent {
     pub tool: Option<String>,
     pub tool_use_id: Option<String>,
     pub cwd: Option<String>,
-    /// `redis`, `socket` or `spool`.
+    /// `redis`, `socket`, `spool` or `import`.
     pub source: &'static str,
     /// The payload JSON text as stored.
     pub payload: String,
@@ -42,10 +42,13 @@ pub enum Source {
     Redis,
     Socket,
     Spool,
+    /// Synthesized from a transcript by `hooktrail-collector import`.
+    Import,
 }
 
 impl Source {
-    /// Every source, for iteration in reports.
+    /// Every source the daemon reads, for iteration in reports (the import
+    /// is a separate process with counters of its own).
     pub const ALL: [Source; 3] = [Source::Redis, Source::Socket, Source::Spool];
 
     /// The `source` column value and metrics label.
@@ -54,6 +57,7 @@ impl Source {
             Source::Redis => "redis",
             Source::Socket => "socket",
             Source::Spool => "spool",
+            Source::Import => "import",
         }
     }
 

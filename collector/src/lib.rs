@@ -39,6 +39,7 @@
 mod cost;
 mod event;
 mod hub;
+mod import;
 mod ingest;
 mod log;
 mod query;
@@ -56,6 +57,7 @@ mod store;
 pub use crate::cost::PriceTable;
 pub use crate::event::{CommittedEvent, Source};
 pub use crate::hub::Hub;
+pub use crate::import::{run as import_transcripts, ImportSummary};
 pub use crate::query::{
     parse_events_query, parse_sessions_query, parse_socket_query, parse_stats_query, EventFilter,
 };
@@ -238,6 +240,32 @@ pub fn run_with_stats(
     Ok(())
 }
 
+/// `import [DIR]`: imports the transcripts, prints the summary line on
+/// stdout; returns the exit code.
+fn run_import(settings: &Settings, dir: &std::path::Path) -> i32 {
+    let machine = settings.consumer.clone();
+    let show_progress = import::progress_wanted();
+    match import::run(
+        dir,
+        &settings.database,
+        settings.prices.clone(),
+        &machine,
+        show_progress,
+    ) {
+        Ok(summary) => {
+            let _ = writeln!(std::io::stdout(), "{}", summary.line());
+            if std::env::var_os("HOOKTRAIL_IMPORT_PHASES").is_some() {
+                let _ = writeln!(std::io::stdout(), "{}", summary.phases_line());
+            }
+            0
+        }
+        Err(message) => {
+            log::error(&format!("import: {message}"));
+            1
+        }
+    }
+}
+
 /// Runs the collector from the process arguments; returns the exit code.
 pub fn run_from_args() -> i32 {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -247,6 +275,16 @@ pub fn run_from_args() -> i32 {
             return 0;
         }
         Ok(Invocation::Run { settings, warnings }) => (*settings, warnings),
+        Ok(Invocation::Import {
+            settings,
+            dir,
+            warnings,
+        }) => {
+            for warning in warnings {
+                log::warn(&warning);
+            }
+            return run_import(&settings, &dir);
+        }
         Err(message) => {
             log::error(&message);
             let _ = std::io::stderr().write_all(settings::USAGE.as_bytes());

@@ -38,6 +38,14 @@ SQLite, and serves the live UI.
   --quiet-after S      a working session with no event for S seconds shows as
                        gone quiet (default 600; also $HOOKTRAIL_QUIET_AFTER)
   --help, --version
+
+usage: hooktrail-collector import [DIR] [--db FILE] [--config FILE] [--prices FILE]
+
+Stores the sessions, agents, prompts, tool calls and usage of the Claude Code
+transcripts under DIR (default $CLAUDE_CONFIG_DIR/projects, else
+~/.claude/projects) in the same database, marked as imported. Importing again
+adds nothing; sessions the hooks already recorded keep their live events. It
+can run while the collector runs.
 ";
 
 /// Default HTTP address: loopback only.
@@ -130,6 +138,13 @@ pub enum Invocation {
     },
     /// Print this text to stdout and exit 0 (`--help`, `--version`).
     Print(String),
+    /// `import [DIR]`: import the transcripts under `dir` with these
+    /// settings (only the database and prices matter).
+    Import {
+        settings: Box<Settings>,
+        dir: PathBuf,
+        warnings: Vec<String>,
+    },
 }
 
 fn host_name() -> String {
@@ -140,9 +155,55 @@ fn host_name() -> String {
         .unwrap_or_else(|| "hooktrail".to_owned())
 }
 
+/// Where Claude Code keeps its transcripts: `$CLAUDE_CONFIG_DIR/projects`,
+/// else `~/.claude/projects`.
+fn default_projects_dir(env: paths::EnvLookup) -> PathBuf {
+    match env("CLAUDE_CONFIG_DIR").filter(|dir| !dir.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("projects"),
+        None => PathBuf::from(env("HOME").unwrap_or_default())
+            .join(".claude")
+            .join("projects"),
+    }
+}
+
 /// Parses the arguments (without the program name) on top of the shared
 /// configuration. `env` is the environment lookup, so tests can supply one.
 pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, String> {
+    if args.first().map(String::as_str) == Some("import") {
+        let mut rest: Vec<String> = Vec::new();
+        let mut dir: Option<String> = None;
+        let mut iter = args[1..].iter();
+        while let Some(arg) = iter.next() {
+            if arg.starts_with('-') {
+                rest.push(arg.clone());
+                if !arg.contains('=')
+                    && !matches!(arg.as_str(), "--help" | "-h" | "--version" | "-V")
+                {
+                    if let Some(value) = iter.next() {
+                        rest.push(value.clone());
+                    }
+                }
+            } else if dir.is_none() {
+                dir = Some(arg.clone());
+            } else {
+                return Err(format!("import takes one directory, not also {arg:?}"));
+            }
+        }
+        return match parse(&rest, env)? {
+            Invocation::Run { settings, warnings } => {
+                let dir = match dir {
+                    Some(dir) => paths::expand(&dir, env),
+                    None => default_projects_dir(env),
+                };
+                Ok(Invocation::Import {
+                    settings,
+                    dir,
+                    warnings,
+                })
+            }
+            other => Ok(other),
+        };
+    }
     let mut flags: Vec<(String, String)> = Vec::new();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -345,6 +406,7 @@ mod tests {
         match result.unwrap() {
             Invocation::Run { settings, .. } => *settings,
             Invocation::Print(text) => panic!("printed {text}"),
+            Invocation::Import { .. } => panic!("an import"),
         }
     }
 
@@ -396,6 +458,25 @@ mod tests {
         let settings = settings(parse_with(&["--quiet-after", "90"], &[]));
         assert_eq!(settings.quiet_after, Duration::from_secs(90));
         assert!(parse_with(&["--prices", "/nonexistent/prices.json"], &[]).is_err());
+    }
+
+    #[test]
+    fn import_takes_a_directory_and_the_database_flags() {
+        match parse_with(&["import", "/t/projects", "--db", "/d/x.db"], &[]).unwrap() {
+            Invocation::Import { settings, dir, .. } => {
+                assert_eq!(dir, PathBuf::from("/t/projects"));
+                assert_eq!(settings.database, PathBuf::from("/d/x.db"));
+            }
+            _ => panic!("not an import"),
+        }
+        match parse_with(&["import"], &[("HOME", "/h"), ("HOOKTRAIL_DB", "/e.db")]).unwrap() {
+            Invocation::Import { settings, dir, .. } => {
+                assert_eq!(dir, PathBuf::from("/h/.claude/projects"));
+                assert_eq!(settings.database, PathBuf::from("/e.db"));
+            }
+            _ => panic!("not an import"),
+        }
+        assert!(parse_with(&["import", "a", "b"], &[]).is_err());
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub(crate) const COMMIT_BUCKETS_MS: [f64; 10] = [
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Per-source counters, indexed by [`Source`].
-    sources: [SourceCounters; 3],
+    sources: [SourceCounters; 4],
     /// Events queued for the writer and not yet committed.
     pub writer_queue: AtomicI64,
     /// Wall-clock ms of the last successful commit (0: none yet).

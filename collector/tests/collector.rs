@@ -249,6 +249,7 @@ fn settings_in(dir: &std::path::Path) -> hooktrail_collector::Settings {
     {
         hooktrail_collector::Invocation::Run { settings, .. } => *settings,
         hooktrail_collector::Invocation::Print(text) => panic!("{text}"),
+        hooktrail_collector::Invocation::Import { .. } => panic!("an import"),
     }
 }
 

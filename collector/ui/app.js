@@ -313,6 +313,15 @@ function selectSession(id) {
   for (const node of document.querySelectorAll(".session")) node.classList.toggle("selected", node.dataset.session === id);
 }
 
+// The completeness check (DESIGN §7): "complete", or how many events the
+// transcript shows that the hooks never reported.
+function completenessText(c) {
+  if (!c) return "";
+  if (c.complete) return " · complete";
+  const missing = c.missing_tool_events + c.missing_subagent_starts + (c.session_end_missing ? 1 : 0);
+  return " · " + missing + (missing === 1 ? " event" : " events") + " missing";
+}
+
 async function showSession(id) {
   let data;
   try { data = await api("/api/sessions/" + encodeURIComponent(id)); } catch (error) { return; }
@@ -321,7 +330,8 @@ async function showSession(id) {
   document.getElementById("sd-id").textContent = short(s.session_id);
   document.getElementById("sd-id").title = s.session_id;
   document.getElementById("sd-meta").textContent = s.machine + " · " + (s.cwd || "") + " · " + s.status + " · " +
-    duration(s.duration_ms) + " · " + s.event_count + " events" + (s.end_reason ? " · ended: " + s.end_reason : "");
+    duration(s.duration_ms) + " · " + s.event_count + " events" + (s.end_reason ? " · ended: " + s.end_reason : "") +
+    completenessText(s.completeness);
   // Agent tree: the main agent at the root, subagents under the agent that started them.
   const children = new Map();
   for (const agent of data.agents) {

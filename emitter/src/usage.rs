@@ -111,10 +111,14 @@ fn read_within(
                     more: false,
                     bad_lines: 0,
                     responses: Vec::new(),
+                    tool_use_ids: Vec::new(),
+                    agent_ids: Vec::new(),
                 });
                 merged.bad_lines += late.bad_lines;
                 merged.more |= late.more;
                 merged.responses.extend(late.responses);
+                merged.tool_use_ids.extend(late.tool_use_ids);
+                merged.agent_ids.extend(late.agent_ids);
             }
             if Instant::now() < deadline {
                 let _ = fs::remove_file(&list);
@@ -229,7 +233,11 @@ fn read_part(
             );
         }
     }
-    if scanned.responses.is_empty() && scanned.bad_lines == 0 {
+    if scanned.responses.is_empty()
+        && scanned.bad_lines == 0
+        && scanned.tool_use_ids.is_empty()
+        && scanned.agent_ids.is_empty()
+    {
         return Ok(None);
     }
     Ok(Some(TranscriptUsage {
@@ -239,6 +247,8 @@ fn read_part(
         more: to < metadata.len(),
         bad_lines: scanned.bad_lines,
         responses: scanned.responses,
+        tool_use_ids: scanned.tool_use_ids,
+        agent_ids: scanned.agent_ids,
     }))
 }
 

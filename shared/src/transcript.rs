@@ -23,7 +23,7 @@
 //! that are not JSON or not a response are counted and skipped, and a
 //! half-written last line is left for the next read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -135,6 +135,16 @@ pub struct TranscriptUsage {
     pub bad_lines: u64,
     /// One entry per response, keyed by [`ResponseUsage::key`].
     pub responses: Vec<ResponseUsage>,
+    /// The ids of the `tool_use` blocks the part holds, each once: the tool
+    /// calls the transcript says happened, which the collector compares with
+    /// the hook events it received (the completeness check, DESIGN §7).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_use_ids: Vec<String>,
+    /// The subagent ids the part names (`agentId` of a subagent's lines, and
+    /// of the `Agent` tool's result in the session's transcript), each once:
+    /// the subagents whose `SubagentStart` the collector expects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent_ids: Vec<String>,
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -156,6 +166,10 @@ pub struct Scan {
     /// Set when the deadline cut the scan short (possibly at the very end of
     /// what was given); the rest is read next time.
     pub stopped_early: bool,
+    /// The `tool_use` block ids of the piece, each once, in order.
+    pub tool_use_ids: Vec<String>,
+    /// The subagent ids the piece names, each once, in order.
+    pub agent_ids: Vec<String>,
 }
 
 /// The parts of a transcript line the counting needs; everything else is
@@ -184,6 +198,81 @@ struct Message {
     model: Option<String>,
     #[serde(default)]
     usage: Option<Usage>,
+    #[serde(default)]
+    content: ToolUseBlocks,
+}
+
+/// The `tool_use` blocks of a message's `content`, read without keeping
+/// anything else; a `content` that is a string (or anything but a list)
+/// has none.
+#[derive(Default)]
+struct ToolUseBlocks(Vec<String>);
+
+#[derive(Deserialize)]
+struct Block {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ToolUseBlocks {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ToolUseBlocks;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("message content")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut ids = Vec::new();
+                while let Some(block) = seq.next_element::<Option<Block>>()? {
+                    if let Some(Block {
+                        kind: Some(kind),
+                        id: Some(id),
+                    }) = block
+                    {
+                        if kind == "tool_use" && !id.is_empty() {
+                            ids.push(id);
+                        }
+                    }
+                }
+                Ok(ToolUseBlocks(ids))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(ToolUseBlocks::default())
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(ToolUseBlocks::default())
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(ToolUseBlocks::default())
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(ToolUseBlocks::default())
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(ToolUseBlocks::default())
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(ToolUseBlocks::default())
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(ToolUseBlocks::default())
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -241,6 +330,8 @@ pub fn scan(piece: &[u8], deadline: Option<Instant>) -> Scan {
 pub struct Scanner {
     result: Scan,
     index: HashMap<String, usize>,
+    /// Tool-use and agent ids already listed, so each is listed once.
+    seen_ids: HashSet<String>,
     lines_since_check: u32,
 }
 
@@ -256,7 +347,19 @@ impl Scanner {
             };
             let line = &piece[start..start + length];
             start += length + 1;
-            if let Some(response) = read_line(line, &mut self.result.bad_lines) {
+            if let Some(agent_id) = lift_plain_string(line, "agentId") {
+                if self.seen_ids.insert(format!("a:{agent_id}")) {
+                    self.result.agent_ids.push(agent_id);
+                }
+            }
+            let mut tool_use_ids = Vec::new();
+            let response = read_line(line, &mut self.result.bad_lines, &mut tool_use_ids);
+            for id in tool_use_ids {
+                if self.seen_ids.insert(format!("t:{id}")) {
+                    self.result.tool_use_ids.push(id);
+                }
+            }
+            if let Some(response) = response {
                 match self.index.get(&response.key()) {
                     Some(&at) => self.result.responses[at] = response,
                     None => {
@@ -289,8 +392,23 @@ impl Scanner {
     }
 }
 
-/// One line's response, if it is one that counts.
-fn read_line(line: &[u8], bad_lines: &mut u64) -> Option<ResponseUsage> {
+/// One line's response, if it is one that counts, by the rules of the
+/// module doc. Lines that cannot be responses are skipped without being
+/// parsed; a response line that is not JSON counts in `bad_lines`. The ids
+/// of the line's `tool_use` blocks are added to `tool_use_ids`.
+pub fn response_of_line(
+    line: &[u8],
+    bad_lines: &mut u64,
+    tool_use_ids: &mut Vec<String>,
+) -> Option<ResponseUsage> {
+    read_line(line, bad_lines, tool_use_ids)
+}
+
+fn read_line(
+    line: &[u8],
+    bad_lines: &mut u64,
+    tool_use_ids: &mut Vec<String>,
+) -> Option<ResponseUsage> {
     if memmem(line, ASSISTANT_MARKER).is_none() || memmem(line, USAGE_MARKER).is_none() {
         return None;
     }
@@ -301,12 +419,13 @@ fn read_line(line: &[u8], bad_lines: &mut u64) -> Option<ResponseUsage> {
     if parsed.kind != Some("assistant") {
         return None;
     }
-    let message = parsed.message?;
-    let usage = message.usage?;
-    let model = message.model.unwrap_or_default();
+    let mut message = parsed.message?;
+    let model = message.model.take().unwrap_or_default();
     if model == SYNTHETIC_MODEL {
         return None;
     }
+    tool_use_ids.append(&mut message.content.0);
+    let usage = message.usage?;
     let message_id = message.id.filter(|id| !id.is_empty())?;
     // Claude Code's own split: the 1-hour part is what the breakdown says
     // (at most the total), and everything else written is a 5-minute write.
@@ -337,9 +456,37 @@ fn read_line(line: &[u8], bad_lines: &mut u64) -> Option<ResponseUsage> {
     })
 }
 
-/// The first position of `needle` in `haystack` (SIMD where the CPU has it:
-/// the scan of a large turn is mostly this and the newline search).
-fn memmem(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+/// The value of the first `"key": "…"` in a JSON `line`, when it is a plain
+/// string (no escapes, at most 128 bytes). A key inside a string value has
+/// its quotes escaped, so only a real key matches. Used for `agentId`,
+/// which Claude Code writes before any large field of a line.
+pub fn lift_plain_string(line: &[u8], key: &str) -> Option<String> {
+    let mut pattern = Vec::with_capacity(key.len() + 2);
+    pattern.push(b'"');
+    pattern.extend_from_slice(key.as_bytes());
+    pattern.push(b'"');
+    let at = memmem(line, &pattern)? + pattern.len();
+    let rest = trim_json_space(&line[at..]).strip_prefix(b":")?;
+    let rest = trim_json_space(rest).strip_prefix(b"\"")?;
+    let end = rest.iter().position(|&byte| byte == b'"')?;
+    let value = &rest[..end];
+    if value.is_empty() || value.len() > 128 || value.contains(&b'\\') {
+        return None;
+    }
+    std::str::from_utf8(value).ok().map(str::to_owned)
+}
+
+fn trim_json_space(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|byte| !matches!(byte, b' ' | b'\t' | b'\r' | b'\n'))
+        .unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// The first position of `needle` in `haystack` (SIMD-accelerated: every
+/// line of a transcript is searched this way before any parsing).
+pub fn memmem(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(haystack, needle)
 }
 
@@ -437,5 +584,24 @@ mod tests {
         assert_eq!(response.web_search, 3);
         assert_eq!(response.request_id, None);
         assert_eq!(response.key(), "msg_9");
+    }
+
+    #[test]
+    fn tool_use_ids_and_agent_ids_are_collected_once_each() {
+        let text = concat!(
+            r#"{"type":"assistant","requestId":"r1","message":{"id":"m1","model":"m","content":[{"type":"tool_use","id":"toolu_a","name":"Agent","input":{"x":"\"agentId\": \"no\""}}],"usage":{"input_tokens":1}}}"#,
+            "\n",
+            r#"{"type":"assistant","requestId":"r1","message":{"id":"m1","model":"m","content":[{"type":"tool_use","id":"toolu_a","name":"Agent","input":{}}],"usage":{"input_tokens":1}}}"#,
+            "\n",
+            r#"{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_a","content":"ok"}]},"toolUseResult":{"status":"completed","agentId": "a123"}}"#,
+            "\n",
+            r#"{"type":"assistant","message":{"id":"m2","model":"m","content":"plain text","usage":{"input_tokens":1}}}"#,
+            "\n",
+        );
+        let scanned = scan(text.as_bytes(), None);
+        assert_eq!(scanned.tool_use_ids, vec!["toolu_a".to_owned()]);
+        assert_eq!(scanned.agent_ids, vec!["a123".to_owned()]);
+        assert_eq!(scanned.responses.len(), 2);
+        assert_eq!(scanned.bad_lines, 0);
     }
 }

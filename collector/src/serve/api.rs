@@ -58,7 +58,38 @@ const SESSION_COLUMNS: &str =
     "session_id, machine, cwd, first_ts, last_ts, ended_ts, end_reason, event_count, transcript_path, last_seq, \
      (SELECT COUNT(*) FROM agents WHERE agents.session_id = sessions.session_id), \
      state, state_since, state_detail, current_tool, model, title, permission_mode, \
-     cost.cost_usd, cost.tokens, cost.unpriced, cost.responses";
+     cost.cost_usd, cost.tokens, cost.unpriced, cost.responses, \
+     (SELECT COUNT(*) FROM transcript_ids AS t WHERE t.session_id = sessions.session_id AND t.kind = 'tool_use' \
+        AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.tool_use_id = t.item_id)), \
+     (SELECT COUNT(*) FROM transcript_ids AS t WHERE t.session_id = sessions.session_id AND t.kind = 'agent' \
+        AND NOT EXISTS (SELECT 1 FROM agents AS a WHERE a.agent_id = t.item_id AND a.started_ts IS NOT NULL))";
+
+/// A session without an event for this long that never sent `SessionEnd`
+/// counts as ended without it, whatever its state: Claude Code sessions are
+/// rarely left open a whole day.
+pub(crate) const SESSION_END_OVERDUE_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The completeness check (DESIGN §7): what the transcript showed (tool
+/// calls, subagents) that no hook reported, and whether a `SessionEnd` is
+/// overdue: the session went quiet (its process most likely died) or has
+/// had no event for [`SESSION_END_OVERDUE_MS`].
+fn completeness(
+    missing_tool_events: i64,
+    missing_subagent_starts: i64,
+    ended: bool,
+    shown_state: &str,
+    last_ts: i64,
+    now: i64,
+) -> Value {
+    let session_end_missing =
+        !ended && (shown_state == GONE_QUIET || now - last_ts > SESSION_END_OVERDUE_MS);
+    json!({
+        "complete": missing_tool_events == 0 && missing_subagent_starts == 0 && !session_end_missing,
+        "missing_tool_events": missing_tool_events,
+        "missing_subagent_starts": missing_subagent_starts,
+        "session_end_missing": session_end_missing,
+    })
+}
 
 /// The usage totals of the sessions of a page (`page`), which
 /// `SESSION_COLUMNS` reads as `cost`: summed over the page's sessions only,
@@ -91,7 +122,16 @@ fn session_row_json(
     };
     let responses: Option<i64> = row.get(21)?;
     let unpriced: Option<i64> = row.get(20)?;
+    let completeness = completeness(
+        row.get(22)?,
+        row.get(23)?,
+        ended_ts.is_some() || stored_state.as_deref() == Some("ended"),
+        state,
+        last_ts,
+        now,
+    );
     Ok(json!({
+        "completeness": completeness,
         "state": state,
         "state_since": if state == GONE_QUIET { json!(last_ts) } else { json!(row.get::<_, Option<i64>>(12)?) },
         "state_detail": row.get::<_, Option<String>>(13)?,

@@ -58,6 +58,7 @@ fn source_name(text: &str) -> &'static str {
         "redis" => Source::Redis.as_str(),
         "spool" => Source::Spool.as_str(),
         "socket" => Source::Socket.as_str(),
+        "import" => Source::Import.as_str(),
         _ => "other",
     }
 }
@@ -87,6 +88,19 @@ pub(crate) fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Committe
         permission_mode: row.get(14)?,
         state: None,
     })
+}
+
+/// Whether a session has events that came from hooks (any source but the
+/// import): the import leaves such a session's events to the hooks.
+pub(crate) fn session_has_live_events(
+    connection: &Connection,
+    session_id: &str,
+) -> rusqlite::Result<bool> {
+    connection
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE session_id = ?1 AND source != 'import')",
+        )?
+        .query_row([session_id], |row| row.get(0))
 }
 
 /// A page of events and where to continue.

@@ -184,6 +184,18 @@ const MIGRATIONS: &[&str] = &[
     FROM events AS submit
     WHERE submit.hook = 'UserPromptSubmit' AND submit.prompt_id IS NOT NULL;
     "#,
+    // 4: what the transcripts say happened (tool_use ids and subagent ids per
+    // session), from the emitter's usage reads and from the import, which
+    // the completeness check compares with the hook events; and the lookup
+    // the import does before each session (does it have live events?).
+    r#"
+    CREATE TABLE transcript_ids (
+        session_id TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        item_id    TEXT NOT NULL,
+        PRIMARY KEY (session_id, kind, item_id)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Recomputes `event_counts` from `events`, for tools and tests that insert

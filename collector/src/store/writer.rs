@@ -29,6 +29,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 
 use crate::cost::PriceTable;
+use crate::event::Source;
 use crate::hub::Hub;
 use crate::ingest::{Committed, NewEvent, Submission};
 use crate::log;
@@ -378,220 +379,405 @@ impl WriterLoop {
         BatchOutcome::Committed
     }
 
-    /// One transaction: inserts every event, updates the side tables, and
-    /// returns each event's new `seq` (0 for a duplicate), in batch order.
+    /// One transaction of the batch's events: see [`commit_events`].
     fn commit(&mut self, batch: &[Submission]) -> rusqlite::Result<Vec<i64>> {
-        let transaction = self
-            .setup
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut seqs =
-            Vec::with_capacity(batch.iter().map(|submission| submission.events.len()).sum());
-        let mut sessions: HashMap<&str, SessionDelta> = HashMap::new();
-        let mut agents: HashMap<&str, AgentDelta> = HashMap::new();
-        let mut minute_counts: HashMap<(i64, &str, &str), i64> = HashMap::new();
-        {
-            let mut insert = transaction.prepare_cached(
-                "INSERT OR IGNORE INTO events
-                 (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode, redactions)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            )?;
-            for event in batch.iter().flat_map(|submission| &submission.events) {
-                let row = &event.row;
-                let changed = insert.execute(params![
-                    row.id,
-                    row.ts,
-                    row.received_at,
-                    row.machine,
-                    row.session_id,
-                    row.agent_id,
-                    row.hook,
-                    row.tool,
-                    row.tool_use_id,
-                    row.cwd,
-                    row.source,
-                    row.payload,
-                    row.prompt_id,
-                    row.permission_mode,
-                    event
-                        .redactions
-                        .as_ref()
-                        .and_then(|counts| serde_json::to_string(counts).ok()),
-                ])?;
-                if changed == 0 {
-                    seqs.push(0);
-                    continue;
-                }
-                let seq = transaction.last_insert_rowid();
-                seqs.push(seq);
-                note_side_tables(event, seq, &mut sessions, &mut agents);
-                *minute_counts
-                    .entry((minute_of(row.ts), row.hook.as_str(), row.machine.as_str()))
-                    .or_default() += 1;
-            }
-        }
-        if !sessions.is_empty() {
-            let mut upsert = transaction.prepare_cached(
-                "INSERT INTO sessions
-                 (session_id, machine, cwd, first_ts, last_ts, ended_ts, end_reason, event_count, transcript_path, last_seq,
-                  state, state_since, state_detail, current_tool, model, title, permission_mode)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-                 ON CONFLICT(session_id) DO UPDATE SET
-                   state = CASE WHEN ?11 IS NOT NULL AND ?18 >= sessions.last_ts THEN ?11 ELSE sessions.state END,
-                   state_since = CASE WHEN ?11 IS NOT NULL AND ?18 >= sessions.last_ts
-                                       AND (sessions.state IS NOT ?11 OR ?19) THEN ?12 ELSE sessions.state_since END,
-                   state_detail = CASE WHEN ?11 IS NOT NULL AND ?18 >= sessions.last_ts THEN ?13 ELSE sessions.state_detail END,
-                   current_tool = CASE WHEN ?20 AND ?18 >= sessions.last_ts THEN ?14 ELSE sessions.current_tool END,
-                   model = COALESCE(?15, sessions.model),
-                   title = COALESCE(sessions.title, ?16),
-                   permission_mode = COALESCE(?17, sessions.permission_mode),
-                   cwd = COALESCE(sessions.cwd, excluded.cwd),
-                   first_ts = MIN(sessions.first_ts, excluded.first_ts),
-                   last_ts = MAX(sessions.last_ts, excluded.last_ts),
-                   ended_ts = COALESCE(excluded.ended_ts, sessions.ended_ts),
-                   end_reason = COALESCE(excluded.end_reason, sessions.end_reason),
-                   event_count = sessions.event_count + excluded.event_count,
-                   transcript_path = COALESCE(sessions.transcript_path, excluded.transcript_path),
-                   last_seq = MAX(COALESCE(sessions.last_seq, 0), excluded.last_seq)",
-            )?;
-            for (session_id, delta) in &sessions {
-                upsert.execute(params![
-                    session_id,
-                    delta.machine,
-                    delta.cwd,
-                    delta.first_ts,
-                    delta.last_ts,
-                    delta.ended_ts,
-                    delta.end_reason,
-                    delta.event_count,
-                    delta.transcript_path,
-                    delta.last_seq,
-                    delta.state.as_ref().map(|state| state.state.as_str()),
-                    delta.state.as_ref().map(|state| state.since),
-                    delta
-                        .state
-                        .as_ref()
-                        .and_then(|state| state.detail.as_deref()),
-                    delta.current_tool.flatten(),
-                    delta.model,
-                    delta.title,
-                    delta.permission_mode,
-                    delta.state.as_ref().map(|state| state.ts),
-                    delta
-                        .state
-                        .as_ref()
-                        .is_some_and(|state| state.entered_in_batch),
-                    delta.current_tool.is_some(),
-                ])?;
-            }
-        }
-        if !agents.is_empty() {
-            let mut upsert = transaction.prepare_cached(
-                "INSERT INTO agents
-                 (agent_id, session_id, agent_type, parent_tool_use_id, started_ts, stopped_ts, event_count, transcript_path,
-                  state, state_since, state_detail, current_tool, prompt_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                 ON CONFLICT(agent_id) DO UPDATE SET
-                   state = CASE WHEN ?9 IS NOT NULL AND ?14 >= COALESCE(agents.state_since, 0) THEN ?9 ELSE agents.state END,
-                   state_since = CASE WHEN ?9 IS NOT NULL AND ?14 >= COALESCE(agents.state_since, 0)
-                                       AND (agents.state IS NOT ?9 OR ?15) THEN ?10 ELSE agents.state_since END,
-                   state_detail = CASE WHEN ?9 IS NOT NULL AND ?14 >= COALESCE(agents.state_since, 0) THEN ?11 ELSE agents.state_detail END,
-                   current_tool = CASE WHEN ?16 THEN ?12 ELSE agents.current_tool END,
-                   prompt_id = COALESCE(agents.prompt_id, ?13),
-                   session_id = CASE WHEN agents.session_id = '' THEN excluded.session_id ELSE agents.session_id END,
-                   agent_type = COALESCE(agents.agent_type, excluded.agent_type),
-                   parent_tool_use_id = COALESCE(agents.parent_tool_use_id, excluded.parent_tool_use_id),
-                   started_ts = COALESCE(MIN(agents.started_ts, excluded.started_ts), agents.started_ts, excluded.started_ts),
-                   stopped_ts = COALESCE(MAX(agents.stopped_ts, excluded.stopped_ts), agents.stopped_ts, excluded.stopped_ts),
-                   event_count = agents.event_count + excluded.event_count,
-                   transcript_path = COALESCE(excluded.transcript_path, agents.transcript_path)",
-            )?;
-            for (agent_id, delta) in &agents {
-                upsert.execute(params![
-                    agent_id,
-                    delta.session_id.unwrap_or(""),
-                    delta.agent_type,
-                    delta.parent_tool_use_id,
-                    delta.started_ts,
-                    delta.stopped_ts,
-                    delta.event_count,
-                    delta.transcript_path,
-                    delta.state.as_ref().map(|state| state.state.as_str()),
-                    delta.state.as_ref().map(|state| state.since),
-                    delta
-                        .state
-                        .as_ref()
-                        .and_then(|state| state.detail.as_deref()),
-                    delta.current_tool.flatten(),
-                    delta.prompt_id,
-                    delta.state.as_ref().map(|state| state.ts),
-                    delta
-                        .state
-                        .as_ref()
-                        .is_some_and(|state| state.entered_in_batch),
-                    delta.current_tool.is_some(),
-                ])?;
-            }
-        }
-        {
-            let prices = &self.setup.prices;
-            let mut upsert = transaction.prepare_cached(UPSERT_USAGE)?;
-            for (event, seq) in batch
-                .iter()
-                .flat_map(|submission| &submission.events)
-                .zip(&seqs)
-            {
-                let (Some(usage), true) = (&event.usage, *seq > 0) else {
-                    continue;
-                };
-                let row = &event.row;
-                for response in &usage.responses {
-                    // A subagent's transcript belongs to the event's agent;
-                    // in a session's transcript, a sidechain line names its
-                    // own agent where it can.
-                    let agent_id = match usage.transcript {
-                        TranscriptKind::Agent => row.agent_id.as_deref(),
-                        TranscriptKind::Session => response.agent_id.as_deref(),
-                    };
-                    upsert.execute(params![
-                        response.key(),
-                        response.message_id,
-                        response.request_id,
-                        row.session_id,
-                        agent_id,
-                        row.prompt_id,
-                        row.machine,
-                        row.cwd,
-                        response.model,
-                        response.ts.unwrap_or(row.ts),
-                        response.input as i64,
-                        response.output as i64,
-                        response.cache_write_5m as i64,
-                        response.cache_write_1h as i64,
-                        response.cache_read as i64,
-                        response.web_search as i64,
-                        prices.cost(response),
-                        prices.version,
-                        "hook",
-                        row.id,
-                        response.inference_geo,
-                        response.speed,
-                    ])?;
-                }
-            }
-        }
-        if !minute_counts.is_empty() {
-            let mut upsert = transaction.prepare_cached(
-                "INSERT INTO event_counts (minute, hook, machine, count) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(minute, hook, machine) DO UPDATE SET count = count + excluded.count",
-            )?;
-            for ((minute, hook, machine), count) in &minute_counts {
-                upsert.execute(params![minute, hook, machine, count])?;
-            }
-        }
-        transaction.commit()?;
-        Ok(seqs)
+        let events: Vec<&NewEvent> = batch
+            .iter()
+            .flat_map(|submission| &submission.events)
+            .collect();
+        commit_events(
+            &mut self.setup.connection,
+            &events,
+            &self.setup.prices,
+            &BatchExtras::default(),
+        )
     }
+}
+
+/// The import's side of the database (`hooktrail-collector import`): the
+/// same [`open`] (WAL, busy timeout, migrations) and the same
+/// [`commit_events`] as the writer thread, in a process of its own that may
+/// run beside a collector. Its transactions are small (a few thousand
+/// events), so the collector's writer waits at most a few milliseconds for
+/// one, and a transaction that finds the database busy is retried.
+pub(crate) struct ImportStore {
+    /// The import's read-write connection.
+    connection: Connection,
+    /// What imported responses cost.
+    prices: Arc<PriceTable>,
+}
+
+/// How long the import keeps retrying a transaction that finds the database
+/// locked (a collector committing, a reader holding a lock) before it gives
+/// up with an error.
+const IMPORT_BUSY_PATIENCE: Duration = Duration::from_secs(60);
+
+impl ImportStore {
+    /// Opens (creating and migrating if needed) the database for an import.
+    pub(crate) fn open(path: &Path, prices: Arc<PriceTable>) -> Result<ImportStore, String> {
+        let connection = open(path)?;
+        Ok(ImportStore { connection, prices })
+    }
+
+    /// Stores one batch in one transaction and returns how many of its
+    /// events were new (the others were already stored: an earlier import).
+    pub(crate) fn commit(
+        &mut self,
+        events: &[NewEvent],
+        extras: &BatchExtras,
+    ) -> Result<usize, String> {
+        let events: Vec<&NewEvent> = events.iter().collect();
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match commit_events(&mut self.connection, &events, &self.prices, extras) {
+                Ok(seqs) => return Ok(seqs.iter().filter(|&&seq| seq > 0).count()),
+                Err(error) if is_busy(&error) && started.elapsed() < IMPORT_BUSY_PATIENCE => {
+                    // Backoff while another connection holds the write lock.
+                    #[allow(clippy::disallowed_methods)]
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(error) => return Err(format!("cannot store imported events: {error}")),
+            }
+        }
+    }
+
+    /// Copies the import's pages from the WAL into the database file, as
+    /// far as readers allow.
+    pub(crate) fn finish(self) {
+        let _ = self
+            .connection
+            .execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+    }
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// What an import adds to a transaction besides its events: usage and the
+/// transcript's ids, which it also stores for sessions whose events it
+/// leaves to the hooks.
+#[derive(Debug, Default)]
+pub(crate) struct BatchExtras {
+    /// Responses read from transcripts, stored with origin `import` (never
+    /// replacing a hook's row).
+    pub(crate) usage: Vec<ImportedUsage>,
+    /// Tool calls and subagents the transcripts show, per session, for the
+    /// completeness check.
+    pub(crate) transcript_ids: Vec<TranscriptIds>,
+}
+
+/// One response read by the import, with what it is attributed to.
+#[derive(Debug)]
+pub(crate) struct ImportedUsage {
+    /// The session the transcript belongs to.
+    pub(crate) session_id: String,
+    /// The subagent, for a subagent's transcript (or a sidechain line).
+    pub(crate) agent_id: Option<String>,
+    /// The prompt during which the response came (`promptId` of the
+    /// transcript's user lines).
+    pub(crate) prompt_id: Option<String>,
+    /// The machine the transcripts were read on.
+    pub(crate) machine: String,
+    /// The session's directory.
+    pub(crate) cwd: Option<String>,
+    /// The response and its usage, by the counting rules of `transcript`.
+    pub(crate) response: ResponseUsage,
+}
+
+/// The ids one session's transcript shows (DESIGN §6 `transcript_ids`).
+#[derive(Debug, Default)]
+pub(crate) struct TranscriptIds {
+    /// The session they belong to.
+    pub(crate) session_id: String,
+    /// `tool_use` block ids: each should have hook events.
+    pub(crate) tool_use_ids: Vec<String>,
+    /// Subagent ids: each should have had a `SubagentStart`.
+    pub(crate) agent_ids: Vec<String>,
+}
+
+/// Remembers an id a transcript showed, once.
+const INSERT_TRANSCRIPT_ID: &str =
+    "INSERT OR IGNORE INTO transcript_ids (session_id, kind, item_id) VALUES (?1, ?2, ?3)";
+
+fn store_transcript_ids(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    session_id: &str,
+    tool_use_ids: &[String],
+    agent_ids: &[String],
+) -> rusqlite::Result<()> {
+    for id in tool_use_ids {
+        insert.execute(params![session_id, "tool_use", id])?;
+    }
+    for id in agent_ids {
+        insert.execute(params![session_id, "agent", id])?;
+    }
+    Ok(())
+}
+
+/// One transaction, shared by the writer thread and the import: inserts
+/// every event (`INSERT OR IGNORE` by id), updates `sessions`, `agents`,
+/// `event_counts`, the usage the events carry and `extras`, and returns each
+/// event's new `seq` (0 for a duplicate), in order.
+pub(crate) fn commit_events(
+    connection: &mut Connection,
+    events: &[&NewEvent],
+    prices: &PriceTable,
+    extras: &BatchExtras,
+) -> rusqlite::Result<Vec<i64>> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut seqs = Vec::with_capacity(events.len());
+    let mut sessions: HashMap<&str, SessionDelta> = HashMap::new();
+    let mut agents: HashMap<&str, AgentDelta> = HashMap::new();
+    let mut minute_counts: HashMap<(i64, &str, &str), i64> = HashMap::new();
+    {
+        let mut insert = transaction.prepare_cached(
+            "INSERT OR IGNORE INTO events
+             (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode, redactions)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?;
+        for &event in events {
+            let row = &event.row;
+            let changed = insert.execute(params![
+                row.id,
+                row.ts,
+                row.received_at,
+                row.machine,
+                row.session_id,
+                row.agent_id,
+                row.hook,
+                row.tool,
+                row.tool_use_id,
+                row.cwd,
+                row.source,
+                row.payload,
+                row.prompt_id,
+                row.permission_mode,
+                event
+                    .redactions
+                    .as_ref()
+                    .and_then(|counts| serde_json::to_string(counts).ok()),
+            ])?;
+            if changed == 0 {
+                seqs.push(0);
+                continue;
+            }
+            let seq = transaction.last_insert_rowid();
+            seqs.push(seq);
+            note_side_tables(event, seq, &mut sessions, &mut agents);
+            *minute_counts
+                .entry((minute_of(row.ts), row.hook.as_str(), row.machine.as_str()))
+                .or_default() += 1;
+        }
+    }
+    if !sessions.is_empty() {
+        let mut upsert = transaction.prepare_cached(
+            "INSERT INTO sessions
+             (session_id, machine, cwd, first_ts, last_ts, ended_ts, end_reason, event_count, transcript_path, last_seq,
+              state, state_since, state_detail, current_tool, model, title, permission_mode)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+             ON CONFLICT(session_id) DO UPDATE SET
+               state = CASE WHEN ?11 IS NOT NULL AND ?18 >= sessions.last_ts THEN ?11 ELSE sessions.state END,
+               state_since = CASE WHEN ?11 IS NOT NULL AND ?18 >= sessions.last_ts
+                                   AND (sessions.state IS NOT ?11 OR ?19) THEN ?12 ELSE sessions.state_since END,
+               state_detail = CASE WHEN ?11 IS NOT NULL AND ?18 >= sessions.last_ts THEN ?13 ELSE sessions.state_detail END,
+               current_tool = CASE WHEN ?20 AND ?18 >= sessions.last_ts THEN ?14 ELSE sessions.current_tool END,
+               model = COALESCE(?15, sessions.model),
+               title = COALESCE(sessions.title, ?16),
+               permission_mode = COALESCE(?17, sessions.permission_mode),
+               cwd = COALESCE(sessions.cwd, excluded.cwd),
+               first_ts = MIN(sessions.first_ts, excluded.first_ts),
+               last_ts = MAX(sessions.last_ts, excluded.last_ts),
+               ended_ts = COALESCE(excluded.ended_ts, sessions.ended_ts),
+               end_reason = COALESCE(excluded.end_reason, sessions.end_reason),
+               event_count = sessions.event_count + excluded.event_count,
+               transcript_path = COALESCE(sessions.transcript_path, excluded.transcript_path),
+               last_seq = MAX(COALESCE(sessions.last_seq, 0), excluded.last_seq)",
+        )?;
+        for (session_id, delta) in &sessions {
+            upsert.execute(params![
+                session_id,
+                delta.machine,
+                delta.cwd,
+                delta.first_ts,
+                delta.last_ts,
+                delta.ended_ts,
+                delta.end_reason,
+                delta.event_count,
+                delta.transcript_path,
+                delta.last_seq,
+                delta.state.as_ref().map(|state| state.state.as_str()),
+                delta.state.as_ref().map(|state| state.since),
+                delta.state.as_ref().and_then(|state| state.detail),
+                delta.current_tool.flatten(),
+                delta.model,
+                delta.title,
+                delta.permission_mode,
+                delta.state.as_ref().map(|state| state.ts),
+                delta
+                    .state
+                    .as_ref()
+                    .is_some_and(|state| state.entered_in_batch),
+                delta.current_tool.is_some(),
+            ])?;
+        }
+    }
+    if !agents.is_empty() {
+        let mut upsert = transaction.prepare_cached(
+            "INSERT INTO agents
+             (agent_id, session_id, agent_type, parent_tool_use_id, started_ts, stopped_ts, event_count, transcript_path,
+              state, state_since, state_detail, current_tool, prompt_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT(agent_id) DO UPDATE SET
+               state = CASE WHEN ?9 IS NOT NULL AND ?14 >= COALESCE(agents.state_since, 0) THEN ?9 ELSE agents.state END,
+               state_since = CASE WHEN ?9 IS NOT NULL AND ?14 >= COALESCE(agents.state_since, 0)
+                                   AND (agents.state IS NOT ?9 OR ?15) THEN ?10 ELSE agents.state_since END,
+               state_detail = CASE WHEN ?9 IS NOT NULL AND ?14 >= COALESCE(agents.state_since, 0) THEN ?11 ELSE agents.state_detail END,
+               current_tool = CASE WHEN ?16 THEN ?12 ELSE agents.current_tool END,
+               prompt_id = COALESCE(agents.prompt_id, ?13),
+               session_id = CASE WHEN agents.session_id = '' THEN excluded.session_id ELSE agents.session_id END,
+               agent_type = COALESCE(agents.agent_type, excluded.agent_type),
+               parent_tool_use_id = COALESCE(agents.parent_tool_use_id, excluded.parent_tool_use_id),
+               started_ts = COALESCE(MIN(agents.started_ts, excluded.started_ts), agents.started_ts, excluded.started_ts),
+               stopped_ts = COALESCE(MAX(agents.stopped_ts, excluded.stopped_ts), agents.stopped_ts, excluded.stopped_ts),
+               event_count = agents.event_count + excluded.event_count,
+               transcript_path = COALESCE(excluded.transcript_path, agents.transcript_path)",
+        )?;
+        for (agent_id, delta) in &agents {
+            upsert.execute(params![
+                agent_id,
+                delta.session_id.unwrap_or(""),
+                delta.agent_type,
+                delta.parent_tool_use_id,
+                delta.started_ts,
+                delta.stopped_ts,
+                delta.event_count,
+                delta.transcript_path,
+                delta.state.as_ref().map(|state| state.state.as_str()),
+                delta.state.as_ref().map(|state| state.since),
+                delta.state.as_ref().and_then(|state| state.detail),
+                delta.current_tool.flatten(),
+                delta.prompt_id,
+                delta.state.as_ref().map(|state| state.ts),
+                delta
+                    .state
+                    .as_ref()
+                    .is_some_and(|state| state.entered_in_batch),
+                delta.current_tool.is_some(),
+            ])?;
+        }
+    }
+    {
+        let mut upsert = transaction.prepare_cached(UPSERT_USAGE)?;
+        let mut insert_id = transaction.prepare_cached(INSERT_TRANSCRIPT_ID)?;
+        for (&event, seq) in events.iter().zip(&seqs) {
+            let (Some(usage), true) = (&event.usage, *seq > 0) else {
+                continue;
+            };
+            let row = &event.row;
+            let origin = if row.source == Source::Import.as_str() {
+                "import"
+            } else {
+                "hook"
+            };
+            if let Some(session_id) = row.session_id.as_deref() {
+                store_transcript_ids(
+                    &mut insert_id,
+                    session_id,
+                    &usage.tool_use_ids,
+                    &usage.agent_ids,
+                )?;
+            }
+            for response in &usage.responses {
+                // A subagent's transcript belongs to the event's agent;
+                // in a session's transcript, a sidechain line names its
+                // own agent where it can.
+                let agent_id = match usage.transcript {
+                    TranscriptKind::Agent => row.agent_id.as_deref(),
+                    TranscriptKind::Session => response.agent_id.as_deref(),
+                };
+                upsert.execute(params![
+                    response.key(),
+                    response.message_id,
+                    response.request_id,
+                    row.session_id,
+                    agent_id,
+                    row.prompt_id,
+                    row.machine,
+                    row.cwd,
+                    response.model,
+                    response.ts.unwrap_or(row.ts),
+                    response.input as i64,
+                    response.output as i64,
+                    response.cache_write_5m as i64,
+                    response.cache_write_1h as i64,
+                    response.cache_read as i64,
+                    response.web_search as i64,
+                    prices.cost(response),
+                    prices.version,
+                    origin,
+                    row.id,
+                    response.inference_geo,
+                    response.speed,
+                ])?;
+            }
+        }
+    }
+    {
+        let mut upsert = transaction.prepare_cached(UPSERT_USAGE)?;
+        for imported in &extras.usage {
+            let response = &imported.response;
+            upsert.execute(params![
+                response.key(),
+                response.message_id,
+                response.request_id,
+                imported.session_id,
+                imported.agent_id,
+                imported.prompt_id,
+                imported.machine,
+                imported.cwd,
+                response.model,
+                response.ts,
+                response.input as i64,
+                response.output as i64,
+                response.cache_write_5m as i64,
+                response.cache_write_1h as i64,
+                response.cache_read as i64,
+                response.web_search as i64,
+                prices.cost(response),
+                prices.version,
+                "import",
+                None::<&str>,
+                response.inference_geo,
+                response.speed,
+            ])?;
+        }
+        let mut insert_id = transaction.prepare_cached(INSERT_TRANSCRIPT_ID)?;
+        for ids in &extras.transcript_ids {
+            store_transcript_ids(
+                &mut insert_id,
+                &ids.session_id,
+                &ids.tool_use_ids,
+                &ids.agent_ids,
+            )?;
+        }
+    }
+    if !minute_counts.is_empty() {
+        let mut upsert = transaction.prepare_cached(
+            "INSERT INTO event_counts (minute, hook, machine, count) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(minute, hook, machine) DO UPDATE SET count = count + excluded.count",
+        )?;
+        for ((minute, hook, machine), count) in &minute_counts {
+            upsert.execute(params![minute, hook, machine, count])?;
+        }
+    }
+    transaction.commit()?;
+    Ok(seqs)
 }
 
 /// Stores one response's usage, keyed so that it counts once: the last

@@ -1,0 +1,1165 @@
+//! One transcript file turned into hook-like events, usage and the ids the
+//! completeness check needs.
+//!
+//! Claude Code's transcripts (TRANSCRIPTS.md in the research notes) hold
+//! what the hooks would have reported, so the import writes the same events
+//! the hooks would have sent, and every view (`tool_calls`, `prompts`), the
+//! `sessions` and `agents` tables and the API work on imported history
+//! unchanged:
+//!
+//! | transcript | event |
+//! | --- | --- |
+//! | the file's first line with a time | `SessionStart` (`SubagentStart` in a subagent's file) |
+//! | a `user` line with a prompt's text (not a command's output, not meta) | `UserPromptSubmit`, once per `promptId` |
+//! | a `tool_use` block of an `assistant` line | `PreToolUse` |
+//! | its `tool_result` in a later `user` line | `PostToolUse`, or `PostToolUseFailure` when `is_error`, with `duration_ms` from the two times |
+//! | an `assistant` response that ends the turn (`stop_reason` not `tool_use`) | `Stop`, at the `stop_hook_summary` line's time when there is one |
+//! | a `<synthetic>` API error message | `StopFailure` with its `error` |
+//! | a `system` `compact_boundary` | `PreCompact` and `PostCompact` |
+//! | the file's last line with a time | `SessionEnd` (reason `transcript_end`; `SubagentStop` in a subagent's file) |
+//!
+//! Each event's id is derived from the session, the agent, the line's
+//! `uuid` and the event's kind ([`derived_id`]), so importing twice stores
+//! nothing new. Usage goes through the shared counting rules
+//! ([`transcript::response_of_line`]).
+//!
+//! The file is read as a stream of lines, never whole: memory is bounded by
+//! the longest line ([`MAX_LINE_BYTES`]) and the events of one batch. Lines
+//! that are not JSON objects are counted as bad and skipped; Claude Code's
+//! bookkeeping lines (`api-request`, `attachment`, `file-history-snapshot`,
+//! …) are recognized by their first bytes and skipped without parsing.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hooktrail_shared::envelope::{parse_rfc3339_millis, shorten_strings, Envelope};
+use hooktrail_shared::transcript::{self, lift_plain_string, memmem};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::event::Source;
+use crate::ingest::{KnownSessions, NewEvent};
+use crate::store::writer::{ImportedUsage, TranscriptIds};
+
+/// The longest line kept; a longer one is counted as bad and skipped
+/// without being held in memory.
+pub(crate) const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The largest `tool_input` stored as it is; a larger one has its longest
+/// strings shortened, as the emitter shortens oversized payloads.
+const MAX_TOOL_INPUT_BYTES: usize = 64 * 1024;
+
+/// The longest tool error text kept.
+const MAX_ERROR_CHARS: usize = 2000;
+
+/// The end reason of an imported session: its transcript ends there.
+pub(crate) const IMPORTED_END_REASON: &str = "transcript_end";
+
+/// Which kind of transcript a file is, from where it lies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    /// `<project>/<session_id>.jsonl`.
+    Session { session_id: String },
+    /// `<project>/<session_id>/subagents/agent-<agent_id>.jsonl`.
+    Subagent {
+        session_id: String,
+        agent_id: String,
+    },
+}
+
+impl FileKind {
+    /// The session the file belongs to.
+    pub(crate) fn session_id(&self) -> &str {
+        match self {
+            FileKind::Session { session_id } | FileKind::Subagent { session_id, .. } => session_id,
+        }
+    }
+}
+
+/// Where the events and rows of the files read so far go; the import hands
+/// it to the store in batches.
+#[derive(Default)]
+pub(crate) struct Output {
+    /// Synthesized events, in transcript order.
+    pub(crate) events: Vec<NewEvent>,
+    /// Responses with their attribution.
+    pub(crate) usage: Vec<ImportedUsage>,
+    /// Tool call and subagent ids per file.
+    pub(crate) transcript_ids: Vec<TranscriptIds>,
+    /// Payload bytes held in `events`, to bound a batch's memory.
+    pub(crate) payload_bytes: usize,
+    /// Lets the ingest skip re-reading payload facts it already has.
+    pub(crate) known: KnownSessions,
+}
+
+/// What reading one file found, for the summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FileCounts {
+    /// Lines that were not JSON objects (or too long): skipped.
+    pub(crate) bad_lines: u64,
+    /// Responses found (after collapsing repeated lines of one response).
+    pub(crate) responses: u64,
+    /// Whether the file looked binary and was skipped whole.
+    pub(crate) binary: bool,
+}
+
+/// How a file is read: what it is and what to do with its events.
+pub(crate) struct FileJob<'a> {
+    /// The transcript.
+    pub(crate) path: &'a Path,
+    /// Session or subagent transcript.
+    pub(crate) kind: &'a FileKind,
+    /// The machine the history is imported on (transcripts are local).
+    pub(crate) machine: &'a str,
+    /// Whether the session already has live events: then only its usage
+    /// and ids are stored, its events are left to the hooks.
+    pub(crate) live: bool,
+    /// Bumped as bytes are read, for the progress bar.
+    pub(crate) bytes_read: &'a AtomicU64,
+}
+
+/// Reads one transcript into `output`.
+pub(crate) fn read_file(job: &FileJob<'_>, output: &mut Output) -> std::io::Result<FileCounts> {
+    let file = File::open(job.path)?;
+    let mut reader = BufReader::with_capacity(1024 * 1024, file);
+    let mut counts = FileCounts::default();
+    // A file with NUL bytes at its start is not a transcript (JSONL text
+    // never holds one): skipped whole, not counted line by line.
+    if reader.fill_buf()?.iter().take(4096).any(|&byte| byte == 0) {
+        counts.binary = true;
+        let skipped = std::io::copy(&mut reader.by_ref().take(u64::MAX), &mut std::io::sink())?;
+        job.bytes_read.fetch_add(skipped, Ordering::Relaxed);
+        return Ok(counts);
+    }
+    let mut state = FileState::new(job);
+    let mut line = Vec::with_capacity(64 * 1024);
+    loop {
+        line.clear();
+        let (read, whole) = read_line_capped(&mut reader, &mut line, MAX_LINE_BYTES)?;
+        if read == 0 {
+            break;
+        }
+        job.bytes_read.fetch_add(read as u64, Ordering::Relaxed);
+        if !whole {
+            counts.bad_lines += 1;
+            continue;
+        }
+        while line
+            .last()
+            .is_some_and(|byte| matches!(byte, b'\n' | b'\r'))
+        {
+            line.pop();
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        state.line(&line, output, &mut counts);
+    }
+    state.finish(output, &mut counts);
+    Ok(counts)
+}
+
+/// Reads up to and including the next newline into `line`; a line longer
+/// than `max` is consumed but not kept (`whole` is false). Returns the
+/// bytes consumed.
+fn read_line_capped(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    let mut whole = true;
+    loop {
+        let buffer = match reader.fill_buf() {
+            Ok(buffer) => buffer,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if buffer.is_empty() {
+            return Ok((consumed, whole));
+        }
+        let (take, done) = match memchr::memchr(b'\n', buffer) {
+            Some(at) => (at + 1, true),
+            None => (buffer.len(), false),
+        };
+        if whole && line.len() + take <= max {
+            line.extend_from_slice(&buffer[..take]);
+        } else {
+            whole = false;
+            line.clear();
+        }
+        reader.consume(take);
+        consumed += take;
+        if done {
+            return Ok((consumed, whole));
+        }
+    }
+}
+
+/// The parts of a transcript line the import reads; everything else is
+/// skipped by serde without being kept.
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(default, borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    subtype: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    uuid: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "promptId")]
+    prompt_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "agentId")]
+    agent_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "permissionMode")]
+    permission_mode: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    cwd: Option<Cow<'a, str>>,
+    #[serde(default, rename = "isSidechain")]
+    is_sidechain: Option<bool>,
+    #[serde(default, rename = "isMeta")]
+    is_meta: Option<bool>,
+    #[serde(default, rename = "isCompactSummary")]
+    is_compact_summary: Option<bool>,
+    #[serde(default, rename = "isApiErrorMessage")]
+    is_api_error: Option<bool>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    message: Option<Message<'a>>,
+    #[serde(default, borrow, rename = "toolUseResult")]
+    tool_use_result: Option<&'a RawValue>,
+    #[serde(default, borrow, rename = "compactMetadata")]
+    compact_metadata: Option<CompactMetadata<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    stop_reason: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    content: Option<Content<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CompactMetadata<'a> {
+    #[serde(default, borrow)]
+    trigger: Option<Cow<'a, str>>,
+}
+
+/// A message's `content`: the text of a plain prompt, or content blocks.
+enum Content<'a> {
+    Text(Cow<'a, str>),
+    Blocks(Vec<Block<'a>>),
+    Other,
+}
+
+#[derive(Deserialize)]
+struct Block<'a> {
+    #[serde(default, borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    input: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    tool_use_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    is_error: Option<bool>,
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Content<'a>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("message content")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                text: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Content::Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Content::Text(Cow::Owned(text.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
+                Ok(Content::Text(Cow::Owned(text)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut blocks = Vec::new();
+                while let Some(block) = seq.next_element::<Block<'de>>()? {
+                    blocks.push(block);
+                }
+                Ok(Content::Blocks(blocks))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Content::Other)
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Content::Other)
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Content::Other)
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Content::Other)
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Content::Other)
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Content::Other)
+            }
+        }
+        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
+    }
+}
+
+/// The payload of a synthesized event: the hook fields it stands for, in
+/// the order Claude Code writes them (`prompt_id` and `permission_mode`
+/// before any tool input, which the ingest relies on).
+#[derive(Serialize, Default)]
+struct Payload<'a> {
+    session_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transcript_path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cwd: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permission_mode: Option<&'a str>,
+    hook_event_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_transcript_path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trigger: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_use_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_input: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_response: Option<AgentResponse<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_interrupt: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+}
+
+/// The one `tool_response` field kept from an `Agent` call's result: the
+/// subagent it started, which links the agent to the call.
+#[derive(Serialize)]
+struct AgentResponse<'a> {
+    #[serde(rename = "agentId")]
+    agent_id: &'a str,
+}
+
+/// A tool call seen, waiting for its result.
+struct PendingTool {
+    ts: i64,
+    name: String,
+}
+
+/// A turn that ended, waiting for its `Stop` time.
+struct PendingStop {
+    message_id: String,
+    ts: i64,
+    uuid: String,
+}
+
+/// What one file's reading keeps between lines.
+struct FileState<'j> {
+    job: &'j FileJob<'j>,
+    path_text: String,
+    /// The subagent of a subagent's file.
+    file_agent: Option<&'j str>,
+    /// The subagent's type, from the `agent-<id>.meta.json` beside its file.
+    agent_type: Option<String>,
+    cwd: Option<String>,
+    permission_mode: Option<String>,
+    /// The prompt the lines belong to (`promptId` of the last user line).
+    prompt_id: Option<String>,
+    /// The last prompt a `UserPromptSubmit` was made for.
+    submitted_prompt: Option<String>,
+    model: Option<String>,
+    first: Option<(i64, String)>,
+    last_ts: Option<i64>,
+    started: bool,
+    pending_tools: HashMap<String, PendingTool>,
+    pending_stop: Option<PendingStop>,
+    /// The last response seen; repeated lines of one response replace it.
+    pending_usage: Option<ImportedUsage>,
+    ids: TranscriptIds,
+}
+
+impl<'j> FileState<'j> {
+    fn new(job: &'j FileJob<'j>) -> FileState<'j> {
+        let file_agent = match job.kind {
+            FileKind::Subagent { agent_id, .. } => Some(agent_id.as_str()),
+            FileKind::Session { .. } => None,
+        };
+        let agent_type = file_agent.and_then(|agent| read_agent_type(job.path, agent));
+        FileState {
+            job,
+            path_text: job.path.display().to_string(),
+            file_agent,
+            agent_type,
+            cwd: None,
+            permission_mode: None,
+            prompt_id: None,
+            submitted_prompt: None,
+            model: None,
+            first: None,
+            last_ts: None,
+            started: false,
+            pending_tools: HashMap::new(),
+            pending_stop: None,
+            pending_usage: None,
+            ids: TranscriptIds {
+                session_id: job.kind.session_id().to_owned(),
+                ..TranscriptIds::default()
+            },
+        }
+    }
+
+    fn session_id(&self) -> &'j str {
+        self.job.kind.session_id()
+    }
+
+    /// One whole line, without its newline.
+    fn line(&mut self, bytes: &[u8], output: &mut Output, counts: &mut FileCounts) {
+        if is_bookkeeping(bytes) {
+            return;
+        }
+        let line: Line<'_> = match serde_json::from_slice(bytes) {
+            Ok(line) => line,
+            Err(_) => {
+                counts.bad_lines += 1;
+                return;
+            }
+        };
+        let Some(kind) = line.kind.as_deref() else {
+            // A JSON object that is no transcript line: foreign.
+            counts.bad_lines += 1;
+            return;
+        };
+        let ts = line.timestamp.as_deref().and_then(parse_rfc3339_millis);
+        if let Some(cwd) = line.cwd.as_deref() {
+            if self.cwd.as_deref() != Some(cwd) {
+                self.cwd = Some(cwd.to_owned());
+            }
+        }
+        if let Some(mode) = line.permission_mode.as_deref() {
+            if self.permission_mode.as_deref() != Some(mode) {
+                self.permission_mode = Some(mode.to_owned());
+            }
+        }
+        let Some(ts) = ts else {
+            return;
+        };
+        if self.first.is_none() {
+            self.first = Some((ts, line.uuid.as_deref().unwrap_or("").to_owned()));
+        }
+        self.last_ts = Some(self.last_ts.map_or(ts, |last| last.max(ts)));
+        match kind {
+            "user" => self.user_line(&line, ts, output),
+            "assistant" => self.assistant_line(&line, bytes, ts, output, counts),
+            "system" => self.system_line(&line, ts, output),
+            _ => {}
+        }
+    }
+
+    /// The agent a line belongs to: the file's, or a sidechain line's own.
+    fn agent_of(&self, line: &Line<'_>) -> Option<String> {
+        match self.file_agent {
+            Some(agent) => Some(agent.to_owned()),
+            None if line.is_sidechain == Some(true) => line.agent_id.as_deref().map(str::to_owned),
+            None => None,
+        }
+    }
+
+    fn user_line(&mut self, line: &Line<'_>, ts: i64, output: &mut Output) {
+        self.flush_stop(None, output);
+        if let Some(prompt) = line.prompt_id.as_deref() {
+            if self.prompt_id.as_deref() != Some(prompt) {
+                self.prompt_id = Some(prompt.to_owned());
+            }
+        }
+        let agent = self.agent_of(line);
+        if let Some(agent) = line
+            .tool_use_result
+            .and_then(|result| lift_plain_string(result.get().as_bytes(), "agentId"))
+        {
+            if !self.ids.agent_ids.contains(&agent) {
+                self.ids.agent_ids.push(agent);
+            }
+        }
+        if let (Some(agent), None) = (&agent, &self.file_agent) {
+            if !self.ids.agent_ids.contains(agent) {
+                self.ids.agent_ids.push(agent.clone());
+            }
+        }
+        let Some(message) = &line.message else {
+            return;
+        };
+        let mut prompt_text: Option<Cow<'_, str>> = None;
+        match &message.content {
+            Some(Content::Text(text)) => prompt_text = Some(Cow::Borrowed(text.as_ref())),
+            Some(Content::Blocks(blocks)) => {
+                let mut texts = Vec::new();
+                for block in blocks {
+                    match block.kind.as_deref() {
+                        Some("tool_result") => self.tool_result(line, block, ts, output),
+                        Some("text") => {
+                            if let Some(text) = &block.text {
+                                texts.push(text.as_ref());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if !texts.is_empty()
+                    && blocks
+                        .iter()
+                        .all(|block| block.kind.as_deref() != Some("tool_result"))
+                {
+                    prompt_text = Some(Cow::Owned(texts.join("\n")));
+                }
+            }
+            _ => {}
+        }
+        // A subagent's first line is its task, not a prompt of the session.
+        if self.file_agent.is_some() || agent.is_some() {
+            return;
+        }
+        let Some(text) = prompt_text else {
+            return;
+        };
+        if line.is_meta == Some(true)
+            || line.is_compact_summary == Some(true)
+            || is_command_text(&text)
+        {
+            return;
+        }
+        let prompt_id = match &self.prompt_id {
+            Some(prompt) => prompt.clone(),
+            // Transcripts older than `promptId` get one prompt per line.
+            None => {
+                let derived = line.uuid.as_deref().unwrap_or("").to_owned();
+                self.prompt_id = Some(derived.clone());
+                derived
+            }
+        };
+        if self.submitted_prompt.as_deref() == Some(prompt_id.as_str()) {
+            return;
+        }
+        self.submitted_prompt = Some(prompt_id);
+        self.emit(
+            output,
+            "UserPromptSubmit",
+            ts,
+            line.uuid.as_deref().unwrap_or(""),
+            None,
+            Payload {
+                prompt: Some(&text),
+                ..Payload::default()
+            },
+        );
+    }
+
+    fn tool_result(&mut self, line: &Line<'_>, block: &Block<'_>, ts: i64, output: &mut Output) {
+        let Some(tool_use_id) = block.tool_use_id.as_deref() else {
+            return;
+        };
+        let pending = self.pending_tools.remove(tool_use_id);
+        let name = pending.as_ref().map(|tool| tool.name.clone());
+        let duration = pending.as_ref().map(|tool| (ts - tool.ts).max(0));
+        let failed = block.is_error == Some(true);
+        let error = failed.then(|| error_text(block.content)).flatten();
+        let spawned = match (name.as_deref(), line.tool_use_result) {
+            (Some("Agent" | "Task"), Some(result)) => {
+                lift_plain_string(result.get().as_bytes(), "agentId")
+            }
+            _ => None,
+        };
+        let hook = if failed {
+            "PostToolUseFailure"
+        } else {
+            "PostToolUse"
+        };
+        self.emit(
+            output,
+            hook,
+            ts,
+            line.uuid.as_deref().unwrap_or(""),
+            Some(tool_use_id),
+            Payload {
+                tool_name: name.as_deref(),
+                tool_use_id: Some(tool_use_id),
+                duration_ms: duration,
+                error: error.as_deref(),
+                is_interrupt: failed.then_some(false),
+                tool_response: spawned
+                    .as_deref()
+                    .map(|agent_id| AgentResponse { agent_id }),
+                ..Payload::default()
+            },
+        );
+    }
+
+    fn assistant_line(
+        &mut self,
+        line: &Line<'_>,
+        bytes: &[u8],
+        ts: i64,
+        output: &mut Output,
+        counts: &mut FileCounts,
+    ) {
+        let Some(message) = &line.message else {
+            return;
+        };
+        let model = message.model.as_deref().unwrap_or("");
+        let main_agent = self.file_agent.is_none() && line.is_sidechain != Some(true);
+        if model == transcript::SYNTHETIC_MODEL {
+            if main_agent && line.is_api_error == Some(true) {
+                self.flush_stop(None, output);
+                let error = line
+                    .error
+                    .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+                    .unwrap_or_else(|| "error".to_owned());
+                let uuid = line.uuid.as_deref().unwrap_or("");
+                self.emit(
+                    output,
+                    "StopFailure",
+                    ts,
+                    uuid,
+                    None,
+                    Payload {
+                        error: Some(&error),
+                        ..Payload::default()
+                    },
+                );
+            }
+            return;
+        }
+        if !model.is_empty() && self.model.as_deref() != Some(model) {
+            self.model = Some(model.to_owned());
+        }
+        let message_id = message.id.as_deref().unwrap_or("");
+        if self
+            .pending_stop
+            .as_ref()
+            .is_some_and(|stop| stop.message_id != message_id)
+        {
+            self.flush_stop(None, output);
+        }
+        self.usage(line, bytes, output, counts);
+        if let Some(Content::Blocks(blocks)) = &message.content {
+            for block in blocks {
+                if block.kind.as_deref() != Some("tool_use") {
+                    continue;
+                }
+                let Some(id) = block.id.as_deref().filter(|id| !id.is_empty()) else {
+                    continue;
+                };
+                if self.pending_tools.contains_key(id)
+                    || self
+                        .ids
+                        .tool_use_ids
+                        .iter()
+                        .rev()
+                        .take(64)
+                        .any(|seen| seen == id)
+                {
+                    continue;
+                }
+                self.ids.tool_use_ids.push(id.to_owned());
+                let name = block.name.as_deref().unwrap_or("?");
+                self.pending_tools.insert(
+                    id.to_owned(),
+                    PendingTool {
+                        ts,
+                        name: name.to_owned(),
+                    },
+                );
+                let shortened;
+                let input = match block.input {
+                    Some(raw) if raw.get().len() > MAX_TOOL_INPUT_BYTES => {
+                        shortened = shorten_raw(raw);
+                        shortened.as_deref()
+                    }
+                    other => other,
+                };
+                self.emit(
+                    output,
+                    "PreToolUse",
+                    ts,
+                    line.uuid.as_deref().unwrap_or(""),
+                    Some(id),
+                    Payload {
+                        tool_name: Some(name),
+                        tool_use_id: Some(id),
+                        tool_input: input,
+                        ..Payload::default()
+                    },
+                );
+            }
+        }
+        let ends_turn = !matches!(
+            message.stop_reason.as_deref(),
+            None | Some("tool_use" | "pause_turn")
+        );
+        if main_agent && ends_turn {
+            self.pending_stop = Some(PendingStop {
+                message_id: message_id.to_owned(),
+                ts,
+                uuid: line.uuid.as_deref().unwrap_or("").to_owned(),
+            });
+        }
+    }
+
+    /// The line's response, by the shared counting rules; repeated lines of
+    /// one response collapse here, the upsert does the rest.
+    fn usage(
+        &mut self,
+        line: &Line<'_>,
+        bytes: &[u8],
+        output: &mut Output,
+        counts: &mut FileCounts,
+    ) {
+        let mut ignored_bad = 0;
+        let mut ignored_ids = Vec::new();
+        let Some(response) =
+            transcript::response_of_line(bytes, &mut ignored_bad, &mut ignored_ids)
+        else {
+            return;
+        };
+        let agent_id = self
+            .agent_of(line)
+            .or_else(|| response.agent_id.clone().filter(|_| response.sidechain));
+        let same = self
+            .pending_usage
+            .as_ref()
+            .is_some_and(|pending| pending.response.key() == response.key());
+        let usage = ImportedUsage {
+            session_id: self.session_id().to_owned(),
+            agent_id,
+            prompt_id: self.prompt_id.clone(),
+            machine: self.job.machine.to_owned(),
+            cwd: self.cwd.clone(),
+            response,
+        };
+        if same {
+            if let Some(pending) = &mut self.pending_usage {
+                pending.response = usage.response;
+            }
+        } else if let Some(previous) = self.pending_usage.replace(usage) {
+            counts.responses += 1;
+            output.usage.push(previous);
+        }
+    }
+
+    fn system_line(&mut self, line: &Line<'_>, ts: i64, output: &mut Output) {
+        match line.subtype.as_deref() {
+            Some("stop_hook_summary") => self.flush_stop(Some(ts), output),
+            Some("compact_boundary") if self.file_agent.is_none() => {
+                self.flush_stop(None, output);
+                let trigger = line
+                    .compact_metadata
+                    .as_ref()
+                    .and_then(|meta| meta.trigger.as_deref())
+                    .unwrap_or("manual")
+                    .to_owned();
+                let uuid = line.uuid.as_deref().unwrap_or("").to_owned();
+                for hook in ["PreCompact", "PostCompact"] {
+                    self.emit(
+                        output,
+                        hook,
+                        ts,
+                        &uuid,
+                        None,
+                        Payload {
+                            trigger: Some(&trigger),
+                            ..Payload::default()
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Emits the `Stop` of a turn that ended, at `at` (the Stop hook's
+    /// summary line) or at its last response line.
+    fn flush_stop(&mut self, at: Option<i64>, output: &mut Output) {
+        let Some(stop) = self.pending_stop.take() else {
+            return;
+        };
+        let ts = at.unwrap_or(stop.ts).max(stop.ts);
+        let model = self.model.clone();
+        self.emit(
+            output,
+            "Stop",
+            ts,
+            &stop.uuid,
+            None,
+            Payload {
+                transcript_path: Some(&self.path_text.clone()),
+                model: model.as_deref(),
+                ..Payload::default()
+            },
+        );
+    }
+
+    /// Emits the start event before the first other one.
+    fn ensure_started(&mut self, output: &mut Output) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let Some((ts, _)) = self.first.clone() else {
+            return;
+        };
+        let path = self.path_text.clone();
+        let agent_type = self.agent_type.clone();
+        match self.file_agent {
+            None => self.emit(
+                output,
+                "SessionStart",
+                ts,
+                "",
+                None,
+                Payload {
+                    transcript_path: Some(&path),
+                    source: Some("startup"),
+                    ..Payload::default()
+                },
+            ),
+            Some(_) => self.emit(
+                output,
+                "SubagentStart",
+                ts,
+                "",
+                None,
+                Payload {
+                    agent_type: Some(agent_type.as_deref().unwrap_or("")),
+                    ..Payload::default()
+                },
+            ),
+        }
+    }
+
+    /// The end of the file: the turn and the session (or subagent) end here.
+    fn finish(mut self, output: &mut Output, counts: &mut FileCounts) {
+        self.flush_stop(None, output);
+        if let Some(usage) = self.pending_usage.take() {
+            counts.responses += 1;
+            output.usage.push(usage);
+        }
+        self.ensure_started(output);
+        if let Some(ts) = self.last_ts {
+            let path = self.path_text.clone();
+            let agent_type = self.agent_type.clone();
+            match self.file_agent {
+                None => self.emit(
+                    output,
+                    "SessionEnd",
+                    ts,
+                    "",
+                    None,
+                    Payload {
+                        transcript_path: Some(&path),
+                        reason: Some(IMPORTED_END_REASON),
+                        ..Payload::default()
+                    },
+                ),
+                Some(_) => self.emit(
+                    output,
+                    "SubagentStop",
+                    ts,
+                    "",
+                    None,
+                    Payload {
+                        agent_type: Some(agent_type.as_deref().unwrap_or("")),
+                        agent_transcript_path: Some(&path),
+                        ..Payload::default()
+                    },
+                ),
+            }
+        }
+        if let Some(agent) = self.file_agent {
+            if !self.ids.agent_ids.iter().any(|seen| seen == agent) {
+                self.ids.agent_ids.push(agent.to_owned());
+            }
+        }
+        if !self.ids.tool_use_ids.is_empty() || !self.ids.agent_ids.is_empty() {
+            output.transcript_ids.push(self.ids);
+        }
+    }
+
+    /// Builds one event through the ingest's own path (the same facts,
+    /// transitions and title as a hook's) and adds it to `output`, unless
+    /// the session's events are left to its hooks.
+    fn emit(
+        &mut self,
+        output: &mut Output,
+        hook: &str,
+        ts: i64,
+        line_uuid: &str,
+        tool_use_id: Option<&str>,
+        payload: Payload<'_>,
+    ) {
+        if self.job.live {
+            return;
+        }
+        if !self.started && !matches!(hook, "SessionStart" | "SubagentStart") {
+            self.ensure_started(output);
+        }
+        let session_id = self.session_id();
+        let agent_id = self.file_agent;
+        let payload = Payload {
+            session_id,
+            cwd: self.cwd.as_deref(),
+            prompt_id: self.prompt_id.as_deref(),
+            permission_mode: self.permission_mode.as_deref(),
+            hook_event_name: hook,
+            agent_id,
+            agent_type: payload
+                .agent_type
+                .or(agent_id.and(self.agent_type.as_deref())),
+            ..payload
+        };
+        let Ok(text) = serde_json::to_string(&payload) else {
+            return;
+        };
+        let Ok(raw) = RawValue::from_string(text) else {
+            return;
+        };
+        let id = derived_id(&[
+            session_id,
+            agent_id.unwrap_or(""),
+            line_uuid,
+            hook,
+            tool_use_id.unwrap_or(""),
+        ]);
+        output.payload_bytes += raw.get().len();
+        let envelope = Envelope {
+            v: hooktrail_shared::envelope::ENVELOPE_VERSION,
+            id,
+            ts,
+            machine: self.job.machine.to_owned(),
+            session_id: Some(session_id.to_owned()),
+            agent_id: agent_id.map(str::to_owned),
+            hook: hook.to_owned(),
+            tool: payload.tool_name.map(str::to_owned),
+            tool_use_id: tool_use_id.map(str::to_owned),
+            cwd: self.cwd.clone(),
+            truncated: false,
+            usage: None,
+            redactions: None,
+            payload: raw,
+        };
+        let mut event =
+            NewEvent::from_envelope_remembering(envelope, Source::Import, Some(&mut output.known));
+        if matches!(hook, "Stop" | "StopFailure") {
+            event.model = self.model.clone();
+        }
+        output.events.push(event);
+    }
+}
+
+/// Whether a line is one of Claude Code's bookkeeping lines, which start
+/// with their `type` (`api-request`, `file-history-snapshot`, `cost-state`,
+/// …), or a context `attachment`: skipped without parsing, since they hold
+/// no event and are a large share of a transcript's bytes.
+fn is_bookkeeping(line: &[u8]) -> bool {
+    if let Some(rest) = line.strip_prefix(b"{\"type\":") {
+        let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+        return !(rest.starts_with(b"\"user\"")
+            || rest.starts_with(b"\"assistant\"")
+            || rest.starts_with(b"\"system\""));
+    }
+    memmem(line, b"\"type\": \"attachment\"").is_some()
+        || memmem(line, b"\"type\":\"attachment\"").is_some()
+}
+
+/// Whether a user line's text is a slash command or its output, which the
+/// hooks do not report as a prompt.
+fn is_command_text(text: &str) -> bool {
+    let text = text.trim_start();
+    text.starts_with("<command-name>")
+        || text.starts_with("<command-message>")
+        || text.starts_with("<local-command-")
+}
+
+/// The text of a failed tool's result, shortened.
+fn error_text(content: Option<&RawValue>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct TextBlock {
+        #[serde(default)]
+        text: Option<String>,
+    }
+    let raw = content?.get();
+    let text = match serde_json::from_str::<String>(raw) {
+        Ok(text) => text,
+        Err(_) => serde_json::from_str::<Vec<TextBlock>>(raw)
+            .ok()?
+            .into_iter()
+            .filter_map(|block| block.text)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    Some(match text.char_indices().nth(MAX_ERROR_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    })
+}
+
+/// A tool input over [`MAX_TOOL_INPUT_BYTES`] with its longest strings
+/// shortened.
+fn shorten_raw(raw: &RawValue) -> Option<Box<RawValue>> {
+    let mut value: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+    shorten_strings(&mut value, MAX_TOOL_INPUT_BYTES);
+    RawValue::from_string(value.to_string()).ok()
+}
+
+/// `agentType` of `agent-<id>.meta.json` beside a subagent's transcript.
+fn read_agent_type(path: &Path, agent_id: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Meta {
+        #[serde(default, rename = "agentType")]
+        agent_type: Option<String>,
+    }
+    let meta = path.with_file_name(format!("agent-{agent_id}.meta.json"));
+    let text = std::fs::read(meta).ok()?;
+    if text.len() > 1024 * 1024 {
+        return None;
+    }
+    serde_json::from_slice::<Meta>(&text).ok()?.agent_type
+}
+
+/// A stable id for a synthesized event, shaped like a UUID (version 8, the
+/// "custom" one): two 64-bit FNV-1a hashes of the parts with different
+/// seeds, each mixed by SplitMix64's finalizer. The same transcript line
+/// gives the same id in every import and every build.
+pub(crate) fn derived_id(parts: &[&str]) -> String {
+    fn hash(seed: u64, parts: &[&str]) -> u64 {
+        let mut hash = seed;
+        for part in parts {
+            for &byte in part.as_bytes().iter().chain(&[0xff]) {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        hash ^= hash >> 30;
+        hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        hash ^= hash >> 27;
+        hash = hash.wrapping_mul(0x94d0_49bb_1331_11eb);
+        hash ^ (hash >> 31)
+    }
+    let high = hash(0xcbf2_9ce4_8422_2325, parts);
+    let low = hash(0x6c62_272e_07bb_0142, parts);
+    let high = (high & !0xf000) | 0x8000;
+    let low = (low & !(0xc000 << 48)) | (0x8000 << 48);
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        high >> 32,
+        (high >> 16) & 0xffff,
+        high & 0xffff,
+        low >> 48,
+        low & 0xffff_ffff_ffff
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_and_distinct() {
+        let one = derived_id(&["s", "", "u1", "PreToolUse", "t1"]);
+        assert_eq!(one, derived_id(&["s", "", "u1", "PreToolUse", "t1"]));
+        assert_ne!(one, derived_id(&["s", "", "u1", "PostToolUse", "t1"]));
+        assert_ne!(
+            derived_id(&["ab", "c"]),
+            derived_id(&["a", "bc"]),
+            "parts are separated"
+        );
+        assert_eq!(one.len(), 36);
+        assert_eq!(&one[14..15], "8");
+    }
+
+    #[test]
+    fn bookkeeping_lines_are_recognized_by_their_first_bytes() {
+        assert!(is_bookkeeping(br#"{"type":"api-request-blob","x":1}"#));
+        assert!(is_bookkeeping(br#"{"type": "cost-state"}"#));
+        assert!(!is_bookkeeping(br#"{"type":"user","message":{}}"#));
+        assert!(is_bookkeeping(
+            br#"{"parentUuid":null,"attachment":{"type":"date"},"type": "attachment"}"#
+        ));
+        assert!(!is_bookkeeping(
+            br#"{"parentUuid":null,"type":"user","message":{"content":"\"type\": \"attachment\""}}"#
+        ));
+    }
+
+    #[test]
+    fn an_overlong_line_is_consumed_but_not_kept() {
+        let text = format!("{}\nshort\n", "x".repeat(100));
+        let mut reader = std::io::BufReader::with_capacity(16, text.as_bytes());
+        let mut line = Vec::new();
+        assert_eq!(
+            read_line_capped(&mut reader, &mut line, 50).unwrap(),
+            (101, false)
+        );
+        line.clear();
+        assert_eq!(
+            read_line_capped(&mut reader, &mut line, 50).unwrap(),
+            (6, true)
+        );
+        assert_eq!(line, b"short\n");
+    }
+}
