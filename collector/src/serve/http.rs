@@ -1,13 +1,13 @@
-//! The HTTP side: the page, the JSON API, `/metrics` and the `/ws` upgrade,
-//! on one `tiny_http` server (DESIGN §7).
+//! The HTTP server thread: the page, the JSON API, `/metrics` and the `/ws`
+//! upgrade, on one `tiny_http` server (DESIGN §7).
 //!
 //! A few worker threads share the server; each owns one read-only SQLite
-//! connection, opened on first use and reopened after an error. A `/ws`
-//! request is checked here (Host, token, Origin, parameters) and then handed
-//! to a thread of its own ([`super::ws`]).
-//!
-//! Every request passes [`super::gate`] first (Host, method, token; the
-//! security headers on every answer).
+//! connection, opened on first use and reopened after an error. Every
+//! request passes [`super::gate`] first (Host, method, then the token for
+//! all but the page shell; the security headers on every answer) and is then
+//! routed: the page's files, [`super::metrics`], [`super::api`], or `/ws` to
+//! [`super::ws`], which checks its token, Origin and parameters and serves
+//! the client on a thread of its own.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
