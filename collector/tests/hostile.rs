@@ -1,0 +1,91 @@
+//! Issue 13's collector-side defects, each pinned by a test named after the
+//! bug: the real binary in a fresh temp directory, polling with deadlines.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{send_lines, Collector};
+use hooktrail_shared::envelope::{new_event_id, now_millis, Envelope};
+use hooktrail_testkit::wait_until;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// One envelope for `session` with the timestamp `ts` and a payload of about
+/// `padding` bytes.
+fn envelope_at(session: &str, ts: i64, padding: usize) -> String {
+    let payload = format!(
+        r#"{{"session_id":"{session}","hook_event_name":"Notification","message":"{}"}}"#,
+        "m".repeat(padding)
+    );
+    Envelope::from_hook_stdin(payload.as_bytes(), new_event_id(), ts, "h".into()).to_json()
+}
+
+/// The HTTP address the collector logged at start.
+fn http_address(collector: &Collector) -> String {
+    let mut address = String::new();
+    wait_until("the collector to log its HTTP address", LONG, || {
+        let log = collector.log_text();
+        if let Some(rest) = log.split("serving the UI on http://").nth(1) {
+            address = rest.split_whitespace().next().unwrap_or("").to_owned();
+        }
+        !address.is_empty()
+    });
+    address
+}
+
+/// One GET with `Connection: close`; the status code and the body, or `None`
+/// when no answer came within `deadline`.
+fn get(address: &str, path: &str, token: Option<&str>, deadline: Duration) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(deadline)).ok()?;
+    let authorization = token
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{authorization}Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())?;
+    Some((status, body))
+}
+
+#[test]
+fn retention_deleting_the_newest_rows_must_not_make_a_seq_reusable() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut collector = Collector::start(temp.path(), &[]);
+    // An emitter whose clock is far behind: every event is "old" on arrival,
+    // the newest rows included.
+    let old: Vec<String> = (0..3)
+        .map(|index| envelope_at("behind", 1_700_000_000_000 + index, 10))
+        .collect();
+    assert!(send_lines(&collector.socket, &old)
+        .iter()
+        .all(|reply| reply == "ok"));
+    collector.wait_rows(3, LONG);
+    let highest_before = collector.query_i64("SELECT max(seq) FROM events");
+    collector.terminate();
+
+    // Retention's first step runs at start.
+    collector.extra = vec!["--retention-days".into(), "1".into()];
+    collector.restart();
+    wait_until("retention to delete the expired events", LONG, || {
+        collector.count() < 3
+    });
+    let fresh = envelope_at("fresh", now_millis(), 10);
+    assert_eq!(send_lines(&collector.socket, &[fresh]), vec!["ok"]);
+    wait_until("the new event to be stored", LONG, || {
+        collector.query_i64("SELECT count(*) FROM events WHERE session_id = 'fresh'") == 1
+    });
+    let new_seq = collector.query_i64("SELECT seq FROM events WHERE session_id = 'fresh'");
+    assert!(
+        new_seq > highest_before,
+        "the new event got seq {new_seq}, already handed out (highest was {highest_before})"
+    );
+}
