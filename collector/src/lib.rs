@@ -256,6 +256,7 @@ pub fn run_from_args() -> i32 {
     for warning in warnings {
         log::warn(&warning);
     }
+    service::raise_open_files_limit();
     let shutdown = Arc::new(AtomicBool::new(false));
     if let Err(error) = service::install_signal_handlers(&shutdown) {
         log::error(&format!("cannot install signal handlers: {error}"));

@@ -97,6 +97,12 @@ pub struct Stats {
     pub redis_connects: AtomicU64,
     /// Wall-clock ms when the collector started, for uptime.
     pub started_ms: AtomicI64,
+    /// Wall-clock ms since when the HTTP listener has not been accepting
+    /// (0: it is), so `/api/health` turns not-ok and the systemd watchdog
+    /// stops being fed when restarting it keeps failing.
+    pub http_listener_down_since_ms: AtomicI64,
+    /// Times the HTTP listener was restarted after its accept loop ended.
+    pub http_listener_restarts: AtomicU64,
 }
 
 impl Stats {

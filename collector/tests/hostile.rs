@@ -38,7 +38,12 @@ fn http_address(collector: &Collector) -> String {
 
 /// One GET with `Connection: close`; the status code and the body, or `None`
 /// when no answer came within `deadline`.
-fn get(address: &str, path: &str, token: Option<&str>, deadline: Duration) -> Option<(u16, String)> {
+fn get(
+    address: &str,
+    path: &str,
+    token: Option<&str>,
+    deadline: Duration,
+) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(address).ok()?;
     stream.set_read_timeout(Some(deadline)).ok()?;
     let authorization = token
@@ -52,7 +57,9 @@ fn get(address: &str, path: &str, token: Option<&str>, deadline: Duration) -> Op
     stream.read_to_end(&mut answer).ok()?;
     let text = String::from_utf8_lossy(&answer).into_owned();
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())?;
     Some((status, body))
 }
 
@@ -87,5 +94,86 @@ fn retention_deleting_the_newest_rows_must_not_make_a_seq_reusable() {
     assert!(
         new_seq > highest_before,
         "the new event got seq {new_seq}, already handed out (highest was {highest_before})"
+    );
+}
+
+/// Starts a collector whose open-files limit (soft and hard) is `limit`.
+fn start_with_open_files_limit(dir: &std::path::Path, limit: u64) -> Collector {
+    use std::os::unix::process::CommandExt;
+    let mut collector = Collector {
+        child: None,
+        dir: dir.to_owned(),
+        db: dir.join("data/events.db"),
+        socket: dir.join("run/collector.sock"),
+        spool: dir.join("spool"),
+        log: dir.join("collector.log"),
+        extra: Vec::new(),
+    };
+    let mut command = collector.command();
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        command.pre_exec(move || {
+            let value = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &value) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    collector.child = Some(command.spawn().expect("start the collector"));
+    collector
+}
+
+/// The number of descriptors the process has open.
+fn open_descriptors(collector: &Collector) -> usize {
+    let pid = collector.child.as_ref().expect("running").id();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|entries| entries.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn running_out_of_file_descriptors_once_must_not_kill_the_http_server_for_good() {
+    let temp = tempfile::tempdir().unwrap();
+    let collector = start_with_open_files_limit(temp.path(), 64);
+    let address = http_address(&collector);
+    wait_until("the API to answer", LONG, || {
+        get(&address, "/api/health", None, Duration::from_secs(5)).map(|(status, _)| status)
+            == Some(200)
+    });
+    // Each accepted connection costs the collector descriptors; open more
+    // than it has left and keep them open until it has run out.
+    let mut clients = Vec::new();
+    let socket_address: std::net::SocketAddr = address.parse().unwrap();
+    for _ in 0..120 {
+        match TcpStream::connect_timeout(&socket_address, Duration::from_millis(500)) {
+            Ok(stream) => clients.push(stream),
+            Err(_) => break,
+        }
+        if collector.log_text().contains("stopped accepting") {
+            break;
+        }
+    }
+    wait_until("the collector to run out of descriptors", LONG, || {
+        open_descriptors(&collector) >= 62 || collector.log_text().contains("stopped accepting")
+    });
+    drop(clients);
+    wait_until("the API to answer again", LONG, || {
+        get(&address, "/api/health", None, Duration::from_secs(2))
+            .is_some_and(|(status, body)| status == 200 && body.contains(r#""ok":true"#))
+    });
+    assert!(
+        collector.log_text().contains("stopped accepting"),
+        "the lost listener was not logged: {}",
+        collector.log_text()
+    );
+    let (_, metrics) = get(&address, "/metrics", None, Duration::from_secs(5)).unwrap();
+    assert!(
+        metrics.contains("hooktrail_http_listener_restarts_total 1")
+            || !metrics.contains("hooktrail_http_listener_restarts_total 0"),
+        "{metrics}"
     );
 }
