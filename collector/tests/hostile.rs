@@ -177,3 +177,40 @@ fn running_out_of_file_descriptors_once_must_not_kill_the_http_server_for_good()
         "{metrics}"
     );
 }
+
+#[test]
+fn clients_that_never_read_their_response_must_not_freeze_the_api() {
+    let temp = tempfile::tempdir().unwrap();
+    let collector = Collector::start(temp.path(), &[]);
+    let address = http_address(&collector);
+    // About 9 MB of events: one page of them is more than the socket
+    // buffers of a client that does not read can take.
+    let big: Vec<String> = (0..10)
+        .map(|index| envelope_at("big", now_millis() + index, 900_000))
+        .collect();
+    assert!(send_lines(&collector.socket, &big)
+        .iter()
+        .all(|reply| reply == "ok"));
+    collector.wait_rows(10, LONG);
+    // More clients that ask for the big page and never read it than there
+    // are HTTP workers.
+    let request = format!(
+        "GET /api/events?limit=1000 HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    );
+    let stalled: Vec<TcpStream> = (0..12)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&address).unwrap();
+            stream.write_all(request.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    let started = Instant::now();
+    let answer = get(&address, "/api/health", None, Duration::from_secs(30));
+    let waited = started.elapsed();
+    assert_eq!(answer.map(|(status, _)| status), Some(200));
+    assert!(
+        waited < Duration::from_secs(20),
+        "a normal request waited {waited:?} behind clients that do not read"
+    );
+    drop(stalled);
+}
