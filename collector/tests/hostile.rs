@@ -36,6 +36,20 @@ fn http_address(collector: &Collector) -> String {
     address
 }
 
+/// The token the collector generated at its first start.
+fn token(collector: &Collector) -> String {
+    let path = collector.dir.join(".local/state/hooktrail/http-token");
+    let mut token = String::new();
+    wait_until("the token file", LONG, || {
+        token = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        !token.is_empty()
+    });
+    token
+}
+
 /// One GET with `Connection: close`; the status code and the body, or `None`
 /// when no answer came within `deadline`.
 fn get(
@@ -140,8 +154,10 @@ fn running_out_of_file_descriptors_once_must_not_kill_the_http_server_for_good()
     let temp = tempfile::tempdir().unwrap();
     let collector = start_with_open_files_limit(temp.path(), 64);
     let address = http_address(&collector);
+    let token = token(&collector);
+    let token = Some(token.as_str());
     wait_until("the API to answer", LONG, || {
-        get(&address, "/api/health", None, Duration::from_secs(5)).map(|(status, _)| status)
+        get(&address, "/api/health", token, Duration::from_secs(5)).map(|(status, _)| status)
             == Some(200)
     });
     // Each accepted connection costs the collector descriptors; open more
@@ -162,7 +178,7 @@ fn running_out_of_file_descriptors_once_must_not_kill_the_http_server_for_good()
     });
     drop(clients);
     wait_until("the API to answer again", LONG, || {
-        get(&address, "/api/health", None, Duration::from_secs(2))
+        get(&address, "/api/health", token, Duration::from_secs(2))
             .is_some_and(|(status, body)| status == 200 && body.contains(r#""ok":true"#))
     });
     assert!(
@@ -170,7 +186,7 @@ fn running_out_of_file_descriptors_once_must_not_kill_the_http_server_for_good()
         "the lost listener was not logged: {}",
         collector.log_text()
     );
-    let (_, metrics) = get(&address, "/metrics", None, Duration::from_secs(5)).unwrap();
+    let (_, metrics) = get(&address, "/metrics", token, Duration::from_secs(5)).unwrap();
     assert!(
         metrics.contains("hooktrail_http_listener_restarts_total 1")
             || !metrics.contains("hooktrail_http_listener_restarts_total 0"),
@@ -194,8 +210,9 @@ fn clients_that_never_read_their_response_must_not_freeze_the_api() {
     collector.wait_rows(10, LONG);
     // More clients that ask for the big page and never read it than there
     // are HTTP workers.
+    let token = token(&collector);
     let request = format!(
-        "GET /api/events?limit=1000 HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "GET /api/events?limit=1000 HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     );
     let stalled: Vec<TcpStream> = (0..12)
         .map(|_| {
@@ -205,7 +222,12 @@ fn clients_that_never_read_their_response_must_not_freeze_the_api() {
         })
         .collect();
     let started = Instant::now();
-    let answer = get(&address, "/api/health", None, Duration::from_secs(30));
+    let answer = get(
+        &address,
+        "/api/health",
+        Some(&token),
+        Duration::from_secs(30),
+    );
     let waited = started.elapsed();
     assert_eq!(answer.map(|(status, _)| status), Some(200));
     assert!(
@@ -213,4 +235,60 @@ fn clients_that_never_read_their_response_must_not_freeze_the_api() {
         "a normal request waited {waited:?} behind clients that do not read"
     );
     drop(stalled);
+}
+
+#[test]
+fn another_local_user_must_not_read_the_api_without_a_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let temp = tempfile::tempdir().unwrap();
+    let collector = Collector::start(temp.path(), &[]);
+    let address = http_address(&collector);
+    let token = token(&collector);
+    assert_eq!(token.len(), 64);
+    let file = collector.dir.join(".local/state/hooktrail/http-token");
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
+    assert!(
+        !collector.log_text().contains(&token),
+        "the token reached the log"
+    );
+
+    // Without the token: nothing but the page shell.
+    for path in [
+        "/api/events",
+        "/api/sessions",
+        "/api/health",
+        "/metrics",
+        "/ws",
+    ] {
+        let (status, _) = get(&address, path, None, LONG).unwrap();
+        assert_eq!(status, 401, "{path} answered without the token");
+    }
+    assert_eq!(get(&address, "/", None, LONG).unwrap().0, 200);
+    assert_eq!(
+        get(&address, "/api/events", Some(&token), LONG).unwrap().0,
+        200
+    );
+
+    // The page's address, with the token in the fragment.
+    let url = std::process::Command::new(common::BINARY)
+        .arg("url")
+        .args(
+            &collector
+                .command()
+                .get_args()
+                .map(|arg| arg.to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .env_clear()
+        .env("HOME", &collector.dir)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&url.stdout);
+    assert!(
+        printed.trim().ends_with(&format!("/#token={token}")),
+        "{printed}"
+    );
 }
