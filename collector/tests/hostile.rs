@@ -292,3 +292,74 @@ fn another_local_user_must_not_read_the_api_without_a_token() {
         "{printed}"
     );
 }
+
+/// The process's peak resident set, in bytes (`VmHWM`).
+fn peak_rss(collector: &Collector) -> u64 {
+    let pid = collector.child.as_ref().expect("running").id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .expect("VmHWM");
+    let kilobytes: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|value| value.parse().ok())
+        .unwrap();
+    kilobytes * 1024
+}
+
+/// A WebSocket that completes its handshake and then never reads.
+fn stalled_websocket(address: &str, token: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(address).unwrap();
+    let request = format!(
+        "GET /ws?token={token} HTTP/1.1\r\nHost: {address}\r\nOrigin: http://{address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.set_read_timeout(Some(LONG)).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+#[test]
+fn stalled_websocket_clients_must_not_hold_events_without_a_byte_bound() {
+    let temp = tempfile::tempdir().unwrap();
+    let collector = Collector::start(temp.path(), &[]);
+    let address = http_address(&collector);
+    let token = token(&collector);
+    let stalled: Vec<TcpStream> = (0..4)
+        .map(|_| stalled_websocket(&address, &token))
+        .collect();
+    wait_until("the clients to be live", LONG, || {
+        get(&address, "/api/health", Some(&token), LONG)
+            .is_some_and(|(_, body)| body.contains(r#""clients":4"#))
+    });
+    // 300 events of 700 KB, ten at a time: about 210 MB through the hub.
+    for chunk in 0..30 {
+        let lines: Vec<String> = (0..10)
+            .map(|index| envelope_at("ws", now_millis() + chunk * 10 + index, 700_000))
+            .collect();
+        assert!(send_lines(&collector.socket, &lines)
+            .iter()
+            .all(|reply| reply == "ok"));
+    }
+    collector.wait_rows(300, LONG);
+    let peak = peak_rss(&collector);
+    eprintln!("peak RSS {} MB", peak >> 20);
+    assert!(
+        peak < 120 << 20,
+        "peak RSS {} MB with stalled WebSocket clients",
+        peak >> 20
+    );
+    drop(stalled);
+}
