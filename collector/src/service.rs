@@ -81,7 +81,7 @@ pub(crate) fn spawn_thread(
 /// Raises the soft limit on open files to the hard limit: every HTTP,
 /// WebSocket and socket client holds a descriptor, and the usual soft limit
 /// (1,024) is reached long before the hard one. Returns the limit in force.
-pub(crate) fn raise_open_files_limit() -> Option<u64> {
+pub(crate) fn raise_open_files_limit() -> Option<libc::rlim_t> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -97,9 +97,9 @@ pub(crate) fn raise_open_files_limit() -> Option<u64> {
                 rlim_max: limit.rlim_max,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                return Some(raised.rlim_cur as u64);
+                return Some(raised.rlim_cur);
             }
         }
     }
-    Some(limit.rlim_cur as u64)
+    Some(limit.rlim_cur)
 }
