@@ -275,13 +275,7 @@ fn another_local_user_must_not_read_the_api_without_a_token() {
     // The page's address, with the token in the fragment.
     let url = std::process::Command::new(common::BINARY)
         .arg("url")
-        .args(
-            &collector
-                .command()
-                .get_args()
-                .map(|arg| arg.to_owned())
-                .collect::<Vec<_>>(),
-        )
+        .args(collector.command().get_args())
         .env_clear()
         .env("HOME", &collector.dir)
         .output()
