@@ -103,6 +103,9 @@ pub struct Stats {
     pub http_listener_down_since_ms: AtomicI64,
     /// Times the HTTP listener was restarted after its accept loop ended.
     pub http_listener_restarts: AtomicU64,
+    /// Socket connections closed because all connections' unfinished lines
+    /// together passed their memory budget.
+    pub socket_closed_over_budget: AtomicU64,
 }
 
 impl Stats {

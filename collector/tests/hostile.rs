@@ -357,3 +357,34 @@ fn stalled_websocket_clients_must_not_hold_events_without_a_byte_bound() {
     );
     drop(stalled);
 }
+
+#[test]
+fn unfinished_socket_lines_must_not_take_memory_without_a_total_bound() {
+    use std::os::unix::net::UnixStream;
+    let temp = tempfile::tempdir().unwrap();
+    let collector = Collector::start(temp.path(), &[]);
+    // 40 connections, each 7 MiB of a line that never ends (under the 8 MiB
+    // line limit): about 280 MB if every partial line were kept.
+    let chunk = vec![b'x'; 7 << 20];
+    let mut connections = Vec::new();
+    for _ in 0..40 {
+        let mut stream = UnixStream::connect(&collector.socket).unwrap();
+        stream.set_write_timeout(Some(LONG)).unwrap();
+        // A connection closed for the budget fails the write: that is the fix.
+        let _ = stream.write_all(&chunk);
+        connections.push(stream);
+    }
+    // The last connection's bytes are read by now or its write would not
+    // have returned; one more line on a fresh connection proves the loop
+    // went round.
+    let fresh = envelope_at("after", now_millis(), 10);
+    assert_eq!(send_lines(&collector.socket, &[fresh]), vec!["ok"]);
+    let peak = peak_rss(&collector);
+    eprintln!("peak RSS {} MB", peak >> 20);
+    assert!(
+        peak < 150 << 20,
+        "peak RSS {} MB with unfinished socket lines",
+        peak >> 20
+    );
+    drop(connections);
+}

@@ -202,6 +202,15 @@ pub(crate) fn metrics(
         )],
     );
     family(
+        "hooktrail_socket_closed_over_budget_total",
+        "counter",
+        "Socket connections closed because unfinished lines on all connections passed their memory budget.",
+        vec![(
+            String::new(),
+            stats.socket_closed_over_budget.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    family(
         "hooktrail_write_errors_total",
         "counter",
         "Failed commit attempts.",

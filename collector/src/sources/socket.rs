@@ -44,6 +44,14 @@ const WAKER: Token = Token(1);
 /// without bound.
 const MAX_BUFFERED_OUTPUT: usize = 1 << 20;
 
+/// Most bytes all connections' line buffers may hold together. Each may
+/// hold a partial line of up to `MAX_LINE_BYTES` (8 MiB), so 1,024
+/// connections sending partial lines could take 8 GiB (825 MB RSS was seen);
+/// over this budget the connection with the largest buffer is closed (its
+/// client gets no `ok` and spools). An emitter writes its line at once, so
+/// only a client that trickles or withholds a line's end is cut.
+const MAX_LINE_BUFFERS_TOTAL: usize = 64 << 20;
+
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -358,8 +366,18 @@ impl Server {
                     })
                     .map(|(token, _)| *token)
                     .collect();
+                let mut line_buffers: usize = self
+                    .connections
+                    .values()
+                    .map(|connection| connection.framer.allocated())
+                    .sum();
                 for token in ready {
+                    let before = self.line_buffer_of(token);
                     self.read(token);
+                    line_buffers = line_buffers - before + self.line_buffer_of(token);
+                    if line_buffers > MAX_LINE_BUFFERS_TOTAL {
+                        line_buffers = self.close_largest_line_buffers(line_buffers);
+                    }
                 }
             }
             if last_sweep.elapsed() > Duration::from_millis(250) {
@@ -596,6 +614,42 @@ impl Server {
                 .socket_connections
                 .fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// The memory `token`'s line buffer holds (0 once it is closed).
+    fn line_buffer_of(&self, token: usize) -> usize {
+        self.connections
+            .get(&token)
+            .map_or(0, |connection| connection.framer.allocated())
+    }
+
+    /// Closes the connections with the largest line buffers until all of
+    /// them together are within [`MAX_LINE_BUFFERS_TOTAL`]; returns the new
+    /// total.
+    fn close_largest_line_buffers(&mut self, mut total: usize) -> usize {
+        let mut by_size: Vec<(usize, usize)> = self
+            .connections
+            .iter()
+            .map(|(token, connection)| (connection.framer.allocated(), *token))
+            .collect();
+        by_size.sort_unstable_by(|left, right| right.cmp(left));
+        for (size, token) in by_size {
+            if total <= MAX_LINE_BUFFERS_TOTAL || size == 0 {
+                break;
+            }
+            if let Some(connection) = self.connections.get_mut(&token) {
+                let _ = connection.stream.write_all(
+                    protocol::error_reply("collector busy: too many unfinished lines").as_bytes(),
+                );
+            }
+            self.close(token);
+            total -= size;
+            self.stats
+                .socket_closed_over_budget
+                .fetch_add(1, Ordering::Relaxed);
+            log::warn("socket: unfinished lines over the memory budget; closed the largest");
+        }
+        total
     }
 
     /// Closes idle connections and finished half-closed ones.
