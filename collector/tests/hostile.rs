@@ -388,3 +388,25 @@ fn unfinished_socket_lines_must_not_take_memory_without_a_total_bound() {
     );
     drop(connections);
 }
+
+#[test]
+fn large_redis_entries_must_not_be_read_a_thousand_at_a_time() {
+    let temp = tempfile::tempdir().unwrap();
+    let redis = hooktrail_testkit::RedisServer::start();
+    // 300 entries of 512 KB wait in the stream: about 150 MB.
+    let lines: Vec<String> = (0..300)
+        .map(|index| envelope_at("big", now_millis() + index, 512 * 1024))
+        .collect();
+    for chunk in lines.chunks(20) {
+        common::xadd_all(redis.port, "hooktrail:events", chunk);
+    }
+    let collector = Collector::start(temp.path(), &["--redis-url", &redis.url(), "--group", "g"]);
+    collector.wait_rows(300, LONG);
+    let peak = peak_rss(&collector);
+    eprintln!("peak RSS {} MB", peak >> 20);
+    assert!(
+        peak < 100 << 20,
+        "peak RSS {} MB reading large Redis entries",
+        peak >> 20
+    );
+}
