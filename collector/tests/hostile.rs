@@ -410,3 +410,36 @@ fn large_redis_entries_must_not_be_read_a_thousand_at_a_time() {
         peak >> 20
     );
 }
+
+#[test]
+fn maxlen_trimming_unread_entries_must_be_counted_and_logged_not_silent() {
+    let temp = tempfile::tempdir().unwrap();
+    let redis = hooktrail_testkit::RedisServer::start();
+    let key = "hooktrail:events";
+    // The group exists (the collector ran before), then the collector is
+    // down while 200 events arrive and the stream is trimmed to 50.
+    redis.command(&["XGROUP", "CREATE", key, "g", "$", "MKSTREAM"]);
+    let lines: Vec<String> = (0..200)
+        .map(|index| envelope_at("trimmed", now_millis() + index, 10))
+        .collect();
+    common::xadd_all(redis.port, key, &lines);
+    redis.command(&["XTRIM", key, "MAXLEN", "50"]);
+    let collector = Collector::start(temp.path(), &["--redis-url", &redis.url(), "--group", "g"]);
+    collector.wait_rows(50, LONG);
+    let address = http_address(&collector);
+    let token = token(&collector);
+    let metrics = get(&address, "/metrics", Some(&token), LONG).unwrap().1;
+    assert!(
+        metrics.contains("hooktrail_redis_trimmed_unread_total 150"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hooktrail_redis_stream_length 50"),
+        "{metrics}"
+    );
+    assert!(
+        collector.log_text().contains("150 entries of stream"),
+        "{}",
+        collector.log_text()
+    );
+}

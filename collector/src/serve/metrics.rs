@@ -271,6 +271,36 @@ pub(crate) fn metrics(
         )],
     );
     family(
+        "hooktrail_redis_stream_length",
+        "gauge",
+        "Entries in the Redis stream (XINFO STREAM length); -1 when unknown.",
+        vec![(
+            String::new(),
+            stats
+                .redis_stream_length
+                .load(Ordering::Relaxed)
+                .to_string(),
+        )],
+    );
+    family(
+        "hooktrail_redis_group_lag",
+        "gauge",
+        "Entries in the stream the consumer group has not read (XINFO GROUPS lag); -1 when Redis cannot tell.",
+        vec![(
+            String::new(),
+            stats.redis_group_lag.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    family(
+        "hooktrail_redis_trimmed_unread_total",
+        "counter",
+        "Stream entries trimmed (MAXLEN) or deleted before the consumer group read them: lost events.",
+        vec![(
+            String::new(),
+            stats.redis_trimmed_unread.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    family(
         "hooktrail_socket_connections",
         "gauge",
         "Open connections on the collector socket.",

@@ -112,6 +112,7 @@ impl RedisSource {
                 ack_receiver,
                 in_flight: 0,
                 read_count: FIRST_READ_COUNT,
+                unread_trimmed_seen: 0,
                 to_ack: Vec::new(),
                 last_error: None,
                 jitter: seed | 1,
@@ -132,6 +133,11 @@ struct RedisReader {
     ack_receiver: Receiver<AckBatch>,
     /// Submissions whose commit report has not arrived yet.
     in_flight: usize,
+    /// Entries found trimmed before the group read them, at the last
+    /// check: only a rise is counted and logged, and the figure falls back
+    /// to 0 once the group reads past the gap (Redis then re-estimates
+    /// `entries-read`).
+    unread_trimmed_seen: u64,
     /// `COUNT` of the next read, adapted to the entries' size so a read
     /// stays within [`READ_BYTE_BUDGET`].
     read_count: usize,
@@ -438,6 +444,9 @@ impl RedisReader {
             }
             cursor = next;
         }
+        // Not fatal: an ACL without XINFO, or an old Redis, only loses the
+        // figures; a broken link shows in the XPENDING below.
+        let _ = self.stream_info(connection);
         let summary: Value = redis::cmd("XPENDING")
             .arg(&self.setup.config.key)
             .arg(&self.setup.group)
@@ -450,6 +459,70 @@ impl RedisReader {
                     .store(*count, Ordering::Relaxed);
             }
         }
+        Ok(())
+    }
+
+    /// Reads the stream's length and the group's lag for `/metrics`, and
+    /// detects entries trimmed before the group read them. `MAXLEN ~` trims
+    /// by length, not by what groups acknowledged, so while the collector is
+    /// down old unread entries can go: `entries-added - length` entries left
+    /// the stream, the group read `entries-read` of the first ones, and the
+    /// difference was never read. Redis 7 reports both (and `lag` turns nil
+    /// in that case); an older Redis reports neither, and nothing is counted.
+    fn stream_info(&mut self, connection: &mut Connection) -> Result<(), RedisError> {
+        let stream: Value = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(&self.setup.config.key)
+            .query(connection)?;
+        let stream = fields(stream);
+        let length = integer_field(&stream, "length");
+        let entries_added = integer_field(&stream, "entries-added");
+        let groups: Value = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&self.setup.config.key)
+            .query(connection)?;
+        let Value::Array(groups) = groups else {
+            return Ok(());
+        };
+        let ours = groups.into_iter().map(fields).find(|group| {
+            group.iter().any(|(name, value)| {
+                name == "name" && text(value).as_deref() == Some(&self.setup.group)
+            })
+        });
+        let stats = &self.setup.stats;
+        stats
+            .redis_stream_length
+            .store(length.unwrap_or(-1), Ordering::Relaxed);
+        let Some(group) = ours else {
+            return Ok(());
+        };
+        stats.redis_group_lag.store(
+            integer_field(&group, "lag").unwrap_or(-1),
+            Ordering::Relaxed,
+        );
+        // `entries-read` is nil for a group that never read since it was
+        // created on an empty stream: with `last-delivered-id` 0-0 it read
+        // nothing. Otherwise nil means Redis cannot count (a deletion inside
+        // the range), and the loss goes uncounted.
+        let never_read = group.iter().any(|(name, value)| {
+            name == "last-delivered-id" && text(value).as_deref() == Some("0-0")
+        });
+        let read = integer_field(&group, "entries-read").or(never_read.then_some(0));
+        let (Some(length), Some(added), Some(read)) = (length, entries_added, read) else {
+            return Ok(());
+        };
+        let unread_trimmed = (added - length - read).max(0) as u64;
+        if unread_trimmed > self.unread_trimmed_seen {
+            let lost = unread_trimmed - self.unread_trimmed_seen;
+            stats
+                .redis_trimmed_unread
+                .fetch_add(lost, Ordering::Relaxed);
+            log::warn(&format!(
+                "redis: {lost} entries of stream {:?} were trimmed or deleted before group {:?} read them: those events are lost (raise the emitters' maxlen, see README)",
+                self.setup.config.key, self.setup.group
+            ));
+        }
+        self.unread_trimmed_seen = unread_trimmed;
         Ok(())
     }
 
@@ -598,6 +671,39 @@ fn text(value: &Value) -> Option<String> {
         Value::SimpleString(text) => Some(text.clone()),
         _ => None,
     }
+}
+
+/// The name and value pairs of an `XINFO` reply (a RESP2 flat array or a
+/// RESP3 map).
+fn fields(value: Value) -> Vec<(String, Value)> {
+    match value {
+        Value::Map(pairs) => pairs
+            .into_iter()
+            .filter_map(|(name, value)| Some((text(&name)?, value)))
+            .collect(),
+        Value::Array(items) => {
+            let mut pairs = Vec::new();
+            let mut items = items.into_iter();
+            while let (Some(name), Some(value)) = (items.next(), items.next()) {
+                if let Some(name) = text(&name) {
+                    pairs.push((name, value));
+                }
+            }
+            pairs
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The integer field `name` of [`fields`], if present and not nil.
+fn integer_field(pairs: &[(String, Value)], name: &str) -> Option<i64> {
+    pairs
+        .iter()
+        .find(|(field, _)| field == name)
+        .and_then(|(_, value)| match value {
+            Value::Int(number) => Some(*number),
+            _ => None,
+        })
 }
 
 /// The entries of an `XREADGROUP` reply (RESP2 arrays or RESP3 maps), as
