@@ -194,9 +194,13 @@ struct Connection {
     replies: VecDeque<Reply>,
     /// Number of the last submission sent to the writer.
     submitted: u64,
-    /// Number of the last submission the writer committed; submissions of
-    /// one connection commit in order, as the writer's queue is FIFO.
+    /// Number of the last submission up to which every submission of this
+    /// connection was committed; see [`advance_committed`].
     committed: u64,
+    /// Submissions committed after one that is not (yet): they wait here
+    /// until the gap closes, which it never does for a submission the
+    /// writer gave up at shutdown.
+    committed_ahead: std::collections::BTreeSet<u64>,
     /// The socket may have more to read (edge-triggered readiness).
     readable: bool,
     /// The client closed its side; the connection ends once replies are out.
@@ -418,6 +422,7 @@ impl Server {
                             replies: VecDeque::new(),
                             submitted: 0,
                             committed: 0,
+                            committed_ahead: std::collections::BTreeSet::new(),
                             readable: true,
                             read_closed: false,
                             last_activity: Instant::now(),
@@ -543,7 +548,11 @@ impl Server {
         let mut touched = Vec::new();
         while let Ok((token, number, _)) = self.done_receiver.try_recv() {
             if let Some(connection) = self.connections.get_mut(&token) {
-                connection.committed = connection.committed.max(number);
+                advance_committed(
+                    &mut connection.committed,
+                    &mut connection.committed_ahead,
+                    number,
+                );
                 touched.push(token);
             }
         }
@@ -675,5 +684,45 @@ impl Server {
         for token in tokens {
             self.flush_ready(token);
         }
+    }
+}
+/// Records that submission `number` committed, and moves `committed` up
+/// only through consecutive numbers. `committed = max(committed, number)`
+/// would answer `ok` for the lines of a submission the writer gave up at
+/// shutdown (it is never acknowledged) as soon as a later one committed:
+/// the client would drop events that were never stored.
+fn advance_committed(
+    committed: &mut u64,
+    committed_ahead: &mut std::collections::BTreeSet<u64>,
+    number: u64,
+) {
+    if number <= *committed {
+        return;
+    }
+    committed_ahead.insert(number);
+    while committed_ahead.remove(&(*committed + 1)) {
+        *committed += 1;
+    }
+}
+
+
+#[cfg(test)]
+mod commit_order_tests {
+    use super::advance_committed;
+
+    #[test]
+    fn a_submission_given_up_at_shutdown_must_not_be_answered_ok_when_a_later_one_commits() {
+        let mut committed = 0;
+        let mut ahead = std::collections::BTreeSet::new();
+        advance_committed(&mut committed, &mut ahead, 1);
+        assert_eq!(committed, 1);
+        // Submission 2 was given up; 3 and 4 committed.
+        advance_committed(&mut committed, &mut ahead, 3);
+        advance_committed(&mut committed, &mut ahead, 4);
+        assert_eq!(committed, 1, "lines of submission 2 would get ok");
+        // Were 2 committed late after all, everything moves on.
+        advance_committed(&mut committed, &mut ahead, 2);
+        assert_eq!(committed, 4);
+        assert!(ahead.is_empty());
     }
 }
