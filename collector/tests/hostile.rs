@@ -443,3 +443,37 @@ fn maxlen_trimming_unread_entries_must_be_counted_and_logged_not_silent() {
         collector.log_text()
     );
 }
+
+#[test]
+fn a_failed_write_to_rejected_jsonl_must_not_delete_the_spooled_line() {
+    let temp = tempfile::tempdir().unwrap();
+    let spool = temp.path().join("spool");
+    let good = envelope_at("spooled", now_millis(), 10);
+    hooktrail_shared::spool::append(&spool, &good).unwrap();
+    hooktrail_shared::spool::append(&spool, "this line is not an envelope").unwrap();
+    // rejected.jsonl cannot be appended to: it is a directory.
+    std::fs::create_dir(spool.join(hooktrail_shared::spool::REJECTED_FILE)).unwrap();
+    let collector = Collector::start(temp.path(), &[]);
+    collector.wait_rows(1, LONG);
+    wait_until("the drainer to give its verdict on the file", LONG, || {
+        collector
+            .log_text()
+            .contains("cannot record a rejected line")
+    });
+    // Two more passes of the drainer (one a second) leave it in place.
+    let log_length = collector.log_text().matches("cannot record").count();
+    wait_until("another drain pass", LONG, || {
+        collector.log_text().matches("cannot record").count() > log_length
+    });
+    let kept: String = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("spool-"))
+        .map(|entry| std::fs::read_to_string(entry.path()).unwrap_or_default())
+        .collect();
+    assert!(
+        kept.contains("this line is not an envelope"),
+        "the rejected line is gone from the spool and recorded nowhere"
+    );
+    collector.wait_rows(1, LONG);
+}

@@ -566,12 +566,15 @@ impl RedisReader {
                 }
                 Err(reason) => {
                     log::warn(&format!("redis: rejected stream entry {id}: {reason}"));
-                    if let Err(error) =
-                        spool::record_rejected(&self.setup.spool_dir, &body, &reason.0)
-                    {
-                        log::warn(&format!("redis: cannot record a rejected entry: {error}"));
+                    match spool::record_rejected(&self.setup.spool_dir, &body, &reason.0) {
+                        Ok(()) => self.to_ack.push(id),
+                        // Not acknowledged: the entry stays pending in Redis
+                        // (read again at the next start, or claimed), so it
+                        // is not lost with nowhere else recorded.
+                        Err(error) => log::warn(&format!(
+                            "redis: cannot record rejected entry {id} ({error}); leaving it unacknowledged"
+                        )),
                     }
-                    self.to_ack.push(id);
                 }
             }
         }

@@ -705,7 +705,6 @@ fn advance_committed(
     }
 }
 
-
 #[cfg(test)]
 mod commit_order_tests {
     use super::advance_committed;
