@@ -410,6 +410,7 @@ impl RedisReader {
     /// and refreshes the pending count.
     fn maintenance(&mut self, connection: &mut Connection) -> Result<(), RedisError> {
         let mut cursor = "0-0".to_owned();
+        let mut claimed = 0;
         for _ in 0..10 {
             let reply: Value = redis::cmd("XAUTOCLAIM")
                 .arg(&self.setup.config.key)
@@ -432,17 +433,19 @@ impl RedisReader {
             if let Value::Array(deleted) = &parts[2] {
                 self.to_ack.extend(deleted.iter().filter_map(text));
             }
-            if !entries.is_empty() {
-                log::info(&format!(
-                    "redis: claimed {} entries left pending by a stopped consumer",
-                    entries.len()
-                ));
-            }
+            claimed += entries.len();
             self.submit_entries(entries);
             if next == "0-0" {
                 break;
             }
             cursor = next;
+        }
+        // One line per pass: the read count adapts to entry sizes, so a
+        // pass may take several XAUTOCLAIM calls.
+        if claimed > 0 {
+            log::info(&format!(
+                "redis: claimed {claimed} entries left pending by a stopped consumer"
+            ));
         }
         // Not fatal: an ACL without XINFO, or an old Redis, only loses the
         // figures; a broken link shows in the XPENDING below.
