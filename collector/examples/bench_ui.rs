@@ -281,6 +281,8 @@ impl Running {
                 &dir.join("spool").display().to_string(),
                 "--http",
                 &format!("127.0.0.1:{port}"),
+                // The benchmark measures the API, not the token check.
+                "--no-token",
             ])
             .env_clear()
             .env("HOME", dir)

@@ -1,7 +1,8 @@
 //! The live hub: hands each committed event to the WebSocket clients.
 //!
 //! **Invariant:** [`Hub::publish`] never blocks the writer. A client that
-//! cannot keep up has a bounded queue; when it is full the client is closed
+//! cannot keep up has a bounded queue (in events and in bytes,
+//! [`MAX_QUEUED_BYTES`]); when it is full the client is closed
 //! with a reason and reconnects from its last `seq`.
 //!
 //! How: each subscriber owns a bounded `crossbeam` channel. `publish` takes a
@@ -12,7 +13,7 @@
 //! `mio::Waker`, one `eventfd` write) so it can sleep in `poll` on its socket
 //! and its queue together; wake-ups are coalesced with a flag.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -34,6 +35,19 @@ pub(crate) struct LiveEvent {
 /// dropped as too slow.
 pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 8192;
 
+/// The most bytes of events one subscriber may have queued before it is
+/// dropped as too slow. Counting events alone let stalled clients hold
+/// 8,192 events of up to 1 MiB each (2.8 GB RSS was seen); the events are
+/// shared between subscribers, so this also bounds what the hub keeps alive
+/// for all of them together.
+pub(crate) const MAX_QUEUED_BYTES: usize = 16 << 20;
+
+/// What one queued event costs in memory: its payload, the JSON text built
+/// from it once for every client, and the other columns.
+fn queued_cost(event: &CommittedEvent) -> usize {
+    2 * event.payload.len() + 512
+}
+
 /// The hub's side of one subscriber.
 struct Slot {
     /// Identifies the slot so the subscription can remove itself on drop.
@@ -47,6 +61,8 @@ struct Slot {
     /// Set by `publish` when a wake is pending, cleared by the subscriber
     /// before it drains: coalesces wake-ups to at most one per drain.
     wake_pending: Arc<AtomicBool>,
+    /// Bytes of events queued and not yet received ([`queued_cost`]).
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 /// Fan-out point between the writer and the WebSocket clients.
@@ -84,12 +100,22 @@ pub(crate) struct Subscription {
     overflowed: Arc<AtomicBool>,
     /// Cleared before each drain so the next publish wakes the thread again.
     wake_pending: Arc<AtomicBool>,
+    /// Shared with the slot: bytes queued, lowered by [`Subscription::try_recv`].
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 impl Subscription {
     /// Whether the hub dropped this subscriber because its queue was full.
     pub(crate) fn overflowed(&self) -> bool {
         self.overflowed.load(Ordering::Acquire)
+    }
+
+    /// The next queued event, if any; what it cost leaves the byte budget.
+    pub(crate) fn try_recv(&self) -> Option<Arc<LiveEvent>> {
+        let live = self.receiver.try_recv().ok()?;
+        self.queued_bytes
+            .fetch_sub(queued_cost(&live.event), Ordering::AcqRel);
+        Some(live)
     }
 
     /// Call before draining the receiver: re-arms the wake-up.
@@ -126,7 +152,9 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let overflowed = Arc::new(AtomicBool::new(false));
         let wake_pending = Arc::new(AtomicBool::new(false));
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let slot = Slot {
+            queued_bytes: queued_bytes.clone(),
             id,
             sender,
             overflowed: overflowed.clone(),
@@ -143,6 +171,7 @@ impl Hub {
             receiver,
             overflowed,
             wake_pending,
+            queued_bytes,
         }
     }
 
@@ -188,6 +217,17 @@ impl Hub {
             .collect();
         slots.retain(|slot| {
             for event in &shared {
+                let cost = queued_cost(&event.event);
+                let queued = slot.queued_bytes.load(Ordering::Acquire);
+                // One event larger than the budget still goes through an
+                // empty queue.
+                if queued > 0 && queued + cost > MAX_QUEUED_BYTES {
+                    slot.overflowed.store(true, Ordering::Release);
+                    self.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                    wake(slot);
+                    return false;
+                }
+                slot.queued_bytes.fetch_add(cost, Ordering::AcqRel);
                 match slot.sender.try_send(event.clone()) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) => {

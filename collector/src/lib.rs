@@ -266,34 +266,82 @@ fn run_import(settings: &Settings, dir: &std::path::Path) -> i32 {
     }
 }
 
+/// `hooktrail-collector url`: prints the page's address, with the token in
+/// the fragment (which browsers never send; the page keeps it in
+/// `sessionStorage`), on stdout for the user who runs it.
+fn print_page_url(settings: &Settings) -> i32 {
+    let Some(address) = settings.http else {
+        log::error("HTTP is off (--http off): there is no page");
+        return 1;
+    };
+    let fragment = settings
+        .token
+        .as_ref()
+        .map(|token| format!("#token={token}"))
+        .unwrap_or_default();
+    let _ = writeln!(std::io::stdout(), "http://{address}/{fragment}");
+    0
+}
+
 /// Runs the collector from the process arguments; returns the exit code.
 pub fn run_from_args() -> i32 {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (settings, warnings) = match settings::parse(&args, &hooktrail_shared::paths::process_env) {
-        Ok(Invocation::Print(text)) => {
-            let _ = std::io::stdout().write_all(text.as_bytes());
-            return 0;
-        }
-        Ok(Invocation::Run { settings, warnings }) => (*settings, warnings),
-        Ok(Invocation::Import {
-            settings,
-            dir,
-            warnings,
-        }) => {
-            for warning in warnings {
-                log::warn(&warning);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let print_url = args.first().is_some_and(|first| first == "url");
+    if print_url {
+        args.remove(0);
+    }
+    let (mut settings, warnings) =
+        match settings::parse(&args, &hooktrail_shared::paths::process_env) {
+            Ok(Invocation::Print(text)) => {
+                let _ = std::io::stdout().write_all(text.as_bytes());
+                return 0;
             }
-            return run_import(&settings, &dir);
-        }
-        Err(message) => {
-            log::error(&message);
-            let _ = std::io::stderr().write_all(settings::USAGE.as_bytes());
-            return 2;
-        }
-    };
+            Ok(Invocation::Run { settings, warnings }) => (*settings, warnings),
+            Ok(Invocation::Import {
+                settings,
+                dir,
+                warnings,
+            }) => {
+                for warning in warnings {
+                    log::warn(&warning);
+                }
+                return run_import(&settings, &dir);
+            }
+            Err(message) => {
+                log::error(&message);
+                let _ = std::io::stderr().write_all(settings::USAGE.as_bytes());
+                return 2;
+            }
+        };
     for warning in warnings {
         log::warn(&warning);
     }
+    let mut token_kept_in = None;
+    if settings.token.is_none() && settings.http.is_some() {
+        if let Some(path) = &settings.token_file {
+            match settings::load_or_create_token(path) {
+                Ok(token) => {
+                    settings.token = Some(token);
+                    token_kept_in = Some(path.clone());
+                }
+                Err(message) => {
+                    log::error(&message);
+                    return 1;
+                }
+            }
+        }
+    }
+    if print_url {
+        return print_page_url(&settings);
+    }
+    if let Some(path) = token_kept_in {
+        // The token itself never goes to the log.
+        log::info(&format!(
+            "the API needs the token kept in {}; `hooktrail-collector url` prints the page's address with it",
+            path.display()
+        ));
+    }
+    service::raise_open_files_limit();
     let shutdown = Arc::new(AtomicBool::new(false));
     if let Err(error) = service::install_signal_handlers(&shutdown) {
         log::error(&format!("cannot install signal handlers: {error}"));

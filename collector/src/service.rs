@@ -37,8 +37,10 @@ pub(crate) fn notify_stopping() {
 }
 
 /// Waits for the shutdown flag. Under a systemd watchdog, pings it at half
-/// the interval, but only while the writer's heartbeat is recent: a writer
-/// stuck for longer than the interval gets the service restarted.
+/// the interval, but only while the writer's heartbeat is recent and the
+/// HTTP listener accepts (or has been restarting for less than the
+/// interval): a writer stuck, or an API unreachable, for longer than the
+/// interval gets the service restarted.
 pub(crate) fn wait_for_shutdown(shutdown: &AtomicBool, stats: &Stats) {
     let watchdog = sd_notify::watchdog_enabled();
     let mut next_ping = Instant::now();
@@ -47,7 +49,13 @@ pub(crate) fn wait_for_shutdown(shutdown: &AtomicBool, stats: &Stats) {
             if Instant::now() >= next_ping {
                 let age = hooktrail_shared::envelope::now_millis()
                     - stats.writer_heartbeat_ms.load(Ordering::Relaxed);
-                if age >= 0 && (age as u128) < interval.as_millis() {
+                // A dead HTTP listener that restarting has not brought back
+                // within the interval also stops the pings.
+                let listener_down_since = stats.http_listener_down_since_ms.load(Ordering::Relaxed);
+                let listener_ok = listener_down_since == 0
+                    || ((hooktrail_shared::envelope::now_millis() - listener_down_since) as u128)
+                        < interval.as_millis();
+                if age >= 0 && (age as u128) < interval.as_millis() && listener_ok {
                     let _ = sd_notify::notify(&[NotifyState::Watchdog]);
                 }
                 next_ping = Instant::now() + interval / 2;
@@ -68,4 +76,30 @@ pub(crate) fn spawn_thread(
         .name(name.to_owned())
         .spawn(body)
         .map_err(|error| format!("cannot start the {name} thread: {error}"))
+}
+
+/// Raises the soft limit on open files to the hard limit: every HTTP,
+/// WebSocket and socket client holds a descriptor, and the usual soft limit
+/// (1,024) is reached long before the hard one. Returns the limit in force.
+pub(crate) fn raise_open_files_limit() -> Option<libc::rlim_t> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit with a pointer to a live rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return Some(raised.rlim_cur);
+            }
+        }
+    }
+    Some(limit.rlim_cur)
 }

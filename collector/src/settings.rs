@@ -16,7 +16,9 @@ pub(crate) const USAGE: &str = "\
 usage: hooktrail-collector [--config FILE] [--db FILE] [--socket PATH] [--http ADDR]
                            [--redis-url URL] [--transport stream|pubsub] [--key NAME]
                            [--group NAME] [--spool-dir DIR] [--retention-days N]
-                           [--token TOKEN] [--prices FILE] [--quiet-after SECONDS]
+                           [--token TOKEN] [--token-file FILE] [--no-token]
+                           [--prices FILE] [--quiet-after SECONDS]
+       hooktrail-collector url [the same flags]
 
 Stores every hooktrail event from Redis, the local socket and the spool in
 SQLite, and serves the live UI.
@@ -33,6 +35,10 @@ SQLite, and serves the live UI.
   --spool-dir DIR      spool directory to drain
   --retention-days N   delete events older than N days (default: keep everything)
   --token TOKEN        bearer token for the HTTP API; prefer $HOOKTRAIL_TOKEN
+  --token-file FILE    without a token, the one generated at first start is kept here
+                       (0600; default $XDG_STATE_HOME/hooktrail/http-token)
+  --no-token           serve the loopback API without a token: every local user can read it
+  url                  print the page's address with its token in the fragment, and exit
   --prices FILE        a price table whose models replace or add to the built-in one
                        (same format as collector/prices.json; also $HOOKTRAIL_PRICES)
   --quiet-after S      a working session with no event for S seconds shows as
@@ -74,6 +80,11 @@ pub struct Settings {
     pub retention: Option<Duration>,
     /// The bearer token of the HTTP API.
     pub token: Option<String>,
+    /// Where the token generated when none is given is kept (0600 in a
+    /// 0700 directory), so the page and `hooktrail-collector url` can read
+    /// it; `None` with `--no-token`, which leaves a loopback API open to
+    /// every local user.
+    pub token_file: Option<PathBuf>,
     /// The prices costs are computed with: the built-in table, with the
     /// models of `--prices` replacing or adding to it.
     pub prices: Arc<PriceTable>,
@@ -215,6 +226,7 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
         };
         match name.as_str() {
             "--help" | "-h" => return Ok(Invocation::Print(USAGE.to_owned())),
+            "--no-token" => flags.push((name, String::new())),
             "--version" | "-V" => {
                 return Ok(Invocation::Print(format!(
                     "hooktrail-collector {}\n",
@@ -223,7 +235,7 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             }
             "--config" | "--db" | "--socket" | "--http" | "--redis-url" | "--transport"
             | "--key" | "--group" | "--spool-dir" | "--retention-days" | "--token" | "--prices"
-            | "--quiet-after" => {
+            | "--quiet-after" | "--token-file" => {
                 let value = match inline {
                     Some(value) => value,
                     None => iter
@@ -308,6 +320,15 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
     let token = flag("--token")
         .or_else(|| lookup("HOOKTRAIL_TOKEN"))
         .filter(|token| !token.is_empty());
+    let token_file = if flag("--no-token").is_some() {
+        None
+    } else {
+        Some(
+            flag("--token-file")
+                .map(|path| paths::expand(&path, &lookup))
+                .unwrap_or_else(|| paths::default_state_dir(&lookup).join("http-token")),
+        )
+    };
     let http = if http_text == "off" {
         None
     } else {
@@ -376,6 +397,7 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             spool_dir,
             retention,
             token,
+            token_file,
             prices: Arc::new(prices),
             redaction: shared.redaction.clone(),
             quiet_after,
@@ -383,6 +405,57 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
         }),
         warnings,
     })
+}
+
+/// The HTTP API's token when none was given: read from `path`, or
+/// generated (32 random bytes, hex) into it at the first start. Loopback TCP
+/// is reachable by every local user, so without a token any of them could
+/// read every event; the file is 0600 in a 0700 directory, so only this user
+/// (and the page, through `hooktrail-collector url`) gets it. A file that is
+/// not ours or is readable by others is refused, not trusted.
+pub(crate) fn load_or_create_token(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let describe = |error: std::io::Error| format!("token file {}: {error}", path.display());
+    if let Some(dir) = path.parent() {
+        paths::ensure_private_dir(dir).map_err(describe)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) => {
+            // SAFETY: getuid has no preconditions and cannot fail.
+            let own = unsafe { libc::getuid() };
+            if !metadata.is_file() || metadata.uid() != own || metadata.mode() & 0o077 != 0 {
+                return Err(format!(
+                    "token file {}: not a private (0600) file of ours; refusing to use it",
+                    path.display()
+                ));
+            }
+            let token = std::fs::read_to_string(path).map_err(describe)?;
+            let token = token.trim();
+            if token.len() >= 32 {
+                return Ok(token.to_owned());
+            }
+            std::fs::remove_file(path).map_err(describe)?;
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(describe(error)),
+    }
+    let mut bytes = [0u8; 32];
+    // SAFETY: getrandom writes at most `bytes.len()` bytes into the buffer.
+    let filled = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if filled != bytes.len() as isize {
+        return Err("cannot read random bytes for the HTTP token".to_owned());
+    }
+    let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(describe)?;
+    file.write_all(format!("{token}\n").as_bytes())
+        .map_err(describe)?;
+    Ok(token)
 }
 
 #[cfg(test)]

@@ -97,6 +97,23 @@ pub struct Stats {
     pub redis_connects: AtomicU64,
     /// Wall-clock ms when the collector started, for uptime.
     pub started_ms: AtomicI64,
+    /// Wall-clock ms since when the HTTP listener has not been accepting
+    /// (0: it is), so `/api/health` turns not-ok and the systemd watchdog
+    /// stops being fed when restarting it keeps failing.
+    pub http_listener_down_since_ms: AtomicI64,
+    /// Times the HTTP listener was restarted after its accept loop ended.
+    pub http_listener_restarts: AtomicU64,
+    /// The stream's length (`XINFO STREAM`), -1 when Redis did not say.
+    pub redis_stream_length: AtomicI64,
+    /// Entries in the stream the group has not read yet (`XINFO GROUPS`
+    /// `lag`), -1 when Redis cannot tell (after a trim or deletion).
+    pub redis_group_lag: AtomicI64,
+    /// Entries trimmed (`MAXLEN ~`) or deleted before the group read them:
+    /// lost events, counted and logged when seen.
+    pub redis_trimmed_unread: AtomicU64,
+    /// Socket connections closed because all connections' unfinished lines
+    /// together passed their memory budget.
+    pub socket_closed_over_budget: AtomicU64,
 }
 
 impl Stats {

@@ -321,6 +321,8 @@ fn the_page_shows_new_sessions_live_filters_opens_payloads_and_keeps_markup_iner
             .args(["--socket", &socket.display().to_string()])
             .args(["--spool-dir", &root.join("spool").display().to_string()])
             .args(["--http", &format!("127.0.0.1:{port}")])
+            // The page's token flow is not what this test is about.
+            .arg("--no-token")
             .env_clear()
             .env("HOME", root.join("home"))
             .env("XDG_CONFIG_HOME", root.join("home/.config"))

@@ -176,7 +176,7 @@ fn hook(session: &str, transcript: &Path, prompt: &str, name: &str, extra: Value
 #[test]
 fn tokens_per_session_and_model_equal_an_independent_reading_of_the_transcripts() {
     let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start(dir.path(), &[]);
+    let collector = Collector::start(dir.path(), &["--no-token"]);
     let state = dir.path().join("emitter-state");
     let session = "usage-session-1";
     let main = dir.path().join("projects/p/usage-session-1.jsonl");
@@ -372,7 +372,7 @@ fn tokens_per_session_and_model_equal_an_independent_reading_of_the_transcripts(
 #[test]
 fn cost_of_a_real_cli_run_matches_claude_codes_own_telemetry() {
     let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start(dir.path(), &[]);
+    let collector = Collector::start(dir.path(), &["--no-token"]);
     let state = dir.path().join("emitter-state");
     let fixtures = workspace_root().join("tests/fixtures");
     let session = "94376c17-a6fb-41b7-b656-ab50c3d473f6";
@@ -468,7 +468,7 @@ fn http_port(collector: &Collector) -> u16 {
 #[test]
 fn sessions_show_the_state_a_scripted_session_went_through() {
     let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start(dir.path(), &["--quiet-after", "3600"]);
+    let collector = Collector::start(dir.path(), &["--quiet-after", "3600", "--no-token"]);
     let port = http_port(&collector);
     let state_of = |session: &str| {
         collector.rows(&format!(
@@ -582,7 +582,7 @@ fn sessions_show_the_state_a_scripted_session_went_through() {
 #[test]
 fn a_working_session_without_events_has_gone_quiet() {
     let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start(dir.path(), &["--quiet-after", "1"]);
+    let collector = Collector::start(dir.path(), &["--quiet-after", "1", "--no-token"]);
     let port = http_port(&collector);
     let lines = fixture_envelopes("cli-2.1.330/perm-default");
     // Up to the PreToolUse: working, with the tool running, on events whose

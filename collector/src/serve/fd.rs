@@ -105,3 +105,75 @@ pub(crate) fn find_socket(local_port: u16, remote: SocketAddr) -> Option<std::ne
     }
     None
 }
+
+/// A duplicate of the listening socket bound to `local`, found the same way
+/// as in [`set_listener_nodelay`]. `tiny_http`'s accept thread ends on its
+/// first accept error (`EMFILE` when the process runs out of descriptors)
+/// and closes its listener; holding a duplicate keeps the socket bound, with
+/// its backlog, so a new server can be started on it.
+pub(crate) fn duplicate_listener(local: SocketAddr) -> Option<std::net::TcpListener> {
+    use std::os::fd::FromRawFd;
+    for fd in open_descriptors() {
+        if socket_address(fd, End::Local) != Some(local) || socket_address(fd, End::Peer).is_some()
+        {
+            continue;
+        }
+        // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own, or -1.
+        let duplicate = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if duplicate < 0 {
+            return None;
+        }
+        // SAFETY: `duplicate` is a listening TCP socket we own.
+        return Some(unsafe { std::net::TcpListener::from_raw_fd(duplicate) });
+    }
+    None
+}
+
+/// Sets `SO_RCVTIMEO` and `SO_SNDTIMEO` on a listening socket: Linux copies
+/// both to every socket it accepts, and `tiny_http` offers no other way to
+/// give its connections a time limit. A client that stops reading its
+/// response then holds a worker for at most `write` per blocked write,
+/// and one that sends nothing holds its connection for at most `read`.
+/// Returns whether both were set.
+pub(crate) fn set_accepted_timeouts(
+    listener: &std::net::TcpListener,
+    read: std::time::Duration,
+    write: std::time::Duration,
+) -> bool {
+    use std::os::fd::AsRawFd;
+    let set = |option: libc::c_int, duration: std::time::Duration| {
+        let value = libc::timeval {
+            tv_sec: duration.as_secs() as libc::time_t,
+            tv_usec: duration.subsec_micros() as libc::suseconds_t,
+        };
+        // SAFETY: setsockopt with a pointer to a live timeval and its size.
+        unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                &value as *const libc::timeval as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            ) == 0
+        }
+    };
+    set(libc::SO_RCVTIMEO, read) & set(libc::SO_SNDTIMEO, write)
+}
+
+/// How many of this process's descriptors refer to the same socket as
+/// `listener` (itself included), or `None` when `/proc/self/fd` cannot be
+/// read (out of descriptors, say). `tiny_http`'s accept thread can also end
+/// by panicking (it unwraps a failed `try_clone` of an accepted socket at
+/// `EMFILE`), which reports nothing; its listener descriptor closing is the
+/// only trace, and this sees it.
+pub(crate) fn descriptors_sharing(listener: &std::net::TcpListener) -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    let own = std::fs::read_link(format!("/proc/self/fd/{}", listener.as_raw_fd())).ok()?;
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some(
+        entries
+            .flatten()
+            .filter(|entry| std::fs::read_link(entry.path()).ok().as_ref() == Some(&own))
+            .count(),
+    )
+}

@@ -10,20 +10,51 @@
 //! the client on a thread of its own.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tiny_http::{Method, Request};
 
-use crate::serve::fd::set_listener_nodelay;
+use crate::log;
+use crate::serve::fd::{
+    descriptors_sharing, duplicate_listener, set_accepted_timeouts, set_listener_nodelay,
+};
 use crate::serve::gate::{respond, respond_static, ApiResponse, HttpContext, Shared};
 use crate::serve::{api, metrics, ws};
 use crate::service::spawn_thread;
+use crate::stats::Stats;
 use crate::store::read::open_read_only;
 
-/// Number of threads answering plain HTTP requests.
-const WORKERS: usize = 4;
+/// Number of threads answering plain HTTP requests. A client that does not
+/// read its response holds one for at most [`WRITE_TIMEOUT`] per blocked
+/// write, so a handful of them slow the API down instead of freezing it.
+const WORKERS: usize = 8;
+
+/// How long one write to a client may block: a client that stops reading
+/// gets its connection's write failed after this, and frees the worker.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a connection may send nothing (an idle keep-alive, or a request
+/// sent a byte at a time) before it is closed, freeing its descriptor and
+/// its `tiny_http` thread.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The first wait before restarting a listener whose accept loop ended; it
+/// doubles after each failed restart, up to [`RESTART_BACKOFF_MAX`].
+const RESTART_BACKOFF_FIRST: Duration = Duration::from_millis(50);
+
+/// The longest wait between two restarts of the listener.
+const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// A restarted listener that has not failed for this long counts as
+/// accepting again.
+const RESTART_SETTLED_AFTER: Duration = Duration::from_secs(1);
+
+/// How often the supervisor checks that the accept thread still holds the
+/// listener (it can die by panicking, which reports nothing).
+const LIVENESS_CHECK_EVERY: Duration = Duration::from_millis(500);
 
 const INDEX_HTML: &str = include_str!("../../ui/index.html");
 const APP_JS: &str = include_str!("../../ui/app.js");
@@ -41,45 +72,221 @@ pub struct HttpServer {
     pub shutdown: Arc<AtomicBool>,
 }
 
+/// The server the workers take requests from; replaced when its accept loop
+/// ended.
+type CurrentServer = RwLock<Arc<tiny_http::Server>>;
+
 impl HttpServer {
     /// Starts the HTTP thread: it serves requests on `WORKERS` worker
-    /// threads until `shutdown` is set.
+    /// threads until `shutdown` is set, and restarts the listener when
+    /// `tiny_http`'s accept loop ends.
     pub fn spawn(self) -> Result<JoinHandle<()>, String> {
         spawn_thread("http", move || self.run())
     }
 
     fn run(self) {
         let bound = self.server.server_addr().to_ip();
+        let mut spare = None;
         if let Some(address) = bound {
             set_listener_nodelay(address);
+            spare = duplicate_listener(address);
+            match &spare {
+                Some(listener) => {
+                    if !set_accepted_timeouts(listener, READ_TIMEOUT, WRITE_TIMEOUT) {
+                        log::warn("HTTP: cannot set the connections' read and write timeouts");
+                    }
+                }
+                None => log::warn(
+                    "HTTP: cannot find the listening socket; a failed listener will be bound again",
+                ),
+            }
         }
+        let stats = self.context.stats.clone();
+        let shutdown = self.shutdown.clone();
         let shared = Arc::new(Shared::new(self.context, bound, self.shutdown));
-        let server = Arc::new(self.server);
+        let current: Arc<CurrentServer> = Arc::new(RwLock::new(Arc::new(self.server)));
+        let (failures, failed) = crossbeam_channel::unbounded();
         let workers: Vec<_> = (0..WORKERS)
             .map(|index| {
-                let server = server.clone();
+                let current = current.clone();
                 let shared = shared.clone();
+                let failures = failures.clone();
                 std::thread::Builder::new()
                     .name(format!("http-{index}"))
-                    .spawn(move || worker(&server, &shared))
+                    .spawn(move || worker(&current, &shared, &failures))
                     .expect("spawn an HTTP worker thread")
             })
             .collect();
+        drop(failures);
+        ListenerSupervisor {
+            address: bound,
+            spare,
+            stats,
+            state: ListenerState::Accepting,
+            backoff: RESTART_BACKOFF_FIRST,
+            last_check: Instant::now(),
+        }
+        .run(&current, &failed, &shutdown);
         for worker in workers {
             let _ = worker.join();
         }
     }
 }
 
-fn worker(server: &tiny_http::Server, shared: &Arc<Shared>) {
+/// Where the listener is in its restart cycle.
+#[derive(Debug, Clone, Copy)]
+enum ListenerState {
+    /// Accepting connections.
+    Accepting,
+    /// Its accept loop ended; the next restart is due at this instant.
+    Down { retry_at: Instant },
+    /// Restarted at this instant; accepting again once it has not failed
+    /// for [`RESTART_SETTLED_AFTER`].
+    Restarted { at: Instant },
+}
+
+/// Restarts the listener when `tiny_http`'s accept loop ends (it ends on
+/// any accept error, `EMFILE` included, and nothing else would notice),
+/// with backoff, and keeps `Stats` told so health and the watchdog see it.
+struct ListenerSupervisor {
+    /// The bound address, to bind again when there is no spare socket.
+    address: Option<std::net::SocketAddr>,
+    /// A duplicate of the listening socket, kept so a new server can be
+    /// started on it (same port, backlog kept) when the old one died.
+    spare: Option<std::net::TcpListener>,
+    /// Where the listener's state is published.
+    stats: Arc<Stats>,
+    /// Where the restart cycle is.
+    state: ListenerState,
+    /// The wait before the next restart attempt.
+    backoff: Duration,
+    /// When the accept thread was last checked for.
+    last_check: Instant,
+}
+
+impl ListenerSupervisor {
+    fn run(
+        mut self,
+        current: &CurrentServer,
+        failed: &Receiver<std::io::Error>,
+        shutdown: &AtomicBool,
+    ) {
+        while !shutdown.load(Ordering::Relaxed) {
+            match failed.recv_timeout(Duration::from_millis(100)) {
+                Ok(error) => self.accept_loop_ended(&error),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            if self.last_check.elapsed() >= LIVENESS_CHECK_EVERY {
+                self.last_check = Instant::now();
+                if !matches!(self.state, ListenerState::Down { .. }) && self.accept_thread_gone() {
+                    self.accept_loop_ended(&std::io::Error::other(
+                        "the accept thread ended (out of file descriptors?)",
+                    ));
+                }
+            }
+            self.tick(current);
+        }
+    }
+
+    /// Whether `tiny_http`'s accept thread is gone: only the spare still
+    /// refers to the listening socket (see [`descriptors_sharing`]).
+    fn accept_thread_gone(&self) -> bool {
+        let Some(spare) = &self.spare else {
+            return false;
+        };
+        descriptors_sharing(spare).is_some_and(|count| count < 2)
+    }
+
+    fn accept_loop_ended(&mut self, error: &std::io::Error) {
+        if matches!(self.state, ListenerState::Accepting) {
+            log::error(&format!(
+                "HTTP: the listener stopped accepting connections ({error}); restarting it"
+            ));
+            self.stats
+                .http_listener_down_since_ms
+                .store(hooktrail_shared::envelope::now_millis(), Ordering::Relaxed);
+        }
+        self.state = ListenerState::Down {
+            retry_at: Instant::now() + self.backoff,
+        };
+        self.backoff = (self.backoff * 2).min(RESTART_BACKOFF_MAX);
+    }
+
+    fn tick(&mut self, current: &CurrentServer) {
+        match self.state {
+            ListenerState::Accepting => {}
+            ListenerState::Down { retry_at } if Instant::now() >= retry_at => {
+                match self.start_server() {
+                    Ok(server) => {
+                        let old = std::mem::replace(
+                            &mut *current.write().unwrap_or_else(|poison| poison.into_inner()),
+                            Arc::new(server),
+                        );
+                        drop(old);
+                        self.stats
+                            .http_listener_restarts
+                            .fetch_add(1, Ordering::Relaxed);
+                        self.state = ListenerState::Restarted { at: Instant::now() };
+                    }
+                    Err(_) => {
+                        self.state = ListenerState::Down {
+                            retry_at: Instant::now() + self.backoff,
+                        };
+                        self.backoff = (self.backoff * 2).min(RESTART_BACKOFF_MAX);
+                    }
+                }
+            }
+            ListenerState::Down { .. } => {}
+            ListenerState::Restarted { at } if at.elapsed() >= RESTART_SETTLED_AFTER => {
+                let since = self
+                    .stats
+                    .http_listener_down_since_ms
+                    .swap(0, Ordering::Relaxed);
+                log::info(&format!(
+                    "HTTP: accepting connections again after {} ms",
+                    hooktrail_shared::envelope::now_millis() - since
+                ));
+                self.state = ListenerState::Accepting;
+                self.backoff = RESTART_BACKOFF_FIRST;
+            }
+            ListenerState::Restarted { .. } => {}
+        }
+    }
+
+    /// A new server on the spare socket, or bound again on the address.
+    fn start_server(&mut self) -> Result<tiny_http::Server, String> {
+        if let Some(spare) = &self.spare {
+            let listener = spare.try_clone().map_err(|error| error.to_string())?;
+            return tiny_http::Server::from_listener(listener, None)
+                .map_err(|error| error.to_string());
+        }
+        let address = self.address.ok_or("no address to bind again")?;
+        let server = tiny_http::Server::http(address).map_err(|error| error.to_string())?;
+        set_listener_nodelay(address);
+        self.spare = duplicate_listener(address);
+        if let Some(listener) = &self.spare {
+            set_accepted_timeouts(listener, READ_TIMEOUT, WRITE_TIMEOUT);
+        }
+        Ok(server)
+    }
+}
+
+fn worker(current: &CurrentServer, shared: &Arc<Shared>, failures: &Sender<std::io::Error>) {
     let mut connection: Option<rusqlite::Connection> = None;
     while !shared.shutdown.load(Ordering::Relaxed) {
+        let server = current
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone();
         match server.recv_timeout(Duration::from_millis(200)) {
             Ok(Some(request)) => handle(request, shared, &mut connection),
             Ok(None) => {}
-            // A failed receive (the server closing): back off instead of spinning.
-            #[allow(clippy::disallowed_methods)]
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            // The accept loop ended (tiny_http hands its error to one
+            // receiver and stops accepting): the supervisor restarts it.
+            Err(error) => {
+                let _ = failures.send(error);
+            }
         }
     }
 }

@@ -45,8 +45,10 @@ pub(crate) fn health(stats: &Stats, hub: &Hub, database: &Path) -> ApiResponse {
     }
     let commits = stats.commits.load(Ordering::Relaxed);
     let micros = stats.commit_micros_total.load(Ordering::Relaxed);
+    let listener_down_since = stats.http_listener_down_since_ms.load(Ordering::Relaxed);
     ApiResponse::json(&json!({
-        "ok": stats.write_errors.load(Ordering::Relaxed) == 0 || stats.writer_queue.load(Ordering::Relaxed) == 0,
+        "ok": (stats.write_errors.load(Ordering::Relaxed) == 0 || stats.writer_queue.load(Ordering::Relaxed) == 0)
+            && listener_down_since == 0,
         "now": now,
         "redis": { "link": stats.redis_link().as_str(), "pending": stats.redis_pending.load(Ordering::Relaxed) },
         "socket": { "connections": stats.socket_connections.load(Ordering::Relaxed) },
@@ -62,6 +64,10 @@ pub(crate) fn health(stats: &Stats, hub: &Hub, database: &Path) -> ApiResponse {
         "database": { "path": database.display().to_string(), "bytes": db_bytes, "wal_bytes": wal_bytes },
         "websocket": { "clients": stats.websocket_clients.load(Ordering::Relaxed), "dropped_slow": hub.dropped_slow() },
         "sources": sources,
+        "http": {
+            "listener": if listener_down_since == 0 { "accepting" } else { "restarting" },
+            "listener_restarts": stats.http_listener_restarts.load(Ordering::Relaxed),
+        },
     }))
 }
 
@@ -187,6 +193,24 @@ pub(crate) fn metrics(
         )],
     );
     family(
+        "hooktrail_http_listener_restarts_total",
+        "counter",
+        "Times the HTTP listener was restarted after its accept loop ended (out of file descriptors, say).",
+        vec![(
+            String::new(),
+            stats.http_listener_restarts.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    family(
+        "hooktrail_socket_closed_over_budget_total",
+        "counter",
+        "Socket connections closed because unfinished lines on all connections passed their memory budget.",
+        vec![(
+            String::new(),
+            stats.socket_closed_over_budget.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    family(
         "hooktrail_write_errors_total",
         "counter",
         "Failed commit attempts.",
@@ -244,6 +268,36 @@ pub(crate) fn metrics(
         vec![(
             String::new(),
             stats.redis_pending.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    family(
+        "hooktrail_redis_stream_length",
+        "gauge",
+        "Entries in the Redis stream (XINFO STREAM length); -1 when unknown.",
+        vec![(
+            String::new(),
+            stats
+                .redis_stream_length
+                .load(Ordering::Relaxed)
+                .to_string(),
+        )],
+    );
+    family(
+        "hooktrail_redis_group_lag",
+        "gauge",
+        "Entries in the stream the consumer group has not read (XINFO GROUPS lag); -1 when Redis cannot tell.",
+        vec![(
+            String::new(),
+            stats.redis_group_lag.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    family(
+        "hooktrail_redis_trimmed_unread_total",
+        "counter",
+        "Stream entries trimmed (MAXLEN) or deleted before the consumer group read them: lost events.",
+        vec![(
+            String::new(),
+            stats.redis_trimmed_unread.load(Ordering::Relaxed).to_string(),
         )],
     );
     family(

@@ -380,7 +380,7 @@ impl<S: Read + Write> Client<'_, S> {
             subscription.rearm();
             let mut body = String::new();
             let mut count = 0;
-            while let Ok(live) = subscription.receiver.try_recv() {
+            while let Some(live) = subscription.try_recv() {
                 let event = &live.event;
                 if event.seq <= self.cursor {
                     continue;

@@ -59,6 +59,12 @@ impl LineFramer {
         self.buffer.len() - self.start
     }
 
+    /// Bytes of memory the buffer holds (its capacity), for a budget over
+    /// many framers.
+    pub fn allocated(&self) -> usize {
+        self.buffer.capacity()
+    }
+
     /// Adds received bytes. Take the lines with [`LineFramer::next_frame`]
     /// before the next push to keep the buffer within the limit.
     pub fn push(&mut self, mut chunk: &[u8]) {

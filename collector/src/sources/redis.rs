@@ -38,8 +38,18 @@ use crate::service::spawn_thread;
 use crate::settings::Tuning;
 use crate::stats::{RedisLink, Stats};
 
-/// Entries asked for per read.
+/// Most entries asked for per read.
 const READ_COUNT: usize = 1000;
+
+/// The bytes one read should bring at most: the next read's `COUNT` is this
+/// divided by the largest entry of the last read (the first read asks for
+/// [`FIRST_READ_COUNT`]). A fixed count of 1,000 entries of 512 KB took
+/// 1 GB; with [`MAX_IN_FLIGHT`] submissions this bounds the reader's
+/// entries in memory to about 8 × 8 MiB.
+const READ_BYTE_BUDGET: usize = 8 << 20;
+
+/// `COUNT` of a read before any entry size is known.
+const FIRST_READ_COUNT: usize = 16;
 
 /// Submissions sent to the writer and not yet acknowledged, at most: bounds
 /// what a restart would redeliver and the memory held for acks.
@@ -101,6 +111,8 @@ impl RedisSource {
                 ack_sender,
                 ack_receiver,
                 in_flight: 0,
+                read_count: FIRST_READ_COUNT,
+                unread_trimmed_seen: 0,
                 to_ack: Vec::new(),
                 last_error: None,
                 jitter: seed | 1,
@@ -121,6 +133,14 @@ struct RedisReader {
     ack_receiver: Receiver<AckBatch>,
     /// Submissions whose commit report has not arrived yet.
     in_flight: usize,
+    /// Entries found trimmed before the group read them, at the last
+    /// check: only a rise is counted and logged, and the figure falls back
+    /// to 0 once the group reads past the gap (Redis then re-estimates
+    /// `entries-read`).
+    unread_trimmed_seen: u64,
+    /// `COUNT` of the next read, adapted to the entries' size so a read
+    /// stays within [`READ_BYTE_BUDGET`].
+    read_count: usize,
     /// Entry ids committed (or rejected) and not yet acknowledged to Redis;
     /// kept across reconnections.
     to_ack: Vec<String>,
@@ -352,7 +372,7 @@ impl RedisReader {
                 .arg(&self.setup.group)
                 .arg(&self.setup.consumer)
                 .arg("COUNT")
-                .arg(READ_COUNT);
+                .arg(self.read_count);
             match &pending_cursor {
                 Some(cursor) => {
                     read.arg("STREAMS").arg(&self.setup.config.key).arg(cursor);
@@ -372,6 +392,7 @@ impl RedisReader {
             }
             let reply = self.acknowledge_and_read(&mut connection, &read)?;
             let entries = stream_entries(reply);
+            self.adapt_read_count(&entries);
             if pending_cursor.is_some() {
                 match entries.last() {
                     Some((id, _)) => pending_cursor = Some(id.clone()),
@@ -389,6 +410,7 @@ impl RedisReader {
     /// and refreshes the pending count.
     fn maintenance(&mut self, connection: &mut Connection) -> Result<(), RedisError> {
         let mut cursor = "0-0".to_owned();
+        let mut claimed = 0;
         for _ in 0..10 {
             let reply: Value = redis::cmd("XAUTOCLAIM")
                 .arg(&self.setup.config.key)
@@ -397,7 +419,7 @@ impl RedisReader {
                 .arg(self.setup.tuning.claim_idle.as_millis() as u64)
                 .arg(&cursor)
                 .arg("COUNT")
-                .arg(READ_COUNT)
+                .arg(self.read_count)
                 .query(connection)?;
             let Value::Array(mut parts) = reply else {
                 break;
@@ -405,23 +427,29 @@ impl RedisReader {
             parts.resize(3, Value::Nil);
             let next = text(&parts[0]).unwrap_or_else(|| "0-0".to_owned());
             let entries = entry_list(std::mem::take(&mut parts[1]));
+            self.adapt_read_count(&entries);
             // Entries trimmed from the stream while pending cannot be read:
             // acknowledge them so they stop counting as pending.
             if let Value::Array(deleted) = &parts[2] {
                 self.to_ack.extend(deleted.iter().filter_map(text));
             }
-            if !entries.is_empty() {
-                log::info(&format!(
-                    "redis: claimed {} entries left pending by a stopped consumer",
-                    entries.len()
-                ));
-            }
+            claimed += entries.len();
             self.submit_entries(entries);
             if next == "0-0" {
                 break;
             }
             cursor = next;
         }
+        // One line per pass: the read count adapts to entry sizes, so a
+        // pass may take several XAUTOCLAIM calls.
+        if claimed > 0 {
+            log::info(&format!(
+                "redis: claimed {claimed} entries left pending by a stopped consumer"
+            ));
+        }
+        // Not fatal: an ACL without XINFO, or an old Redis, only loses the
+        // figures; a broken link shows in the XPENDING below.
+        let _ = self.stream_info(connection);
         let summary: Value = redis::cmd("XPENDING")
             .arg(&self.setup.config.key)
             .arg(&self.setup.group)
@@ -435,6 +463,83 @@ impl RedisReader {
             }
         }
         Ok(())
+    }
+
+    /// Reads the stream's length and the group's lag for `/metrics`, and
+    /// detects entries trimmed before the group read them. `MAXLEN ~` trims
+    /// by length, not by what groups acknowledged, so while the collector is
+    /// down old unread entries can go: `entries-added - length` entries left
+    /// the stream, the group read `entries-read` of the first ones, and the
+    /// difference was never read. Redis 7 reports both (and `lag` turns nil
+    /// in that case); an older Redis reports neither, and nothing is counted.
+    fn stream_info(&mut self, connection: &mut Connection) -> Result<(), RedisError> {
+        let stream: Value = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(&self.setup.config.key)
+            .query(connection)?;
+        let stream = fields(stream);
+        let length = integer_field(&stream, "length");
+        let entries_added = integer_field(&stream, "entries-added");
+        let groups: Value = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&self.setup.config.key)
+            .query(connection)?;
+        let Value::Array(groups) = groups else {
+            return Ok(());
+        };
+        let ours = groups.into_iter().map(fields).find(|group| {
+            group.iter().any(|(name, value)| {
+                name == "name" && text(value).as_deref() == Some(&self.setup.group)
+            })
+        });
+        let stats = &self.setup.stats;
+        stats
+            .redis_stream_length
+            .store(length.unwrap_or(-1), Ordering::Relaxed);
+        let Some(group) = ours else {
+            return Ok(());
+        };
+        stats.redis_group_lag.store(
+            integer_field(&group, "lag").unwrap_or(-1),
+            Ordering::Relaxed,
+        );
+        // `entries-read` is nil for a group that never read since it was
+        // created on an empty stream: with `last-delivered-id` 0-0 it read
+        // nothing. Otherwise nil means Redis cannot count (a deletion inside
+        // the range), and the loss goes uncounted.
+        let never_read = group.iter().any(|(name, value)| {
+            name == "last-delivered-id" && text(value).as_deref() == Some("0-0")
+        });
+        let read = integer_field(&group, "entries-read").or(never_read.then_some(0));
+        let (Some(length), Some(added), Some(read)) = (length, entries_added, read) else {
+            return Ok(());
+        };
+        let unread_trimmed = (added - length - read).max(0) as u64;
+        if unread_trimmed > self.unread_trimmed_seen {
+            let lost = unread_trimmed - self.unread_trimmed_seen;
+            stats
+                .redis_trimmed_unread
+                .fetch_add(lost, Ordering::Relaxed);
+            log::warn(&format!(
+                "redis: {lost} entries of stream {:?} were trimmed or deleted before group {:?} read them: those events are lost (raise the emitters' maxlen, see README)",
+                self.setup.config.key, self.setup.group
+            ));
+        }
+        self.unread_trimmed_seen = unread_trimmed;
+        Ok(())
+    }
+
+    /// Sets the next read's `COUNT` from the largest entry just read, so a
+    /// read brings at most about [`READ_BYTE_BUDGET`] bytes.
+    fn adapt_read_count(&mut self, entries: &[(String, Option<Vec<u8>>)]) {
+        let Some(largest) = entries
+            .iter()
+            .map(|(id, body)| id.len() + body.as_ref().map_or(0, Vec::len))
+            .max()
+        else {
+            return;
+        };
+        self.read_count = (READ_BYTE_BUDGET / largest.max(1)).clamp(1, READ_COUNT);
     }
 
     /// Parses entries and submits the valid ones; rejected and empty
@@ -464,12 +569,15 @@ impl RedisReader {
                 }
                 Err(reason) => {
                     log::warn(&format!("redis: rejected stream entry {id}: {reason}"));
-                    if let Err(error) =
-                        spool::record_rejected(&self.setup.spool_dir, &body, &reason.0)
-                    {
-                        log::warn(&format!("redis: cannot record a rejected entry: {error}"));
+                    match spool::record_rejected(&self.setup.spool_dir, &body, &reason.0) {
+                        Ok(()) => self.to_ack.push(id),
+                        // Not acknowledged: the entry stays pending in Redis
+                        // (read again at the next start, or claimed), so it
+                        // is not lost with nowhere else recorded.
+                        Err(error) => log::warn(&format!(
+                            "redis: cannot record rejected entry {id} ({error}); leaving it unacknowledged"
+                        )),
                     }
-                    self.to_ack.push(id);
                 }
             }
         }
@@ -569,6 +677,39 @@ fn text(value: &Value) -> Option<String> {
         Value::SimpleString(text) => Some(text.clone()),
         _ => None,
     }
+}
+
+/// The name and value pairs of an `XINFO` reply (a RESP2 flat array or a
+/// RESP3 map).
+fn fields(value: Value) -> Vec<(String, Value)> {
+    match value {
+        Value::Map(pairs) => pairs
+            .into_iter()
+            .filter_map(|(name, value)| Some((text(&name)?, value)))
+            .collect(),
+        Value::Array(items) => {
+            let mut pairs = Vec::new();
+            let mut items = items.into_iter();
+            while let (Some(name), Some(value)) = (items.next(), items.next()) {
+                if let Some(name) = text(&name) {
+                    pairs.push((name, value));
+                }
+            }
+            pairs
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The integer field `name` of [`fields`], if present and not nil.
+fn integer_field(pairs: &[(String, Value)], name: &str) -> Option<i64> {
+    pairs
+        .iter()
+        .find(|(field, _)| field == name)
+        .and_then(|(_, value)| match value {
+            Value::Int(number) => Some(*number),
+            _ => None,
+        })
 }
 
 /// The entries of an `XREADGROUP` reply (RESP2 arrays or RESP3 maps), as

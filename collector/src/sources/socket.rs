@@ -44,6 +44,14 @@ const WAKER: Token = Token(1);
 /// without bound.
 const MAX_BUFFERED_OUTPUT: usize = 1 << 20;
 
+/// Most bytes all connections' line buffers may hold together. Each may
+/// hold a partial line of up to `MAX_LINE_BYTES` (8 MiB), so 1,024
+/// connections sending partial lines could take 8 GiB (825 MB RSS was seen);
+/// over this budget the connection with the largest buffer is closed (its
+/// client gets no `ok` and spools). An emitter writes its line at once, so
+/// only a client that trickles or withholds a line's end is cut.
+const MAX_LINE_BUFFERS_TOTAL: usize = 64 << 20;
+
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -186,9 +194,13 @@ struct Connection {
     replies: VecDeque<Reply>,
     /// Number of the last submission sent to the writer.
     submitted: u64,
-    /// Number of the last submission the writer committed; submissions of
-    /// one connection commit in order, as the writer's queue is FIFO.
+    /// Number of the last submission up to which every submission of this
+    /// connection was committed; see [`advance_committed`].
     committed: u64,
+    /// Submissions committed after one that is not (yet): they wait here
+    /// until the gap closes, which it never does for a submission the
+    /// writer gave up at shutdown.
+    committed_ahead: std::collections::BTreeSet<u64>,
     /// The socket may have more to read (edge-triggered readiness).
     readable: bool,
     /// The client closed its side; the connection ends once replies are out.
@@ -358,8 +370,18 @@ impl Server {
                     })
                     .map(|(token, _)| *token)
                     .collect();
+                let mut line_buffers: usize = self
+                    .connections
+                    .values()
+                    .map(|connection| connection.framer.allocated())
+                    .sum();
                 for token in ready {
+                    let before = self.line_buffer_of(token);
                     self.read(token);
+                    line_buffers = line_buffers - before + self.line_buffer_of(token);
+                    if line_buffers > MAX_LINE_BUFFERS_TOTAL {
+                        line_buffers = self.close_largest_line_buffers(line_buffers);
+                    }
                 }
             }
             if last_sweep.elapsed() > Duration::from_millis(250) {
@@ -400,6 +422,7 @@ impl Server {
                             replies: VecDeque::new(),
                             submitted: 0,
                             committed: 0,
+                            committed_ahead: std::collections::BTreeSet::new(),
                             readable: true,
                             read_closed: false,
                             last_activity: Instant::now(),
@@ -525,7 +548,11 @@ impl Server {
         let mut touched = Vec::new();
         while let Ok((token, number, _)) = self.done_receiver.try_recv() {
             if let Some(connection) = self.connections.get_mut(&token) {
-                connection.committed = connection.committed.max(number);
+                advance_committed(
+                    &mut connection.committed,
+                    &mut connection.committed_ahead,
+                    number,
+                );
                 touched.push(token);
             }
         }
@@ -598,6 +625,42 @@ impl Server {
         }
     }
 
+    /// The memory `token`'s line buffer holds (0 once it is closed).
+    fn line_buffer_of(&self, token: usize) -> usize {
+        self.connections
+            .get(&token)
+            .map_or(0, |connection| connection.framer.allocated())
+    }
+
+    /// Closes the connections with the largest line buffers until all of
+    /// them together are within [`MAX_LINE_BUFFERS_TOTAL`]; returns the new
+    /// total.
+    fn close_largest_line_buffers(&mut self, mut total: usize) -> usize {
+        let mut by_size: Vec<(usize, usize)> = self
+            .connections
+            .iter()
+            .map(|(token, connection)| (connection.framer.allocated(), *token))
+            .collect();
+        by_size.sort_unstable_by(|left, right| right.cmp(left));
+        for (size, token) in by_size {
+            if total <= MAX_LINE_BUFFERS_TOTAL || size == 0 {
+                break;
+            }
+            if let Some(connection) = self.connections.get_mut(&token) {
+                let _ = connection.stream.write_all(
+                    protocol::error_reply("collector busy: too many unfinished lines").as_bytes(),
+                );
+            }
+            self.close(token);
+            total -= size;
+            self.stats
+                .socket_closed_over_budget
+                .fetch_add(1, Ordering::Relaxed);
+            log::warn("socket: unfinished lines over the memory budget; closed the largest");
+        }
+        total
+    }
+
     /// Closes idle connections and finished half-closed ones.
     fn sweep(&mut self) {
         let idle = self.tuning.idle_timeout;
@@ -621,5 +684,44 @@ impl Server {
         for token in tokens {
             self.flush_ready(token);
         }
+    }
+}
+/// Records that submission `number` committed, and moves `committed` up
+/// only through consecutive numbers. `committed = max(committed, number)`
+/// would answer `ok` for the lines of a submission the writer gave up at
+/// shutdown (it is never acknowledged) as soon as a later one committed:
+/// the client would drop events that were never stored.
+fn advance_committed(
+    committed: &mut u64,
+    committed_ahead: &mut std::collections::BTreeSet<u64>,
+    number: u64,
+) {
+    if number <= *committed {
+        return;
+    }
+    committed_ahead.insert(number);
+    while committed_ahead.remove(&(*committed + 1)) {
+        *committed += 1;
+    }
+}
+
+#[cfg(test)]
+mod commit_order_tests {
+    use super::advance_committed;
+
+    #[test]
+    fn a_submission_given_up_at_shutdown_must_not_be_answered_ok_when_a_later_one_commits() {
+        let mut committed = 0;
+        let mut ahead = std::collections::BTreeSet::new();
+        advance_committed(&mut committed, &mut ahead, 1);
+        assert_eq!(committed, 1);
+        // Submission 2 was given up; 3 and 4 committed.
+        advance_committed(&mut committed, &mut ahead, 3);
+        advance_committed(&mut committed, &mut ahead, 4);
+        assert_eq!(committed, 1, "lines of submission 2 would get ok");
+        // Were 2 committed late after all, everything moves on.
+        advance_committed(&mut committed, &mut ahead, 2);
+        assert_eq!(committed, 4);
+        assert!(ahead.is_empty());
     }
 }

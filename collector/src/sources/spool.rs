@@ -114,12 +114,17 @@ impl SpoolSource {
             .map_err(|error| format!("cannot read {name}: {error}"))?;
         let mut events = Vec::with_capacity(lines.len().min(EVENTS_PER_SUBMISSION));
         let mut rejected = 0usize;
+        // A rejected line that could not be copied to `rejected.jsonl` only
+        // exists in this file: then the file is kept (its stored events are
+        // deduplicated by id when it is drained again).
+        let mut unrecorded = 0usize;
         for line in &lines {
             match ingest::parse_counted(line, Source::Spool, &self.stats) {
                 Ok(event) => events.push(event),
                 Err(reason) => {
                     rejected += 1;
                     if let Err(error) = spool::record_rejected(&self.dir, line, &reason.0) {
+                        unrecorded += 1;
                         log::warn(&format!("spool: cannot record a rejected line: {error}"));
                     }
                     if rejected <= 3 {
@@ -176,6 +181,13 @@ impl SpoolSource {
                 // The writer dropped the acknowledgement without committing.
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(()),
             }
+        }
+        if unrecorded > 0 {
+            log::warn(&format!(
+                "spool: keeping {name}: {unrecorded} rejected lines could not be recorded in {}",
+                spool::REJECTED_FILE
+            ));
+            return Ok(());
         }
         file.finish()
             .map_err(|error| format!("cannot delete the drained {name}: {error}"))?;

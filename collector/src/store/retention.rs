@@ -56,8 +56,19 @@ impl RetentionSchedule {
         let result = (|| -> rusqlite::Result<usize> {
             let transaction =
                 connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // The row holding the highest seq is never deleted, even when
+            // it expired. `seq` is an `INTEGER PRIMARY KEY` without
+            // AUTOINCREMENT, so SQLite gives a new row MAX(seq) + 1: were
+            // the newest rows deleted (an emitter whose clock is behind
+            // sends events that are "old" on arrival), the next event would
+            // get a seq that WebSocket clients and `after=` pagers have
+            // already seen, and they would skip it. Keeping that one row
+            // keeps MAX(seq) from ever going down, which is all
+            // AUTOINCREMENT would give, without a table rebuild; the cost
+            // is one expired event kept until a newer one arrives.
             let deleted = transaction.execute(
-                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ?1 ORDER BY ts LIMIT ?2)",
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ?1
+                 AND seq < (SELECT max(seq) FROM events) ORDER BY ts LIMIT ?2)",
                 params![cutoff, RETENTION_CHUNK],
             )?;
             if (deleted as i64) < RETENTION_CHUNK {
