@@ -44,6 +44,9 @@ pub(crate) struct NewEvent {
     /// The token usage the emitter read from the transcript at a turn
     /// boundary (envelope `usage`).
     pub(crate) usage: Option<TranscriptUsage>,
+    /// The text the search index (`events_fts`) holds for this event,
+    /// extracted here so the writer only inserts it.
+    pub(crate) search_text: Option<String>,
 }
 
 /// The longest session title kept, in characters.
@@ -284,7 +287,9 @@ impl NewEvent {
             .session
             .as_ref()
             .map(|change| change.state.as_str());
+        let search_text = crate::search::searchable_text(&envelope.hook, &payload);
         NewEvent {
+            search_text,
             transitions,
             model,
             title,

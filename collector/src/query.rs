@@ -153,7 +153,10 @@ pub struct EventFilter {
     pub hook: Option<String>,
     /// Exact `tool`.
     pub tool: Option<String>,
-    /// Case-sensitive substring of the payload JSON text.
+    /// Text search, case-insensitive: through the search index
+    /// (`events_fts`, the searchable text of each event) when it has three
+    /// characters or more, else as a substring of the payload JSON text;
+    /// live events are matched against their payload text.
     pub text: Option<String>,
 }
 
@@ -180,10 +183,12 @@ impl EventFilter {
             && exact(&self.machine, Some(&event.machine))
             && exact(&self.hook, Some(&event.hook))
             && exact(&self.tool, event.tool.as_deref())
-            && self
-                .text
-                .as_deref()
-                .is_none_or(|text| event.payload.contains(text))
+            && self.text.as_deref().is_none_or(|text| {
+                event
+                    .payload
+                    .to_ascii_lowercase()
+                    .contains(&text.to_ascii_lowercase())
+            })
     }
 
     /// SQL conditions (joined with AND, each starting with ` AND `) and their
@@ -210,8 +215,8 @@ impl EventFilter {
             }
         }
         if let Some(text) = &self.text {
-            sql.push_str(" AND instr(payload, ?) > 0");
-            values.push(text.clone());
+            sql.push_str(" AND instr(lower(payload), ?) > 0");
+            values.push(text.to_ascii_lowercase());
         }
         (sql, values)
     }
@@ -395,7 +400,10 @@ mod tests {
         assert_eq!(parsed.filter.hook.as_deref(), Some("PreToolUse"));
         assert_eq!(parsed.filter.text.as_deref(), Some("a b c"));
         let (sql, values) = parsed.filter.sql();
-        assert_eq!(sql, " AND hook = ? AND tool = ? AND instr(payload, ?) > 0");
+        assert_eq!(
+            sql,
+            " AND hook = ? AND tool = ? AND instr(lower(payload), ?) > 0"
+        );
         assert_eq!(values.len(), 3);
     }
 

@@ -334,6 +334,8 @@ impl WriterLoop {
                  (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
+            let mut index_text = transaction
+                .prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")?;
             for event in batch.iter().flat_map(|submission| &submission.events) {
                 let row = &event.row;
                 let changed = insert.execute(params![
@@ -358,6 +360,9 @@ impl WriterLoop {
                 }
                 let seq = transaction.last_insert_rowid();
                 seqs.push(seq);
+                if let Some(text) = &event.search_text {
+                    index_text.execute(params![seq, text])?;
+                }
                 note_side_tables(event, seq, &mut sessions, &mut agents);
                 *minute_counts
                     .entry((minute_of(row.ts), row.hook.as_str(), row.machine.as_str()))
@@ -402,10 +407,7 @@ impl WriterLoop {
                     delta.last_seq,
                     delta.state.as_ref().map(|state| state.state.as_str()),
                     delta.state.as_ref().map(|state| state.since),
-                    delta
-                        .state
-                        .as_ref()
-                        .and_then(|state| state.detail.as_deref()),
+                    delta.state.as_ref().and_then(|state| state.detail),
                     delta.current_tool.flatten(),
                     delta.model,
                     delta.title,
@@ -452,10 +454,7 @@ impl WriterLoop {
                     delta.transcript_path,
                     delta.state.as_ref().map(|state| state.state.as_str()),
                     delta.state.as_ref().map(|state| state.since),
-                    delta
-                        .state
-                        .as_ref()
-                        .and_then(|state| state.detail.as_deref()),
+                    delta.state.as_ref().and_then(|state| state.detail),
                     delta.current_tool.flatten(),
                     delta.prompt_id,
                     delta.state.as_ref().map(|state| state.ts),
