@@ -329,13 +329,27 @@ pub fn parse_socket_query(query: &str) -> Result<SocketQuery, ParamError> {
     Ok(parsed)
 }
 
+/// The order of `/api/sessions` (`sort=`); sessions waiting for the user
+/// come first in every order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionSort {
+    /// Most recent event first (the default).
+    Recent,
+    /// Highest cost first; sessions without priced usage last.
+    Cost,
+    /// Longest first (first event to end, or to the last event).
+    Duration,
+}
+
 /// A parsed `/api/sessions` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionsQuery {
     /// Only this machine's sessions.
     pub machine: Option<String>,
-    /// At most this many sessions, most recent first.
+    /// At most this many sessions.
     pub limit: usize,
+    /// Their order.
+    pub sort: SessionSort,
 }
 
 /// Parses the query string of `/api/sessions`.
@@ -343,10 +357,24 @@ pub fn parse_sessions_query(query: &str) -> Result<SessionsQuery, ParamError> {
     let mut parsed = SessionsQuery {
         machine: None,
         limit: 500,
+        sort: SessionSort::Recent,
     };
-    for (name, value) in parse_pairs(query, &["machine", "limit"])? {
+    for (name, value) in parse_pairs(query, &["machine", "limit", "sort"])? {
         match name.as_str() {
             "machine" => parsed.machine = Some(value),
+            "sort" => {
+                parsed.sort = match value.as_str() {
+                    "recent" => SessionSort::Recent,
+                    "cost" => SessionSort::Cost,
+                    "duration" => SessionSort::Duration,
+                    _ => {
+                        return Err(ParamError::new(
+                            "sort",
+                            "must be `recent`, `cost` or `duration`",
+                        ))
+                    }
+                }
+            }
             _ => parsed.limit = parse_integer("limit", &value, 1, 5000)? as usize,
         }
     }
