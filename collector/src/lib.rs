@@ -61,6 +61,7 @@ pub use crate::hub::Hub;
 pub use crate::query::{
     parse_events_query, parse_sessions_query, parse_socket_query, parse_stats_query, EventFilter,
 };
+pub use crate::search::searchable_text;
 pub use crate::serve::gate::HttpContext;
 pub use crate::serve::http::HttpServer;
 pub use crate::settings::{parse as parse_settings, Invocation, Settings, Tuning};

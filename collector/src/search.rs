@@ -67,7 +67,7 @@ fn push_strings(out: &mut String, value: &Value) {
 /// The text the search index holds for one event (`None`: nothing to
 /// index). `PostToolUse` indexes its output, not its input again: the
 /// `PreToolUse` of the same call holds the input.
-pub(crate) fn searchable_text(hook: &str, payload: &str) -> Option<String> {
+pub fn searchable_text(hook: &str, payload: &str) -> Option<String> {
     let wanted = matches!(
         hook,
         "UserPromptSubmit"

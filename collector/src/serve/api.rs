@@ -561,9 +561,13 @@ fn timeline_route(
         }
     }
     transaction.finish()?;
+    // The axis ends at the session's end or last event; a span still open
+    // runs on to now.
+    let open = spans.iter().any(|span| span.end.is_none());
     let end = match ended_ts {
         Some(ended) => ended.max(last_ts),
-        None => now.max(last_ts),
+        None if open => now.max(last_ts),
+        None => last_ts,
     };
     // Compact rows: [lane, kind, label, start, end, outcome, seq, end_seq];
     // an open span's end is null (it runs to the session's end).
