@@ -190,9 +190,19 @@ impl Driver {
             .to_owned()
     }
 
+    /// Clicks the element `css` selects, found and clicked in one script:
+    /// the session list is redrawn every second or so, so an element found
+    /// by one WebDriver call may be stale by the next.
     fn click(&self, css: &str) {
-        let id = self.element(css);
-        self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
+        let clicked = self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({
+                "script": "const node = document.querySelector(arguments[0]); if (!node) return false; node.click(); return true;",
+                "args": [css]
+            })),
+        );
+        assert_eq!(clicked, json!(true), "nothing to click at {css}");
     }
 
     fn type_into(&self, css: &str, text: &str) {
@@ -206,7 +216,8 @@ impl Driver {
     }
 
     fn wait_for(&self, what: &str, script: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Generous: the suite runs on two cores shared with builds.
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if self.script(script) == Value::Bool(true) {
                 return;
