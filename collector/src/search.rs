@@ -6,14 +6,20 @@
 //! The index holds the text people search for: prompts, commands, file
 //! paths, patterns and URLs of tool inputs, tool outputs and errors,
 //! notification and assistant messages. Not JSON keys or ids. Each event's
-//! text is capped at [`MAX_SEARCH_TEXT`] bytes, so a huge tool output costs
-//! the writer no more than a small one.
+//! text is capped at [`MAX_SEARCH_TEXT`] bytes (its tool output at
+//! [`MAX_OUTPUT_TEXT`]) and holds each distinct line once, so a huge or
+//! repetitive tool output costs the writer no more than a small one.
 
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The most bytes of text indexed per event.
-pub(crate) const MAX_SEARCH_TEXT: usize = 4096;
+/// The most bytes of text indexed per event. Trigram indexing costs the
+/// writer tens of nanoseconds per byte, so this bounds what one event costs.
+pub(crate) const MAX_SEARCH_TEXT: usize = 2048;
+
+/// The most bytes of a tool's output indexed per event: outputs are the
+/// bulk of the text and the least searched part of it.
+pub(crate) const MAX_OUTPUT_TEXT: usize = 1024;
 
 /// The shortest search the trigram index can answer; shorter ones scan.
 pub(crate) const MIN_INDEXED_QUERY_CHARS: usize = 3;
@@ -40,26 +46,34 @@ struct Searchable {
     raw: Option<Value>,
 }
 
-/// Appends the string leaves of `value` to `out` (space-separated) until
-/// `out` holds [`MAX_SEARCH_TEXT`] bytes.
-fn push_strings(out: &mut String, value: &Value) {
-    if out.len() >= MAX_SEARCH_TEXT {
+/// Appends the string leaves of `value` to `out`, one line at a time,
+/// until `out` holds `limit` bytes. A line already in `out` is left out:
+/// repeated lines (a build log, a grep of one pattern) add nothing to a
+/// substring search and would cost the writer as much as new text.
+fn push_strings(out: &mut String, value: &Value, limit: usize) {
+    if out.len() >= limit {
         return;
     }
     match value {
         Value::String(text) => {
-            if !out.is_empty() {
-                out.push('\n');
+            for line in text.lines() {
+                let line = line.trim();
+                if line.is_empty() || out.len() >= limit || out.contains(line) {
+                    continue;
+                }
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                let room = limit.saturating_sub(out.len());
+                let mut cut = line.len().min(room);
+                while !line.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                out.push_str(&line[..cut]);
             }
-            let room = MAX_SEARCH_TEXT - out.len();
-            let mut cut = text.len().min(room);
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            out.push_str(&text[..cut]);
         }
-        Value::Array(items) => items.iter().for_each(|item| push_strings(out, item)),
-        Value::Object(map) => map.values().for_each(|item| push_strings(out, item)),
+        Value::Array(items) => items.iter().for_each(|item| push_strings(out, item, limit)),
+        Value::Object(map) => map.values().for_each(|item| push_strings(out, item, limit)),
         _ => {}
     }
 }
@@ -100,11 +114,14 @@ pub fn searchable_text(hook: &str, payload: &str) -> Option<String> {
         &facts.message,
         &facts.last_assistant_message,
         &facts.compact_summary,
-        &facts.tool_response,
         &facts.raw,
     ];
     for value in fields.into_iter().flatten() {
-        push_strings(&mut out, value);
+        push_strings(&mut out, value, MAX_SEARCH_TEXT);
+    }
+    if let Some(output) = &facts.tool_response {
+        let limit = (out.len() + MAX_OUTPUT_TEXT).min(MAX_SEARCH_TEXT);
+        push_strings(&mut out, output, limit);
     }
     (!out.is_empty()).then_some(out)
 }
@@ -148,7 +165,22 @@ mod tests {
             "é".repeat(10_000)
         );
         let text = searchable_text("PostToolUse", &payload).unwrap();
-        assert!(text.len() <= MAX_SEARCH_TEXT && text.len() > MAX_SEARCH_TEXT - 4);
+        assert!(text.len() <= MAX_OUTPUT_TEXT && text.len() > MAX_OUTPUT_TEXT - 4);
+        let prompt = format!(r#"{{"prompt":"{}"}}"#, "ab".repeat(5_000));
+        let text = searchable_text("UserPromptSubmit", &prompt).unwrap();
+        assert_eq!(text.len(), MAX_SEARCH_TEXT);
+    }
+
+    #[test]
+    fn repeated_lines_are_indexed_once() {
+        let payload = format!(
+            r#"{{"tool_response":{{"stdout":"{}tail line"}}}}"#,
+            r"src/main.rs:12:fn main() {\n".repeat(20)
+        );
+        assert_eq!(
+            searchable_text("PostToolUse", &payload).as_deref(),
+            Some("src/main.rs:12:fn main() {\ntail line")
+        );
     }
 
     #[test]
