@@ -134,7 +134,7 @@ fn sessions_route(
     let sessions: Vec<Value> = {
         // Waiting sessions first in every order: they are what a person
         // watching many sessions needs to act on. Ordering by cost reads
-        // the covering index usage(session_id, cost_usd), not the rows.
+        // the covering index usage_session_totals, not the rows.
         let (page_order, outer_order) = match request.sort {
             SessionSort::Recent => ("last_ts DESC", "last_ts DESC"),
             SessionSort::Duration => (

@@ -190,7 +190,8 @@ const MIGRATIONS: &[&str] = &[
     // and [`backfill_search`] fills it for the events already stored. The
     // (column, seq) indexes serve every filter in `seq` order, so a rare
     // hook, tool, machine or agent no longer scans the table; the covering
-    // usage index sorts sessions by cost without reading usage rows.
+    // usage index sums and sorts sessions' cost and tokens without reading
+    // usage rows.
     r#"
     CREATE VIRTUAL TABLE events_fts USING fts5(text, content='', contentless_delete=1, tokenize='trigram');
     CREATE TRIGGER events_fts_delete AFTER DELETE ON events BEGIN
@@ -200,7 +201,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_tool_seq ON events(tool, seq) WHERE tool IS NOT NULL;
     CREATE INDEX events_machine_seq ON events(machine, seq);
     CREATE INDEX events_agent_seq ON events(agent_id, seq) WHERE agent_id IS NOT NULL;
-    CREATE INDEX usage_session_cost ON usage(session_id, cost_usd);
+    CREATE INDEX usage_session_totals ON usage(session_id, cost_usd, input_tokens, output_tokens,
+        cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens);
     "#,
 ];
 
