@@ -49,6 +49,9 @@ pub(crate) struct NewEvent {
     /// Which redaction rules replaced something, by the emitter or here,
     /// and how often (the `redactions` column).
     pub(crate) redactions: Option<BTreeMap<String, u64>>,
+    /// The text the search index (`events_fts`) holds for this event,
+    /// extracted here so the writer only inserts it.
+    pub(crate) search_text: Option<String>,
 }
 
 /// The collector's redaction rules: the same config file as the emitters'.
@@ -309,7 +312,9 @@ impl NewEvent {
             .session
             .as_ref()
             .map(|change| change.state.as_str());
+        let search_text = crate::search::searchable_text(&envelope.hook, &payload);
         NewEvent {
+            search_text,
             transitions,
             model,
             title,

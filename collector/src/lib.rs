@@ -10,6 +10,7 @@
 //!   `service`: signals, systemd notification, named threads.
 //! - `settings`: command-line flags (DESIGN §5) on top of the shared config.
 //! - `query`: query-string parsing and the event filter (pure, fuzzed).
+//! - `search`: the text the search index holds per event, and FTS queries.
 //! - `ingest`: what sources hand the writer: parsed events in submissions,
 //!   each with the acknowledgement to run after its commit.
 //! - `hub`: hands committed events to WebSocket clients, never blocking.
@@ -43,6 +44,7 @@ mod import;
 mod ingest;
 mod log;
 mod query;
+mod search;
 mod serve;
 mod service;
 mod settings;
@@ -61,13 +63,16 @@ pub use crate::import::{run as import_transcripts, ImportSummary};
 pub use crate::query::{
     parse_events_query, parse_sessions_query, parse_socket_query, parse_stats_query, EventFilter,
 };
+pub use crate::search::searchable_text;
 pub use crate::serve::gate::HttpContext;
 pub use crate::serve::http::HttpServer;
 pub use crate::settings::{parse as parse_settings, Invocation, Settings, Tuning};
 pub use crate::sources::framing::{Frame, LineFramer};
 pub use crate::sources::socket::SocketListener;
 pub use crate::stats::{RedisLink, Stats};
-pub use crate::store::schema::{migrate as migrate_schema, REBUILD_EVENT_COUNTS};
+pub use crate::store::schema::{
+    index_event_text, migrate as migrate_schema, rebuild_search_index, REBUILD_EVENT_COUNTS,
+};
 pub use crate::store::writer::open as open_database;
 
 use std::io::Write;

@@ -153,7 +153,10 @@ pub struct EventFilter {
     pub hook: Option<String>,
     /// Exact `tool`.
     pub tool: Option<String>,
-    /// Case-sensitive substring of the payload JSON text.
+    /// Text search, case-insensitive: through the search index
+    /// (`events_fts`, the searchable text of each event) when it has three
+    /// characters or more, else as a substring of the payload JSON text;
+    /// live events are matched against their payload text.
     pub text: Option<String>,
 }
 
@@ -180,10 +183,12 @@ impl EventFilter {
             && exact(&self.machine, Some(&event.machine))
             && exact(&self.hook, Some(&event.hook))
             && exact(&self.tool, event.tool.as_deref())
-            && self
-                .text
-                .as_deref()
-                .is_none_or(|text| event.payload.contains(text))
+            && self.text.as_deref().is_none_or(|text| {
+                event
+                    .payload
+                    .to_ascii_lowercase()
+                    .contains(&text.to_ascii_lowercase())
+            })
     }
 
     /// SQL conditions (joined with AND, each starting with ` AND `) and their
@@ -210,8 +215,8 @@ impl EventFilter {
             }
         }
         if let Some(text) = &self.text {
-            sql.push_str(" AND instr(payload, ?) > 0");
-            values.push(text.clone());
+            sql.push_str(" AND instr(lower(payload), ?) > 0");
+            values.push(text.to_ascii_lowercase());
         }
         (sql, values)
     }
@@ -324,13 +329,27 @@ pub fn parse_socket_query(query: &str) -> Result<SocketQuery, ParamError> {
     Ok(parsed)
 }
 
+/// The order of `/api/sessions` (`sort=`); sessions waiting for the user
+/// come first in every order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionSort {
+    /// Most recent event first (the default).
+    Recent,
+    /// Highest cost first; sessions without priced usage last.
+    Cost,
+    /// Longest first (first event to end, or to the last event).
+    Duration,
+}
+
 /// A parsed `/api/sessions` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionsQuery {
     /// Only this machine's sessions.
     pub machine: Option<String>,
-    /// At most this many sessions, most recent first.
+    /// At most this many sessions.
     pub limit: usize,
+    /// Their order.
+    pub sort: SessionSort,
 }
 
 /// Parses the query string of `/api/sessions`.
@@ -338,10 +357,24 @@ pub fn parse_sessions_query(query: &str) -> Result<SessionsQuery, ParamError> {
     let mut parsed = SessionsQuery {
         machine: None,
         limit: 500,
+        sort: SessionSort::Recent,
     };
-    for (name, value) in parse_pairs(query, &["machine", "limit"])? {
+    for (name, value) in parse_pairs(query, &["machine", "limit", "sort"])? {
         match name.as_str() {
             "machine" => parsed.machine = Some(value),
+            "sort" => {
+                parsed.sort = match value.as_str() {
+                    "recent" => SessionSort::Recent,
+                    "cost" => SessionSort::Cost,
+                    "duration" => SessionSort::Duration,
+                    _ => {
+                        return Err(ParamError::new(
+                            "sort",
+                            "must be `recent`, `cost` or `duration`",
+                        ))
+                    }
+                }
+            }
             _ => parsed.limit = parse_integer("limit", &value, 1, 5000)? as usize,
         }
     }
@@ -395,7 +428,10 @@ mod tests {
         assert_eq!(parsed.filter.hook.as_deref(), Some("PreToolUse"));
         assert_eq!(parsed.filter.text.as_deref(), Some("a b c"));
         let (sql, values) = parsed.filter.sql();
-        assert_eq!(sql, " AND hook = ? AND tool = ? AND instr(payload, ?) > 0");
+        assert_eq!(
+            sql,
+            " AND hook = ? AND tool = ? AND instr(lower(payload), ?) > 0"
+        );
         assert_eq!(values.len(), 3);
     }
 

@@ -353,3 +353,104 @@ fn stats_with_seconds_buckets_count_events_and_agree_with_the_minute_rollup() {
     assert_eq!(by_seconds["per_hook"], by_minute["per_hook"]);
     assert_eq!(by_seconds["per_machine"], by_minute["per_machine"]);
 }
+
+#[test]
+fn the_timeline_has_a_lane_per_subagent_with_tool_spans_and_prompt_markers() {
+    let (_db, server) = loaded();
+    let session = serde_json::from_str::<Value>(&fixture("subagent")[0]).unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let timeline = server.json(&format!("/api/sessions/{session}/timeline"), 200);
+    let lanes = timeline["lanes"].as_array().unwrap();
+    assert_eq!(lanes.len(), 2, "{timeline}");
+    assert_eq!(lanes[1]["agent_id"], "aedc35a865b2629db");
+    assert_eq!(lanes[1]["label"], "general-purpose");
+    let spans = timeline["spans"].as_array().unwrap();
+    // [lane, kind, label, start, end, outcome, seq, end_seq]
+    assert!(spans
+        .iter()
+        .any(|s| s[0] == 0 && s[1] == "tool" && s[2] == "Agent" && s[5] == "ok"));
+    assert!(spans
+        .iter()
+        .any(|s| s[0] == 1 && s[1] == "tool" && s[2] == "Bash" && s[5] == "ok"));
+    assert!(spans
+        .iter()
+        .all(|s| s[4].as_i64().unwrap() >= s[3].as_i64().unwrap()));
+    let prompts = timeline["markers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m[1] == "UserPromptSubmit")
+        .count();
+    assert_eq!(prompts, 2);
+    server.json("/api/sessions/nope/timeline", 404);
+    server.json(&format!("/api/sessions/{session}/timeline?x=1"), 400);
+}
+
+#[test]
+fn sessions_sort_by_recent_cost_and_duration_with_waiting_sessions_first() {
+    let (db, server) = loaded();
+    let ids = |page: &Value| -> Vec<String> {
+        page["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["session_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let recent = ids(&server.json("/api/sessions?sort=recent", 200));
+    assert_eq!(recent, ids(&server.json("/api/sessions", 200)));
+    let longest = server.json("/api/sessions?sort=duration", 200);
+    let durations: Vec<i64> = longest["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["duration_ms"].as_i64().unwrap())
+        .collect();
+    assert!(durations.windows(2).all(|w| w[0] >= w[1]), "{durations:?}");
+    // The oldest session waits for the user: it comes first in every order.
+    let oldest = recent.last().unwrap().clone();
+    db.connection
+        .execute(
+            "UPDATE sessions SET state = 'waiting', state_detail = 'permission: Bash' WHERE session_id = ?1",
+            [&oldest],
+        )
+        .unwrap();
+    db.connection
+        .execute(
+            "INSERT INTO usage (key, message_id, session_id, model, ts, output_tokens, cost_usd, origin) \
+             VALUES ('k1', 'm1', ?1, 'claude-opus-4-5', 1, 10, 2.5, 'hook')",
+            [&recent[0]],
+        )
+        .unwrap();
+    for sort in ["recent", "cost", "duration"] {
+        let page = server.json(&format!("/api/sessions?sort={sort}"), 200);
+        assert_eq!(ids(&page)[0], oldest, "{sort}");
+        assert_eq!(page["sessions"][0]["state"], "waiting");
+    }
+    let by_cost = server.json("/api/sessions?sort=cost", 200);
+    assert_eq!(ids(&by_cost)[1], recent[0], "the priced session next");
+    assert_eq!(by_cost["sessions"][1]["cost_usd"], 2.5);
+    server.json("/api/sessions?sort=price", 400);
+}
+
+#[test]
+fn search_finds_substrings_in_any_case_through_the_index_and_rare_filters_answer_whole_pages() {
+    let (_db, server) = loaded();
+    // A substring of a Bash command, in another case.
+    let page = server.json(&format!("/api/events?q={}", encode("IMG SRC=X")), 200);
+    let events = page["events"].as_array().unwrap();
+    assert!(!events.is_empty());
+    assert!(events.iter().all(|e| e["payload"]
+        .to_string()
+        .to_lowercase()
+        .contains("img src=x")));
+    assert_eq!(page["more"], false);
+    // Two characters are too short for trigrams: the payload scan answers.
+    let short = server.json("/api/events?q=Wr", 200);
+    assert!(!short["events"].as_array().unwrap().is_empty());
+    let rare = server.json("/api/events?hook=SessionEnd&order=desc", 200);
+    assert_eq!(rare["more"], false);
+    assert!(!rare["events"].as_array().unwrap().is_empty());
+}

@@ -4,7 +4,11 @@
 //! emitter, and checks that a new session and its events appear without a
 //! reload, that a filter applies and survives a reload, that an event's
 //! payload opens, and that the XSS payload of the `tools_basic` fixture
-//! stays inert text. It saves the screenshot the README shows.
+//! stays inert text; then the session list (titles, states, a "waiting for
+//! you" session on top), a session's timeline with a subagent running in
+//! parallel, its prompts and an edit's diff, the keyboard (`/`, `j`, `k`,
+//! Esc), a search hit highlighted and linked to its session, and the
+//! overview's charts. It saves the three screenshots the README shows.
 //!
 //! A missing chromium or chromedriver fails the test with what to run.
 
@@ -186,9 +190,19 @@ impl Driver {
             .to_owned()
     }
 
+    /// Clicks the element `css` selects, found and clicked in one script:
+    /// the session list is redrawn every second or so, so an element found
+    /// by one WebDriver call may be stale by the next.
     fn click(&self, css: &str) {
-        let id = self.element(css);
-        self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
+        let clicked = self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({
+                "script": "const node = document.querySelector(arguments[0]); if (!node) return false; node.click(); return true;",
+                "args": [css]
+            })),
+        );
+        assert_eq!(clicked, json!(true), "nothing to click at {css}");
     }
 
     fn type_into(&self, css: &str, text: &str) {
@@ -202,7 +216,8 @@ impl Driver {
     }
 
     fn wait_for(&self, what: &str, script: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Generous: the suite runs on two cores shared with builds.
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if self.script(script) == Value::Bool(true) {
                 return;
@@ -308,7 +323,8 @@ fn emit(socket: &Path, root: &Path, payloads: &[String]) {
 }
 
 #[test]
-fn the_page_shows_new_sessions_live_filters_opens_payloads_and_keeps_markup_inert() {
+fn the_page_shows_sessions_live_with_states_timelines_search_hits_and_charts_and_keeps_markup_inert(
+) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let port = free_port();
@@ -411,7 +427,7 @@ fn the_page_shows_new_sessions_live_filters_opens_payloads_and_keeps_markup_iner
     );
     assert_eq!(alert_status, 404, "no alert opened");
 
-    // The screenshot for the README: every session, one selected, a payload open.
+    // The session list: titles, project and machine, state badges.
     emit(&socket, root, &fixture("subagent"));
     driver.go(&page);
     driver.wait_for("all events", "return document.getElementById('conn').textContent === 'live' && document.querySelectorAll('tr.event').length >= 33");
@@ -421,38 +437,220 @@ fn the_page_shows_new_sessions_live_filters_opens_payloads_and_keeps_markup_iner
         .unwrap()
         .to_owned();
     driver.wait_for(
-        "the sessions list",
+        "the sessions list with titles and states",
         &format!(
-            "return !!document.querySelector('.session[data-session=\"{subagent_session}\"]')"
+            "const row = document.querySelector('.session[data-session=\"{subagent_session}\"]'); \
+             return !!row && row.querySelector('.title').textContent.length > 3 && !!row.querySelector('.badge.ended')"
         ),
     );
-    driver.click(&format!(".session[data-session=\"{subagent_session}\"]"));
+
+    // A session whose main agent runs a long Bash call while a subagent
+    // works in parallel, then a session that waits for a permission.
+    let parallel = parallel_session_payloads("browser-parallel-session");
+    emit(&socket, root, &parallel);
+    let waiting: Vec<String> = [
+        json!({"session_id": "browser-waiting-session", "cwd": "/home/dev/shop", "hook_event_name": "UserPromptSubmit", "prompt": "Deploy the shop to staging", "transcript_path": "/tmp/w.jsonl"}),
+        json!({"session_id": "browser-waiting-session", "cwd": "/home/dev/shop", "hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_use_id": "toolu_w1", "tool_input": {"command": "./deploy.sh staging"}}),
+        json!({"session_id": "browser-waiting-session", "cwd": "/home/dev/shop", "hook_event_name": "PermissionRequest", "tool_name": "Bash", "tool_input": {"command": "./deploy.sh staging"}}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect();
+    emit(&socket, root, &waiting);
     driver.wait_for(
-        "the agent tree",
-        "return document.getElementById('sd-agents').textContent.includes('general-purpose')",
+        "the waiting session at the top of the list, highlighted",
+        "const first = document.querySelector('#sessions .session'); \
+         return !!first && first.dataset.session === 'browser-waiting-session' && first.classList.contains('state-waiting') \
+           && first.querySelector('.badge').textContent.startsWith('waiting for you') \
+           && document.querySelector('.waiting-note') !== null",
+    );
+    let list_png = driver.screenshot();
+
+    // The session view: a timeline with the subagent's lane beside the main
+    // agent's, its spans overlapping the main agent's Bash call.
+    driver.click(".session[data-session=\"browser-parallel-session\"]");
+    driver.wait_for(
+        "the timeline with two lanes",
+        "return document.querySelectorAll('#timeline .lane-label').length === 2 \
+           && document.querySelectorAll('#timeline rect.span.tool').length >= 3",
+    );
+    let overlap = driver.script(
+        "const spans = [...document.querySelectorAll('#timeline rect.span.tool')].map(r => ({ \
+             x: +r.getAttribute('x'), w: +r.getAttribute('width'), y: +r.getAttribute('y'), t: r.textContent })); \
+         const main = spans.find(s => s.t.startsWith('Bash')); \
+         const sub = spans.find(s => s.y > main.y); \
+         return !!sub && sub.x >= main.x && sub.x + sub.w <= main.x + main.w + 1",
+    );
+    assert_eq!(
+        overlap,
+        json!(true),
+        "the subagent's call runs inside the main agent's"
     );
     driver.wait_for(
-        "the session's events",
-        "return document.querySelectorAll('tr.event').length >= 10",
+        "the prompts and the edit's diff",
+        "return document.getElementById('sv-prompts').textContent.includes('Rename the helper') \
+           && document.getElementById('sd-agents').textContent.includes('Explore') \
+           && document.querySelector('#sv-edits pre.diff .del').textContent === '- fn old_name() {}\\n' \
+           && document.querySelector('#sv-edits pre.diff .add').textContent === '+ fn new_name() {}\\n'",
     );
-    driver.click("tr.event:nth-child(4)");
+    assert!(driver
+        .script("return location.hash")
+        .as_str()
+        .unwrap()
+        .starts_with("#/session/browser-parallel-session"));
+    // A span opens its payload, as text.
+    driver.script("document.querySelector('#timeline rect.span.tool').dispatchEvent(new MouseEvent('click', {bubbles: true}))");
     driver.wait_for(
-        "the payload",
-        "return document.getElementById('payload').textContent.length > 10",
+        "the span's payload",
+        "return !document.getElementById('event-detail').hidden && document.getElementById('payload').textContent.includes('tool_name')",
+    );
+    let timeline_png = driver.screenshot();
+    // Esc closes the detail pane; j and k move through the events.
+    driver.script(
+        "document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape', bubbles: true}))",
     );
     driver.wait_for(
-        "the chart",
-        "return document.querySelectorAll('#chart .spark').length > 0",
+        "the detail pane to close",
+        "return document.getElementById('event-detail').hidden && !location.hash.includes('/event/')",
     );
-    let png = driver.screenshot();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
-    // Every run saves its screenshot beside the build; the README's copy in
-    // docs/ is refreshed only on request, so a test run leaves the tree clean.
-    let saved = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshot.png");
-    std::fs::write(&saved, &png).unwrap();
-    if std::env::var_os("HOOKTRAIL_UPDATE_SCREENSHOT").is_some() {
-        let docs = hooktrail_testkit::workspace_root().join("docs");
-        std::fs::create_dir_all(&docs).unwrap();
-        std::fs::write(docs.join("screenshot.png"), png).unwrap();
+    driver.script(
+        "document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'j', bubbles: true}))",
+    );
+    driver.wait_for(
+        "j to open the first event",
+        "return document.querySelector('tr.event.selected') === document.querySelector('tr.event')",
+    );
+    driver.script(
+        "document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'j', bubbles: true}))",
+    );
+    driver.wait_for("j to move down", "return document.querySelector('tr.event.selected') === document.querySelectorAll('tr.event')[1]");
+    driver.script(
+        "document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'k', bubbles: true}))",
+    );
+    driver.wait_for("k to move up", "return document.querySelector('tr.event.selected') === document.querySelector('tr.event') && location.hash.includes('/event/')");
+
+    // Search: `/` focuses it, a hit is highlighted with <mark> and links to
+    // the event in its session.
+    driver.go(&page);
+    driver.wait_for(
+        "the feed",
+        "return document.getElementById('conn').textContent === 'live'",
+    );
+    driver.script(
+        "document.body.dispatchEvent(new KeyboardEvent('keydown', {key: '/', bubbles: true}))",
+    );
+    assert_eq!(
+        driver.script("return document.activeElement.id"),
+        json!("f-q")
+    );
+    driver.type_into("#f-q", "HAYSTACK-needle");
+    driver.click("#apply");
+    driver.wait_for(
+        "the search hit, highlighted",
+        "const rows = [...document.querySelectorAll('tr.event')]; \
+         return rows.length === 1 && rows[0].querySelector('mark').textContent === 'haystack-NEEDLE'",
+    );
+    driver.click("tr.event a.session-link");
+    driver.wait_for(
+        "the hit in its session",
+        "return location.hash.startsWith('#/session/browser-parallel-session/event/') \
+           && document.getElementById('payload').textContent.includes('haystack-NEEDLE') \
+           && document.querySelectorAll('#timeline .lane-label').length === 2",
+    );
+
+    // The overview: events per minute stacked by hook, cost per day.
+    driver.go(&format!("{page}#/overview"));
+    driver.wait_for(
+        "the overview's charts",
+        "return document.querySelectorAll('#chart-events svg.bars rect').length > 0 \
+           && document.querySelectorAll('#chart-events .legend .key').length > 3 \
+           && !!document.querySelector('#chart-cost-model svg.bars') && !!document.querySelector('#chart-cost-project svg.bars')",
+    );
+    let overview_png = driver.screenshot();
+
+    // Every run saves its screenshots beside the build; the README's copies
+    // in docs/ are refreshed only on request, so a test run leaves the tree
+    // clean.
+    for (name, png) in [
+        ("screenshot-list.png", &list_png),
+        ("screenshot-timeline.png", &timeline_png),
+        ("screenshot-overview.png", &overview_png),
+    ] {
+        assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+        let saved = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        std::fs::write(&saved, png).unwrap();
+        if std::env::var_os("HOOKTRAIL_UPDATE_SCREENSHOT").is_some() {
+            let docs = hooktrail_testkit::workspace_root().join("docs");
+            std::fs::create_dir_all(&docs).unwrap();
+            std::fs::write(docs.join(name), png).unwrap();
+        }
     }
+}
+
+/// A session whose main agent runs a Bash call during which a subagent
+/// starts, reads a file and stops, then edits a file; one Bash command
+/// holds the search test's term.
+fn parallel_session_payloads(session: &str) -> Vec<String> {
+    let common = |hook: &str| json!({"session_id": session, "cwd": "/home/dev/parser", "transcript_path": "/tmp/p.jsonl", "hook_event_name": hook, "prompt_id": "p-browser-parallel"});
+    let with = |hook: &str, fields: Value| {
+        let mut payload = common(hook);
+        for (key, value) in fields.as_object().unwrap() {
+            payload[key] = value.clone();
+        }
+        payload.to_string()
+    };
+    let agent = json!({"agent_id": "a0browser0parallel", "agent_type": "Explore"});
+    let merge = |base: &Value, extra: Value| {
+        let mut merged = base.clone();
+        for (key, value) in extra.as_object().unwrap() {
+            merged[key] = value.clone();
+        }
+        merged
+    };
+    vec![
+        with(
+            "SessionStart",
+            json!({"source": "startup", "model": "claude-sonnet-4-5"}),
+        ),
+        with(
+            "UserPromptSubmit",
+            json!({"prompt": "Rename the helper and check the tests"}),
+        ),
+        with(
+            "PreToolUse",
+            json!({"tool_name": "Bash", "tool_use_id": "toolu_p1", "tool_input": {"command": "cargo test haystack-NEEDLE"}}),
+        ),
+        with("SubagentStart", agent.clone()),
+        with(
+            "PreToolUse",
+            merge(
+                &agent,
+                json!({"tool_name": "Read", "tool_use_id": "toolu_p2", "tool_input": {"file_path": "/home/dev/parser/src/lib.rs"}}),
+            ),
+        ),
+        with(
+            "PostToolUse",
+            merge(
+                &agent,
+                json!({"tool_name": "Read", "tool_use_id": "toolu_p2", "tool_input": {"file_path": "/home/dev/parser/src/lib.rs"}, "tool_response": {"type": "text"}}),
+            ),
+        ),
+        with(
+            "SubagentStop",
+            merge(&agent, json!({"last_assistant_message": "found it"})),
+        ),
+        with(
+            "PostToolUse",
+            json!({"tool_name": "Bash", "tool_use_id": "toolu_p1", "tool_input": {"command": "cargo test haystack-NEEDLE"}, "tool_response": {"stdout": "ok", "stderr": ""}}),
+        ),
+        with(
+            "PreToolUse",
+            json!({"tool_name": "Edit", "tool_use_id": "toolu_p3", "tool_input": {"file_path": "/home/dev/parser/src/lib.rs", "old_string": "fn old_name() {}", "new_string": "fn new_name() {}"}}),
+        ),
+        with(
+            "PostToolUse",
+            json!({"tool_name": "Edit", "tool_use_id": "toolu_p3", "tool_input": {"file_path": "/home/dev/parser/src/lib.rs"}, "tool_response": {"filePath": "/home/dev/parser/src/lib.rs"}}),
+        ),
+        with("Stop", json!({"stop_hook_active": false})),
+    ]
 }

@@ -1,5 +1,6 @@
 //! The database-backed routes of the JSON API (DESIGN §7): `/api/events`,
-//! `/api/sessions`, `/api/sessions/{id}` and `/api/stats`, over a read-only
+//! `/api/sessions`, `/api/sessions/{id}`, `/api/sessions/{id}/timeline`
+//! and `/api/stats`, over a read-only
 //! SQLite connection owned by the calling HTTP thread.
 //!
 //! Every read runs in one deferred transaction, so a page is one consistent
@@ -12,7 +13,7 @@ use hooktrail_shared::envelope::now_millis;
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::{json, Value};
 
-use crate::query;
+use crate::query::{self, SessionSort};
 use crate::serve::gate::ApiResponse;
 use crate::serve::json::push_event_list;
 use crate::state::{shown_state, GONE_QUIET};
@@ -171,11 +172,26 @@ fn sessions_route(
     let now = now_millis();
     let transaction = connection.transaction()?;
     let sessions: Vec<Value> = {
+        // Waiting sessions first in every order: they are what a person
+        // watching many sessions needs to act on. Ordering by cost reads
+        // the covering index usage_session_totals, not the rows.
+        let (page_order, outer_order) = match request.sort {
+            SessionSort::Recent => ("last_ts DESC", "last_ts DESC"),
+            SessionSort::Duration => (
+                "COALESCE(ended_ts, last_ts) - first_ts DESC",
+                "COALESCE(ended_ts, last_ts) - first_ts DESC",
+            ),
+            SessionSort::Cost => (
+                "(SELECT SUM(cost_usd) FROM usage WHERE usage.session_id = sessions.session_id) DESC NULLS LAST, last_ts DESC",
+                "cost.cost_usd DESC NULLS LAST, last_ts DESC",
+            ),
+        };
         let sql = format!(
             "WITH page AS (SELECT * FROM sessions WHERE (?1 IS NULL OR machine = ?1) \
-             ORDER BY last_ts DESC LIMIT ?2), {PAGE_COST} \
+             ORDER BY state = 'waiting' DESC, {page_order} LIMIT ?2), {PAGE_COST} \
              SELECT {SESSION_COLUMNS} FROM page AS sessions \
-             LEFT JOIN cost ON cost.cost_session = sessions.session_id ORDER BY last_ts DESC"
+             LEFT JOIN cost ON cost.cost_session = sessions.session_id \
+             ORDER BY sessions.state = 'waiting' DESC, {outer_order}"
         );
         let mut statement = transaction.prepare_cached(&sql)?;
         let rows = statement.query_map(
@@ -390,6 +406,238 @@ fn session_route(
     })))
 }
 
+/// A span of a timeline being built: a tool call, a permission wait or a
+/// compaction.
+struct OpenSpan {
+    /// Index into the lanes.
+    lane: usize,
+    /// `tool`, `permission` or `compact`.
+    kind: &'static str,
+    /// The tool's name, or what the wait was for.
+    label: Option<String>,
+    /// When it started (ms).
+    start: i64,
+    /// When it ended; `None` while open.
+    end: Option<i64>,
+    /// `ok`, `failed`, `pending` (tools) or `done`.
+    outcome: &'static str,
+    /// The event that opened it, for its payload.
+    seq: i64,
+    /// The event that closed it.
+    end_seq: Option<i64>,
+}
+
+/// The most characters of a prompt a timeline marker carries.
+const MARKER_TEXT_CHARS: usize = 120;
+
+/// `/api/sessions/{id}/timeline`: one lane for the main agent and one per
+/// subagent; tool calls as spans from their start to their end with their
+/// outcome, permission waits (a `PermissionRequest` until the next event of
+/// that agent other than a `Notification`) and compactions (`PreCompact`
+/// until `PostCompact`) as spans, and prompts, stops and failures as
+/// markers. One pass over the session's events through the
+/// (session_id, seq) index, reading a payload field only for prompts and
+/// failures, so a 5,000-event session answers in a few milliseconds.
+fn timeline_route(
+    connection: &mut Connection,
+    session_id: &str,
+    query_string: &str,
+) -> Result<ApiResponse, rusqlite::Error> {
+    if let Err(error) = query::parse_pairs(query_string, &[]) {
+        return Ok(ApiResponse::bad_parameter(&error));
+    }
+    let now = now_millis();
+    let transaction = connection.transaction()?;
+    let bounds: Option<(i64, i64, Option<i64>)> = transaction
+        .prepare_cached("SELECT first_ts, last_ts, ended_ts FROM sessions WHERE session_id = ?1")?
+        .query_row([session_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?;
+    let Some((first_ts, last_ts, ended_ts)) = bounds else {
+        return Ok(ApiResponse::error(404, "no such session"));
+    };
+    let mut lanes: Vec<Value> = vec![json!({"agent_id": Value::Null, "label": "main"})];
+    let mut lane_of: std::collections::HashMap<String, usize> = Default::default();
+    {
+        let mut statement = transaction.prepare_cached(
+            "SELECT agent_id, agent_type, started_ts, stopped_ts, state FROM agents \
+             WHERE session_id = ?1 ORDER BY started_ts, agent_id",
+        )?;
+        let rows = statement.query_map([session_id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+                row.get::<_, Option<i64>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (agent_id, agent_type, started, stopped, state) = row?;
+            lane_of.insert(agent_id.clone(), lanes.len());
+            lanes.push(json!({
+                "agent_id": agent_id,
+                "label": agent_type.filter(|t| !t.is_empty()).unwrap_or_else(|| "agent".into()),
+                "started_ts": started,
+                "stopped_ts": stopped,
+                "state": state,
+            }));
+        }
+    }
+    let mut spans: Vec<OpenSpan> = Vec::new();
+    let mut markers: Vec<Value> = Vec::new();
+    let mut open_tools: std::collections::HashMap<String, usize> = Default::default();
+    let mut open_permission: std::collections::HashMap<usize, usize> = Default::default();
+    let mut open_compact: Option<usize> = None;
+    {
+        let mut statement = transaction.prepare_cached(
+            "SELECT seq, ts, agent_id, hook, tool, tool_use_id, \
+             CASE hook WHEN 'UserPromptSubmit' THEN substr(json_extract(payload, '$.prompt'), 1, 400) \
+                       WHEN 'StopFailure' THEN substr(json_extract(payload, '$.error'), 1, 400) \
+                       WHEN 'PostToolUseFailure' THEN substr(json_extract(payload, '$.error'), 1, 400) END \
+             FROM events WHERE session_id = ?1 ORDER BY seq",
+        )?;
+        let mut rows = statement.query([session_id])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let ts: i64 = row.get(1)?;
+            let agent: Option<String> = row.get(2)?;
+            let hook = row.get_ref(3)?.as_str()?;
+            let tool: Option<String> = row.get(4)?;
+            let tool_use_id: Option<String> = row.get(5)?;
+            let text: Option<String> = row.get(6).unwrap_or(None);
+            let lane = match &agent {
+                None => 0,
+                Some(agent) => match lane_of.get(agent) {
+                    Some(lane) => *lane,
+                    None => {
+                        lane_of.insert(agent.clone(), lanes.len());
+                        lanes.push(json!({"agent_id": agent, "label": "agent"}));
+                        lanes.len() - 1
+                    }
+                },
+            };
+            if hook != "Notification" {
+                if let Some(index) = open_permission.remove(&lane) {
+                    spans[index].end = Some(ts);
+                    spans[index].end_seq = Some(seq);
+                    spans[index].outcome = "done";
+                }
+            }
+            match hook {
+                "PreToolUse" => {
+                    spans.push(OpenSpan {
+                        lane,
+                        kind: "tool",
+                        label: tool,
+                        start: ts,
+                        end: None,
+                        outcome: "pending",
+                        seq,
+                        end_seq: None,
+                    });
+                    if let Some(id) = tool_use_id {
+                        open_tools.insert(id, spans.len() - 1);
+                    }
+                }
+                "PostToolUse" | "PostToolUseFailure" | "PermissionDenied" => {
+                    if let Some(index) = tool_use_id.and_then(|id| open_tools.remove(&id)) {
+                        let span = &mut spans[index];
+                        span.end = Some(ts.max(span.start));
+                        span.end_seq = Some(seq);
+                        span.outcome = match hook {
+                            "PostToolUse" => "ok",
+                            _ => "failed",
+                        };
+                    }
+                }
+                "PermissionRequest" => {
+                    spans.push(OpenSpan {
+                        lane,
+                        kind: "permission",
+                        label: tool,
+                        start: ts,
+                        end: None,
+                        outcome: "pending",
+                        seq,
+                        end_seq: None,
+                    });
+                    open_permission.insert(lane, spans.len() - 1);
+                }
+                "PreCompact" => {
+                    spans.push(OpenSpan {
+                        lane,
+                        kind: "compact",
+                        label: None,
+                        start: ts,
+                        end: None,
+                        outcome: "pending",
+                        seq,
+                        end_seq: None,
+                    });
+                    open_compact = Some(spans.len() - 1);
+                }
+                "PostCompact" => {
+                    if let Some(index) = open_compact.take() {
+                        spans[index].end = Some(ts);
+                        spans[index].end_seq = Some(seq);
+                        spans[index].outcome = "done";
+                    }
+                }
+                "UserPromptSubmit" | "Stop" | "StopFailure" | "SubagentStart" | "SubagentStop"
+                | "SessionStart" | "SessionEnd" => {
+                    let label = text.map(|text| {
+                        let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                        match line.char_indices().nth(MARKER_TEXT_CHARS) {
+                            Some((cut, _)) => format!("{}…", &line[..cut]),
+                            None => line,
+                        }
+                    });
+                    markers.push(json!([lane, hook, ts, seq, label]));
+                }
+                _ => {}
+            }
+        }
+    }
+    transaction.finish()?;
+    // The axis ends at the session's end or last event; a span still open
+    // runs on to now.
+    let open = spans.iter().any(|span| span.end.is_none());
+    let end = match ended_ts {
+        Some(ended) => ended.max(last_ts),
+        None if open => now.max(last_ts),
+        None => last_ts,
+    };
+    // Compact rows: [lane, kind, label, start, end, outcome, seq, end_seq];
+    // an open span's end is null (it runs to the session's end).
+    let spans: Vec<Value> = spans
+        .into_iter()
+        .map(|span| {
+            json!([
+                span.lane,
+                span.kind,
+                span.label,
+                span.start,
+                span.end,
+                span.outcome,
+                span.seq,
+                span.end_seq
+            ])
+        })
+        .collect();
+    Ok(ApiResponse::json(&json!({
+        "session_id": session_id,
+        "start": first_ts,
+        "end": end,
+        "lanes": lanes,
+        "span_columns": ["lane", "kind", "label", "start", "end", "outcome", "seq", "end_seq"],
+        "spans": spans,
+        "marker_columns": ["lane", "hook", "ts", "seq", "text"],
+        "markers": markers,
+    })))
+}
+
 /// Token and cost totals per model of the usage rows `filter` selects
 /// (a `WHERE` clause over `usage`).
 fn usage_by_model(
@@ -523,6 +771,16 @@ pub(crate) fn route_database(
         events_route(connection, query_string)
     } else if path == "/api/sessions" {
         sessions_route(connection, query_string, quiet_after_ms)
+    } else if let Some(raw_id) = path
+        .strip_prefix("/api/sessions/")
+        .and_then(|rest| rest.strip_suffix("/timeline"))
+    {
+        match query::percent_decode(raw_id) {
+            Some(id) if !id.is_empty() && !id.contains('/') => {
+                timeline_route(connection, &id, query_string)
+            }
+            _ => return ApiResponse::error(400, "bad session id in the path"),
+        }
     } else if let Some(raw_id) = path.strip_prefix("/api/sessions/") {
         match query::percent_decode(raw_id) {
             Some(id) if !id.is_empty() && !id.contains('/') => {

@@ -196,7 +196,74 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (session_id, kind, item_id)
     ) WITHOUT ROWID;
     "#,
+    // 5: instant search and indexed filters. `events_fts` is a contentless
+    // trigram index (substring search) of each event's searchable text (see
+    // `search.rs`), keyed by `events.seq`; the writer fills it in the same
+    // transaction as the event, a trigger empties it as events are deleted,
+    // and [`backfill_search`] fills it for the events already stored. The
+    // (column, seq) indexes serve every filter in `seq` order, so a rare
+    // hook, tool, machine or agent no longer scans the table; the covering
+    // usage index sums and sorts sessions' cost and tokens without reading
+    // usage rows.
+    r#"
+    CREATE VIRTUAL TABLE events_fts USING fts5(text, content='', contentless_delete=1, tokenize='trigram');
+    CREATE TRIGGER events_fts_delete AFTER DELETE ON events BEGIN
+        DELETE FROM events_fts WHERE rowid = old.seq;
+    END;
+    CREATE INDEX events_hook_seq ON events(hook, seq);
+    CREATE INDEX events_tool_seq ON events(tool, seq) WHERE tool IS NOT NULL;
+    CREATE INDEX events_machine_seq ON events(machine, seq);
+    CREATE INDEX events_agent_seq ON events(agent_id, seq) WHERE agent_id IS NOT NULL;
+    CREATE INDEX usage_session_totals ON usage(session_id, cost_usd, input_tokens, output_tokens,
+        cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens);
+    "#,
 ];
+
+/// Work a migration needs beyond its SQL, run in the same transaction right
+/// after it: (the migration's number, the step).
+const BACKFILLS: &[(usize, Backfill)] = &[(5, backfill_search)];
+
+/// A step of a migration written in Rust (see [`BACKFILLS`]).
+type Backfill = fn(&Connection) -> rusqlite::Result<()>;
+
+/// Fills `events_fts` from the events already stored, with the same text
+/// extraction the source threads use for new events.
+pub(crate) fn backfill_search(connection: &Connection) -> rusqlite::Result<()> {
+    let mut select = connection.prepare("SELECT seq, hook, payload FROM events")?;
+    let mut rows = select.query([])?;
+    while let Some(row) = rows.next()? {
+        let hook = row.get_ref(1)?.as_str()?;
+        let payload = row.get_ref(2)?.as_str()?;
+        index_event_text(connection, row.get(0)?, hook, payload)?;
+    }
+    Ok(())
+}
+
+/// Adds one stored event's searchable text to `events_fts`, for tools and
+/// tests that insert rows without the writer.
+pub fn index_event_text(
+    connection: &Connection,
+    seq: i64,
+    hook: &str,
+    payload: &str,
+) -> rusqlite::Result<()> {
+    if let Some(text) = crate::search::searchable_text(hook, payload) {
+        connection
+            .prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")?
+            .execute(rusqlite::params![seq, text])?;
+    }
+    Ok(())
+}
+
+/// Rebuilds the search index from `events`, for tools and benchmarks that
+/// insert rows without the writer.
+pub fn rebuild_search_index(connection: &Connection) -> rusqlite::Result<()> {
+    connection.execute(
+        "INSERT INTO events_fts (events_fts) VALUES ('delete-all')",
+        [],
+    )?;
+    backfill_search(connection)
+}
 
 /// Recomputes `event_counts` from `events`, for tools and tests that insert
 /// rows without the writer.
@@ -222,6 +289,9 @@ pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
         let transaction =
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         transaction.execute_batch(sql)?;
+        for (_, backfill) in BACKFILLS.iter().filter(|(number, _)| *number == index + 1) {
+            backfill(&transaction)?;
+        }
         transaction.pragma_update(None, "user_version", index as i64 + 1)?;
         transaction.commit()?;
     }
@@ -233,6 +303,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn migration_5_backfills_the_search_index_of_a_version_4_database_in_place() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        for (index, sql) in MIGRATIONS.iter().take(4).enumerate() {
+            connection.execute_batch(sql).unwrap();
+            connection
+                .pragma_update(None, "user_version", index as i64 + 1)
+                .unwrap();
+        }
+        connection
+            .execute(
+                "INSERT INTO events (id, ts, received_at, machine, session_id, hook, tool, source, payload) \
+                 VALUES ('e1', 1, 1, 'm', 's', 'PreToolUse', 'Bash', 'socket', ?1)",
+                [r#"{"tool_input":{"command":"cargo build --Release"}}"#],
+            )
+            .unwrap();
+        migrate(&mut connection).unwrap();
+        let found: i64 = connection
+            .query_row(
+                "SELECT rowid FROM events_fts WHERE events_fts MATCH '\"build --rel\"'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(found, 1);
+        connection.execute("DELETE FROM events", []).unwrap();
+        let left: i64 = connection
+            .query_row(
+                "SELECT COUNT(*) FROM events_fts WHERE events_fts MATCH 'cargo'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0, "deleting an event removes its text");
+    }
+
+    #[test]
     fn migrations_apply_once_and_are_idempotent() {
         let mut connection = Connection::open_in_memory().unwrap();
         migrate(&mut connection).unwrap();
@@ -242,7 +348,7 @@ mod tests {
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
         connection
-            .execute_batch("SELECT * FROM tool_calls; SELECT * FROM prompts; SELECT * FROM usage")
+            .execute_batch("SELECT * FROM tool_calls; SELECT * FROM prompts; SELECT * FROM usage; SELECT rowid FROM events_fts")
             .unwrap();
     }
 }

@@ -541,6 +541,8 @@ pub(crate) fn commit_events(
              (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode, redactions)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
+        let mut index_text =
+            transaction.prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")?;
         for &event in events {
             let row = &event.row;
             let changed = insert.execute(params![
@@ -569,6 +571,9 @@ pub(crate) fn commit_events(
             }
             let seq = transaction.last_insert_rowid();
             seqs.push(seq);
+            if let Some(text) = &event.search_text {
+                index_text.execute(params![seq, text])?;
+            }
             note_side_tables(event, seq, &mut sessions, &mut agents);
             *minute_counts
                 .entry((minute_of(row.ts), row.hook.as_str(), row.machine.as_str()))

@@ -77,6 +77,7 @@ impl TestDb {
                 )
                 .unwrap();
             let seq = transaction.last_insert_rowid();
+            hooktrail_collector::index_event_text(&transaction, seq, &hook, text).unwrap();
             if let Some(session) = &session {
                 transaction
                     .execute(
