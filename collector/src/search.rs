@@ -11,6 +11,7 @@
 //! repetitive tool output costs the writer no more than a small one.
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// The most bytes of text indexed per event. Trigram indexing costs the
@@ -24,26 +25,91 @@ pub(crate) const MAX_OUTPUT_TEXT: usize = 1024;
 /// The shortest search the trigram index can answer; shorter ones scan.
 pub(crate) const MIN_INDEXED_QUERY_CHARS: usize = 3;
 
-/// The payload fields that hold searchable text; everything else is skipped
-/// without being built.
+/// The payload fields that hold searchable text, borrowed as raw JSON:
+/// everything else is skipped without being built, and a huge field is
+/// never turned into a `Value` (see [`push_raw`]).
 #[derive(Deserialize, Default)]
-struct Searchable {
-    #[serde(default)]
-    prompt: Option<Value>,
-    #[serde(default)]
-    tool_input: Option<Value>,
-    #[serde(default)]
-    tool_response: Option<Value>,
-    #[serde(default)]
-    error: Option<Value>,
-    #[serde(default)]
-    message: Option<Value>,
-    #[serde(default)]
-    last_assistant_message: Option<Value>,
-    #[serde(default)]
-    compact_summary: Option<Value>,
-    #[serde(default, rename = "_raw")]
-    raw: Option<Value>,
+struct Searchable<'a> {
+    #[serde(default, borrow)]
+    prompt: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    tool_input: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    tool_response: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    message: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    last_assistant_message: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    compact_summary: Option<&'a RawValue>,
+    #[serde(default, borrow, rename = "_raw")]
+    raw: Option<&'a RawValue>,
+}
+
+/// Fields up to this size are parsed whole; larger ones are read as string
+/// tokens from their first [`HUGE_FIELD_WINDOW`] bytes, so a 700 KB message
+/// costs no 700 KB copy on the source thread (which, across threads, kept
+/// peak memory high under a flood of large events).
+const WHOLE_FIELD_BYTES: usize = 64 * 1024;
+
+/// How much of a huge field is looked at: far more than the text kept.
+const HUGE_FIELD_WINDOW: usize = 16 * 1024;
+
+/// Appends the text of one raw JSON field to `out`, up to `limit` bytes.
+fn push_raw(out: &mut String, raw: &RawValue, limit: usize) {
+    let text = raw.get();
+    if text.len() <= WHOLE_FIELD_BYTES {
+        if let Ok(value) = serde_json::from_str::<Value>(text) {
+            push_strings(out, &value, limit);
+        }
+        return;
+    }
+    // The string values among the window's tokens (a string followed by
+    // `:` is a key, left out); one cut by the window is closed before it is
+    // read, dropping a trailing incomplete escape.
+    let bytes = text.as_bytes();
+    let end = HUGE_FIELD_WINDOW.min(bytes.len());
+    let mut at = 0;
+    while at < end && out.len() < limit {
+        let Some(open) = bytes[at..end].iter().position(|&byte| byte == b'"') else {
+            break;
+        };
+        let start = at + open;
+        let mut close = start + 1;
+        while close < bytes.len() && bytes[close] != b'"' {
+            close += if bytes[close] == b'\\' { 2 } else { 1 };
+        }
+        let token = if close < end {
+            text.get(start..=close).map(str::to_owned)
+        } else {
+            let mut cut = end.min(bytes.len());
+            if let Some(backslash) = bytes[start..cut].iter().rposition(|&byte| byte == b'\\') {
+                if start + backslash + 6 > cut {
+                    cut = start + backslash;
+                }
+            }
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            Some(format!("{}\"", &text[start..cut.max(start + 1)]))
+        };
+        at = close + 1;
+        let is_key = bytes
+            .get(at..)
+            .and_then(|rest| rest.iter().find(|byte| !byte.is_ascii_whitespace()))
+            == Some(&b':');
+        if is_key {
+            continue;
+        }
+        if let Some(string) = token.and_then(|token| serde_json::from_str::<String>(&token).ok()) {
+            push_strings(out, &Value::String(string), limit);
+        }
+        if close >= end {
+            break;
+        }
+    }
 }
 
 /// Appends the string leaves of `value` to `out`, one line at a time,
@@ -117,11 +183,11 @@ pub fn searchable_text(hook: &str, payload: &str) -> Option<String> {
         &facts.raw,
     ];
     for value in fields.into_iter().flatten() {
-        push_strings(&mut out, value, MAX_SEARCH_TEXT);
+        push_raw(&mut out, value, MAX_SEARCH_TEXT);
     }
-    if let Some(output) = &facts.tool_response {
+    if let Some(output) = facts.tool_response {
         let limit = (out.len() + MAX_OUTPUT_TEXT).min(MAX_SEARCH_TEXT);
-        push_strings(&mut out, output, limit);
+        push_raw(&mut out, output, limit);
     }
     (!out.is_empty()).then_some(out)
 }
@@ -169,6 +235,21 @@ mod tests {
         let prompt = format!(r#"{{"prompt":"{}"}}"#, "ab".repeat(5_000));
         let text = searchable_text("UserPromptSubmit", &prompt).unwrap();
         assert_eq!(text.len(), MAX_SEARCH_TEXT);
+    }
+
+    #[test]
+    fn a_huge_field_is_read_from_its_start_without_being_built_whole() {
+        let message = format!("first words {}", "m".repeat(700_000));
+        let payload = format!(r#"{{"message":"{message}"}}"#);
+        let text = searchable_text("Notification", &payload).unwrap();
+        assert!(text.starts_with("first words mmm"), "{}", &text[..40]);
+        assert_eq!(text.len(), MAX_SEARCH_TEXT);
+        let output = format!(
+            r#"{{"tool_response":{{"stdout":"{}","stderr":"oops"}}}}"#,
+            "line\\n".repeat(50_000)
+        );
+        let text = searchable_text("PostToolUse", &output).unwrap();
+        assert_eq!(text, "line");
     }
 
     #[test]

@@ -380,7 +380,7 @@ fn a_session_hooked_live_keeps_its_live_rows_and_gets_only_usage_from_the_import
     let dir = tempfile::tempdir().unwrap();
     let projects = projects_copy(dir.path());
     std::fs::create_dir_all(dir.path().join("collector")).unwrap();
-    let collector = Collector::start(&dir.path().join("collector"), &[]);
+    let collector = Collector::start(&dir.path().join("collector"), &["--no-token"]);
     let transcript = projects
         .join("-home-dev-project")
         .join(format!("{TOOLS_SESSION}.jsonl"));
@@ -520,7 +520,7 @@ fn get_json(port: u16, path: &str) -> Value {
 #[test]
 fn completeness_reports_a_tool_call_and_a_subagent_the_hooks_never_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start(dir.path(), &[]);
+    let collector = Collector::start(dir.path(), &["--no-token"]);
     let state = dir.path().join("emitter-state");
     let transcript = dir.path().join("session-c.jsonl");
     // The transcript: a prompt, one response with two tool calls (the hooks
