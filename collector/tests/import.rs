@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{Collector, BINARY};
+use common::{emit, http_port, Collector, BINARY};
 use hooktrail_testkit::{wait_until, workspace_root};
 use serde_json::{json, Value};
 
@@ -346,35 +346,6 @@ fn importing_twice_adds_nothing() {
     assert_eq!(snapshot(&db), before);
 }
 
-/// Runs the real emitter on one hook payload, delivering to `collector`'s
-/// socket, with its state (transcript offsets) under `state`.
-fn emit(collector: &Collector, state: &Path, payload: &Value) {
-    let emitter = Path::new(BINARY).with_file_name("hooktrail-emit");
-    assert!(
-        emitter.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` (scripts/test)",
-        emitter.display()
-    );
-    let mut child = Command::new(emitter)
-        .env_clear()
-        .env("HOME", &collector.dir)
-        .env("XDG_STATE_HOME", state)
-        .env("XDG_CONFIG_HOME", collector.dir.join("emitter-config"))
-        .env("HOOKTRAIL_SOCKET", &collector.socket)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run hooktrail-emit");
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
-        payload.to_string().as_bytes(),
-    )
-    .unwrap();
-    drop(child.stdin.take());
-    assert!(child.wait().unwrap().success());
-}
-
 #[test]
 fn a_session_hooked_live_keeps_its_live_rows_and_gets_only_usage_from_the_import() {
     let dir = tempfile::tempdir().unwrap();
@@ -488,27 +459,6 @@ fn corrupt_and_foreign_lines_and_binary_files_are_counted_and_skipped() {
         8,
         "the good lines are all imported"
     );
-}
-
-/// The port of the collector's HTTP server, from its log.
-fn http_port(collector: &Collector) -> u16 {
-    let mut port = 0;
-    wait_until(
-        "the HTTP address in the log",
-        Duration::from_secs(20),
-        || {
-            port = collector
-                .log_text()
-                .split("serving the UI on http://")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|address| address.rsplit(':').next())
-                .and_then(|port| port.parse().ok())
-                .unwrap_or(0);
-            port != 0
-        },
-    );
-    port
 }
 
 fn get_json(port: u16, path: &str) -> Value {

@@ -9,47 +9,12 @@ mod common;
 mod ui_support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
-use common::{fixture_envelopes, send_lines, Collector, BINARY};
+use common::{emit, fixture_envelopes, http_port, send_lines, Collector};
 use hooktrail_testkit::{wait_until, workspace_root};
 use serde_json::{json, Value};
-
-/// The emitter built beside the collector by `cargo test --workspace`.
-fn emitter() -> PathBuf {
-    let path = Path::new(BINARY).with_file_name("hooktrail-emit");
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` (scripts/test)",
-        path.display()
-    );
-    path
-}
-
-/// Runs the real emitter on one hook payload, delivering to `collector`'s
-/// socket, with its state (transcript offsets) under `state`.
-fn emit(collector: &Collector, state: &Path, payload: &Value) {
-    let mut child = Command::new(emitter())
-        .env_clear()
-        .env("HOME", &collector.dir)
-        .env("XDG_STATE_HOME", state)
-        .env("XDG_CONFIG_HOME", collector.dir.join("emitter-config"))
-        .env("HOOKTRAIL_SOCKET", &collector.socket)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run hooktrail-emit");
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
-        payload.to_string().as_bytes(),
-    )
-    .unwrap();
-    drop(child.stdin.take());
-    assert!(child.wait().unwrap().success());
-}
 
 /// Token totals per model.
 type Totals = BTreeMap<String, [i64; 6]>;
@@ -442,27 +407,6 @@ fn get(port: u16, path: &str) -> ui_support::Reply {
 
 fn get_json(port: u16, path: &str) -> Value {
     serde_json::from_str(&get(port, path).body).unwrap()
-}
-
-/// The port of the collector's HTTP server, from its log.
-fn http_port(collector: &Collector) -> u16 {
-    let mut port = 0;
-    wait_until(
-        "the HTTP address in the log",
-        Duration::from_secs(20),
-        || {
-            let log = collector.log_text();
-            port = log
-                .split("serving the UI on http://")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|address| address.rsplit(':').next())
-                .and_then(|port| port.parse().ok())
-                .unwrap_or(0);
-            port != 0
-        },
-    );
-    port
 }
 
 #[test]

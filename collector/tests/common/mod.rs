@@ -230,6 +230,57 @@ pub fn fixture_envelopes(name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Runs the real emitter (built beside the collector by `cargo test
+/// --workspace`) on one hook payload, delivering to `collector`'s socket,
+/// with its state (transcript offsets) under `state`.
+pub fn emit(collector: &Collector, state: &Path, payload: &serde_json::Value) {
+    let emitter = Path::new(BINARY).with_file_name("hooktrail-emit");
+    assert!(
+        emitter.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (scripts/test)",
+        emitter.display()
+    );
+    let mut child = Command::new(emitter)
+        .env_clear()
+        .env("HOME", &collector.dir)
+        .env("XDG_STATE_HOME", state)
+        .env("XDG_CONFIG_HOME", collector.dir.join("emitter-config"))
+        .env("HOOKTRAIL_SOCKET", &collector.socket)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run hooktrail-emit");
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        payload.to_string().as_bytes(),
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+}
+
+/// The port of the collector's HTTP server, from its log.
+pub fn http_port(collector: &Collector) -> u16 {
+    let mut port = 0;
+    wait_until(
+        "the HTTP address in the log",
+        Duration::from_secs(20),
+        || {
+            port = collector
+                .log_text()
+                .split("serving the UI on http://")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|address| address.rsplit(':').next())
+                .and_then(|port| port.parse().ok())
+                .unwrap_or(0);
+            port != 0
+        },
+    );
+    port
+}
+
 // Each test crate uses its own subset of these helpers.
 #[allow(unused_imports)]
 pub use hooktrail_testkit::{send_lines, xadd_all};
