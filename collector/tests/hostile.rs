@@ -391,6 +391,49 @@ fn stalled_websocket_clients_must_not_hold_events_without_a_byte_bound() {
 }
 
 #[test]
+fn a_page_of_large_events_must_end_at_a_byte_budget_not_only_at_its_limit() {
+    let temp = tempfile::tempdir().unwrap();
+    let collector = Collector::start(temp.path(), &[]);
+    let address = http_address(&collector);
+    let token = token(&collector);
+    // 12 events of 1 MB: a 500-event page would hold all 12 MB.
+    let lines: Vec<String> = (0..12)
+        .map(|index| envelope_at("page", now_millis() + index, 1_000_000))
+        .collect();
+    assert!(send_lines(&collector.socket, &lines)
+        .iter()
+        .all(|reply| reply == "ok"));
+    collector.wait_rows(12, LONG);
+    // Walking the pages with the cursor still reaches every event, and no
+    // page is much over the 4 MiB budget.
+    let mut after = 0i64;
+    let mut seen = 0;
+    let mut pages = 0;
+    loop {
+        let (status, body) = get(
+            &address,
+            &format!("/api/events?after={after}&limit=500"),
+            Some(&token),
+            LONG,
+        )
+        .expect("an answer");
+        assert_eq!(status, 200, "{}", &body[..body.len().min(300)]);
+        assert!(body.len() < 6 << 20, "a page of {} bytes", body.len());
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let events = page["events"].as_array().unwrap().len();
+        seen += events;
+        pages += 1;
+        after = page["next"].as_i64().unwrap();
+        if !page["more"].as_bool().unwrap() {
+            break;
+        }
+        assert!(events > 0, "a page with `more` must move on");
+    }
+    assert_eq!(seen, 12);
+    assert!(pages >= 3, "12 MB in {pages} pages");
+}
+
+#[test]
 fn unfinished_socket_lines_must_not_take_memory_without_a_total_bound() {
     use std::os::unix::net::UnixStream;
     let temp = tempfile::tempdir().unwrap();

@@ -57,6 +57,12 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 const WRITE_LIMIT: Duration = Duration::from_secs(30);
 /// Events per replay page and per live batch.
 const BATCH: usize = 500;
+/// Bytes of event JSON after which a live frame is sent: a stalled client's
+/// unsent frame (held by tungstenite until the socket drains) stays this
+/// small, and the rest waits in its hub queue, which is byte-bounded and
+/// drops the client when full. Without it one frame took up to the whole
+/// 16 MB queue, copied once more into the write buffer, per client.
+const FRAME_BYTES: usize = 1 << 20;
 
 const SOCKET: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -396,7 +402,7 @@ impl<S: Read + Write> Client<'_, S> {
                     text
                 }));
                 count += 1;
-                if count >= BATCH {
+                if count >= BATCH || body.len() >= FRAME_BYTES {
                     break;
                 }
             }

@@ -26,6 +26,12 @@ const SCAN_WINDOW: i64 = 20_000;
 /// alone (`agent=main`, a short search, a search combined with a filter)
 /// take it.
 const SCAN_BUDGET: Duration = Duration::from_millis(15);
+
+/// Payload bytes after which a page ends early (with `more` set), whatever
+/// its `limit`: 500 events of 8 MB each would otherwise be 4 GB in one
+/// response or one WebSocket replay frame. The page always holds at least
+/// one event, so a cursor always moves on.
+pub(crate) const PAGE_BYTES: usize = 4 << 20;
 /// Opens a read-only connection to the collector's database.
 pub(crate) fn open_read_only(database: &Path) -> rusqlite::Result<Connection> {
     // A read-only open can fail for a moment while the writer resets the WAL
@@ -211,6 +217,10 @@ pub(crate) fn read_events(
     };
     let started = Instant::now();
     let mut events = Vec::new();
+    let mut page_bytes = 0usize;
+    let full = |events: &Vec<CommittedEvent>, bytes: usize| {
+        events.len() >= request.limit || bytes >= PAGE_BYTES
+    };
     match request.order {
         Order::Ascending => {
             let upper = request.before.unwrap_or(newest + 1).min(newest + 1);
@@ -219,7 +229,7 @@ pub(crate) fn read_events(
                 "SELECT {EVENT_COLUMNS} FROM {from} WHERE {match_sql}{seq_column} > ? AND {seq_column} < ?{filter_sql} ORDER BY {seq_column} LIMIT ?"
             );
             let mut statement = connection.prepare_cached(&sql)?;
-            while low < upper - 1 && events.len() < request.limit {
+            while low < upper - 1 && !full(&events, page_bytes) {
                 let high = if indexed {
                     upper
                 } else {
@@ -230,9 +240,14 @@ pub(crate) fn read_events(
                 values.push(remaining.into());
                 let rows = statement.query_map(params_from_iter(values), row_to_event)?;
                 for row in rows {
-                    events.push(row?);
+                    let event = row?;
+                    page_bytes += event.payload.len();
+                    events.push(event);
+                    if page_bytes >= PAGE_BYTES {
+                        break;
+                    }
                 }
-                low = if events.len() >= request.limit {
+                low = if full(&events, page_bytes) {
                     events.last().map(|e| e.seq).unwrap_or(high - 1)
                 } else {
                     high - 1
@@ -260,7 +275,7 @@ pub(crate) fn read_events(
                 "SELECT {EVENT_COLUMNS} FROM {from} WHERE {match_sql}{seq_column} > ? AND {seq_column} < ?{filter_sql} ORDER BY {seq_column} DESC LIMIT ?"
             );
             let mut statement = connection.prepare_cached(&sql)?;
-            while high > lower + 1 && events.len() < request.limit {
+            while high > lower + 1 && !full(&events, page_bytes) {
                 let low = if indexed {
                     lower
                 } else {
@@ -271,9 +286,14 @@ pub(crate) fn read_events(
                 values.push(remaining.into());
                 let rows = statement.query_map(params_from_iter(values), row_to_event)?;
                 for row in rows {
-                    events.push(row?);
+                    let event = row?;
+                    page_bytes += event.payload.len();
+                    events.push(event);
+                    if page_bytes >= PAGE_BYTES {
+                        break;
+                    }
                 }
-                high = if events.len() >= request.limit {
+                high = if full(&events, page_bytes) {
                     events.last().map(|e| e.seq).unwrap_or(low + 1)
                 } else {
                     low + 1
