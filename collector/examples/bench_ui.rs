@@ -216,9 +216,13 @@ fn main() {
         let requests = if name.contains("stats") { 50 } else { 500 };
         for index in 0..requests {
             let started = Instant::now();
-            let (status, _) = client.get(&path(index));
+            let (status, body) = client.get(&path(index));
             times.push(started.elapsed());
-            assert!(status == 200, "{name}: status {status}");
+            assert!(
+                status == 200,
+                "{name}: status {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(400)])
+            );
         }
         let (p50, p99) = percentiles(&mut times);
         println!(
@@ -265,7 +269,15 @@ fn build_database(db: &Path) {
     let existing: i64 = connection
         .query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
         .unwrap();
-    if existing >= EVENTS + BIG_EVENTS {
+    // The big session is written last, a few events short of BIG_EVENTS.
+    let big: i64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE session_id = ?1",
+            [BIG_SESSION],
+            |row| row.get(0),
+        )
+        .unwrap();
+    if existing >= EVENTS && big > 0 {
         println!("reusing {} ({existing} events)", db.display());
         return;
     }
@@ -507,7 +519,8 @@ impl Running {
             .env("HOME", dir)
             .env("XDG_CONFIG_HOME", dir.join("config"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Its warnings go to the benchmark's own output.
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("start the collector");
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -548,7 +561,7 @@ impl Http {
         }
     }
 
-    fn get(&mut self, path: &str) -> (u16, usize) {
+    fn get(&mut self, path: &str) -> (u16, Vec<u8>) {
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
             self.port
@@ -574,7 +587,7 @@ impl Http {
         }
         let mut body = vec![0; length];
         self.reader.read_exact(&mut body).unwrap();
-        (status, length)
+        (status, body)
     }
 }
 

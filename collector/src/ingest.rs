@@ -427,30 +427,120 @@ impl std::fmt::Debug for Submission {
     }
 }
 
+/// Payload bytes the writer's queue may hold at once, over all queued
+/// submissions: the count bound alone (16 submissions) let sixteen batches
+/// of 8 MB events, 128 MB and more, wait in memory.
+pub(crate) const MAX_QUEUED_BYTES: usize = 32 << 20;
+
+/// The bytes queued for the writer, shared by every sender and released by
+/// the writer once a submission is stored (see [`QueuedBytes`]).
+#[derive(Debug)]
+pub(crate) struct ByteBudget {
+    /// Bytes held by queued and in-flight submissions.
+    used: std::sync::Mutex<usize>,
+    /// Signalled when bytes are released.
+    released: std::sync::Condvar,
+    /// The bound. A submission larger than it still goes through an empty
+    /// queue, or it could never be stored.
+    limit: usize,
+}
+
+impl ByteBudget {
+    pub(crate) fn new(limit: usize) -> Arc<ByteBudget> {
+        Arc::new(ByteBudget {
+            used: std::sync::Mutex::new(0),
+            released: std::sync::Condvar::new(),
+            limit,
+        })
+    }
+
+    /// Waits until `bytes` fit, then takes them.
+    fn take(self: &Arc<ByteBudget>, bytes: usize) -> QueuedBytes {
+        let mut used = self
+            .used
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        while *used > 0 && *used + bytes > self.limit {
+            used = self
+                .released
+                .wait(used)
+                .unwrap_or_else(|poison| poison.into_inner());
+        }
+        *used += bytes;
+        QueuedBytes {
+            budget: self.clone(),
+            bytes,
+        }
+    }
+
+    /// Bytes held now.
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> usize {
+        *self
+            .used
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// A submission's share of the [`ByteBudget`], given back when dropped: the
+/// writer drops it once the submission is stored and acknowledged, so the
+/// bound covers the batch being written too, not only the channel.
+#[derive(Debug)]
+pub(crate) struct QueuedBytes {
+    budget: Arc<ByteBudget>,
+    bytes: usize,
+}
+
+impl Drop for QueuedBytes {
+    fn drop(&mut self) {
+        let mut used = self
+            .budget
+            .used
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        *used = used.saturating_sub(self.bytes);
+        self.budget.released.notify_all();
+    }
+}
+
+/// What travels to the writer: the submission and the bytes it holds.
+pub(crate) type Queued = (Submission, QueuedBytes);
+
 /// The sending side of the writer's queue, shared by the sources. Keeps the
 /// queue-depth gauge in step with what is sent.
 #[derive(Clone)]
 pub(crate) struct WriterQueue {
     /// The bounded channel to the writer: a full queue blocks the source,
     /// which is the back-pressure that keeps memory bounded.
-    pub(crate) sender: crossbeam_channel::Sender<Submission>,
+    pub(crate) sender: crossbeam_channel::Sender<Queued>,
+    /// The bound on the bytes queued, next to the channel's bound on
+    /// submissions: a source waits for whichever is reached first.
+    pub(crate) bytes: Arc<ByteBudget>,
     /// Where the queue depth gauge lives.
     pub(crate) stats: Arc<Stats>,
 }
 
 impl WriterQueue {
-    /// Queues a submission, waiting while the queue is full. Fails only when
-    /// the writer has stopped, in which case nothing will be acknowledged.
+    /// Queues a submission, waiting while the queue is full (in submissions
+    /// or in bytes). Fails only when the writer has stopped, in which case
+    /// nothing will be acknowledged.
     pub(crate) fn submit(&self, submission: Submission) -> Result<(), Submission> {
         let count = submission.events.len() as i64;
+        let bytes = submission
+            .events
+            .iter()
+            .map(|event| event.row.payload.len() + 512)
+            .sum();
+        let held = self.bytes.take(bytes);
         self.stats
             .writer_queue
             .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
-        self.sender.send(submission).map_err(|error| {
+        self.sender.send((submission, held)).map_err(|error| {
             self.stats
                 .writer_queue
                 .fetch_sub(count, std::sync::atomic::Ordering::Relaxed);
-            error.into_inner()
+            error.into_inner().0
         })
     }
 }
@@ -458,6 +548,34 @@ impl WriterQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_byte_budget_holds_a_sender_until_the_writer_releases_bytes() {
+        let budget = ByteBudget::new(100);
+        // Larger than the whole budget: still admitted into an empty queue.
+        let big = budget.take(150);
+        assert_eq!(budget.used(), 150);
+        let (taken, waiting) = std::sync::mpsc::channel();
+        let other = budget.clone();
+        let thread = std::thread::spawn(move || {
+            let held = other.take(60);
+            taken.send(()).unwrap();
+            held
+        });
+        // The second sender waits while the first 150 bytes are held...
+        assert!(waiting
+            .recv_timeout(std::time::Duration::from_millis(200))
+            .is_err());
+        drop(big);
+        // ...and goes through once they are released.
+        waiting
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the waiting sender to get its bytes");
+        let held = thread.join().unwrap();
+        assert_eq!(budget.used(), 60);
+        drop(held);
+        assert_eq!(budget.used(), 0);
+    }
 
     #[test]
     fn agent_tool_response_links_the_subagent() {

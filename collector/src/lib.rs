@@ -135,6 +135,7 @@ pub fn run_with_stats(
     let (sender, receiver) = crossbeam_channel::bounded(settings.tuning.queue_capacity.max(1));
     let queue = ingest::WriterQueue {
         sender,
+        bytes: ingest::ByteBudget::new(ingest::MAX_QUEUED_BYTES),
         stats: stats.clone(),
     };
     let writer_thread = store::writer::Writer {

@@ -433,6 +433,74 @@ fn a_page_of_large_events_must_end_at_a_byte_budget_not_only_at_its_limit() {
     assert!(pages >= 3, "12 MB in {pages} pages");
 }
 
+/// One request on an open keep-alive connection; its status and body.
+fn keep_alive_get(stream: &mut TcpStream, address: &str, path: &str, token: &str) -> (u16, String) {
+    use std::io::BufRead;
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        if header == "\r\n" || header.is_empty() {
+            break;
+        }
+        if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn a_listener_with_no_new_connection_for_its_read_timeout_must_keep_accepting() {
+    // The listener's SO_RCVTIMEO (30 s, for the accepted sockets) also
+    // applied to accept: after 30 s without a new connection the accept
+    // loop ended, and its restart answered 500 to a keep-alive client.
+    let temp = tempfile::tempdir().unwrap();
+    let collector = Collector::start(temp.path(), &[]);
+    let address = http_address(&collector);
+    let token = token(&collector);
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream.set_read_timeout(Some(LONG)).unwrap();
+    let started = Instant::now();
+    let mut requests = 0;
+    // A request every 2 s (each resets the connection's own read timeout)
+    // for 36 s: past the listener's 30 s.
+    while started.elapsed() < Duration::from_secs(36) {
+        let (status, body) = keep_alive_get(&mut stream, &address, "/api/sessions", &token);
+        requests += 1;
+        assert_eq!(
+            status,
+            200,
+            "request {requests} after {:?}: {body}",
+            started.elapsed()
+        );
+        assert!(
+            !collector.log_text().contains("stopped accepting"),
+            "{}",
+            collector.log_text()
+        );
+        let next = Instant::now() + Duration::from_secs(2);
+        wait_until("the next request's time", LONG, || Instant::now() >= next);
+    }
+    // A new connection is still accepted.
+    let (status, _) = get(&address, "/api/health", Some(&token), LONG).expect("an answer");
+    assert_eq!(status, 200);
+}
+
 #[test]
 fn unfinished_socket_lines_must_not_take_memory_without_a_total_bound() {
     use std::os::unix::net::UnixStream;

@@ -56,6 +56,15 @@ const RESTART_SETTLED_AFTER: Duration = Duration::from_secs(1);
 /// listener (it can die by panicking, which reports nothing).
 const LIVENESS_CHECK_EVERY: Duration = Duration::from_millis(500);
 
+/// How often the supervisor connects to its own listener. Linux applies the
+/// listener's `SO_RCVTIMEO` (set for the accepted sockets, see
+/// [`READ_TIMEOUT`]) to `accept` too: with no new connection for that long,
+/// `accept` failed with `EAGAIN`, `tiny_http`'s accept loop ended, and the
+/// restart dropped the requests queued on the old server (answered 500).
+/// A connection well within the timeout keeps `accept` from ever waiting
+/// that long.
+const ACCEPT_POKE_EVERY: Duration = Duration::from_secs(10);
+
 const INDEX_HTML: &str = include_str!("../../ui/index.html");
 const APP_JS: &str = include_str!("../../ui/app.js");
 const APP_CSS: &str = include_str!("../../ui/app.css");
@@ -125,6 +134,7 @@ impl HttpServer {
             state: ListenerState::Accepting,
             backoff: RESTART_BACKOFF_FIRST,
             last_check: Instant::now(),
+            last_poke: Instant::now(),
         }
         .run(&current, &failed, &shutdown);
         for worker in workers {
@@ -162,6 +172,8 @@ struct ListenerSupervisor {
     backoff: Duration,
     /// When the accept thread was last checked for.
     last_check: Instant,
+    /// When the listener was last connected to (see [`ACCEPT_POKE_EVERY`]).
+    last_poke: Instant,
 }
 
 impl ListenerSupervisor {
@@ -185,7 +197,23 @@ impl ListenerSupervisor {
                     ));
                 }
             }
+            if self.last_poke.elapsed() >= ACCEPT_POKE_EVERY {
+                self.last_poke = Instant::now();
+                self.poke();
+            }
             self.tick(current);
+        }
+    }
+
+    /// Opens and closes one connection to the listener, so that `accept`
+    /// returns before the listener's receive timeout (see
+    /// [`ACCEPT_POKE_EVERY`]). `tiny_http` reads end-of-file on it at once.
+    fn poke(&self) {
+        if !matches!(self.state, ListenerState::Accepting) || self.spare.is_none() {
+            return;
+        }
+        if let Some(address) = self.address {
+            let _ = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1));
         }
     }
 

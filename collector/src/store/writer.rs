@@ -31,7 +31,7 @@ use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use crate::cost::PriceTable;
 use crate::event::Source;
 use crate::hub::Hub;
-use crate::ingest::{Committed, NewEvent, Submission};
+use crate::ingest::{Committed, NewEvent, Queued, Submission};
 use crate::log;
 use crate::service::spawn_thread;
 use crate::state::{State, ToolChange, Transition};
@@ -144,7 +144,7 @@ pub(crate) struct Writer {
     /// The only read-write connection of the collector (see [`open`]).
     pub(crate) connection: Connection,
     /// Submissions from every source.
-    pub(crate) queue: Receiver<Submission>,
+    pub(crate) queue: Receiver<Queued>,
     /// Counters and gauges shared with the HTTP side.
     pub(crate) stats: Arc<Stats>,
     /// Receives each commit's new rows for the live UI.
@@ -232,13 +232,18 @@ impl WriterLoop {
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
+            let (first, held) = first;
+            let mut events = first.events.len();
             let mut batch = vec![first];
-            let mut events = batch[0].events.len();
+            // Dropped after the batch is stored: its bytes stay counted
+            // against the queue's budget while the writer holds them.
+            let mut holds = vec![held];
             while events < self.setup.max_batch {
                 match self.setup.queue.try_recv() {
-                    Ok(submission) => {
+                    Ok((submission, held)) => {
                         events += submission.events.len();
                         batch.push(submission);
+                        holds.push(held);
                     }
                     Err(_) => break,
                 }
@@ -246,6 +251,7 @@ impl WriterLoop {
             if let BatchOutcome::Abandoned = self.store(batch) {
                 log::warn("writer: shutting down with a batch it could not store; it stays unacknowledged at its sources");
             }
+            drop(holds);
         }
         self.heartbeat();
         drop(checkpointer);
