@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::query::{self, SessionSort};
 use crate::serve::gate::ApiResponse;
-use crate::serve::json::push_event_list;
+use crate::serve::json::{push_event_list, ObjectWriter};
 use crate::state::{shown_state, GONE_QUIET};
 use crate::store::read::{max_seq, read_events};
 
@@ -74,22 +74,43 @@ pub(crate) const SESSION_END_OVERDUE_MS: i64 = 24 * 60 * 60 * 1000;
 /// calls, subagents) that no hook reported, and whether a `SessionEnd` is
 /// overdue: the session went quiet (its process most likely died) or has
 /// had no event for [`SESSION_END_OVERDUE_MS`].
-fn completeness(
+struct Completeness {
     missing_tool_events: i64,
     missing_subagent_starts: i64,
-    ended: bool,
-    shown_state: &str,
-    last_ts: i64,
-    now: i64,
-) -> Value {
-    let session_end_missing =
-        !ended && (shown_state == GONE_QUIET || now - last_ts > SESSION_END_OVERDUE_MS);
-    json!({
-        "complete": missing_tool_events == 0 && missing_subagent_starts == 0 && !session_end_missing,
-        "missing_tool_events": missing_tool_events,
-        "missing_subagent_starts": missing_subagent_starts,
-        "session_end_missing": session_end_missing,
-    })
+    session_end_missing: bool,
+}
+
+impl Completeness {
+    fn new(
+        missing_tool_events: i64,
+        missing_subagent_starts: i64,
+        ended: bool,
+        shown_state: &str,
+        last_ts: i64,
+        now: i64,
+    ) -> Completeness {
+        Completeness {
+            missing_tool_events,
+            missing_subagent_starts,
+            session_end_missing: !ended
+                && (shown_state == GONE_QUIET || now - last_ts > SESSION_END_OVERDUE_MS),
+        }
+    }
+
+    fn push_json(&self, out: &mut String) {
+        let mut object = ObjectWriter::open(out);
+        object
+            .bool(
+                "complete",
+                self.missing_tool_events == 0
+                    && self.missing_subagent_starts == 0
+                    && !self.session_end_missing,
+            )
+            .int("missing_tool_events", self.missing_tool_events)
+            .int("missing_subagent_starts", self.missing_subagent_starts)
+            .bool("session_end_missing", self.session_end_missing);
+        object.close();
+    }
 }
 
 /// The usage totals of the sessions of a page (`page`), which
@@ -106,11 +127,13 @@ const ONE_SESSION_COST_JOIN: &str = "LEFT JOIN (SELECT ?1 AS cost_session, SUM(c
      SUM(cost_usd IS NULL) AS unpriced, COUNT(*) AS responses FROM usage WHERE session_id = ?1) AS cost \
      ON cost.cost_session = sessions.session_id";
 
-fn session_row_json(
+/// Appends one row of `SESSION_COLUMNS` as the session's JSON object.
+fn push_session_row(
+    out: &mut String,
     row: &rusqlite::Row<'_>,
     now: i64,
     quiet_after_ms: i64,
-) -> rusqlite::Result<Value> {
+) -> rusqlite::Result<()> {
     let first_ts: i64 = row.get(3)?;
     let last_ts: i64 = row.get(4)?;
     let ended_ts: Option<i64> = row.get(5)?;
@@ -121,9 +144,7 @@ fn session_row_json(
         "active" => now.max(last_ts),
         _ => ended_ts.unwrap_or(last_ts).max(last_ts),
     };
-    let responses: Option<i64> = row.get(21)?;
-    let unpriced: Option<i64> = row.get(20)?;
-    let completeness = completeness(
+    let completeness = Completeness::new(
         row.get(22)?,
         row.get(23)?,
         ended_ts.is_some() || stored_state.as_deref() == Some("ended"),
@@ -131,33 +152,57 @@ fn session_row_json(
         last_ts,
         now,
     );
-    Ok(json!({
-        "completeness": completeness,
-        "state": state,
-        "state_since": if state == GONE_QUIET { json!(last_ts) } else { json!(row.get::<_, Option<i64>>(12)?) },
-        "state_detail": row.get::<_, Option<String>>(13)?,
-        "current_tool": if state == "working" || state == "waiting" { json!(row.get::<_, Option<String>>(14)?) } else { Value::Null },
-        "model": row.get::<_, Option<String>>(15)?,
-        "title": row.get::<_, Option<String>>(16)?,
-        "permission_mode": row.get::<_, Option<String>>(17)?,
-        "cost_usd": row.get::<_, Option<f64>>(18)?,
-        "tokens": row.get::<_, Option<i64>>(19)?.unwrap_or(0),
-        "unpriced_responses": unpriced.unwrap_or(0),
-        "usage_responses": responses.unwrap_or(0),
-        "session_id": row.get::<_, String>(0)?,
-        "machine": row.get::<_, String>(1)?,
-        "cwd": row.get::<_, Option<String>>(2)?,
-        "first_ts": first_ts,
-        "last_ts": last_ts,
-        "ended_ts": ended_ts,
-        "end_reason": row.get::<_, Option<String>>(6)?,
-        "event_count": row.get::<_, i64>(7)?,
-        "transcript_path": row.get::<_, Option<String>>(8)?,
-        "last_seq": row.get::<_, Option<i64>>(9)?,
-        "agent_count": row.get::<_, i64>(10)?,
-        "status": status,
-        "duration_ms": duration_end - first_ts,
-    }))
+    let text = |index: usize| row.get_ref(index).map(|value| value.as_str_or_null().ok().flatten());
+    let mut object = ObjectWriter::open(out);
+    object.str("session_id", text(0)?.unwrap_or_default());
+    object.str("machine", text(1)?.unwrap_or_default());
+    object.opt_str("cwd", text(2)?);
+    object.int("first_ts", first_ts);
+    object.int("last_ts", last_ts);
+    object.opt_int("ended_ts", ended_ts);
+    object.opt_str("end_reason", text(6)?);
+    object.int("event_count", row.get(7)?);
+    object.opt_str("transcript_path", text(8)?);
+    object.opt_int("last_seq", row.get(9)?);
+    object.int("agent_count", row.get(10)?);
+    object.str("status", status);
+    object.int("duration_ms", duration_end - first_ts);
+    object.str("state", state);
+    if state == GONE_QUIET {
+        object.int("state_since", last_ts);
+    } else {
+        object.opt_int("state_since", row.get(12)?);
+    }
+    object.opt_str("state_detail", text(13)?);
+    if state == "working" || state == "waiting" {
+        object.opt_str("current_tool", text(14)?);
+    } else {
+        object.raw("current_tool", "null");
+    }
+    object.opt_str("model", text(15)?);
+    object.opt_str("title", text(16)?);
+    object.opt_str("permission_mode", text(17)?);
+    object.opt_float("cost_usd", row.get(18)?);
+    object.int("tokens", row.get::<_, Option<i64>>(19)?.unwrap_or(0));
+    object.int("unpriced_responses", row.get::<_, Option<i64>>(20)?.unwrap_or(0));
+    object.int("usage_responses", row.get::<_, Option<i64>>(21)?.unwrap_or(0));
+    completeness.push_json(object.nested("completeness"));
+    object.close();
+    Ok(())
+}
+
+/// One session row as a `Value`, for the routes that build their answer
+/// with `json!`.
+fn session_row_value(
+    row: &rusqlite::Row<'_>,
+    now: i64,
+    quiet_after_ms: i64,
+) -> rusqlite::Result<Value> {
+    let mut text = String::with_capacity(1024);
+    push_session_row(&mut text, row, now, quiet_after_ms)?;
+    serde_json::from_str(&text).map_err(|error| {
+        rusqlite::Error::ToSqlConversionFailure(Box::new(error))
+    })
 }
 
 fn sessions_route(
@@ -171,7 +216,10 @@ fn sessions_route(
     };
     let now = now_millis();
     let transaction = connection.transaction()?;
-    let sessions: Vec<Value> = {
+    let mut body = String::with_capacity(request.limit * 1024 + 256);
+    body.push_str("{\"sessions\":[");
+    let mut machines: Vec<String> = Vec::new();
+    {
         // Waiting sessions first in every order: they are what a person
         // watching many sessions needs to act on. Ordering by cost reads
         // the covering index usage_session_totals, not the rows.
@@ -194,31 +242,33 @@ fn sessions_route(
              ORDER BY sessions.state = 'waiting' DESC, {outer_order}"
         );
         let mut statement = transaction.prepare_cached(&sql)?;
-        let rows = statement.query_map(
-            rusqlite::params![request.machine, request.limit as i64],
-            |row| session_row_json(row, now, quiet_after_ms),
-        )?;
-        rows.collect::<Result<_, _>>()?
-    };
+        let mut rows =
+            statement.query(rusqlite::params![request.machine, request.limit as i64])?;
+        let mut first = true;
+        while let Some(row) = rows.next()? {
+            if !first {
+                body.push(',');
+            }
+            first = false;
+            push_session_row(&mut body, row, now, quiet_after_ms)?;
+            let machine = row.get_ref(1)?.as_str().unwrap_or_default();
+            if !machines.iter().any(|known| known == machine) {
+                machines.push(machine.to_owned());
+            }
+        }
+    }
     let total: i64 =
         transaction.query_row("SELECT COUNT(*) FROM sessions", [], |row| row.get(0))?;
     let last_seq = max_seq(&transaction)?;
     transaction.finish()?;
-    let mut machines: Vec<String> = sessions
-        .iter()
-        .filter_map(|s| s["machine"].as_str().map(str::to_owned))
-        .collect();
     machines.sort();
-    machines.dedup();
-    Ok(ApiResponse::json(&json!({
-        "sessions": sessions,
-        "machines": machines,
-        "total": total,
-        "now": now,
-        "last_seq": last_seq,
-        "active_window_ms": ACTIVE_WINDOW_MS,
-        "quiet_after_ms": quiet_after_ms,
-    })))
+    body.push_str("],\"machines\":");
+    body.push_str(&serde_json::to_string(&machines).unwrap_or_else(|_| "[]".to_owned()));
+    let _ = write!(
+        body,
+        ",\"total\":{total},\"now\":{now},\"last_seq\":{last_seq},\"active_window_ms\":{ACTIVE_WINDOW_MS},\"quiet_after_ms\":{quiet_after_ms}}}"
+    );
+    Ok(ApiResponse::json_text(200, body))
 }
 
 fn tool_call_json(row: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
@@ -262,7 +312,7 @@ fn session_route(
     let session = transaction
         .prepare_cached(&sql)?
         .query_row([session_id], |row| {
-            session_row_json(row, now, quiet_after_ms)
+            session_row_value(row, now, quiet_after_ms)
         })
         .optional()?;
     let Some(session) = session else {
