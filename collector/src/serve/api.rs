@@ -57,9 +57,9 @@ fn session_status(ended_ts: Option<i64>, last_ts: i64, now: i64) -> &'static str
 
 const SESSION_COLUMNS: &str =
     "session_id, machine, cwd, first_ts, last_ts, ended_ts, end_reason, event_count, transcript_path, last_seq, \
-     (SELECT COUNT(*) FROM agents WHERE agents.session_id = sessions.session_id), \
-     state, state_since, state_detail, current_tool, model, title, permission_mode, \
-     cost.cost_usd, cost.tokens, cost.unpriced, cost.responses, \
+     agent_count, state, state_since, state_detail, current_tool, model, title, permission_mode, \
+     CASE WHEN usage_responses > unpriced_responses THEN total_cost_usd END, total_tokens, \
+     unpriced_responses, usage_responses, \
      (SELECT COUNT(*) FROM transcript_ids AS t WHERE t.session_id = sessions.session_id AND t.kind = 'tool_use' \
         AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.tool_use_id = t.item_id)), \
      (SELECT COUNT(*) FROM transcript_ids AS t WHERE t.session_id = sessions.session_id AND t.kind = 'agent' \
@@ -113,20 +113,6 @@ impl Completeness {
     }
 }
 
-/// The usage totals of the sessions of a page (`page`), which
-/// `SESSION_COLUMNS` reads as `cost`: summed over the page's sessions only,
-/// through the `usage_session` index.
-const PAGE_COST: &str = "cost AS (SELECT session_id AS cost_session, SUM(cost_usd) AS cost_usd, \
-     SUM(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) AS tokens, \
-     SUM(cost_usd IS NULL) AS unpriced, COUNT(*) AS responses FROM usage \
-     WHERE session_id IN (SELECT session_id FROM page) GROUP BY session_id)";
-
-/// The usage totals of one session, for its row.
-const ONE_SESSION_COST_JOIN: &str = "LEFT JOIN (SELECT ?1 AS cost_session, SUM(cost_usd) AS cost_usd, \
-     SUM(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) AS tokens, \
-     SUM(cost_usd IS NULL) AS unpriced, COUNT(*) AS responses FROM usage WHERE session_id = ?1) AS cost \
-     ON cost.cost_session = sessions.session_id";
-
 /// Appends one row of `SESSION_COLUMNS` as the session's JSON object.
 fn push_session_row(
     out: &mut String,
@@ -152,7 +138,10 @@ fn push_session_row(
         last_ts,
         now,
     );
-    let text = |index: usize| row.get_ref(index).map(|value| value.as_str_or_null().ok().flatten());
+    let text = |index: usize| {
+        row.get_ref(index)
+            .map(|value| value.as_str_or_null().ok().flatten())
+    };
     let mut object = ObjectWriter::open(out);
     object.str("session_id", text(0)?.unwrap_or_default());
     object.str("machine", text(1)?.unwrap_or_default());
@@ -184,8 +173,14 @@ fn push_session_row(
     object.opt_str("permission_mode", text(17)?);
     object.opt_float("cost_usd", row.get(18)?);
     object.int("tokens", row.get::<_, Option<i64>>(19)?.unwrap_or(0));
-    object.int("unpriced_responses", row.get::<_, Option<i64>>(20)?.unwrap_or(0));
-    object.int("usage_responses", row.get::<_, Option<i64>>(21)?.unwrap_or(0));
+    object.int(
+        "unpriced_responses",
+        row.get::<_, Option<i64>>(20)?.unwrap_or(0),
+    );
+    object.int(
+        "usage_responses",
+        row.get::<_, Option<i64>>(21)?.unwrap_or(0),
+    );
     completeness.push_json(object.nested("completeness"));
     object.close();
     Ok(())
@@ -200,9 +195,8 @@ fn session_row_value(
 ) -> rusqlite::Result<Value> {
     let mut text = String::with_capacity(1024);
     push_session_row(&mut text, row, now, quiet_after_ms)?;
-    serde_json::from_str(&text).map_err(|error| {
-        rusqlite::Error::ToSqlConversionFailure(Box::new(error))
-    })
+    serde_json::from_str(&text)
+        .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))
 }
 
 fn sessions_route(
@@ -221,29 +215,21 @@ fn sessions_route(
     let mut machines: Vec<String> = Vec::new();
     {
         // Waiting sessions first in every order: they are what a person
-        // watching many sessions needs to act on. Ordering by cost reads
-        // the covering index usage_session_totals, not the rows.
-        let (page_order, outer_order) = match request.sort {
-            SessionSort::Recent => ("last_ts DESC", "last_ts DESC"),
-            SessionSort::Duration => (
-                "COALESCE(ended_ts, last_ts) - first_ts DESC",
-                "COALESCE(ended_ts, last_ts) - first_ts DESC",
-            ),
-            SessionSort::Cost => (
-                "(SELECT SUM(cost_usd) FROM usage WHERE usage.session_id = sessions.session_id) DESC NULLS LAST, last_ts DESC",
-                "cost.cost_usd DESC NULLS LAST, last_ts DESC",
-            ),
+        // watching many sessions needs to act on. Cost, tokens and agents
+        // are running totals on the row (migration 6).
+        let order = match request.sort {
+            SessionSort::Recent => "last_ts DESC",
+            SessionSort::Duration => "COALESCE(ended_ts, last_ts) - first_ts DESC",
+            SessionSort::Cost => {
+                "CASE WHEN usage_responses > unpriced_responses THEN total_cost_usd END DESC NULLS LAST, last_ts DESC"
+            }
         };
         let sql = format!(
-            "WITH page AS (SELECT * FROM sessions WHERE (?1 IS NULL OR machine = ?1) \
-             ORDER BY state = 'waiting' DESC, {page_order} LIMIT ?2), {PAGE_COST} \
-             SELECT {SESSION_COLUMNS} FROM page AS sessions \
-             LEFT JOIN cost ON cost.cost_session = sessions.session_id \
-             ORDER BY sessions.state = 'waiting' DESC, {outer_order}"
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE (?1 IS NULL OR machine = ?1) \
+             ORDER BY state = 'waiting' DESC, {order} LIMIT ?2"
         );
         let mut statement = transaction.prepare_cached(&sql)?;
-        let mut rows =
-            statement.query(rusqlite::params![request.machine, request.limit as i64])?;
+        let mut rows = statement.query(rusqlite::params![request.machine, request.limit as i64])?;
         let mut first = true;
         while let Some(row) = rows.next()? {
             if !first {
@@ -306,9 +292,7 @@ fn session_route(
     }
     let now = now_millis();
     let transaction = connection.transaction()?;
-    let sql = format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions {ONE_SESSION_COST_JOIN} WHERE session_id = ?1"
-    );
+    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = ?1");
     let session = transaction
         .prepare_cached(&sql)?
         .query_row([session_id], |row| {

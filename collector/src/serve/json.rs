@@ -176,3 +176,44 @@ pub(crate) fn push_event_list(out: &mut String, events: &[CommittedEvent]) {
         push_event_json(out, event);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        for text in [
+            "",
+            "plain",
+            "quote \" backslash \\ slash /",
+            "lines\nand\rtabs\t, \u{8} \u{c} \u{0} \u{1f} \u{7f}",
+            "unicode é 日本 🙂 and \u{2028}",
+        ] {
+            let mut ours = String::new();
+            push_json_string(&mut ours, text);
+            assert_eq!(ours, serde_json::to_string(text).unwrap());
+        }
+    }
+
+    #[test]
+    fn an_object_writer_writes_valid_json_with_null_for_absent_and_non_finite_numbers() {
+        let mut out = String::new();
+        let mut object = ObjectWriter::open(&mut out);
+        object
+            .str("a", "x\"y")
+            .opt_str("b", None)
+            .int("c", -3)
+            .opt_int("d", None)
+            .opt_float("e", Some(0.25))
+            .opt_float("f", Some(f64::NAN))
+            .bool("g", true);
+        object.nested("h").push_str("[1]");
+        object.close();
+        let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"a": "x\"y", "b": null, "c": -3, "d": null, "e": 0.25, "f": null, "g": true, "h": [1]})
+        );
+    }
+}

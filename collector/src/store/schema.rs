@@ -217,6 +217,86 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX usage_session_totals ON usage(session_id, cost_usd, input_tokens, output_tokens,
         cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens);
     "#,
+    // 6: running totals on each session row (cost, tokens, responses,
+    // agents), kept by triggers in the writer's transaction, so the session
+    // list reads one row per session instead of summing `usage` and counting
+    // `agents` for each (and sorts by cost without a subquery per session).
+    // Inserts and deletes add and subtract; a session row created after its
+    // usage (an import, a late SessionStart) is summed once, exactly.
+    r#"
+    ALTER TABLE sessions ADD COLUMN total_cost_usd REAL NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN total_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN usage_responses INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN unpriced_responses INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN agent_count INTEGER NOT NULL DEFAULT 0;
+
+    CREATE TRIGGER sessions_totals_usage_insert AFTER INSERT ON usage
+    WHEN new.session_id IS NOT NULL BEGIN
+        UPDATE sessions SET
+            total_cost_usd = total_cost_usd + COALESCE(new.cost_usd, 0),
+            total_tokens = total_tokens + new.input_tokens + new.output_tokens
+                + new.cache_write_5m_tokens + new.cache_write_1h_tokens + new.cache_read_tokens,
+            usage_responses = usage_responses + 1,
+            unpriced_responses = unpriced_responses + (new.cost_usd IS NULL)
+        WHERE session_id = new.session_id;
+    END;
+    CREATE TRIGGER sessions_totals_usage_delete AFTER DELETE ON usage
+    WHEN old.session_id IS NOT NULL BEGIN
+        UPDATE sessions SET
+            total_cost_usd = total_cost_usd - COALESCE(old.cost_usd, 0),
+            total_tokens = total_tokens - (old.input_tokens + old.output_tokens
+                + old.cache_write_5m_tokens + old.cache_write_1h_tokens + old.cache_read_tokens),
+            usage_responses = usage_responses - 1,
+            unpriced_responses = unpriced_responses - (old.cost_usd IS NULL)
+        WHERE session_id = old.session_id;
+    END;
+    CREATE TRIGGER sessions_totals_usage_update AFTER UPDATE ON usage BEGIN
+        UPDATE sessions SET
+            total_cost_usd = total_cost_usd - COALESCE(old.cost_usd, 0),
+            total_tokens = total_tokens - (old.input_tokens + old.output_tokens
+                + old.cache_write_5m_tokens + old.cache_write_1h_tokens + old.cache_read_tokens),
+            usage_responses = usage_responses - 1,
+            unpriced_responses = unpriced_responses - (old.cost_usd IS NULL)
+        WHERE session_id = old.session_id;
+        UPDATE sessions SET
+            total_cost_usd = total_cost_usd + COALESCE(new.cost_usd, 0),
+            total_tokens = total_tokens + new.input_tokens + new.output_tokens
+                + new.cache_write_5m_tokens + new.cache_write_1h_tokens + new.cache_read_tokens,
+            usage_responses = usage_responses + 1,
+            unpriced_responses = unpriced_responses + (new.cost_usd IS NULL)
+        WHERE session_id = new.session_id;
+    END;
+    CREATE TRIGGER sessions_totals_agents_insert AFTER INSERT ON agents BEGIN
+        UPDATE sessions SET agent_count = agent_count + 1 WHERE session_id = new.session_id;
+    END;
+    CREATE TRIGGER sessions_totals_agents_delete AFTER DELETE ON agents BEGIN
+        UPDATE sessions SET agent_count = agent_count - 1 WHERE session_id = old.session_id;
+    END;
+    CREATE TRIGGER sessions_totals_agents_update AFTER UPDATE OF session_id ON agents BEGIN
+        UPDATE sessions SET agent_count = agent_count - 1 WHERE session_id = old.session_id;
+        UPDATE sessions SET agent_count = agent_count + 1 WHERE session_id = new.session_id;
+    END;
+    CREATE TRIGGER sessions_totals_session_insert AFTER INSERT ON sessions BEGIN
+        UPDATE sessions SET
+            (total_cost_usd, total_tokens, usage_responses, unpriced_responses) = (
+                SELECT COALESCE(SUM(cost_usd), 0),
+                       COALESCE(SUM(input_tokens + output_tokens + cache_write_5m_tokens
+                           + cache_write_1h_tokens + cache_read_tokens), 0),
+                       COUNT(*), COALESCE(SUM(cost_usd IS NULL), 0)
+                FROM usage WHERE usage.session_id = new.session_id),
+            agent_count = (SELECT COUNT(*) FROM agents WHERE agents.session_id = new.session_id)
+        WHERE session_id = new.session_id;
+    END;
+    UPDATE sessions SET
+        (total_cost_usd, total_tokens, usage_responses, unpriced_responses) = (
+            SELECT COALESCE(SUM(cost_usd), 0),
+                   COALESCE(SUM(input_tokens + output_tokens + cache_write_5m_tokens
+                       + cache_write_1h_tokens + cache_read_tokens), 0),
+                   COUNT(*), COALESCE(SUM(cost_usd IS NULL), 0)
+            FROM usage WHERE usage.session_id = sessions.session_id),
+        agent_count = (SELECT COUNT(*) FROM agents WHERE agents.session_id = sessions.session_id);
+    CREATE INDEX sessions_cost ON sessions(total_cost_usd);
+    "#,
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right
@@ -301,6 +381,83 @@ pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn totals(connection: &Connection, session: &str) -> (f64, i64, i64, i64, i64) {
+        connection
+            .query_row(
+                "SELECT total_cost_usd, total_tokens, usage_responses, unpriced_responses, agent_count \
+                 FROM sessions WHERE session_id = ?1",
+                [session],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+            )
+            .unwrap()
+    }
+
+    fn add_usage(connection: &Connection, key: &str, session: &str, cost: Option<f64>) {
+        connection
+            .execute(
+                "INSERT INTO usage (key, message_id, session_id, model, input_tokens, output_tokens, cost_usd, origin) \
+                 VALUES (?1, ?1, ?2, 'm', 10, 5, ?3, 'hook')",
+                rusqlite::params![key, session, cost],
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn migration_6_sums_existing_sessions_and_triggers_keep_the_totals_in_step() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        for (index, sql) in MIGRATIONS.iter().take(5).enumerate() {
+            connection.execute_batch(sql).unwrap();
+            connection
+                .pragma_update(None, "user_version", index as i64 + 1)
+                .unwrap();
+        }
+        connection
+            .execute_batch(
+                "INSERT INTO sessions (session_id, machine, first_ts, last_ts) VALUES ('s', 'm', 1, 2);
+                 INSERT INTO agents (agent_id, session_id) VALUES ('a1', 's');",
+            )
+            .unwrap();
+        add_usage(&connection, "u1", "s", Some(0.5));
+        add_usage(&connection, "u2", "s", None);
+        migrate(&mut connection).unwrap();
+        assert_eq!(totals(&connection, "s"), (0.5, 30, 2, 1, 1));
+
+        // New rows add, a repricing update moves the cost, a delete subtracts.
+        add_usage(&connection, "u3", "s", Some(0.25));
+        connection
+            .execute("UPDATE usage SET cost_usd = 1.0 WHERE key = 'u2'", [])
+            .unwrap();
+        assert_eq!(totals(&connection, "s"), (1.75, 45, 3, 0, 1));
+        connection
+            .execute("DELETE FROM usage WHERE key = 'u1'", [])
+            .unwrap();
+        assert_eq!(totals(&connection, "s"), (1.25, 30, 2, 0, 1));
+        connection
+            .execute(
+                "INSERT INTO agents (agent_id, session_id) VALUES ('a2', 's')",
+                [],
+            )
+            .unwrap();
+        assert_eq!(totals(&connection, "s").4, 2);
+
+        // Usage and agents stored before their session row are summed when
+        // the row is created.
+        add_usage(&connection, "v1", "late", Some(2.0));
+        connection
+            .execute(
+                "INSERT INTO agents (agent_id, session_id) VALUES ('b1', 'late')",
+                [],
+            )
+            .unwrap();
+        connection
+            .execute(
+                "INSERT INTO sessions (session_id, machine, first_ts, last_ts) VALUES ('late', 'm', 1, 2)",
+                [],
+            )
+            .unwrap();
+        assert_eq!(totals(&connection, "late"), (2.0, 15, 1, 0, 1));
+    }
 
     #[test]
     fn migration_5_backfills_the_search_index_of_a_version_4_database_in_place() {
