@@ -454,3 +454,54 @@ fn search_finds_substrings_in_any_case_through_the_index_and_rare_filters_answer
     assert_eq!(rare["more"], false);
     assert!(!rare["events"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn a_search_with_filters_pages_by_cursor_to_exactly_the_filtered_hits_in_both_directions() {
+    let (_db, server) = loaded();
+    let all = server.json("/api/events?limit=1000&q=echo", 200);
+    let hits = all["events"].as_array().unwrap();
+    assert!(hits.len() >= 4, "{all}");
+    for (query, keep) in [
+        (
+            "machine=alpha&hook=PreToolUse",
+            &(|e: &Value| e["machine"] == "alpha" && e["hook"] == "PreToolUse")
+                as &dyn Fn(&Value) -> bool,
+        ),
+        ("agent=main&machine=beta", &|e: &Value| {
+            e["agent_id"].is_null() && e["machine"] == "beta"
+        }),
+        ("tool=Bash&hook=PostToolUse", &|e: &Value| {
+            e["tool"] == "Bash" && e["hook"] == "PostToolUse"
+        }),
+        ("hook=SessionEnd", &|e: &Value| e["hook"] == "SessionEnd"),
+    ] {
+        let expected: Vec<i64> = hits
+            .iter()
+            .filter(|e| keep(e))
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect();
+        for (order, cursor_name) in [("asc", "after"), ("desc", "before")] {
+            let mut found = Vec::new();
+            let mut cursor: Option<i64> = None;
+            for _ in 0..100 {
+                let position = cursor
+                    .map(|seq| format!("&{cursor_name}={seq}"))
+                    .unwrap_or_default();
+                let page = server.json(
+                    &format!("/api/events?limit=1&q=echo&{query}&order={order}{position}"),
+                    200,
+                );
+                found.extend(seqs(&page));
+                cursor = Some(page["next"].as_i64().unwrap());
+                if page["more"] == false {
+                    break;
+                }
+            }
+            let mut wanted = expected.clone();
+            if order == "desc" {
+                wanted.reverse();
+            }
+            assert_eq!(found, wanted, "q=echo&{query}&order={order}");
+        }
+    }
+}

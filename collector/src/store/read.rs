@@ -4,11 +4,12 @@
 //! Every read runs in one deferred transaction of the caller, so a page is
 //! one consistent snapshot; in WAL mode readers never hold up the writer.
 //! Exact filters are served by (column, seq) indexes and a search of three
-//! characters or more by the trigram index `events_fts`. The rest
-//! (`agent=main` alone, a one- or two-character search, a search combined
-//! with another filter) walk the table or the search index in `seq`
-//! windows under a time budget and return the scan position as `next`, so
-//! they answer quickly and the client pages on.
+//! characters or more by the trigram index `events_fts`. A search combined
+//! with another filter walks the search's hits once, checking the filter on
+//! each, and the rest (`agent=main` alone, a one- or two-character search)
+//! walk the table in `seq` windows; both stop at a time budget and return
+//! the scan position as `next`, so they answer quickly and the client pages
+//! on.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -171,6 +172,11 @@ pub(crate) fn read_events(
         None => request.filter.sql(),
     };
     let filter = &request.filter;
+    if let Some(phrase) = &search {
+        if !filter_without_text(filter).is_empty() {
+            return read_search_with_filters(connection, request, phrase, newest);
+        }
+    }
     let agent_indexed = filter.agent.as_deref().is_some_and(|agent| agent != "main");
     // An index serves "no filter" (the primary key), a search (events_fts)
     // and each exact filter but `agent=main` ((column, seq) indexes).
@@ -310,4 +316,130 @@ pub(crate) fn read_events(
             })
         }
     }
+}
+
+/// The filter without its text search.
+fn filter_without_text(filter: &EventFilter) -> EventFilter {
+    EventFilter {
+        text: None,
+        ..filter.clone()
+    }
+}
+
+/// How many hits a filtered search examines between two looks at the clock.
+const HITS_PER_CLOCK_CHECK: usize = 64;
+
+/// A search combined with exact filters: one walk of the search's hits in
+/// `seq` order (the MATCH evaluated once, not once per window), each hit's
+/// filter columns checked here, until the page is full, its payloads pass
+/// [`PAGE_BYTES`] or [`SCAN_BUDGET`] is spent. The last hit examined is then
+/// the cursor, so a filter that rejects every hit still answers in time.
+fn read_search_with_filters(
+    connection: &Connection,
+    request: &EventsQuery,
+    phrase: &str,
+    newest: i64,
+) -> rusqlite::Result<EventPage> {
+    let filter = filter_without_text(&request.filter);
+    let lower = request.after.unwrap_or(0);
+    let upper = request.before.unwrap_or(newest + 1).min(newest + 1);
+    let direction = match request.order {
+        Order::Ascending => "ASC",
+        Order::Descending => "DESC",
+    };
+    let sql = format!(
+        "SELECT e.seq, e.session_id, e.agent_id, e.machine, e.hook, e.tool \
+         FROM events_fts JOIN events AS e ON e.seq = events_fts.rowid \
+         WHERE events_fts MATCH ?1 AND events_fts.rowid > ?2 AND events_fts.rowid < ?3 \
+         ORDER BY events_fts.rowid {direction}"
+    );
+    let started = Instant::now();
+    let mut hits = Vec::new();
+    let mut examined = 0usize;
+    let mut last_examined = None;
+    let mut exhausted = true;
+    {
+        let mut statement = connection.prepare_cached(&sql)?;
+        let mut rows = statement.query(rusqlite::params![phrase, lower, upper])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let text = |index: usize| {
+                row.get_ref(index)
+                    .map(|value| value.as_str_or_null().ok().flatten())
+            };
+            let exact = |wanted: &Option<String>, actual: Option<&str>| {
+                wanted
+                    .as_deref()
+                    .is_none_or(|wanted| Some(wanted) == actual)
+            };
+            let agent = text(2)?;
+            let agent_ok = match filter.agent.as_deref() {
+                None => true,
+                Some("main") => agent.is_none(),
+                Some(wanted) => agent == Some(wanted),
+            };
+            if agent_ok
+                && exact(&filter.session, text(1)?)
+                && exact(&filter.machine, text(3)?)
+                && exact(&filter.hook, text(4)?)
+                && exact(&filter.tool, text(5)?)
+            {
+                hits.push(seq);
+            }
+            last_examined = Some(seq);
+            examined += 1;
+            if hits.len() >= request.limit {
+                exhausted = false;
+                break;
+            }
+            if examined % HITS_PER_CLOCK_CHECK == 0 && started.elapsed() > SCAN_BUDGET {
+                exhausted = false;
+                break;
+            }
+        }
+    }
+    let mut events = Vec::with_capacity(hits.len());
+    let mut page_bytes = 0usize;
+    {
+        let mut select = connection.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?1"
+        ))?;
+        for seq in &hits {
+            let event = select.query_row([seq], row_to_event)?;
+            page_bytes += event.payload.len();
+            events.push(event);
+            if page_bytes >= PAGE_BYTES {
+                break;
+            }
+        }
+    }
+    // Where the next page starts: after the last event returned when the
+    // page was cut by its size, else after the last hit examined, else (the
+    // hits ran out) at the end of the range.
+    let cut_by_bytes = events.len() < hits.len();
+    let position = if cut_by_bytes {
+        events.last().map(|event| event.seq)
+    } else if exhausted {
+        None
+    } else {
+        last_examined
+    };
+    Ok(match request.order {
+        Order::Ascending => {
+            let next = position.unwrap_or(upper - 1).max(lower);
+            EventPage {
+                more: next < upper - 1,
+                next,
+                events,
+            }
+        }
+        Order::Descending => {
+            let next = position.unwrap_or(lower + 1).min(upper);
+            EventPage {
+                more: next > lower + 1,
+                next,
+                events,
+            }
+        }
+    })
 }
