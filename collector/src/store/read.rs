@@ -392,7 +392,7 @@ fn read_search_with_filters(
                 exhausted = false;
                 break;
             }
-            if examined % HITS_PER_CLOCK_CHECK == 0 && started.elapsed() > SCAN_BUDGET {
+            if examined.is_multiple_of(HITS_PER_CLOCK_CHECK) && started.elapsed() > SCAN_BUDGET {
                 exhausted = false;
                 break;
             }
