@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::query::{self, SessionSort};
 use crate::serve::gate::ApiResponse;
-use crate::serve::json::{push_event_list, ObjectWriter};
+use crate::serve::json::{push_event_list, push_json_string, ObjectWriter};
 use crate::state::{shown_state, GONE_QUIET};
 use crate::store::read::{max_seq, read_events};
 
@@ -520,7 +520,8 @@ fn timeline_route(
         }
     }
     let mut spans: Vec<OpenSpan> = Vec::new();
-    let mut markers: Vec<Value> = Vec::new();
+    // (lane, hook, ts, seq, text)
+    let mut markers: Vec<(usize, String, i64, i64, Option<String>)> = Vec::new();
     let mut open_tools: std::collections::HashMap<String, usize> = Default::default();
     let mut open_permission: std::collections::HashMap<usize, usize> = Default::default();
     let mut open_compact: Option<usize> = None;
@@ -628,7 +629,7 @@ fn timeline_route(
                             None => line,
                         }
                     });
-                    markers.push(json!([lane, hook, ts, seq, label]));
+                    markers.push((lane, hook.to_owned(), ts, seq, label));
                 }
                 _ => {}
             }
@@ -644,32 +645,52 @@ fn timeline_route(
         None => last_ts,
     };
     // Compact rows: [lane, kind, label, start, end, outcome, seq, end_seq];
-    // an open span's end is null (it runs to the session's end).
-    let spans: Vec<Value> = spans
-        .into_iter()
-        .map(|span| {
-            json!([
-                span.lane,
-                span.kind,
-                span.label,
-                span.start,
-                span.end,
-                span.outcome,
-                span.seq,
-                span.end_seq
-            ])
-        })
-        .collect();
-    Ok(ApiResponse::json(&json!({
-        "session_id": session_id,
-        "start": first_ts,
-        "end": end,
-        "lanes": lanes,
-        "span_columns": ["lane", "kind", "label", "start", "end", "outcome", "seq", "end_seq"],
-        "spans": spans,
-        "marker_columns": ["lane", "hook", "ts", "seq", "text"],
-        "markers": markers,
-    })))
+    // an open span's end is null (it runs to the session's end). Written as
+    // text: a `Value` per span cost more than the query for 5,000 events.
+    let null_or = |value: Option<i64>| value.map_or("null".to_owned(), |value| value.to_string());
+    let mut body = String::with_capacity(spans.len() * 64 + markers.len() * 96 + 512);
+    body.push_str("{\"session_id\":");
+    push_json_string(&mut body, session_id);
+    let _ = write!(body, ",\"start\":{first_ts},\"end\":{end},\"lanes\":");
+    body.push_str(&Value::Array(lanes).to_string());
+    body.push_str(
+        ",\"span_columns\":[\"lane\",\"kind\",\"label\",\"start\",\"end\",\"outcome\",\"seq\",\"end_seq\"],\"spans\":[",
+    );
+    for (index, span) in spans.iter().enumerate() {
+        if index > 0 {
+            body.push(',');
+        }
+        let _ = write!(body, "[{},\"{}\",", span.lane, span.kind);
+        match &span.label {
+            Some(label) => push_json_string(&mut body, label),
+            None => body.push_str("null"),
+        }
+        let _ = write!(
+            body,
+            ",{},{},\"{}\",{},{}]",
+            span.start,
+            null_or(span.end),
+            span.outcome,
+            span.seq,
+            null_or(span.end_seq)
+        );
+    }
+    body.push_str("],\"marker_columns\":[\"lane\",\"hook\",\"ts\",\"seq\",\"text\"],\"markers\":[");
+    for (index, (lane, hook, ts, seq, text)) in markers.iter().enumerate() {
+        if index > 0 {
+            body.push(',');
+        }
+        let _ = write!(body, "[{lane},");
+        push_json_string(&mut body, hook);
+        let _ = write!(body, ",{ts},{seq},");
+        match text {
+            Some(text) => push_json_string(&mut body, text),
+            None => body.push_str("null"),
+        }
+        body.push(']');
+    }
+    body.push_str("]}");
+    Ok(ApiResponse::json_text(200, body))
 }
 
 /// Token and cost totals per model of the usage rows `filter` selects
