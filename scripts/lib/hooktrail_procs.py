@@ -23,15 +23,22 @@ def log(*parts):
     print("[%s]" % time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
 
 
+def cargo_profile():
+    """The cargo profile to build and run: release, unless
+    HOOKTRAIL_CARGO_PROFILE names another (scripts/test uses `ci`, release
+    without fat LTO, so CI builds its dependencies once)."""
+    return os.environ.get("HOOKTRAIL_CARGO_PROFILE", "release")
+
+
 def release_dir():
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    return target / "x86_64-unknown-linux-gnu" / "release"
+    return target / "x86_64-unknown-linux-gnu" / cargo_profile()
 
 
 def build_release():
-    log("building release binaries")
-    subprocess.run(["cargo", "build", "--release", "--workspace", "--bins"], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    log(f"building {cargo_profile()} binaries")
+    subprocess.run(["cargo", "build", "--profile", cargo_profile(), "--workspace", "--bins"],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     bins = release_dir()
     for name in ("hooktrail-emit", "hooktrail-collector"):
         if not (bins / name).exists():
