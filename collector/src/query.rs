@@ -139,6 +139,17 @@ fn parse_integer(name: &str, value: &str, minimum: i64, maximum: i64) -> Result<
     Ok(number)
 }
 
+/// The columns the exact filters look at, borrowed from wherever the event
+/// is (a stored row, a live event).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventColumns<'a> {
+    pub(crate) session_id: Option<&'a str>,
+    pub(crate) agent_id: Option<&'a str>,
+    pub(crate) machine: Option<&'a str>,
+    pub(crate) hook: Option<&'a str>,
+    pub(crate) tool: Option<&'a str>,
+}
+
 /// The event filters shared by `/api/events` and `/ws`; they combine (AND).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
@@ -169,26 +180,44 @@ impl EventFilter {
     /// The same test as the SQL built by [`EventFilter::sql`], for live
     /// events that never go through SQLite.
     pub fn matches(&self, event: &CommittedEvent) -> bool {
+        self.matches_columns(EventColumns {
+            session_id: event.session_id.as_deref(),
+            agent_id: event.agent_id.as_deref(),
+            machine: Some(&event.machine),
+            hook: Some(&event.hook),
+            tool: event.tool.as_deref(),
+        }) && self.text.as_deref().is_none_or(|text| {
+            event
+                .payload
+                .to_ascii_lowercase()
+                .contains(&text.to_ascii_lowercase())
+        })
+    }
+
+    /// The exact filters (all but the text search) on an event's columns:
+    /// for live events, and for a search's hits read without their payload.
+    pub(crate) fn matches_columns(&self, event: EventColumns<'_>) -> bool {
         let exact = |wanted: &Option<String>, actual: Option<&str>| {
             wanted.as_deref().is_none_or(|w| Some(w) == actual)
         };
-        let agent = event.agent_id.as_deref();
         let agent_ok = match self.agent.as_deref() {
             None => true,
-            Some("main") => agent.is_none(),
-            Some(wanted) => agent == Some(wanted),
+            Some("main") => event.agent_id.is_none(),
+            Some(wanted) => event.agent_id == Some(wanted),
         };
-        exact(&self.session, event.session_id.as_deref())
-            && agent_ok
-            && exact(&self.machine, Some(&event.machine))
-            && exact(&self.hook, Some(&event.hook))
-            && exact(&self.tool, event.tool.as_deref())
-            && self.text.as_deref().is_none_or(|text| {
-                event
-                    .payload
-                    .to_ascii_lowercase()
-                    .contains(&text.to_ascii_lowercase())
-            })
+        agent_ok
+            && exact(&self.session, event.session_id)
+            && exact(&self.machine, event.machine)
+            && exact(&self.hook, event.hook)
+            && exact(&self.tool, event.tool)
+    }
+
+    /// The filter without its text search.
+    pub(crate) fn without_text(&self) -> EventFilter {
+        EventFilter {
+            text: None,
+            ..self.clone()
+        }
     }
 
     /// SQL conditions (joined with AND, each starting with ` AND `) and their

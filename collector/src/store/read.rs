@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params_from_iter, Connection, OpenFlags};
 
 use crate::event::{CommittedEvent, Source};
-use crate::query::{EventFilter, EventsQuery, Order};
+use crate::query::{EventColumns, EventsQuery, Order};
 use crate::search::fts_phrase;
 
 /// Rows per window of a filtered scan that no index serves.
@@ -164,16 +164,12 @@ pub(crate) fn read_events(
     // (rows by rowid = seq); shorter ones scan the payloads.
     let search = request.filter.text.as_deref().and_then(fts_phrase);
     let (filter_sql, filter_values) = match &search {
-        Some(_) => EventFilter {
-            text: None,
-            ..request.filter.clone()
-        }
-        .sql(),
+        Some(_) => request.filter.without_text().sql(),
         None => request.filter.sql(),
     };
     let filter = &request.filter;
     if let Some(phrase) = &search {
-        if !filter_without_text(filter).is_empty() {
+        if !filter.without_text().is_empty() {
             return read_search_with_filters(connection, request, phrase, newest);
         }
     }
@@ -318,14 +314,6 @@ pub(crate) fn read_events(
     }
 }
 
-/// The filter without its text search.
-fn filter_without_text(filter: &EventFilter) -> EventFilter {
-    EventFilter {
-        text: None,
-        ..filter.clone()
-    }
-}
-
 /// How many hits a filtered search examines between two looks at the clock.
 const HITS_PER_CLOCK_CHECK: usize = 64;
 
@@ -340,7 +328,7 @@ fn read_search_with_filters(
     phrase: &str,
     newest: i64,
 ) -> rusqlite::Result<EventPage> {
-    let filter = filter_without_text(&request.filter);
+    let filter = &request.filter;
     let lower = request.after.unwrap_or(0);
     let upper = request.before.unwrap_or(newest + 1).min(newest + 1);
     let direction = match request.order {
@@ -367,23 +355,13 @@ fn read_search_with_filters(
                 row.get_ref(index)
                     .map(|value| value.as_str_or_null().ok().flatten())
             };
-            let exact = |wanted: &Option<String>, actual: Option<&str>| {
-                wanted
-                    .as_deref()
-                    .is_none_or(|wanted| Some(wanted) == actual)
-            };
-            let agent = text(2)?;
-            let agent_ok = match filter.agent.as_deref() {
-                None => true,
-                Some("main") => agent.is_none(),
-                Some(wanted) => agent == Some(wanted),
-            };
-            if agent_ok
-                && exact(&filter.session, text(1)?)
-                && exact(&filter.machine, text(3)?)
-                && exact(&filter.hook, text(4)?)
-                && exact(&filter.tool, text(5)?)
-            {
+            if filter.matches_columns(EventColumns {
+                session_id: text(1)?,
+                agent_id: text(2)?,
+                machine: text(3)?,
+                hook: text(4)?,
+                tool: text(5)?,
+            }) {
                 hits.push(seq);
             }
             last_examined = Some(seq);
