@@ -13,10 +13,10 @@ mod ui_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
-use common::{emit, http_port, Collector, BINARY};
+use common::{emit, http_port, import, Collector};
 use hooktrail_testkit::{wait_until, workspace_root};
 use serde_json::{json, Value};
 
@@ -43,28 +43,6 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
-}
-
-/// Runs `hooktrail-collector import DIR --db DB` and returns its output,
-/// asserting success.
-fn import(dir: &Path, db: &Path) -> Output {
-    let output = Command::new(BINARY)
-        .arg("import")
-        .arg(dir)
-        .arg("--db")
-        .arg(db)
-        .env_clear()
-        .env("HOME", dir)
-        .env("XDG_CONFIG_HOME", dir.join("no-config"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run hooktrail-collector import");
-    assert!(
-        output.status.success(),
-        "import failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 fn summary(output: &Output) -> String {

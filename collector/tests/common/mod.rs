@@ -281,6 +281,28 @@ pub fn http_port(collector: &Collector) -> u16 {
     port
 }
 
+/// Runs `hooktrail-collector import DIR --db DB` (no config, `HOME` in
+/// `dir`) and returns its output, asserting success.
+pub fn import(dir: &Path, db: &Path) -> std::process::Output {
+    let output = Command::new(BINARY)
+        .arg("import")
+        .arg(dir)
+        .arg("--db")
+        .arg(db)
+        .env_clear()
+        .env("HOME", dir)
+        .env("XDG_CONFIG_HOME", dir.join("no-config"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hooktrail-collector import");
+    assert!(
+        output.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 // Each test crate uses its own subset of these helpers.
 #[allow(unused_imports)]
 pub use hooktrail_testkit::{send_lines, xadd_all};
