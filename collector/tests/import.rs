@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use common::{emit, http_port, import, Collector};
+use common::{copy_tree, emit, http_port, import, Collector};
 use hooktrail_testkit::{wait_until, workspace_root};
 use serde_json::{json, Value};
 
@@ -30,19 +30,6 @@ fn projects_copy(root: &Path) -> PathBuf {
         copy_tree(&scenario.unwrap().path(), &project);
     }
     projects
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 fn summary(output: &Output) -> String {

@@ -303,6 +303,20 @@ pub fn import(dir: &Path, db: &Path) -> std::process::Output {
     output
 }
 
+/// Copies a directory tree (the transcript fixtures, say).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 // Each test crate uses its own subset of these helpers.
 #[allow(unused_imports)]
 pub use hooktrail_testkit::{send_lines, xadd_all};
