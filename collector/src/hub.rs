@@ -12,9 +12,18 @@
 //! WebSocket with a reason. A subscriber can also ask to be woken (a
 //! `mio::Waker`, one `eventfd` write) so it can sleep in `poll` on its socket
 //! and its queue together; wake-ups are coalesced with a flag.
+//!
+//! **Invariant:** subscribers get every committed `seq` once, in order,
+//! whoever committed it. The writer publishes what it stored; rows another
+//! process committed (an import writes the same database) reach the hub
+//! through the backfill thread (`serve::backfill`), which reads them from
+//! SQLite. With a backfill attached ([`Hub::attach_backfill`]), a writer's
+//! batch that does not follow the last delivered `seq` is not delivered but
+//! left to the backfill, which reads the gap and the batch in `seq` order; so
+//! a client's cursor never passes a row it has not been sent.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -68,14 +77,29 @@ struct Slot {
 /// Fan-out point between the writer and the WebSocket clients.
 #[derive(Default)]
 pub struct Hub {
-    /// Live subscribers. Held only for `try_send`s and list edits.
-    slots: Mutex<Vec<Slot>>,
+    /// Live subscribers and the delivered position. Held only for
+    /// `try_send`s and list edits.
+    inner: Mutex<Inner>,
     /// Source of slot ids.
     next_id: AtomicU64,
-    /// Highest `seq` published so far (for health and tests).
+    /// Highest `seq` delivered so far (a copy of `Inner::delivered`, read
+    /// without the lock for health, tests and the backfill).
     last_published_seq: AtomicI64,
     /// Subscribers dropped because their queue was full.
     dropped_slow: AtomicU64,
+    /// Wakes the backfill when the writer's batch left a gap; unset (no
+    /// backfill) in tests that publish by hand.
+    backfill: OnceLock<Sender<()>>,
+}
+
+/// What the hub's lock guards.
+#[derive(Default)]
+struct Inner {
+    /// Live subscribers.
+    slots: Vec<Slot>,
+    /// Every `seq` up to this one has been delivered (or passed while no
+    /// one listened): a batch is delivered only from the next one on.
+    delivered: i64,
 }
 
 impl std::fmt::Debug for Hub {
@@ -126,12 +150,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let mut slots = self
-            .hub
-            .slots
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        slots.retain(|slot| slot.id != self.id);
+        self.hub.lock().slots.retain(|slot| slot.id != self.id);
     }
 }
 
@@ -161,10 +180,7 @@ impl Hub {
             waker,
             wake_pending: wake_pending.clone(),
         };
-        self.slots
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .push(slot);
+        self.lock().slots.push(slot);
         Subscription {
             id,
             hub: self.clone(),
@@ -177,10 +193,53 @@ impl Hub {
 
     /// Number of live subscribers.
     pub fn subscriber_count(&self) -> usize {
-        self.slots
+        self.lock().slots.len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
-            .len()
+    }
+
+    /// Makes the hub deliver in `seq` order only, with a backfill thread
+    /// filling the gaps that other processes' commits leave; `newest` is
+    /// the database's newest `seq` now (delivered or not, it is history).
+    /// Returns what wakes the backfill.
+    pub(crate) fn attach_backfill(&self, newest: i64) -> Receiver<()> {
+        let (sender, receiver) = crossbeam_channel::bounded(1);
+        let mut inner = self.lock();
+        inner.delivered = inner.delivered.max(newest);
+        self.last_published_seq
+            .fetch_max(inner.delivered, Ordering::Relaxed);
+        let _ = self.backfill.set(sender);
+        receiver
+    }
+
+    /// The backfill's rows, read from the database in `seq` order: those
+    /// after the delivered position are delivered, and the position moves
+    /// to `covered` (the page's end), past any `seq` that no row holds.
+    pub(crate) fn publish_backfill(&self, events: &[Arc<CommittedEvent>], covered: i64) {
+        let mut inner = self.lock();
+        let fresh = events.partition_point(|event| event.seq <= inner.delivered);
+        self.deliver(&mut inner, &events[fresh..]);
+        inner.delivered = inner.delivered.max(covered);
+        self.last_published_seq
+            .fetch_max(inner.delivered, Ordering::Relaxed);
+    }
+
+    /// With no subscriber there is nobody to backfill for: the delivered
+    /// position moves to `newest` and this returns true. A subscriber that
+    /// comes later replays from SQLite what came before it.
+    pub(crate) fn skip_unwatched(&self, newest: i64) -> bool {
+        let mut inner = self.lock();
+        if !inner.slots.is_empty() {
+            return false;
+        }
+        inner.delivered = inner.delivered.max(newest);
+        self.last_published_seq
+            .fetch_max(inner.delivered, Ordering::Relaxed);
+        true
     }
 
     /// Highest `seq` published so far (0: none).
@@ -195,14 +254,30 @@ impl Hub {
 
     /// Called by the writer after each commit, with the newly stored rows in
     /// `seq` order. Must return at once: it never waits on a subscriber.
+    /// Rows already delivered (by the backfill) are passed over; with a
+    /// backfill attached, a batch that leaves a gap after the delivered
+    /// position wakes it instead of being delivered (see the module doc).
     pub fn publish(&self, events: &[Arc<CommittedEvent>]) {
+        let mut inner = self.lock();
+        let fresh = &events[events.partition_point(|event| event.seq <= inner.delivered)..];
+        let Some(first) = fresh.first() else { return };
+        if let Some(backfill) = self.backfill.get() {
+            if !inner.slots.is_empty() && first.seq != inner.delivered + 1 {
+                let _ = backfill.try_send(());
+                return;
+            }
+        }
+        self.deliver(&mut inner, fresh);
+    }
+
+    /// Queues `events` (fresh, in `seq` order) for every subscriber and
+    /// moves the delivered position past them.
+    fn deliver(&self, inner: &mut Inner, events: &[Arc<CommittedEvent>]) {
         let Some(last) = events.last() else { return };
+        inner.delivered = inner.delivered.max(last.seq);
         self.last_published_seq
-            .fetch_max(last.seq, Ordering::Relaxed);
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+            .fetch_max(inner.delivered, Ordering::Relaxed);
+        let slots = &mut inner.slots;
         if slots.is_empty() {
             return;
         }
@@ -259,6 +334,36 @@ mod tests {
 
     fn event(seq: i64) -> Arc<CommittedEvent> {
         Arc::new(CommittedEvent::for_test(seq))
+    }
+
+    #[test]
+    fn with_a_backfill_a_batch_after_a_gap_waits_for_the_gap_and_nothing_goes_twice() {
+        let hub = Hub::new();
+        let wake = hub.attach_backfill(10);
+        let client = hub.subscribe(100, None);
+        let seqs = |client: &Subscription| {
+            client
+                .receiver
+                .try_iter()
+                .map(|live| live.event.seq)
+                .collect::<Vec<_>>()
+        };
+        hub.publish(&[event(11)]);
+        // 12 and 13 came from another process; the writer's 14 must wait.
+        hub.publish(&[event(14)]);
+        assert_eq!(seqs(&client), [11]);
+        assert!(wake.try_recv().is_ok(), "the backfill was woken");
+        hub.publish_backfill(&[event(12), event(13), event(14)], 14);
+        hub.publish(&[event(14), event(15)]);
+        assert_eq!(seqs(&client), [12, 13, 14, 15]);
+        // Holes (rows deleted since) are passed by.
+        hub.publish_backfill(&[event(18)], 20);
+        hub.publish(&[event(21)]);
+        assert_eq!(seqs(&client), [18, 21]);
+        assert_eq!(hub.last_published_seq(), 21);
+        drop(client);
+        assert!(hub.skip_unwatched(30));
+        assert_eq!(hub.last_published_seq(), 30);
     }
 
     #[test]

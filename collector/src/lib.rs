@@ -132,6 +132,20 @@ pub fn run_with_stats(
     ));
     let connection = store::writer::open(&settings.database)?;
     let hub = hub::Hub::new();
+    // The live feed carries rows other processes commit too (an import):
+    // the backfill reads them for the hub (serve/backfill.rs).
+    let backfill_thread = match bound.http {
+        Some(_) => Some(
+            serve::backfill::Backfill {
+                database: settings.database.clone(),
+                wake: hub.attach_backfill(store::read::max_seq(&connection).unwrap_or(0)),
+                hub: hub.clone(),
+                shutdown: shutdown.clone(),
+            }
+            .spawn()?,
+        ),
+        None => None,
+    };
     let (sender, receiver) = crossbeam_channel::bounded(settings.tuning.queue_capacity.max(1));
     let queue = ingest::WriterQueue {
         sender,
@@ -240,6 +254,9 @@ pub fn run_with_stats(
     }
     let _ = writer_thread.join();
     if let Some(thread) = http_thread {
+        let _ = thread.join();
+    }
+    if let Some(thread) = backfill_thread {
         let _ = thread.join();
     }
     log::info("stopped");

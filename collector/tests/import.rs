@@ -13,10 +13,10 @@ mod ui_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
-use common::{emit, http_port, Collector, BINARY};
+use common::{copy_tree, emit, http_port, import, Collector};
 use hooktrail_testkit::{wait_until, workspace_root};
 use serde_json::{json, Value};
 
@@ -30,41 +30,6 @@ fn projects_copy(root: &Path) -> PathBuf {
         copy_tree(&scenario.unwrap().path(), &project);
     }
     projects
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// Runs `hooktrail-collector import DIR --db DB` and returns its output,
-/// asserting success.
-fn import(dir: &Path, db: &Path) -> Output {
-    let output = Command::new(BINARY)
-        .arg("import")
-        .arg(dir)
-        .arg("--db")
-        .arg(db)
-        .env_clear()
-        .env("HOME", dir)
-        .env("XDG_CONFIG_HOME", dir.join("no-config"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run hooktrail-collector import");
-    assert!(
-        output.status.success(),
-        "import failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 fn summary(output: &Output) -> String {

@@ -328,6 +328,8 @@ function connect() {
     const data = JSON.parse(message.data);
     if (data.type === "events") liveEvents(data.events, data.cursor);
     else if (data.type === "live") { if (data.cursor > state.cursor) state.cursor = data.cursor; setConnection("live", "good"); }
+    // Our cursor is beyond the newest stored seq (the database was replaced): reload from the newest.
+    else if (data.type === "reset") restart();
   };
   socket.onclose = (closing) => {
     if (state.socket === socket) state.socket = null;

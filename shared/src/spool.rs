@@ -211,13 +211,53 @@ pub fn take_pending(dir: &Path) -> bool {
 
 fn open_for_append(path: &Path) -> io::Result<File> {
     // Readable too: an append looks at the file's last byte first.
-    OpenOptions::new()
+    // Non-blocking, and then refused unless it is a regular file: a FIFO
+    // planted under a spool name would otherwise hang the open or the
+    // write (of a hook, or of the collector's drain recording a rejected
+    // line).
+    let file = OpenOptions::new()
         .read(true)
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)?;
+    regular_file(file, path)
+}
+
+/// `file` if it is a regular file (checked on the open descriptor, so the
+/// answer is about what was opened), else an error naming `path`.
+fn regular_file(file: File, path: &Path) -> io::Result<File> {
+    if file.metadata()?.file_type().is_file() {
+        return Ok(file);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{} is not a regular file", path.display()),
+    ))
+}
+
+/// How long a drainer waits for an appender's lock on one file before it
+/// passes the file by until its next pass. Appenders hold the lock for one
+/// write; a holder that keeps it longer (a stopped or hostile process) must
+/// not stall the drain, or the collector's shutdown behind it.
+const DRAIN_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Takes the lock, retrying for at most `patience`; `WouldBlock` when it
+/// stays held.
+fn lock_within(file: &File, patience: std::time::Duration) -> io::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match lock(file, false) {
+            Err(error)
+                if error.kind() == io::ErrorKind::WouldBlock && started.elapsed() < patience =>
+            {
+                #[allow(clippy::disallowed_methods)] // A short backoff while an appender writes.
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            result => return result,
+        }
+    }
 }
 
 /// A spool file taken by one drainer, locked for as long as it is held.
@@ -421,10 +461,15 @@ pub enum Claimer {
 pub struct Claim {
     /// The claimed files, oldest first.
     pub files: Vec<ClaimedFile>,
-    /// Whether a file was passed by because its lock was held
-    /// ([`Claimer::Forwarder`]): the spool is not known to be empty, so the
+    /// Whether a file was passed by because its lock was held (at once for
+    /// a [`Claimer::Forwarder`], after [`DRAIN_LOCK_PATIENCE`] for a
+    /// [`Claimer::Drainer`]): the spool is not known to be empty, so the
     /// pending marker must stay.
     pub passed_busy: bool,
+    /// Entries with a spool file's name that are not regular files (a FIFO,
+    /// a device, a symbolic link): never opened for reading, never renamed,
+    /// so the claimer can name them to a person.
+    pub not_regular: Vec<PathBuf>,
 }
 
 /// Claims spool files in `dir`, oldest first, up to `limit` of them. `tag`
@@ -441,6 +486,7 @@ pub fn claim_files(dir: &Path, tag: &str, limit: usize, claimer: Claimer) -> io:
     let mut claim = Claim {
         files: Vec::new(),
         passed_busy: false,
+        not_regular: Vec::new(),
     };
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -460,23 +506,37 @@ pub fn claim_files(dir: &Path, tag: &str, limit: usize, claimer: Claimer) -> io:
             break;
         }
         let path = dir.join(&name);
-        let Ok(file) = File::options()
+        // Non-blocking and without following a link, then checked on the
+        // descriptor: a FIFO under a spool name opens at once and is passed
+        // by, instead of hanging the read (and every drain after it).
+        let file = match File::options()
             .read(true)
             .write(true)
-            .custom_flags(libc::O_CLOEXEC)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOFOLLOW)
             .open(&path)
-        else {
+        {
+            Ok(file) => file,
+            Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+                claim.not_regular.push(path);
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let Ok(file) = regular_file(file, &path) else {
+            claim.not_regular.push(path);
             continue;
         };
         let abandoned_claim = name.contains(CLAIMED_MARK);
+        let patience = match claimer {
+            Claimer::Drainer => DRAIN_LOCK_PATIENCE,
+            Claimer::Forwarder => std::time::Duration::ZERO,
+        };
         if abandoned_claim {
             // Taken by a live drainer if we cannot lock it right now.
             if lock(&file, false).is_err() {
                 continue;
             }
-        } else if claimer == Claimer::Drainer {
-            lock(&file, true)?;
-        } else if let Err(error) = lock(&file, false) {
+        } else if let Err(error) = lock_within(&file, patience) {
             if error.kind() != io::ErrorKind::WouldBlock {
                 return Err(error);
             }
@@ -509,7 +569,9 @@ pub fn record_rejected(dir: &Path, line: &[u8], reason: &str) -> io::Result<()> 
     });
     ensure_private_dir(dir)?;
     let file = open_for_append(&dir.join(REJECTED_FILE))?;
-    lock(&file, true)?;
+    // Bounded: a lock held for good (a stopped process) must not stall the
+    // drain; the caller then keeps the spool file and tries again later.
+    lock_within(&file, DRAIN_LOCK_PATIENCE)?;
     append_whole_lines(&file, format!("{record}\n").as_bytes())
 }
 
@@ -618,6 +680,42 @@ mod tests {
         let taken = claim_files(temp.path(), "t", 10, Claimer::Forwarder).unwrap();
         assert_eq!(taken.files.len(), 1);
         assert!(!taken.passed_busy);
+    }
+
+    #[test]
+    fn a_fifo_under_a_spool_name_is_passed_by_named_and_never_read() {
+        use std::os::unix::ffi::OsStrExt;
+        let temp = tempfile::tempdir().unwrap();
+        let fifo = temp.path().join("spool-1.jsonl");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: mkfifo with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        append(temp.path(), "real").unwrap();
+        let mut claim = claim_files(temp.path(), "t", 10, Claimer::Drainer).unwrap();
+        assert_eq!(claim.not_regular, vec![fifo.clone()]);
+        assert_eq!(claim.files.len(), 1);
+        assert_eq!(claim.files[0].read_lines().unwrap(), vec![b"real".to_vec()]);
+        assert!(fifo.exists(), "the FIFO keeps its name");
+        // Nor can an appender be made to write into one.
+        let rejected = temp.path().join(REJECTED_FILE);
+        let name = std::ffi::CString::new(rejected.as_os_str().as_bytes()).unwrap();
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        assert!(record_rejected(temp.path(), b"x", "test").is_err());
+    }
+
+    #[test]
+    fn a_drainer_passes_a_file_whose_lock_stays_held() {
+        let temp = tempfile::tempdir().unwrap();
+        let path = append(temp.path(), "held").unwrap();
+        let holder = File::open(&path).unwrap();
+        lock(&holder, true).unwrap();
+        let started = std::time::Instant::now();
+        let passed = claim_files(temp.path(), "t", 10, Claimer::Drainer).unwrap();
+        assert!(passed.files.is_empty() && passed.passed_busy);
+        assert!(started.elapsed() < DRAIN_LOCK_PATIENCE * 3);
+        drop(holder);
+        assert_eq!(claim(temp.path(), "t", 10).unwrap().len(), 1);
     }
 
     #[test]

@@ -13,21 +13,31 @@
 //! them: its events are not imported, only its usage (origin `import`, never
 //! replacing a hook's row) and its transcript ids (for the completeness
 //! check).
+//!
+//! A transcript's end event is named after its last line, so a transcript
+//! that grew since the last import gets a new end, and the store keeps only
+//! the latest end of a session that had rows before
+//! (`store::import::retire_replaced_ends`). A session found only through its
+//! subagents' files ends at their last line ([`synthesize::end_orphan_session`]).
+//!
+//! The summary counts what was stored: sessions with new events, and
+//! responses inserted or updated (not those a hook already recorded).
 
 mod progress;
 pub(crate) mod synthesize;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cost::PriceTable;
+use crate::store::import::{session_is_stored, StoredEnd};
 use crate::store::read::{open_read_only, session_has_live_events};
 use crate::store::writer::{BatchExtras, ImportStore};
 use progress::Progress;
-use synthesize::{FileJob, FileKind, Output};
+use synthesize::{FileJob, FileKind, LastLine, Output};
 
 /// Most events per transaction.
 const BATCH_EVENTS: usize = 4000;
@@ -48,13 +58,14 @@ pub struct ImportSummary {
     pub files: u64,
     /// Files skipped whole (binary, unreadable).
     pub skipped_files: u64,
-    /// Sessions whose events were imported.
+    /// Sessions with events newly stored (a second import stores none).
     pub sessions: u64,
     /// Sessions left to their live hooks (only usage and ids stored).
     pub live_sessions: u64,
     /// Events newly stored (a second import stores none).
     pub events: u64,
-    /// Responses read (stored or updated by key).
+    /// Responses stored or updated (by key); not those a hook already
+    /// recorded, which an import never replaces.
     pub responses: u64,
     /// Lines that were not transcript lines: skipped.
     pub bad_lines: u64,
@@ -107,6 +118,9 @@ impl ImportSummary {
 struct Batch {
     events: Vec<crate::ingest::NewEvent>,
     extras: BatchExtras,
+    /// Sessions of this batch that had rows before the import: a new end
+    /// event of theirs replaces an earlier one.
+    stored_before: HashSet<String>,
 }
 
 /// Imports every transcript under `dir` into `database`.
@@ -135,11 +149,12 @@ pub fn run(
         let files = &files;
         let reader =
             scope.spawn(move || read_all(files, machine, &reader_connection, bytes_read, &sender));
+        let mut sessions_stored = HashSet::new();
         loop {
             match receiver.recv_timeout(Duration::from_millis(100)) {
                 Ok(batch) => {
                     let commit_started = Instant::now();
-                    summary.events += store.commit(&batch.events, &batch.extras)? as u64;
+                    store_batch(&mut store, &batch, &mut summary, &mut sessions_stored)?;
                     summary.storing += commit_started.elapsed();
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
@@ -155,10 +170,72 @@ pub fn run(
     progress.done();
     Ok(ImportSummary {
         events: summary.events,
+        sessions: summary.sessions,
+        responses: summary.responses,
         storing: summary.storing,
         elapsed: started.elapsed(),
         ..read_summary
     })
+}
+
+/// Stores one batch, counts what was new, and replaces the earlier ends of
+/// grown transcripts.
+fn store_batch(
+    store: &mut ImportStore,
+    batch: &Batch,
+    summary: &mut ImportSummary,
+    sessions_stored: &mut HashSet<String>,
+) -> Result<(), String> {
+    let report = store.commit(&batch.events, &batch.extras)?;
+    summary.responses += report.usage_rows as u64;
+    let mut ends = Vec::new();
+    for (event, &seq) in batch.events.iter().zip(&report.seqs) {
+        if seq <= 0 {
+            continue;
+        }
+        summary.events += 1;
+        let row = &event.row;
+        let Some(session_id) = row.session_id.as_deref() else {
+            continue;
+        };
+        if !sessions_stored.contains(session_id) {
+            sessions_stored.insert(session_id.to_owned());
+            summary.sessions += 1;
+        }
+        let is_end = matches!(row.hook.as_str(), "SessionEnd" | "SubagentStop");
+        if is_end && batch.stored_before.contains(session_id) {
+            ends.push(StoredEnd {
+                session_id: session_id.to_owned(),
+                agent_id: row.agent_id.clone(),
+                hook: row.hook.clone(),
+            });
+        }
+    }
+    store.retire_replaced_ends(&ends)?;
+    Ok(())
+}
+
+/// What the reading thread knows of one session, looked up at its first
+/// file.
+#[derive(Debug, Clone, Copy)]
+struct SessionFacts {
+    /// It has live events: only its usage and ids are imported.
+    live: bool,
+    /// It had rows before this import.
+    stored_before: bool,
+}
+
+/// A session found only through its subagents' files, until its last one
+/// is read.
+struct Orphan {
+    /// The session.
+    kind: FileKind,
+    /// Its directory (`<project>/<session>`), named in no event.
+    dir: PathBuf,
+    /// The latest last line of its subagents' files so far.
+    last_line: Option<LastLine>,
+    /// It had rows before this import (an earlier end to replace).
+    stored_before: bool,
 }
 
 /// The reading thread: every file, in path order (a session's file before
@@ -171,23 +248,57 @@ fn read_all(
     sender: &crossbeam_channel::Sender<Batch>,
 ) -> ImportSummary {
     let mut summary = ImportSummary::default();
-    let mut live_by_session: HashMap<String, bool> = HashMap::new();
+    let mut facts_by_session: HashMap<String, SessionFacts> = HashMap::new();
+    let with_transcript: HashSet<&str> = files
+        .iter()
+        .filter(|(_, kind, _)| matches!(kind, FileKind::Session { .. }))
+        .map(|(_, kind, _)| kind.session_id())
+        .collect();
     let mut output = Output::default();
+    let mut stored_before = HashSet::new();
+    let mut orphan: Option<Orphan> = None;
     for (path, kind, _) in files {
         let session_id = kind.session_id();
-        let live = match live_by_session.get(session_id) {
-            Some(&live) => live,
+        if orphan
+            .as_ref()
+            .is_some_and(|orphan| orphan.kind.session_id() != session_id)
+        {
+            end_orphan(orphan.take(), machine, bytes_read, &mut output, &mut stored_before);
+        }
+        let facts = match facts_by_session.get(session_id) {
+            Some(&facts) => facts,
             None => {
                 let live = session_has_live_events(connection, session_id).unwrap_or(false);
-                live_by_session.insert(session_id.to_owned(), live);
+                let facts = SessionFacts {
+                    live,
+                    stored_before: !live
+                        && session_is_stored(connection, session_id).unwrap_or(true),
+                };
+                facts_by_session.insert(session_id.to_owned(), facts);
                 if live {
                     summary.live_sessions += 1;
-                } else {
-                    summary.sessions += 1;
                 }
-                live
+                facts
             }
         };
+        let live = facts.live;
+        if facts.stored_before {
+            stored_before.insert(session_id.to_owned());
+        }
+        if !live && !with_transcript.contains(session_id) && orphan.is_none() {
+            orphan = Some(Orphan {
+                kind: FileKind::Session {
+                    session_id: session_id.to_owned(),
+                },
+                dir: path
+                    .parent()
+                    .and_then(Path::parent)
+                    .unwrap_or(path)
+                    .to_owned(),
+                last_line: None,
+                stored_before: facts.stored_before,
+            });
+        }
         let job = FileJob {
             path,
             kind,
@@ -203,7 +314,11 @@ fn read_all(
             Ok(counts) => {
                 summary.files += 1;
                 summary.bad_lines += counts.bad_lines;
-                summary.responses += counts.responses;
+                if let (Some(orphan), Some(last)) = (orphan.as_mut(), counts.last_line) {
+                    if orphan.last_line.as_ref().is_none_or(|known| last.ts >= known.ts) {
+                        orphan.last_line = Some(last);
+                    }
+                }
             }
             Err(error) => {
                 crate::log::warn(&format!("import: skipping {}: {error}", path.display()));
@@ -214,16 +329,53 @@ fn read_all(
             || output.payload_bytes >= BATCH_BYTES
             || output.usage.len() >= BATCH_USAGE
         {
-            summary.waiting_for_store += send(&mut output, sender);
+            summary.waiting_for_store += send(&mut output, &mut stored_before, sender);
         }
     }
-    summary.waiting_for_store += send(&mut output, sender);
+    end_orphan(orphan.take(), machine, bytes_read, &mut output, &mut stored_before);
+    summary.waiting_for_store += send(&mut output, &mut stored_before, sender);
     summary.bytes = bytes_read.load(Ordering::Relaxed);
     summary
 }
 
+/// Emits the end of an orphan session (see [`Orphan`]) once its last
+/// subagent file is read.
+fn end_orphan(
+    orphan: Option<Orphan>,
+    machine: &str,
+    bytes_read: &AtomicU64,
+    output: &mut Output,
+    stored_before: &mut HashSet<String>,
+) {
+    let Some(Orphan {
+        kind,
+        dir,
+        last_line: Some(last_line),
+        stored_before: was_stored,
+    }) = orphan
+    else {
+        return;
+    };
+    if was_stored {
+        stored_before.insert(kind.session_id().to_owned());
+    }
+    let job = FileJob {
+        path: &dir,
+        kind: &kind,
+        machine,
+        live: false,
+        bytes_read,
+    };
+    synthesize::end_orphan_session(&job, &last_line, output);
+}
+
 /// Hands the batch to the store; returns how long that waited.
-fn send(output: &mut Output, sender: &crossbeam_channel::Sender<Batch>) -> Duration {
+/// `stored_before` goes with it (each file of such a session adds it again).
+fn send(
+    output: &mut Output,
+    stored_before: &mut HashSet<String>,
+    sender: &crossbeam_channel::Sender<Batch>,
+) -> Duration {
     if output.events.is_empty() && output.usage.is_empty() && output.transcript_ids.is_empty() {
         return Duration::ZERO;
     }
@@ -233,6 +385,7 @@ fn send(output: &mut Output, sender: &crossbeam_channel::Sender<Batch>) -> Durat
             usage: std::mem::take(&mut output.usage),
             transcript_ids: std::mem::take(&mut output.transcript_ids),
         },
+        stored_before: std::mem::take(stored_before),
     };
     output.payload_bytes = 0;
     let started = Instant::now();

@@ -97,7 +97,7 @@ pub(crate) struct Output {
 }
 
 /// What reading one file found, for the summary.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct FileCounts {
     /// Lines that were not JSON objects (or too long): skipped.
     pub(crate) bad_lines: u64,
@@ -105,6 +105,22 @@ pub(crate) struct FileCounts {
     pub(crate) responses: u64,
     /// Whether the file looked binary and was skipped whole.
     pub(crate) binary: bool,
+    /// Where the file ends: its last line with a time ([`LastLine`]), for
+    /// the end of a session whose own transcript is missing.
+    pub(crate) last_line: Option<LastLine>,
+}
+
+/// A transcript's last line with a time: where its end event goes, and what
+/// names that event. A grown transcript has another last line, so its end
+/// gets a new id and replaces the earlier one (`store::import::
+/// retire_replaced_ends`) instead of leaving a stale end before the new
+/// lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LastLine {
+    /// The line's time.
+    pub(crate) ts: i64,
+    /// The line's `uuid` (its time when it has none).
+    pub(crate) key: String,
 }
 
 /// How a file is read: what it is and what to do with its events.
@@ -428,6 +444,8 @@ struct FileState<'j> {
     model: Option<String>,
     first: Option<(i64, String)>,
     last_ts: Option<i64>,
+    /// The last line with a time, in file order: names the end event.
+    last_line: Option<LastLine>,
     started: bool,
     pending_tools: HashMap<String, PendingTool>,
     pending_stop: Option<PendingStop>,
@@ -455,6 +473,7 @@ impl<'j> FileState<'j> {
             model: None,
             first: None,
             last_ts: None,
+            last_line: None,
             started: false,
             pending_tools: HashMap::new(),
             pending_stop: None,
@@ -505,6 +524,13 @@ impl<'j> FileState<'j> {
             self.first = Some((ts, line.uuid.as_deref().unwrap_or("").to_owned()));
         }
         self.last_ts = Some(self.last_ts.map_or(ts, |last| last.max(ts)));
+        self.last_line = Some(LastLine {
+            ts,
+            key: match line.uuid.as_deref() {
+                Some(uuid) if !uuid.is_empty() => uuid.to_owned(),
+                _ => format!("at-{ts}"),
+            },
+        });
         match kind {
             "user" => self.user_line(&line, ts, output),
             "assistant" => self.assistant_line(&line, bytes, ts, output, counts),
@@ -572,8 +598,10 @@ impl<'j> FileState<'j> {
             }
             _ => {}
         }
-        // A subagent's first line is its task, not a prompt of the session.
-        if self.file_agent.is_some() || agent.is_some() {
+        // A subagent's first line is its task, not a prompt of the session;
+        // so is a sidechain line of a main transcript, even one without an
+        // `agentId` (older Claude Code wrote subagents' lines there).
+        if self.file_agent.is_some() || agent.is_some() || line.is_sidechain == Some(true) {
             return;
         }
         let Some(text) = prompt_text else {
@@ -585,11 +613,18 @@ impl<'j> FileState<'j> {
         {
             return;
         }
-        let prompt_id = match &self.prompt_id {
-            Some(prompt) => prompt.clone(),
-            // Transcripts older than `promptId` get one prompt per line.
+        let prompt_id = match line.prompt_id.as_deref() {
+            Some(prompt) => prompt.to_owned(),
+            // Transcripts older than `promptId` get one prompt per prompt
+            // line, named after the line. The derived id is what the next
+            // lines (tool calls, the Stop) belong to, but it is no
+            // `promptId` of the transcript: the next prompt line without
+            // one is a new prompt, not this one again.
             None => {
-                let derived = line.uuid.as_deref().unwrap_or("").to_owned();
+                let derived = match line.uuid.as_deref() {
+                    Some(uuid) if !uuid.is_empty() => uuid.to_owned(),
+                    _ => format!("line-at-{ts}"),
+                };
                 self.prompt_id = Some(derived.clone());
                 derived
             }
@@ -901,27 +936,18 @@ impl<'j> FileState<'j> {
             output.usage.push(usage);
         }
         self.ensure_started(output);
-        if let Some(ts) = self.last_ts {
+        counts.last_line = self.last_line.clone();
+        if let (Some(ts), Some(last_line)) = (self.last_ts, self.last_line.clone()) {
             let path = self.path_text.clone();
             let agent_type = self.agent_type.clone();
+            let end_key = format!("end-after:{}", last_line.key);
             match self.file_agent {
-                None => self.emit(
-                    output,
-                    "SessionEnd",
-                    ts,
-                    "",
-                    None,
-                    Payload {
-                        transcript_path: Some(&path),
-                        reason: Some(IMPORTED_END_REASON),
-                        ..Payload::default()
-                    },
-                ),
+                None => self.end_session(output, ts, &end_key, Some(path.as_str())),
                 Some(_) => self.emit(
                     output,
                     "SubagentStop",
                     ts,
-                    "",
+                    &end_key,
                     None,
                     Payload {
                         agent_type: Some(agent_type.as_deref().unwrap_or("")),
@@ -939,6 +965,28 @@ impl<'j> FileState<'j> {
         if !self.ids.tool_use_ids.is_empty() || !self.ids.agent_ids.is_empty() {
             output.transcript_ids.push(self.ids);
         }
+    }
+
+    /// Emits the session's `SessionEnd` at `ts`, named by `end_key`.
+    fn end_session(
+        &mut self,
+        output: &mut Output,
+        ts: i64,
+        end_key: &str,
+        transcript_path: Option<&str>,
+    ) {
+        self.emit(
+            output,
+            "SessionEnd",
+            ts,
+            end_key,
+            None,
+            Payload {
+                transcript_path,
+                reason: Some(IMPORTED_END_REASON),
+                ..Payload::default()
+            },
+        );
     }
 
     /// Builds one event through the ingest's own path (the same facts,
@@ -1010,6 +1058,19 @@ impl<'j> FileState<'j> {
         }
         output.events.push(event);
     }
+}
+
+/// Ends a session whose own transcript is missing (only its subagents'
+/// files were found, say after Claude Code removed the session's file): at
+/// the latest of its subagents' last lines, so it does not stay `working`
+/// for good. An import that later finds the session's transcript replaces
+/// this end with the transcript's own (the latest end is kept).
+pub(crate) fn end_orphan_session(job: &FileJob<'_>, last_line: &LastLine, output: &mut Output) {
+    let mut state = FileState::new(job);
+    // No SessionStart: the session's start is not known.
+    state.started = true;
+    let end_key = format!("orphan-end-after:{}", last_line.key);
+    state.end_session(output, last_line.ts, &end_key, None);
 }
 
 /// Whether a line is one of Claude Code's bookkeeping lines, which start

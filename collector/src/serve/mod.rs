@@ -11,8 +11,11 @@
 //!
 //! Imports go one way: `http` uses the rest; `ws` and `api` use `gate`,
 //! `json`, `fd` and the store; `gate`, `json` and `fd` use none of them.
+//! [`backfill`] is a thread of its own beside the server: it feeds the hub
+//! the rows other processes (an import) committed, for [`ws`].
 
 pub(crate) mod api;
+pub(crate) mod backfill;
 pub(crate) mod fd;
 pub(crate) mod gate;
 pub(crate) mod http;

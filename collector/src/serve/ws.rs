@@ -20,6 +20,13 @@
 //!   `cursor` is the position covered (it also advances past events that the
 //!   filters skipped), so a reconnect passes `after=cursor`.
 //! - `{"type":"live","cursor":N}`: the replay is done.
+//! - `{"type":"reset","cursor":N}`: the client's `after` is beyond the
+//!   newest stored `seq` N (the database was replaced, or emptied): what
+//!   the client shows is not in this database. It should drop it and load
+//!   again from N; the feed goes on from N (a `live` message follows).
+//!
+//! The hub carries every committed `seq`, also rows another process (an
+//! import) wrote, in order (`crate::hub`, `serve::backfill`).
 //!
 //! The thread sleeps in `mio::Poll` on the client's socket and on a
 //! `mio::Waker` the hub pokes after each publish, and pings every 15 s.
@@ -307,6 +314,17 @@ impl<S: Read + Write> Client<'_, S> {
         match after {
             Some(after) => {
                 self.cursor = after;
+                // A cursor from another database (replaced, or emptied)
+                // would wait for seqs that come only after it: tell the
+                // client, and go on from the newest row.
+                let newest = max_seq(&connection).unwrap_or(after);
+                if after > newest {
+                    self.cursor = newest;
+                    let reset = format!("{{\"type\":\"reset\",\"cursor\":{newest}}}");
+                    if let Err(ended) = self.send(reset) {
+                        return ended;
+                    }
+                }
                 loop {
                     if let Err(ended) = self.replay(&mut connection) {
                         return ended;

@@ -8,6 +8,7 @@
 //! the claim's lock dies with it and the next drainer claims the file again;
 //! redelivered events are stored once by id.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -57,9 +58,10 @@ impl SpoolSource {
         let tag = format!("collector{}", std::process::id());
         let mut passes: u64 = 0;
         let mut last_error: Option<String> = None;
+        let mut named = HashSet::new();
         while !self.shutdown.load(Ordering::Relaxed) {
             passes += 1;
-            match self.pass(&format!("{tag}-{passes}")) {
+            match self.pass(&format!("{tag}-{passes}"), &mut named) {
                 Ok(()) => {
                     if last_error.take().is_some() {
                         log::info(&format!("spool: draining {} again", self.dir.display()));
@@ -84,11 +86,22 @@ impl SpoolSource {
         }
     }
 
-    /// Claims and drains every file present now.
-    fn pass(&self, tag: &str) -> Result<(), String> {
+    /// Claims and drains every file present now. Entries that are not
+    /// regular files are left where they are and named in the log once
+    /// (`named` remembers them across passes).
+    fn pass(&self, tag: &str, named: &mut HashSet<PathBuf>) -> Result<(), String> {
         loop {
-            let claimed =
-                spool::claim(&self.dir, tag, FILES_PER_PASS).map_err(|error| error.to_string())?;
+            let claim = spool::claim_files(&self.dir, tag, FILES_PER_PASS, spool::Claimer::Drainer)
+                .map_err(|error| error.to_string())?;
+            for path in claim.not_regular {
+                if named.insert(path.clone()) {
+                    log::warn(&format!(
+                        "spool: passing by {}: not a regular file (a FIFO, device or link); remove it",
+                        path.display()
+                    ));
+                }
+            }
+            let claimed = claim.files;
             if claimed.is_empty() {
                 return Ok(());
             }

@@ -8,8 +8,12 @@
 //! - [`schema`]: tables, the `tool_calls` view and migrations (DESIGN §6).
 //! - [`read`]: read-only connections and the page of events, for the HTTP
 //!   and WebSocket threads.
+//! - [`import`]: what the import process needs beyond the writer's
+//!   transaction (grown transcripts' ends), and `data_version`, by which
+//!   the collector notices another process's commits.
 
 pub(crate) mod checkpoint;
+pub(crate) mod import;
 pub(crate) mod read;
 pub(crate) mod retention;
 pub(crate) mod schema;

@@ -397,6 +397,7 @@ impl WriterLoop {
             &self.setup.prices,
             &BatchExtras::default(),
         )
+        .map(|report| report.seqs)
     }
 }
 
@@ -425,26 +426,46 @@ impl ImportStore {
         Ok(ImportStore { connection, prices })
     }
 
-    /// Stores one batch in one transaction and returns how many of its
-    /// events were new (the others were already stored: an earlier import).
+    /// Stores one batch in one transaction and reports what was new (the
+    /// rest was already stored: an earlier import).
     pub(crate) fn commit(
         &mut self,
         events: &[NewEvent],
         extras: &BatchExtras,
-    ) -> Result<usize, String> {
+    ) -> Result<CommitReport, String> {
         let events: Vec<&NewEvent> = events.iter().collect();
+        let prices = self.prices.clone();
+        self.retrying(|connection| commit_events(connection, &events, &prices, extras))
+            .map_err(|error| format!("cannot store imported events: {error}"))
+    }
+
+    /// Replaces earlier end events of grown transcripts
+    /// ([`super::import::retire_replaced_ends`]).
+    pub(crate) fn retire_replaced_ends(
+        &mut self,
+        ends: &[super::import::StoredEnd],
+    ) -> Result<usize, String> {
+        self.retrying(|connection| super::import::retire_replaced_ends(connection, ends))
+            .map_err(|error| format!("cannot replace the end of a grown transcript: {error}"))
+    }
+
+    /// Runs one transaction, again while the database is locked.
+    fn retrying<T>(
+        &mut self,
+        mut transaction: impl FnMut(&mut Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(10);
         loop {
-            match commit_events(&mut self.connection, &events, &self.prices, extras) {
-                Ok(seqs) => return Ok(seqs.iter().filter(|&&seq| seq > 0).count()),
+            match transaction(&mut self.connection) {
+                Ok(done) => return Ok(done),
                 Err(error) if is_busy(&error) && started.elapsed() < IMPORT_BUSY_PATIENCE => {
                     // Backoff while another connection holds the write lock.
                     #[allow(clippy::disallowed_methods)]
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(500));
                 }
-                Err(error) => return Err(format!("cannot store imported events: {error}")),
+                Err(error) => return Err(error),
             }
         }
     }
@@ -526,16 +547,27 @@ fn store_transcript_ids(
     Ok(())
 }
 
+/// What one [`commit_events`] transaction stored.
+#[derive(Debug, Default)]
+pub(crate) struct CommitReport {
+    /// Each event's new `seq` (0 for a duplicate), in order.
+    pub(crate) seqs: Vec<i64>,
+    /// Rows of `extras.usage` inserted or updated (a hook's row, which an
+    /// import never replaces, is not), for the import's summary.
+    pub(crate) usage_rows: usize,
+}
+
 /// One transaction, shared by the writer thread and the import: inserts
 /// every event (`INSERT OR IGNORE` by id), updates `sessions`, `agents`,
-/// `event_counts`, the usage the events carry and `extras`, and returns each
-/// event's new `seq` (0 for a duplicate), in order.
+/// `event_counts`, the usage the events carry and `extras`, and reports
+/// each event's new `seq` ([`CommitReport`]).
 pub(crate) fn commit_events(
     connection: &mut Connection,
     events: &[&NewEvent],
     prices: &PriceTable,
     extras: &BatchExtras,
-) -> rusqlite::Result<Vec<i64>> {
+) -> rusqlite::Result<CommitReport> {
+    let mut usage_rows = 0;
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut seqs = Vec::with_capacity(events.len());
     let mut sessions: HashMap<&str, SessionDelta> = HashMap::new();
@@ -743,7 +775,7 @@ pub(crate) fn commit_events(
         let mut upsert = transaction.prepare_cached(UPSERT_USAGE)?;
         for imported in &extras.usage {
             let response = &imported.response;
-            upsert.execute(params![
+            usage_rows += upsert.execute(params![
                 response.key(),
                 response.message_id,
                 response.request_id,
@@ -788,7 +820,7 @@ pub(crate) fn commit_events(
         }
     }
     transaction.commit()?;
-    Ok(seqs)
+    Ok(CommitReport { seqs, usage_rows })
 }
 
 /// Stores one response's usage, keyed so that it counts once: the last

@@ -281,6 +281,42 @@ pub fn http_port(collector: &Collector) -> u16 {
     port
 }
 
+/// Runs `hooktrail-collector import DIR --db DB` (no config, `HOME` in
+/// `dir`) and returns its output, asserting success.
+pub fn import(dir: &Path, db: &Path) -> std::process::Output {
+    let output = Command::new(BINARY)
+        .arg("import")
+        .arg(dir)
+        .arg("--db")
+        .arg(db)
+        .env_clear()
+        .env("HOME", dir)
+        .env("XDG_CONFIG_HOME", dir.join("no-config"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hooktrail-collector import");
+    assert!(
+        output.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Copies a directory tree (the transcript fixtures, say).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 // Each test crate uses its own subset of these helpers.
 #[allow(unused_imports)]
 pub use hooktrail_testkit::{send_lines, xadd_all};
