@@ -5,23 +5,24 @@
 //! Redis producer (Python's `json.dumps` escapes every non-ASCII character,
 //! PHP escapes `/`) can.
 //!
-//! So after the raw-text scan, [`decoded`] gives the text in which every JSON
-//! string holding such an escape is written the plain way (`serde_json`'s
-//! form: only `"`, `\` and control characters escaped), and the caller scans
+//! So after the raw-text scan, [`decoded`] gives the text with every escape
+//! of a printable character written as that character, and the caller scans
 //! that text again. Only when this second scan fires does the decoded text
 //! replace the original; otherwise the payload stays byte for byte as it
 //! came.
 //!
-//! Escapes that cannot hide a secret do not count: control characters
+//! Escapes that cannot hide a secret stay as they are: control characters
 //! (`\u001b` of a coloured terminal output, `\n`, `\t`) can be no part of a
-//! token, and the scanner already treats them as boundaries. The common
-//! payload, with no `\u` and no `\/` at all, costs two substring searches.
+//! token, and the scanner already treats them as boundaries; `\"` and `\\`
+//! must stay escaped. The common payload, with no `\u` and no `\/` at all,
+//! costs two substring searches.
 
-/// The text with every JSON string that holds an escape of a printable
-/// character (`\u0041`, `\u00e9`, `\/`) written without it; `None` when no
-/// string does (nearly always). Strings are decoded with the JSON rules; a
-/// lone surrogate becomes U+FFFD. The result is valid JSON whenever `text`
-/// was.
+/// The text with every escape of a printable character (`\u0041`,
+/// `\u00e9`, a surrogate pair, `\/`) replaced by the character itself
+/// (`\u0022` and `\u005c` by `\"` and `\\`); `None` when there is none
+/// (nearly always). Backslashes only occur inside JSON strings, so no
+/// string boundary needs to be tracked, and the result is valid JSON
+/// whenever `text` was.
 pub fn decoded(text: &str) -> Option<String> {
     if !text.contains("\\u") && !text.contains("\\/") {
         return None;
@@ -30,49 +31,48 @@ pub fn decoded(text: &str) -> Option<String> {
     let mut output: Option<String> = None;
     let mut copied = 0;
     let mut at = 0;
-    while let Some(offset) = bytes[at..].iter().position(|&byte| byte == b'"') {
-        let start = at + offset;
-        let (end, printable_escape) = string_end(bytes, start + 1);
-        if printable_escape && end < bytes.len() {
-            let plain = plain_string(&text[start + 1..end]);
+    while let Some(offset) = bytes[at..].iter().position(|&byte| byte == b'\\') {
+        let escape = at + offset;
+        let (plain, length) = match bytes.get(escape + 1) {
+            Some(b'/') => (Some('/'), 2),
+            Some(b'u') => printable_unicode_escape(bytes, escape),
+            _ => (None, 2),
+        };
+        if let Some(character) = plain {
             let out = output.get_or_insert_with(|| String::with_capacity(text.len()));
-            out.push_str(&text[copied..start]);
-            out.push_str(&serde_json::to_string(&plain).unwrap_or_default());
-            copied = end + 1;
+            out.push_str(&text[copied..escape]);
+            match character {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                other => out.push(other),
+            }
+            copied = escape + length;
         }
-        at = end + 1;
+        at = escape + length;
         if at >= bytes.len() {
             break;
         }
     }
     let mut out = output?;
-    out.push_str(&text[copied..]);
+    out.push_str(&text[copied.min(text.len())..]);
     Some(out)
 }
 
-/// The index of the `"` closing the string whose contents start at `from`
-/// (or the text's length), and whether the string holds an escape of a
-/// printable character.
-fn string_end(bytes: &[u8], from: usize) -> (usize, bool) {
-    let mut printable_escape = false;
-    let mut at = from;
-    while at < bytes.len() {
-        match bytes[at] {
-            b'"' => return (at, printable_escape),
-            b'\\' => {
-                match bytes.get(at + 1) {
-                    Some(b'/') => printable_escape = true,
-                    Some(b'u') => {
-                        printable_escape |= hex4(bytes, at + 2).is_some_and(|unit| unit >= 0x20)
-                    }
-                    _ => {}
-                }
-                at += 2;
-            }
-            _ => at += 1,
+/// The printable character of the `\u` escape at `escape` (with the low
+/// surrogate after it when it is a high one) and the escape's length; no
+/// character for a control character, a lone surrogate or malformed digits.
+fn printable_unicode_escape(bytes: &[u8], escape: usize) -> (Option<char>, usize) {
+    let Some(unit) = hex4(bytes, escape + 2) else {
+        return (None, 2);
+    };
+    if (0xD800..0xDC00).contains(&unit) && bytes.get(escape + 6..escape + 8) == Some(b"\\u") {
+        if let Some(low @ 0xDC00..=0xDFFF) = hex4(bytes, escape + 8) {
+            let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+            return (char::from_u32(code), 12);
         }
     }
-    (bytes.len(), printable_escape)
+    let printable = char::from_u32(unit).filter(|character| !character.is_control());
+    (printable, 6)
 }
 
 /// The four hex digits at `at` as a UTF-16 code unit.
@@ -83,74 +83,19 @@ fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
     })
 }
 
-/// The contents of a JSON string (between its quotes) decoded. Unlike
-/// `serde_json`, it never fails: a lone surrogate becomes U+FFFD and an
-/// unknown escape keeps its letter, so a malformed string cannot hide what
-/// follows it in the same string.
-fn plain_string(contents: &str) -> String {
-    let bytes = contents.as_bytes();
-    let mut plain = String::with_capacity(contents.len());
-    let mut run_start = 0;
-    let mut at = 0;
-    while at < bytes.len() {
-        if bytes[at] != b'\\' {
-            at += 1;
-            continue;
-        }
-        plain.push_str(&contents[run_start..at]);
-        let Some(&letter) = bytes.get(at + 1) else {
-            run_start = at + 1;
-            break;
-        };
-        at += 2;
-        match letter {
-            b'n' => plain.push('\n'),
-            b't' => plain.push('\t'),
-            b'r' => plain.push('\r'),
-            b'b' => plain.push('\u{8}'),
-            b'f' => plain.push('\u{c}'),
-            b'u' => at = push_unicode_escape(bytes, at, &mut plain),
-            other => plain.push(other as char),
-        }
-        run_start = at;
-    }
-    plain.push_str(&contents[run_start.min(contents.len())..]);
-    plain
-}
-
-/// Decodes the code unit of a `\u` escape whose digits start at `at` (and
-/// the low surrogate after it when it is a high one); returns where the text
-/// goes on.
-fn push_unicode_escape(bytes: &[u8], at: usize, plain: &mut String) -> usize {
-    let Some(unit) = hex4(bytes, at) else {
-        plain.push('u');
-        return at;
-    };
-    let after = at + 4;
-    if (0xD800..0xDC00).contains(&unit) && bytes.get(after..after + 2) == Some(b"\\u".as_slice()) {
-        if let Some(low @ 0xDC00..=0xDFFF) = hex4(bytes, after + 2) {
-            let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-            plain.push(char::from_u32(code).unwrap_or('\u{FFFD}'));
-            return after + 6;
-        }
-    }
-    plain.push(char::from_u32(unit).unwrap_or('\u{FFFD}'));
-    after
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn strings_with_printable_escapes_are_written_plainly() {
+    fn escapes_of_printable_characters_are_written_plainly() {
         assert_eq!(
-            decoded(r#"{"prompt":"key \u0041KIA","n":"a\u001bb"}"#).as_deref(),
-            Some(r#"{"prompt":"key AKIA","n":"a\u001bb"}"#)
+            decoded(r#"{"prompt":"key \u0041KIA","n":"a\u001bb\n"}"#).as_deref(),
+            Some(r#"{"prompt":"key AKIA","n":"a\u001bb\n"}"#)
         );
         assert_eq!(
-            decoded(r#"{"k":"a\/b \"q\" \u00e9 \ud83d\ude00 \ud800x","x":1}"#).as_deref(),
-            Some("{\"k\":\"a/b \\\"q\\\" \u{e9} \u{1F600} \u{FFFD}x\",\"x\":1}")
+            decoded(r#"{"k":"a\/b \u0022q\u005c \u00e9 \ud83d\ude00 \ud800x","x":1}"#).as_deref(),
+            Some("{\"k\":\"a/b \\\"q\\\\ \u{e9} \u{1F600} \\ud800x\",\"x\":1}")
         );
         // Keys too: `"api\u005fkey"` is the key `api_key`.
         assert_eq!(
@@ -161,9 +106,20 @@ mod tests {
             r#"{"a":"no escapes"}"#,
             r#"{"a":"only \u001b[31m colours \n"}"#,
             r#"{"a":"\\u0041 is a backslash and u"}"#,
-            r#"{"unterminated":"\u0041"#,
+            r#"{"a":"cut \u00"#,
         ] {
             assert_eq!(decoded(plain), None, "{plain}");
+        }
+        for text in [
+            r#"{"k":"a\/b \u0022q\u005c \u00e9 \ud83d\ude00 \ud800x","x":1}"#,
+            r#"{"k":"\u0041\\\u0042\"\/"}"#,
+        ] {
+            let out = decoded(text).unwrap();
+            let before: serde_json::Value = serde_json::from_str(&text.replace("\\ud800", ""))
+                .unwrap_or(serde_json::Value::Null);
+            let after: serde_json::Value = serde_json::from_str(&out.replace("\\ud800", ""))
+                .unwrap_or(serde_json::Value::Null);
+            assert_eq!(before, after, "{out}");
         }
     }
 }

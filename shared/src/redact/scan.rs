@@ -294,7 +294,10 @@ impl Scanner {
             if bytes[at] == b':' && bytes.get(at + 1..at + 3) == Some(b"//") {
                 return self.url_at(bytes, at);
             }
+            // `l` first: one compare for nearly every `:` of a payload.
             if bytes[at] == b':'
+                && at >= SHORTENED_HEAD.len()
+                && bytes[at - 1] == b'l'
                 && bytes[..at].ends_with(SHORTENED_HEAD)
                 && bytes[at - SHORTENED_HEAD.len()..].starts_with(SHORTENED_MARKER_START.as_bytes())
             {
@@ -351,7 +354,9 @@ impl Scanner {
         copied: usize,
     ) -> Option<Hit<'r>> {
         let name_start = underscore.checked_sub(3)?;
-        if name_start < copied
+        // `s` first: one compare for nearly every `_` of a payload.
+        if bytes[underscore - 1] | 0x20 != b's'
+            || name_start < copied
             || !bytes[name_start..underscore].eq_ignore_ascii_case(b"aws")
             || !starts_token(bytes, name_start)
         {
@@ -724,7 +729,8 @@ fn classify_name(name: &[u8]) -> Option<NameKind> {
     let [.., second_last, last] = name else {
         return None;
     };
-    if name.len() <= 5
+    if last | 0x20 == b'h'
+        && name.len() <= 5
         && (name.eq_ignore_ascii_case(b"auth") || name.eq_ignore_ascii_case(b"_auth"))
     {
         return Some(NameKind::RegistryAuth);
