@@ -763,7 +763,7 @@ fn a_megabyte_payload_is_redacted_within_a_few_milliseconds() {
         escaped_elapsed.as_secs_f64() * 1000.0
     );
     assert!(
-        escaped_elapsed.as_secs_f64() * 1000.0 < 6.0 * bound,
+        escaped_elapsed.as_secs_f64() * 1000.0 < 10.0 * bound,
         "{escaped_elapsed:?}"
     );
 }
