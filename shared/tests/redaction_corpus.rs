@@ -77,7 +77,7 @@ fn base64url_no_pad(bytes: &[u8]) -> String {
 /// Standard base64 with its `=` padding, as Docker and kubectl write it.
 fn base64_padded(bytes: &[u8]) -> String {
     let mut out = base64_with(B64, bytes);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push('=');
     }
     out

@@ -183,8 +183,9 @@ impl Scanner {
     pub fn new(disabled: &[Builtin], user: &[UserPattern]) -> Scanner {
         // Each token format is anchored on its rarest fixed byte, not its
         // first: `k` of `sk-`/`rk_`, `_` of `ghp_`/`github_`, `-` of
-        // `glpat-`, `x` of `xox`, `A` of `AKIA`/`AIza`, `J` of `eyJ` (and of `LS0tLS1CRUdJ`, a base64 PEM header). Common
-        // letters (`e`, `s`, `g`) as anchors cost twice the time per MB.
+        // `glpat-`, `x` of `xox`, `A` of `AKIA`/`AIza`, `J` of `eyJ` and of
+        // `LS0tLS1CRUdJ` (a base64 PEM header). Common letters (`e`, `s`,
+        // `g`) as anchors cost twice the time per MB.
         let mut anchors = [0u8; 256];
         for byte in [b'k', b'_', b'-', b'x', b'A', b'J'] {
             anchors[byte as usize] |= TOKEN;
