@@ -87,3 +87,67 @@ fn secrets_from_an_emitter_without_redaction_are_redacted_before_storage() {
     let titles = collector.rows("SELECT title FROM sessions");
     assert!(!format!("{titles:?}").contains(secret));
 }
+
+/// A v1 envelope line written by hand, as a raw socket or Redis producer
+/// writes it: the payload's JSON text goes in exactly as given.
+fn raw_envelope(session: &str, payload: &str) -> String {
+    format!(
+        r#"{{"v":1,"id":"{}","ts":1700000000000,"machine":"raw","session_id":"{session}","hook":"UserPromptSubmit","payload":{payload}}}"#,
+        new_event_id()
+    )
+}
+
+/// Issue 16, item 5: `\u0041KIA…` is `AKIA…` to `json_extract` and to the
+/// search index, so the collector must redact what the escapes spell.
+#[test]
+fn a_unicode_escaped_key_from_a_raw_producer_is_redacted_before_storage_and_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &[]);
+    let line = raw_envelope(
+        "s-escaped",
+        r#"{"session_id":"s-escaped","hook_event_name":"UserPromptSubmit","prompt_id":"p","prompt":"key \u0041KIAIOSFODNN7EXAMPLE and \u0067hp_0123456789abcdefghijklmnopqrstuvwxyzAB"}"#,
+    );
+    send_lines(&collector.socket, &[line]);
+    collector.wait_rows(1, Duration::from_secs(30));
+    let stored = collector.rows("SELECT json_extract(payload, '$.prompt'), redactions FROM events");
+    let everything = format!("{stored:?}");
+    assert!(!everything.contains("AKIAIOSFODNN7EXAMPLE"), "{everything}");
+    assert!(!everything.contains("ghp_0123"), "{everything}");
+    assert_eq!(
+        stored[0][0],
+        "key [REDACTED:aws-access-key-id] and [REDACTED:github-token]"
+    );
+    assert!(stored[0][1].contains("aws-access-key-id"), "{everything}");
+    let found = collector.query_i64(
+        r#"SELECT count(*) FROM events_fts WHERE events_fts MATCH '"AKIAIOSFODNN7EXAMPLE"'"#,
+    );
+    assert_eq!(found, 0, "search finds the key");
+    let control = collector
+        .query_i64(r#"SELECT count(*) FROM events_fts WHERE events_fts MATCH '"REDACTED:aws"'"#);
+    assert_eq!(control, 1, "the search index holds the redacted prompt");
+    let titles = collector.rows("SELECT title FROM sessions");
+    assert!(!format!("{titles:?}").contains("AKIAIOSFODNN7EXAMPLE"));
+}
+
+/// Issue 16, item 4: an older emitter shortened a string before it
+/// redacted it, so a token cut in two reached the collector as
+/// `ghp_` and 14 characters, which no rule matched.
+#[test]
+fn a_token_cut_by_the_shortening_of_an_older_emitter_is_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &[]);
+    let line = raw_envelope(
+        "s-cut",
+        r#"{"session_id":"s-cut","hook_event_name":"UserPromptSubmit","prompt_id":"p","prompt":"long text ghp_Zq8v1Xw3Ty5Ur7…[hooktrail: shortened from 1100000 bytes]"}"#,
+    );
+    send_lines(&collector.socket, &[line]);
+    collector.wait_rows(1, Duration::from_secs(30));
+    let stored = collector.rows("SELECT json_extract(payload, '$.prompt'), redactions FROM events");
+    let everything = format!("{stored:?}");
+    assert!(!everything.contains("Zq8v1Xw3"), "{everything}");
+    assert_eq!(
+        stored[0][0],
+        "long text [REDACTED:github-token]…[hooktrail: shortened from 1100000 bytes]"
+    );
+    assert!(stored[0][1].contains("github-token"), "{everything}");
+}

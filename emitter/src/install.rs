@@ -84,6 +84,9 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
         Some(path) => path,
         None => scope_path(&scope)?,
     };
+    // Settings kept in a dotfiles repository are a link to it: write the
+    // file the link names (the backup beside it), never over the link.
+    let path = through_links(&path)?;
     let original = match fs::read_to_string(&path) {
         Ok(text) => Some(text),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
@@ -334,6 +337,29 @@ fn remove_ours(hooks: &mut Map<String, Value>, event: &str) -> bool {
         hooks.remove(event);
     }
     changed
+}
+
+/// The file `path` names once every symbolic link on the way is followed
+/// (`path` itself when it is no link, or a link to a file not made yet).
+fn through_links(path: &Path) -> Result<PathBuf, String> {
+    let mut path = path.to_path_buf();
+    // The kernel's own limit on links in one lookup (ELOOP).
+    for _ in 0..40 {
+        let target = match fs::read_link(&path) {
+            Ok(target) => target,
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidInput => return Ok(path),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(path),
+            Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
+        };
+        path = match path.parent() {
+            Some(parent) => parent.join(target),
+            None => target,
+        };
+    }
+    Err(format!(
+        "{}: too many levels of symbolic links",
+        path.display()
+    ))
 }
 
 fn write_backup(path: &Path, text: &str) -> Result<PathBuf, String> {

@@ -241,6 +241,47 @@ fn install_refuses_a_broken_settings_file_and_leaves_it_alone() {
     assert_eq!(std::fs::read_to_string(&settings).unwrap(), "{ not json");
 }
 
+/// Issue 16, item 19: settings kept in a dotfiles repository are a
+/// symbolic link to it; `install` replaced the link with a regular file.
+#[test]
+fn install_and_uninstall_write_through_a_settings_symlink() {
+    let world = World::new();
+    let dotfiles = world.path("dotfiles/claude");
+    std::fs::create_dir_all(&dotfiles).unwrap();
+    let target = dotfiles.join("settings.json");
+    std::fs::write(
+        &target,
+        serde_json::to_string_pretty(&user_settings()).unwrap(),
+    )
+    .unwrap();
+    let link_dir = world.path("home/.claude");
+    std::fs::create_dir_all(&link_dir).unwrap();
+    let link = link_dir.join("settings.json");
+    // A relative link, as `stow` and most dotfile managers make them.
+    std::os::unix::fs::symlink("../../dotfiles/claude/settings.json", &link).unwrap();
+
+    for action in ["install", "uninstall"] {
+        let run = world.run(&[action, "--settings", link.to_str().unwrap()], Stdin::Null);
+        assert_eq!(run.code, Some(0), "{action}: {}", run.stderr);
+        let kind = std::fs::symlink_metadata(&link).unwrap().file_type();
+        assert!(kind.is_symlink(), "{action} replaced the link with a file");
+        let through_link = read_json(&link);
+        assert_eq!(through_link, read_json(&target));
+        assert_eq!(
+            through_link["hooks"].get("SessionStart").is_some(),
+            action == "install",
+            "{action}"
+        );
+        assert!(
+            backups(&link_dir).is_empty(),
+            "{action}: a backup beside the link"
+        );
+    }
+    // One backup per change, beside the file the link names.
+    assert_eq!(backups(&dotfiles).len(), 2, "{:?}", backups(&dotfiles));
+    assert_eq!(read_json(&target), user_settings());
+}
+
 #[test]
 fn check_reports_a_working_redis_and_exits_0() {
     let server = RedisServer::start_with(&["--requirepass", "check-pw"]);

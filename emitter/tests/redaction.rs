@@ -230,7 +230,121 @@ fn check_lists_the_privacy_level_and_the_active_rules() {
     let run = world.run(&["check"], Stdin::Null);
     let stdout = String::from_utf8(run.stdout).unwrap();
     assert!(stdout.contains("privacy: metadata"), "{stdout}");
-    assert!(stdout.contains("built-in rules (15)"), "{stdout}");
+    assert!(stdout.contains("built-in rules (17)"), "{stdout}");
     assert!(stdout.contains("disabled: jwt"), "{stdout}");
     assert!(stdout.contains("user pattern acme-token"), "{stdout}");
+}
+
+/// The one envelope a hook spooled for `payload` (no Redis, no collector).
+fn spooled(world: &World, payload: &[u8]) -> String {
+    let run = world.hook(Stdin::Bytes(payload.to_vec()));
+    run.assert_silent_success();
+    let mut lines = world.spool_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    lines.remove(0)
+}
+
+/// Issue 16, item 4: a prompt over 1 MiB is shortened, and the cut fell
+/// inside a token; the 18 characters kept of it (`ghp_` and 14) matched no
+/// rule and left the machine with `redactions: null`.
+#[test]
+fn a_secret_cut_by_the_one_mebibyte_shortening_leaves_no_part_behind() {
+    let world = World::new();
+    // Prose up to 900 kB, then tokens only, so that the cut (a little under
+    // 1 MiB) falls inside one of them.
+    let mut prompt = "lorem ipsum dolor sit amet ".repeat(900_000 / 27);
+    while prompt.len() < 1_200_000 {
+        prompt.push(' ');
+        prompt.push_str(GITHUB_TOKEN);
+    }
+    let payload = json!({"session_id": "s-redact", "hook_event_name": "UserPromptSubmit",
+                         "prompt_id": "p", "prompt": prompt})
+    .to_string();
+    let line = spooled(&world, payload.as_bytes());
+    let value = envelope(&line);
+    assert_eq!(value["truncated"], true, "the payload was not shortened");
+    let kept = value["payload"]["prompt"].as_str().unwrap();
+    assert!(kept.contains("…[hooktrail: shortened from"), "no marker");
+    assert!(
+        !line.contains("ghp_"),
+        "a part of a token left the machine: {}",
+        &kept[kept.len() - 200..]
+    );
+    assert!(
+        value["redactions"]["github-token"].as_u64() > Some(0),
+        "{}",
+        value["redactions"]
+    );
+}
+
+/// Issue 16, item 5: `\u0041KIA…` in a payload's JSON is `AKIA…`, and it
+/// passed the raw-text scan.
+#[test]
+fn a_secret_written_with_unicode_escapes_is_redacted() {
+    let world = World::new();
+    let payload = r#"{"session_id":"s-redact","hook_event_name":"UserPromptSubmit","prompt_id":"p","prompt":"key \u0041KIAIOSFODNN7EXAMPLE, token \u0067hp_Zq8v1Xw3Ty5Ur7Ws9Qp2Lm4Nk6Jh8Gf0Dc1B, \u00e9t\u00e9"}"#;
+    let line = spooled(&world, payload.as_bytes());
+    let value = envelope(&line);
+    assert_eq!(
+        value["payload"]["prompt"],
+        "key [REDACTED:aws-access-key-id], token [REDACTED:github-token], été",
+        "{line}"
+    );
+    assert_eq!(value["redactions"]["aws-access-key-id"], 1, "{line}");
+    assert_eq!(value["redactions"]["github-token"], 1, "{line}");
+
+    // Escapes without a secret leave the payload byte for byte as it came.
+    let world = World::new();
+    let clean = r#"{"session_id":"s-redact","hook_event_name":"UserPromptSubmit","prompt":"caf\u00e9 \u001b[31mred\u001b[0m a\/b"}"#;
+    let line = spooled(&world, clean.as_bytes());
+    assert!(line.contains(clean), "{line}");
+    assert!(envelope(&line).get("redactions").is_none(), "{line}");
+}
+
+/// Issue 16, item 24: secrets no rule covered, each as a hook sees it.
+#[test]
+fn secrets_no_rule_covered_before_are_redacted_by_the_hook() {
+    let registry_auth = "b2N0bzpUcjBiNGRvci1yZWdpc3RyeS1wYXNz"; // octo:Tr0b4dor-registry-pass
+    let key_data = "LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQpNSUlFb3dJQkFBS0NBUUVBMXc5cQotLS0tLUVORCBSU0EgUFJJVkFURSBLRVktLS0tLQo=";
+    let bash = |command: String| {
+        json!({"session_id": "s-redact", "hook_event_name": "PreToolUse", "tool_name": "Bash",
+               "tool_use_id": "toolu_1", "tool_input": {"command": command}})
+    };
+    let read = |path: &str, content: String| {
+        json!({"session_id": "s-redact", "hook_event_name": "PostToolUse", "tool_name": "Read",
+               "tool_use_id": "toolu_2", "tool_input": {"file_path": path},
+               "tool_response": {"type": "text", "file": {"filePath": path, "content": content}}})
+    };
+    let cases = [
+        ("aws-secret-key", AWS_SECRET, bash(format!("aws configure set aws_secret_access_key {AWS_SECRET}"))),
+        ("secret-assignment", DB_PASSWORD, bash(format!("DB_PASS={DB_PASSWORD} ./migrate.sh"))),
+        ("mysql-password", DB_PASSWORD, bash(format!("mysql -h db -u app -p{DB_PASSWORD} shop < dump.sql"))),
+        (
+            "registry-auth",
+            registry_auth,
+            read("/home/dev/.docker/config.json", format!("{{\n  \"auths\": {{\n    \"ghcr.io\": {{\n      \"auth\": \"{registry_auth}\"\n    }}\n  }}\n}}\n")),
+        ),
+        (
+            "private-key",
+            "MIIEowIBAAKCAQEA1w9q",
+            read("/home/dev/.kube/config", format!("users:\n- name: admin\n  user:\n    client-key-data: {key_data}\n")),
+        ),
+        ("drop-path", DB_PASSWORD, read("/srv/app/prod.env", format!("MODE=fast\nDB_PASS={DB_PASSWORD}\n"))),
+        ("drop-path", DB_PASSWORD, read("/srv/app/.env.production", format!("DB_PASS={DB_PASSWORD}\n"))),
+    ];
+    for (rule, secret, payload) in cases {
+        let world = World::new();
+        let line = spooled(&world, payload.to_string().as_bytes());
+        let value = envelope(&line);
+        let decoded = value["payload"].to_string();
+        assert!(
+            !line.contains(secret) && !decoded.contains(secret),
+            "{rule}: {line}"
+        );
+        assert!(!decoded.contains(key_data), "{rule}: {line}");
+        assert!(
+            value["redactions"][rule].as_u64() > Some(0),
+            "{rule}: {line}"
+        );
+    }
 }

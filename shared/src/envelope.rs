@@ -507,8 +507,12 @@ fn bounded_field(text: &str) -> String {
     }
 }
 
+/// How the marker ending a shortened string starts; the redaction reads it
+/// to find where a cut may have split a secret.
+pub const SHORTENED_MARKER_START: &str = "…[hooktrail: shortened from ";
+
 fn shortened_marker(original: u64) -> String {
-    format!("…[hooktrail: shortened from {original} bytes]")
+    format!("{SHORTENED_MARKER_START}{original} bytes]")
 }
 
 /// The most values (of any kind, at any depth) a bounded parse keeps; the
@@ -903,7 +907,7 @@ fn cut_strings(value: &mut Value, cap: usize) -> bool {
         Value::String(text) if text.len() > cap + MARKER_ALLOWANCE => {
             // A string shortened before (while parsing) keeps its first length.
             let original = text
-                .rsplit_once("…[hooktrail: shortened from ")
+                .rsplit_once(SHORTENED_MARKER_START)
                 .and_then(|(_, rest)| rest.strip_suffix(" bytes]")?.parse().ok())
                 .unwrap_or(text.len());
             let mut end = cap;

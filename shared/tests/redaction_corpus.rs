@@ -71,7 +71,20 @@ struct Case {
 }
 
 fn base64url_no_pad(bytes: &[u8]) -> String {
-    let alphabet = B64URL.as_bytes();
+    base64_with(B64URL, bytes)
+}
+
+/// Standard base64 with its `=` padding, as Docker and kubectl write it.
+fn base64_padded(bytes: &[u8]) -> String {
+    let mut out = base64_with(B64, bytes);
+    while !out.len().is_multiple_of(4) {
+        out.push('=');
+    }
+    out
+}
+
+fn base64_with(alphabet: &str, bytes: &[u8]) -> String {
+    let alphabet = alphabet.as_bytes();
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
         let n = chunk.iter().fold(0u32, |acc, &b| acc << 8 | b as u32) << (8 * (3 - chunk.len()));
@@ -80,6 +93,16 @@ fn base64url_no_pad(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// A PEM private key of random lines, as `ssh-keygen` or `openssl` would
+/// lay it out.
+fn pem_private_key(random: &mut Random, label: &str) -> String {
+    let lines: Vec<String> = (0..6).map(|_| random.mixed(B64, 64)).collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----",
+        lines.join("\n")
+    )
 }
 
 fn cases() -> Vec<Case> {
@@ -212,13 +235,9 @@ fn cases() -> Vec<Case> {
             "PRIVATE KEY",
             "EC PRIVATE KEY",
         ] {
-            let lines: Vec<String> = (0..6).map(|_| random.mixed(B64, 64)).collect();
             add(
                 "private-key",
-                format!(
-                    "-----BEGIN {label}-----\n{}\n-----END {label}-----",
-                    lines.join("\n")
-                ),
+                pem_private_key(&mut random, label),
                 "SSH_KEY",
                 true,
             );
@@ -258,6 +277,29 @@ fn cases() -> Vec<Case> {
             false,
         );
         add("high-entropy", random.pick(HEX, 40), "SIGNING_KEY", false);
+    }
+    // Issue 16, item 24: formats no rule covered before.
+    let mut random = Random(0x0016_0024_5EED_0001);
+    for _ in 0..3 {
+        add(
+            "secret-assignment",
+            format!("{}!", random.mixed(ALNUM, 12)),
+            "DB_PASS",
+            false,
+        );
+        add(
+            "registry-auth",
+            base64_padded(format!("deploy:{}", random.mixed(ALNUM, 20)).as_bytes()),
+            "auth",
+            false,
+        );
+        let key = pem_private_key(&mut random, "RSA PRIVATE KEY");
+        add(
+            "private-key",
+            base64_padded(key.as_bytes()),
+            "client-key-data",
+            false,
+        );
     }
     cases
 }
@@ -509,7 +551,110 @@ const LOOK_ALIKES: &[&str] = &[
     "curl -H 'Authorization: Bearer $TOKEN' https://api.example.com",
     "{\"key\": \"hooktrail:events\", \"maxlen\": 1000000}",
     "[REDACTED:github-token] was already redacted, DB_PASSWORD=[REDACTED:secret-assignment]",
+    // Look-alikes of the rules of issue 16, item 24.
+    "aws configure get aws_secret_access_key --profile dev",
+    "aws configure set region eu-west-1 && aws configure set output json",
+    "put aws_secret_access_key in ~/.aws/credentials and aws_session_token next to it",
+    "FIRST_PASS=true BYPASS=1 ./build.sh --second-pass=2",
+    "mysql -u root -p shop < dump.sql",
+    "mkdir -p build/out && mysql -h db -u app -p -e 'select 1'",
+    "docker run -p 3306:3306 -e MYSQL_ROOT_PASSWORD=$PASS mysql:8",
+    "mysql -P 3306 -h 127.0.0.1 -u app -p$MYSQL_PWD shop",
+    "find . -name '*.sql' -print | xargs mysql -u root",
+    "mysqldump shop > dump.sql; gzip -9 dump.sql; tar -pczf out.tgz dump.sql.gz",
+    "{\"auths\": {\"ghcr.io\": {}}, \"auth\": \"required-for-admins\", \"credsStore\": \"desktop\"}",
+    "auth: basic, auth=oauth2, _auth: none",
+    "client-key-data: DATA+OMITTED and client-key-data: REDACTED",
+    "client-certificate-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUM=",
+    "certificate-authority-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUM=",
 ];
+
+/// Issue 16, item 24: commands and files that hold a secret no rule
+/// covered: `aws configure set`, `mysql -p`, Docker's `config.json`, a
+/// kubeconfig, and environment files named by their stage.
+#[test]
+fn common_secrets_no_rule_covered_are_redacted() {
+    let mut random = Random(0x0016_0024_0000_0002);
+    let aws_secret = random.mixed(B64, 40);
+    let session_token = random.mixed(B64, 300);
+    let mysql_password = random.mixed(ALNUM, 14);
+    let registry = base64_padded(format!("octo:{}", random.mixed(ALNUM, 24)).as_bytes());
+    let key = base64_padded(pem_private_key(&mut random, "EC PRIVATE KEY").as_bytes());
+    let certificate = base64_padded(
+        b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----",
+    );
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("aws-secret-key", format!("aws configure set aws_secret_access_key {aws_secret} --profile prod"), &aws_secret),
+        ("secret-assignment", format!("aws configure set aws_session_token '{session_token}'"), &session_token),
+        ("mysql-password", format!("mysql -h db.internal -u app -p{mysql_password} shop < dump.sql"), &mysql_password),
+        ("mysql-password", format!("cd /srv && /usr/bin/mysqldump -uroot -p'{mysql_password}' shop > dump.sql"), &mysql_password),
+        ("mysql-password", format!("docker exec db mariadb -uroot -p\"{mysql_password}\" -e 'show databases'"), &mysql_password),
+        ("registry-auth", format!("{{\n  \"auths\": {{\n    \"ghcr.io\": {{\n      \"auth\": \"{registry}\"\n    }}\n  }}\n}}\n"), &registry),
+        ("registry-auth", format!("//registry.npmjs.org/:_auth={registry}\nalways-auth=true\n"), &registry),
+        ("private-key", format!("users:\n- name: admin\n  user:\n    client-certificate-data: {certificate}\n    client-key-data: {key}\n"), &key),
+    ];
+    let redactor = detectors_only();
+    for (rule, text, secret) in &cases {
+        for payload in payloads(text) {
+            let redacted = redactor.redact_payload(&payload);
+            let decoded: Value = serde_json::from_str(&redacted.text).unwrap();
+            let mut strings = Vec::new();
+            collect_strings(&decoded, &mut strings);
+            assert!(
+                !strings.join("\n").contains(*secret),
+                "{rule} leaked: {}",
+                redacted.text
+            );
+            assert!(
+                redacted.report.count(rule) >= 1,
+                "{rule} not named: {:?} {}",
+                redacted.report,
+                redacted.text
+            );
+        }
+    }
+    // The certificate next to the key stays.
+    let kubeconfig = &cases.last().unwrap().1;
+    let payload = &payloads(kubeconfig)[0];
+    let redacted = redactor.redact_payload(payload);
+    assert!(redacted.text.contains(&certificate), "{}", redacted.text);
+
+    // Environment files named by their stage are dropped like `.env`;
+    // files that only mention env are not.
+    let redactor = Redactor::new(Settings::default());
+    let read = |path: &str| {
+        json!({"session_id": "s", "hook_event_name": "PostToolUse", "tool_name": "Read",
+               "tool_input": {"file_path": path},
+               "tool_response": {"type": "text", "file": {"filePath": path, "content": "MODE=fast\n"}}})
+        .to_string()
+    };
+    for path in [
+        "/srv/app/prod.env",
+        "/srv/app/.env.production",
+        "/srv/app/config/staging.env",
+    ] {
+        let payload = read(path);
+        let redacted = redactor.redact_payload(&payload);
+        assert_eq!(
+            redacted.report.count("drop-path"),
+            1,
+            "{path}: {}",
+            redacted.text
+        );
+    }
+    for path in [
+        "/srv/app/src/environment.ts",
+        "/srv/app/env.go",
+        "/srv/app/prod.env.md",
+    ] {
+        let payload = read(path);
+        assert_eq!(
+            redactor.redact_payload(&payload).text,
+            payload.as_str(),
+            "{path}"
+        );
+    }
+}
 
 #[test]
 fn redacting_twice_changes_nothing_more() {
@@ -598,4 +743,27 @@ fn a_megabyte_payload_is_redacted_within_a_few_milliseconds() {
     // The bound is loose for debug builds; the release figure is reported.
     let bound = if cfg!(debug_assertions) { 400.0 } else { 10.0 };
     assert!(elapsed.as_secs_f64() * 1000.0 < bound, "{elapsed:?}");
+
+    // The same text as a producer that escapes every non-ASCII character
+    // writes it (`\u00e9`, as Python's `json.dumps` does): each string is
+    // then decoded and scanned a second time (issue 16, item 5).
+    let escaped = payload.replace("widget", "widg\\u00e9t");
+    let redactor = Redactor::new(Settings::default());
+    let escaped_elapsed = (0..5)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            let redacted = redactor.redact_payload(&escaped);
+            assert_eq!(redacted.report.count("aws-secret-key"), planted as u64);
+            started.elapsed()
+        })
+        .min()
+        .unwrap();
+    println!(
+        "the same with a \\u00e9 escape per line: {:.2} ms",
+        escaped_elapsed.as_secs_f64() * 1000.0
+    );
+    assert!(
+        escaped_elapsed.as_secs_f64() * 1000.0 < 10.0 * bound,
+        "{escaped_elapsed:?}"
+    );
 }

@@ -21,13 +21,16 @@
 //!    ([`structure::drop_paths`]);
 //! 3. at every level, one pass over the JSON text replaces what the built-in
 //!    detectors and the user's patterns recognize ([`scan`]; its module doc
-//!    argues why it works on the raw JSON text).
+//!    argues why it works on the raw JSON text); strings that hide
+//!    characters behind `\uXXXX` escapes are scanned again decoded
+//!    ([`escapes`]).
 //!
 //! A redaction reads `[REDACTED:rule-name]`, so a reader knows something was
 //! there and why. The [`Report`] says which rules fired how often; the
 //! envelope carries it as `redactions` (DESIGN §3). Nothing here logs, and a
 //! report holds rule names and counts only, never matched text.
 
+mod escapes;
 mod scan;
 pub mod settings;
 pub mod structure;
@@ -135,8 +138,18 @@ impl Redactor {
         let scanned = self.scanner.scan(&text, &self.settings.patterns, |rule| {
             report.add(rule.as_str())
         });
+        let text = scanned.map_or(text, Cow::Owned);
+        // `\u0041KIA…` reads `AKIA…` to every reader of the JSON: scan the
+        // decoded strings too, and keep the decoded text only when that
+        // finds something, so a payload where nothing fired stays unchanged.
+        let decoded_scan = escapes::decoded(&text).and_then(|decoded| {
+            self.scanner
+                .scan(&decoded, &self.settings.patterns, |rule| {
+                    report.add(rule.as_str())
+                })
+        });
         Redacted {
-            text: scanned.map_or(text, Cow::Owned),
+            text: decoded_scan.map_or(text, Cow::Owned),
             report,
         }
     }

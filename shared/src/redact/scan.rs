@@ -28,6 +28,11 @@
 //! valid JSON whatever is replaced.
 
 use super::settings::UserPattern;
+use crate::envelope::SHORTENED_MARKER_START;
+
+/// The marker's text up to its `:` (a separator anchor, where the check
+/// for a cut fragment starts).
+const SHORTENED_HEAD: &[u8] = "…[hooktrail".as_bytes();
 
 /// The built-in detectors, in the order their names are listed by `check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +63,13 @@ pub enum Builtin {
     PrivateKey,
     /// The credential of an `Authorization: Bearer|Basic …` header.
     AuthorizationHeader,
+    /// A base64 `user:password` pair in an `auth` or `_auth` field: the
+    /// `auths` of Docker's and Podman's `config.json`, npm's `_auth`.
+    RegistryAuth,
     /// The password of `scheme://user:password@host`.
     UrlPassword,
+    /// The password of `mysql -pPASSWORD` (and `mysqldump`, `mariadb`, …).
+    MysqlPassword,
     /// The value of `NAME=value`, `NAME: value` or `"name": "value"` whose
     /// name says it is a secret (`*_TOKEN`, `*_SECRET`, `*_PASSWORD`, …).
     SecretAssignment,
@@ -70,7 +80,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// Every built-in rule.
-    pub const ALL: [Builtin; 16] = [
+    pub const ALL: [Builtin; 18] = [
         Builtin::AnthropicKey,
         Builtin::OpenaiKey,
         Builtin::AwsAccessKeyId,
@@ -84,7 +94,9 @@ impl Builtin {
         Builtin::Jwt,
         Builtin::PrivateKey,
         Builtin::AuthorizationHeader,
+        Builtin::RegistryAuth,
         Builtin::UrlPassword,
+        Builtin::MysqlPassword,
         Builtin::SecretAssignment,
         Builtin::HighEntropy,
     ];
@@ -105,7 +117,9 @@ impl Builtin {
             Builtin::Jwt => "jwt",
             Builtin::PrivateKey => "private-key",
             Builtin::AuthorizationHeader => "authorization-header",
+            Builtin::RegistryAuth => "registry-auth",
             Builtin::UrlPassword => "url-password",
+            Builtin::MysqlPassword => "mysql-password",
             Builtin::SecretAssignment => "secret-assignment",
             Builtin::HighEntropy => "high-entropy",
         }
@@ -169,8 +183,9 @@ impl Scanner {
     pub fn new(disabled: &[Builtin], user: &[UserPattern]) -> Scanner {
         // Each token format is anchored on its rarest fixed byte, not its
         // first: `k` of `sk-`/`rk_`, `_` of `ghp_`/`github_`, `-` of
-        // `glpat-`, `x` of `xox`, `A` of `AKIA`/`AIza`, `J` of `eyJ`. Common
-        // letters (`e`, `s`, `g`) as anchors cost twice the time per MB.
+        // `glpat-`, `x` of `xox`, `A` of `AKIA`/`AIza`, `J` of `eyJ` and of
+        // `LS0tLS1CRUdJ` (a base64 PEM header). Common letters (`e`, `s`,
+        // `g`) as anchors cost twice the time per MB.
         let mut anchors = [0u8; 256];
         for byte in [b'k', b'_', b'-', b'x', b'A', b'J'] {
             anchors[byte as usize] |= TOKEN;
@@ -256,21 +271,122 @@ impl Scanner {
                     }
                 }
             }
+            if bytes[at] == b'_' {
+                if let Some(hit) = self.spaced_aws_assignment_at(bytes, at, copied) {
+                    return Some(hit);
+                }
+            }
         }
-        if class & DASH != 0 && self.enabled(Builtin::PrivateKey) {
-            return private_key_at(bytes, at).map(|end| Hit {
-                start: at,
-                end,
-                rule: RuleName::Builtin(Builtin::PrivateKey),
-            });
+        if class & DASH != 0 {
+            if self.enabled(Builtin::PrivateKey) {
+                if let Some(end) = private_key_at(bytes, at) {
+                    return Some(Hit {
+                        start: at,
+                        end,
+                        rule: RuleName::Builtin(Builtin::PrivateKey),
+                    });
+                }
+            }
+            return self
+                .hit(Builtin::MysqlPassword, mysql_password_at(bytes, at))
+                .filter(|hit| hit.start >= copied);
         }
         if class & SEPARATOR != 0 {
             if bytes[at] == b':' && bytes.get(at + 1..at + 3) == Some(b"//") {
                 return self.url_at(bytes, at);
             }
+            // `l` first: one compare for nearly every `:` of a payload.
+            if bytes[at] == b':'
+                && at >= SHORTENED_HEAD.len()
+                && bytes[at - 1] == b'l'
+                && bytes[..at].ends_with(SHORTENED_HEAD)
+                && bytes[at - SHORTENED_HEAD.len()..].starts_with(SHORTENED_MARKER_START.as_bytes())
+            {
+                return self.cut_fragment_at(bytes, at - SHORTENED_HEAD.len(), copied);
+            }
             return self.assignment_at(bytes, at, copied);
         }
         None
+    }
+
+    /// A hit of the built-in `rule` over `span`, when the rule is enabled.
+    fn hit<'r>(&self, rule: Builtin, span: Option<(usize, usize)>) -> Option<Hit<'r>> {
+        let (start, end) = span?;
+        self.enabled(rule).then_some(Hit {
+            start,
+            end,
+            rule: RuleName::Builtin(rule),
+        })
+    }
+
+    /// The token-like text right before the marker that ends a string the
+    /// 1 MiB shortening cut (`…[hooktrail: shortened from N bytes]`, which
+    /// starts at `marker`). The cut may fall inside a secret, and what is
+    /// left of it (`ghp_` and 14 characters) no longer fits its rule; so a
+    /// fragment that starts like a known token, or looks random (8 or more
+    /// characters with letters and digits), is redacted as that token
+    /// would be. A cut word of prose is left alone.
+    fn cut_fragment_at<'r>(&self, bytes: &[u8], marker: usize, copied: usize) -> Option<Hit<'r>> {
+        let mut start = marker - run_back(bytes, marker, fragment_byte);
+        // `\nghp_…`: the escape's letter is no part of the fragment.
+        if start > 0 && bytes[start - 1] == b'\\' && !is_escaped(bytes, start - 1) {
+            start += if bytes[start] == b'u' { 5 } else { 1 };
+        }
+        if start >= marker || start < copied {
+            return None;
+        }
+        let fragment = &bytes[start..marker];
+        let rule = token_prefix_rule(fragment).or_else(|| {
+            (fragment.len() >= 8
+                && fragment.iter().any(u8::is_ascii_digit)
+                && fragment.iter().any(u8::is_ascii_alphabetic))
+            .then_some(Builtin::HighEntropy)
+        })?;
+        self.hit(rule, Some((start, marker)))
+    }
+
+    /// `aws configure set aws_secret_access_key VALUE`: a secret AWS name
+    /// and its value separated by spaces only (`=` and `:` forms are read by
+    /// [`Scanner::assignment_at`]). `underscore` is the `_` after `aws`.
+    fn spaced_aws_assignment_at<'r>(
+        &self,
+        bytes: &[u8],
+        underscore: usize,
+        copied: usize,
+    ) -> Option<Hit<'r>> {
+        let name_start = underscore.checked_sub(3)?;
+        // `s` first: one compare for nearly every `_` of a payload.
+        if bytes[underscore - 1] | 0x20 != b's'
+            || name_start < copied
+            || !bytes[name_start..underscore].eq_ignore_ascii_case(b"aws")
+            || !starts_token(bytes, name_start)
+        {
+            return None;
+        }
+        let name_end = run(bytes, name_start, is_name_byte);
+        let kind = classify_name(&bytes[name_start..name_end])?;
+        let value = run(bytes, name_end, |byte| byte == b' ' || byte == b'\t');
+        if value == name_end {
+            return None;
+        }
+        let quote = match (bytes.get(value), bytes.get(value + 1)) {
+            (Some(b'\''), _) => Quote::Single,
+            (Some(b'\\'), Some(b'"')) => Quote::Escaped,
+            _ => Quote::None,
+        };
+        let start = value + quote.width();
+        let end = value_end(bytes, start, quote);
+        let secret = &bytes[start..end];
+        let rule = match kind {
+            NameKind::AwsSecret if is_aws_secret(secret) => Builtin::AwsSecretKey,
+            NameKind::AwsSecret | NameKind::Strong
+                if secret.len() >= 16 && looks_secret(secret) && !is_placeholder(secret) =>
+            {
+                Builtin::SecretAssignment
+            }
+            _ => return None,
+        };
+        self.hit(rule, Some((start, end)))
     }
 }
 
@@ -444,6 +560,8 @@ impl Scanner {
         let prose_like =
             quote == Quote::None && (separator == b':' || spaced_before || spaced_after);
         let rule = match kind {
+            NameKind::RegistryAuth if base64_credentials(value_bytes) => Builtin::RegistryAuth,
+            NameKind::RegistryAuth => return None,
             NameKind::Authorization => Builtin::AuthorizationHeader,
             _ if kind == NameKind::AwsSecret && is_aws_secret(value_bytes) => Builtin::AwsSecretKey,
             NameKind::Strong | NameKind::AwsSecret if !prose_like || looks_secret(value_bytes) => {
@@ -522,6 +640,12 @@ fn value_end(bytes: &[u8], start: usize, quote: Quote) -> usize {
     let mut at = start;
     while at < limit {
         let byte = bytes[at];
+        // A value cut by the shortening ends where the cut was; the marker
+        // is hooktrail's text, and the fragment before it is judged by
+        // `Scanner::cut_fragment_at` when this value is not a secret.
+        if byte == 0xE2 && bytes[at..].starts_with(SHORTENED_MARKER_START.as_bytes()) {
+            return at;
+        }
         match quote {
             Quote::None => {
                 if byte.is_ascii_whitespace()
@@ -594,6 +718,9 @@ enum NameKind {
     Strong,
     /// May be a secret (`*_KEY`): only a random-looking value is redacted.
     Weak,
+    /// `auth`, `_auth`: a registry's base64 `user:password`, or anything
+    /// else (`"auth": "oauth2"`, `auth: required`), which is kept.
+    RegistryAuth,
 }
 
 fn classify_name(name: &[u8]) -> Option<NameKind> {
@@ -603,6 +730,12 @@ fn classify_name(name: &[u8]) -> Option<NameKind> {
     let [.., second_last, last] = name else {
         return None;
     };
+    if last | 0x20 == b'h'
+        && name.len() <= 5
+        && (name.eq_ignore_ascii_case(b"auth") || name.eq_ignore_ascii_case(b"_auth"))
+    {
+        return Some(NameKind::RegistryAuth);
+    }
     if !matches!(
         [second_last.to_ascii_lowercase(), last.to_ascii_lowercase()],
         [b'e', b'n']
@@ -613,6 +746,7 @@ fn classify_name(name: &[u8]) -> Option<NameKind> {
             | [b'e', b'y']
             | [b'l', b's']
             | [b'o', b'n']
+            | [b's', b's']
     ) {
         return None;
     }
@@ -628,11 +762,12 @@ fn classify_name(name: &[u8]) -> Option<NameKind> {
     {
         return Some(NameKind::Authorization);
     }
-    const STRONG: [&[u8]; 14] = [
+    const STRONG: [&[u8]; 15] = [
         b"token",
         b"secret",
         b"password",
         b"passwd",
+        b"_pass",
         b"passphrase",
         b"_pwd",
         b"apikey",
@@ -737,6 +872,167 @@ fn is_aws_secret(value: &[u8]) -> bool {
             .all(|&byte| byte.is_ascii_alphanumeric() || matches!(byte, b'/' | b'+'))
 }
 
+/// The bytes of a token that a cut may have split: every token charset's
+/// (base64 and base64url, with `_` and `-`).
+fn fragment_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'+' | b'/')
+}
+
+/// The rule of the vendor token `fragment` starts like (a literal prefix
+/// and at least one byte after it), whatever its length.
+fn token_prefix_rule(fragment: &[u8]) -> Option<Builtin> {
+    const PREFIXES: [(&[u8], Builtin); 24] = [
+        (b"sk-ant-", Builtin::AnthropicKey),
+        (b"sk-", Builtin::OpenaiKey),
+        (b"sk_live_", Builtin::StripeKey),
+        (b"sk_test_", Builtin::StripeKey),
+        (b"rk_live_", Builtin::StripeKey),
+        (b"rk_test_", Builtin::StripeKey),
+        (b"ghp_", Builtin::GithubToken),
+        (b"gho_", Builtin::GithubToken),
+        (b"ghu_", Builtin::GithubToken),
+        (b"ghs_", Builtin::GithubToken),
+        (b"ghr_", Builtin::GithubToken),
+        (b"github_pat_", Builtin::GithubToken),
+        (b"glpat-", Builtin::GitlabToken),
+        (b"xoxa-", Builtin::SlackToken),
+        (b"xoxb-", Builtin::SlackToken),
+        (b"xoxp-", Builtin::SlackToken),
+        (b"xoxr-", Builtin::SlackToken),
+        (b"xoxs-", Builtin::SlackToken),
+        (b"AKIA", Builtin::AwsAccessKeyId),
+        (b"ASIA", Builtin::AwsAccessKeyId),
+        (b"ABIA", Builtin::AwsAccessKeyId),
+        (b"ACCA", Builtin::AwsAccessKeyId),
+        (b"AIza", Builtin::GoogleApiKey),
+        (b"eyJ", Builtin::Jwt),
+    ];
+    PREFIXES
+        .iter()
+        .find(|(prefix, _)| fragment.len() > prefix.len() && fragment.starts_with(prefix))
+        .map(|&(_, rule)| rule)
+}
+
+/// `mysql … -pPASSWORD`: the `-p` at `dash` with its value attached (a
+/// lone `-p` asks for the password, and `-P 3306` is a port). Only in a
+/// command that runs a MySQL client: `mkdir -pv` is no password.
+fn mysql_password_at(bytes: &[u8], dash: usize) -> Option<(usize, usize)> {
+    if bytes.get(dash + 1) != Some(&b'p') || dash == 0 || !matches!(bytes[dash - 1], b' ' | b'\t') {
+        return None;
+    }
+    let value = dash + 2;
+    let quote = match (bytes.get(value), bytes.get(value + 1)) {
+        (Some(b'\''), _) => Quote::Single,
+        (Some(b'\\'), Some(b'"')) => Quote::Escaped,
+        (Some(&byte), _) if byte.is_ascii_graphic() && !matches!(byte, b'"' | b'\\' | b'-') => {
+            Quote::None
+        }
+        _ => return None,
+    };
+    let start = value + quote.width();
+    let end = value_end(bytes, start, quote);
+    if end <= start || is_placeholder(&bytes[start..end]) || !in_mysql_command(bytes, dash) {
+        return None;
+    }
+    Some((start, end))
+}
+
+/// Whether the shell command holding `at` runs a MySQL or MariaDB client
+/// before `at`: a word starting `mysql` or `mariadb` with no `;`, `|`, `&`,
+/// line break or end of the JSON string between it and `at`.
+fn in_mysql_command(bytes: &[u8], at: usize) -> bool {
+    let floor = at.saturating_sub(512);
+    let mut index = at;
+    while index > floor {
+        index -= 1;
+        match bytes[index] {
+            b';' | b'|' | b'&' => return false,
+            b'"' if !is_escaped(bytes, index) => return false,
+            b'n' if index > 0 && bytes[index - 1] == b'\\' && !is_escaped(bytes, index - 1) => {
+                return false
+            }
+            b'm' => {
+                let word_start = index == 0
+                    || !(bytes[index - 1].is_ascii_alphanumeric()
+                        || matches!(bytes[index - 1], b'_' | b'-'));
+                if word_start
+                    && (bytes[index..].starts_with(b"mysql")
+                        || bytes[index..].starts_with(b"mariadb"))
+                {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A byte of standard or URL-safe base64 (padding aside).
+fn base64_value(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'-' | b'_')
+}
+
+/// Decodes base64 (standard or URL-safe, padding optional) up to `limit`
+/// output bytes; `None` when `text` is not base64.
+fn base64_decode(text: &[u8], limit: usize) -> Option<Vec<u8>> {
+    let digits = text
+        .strip_suffix(b"==")
+        .or(text.strip_suffix(b"="))
+        .unwrap_or(text);
+    let mut out = Vec::with_capacity(limit.min(digits.len()));
+    let mut bits = 0u32;
+    let mut count = 0;
+    for &byte in digits {
+        let sextet = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        bits = bits << 6 | u32::from(sextet);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// A base64 PEM private key: `LS0tLS1CRUdJTi…`, which is
+/// `-----BEGIN … PRIVATE KEY-----` encoded.
+fn base64_private_key(value: &[u8]) -> bool {
+    if !value.starts_with(b"LS0tLS1CRUdJTi") {
+        return false;
+    }
+    let head = &value[..value.len().min(96) / 4 * 4];
+    base64_decode(head, 72).is_some_and(|header| {
+        let label = header.get(10..).unwrap_or_default();
+        let label = &label[..find(label, b"-----").unwrap_or(label.len())];
+        find(label, b"PRIVATE KEY").is_some()
+    })
+}
+
+/// A base64 `user:password` pair (what Docker writes as a registry's
+/// `auth`): printable text with a non-empty name and password.
+fn base64_credentials(value: &[u8]) -> bool {
+    if !(8..=1024).contains(&value.len()) {
+        return false;
+    }
+    let Some(decoded) = base64_decode(value, 1024) else {
+        return false;
+    };
+    let printable = decoded.iter().all(|byte| (0x20..0x7f).contains(byte));
+    let colon = decoded.iter().position(|&byte| byte == b':');
+    printable && colon.is_some_and(|colon| colon > 0 && colon + 1 < decoded.len())
+}
+
 /// Whether a token may start at `at`: the byte before is not part of a word,
 /// or it is the letter of a JSON escape (`\n`, `\t`, `\u001b`).
 fn starts_token(bytes: &[u8], at: usize) -> bool {
@@ -813,7 +1109,7 @@ fn token_start(bytes: &[u8], at: usize) -> Option<usize> {
         b'-' => back(5, b"glpat-"),
         b'x' => bytes[at..].starts_with(b"xox").then_some(at),
         b'A' => Some(at),
-        b'J' => back(2, b"eyJ"),
+        b'J' => back(2, b"eyJ").or_else(|| back(11, b"LS0tLS1CRUdJ")),
         _ => None,
     }
 }
@@ -902,6 +1198,12 @@ fn token_at(bytes: &[u8], at: usize) -> Option<(usize, Builtin)> {
             (end - at == 39).then_some((end, Builtin::GoogleApiKey))
         }
         b'e' => jwt_at(bytes, at).map(|end| (end, Builtin::Jwt)),
+        // A base64 PEM private key (kubeconfig's `client-key-data`, a
+        // Kubernetes secret's `tls.key`), redacted whole however long.
+        b'L' => {
+            let end = run(bytes, at, |byte| base64_value(byte) || byte == b'=');
+            base64_private_key(&bytes[at..end]).then_some((end, Builtin::PrivateKey))
+        }
         _ => None,
     }
 }
@@ -1068,6 +1370,39 @@ mod tests {
         let jwt = r#"{"p":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abcdefghijklmnop"}"#;
         assert_eq!(redact(jwt), r#"{"p":"[REDACTED:jwt]"}"#);
         assert_eq!(redact_with(jwt, &[Builtin::Jwt], &[]), jwt);
+    }
+
+    #[test]
+    fn a_token_cut_by_the_shortening_is_redacted_and_the_marker_kept() {
+        let marker = "…[hooktrail: shortened from 1100000 bytes]";
+        for (kept, expected) in [
+            ("text ghp_0123456789abcd", "text [REDACTED:github-token]"),
+            ("a\\nAKIA0123", "a\\n[REDACTED:aws-access-key-id]"),
+            ("blob Zq8v1Xw3Ty5Ur7", "blob [REDACTED:high-entropy]"),
+            ("password=hunt", "password=[REDACTED:secret-assignment]"),
+            // A cut word of prose, or a token prefix alone, is no secret.
+            ("the quick brown fo", "the quick brown fo"),
+            ("then ghp_", "then ghp_"),
+        ] {
+            assert_eq!(
+                redact(&format!(r#"{{"p":"{kept}{marker}"}}"#)),
+                format!(r#"{{"p":"{expected}{marker}"}}"#)
+            );
+        }
+    }
+
+    #[test]
+    fn mysql_passwords_only_in_mysql_commands() {
+        assert_eq!(
+            redact(r#"{"c":"mysql -h db -uapp -pS3cretPass shop && mkdir -pv out"}"#),
+            r#"{"c":"mysql -h db -uapp -p[REDACTED:mysql-password] shop && mkdir -pv out"}"#
+        );
+        for plain in [
+            r#"{"c":"mysql -u root -p shop; mkdir -pv out"}"#,
+            r#"{"c":"mkdir -pv out","d":"mysql"}"#,
+        ] {
+            assert_eq!(redact(plain), plain);
+        }
     }
 
     #[test]

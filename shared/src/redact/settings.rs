@@ -121,7 +121,11 @@ impl Default for Settings {
 }
 
 /// Files whose whole content is a secret or a list of them.
-const SECRET_FILES: [&str; 6] = [".env*", "*.pem", "*.key", "id_*", ".netrc", ".pgpass"];
+/// `*.env` holds the environment files named by their stage (`prod.env`,
+/// `staging.env`), which `.env*` misses.
+const SECRET_FILES: [&str; 7] = [
+    ".env*", "*.env", "*.pem", "*.key", "id_*", ".netrc", ".pgpass",
+];
 
 /// The drop rules used when the config names none: what `Read` returns of a
 /// secret file, and what `Write`/`Edit` put into one.
