@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+pub use crate::time::{now_millis, parse_rfc3339_millis};
 use crate::transcript::TranscriptUsage;
 
 /// The envelope version this crate writes and reads.
@@ -323,13 +324,6 @@ pub fn new_event_id() -> String {
     crate::event_id::new_v7(now_millis().max(0) as u64)
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// What the emitter read of a hook's stdin.
 #[derive(Debug, Clone, Copy)]
@@ -1087,64 +1081,6 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
         redactions: None,
         payload: data,
     })
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]` into milliseconds since the
-/// epoch.
-pub fn parse_rfc3339_millis(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let bytes = text.as_bytes();
-    if bytes.len() < 19 || !matches!(bytes[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let number = |range: std::ops::Range<usize>| -> Option<i64> { text.get(range)?.parse().ok() };
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut rest = &text[19..];
-    let mut millis = 0i64;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits: String = fraction.chars().take_while(char::is_ascii_digit).collect();
-        if digits.is_empty() {
-            return None;
-        }
-        let padded = format!("{:0<3}", &digits[..digits.len().min(3)]);
-        millis = padded.parse().ok()?;
-        rest = &fraction[digits.len()..];
-    }
-    let offset_minutes = match rest {
-        "Z" | "z" | "" => 0,
-        _ => {
-            let sign = match rest.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let hours: i64 = rest.get(1..3)?.parse().ok()?;
-            let minutes: i64 = rest.get(4..6)?.parse().ok()?;
-            sign * (hours * 60 + minutes)
-        }
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let day_of_year = (153 * m + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
-    Some(seconds * 1000 + millis)
 }
 
 #[cfg(test)]

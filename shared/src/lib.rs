@@ -13,6 +13,8 @@
 //! - [`protocol`]: the collector socket's line protocol.
 //! - [`transcript`]: token usage read from Claude Code's transcripts, counted
 //!   once per API response.
+//! - [`time`]: the clock, RFC 3339 timestamps and civil dates; imports
+//!   nothing of the crate, so no module needs another for a date.
 //! - [`redact`]: secrets out of payloads before they leave the machine: the
 //!   built-in detectors, the user's patterns and drop rules, privacy levels.
 //!
@@ -26,4 +28,5 @@ pub mod paths;
 pub mod protocol;
 pub mod redact;
 pub mod spool;
+pub mod time;
 pub mod transcript;

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::parse_rfc3339_millis;
+use crate::time::parse_rfc3339_millis;
 
 /// The model name Claude Code gives the messages it writes itself.
 pub const SYNTHETIC_MODEL: &str = "<synthetic>";
