@@ -191,7 +191,7 @@ pub fn mark_pending(dir: &Path) -> io::Result<()> {
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(dir.join(PENDING_MARKER))
         .map(drop)
 }
@@ -210,14 +210,23 @@ pub fn take_pending(dir: &Path) -> bool {
 }
 
 fn open_for_append(path: &Path) -> io::Result<File> {
-    // Readable too: an append looks at the file's last byte first.
-    OpenOptions::new()
+    // Readable too: an append looks at the file's last byte first. Never
+    // blocking, and regular files only: an event written into a FIFO under
+    // the spool's name would be gone (the caller then tries the fallback).
+    let file = OpenOptions::new()
         .read(true)
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
 }
 
 /// A spool file taken by one drainer, locked for as long as it is held.

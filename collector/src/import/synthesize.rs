@@ -1001,6 +1001,7 @@ impl<'j> FileState<'j> {
             truncated: false,
             usage: None,
             redactions: None,
+            config_error: false,
             payload: raw,
         };
         let mut event =
