@@ -574,6 +574,35 @@ mod tests {
     }
 
     #[test]
+    fn the_pending_list_keeps_each_unread_agent_once_and_at_most_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let session = dir.path().join("s.jsonl");
+        fs::write(&session, response("m1", 1)).unwrap();
+        let mut agents = Vec::new();
+        for index in 0..MAX_PENDING_AGENTS + 44 {
+            let agent = dir.path().join(format!("agent-{index}.jsonl"));
+            fs::write(&agent, response(&format!("a{index}"), 1)).unwrap();
+            agents.push(agent);
+        }
+        let names: Vec<&std::ffi::OsStr> = agents.iter().map(|agent| agent.as_os_str()).collect();
+        // Every agent noted twice, as a list kept whole would have grown.
+        remember_agents(dir.path(), &session, &names);
+        remember_agents(dir.path(), &session, &names);
+        let stop = serde_json::json!({"transcript_path": session}).to_string();
+        // No time left: nothing is read, every agent stays pending, once,
+        // and only the newest MAX_PENDING_AGENTS of them.
+        read_within("Stop", &stop, dir.path(), Duration::ZERO, ROOM);
+        let list = fs::read_to_string(pending_agents_file(dir.path(), &session)).unwrap();
+        let kept: Vec<&str> = list.lines().collect();
+        assert_eq!(kept.len(), MAX_PENDING_AGENTS);
+        assert_eq!(kept[0], agents[44].to_str().unwrap());
+        // With time, each is read and the list is gone.
+        let read = read_within("Stop", &stop, dir.path(), LONG, ROOM).unwrap();
+        assert_eq!(read.responses.len(), MAX_PENDING_AGENTS);
+        assert!(!pending_agents_file(dir.path(), &session).exists());
+    }
+
+    #[test]
     fn other_hooks_and_missing_transcripts_give_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let payload = r#"{"transcript_path":"/nonexistent/t.jsonl"}"#;
