@@ -34,6 +34,10 @@ pub struct CommittedEvent {
     /// page updates the session's badge from it; a replay reads the state
     /// from `/api/sessions` instead).
     pub state: Option<&'static str>,
+    /// The `config_error` column: the emitter's config file had an error,
+    /// so the event was redacted at the `metadata` level; the page shows
+    /// that the config needs fixing.
+    pub config_error: bool,
 }
 
 /// Where an event came from; also the `source` column.
@@ -88,6 +92,7 @@ impl CommittedEvent {
             prompt_id: None,
             permission_mode: None,
             state: None,
+            config_error: false,
         }
     }
 }

@@ -346,6 +346,7 @@ impl NewEvent {
                 prompt_id,
                 permission_mode,
                 state,
+                config_error: envelope.config_error,
             },
         }
     }

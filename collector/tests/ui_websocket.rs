@@ -172,6 +172,7 @@ fn big_event(seq: i64) -> Arc<CommittedEvent> {
         prompt_id: None,
         permission_mode: None,
         state: None,
+        config_error: false,
     })
 }
 

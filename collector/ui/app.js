@@ -385,7 +385,7 @@ function sessionButton(session, now) {
   button.appendChild(el("div", "where", where));
   const facts = [session.cost_usd !== null && session.cost_usd !== undefined ? money(session.cost_usd) :
       session.unpriced_responses ? "cost unknown" : "", session.tokens ? tokens(session.tokens) : "", duration(session.duration_ms),
-    session.event_count + " events", completeness(session.completeness),
+    session.event_count + " events", completeness(session.completeness), configFlag(session),
     session.current_tool ? (waiting ? "asks for " : "running ") + session.current_tool : ""].filter(Boolean);
   button.appendChild(el("div", "facts", facts.join(" · ")));
   button.title = session.session_id + (session.state_detail ? "\n" + session.state_detail : "");
@@ -418,6 +418,12 @@ function selectSession(id) {
   go("session", id, null);
 }
 
+// An event (or a session with events) whose emitter had a config error: it
+// was sent as metadata only until the config is fixed (DESIGN §3 config_error).
+function configFlag(item) {
+  return item && item.config_error ? "config error: metadata only, run hooktrail-emit check" : "";
+}
+
 // The completeness check (DESIGN §7): "complete", or how many events the
 // transcript shows that the hooks never reported.
 function completenessText(c) {
@@ -439,7 +445,7 @@ async function showSession(id) {
   const title = document.getElementById("sv-title");
   title.replaceChildren(el("span", "badge " + s.state, STATE_LABELS[s.state] || s.state), document.createTextNode(" " + (s.title || short(s.session_id))));
   document.getElementById("sv-meta").textContent = [project(s.cwd), s.machine, s.model, money(s.cost_usd), s.tokens ? tokens(s.tokens) : "",
-    duration(s.duration_ms), s.event_count + " events", completeness(s.completeness), s.state_detail].filter(Boolean).join(" · ");
+    duration(s.duration_ms), s.event_count + " events", completeness(s.completeness), configFlag(s), s.state_detail].filter(Boolean).join(" · ");
   // Agent tree: the main agent at the root, subagents under the agent that started them.
   const children = new Map();
   for (const agent of data.agents) {
@@ -627,7 +633,8 @@ async function showEvent(seq) {
   const e = event;
   document.getElementById("ed-seq").textContent = "#" + e.seq;
   document.getElementById("ed-meta").textContent = e.hook + (e.tool ? " · " + e.tool : "") + " · " + new Date(e.ts).toISOString() +
-    " · " + e.machine + " · session " + (e.session_id || "none") + " · agent " + (e.agent_id || "main") + " · via " + e.source + " · id " + e.id;
+    " · " + e.machine + " · session " + (e.session_id || "none") + " · agent " + (e.agent_id || "main") + " · via " + e.source + " · id " + e.id +
+    (e.config_error ? " · " + configFlag(e) : "");
   document.getElementById("payload").textContent = JSON.stringify(e.payload, null, 2);
   document.getElementById("event-detail").hidden = false;
   document.getElementById("detail-hint").hidden = true;

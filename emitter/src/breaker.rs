@@ -11,14 +11,17 @@
 //! After the expiry, hooks try Redis again; the first success removes the
 //! file, a failure writes a new expiry.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hooktrail_shared::envelope::now_millis;
 use hooktrail_shared::paths::ensure_private_dir;
+use hooktrail_shared::regular_file;
+
+/// The largest breaker file read: an expiry and one line of reason.
+const MAX_FILE_BYTES: u64 = 64 * 1024;
 
 /// The state file's name in the state directory.
 pub const FILE_NAME: &str = "redis-breaker";
@@ -56,7 +59,9 @@ pub fn path(state_dir: &Path) -> PathBuf {
 /// Reads the breaker. An unreadable or garbled file counts as expired, so
 /// Redis is tried and the next outcome rewrites or removes it.
 pub fn state(state_dir: &Path) -> State {
-    let text = match fs::read_to_string(path(state_dir)) {
+    // Never a plain read: a FIFO or a device under the name must not stall
+    // the hook (issue 16).
+    let text = match regular_file::read_to_string(&path(state_dir), MAX_FILE_BYTES) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return State::Closed,
         Err(_) => return State::Expired,
@@ -111,12 +116,7 @@ pub fn trip(state_dir: &Path, duration: Duration, reason: &str) -> std::io::Resu
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     let content = format!("{expiry}\n{one_line}\n");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path(state_dir))?;
+    let mut file = regular_file::open_for_write(&path(state_dir), 0o600)?;
     file.write_all(content.as_bytes())?;
     // Cut what a longer earlier reason left behind (never to zero, which
     // would trigger the same writeback as a rename).

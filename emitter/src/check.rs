@@ -5,7 +5,9 @@
 //! It never sends an event: Redis gets `PING` and a look at the key (`TYPE`
 //! for the stream, `PUBSUB NUMSUB` for the channel), the socket gets a connect,
 //! and the spool a probe file. Exit code 1 when neither Redis nor the socket
-//! takes events (they would pile up in the spool), 0 otherwise.
+//! takes events (they would pile up in the spool), or when the config has an
+//! error (hooks then fall back to the `metadata` privacy level); 0
+//! otherwise.
 #![allow(clippy::print_stdout, reason = "check reports to a person")]
 
 use std::os::unix::fs::PermissionsExt;
@@ -48,6 +50,12 @@ pub fn run(arguments: &[String]) -> u8 {
         for problem in &loaded.problems {
             println!("    - {problem}");
         }
+    }
+    for error in &loaded.errors {
+        println!("  CONFIG ERROR: {error}");
+    }
+    if config.config_error {
+        println!("  until it is fixed, hooks send only metadata (privacy \"metadata\") and mark every event with config_error");
     }
 
     println!();
@@ -133,7 +141,7 @@ pub fn run(arguments: &[String]) -> u8 {
     };
     println!("A hook now would {verdict}.");
     print_registration();
-    if redis_works || socket_works {
+    if (redis_works || socket_works) && !config.config_error {
         0
     } else {
         1

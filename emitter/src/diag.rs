@@ -33,7 +33,7 @@ pub fn init() {
                     .create(true)
                     .append(true)
                     .mode(0o600)
-                    .custom_flags(libc::O_CLOEXEC)
+                    .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
                     .open(path)
                     .ok()
             })

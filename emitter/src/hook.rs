@@ -83,14 +83,22 @@ pub fn run() {
         HookStdin::Whole(stdin)
     };
     let mut envelope = Envelope::from_hook_input(read, id, now_millis(), machine);
+    // A broken config forced the `metadata` level: say so on every event.
+    envelope.config_error = config.config_error;
     REDACTING.store(true, Ordering::SeqCst);
     let report = redactor.redact_envelope(&mut envelope);
     REDACTING.store(false, Ordering::SeqCst);
     // Four events of 33, once per turn: every other event skips this at the
     // cost of one string comparison.
     if usage::is_boundary(&envelope.hook) {
-        envelope.usage =
-            usage::read_since_last(&envelope.hook, envelope.payload.get(), &config.state_dir);
+        // The usage gets what the line has left under its size limit.
+        let room = usage::room_in_line(envelope.to_json().len());
+        envelope.usage = usage::read_since_last(
+            &envelope.hook,
+            envelope.payload.get(),
+            &config.state_dir,
+            room,
+        );
     }
     let line: &str = LINE.get_or_init(|| envelope.to_json());
     drop(envelope);

@@ -18,12 +18,14 @@
 //! half-written transcript gives no usage, and the event goes out as usual.
 
 use std::fs::{self, File};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hooktrail_shared::paths;
+use hooktrail_shared::envelope::MAX_LINE_BYTES;
 use hooktrail_shared::transcript::{self, TranscriptKind, TranscriptUsage};
+use hooktrail_shared::{paths, regular_file};
 use serde::Deserialize;
 
 use crate::diag::debug;
@@ -52,11 +54,59 @@ pub fn is_boundary(hook: &str) -> bool {
     BOUNDARY_HOOKS.contains(&hook)
 }
 
+/// What the `usage` wrapper (`transcript`, `from`, `to`, flags, its key and
+/// brackets) may take around the responses and ids, with a wide margin.
+const WRAPPER_BYTES: usize = 1024;
+
+/// The least room worth a read: with less (a payload that already fills
+/// its line), the transcript is left whole for the next boundary.
+pub const MIN_ROOM: usize = 64 * 1024;
+
+/// The most subagent transcripts a session's pending list keeps; the
+/// oldest are dropped past it, so the list cannot grow without bound.
+const MAX_PENDING_AGENTS: usize = 256;
+
+/// The largest pending list read (256 paths of 4 KiB).
+const MAX_PENDING_BYTES: u64 = 1024 * 1024;
+
+/// The largest offset file read: one line of numbers and a prompt id.
+const MAX_OFFSET_BYTES: u64 = 4096;
+
+/// The bytes of a transcript's start hashed with its offset: a file
+/// rewritten in place (`cat new > t`) or replaced under a reused inode
+/// keeps its identity but not its first line, and is then read again from
+/// its start.
+const HEAD_BYTES: u64 = 1024;
+
+/// The bytes the envelope's `usage` may take, when the envelope line without
+/// it is `line_without_usage` bytes long: together they stay within
+/// [`MAX_LINE_BYTES`], the limit every transport and the spool's forwarder
+/// holds lines to.
+pub fn room_in_line(line_without_usage: usize) -> usize {
+    MAX_LINE_BYTES.saturating_sub(line_without_usage + WRAPPER_BYTES)
+}
+
 /// Reads what the transcript named by `payload` gained since the last read,
-/// for a boundary `hook`; `None` when there is nothing to report or nothing
-/// could be read.
-pub fn read_since_last(hook: &str, payload: &str, state_dir: &Path) -> Option<TranscriptUsage> {
-    read_within(hook, payload, state_dir, TIME_BUDGET)
+/// for a boundary `hook`, within `room` bytes of JSON; `None` when there is
+/// nothing to report or nothing could be read. What does not fit is left
+/// for the next boundary (`more`), never skipped.
+pub fn read_since_last(
+    hook: &str,
+    payload: &str,
+    state_dir: &Path,
+    room: usize,
+) -> Option<TranscriptUsage> {
+    read_within(hook, payload, state_dir, TIME_BUDGET, room)
+}
+
+/// How far one read got, besides what it found.
+#[derive(Debug, Default, Clone, Copy)]
+struct ReadOutcome {
+    /// The JSON bytes its findings take, out of the room.
+    json_bytes: usize,
+    /// Set when the read stopped before the end of the file (budget, room):
+    /// a pending subagent transcript stays pending.
+    unfinished: bool,
 }
 
 /// [`read_since_last`] with its time budget given (tests give a long one, so
@@ -66,6 +116,7 @@ fn read_within(
     payload: &str,
     state_dir: &Path,
     budget: Duration,
+    room: usize,
 ) -> Option<TranscriptUsage> {
     if !is_boundary(hook) {
         return None;
@@ -76,12 +127,12 @@ fn read_within(
         // A subagent's turn is in its own transcript.
         ("SubagentStop", Some(agent)) if !agent.is_empty() => {
             let agent = Path::new(&agent);
-            let usage = read_logged(agent, TranscriptKind::Agent, state_dir, deadline);
+            let (usage, _) = read_logged(agent, TranscriptKind::Agent, state_dir, deadline, room);
             // Claude Code can write the agent's last response just after
             // this hook read the file (seen: 10 to 250 ms later), so the
             // session's next boundary reads it once more.
-            if let (Some(session), true) = (&paths.transcript_path, agent.exists()) {
-                remember_agent(state_dir, Path::new(session), agent);
+            if let (Some(session), true) = (&paths.transcript_path, agent.is_file()) {
+                remember_agents(state_dir, Path::new(session), &[agent.as_os_str()]);
             }
             usage
         }
@@ -90,41 +141,88 @@ fn read_within(
         // wrote after their own SubagentStop.
         _ => {
             let session = PathBuf::from(paths.transcript_path?);
-            let mut usage = read_logged(&session, TranscriptKind::Session, state_dir, deadline);
-            let list = pending_agents_file(state_dir, &session);
-            let Ok(pending) = fs::read_to_string(&list) else {
-                return usage;
-            };
-            for agent in pending.lines().filter(|line| !line.is_empty()) {
-                let Some(late) = read_logged(
-                    Path::new(agent),
-                    TranscriptKind::Session,
-                    state_dir,
-                    deadline,
-                ) else {
-                    continue;
-                };
-                let merged = usage.get_or_insert_with(|| TranscriptUsage {
-                    transcript: TranscriptKind::Session,
-                    from: 0,
-                    to: 0,
-                    more: false,
-                    bad_lines: 0,
-                    responses: Vec::new(),
-                    tool_use_ids: Vec::new(),
-                    agent_ids: Vec::new(),
-                });
-                merged.bad_lines += late.bad_lines;
-                merged.more |= late.more;
-                merged.responses.extend(late.responses);
-                merged.tool_use_ids.extend(late.tool_use_ids);
-                merged.agent_ids.extend(late.agent_ids);
-            }
-            if Instant::now() < deadline {
-                let _ = fs::remove_file(&list);
-            }
+            let (mut usage, outcome) =
+                read_logged(&session, TranscriptKind::Session, state_dir, deadline, room);
+            let room = room.saturating_sub(outcome.json_bytes);
+            read_pending_agents(state_dir, &session, deadline, room, &mut usage);
             usage
         }
+    }
+}
+
+/// Reads the session's pending subagent transcripts into `usage`. The list
+/// is claimed by a rename (a `SubagentStop` racing with this one starts a
+/// new list), read, and what was not read to its end goes back on the new
+/// list, once each, at most [`MAX_PENDING_AGENTS`] of them: a list kept
+/// whole whenever one read ran out of time grew without bound.
+fn read_pending_agents(
+    state_dir: &Path,
+    session: &Path,
+    deadline: Instant,
+    mut room: usize,
+    usage: &mut Option<TranscriptUsage>,
+) {
+    let list = pending_agents_file(state_dir, session);
+    let claimed = list.with_extension("agents-claimed");
+    if fs::rename(&list, &claimed).is_err() {
+        return;
+    }
+    let text = regular_file::read(&claimed, MAX_PENDING_BYTES);
+    let _ = fs::remove_file(&claimed);
+    let text = match text {
+        Ok(text) => text,
+        Err(error) => {
+            debug!(
+                "usage: dropping the pending list {}: {error}",
+                list.display()
+            );
+            return;
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut unfinished = Vec::new();
+    for agent in text.split(|&byte| byte == b'\n') {
+        if agent.is_empty() || !seen.insert(agent) {
+            continue;
+        }
+        let agent = std::ffi::OsStr::from_bytes(agent);
+        if Instant::now() >= deadline || room < MIN_ROOM {
+            unfinished.push(agent);
+            continue;
+        }
+        let (late, outcome) = read_logged(
+            Path::new(agent),
+            TranscriptKind::Session,
+            state_dir,
+            deadline,
+            room,
+        );
+        room = room.saturating_sub(outcome.json_bytes);
+        if outcome.unfinished {
+            unfinished.push(agent);
+        }
+        let Some(late) = late else {
+            continue;
+        };
+        let merged = usage.get_or_insert_with(|| TranscriptUsage {
+            transcript: TranscriptKind::Session,
+            from: 0,
+            to: 0,
+            more: false,
+            bad_lines: 0,
+            responses: Vec::new(),
+            tool_use_ids: Vec::new(),
+            agent_ids: Vec::new(),
+        });
+        merged.bad_lines += late.bad_lines;
+        merged.more |= late.more;
+        merged.responses.extend(late.responses);
+        merged.tool_use_ids.extend(late.tool_use_ids);
+        merged.agent_ids.extend(late.agent_ids);
+    }
+    let keep = unfinished.len().saturating_sub(MAX_PENDING_AGENTS);
+    if !unfinished.is_empty() {
+        remember_agents(state_dir, session, &unfinished[keep..]);
     }
 }
 
@@ -134,12 +232,26 @@ fn read_logged(
     kind: TranscriptKind,
     state_dir: &Path,
     deadline: Instant,
-) -> Option<TranscriptUsage> {
-    match read_part(path, kind, state_dir, deadline) {
-        Ok(usage) => usage,
+    room: usize,
+) -> (Option<TranscriptUsage>, ReadOutcome) {
+    if room < MIN_ROOM {
+        debug!(
+            "usage: no room left in the envelope; {} waits",
+            path.display()
+        );
+        return (
+            None,
+            ReadOutcome {
+                json_bytes: 0,
+                unfinished: true,
+            },
+        );
+    }
+    match read_part(path, kind, state_dir, deadline, room) {
+        Ok(read) => read,
         Err(error) => {
             debug!("usage: {}: {error}", path.display());
-            None
+            (None, ReadOutcome::default())
         }
     }
 }
@@ -150,33 +262,29 @@ fn pending_agents_file(state_dir: &Path, session: &Path) -> PathBuf {
     offset_file(state_dir, session).with_extension("agents")
 }
 
-/// Adds a stopped subagent's transcript to its session's pending list.
-fn remember_agent(state_dir: &Path, session: &Path, agent: &Path) {
+/// Adds stopped subagents' transcripts to their session's pending list.
+fn remember_agents(state_dir: &Path, session: &Path, agents: &[&std::ffi::OsStr]) {
     let list = pending_agents_file(state_dir, session);
+    let mut text = Vec::new();
+    for agent in agents {
+        text.extend_from_slice(agent.as_bytes());
+        text.push(b'\n');
+    }
     let written = list
         .parent()
         .map_or(Ok(()), paths::ensure_private_dir)
-        .and_then(|()| {
-            fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o600)
-                .open(&list)
-        })
-        .and_then(|mut handle| {
-            std::io::Write::write_all(&mut handle, format!("{}\n", agent.display()).as_bytes())
-        });
+        .and_then(|()| regular_file::open_for_append(&list, 0o600))
+        .and_then(|mut handle| std::io::Write::write_all(&mut handle, &text));
     if let Err(error) = written {
         debug!(
-            "usage: cannot note {} in {}: {error}",
-            agent.display(),
+            "usage: cannot note subagents in {}: {error}",
             list.display()
         );
     }
 }
 
 /// Where one transcript was read up to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Offset {
     /// The file's device and inode: a different file under the same path (a
     /// rotation, a rewrite) is read from its start.
@@ -184,6 +292,15 @@ struct Offset {
     inode: u64,
     /// Bytes already read.
     offset: u64,
+    /// How many of the file's first bytes `head_hash` covers (0: none, as
+    /// in offset files of older emitters).
+    head_len: u64,
+    /// FNV-1a of those bytes: a file rewritten in place keeps its inode,
+    /// not its first line.
+    head_hash: u64,
+    /// The prompt in effect at `offset`, for the responses before the next
+    /// part's first user line.
+    prompt_id: Option<String>,
 }
 
 fn read_part(
@@ -191,27 +308,28 @@ fn read_part(
     kind: TranscriptKind,
     state_dir: &Path,
     deadline: Instant,
-) -> std::io::Result<Option<TranscriptUsage>> {
-    let file = File::open(path)?;
-    let metadata = file.metadata()?;
+    room: usize,
+) -> std::io::Result<(Option<TranscriptUsage>, ReadOutcome)> {
+    // Never a plain open: a FIFO would block it for good (issue 16).
+    let (file, metadata) = regular_file::open(path)?;
     let state_file = offset_file(state_dir, path);
-    let previous = read_offset(&state_file);
-    let from = match previous {
-        Some(known)
-            if known.device == metadata.dev()
-                && known.inode == metadata.ino()
-                && known.offset <= metadata.len() =>
-        {
-            known.offset
-        }
-        _ => 0,
+    let previous = read_offset(&state_file).filter(|known| {
+        known.device == metadata.dev()
+            && known.inode == metadata.ino()
+            && known.offset <= metadata.len()
+            && (known.head_len == 0
+                || head_hash(&file, known.head_len).ok() == Some(known.head_hash))
+    });
+    let (from, prompt_id) = match previous {
+        Some(known) => (known.offset, known.prompt_id),
+        None => (0, None),
     };
     let available = metadata.len() - from;
     if available == 0 {
-        return Ok(None);
+        return Ok((None, ReadOutcome::default()));
     }
     let wanted = available.min(BYTE_BUDGET);
-    let (scanned, read) = scan_part(&file, from, wanted, deadline)?;
+    let (scanned, read) = scan_part(&file, from, wanted, deadline, room, prompt_id)?;
     // A budget-sized part without a single newline is one enormous line
     // (a huge tool result): step over it rather than stall on it forever.
     let consumed = if scanned.consumed == 0 && read == BYTE_BUDGET {
@@ -221,35 +339,64 @@ fn read_part(
     };
     let to = from + consumed as u64;
     if to != from {
+        let head_len = to.min(HEAD_BYTES);
         let offset = Offset {
             device: metadata.dev(),
             inode: metadata.ino(),
             offset: to,
+            head_len,
+            head_hash: head_hash(&file, head_len)?,
+            prompt_id: scanned.prompt_id,
         };
-        if let Err(error) = write_offset(&state_file, offset) {
+        if let Err(error) = write_offset(&state_file, &offset) {
             debug!(
                 "usage: cannot keep the offset in {}: {error}",
                 state_file.display()
             );
         }
     }
+    let outcome = ReadOutcome {
+        json_bytes: scanned.json_bytes,
+        unfinished: to < metadata.len(),
+    };
     if scanned.responses.is_empty()
         && scanned.bad_lines == 0
         && scanned.tool_use_ids.is_empty()
         && scanned.agent_ids.is_empty()
     {
-        return Ok(None);
+        return Ok((None, outcome));
     }
-    Ok(Some(TranscriptUsage {
-        transcript: kind,
-        from,
-        to,
-        more: to < metadata.len(),
-        bad_lines: scanned.bad_lines,
-        responses: scanned.responses,
-        tool_use_ids: scanned.tool_use_ids,
-        agent_ids: scanned.agent_ids,
-    }))
+    Ok((
+        Some(TranscriptUsage {
+            transcript: kind,
+            from,
+            to,
+            more: to < metadata.len(),
+            bad_lines: scanned.bad_lines,
+            responses: scanned.responses,
+            tool_use_ids: scanned.tool_use_ids,
+            agent_ids: scanned.agent_ids,
+        }),
+        outcome,
+    ))
+}
+
+/// FNV-1a of the first `length` bytes of `file`.
+fn head_hash(file: &File, length: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut head = vec![0u8; length as usize];
+    file.read_exact_at(&mut head, 0)?;
+    Ok(fnv1a(&head))
+}
+
+/// FNV-1a: stable across versions and builds, unlike std's hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 /// The first read's size. Reading a 10 MB turn into one fresh 10 MB buffer
@@ -258,16 +405,19 @@ fn read_part(
 const CHUNK: usize = 1024 * 1024;
 
 /// Scans `wanted` bytes of `file` from `from` through one reused buffer
-/// (grown only for a line longer than it); returns what was found and how
-/// many bytes were read.
+/// (grown only for a line longer than it), keeping what it finds within
+/// `room` bytes of JSON; returns what was found and how many bytes were
+/// read.
 fn scan_part(
     file: &File,
     from: u64,
     wanted: u64,
     deadline: Instant,
+    room: usize,
+    prompt_id: Option<String>,
 ) -> std::io::Result<(transcript::Scan, u64)> {
     use std::os::unix::fs::FileExt;
-    let mut scanner = transcript::Scanner::default();
+    let mut scanner = transcript::Scanner::with_json_limit(room, prompt_id);
     let mut buffer = vec![0u8; CHUNK.min(wanted as usize)];
     let mut filled = 0;
     let mut read: u64 = 0;
@@ -293,41 +443,47 @@ fn scan_part(
 /// `<state_dir>/transcripts/<hash of the path>`: one small file per
 /// transcript, so hooks of different sessions never share one.
 fn offset_file(state_dir: &Path, transcript: &Path) -> PathBuf {
-    // FNV-1a: stable across versions and builds, unlike std's hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in transcript.as_os_str().as_encoded_bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = fnv1a(transcript.as_os_str().as_encoded_bytes());
     state_dir.join("transcripts").join(format!("{hash:016x}"))
 }
 
 fn read_offset(file: &Path) -> Option<Offset> {
-    let text = fs::read_to_string(file).ok()?;
-    let mut numbers = text.split_whitespace().map(|word| word.parse::<u64>());
+    let text = regular_file::read_to_string(file, MAX_OFFSET_BYTES).ok()?;
+    let mut words = text.split_whitespace();
+    let mut number = || words.next()?.parse::<u64>().ok();
+    let (device, inode, offset) = (number()?, number()?, number()?);
+    // Offset files of older emitters end here: no head to check.
+    let (head_len, head_hash) = (number().unwrap_or(0), number().unwrap_or(0));
+    let prompt_id = words.next().filter(|word| *word != "-").map(str::to_owned);
     Some(Offset {
-        device: numbers.next()?.ok()?,
-        inode: numbers.next()?.ok()?,
-        offset: numbers.next()?.ok()?,
+        device,
+        inode,
+        offset,
+        head_len: head_len.min(offset),
+        head_hash,
+        prompt_id,
     })
 }
 
-fn write_offset(file: &Path, offset: Offset) -> std::io::Result<()> {
+fn write_offset(file: &Path, offset: &Offset) -> std::io::Result<()> {
     if let Some(parent) = file.parent() {
         paths::ensure_private_dir(parent)?;
     }
     // Rewritten in place, like the breaker: a rename over an existing file
-    // makes ext4 start writeback, which the hook would wait for.
-    let mut handle = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(file)?;
-    std::io::Write::write_all(
-        &mut handle,
-        format!("{} {} {}\n", offset.device, offset.inode, offset.offset).as_bytes(),
-    )
+    // makes ext4 start writeback, which the hook would wait for. Cut to its
+    // new length after the write (never to zero first, for the same reason).
+    let mut handle = regular_file::open_for_write(file, 0o600)?;
+    let prompt = offset
+        .prompt_id
+        .as_deref()
+        .filter(|prompt| !prompt.is_empty() && !prompt.contains(char::is_whitespace))
+        .unwrap_or("-");
+    let line = format!(
+        "{} {} {} {} {} {prompt}\n",
+        offset.device, offset.inode, offset.offset, offset.head_len, offset.head_hash
+    );
+    std::io::Write::write_all(&mut handle, line.as_bytes())?;
+    handle.set_len(line.len() as u64)
 }
 
 #[cfg(test)]
@@ -335,6 +491,7 @@ mod tests {
     use super::*;
 
     const LONG: Duration = Duration::from_secs(120);
+    const ROOM: usize = 1024 * 1024;
 
     fn response(id: &str, output: u64) -> String {
         format!(
@@ -349,15 +506,15 @@ mod tests {
         fs::write(&transcript, response("a", 5)).unwrap();
         let payload = serde_json::json!({"transcript_path": transcript}).to_string();
         let state = dir.path().join("state");
-        let first = read_within("Stop", &payload, &state, LONG).unwrap();
+        let first = read_within("Stop", &payload, &state, LONG, ROOM).unwrap();
         assert_eq!(first.responses.len(), 1);
         assert_eq!(first.from, 0);
-        assert!(read_within("Stop", &payload, &state, LONG).is_none());
+        assert!(read_within("Stop", &payload, &state, LONG, ROOM).is_none());
         let mut text = fs::read_to_string(&transcript).unwrap();
         text.push_str(&response("b", 6));
         text.push_str(&response("c", 7)[..20]);
         fs::write(&transcript, &text).unwrap();
-        let second = read_within("Stop", &payload, &state, LONG).unwrap();
+        let second = read_within("Stop", &payload, &state, LONG, ROOM).unwrap();
         assert_eq!(second.responses.len(), 1);
         assert_eq!(second.responses[0].message_id, "msg_b");
         assert_eq!(second.from, first.to);
@@ -381,7 +538,7 @@ mod tests {
         }
         fs::write(&transcript, &text).unwrap();
         let payload = serde_json::json!({"transcript_path": transcript}).to_string();
-        let read = read_within("Stop", &payload, dir.path(), LONG).unwrap();
+        let read = read_within("Stop", &payload, dir.path(), LONG, ROOM).unwrap();
         assert_eq!(read.responses.len(), 3000);
         assert_eq!(read.to, text.len() as u64);
         assert!(!read.more);
@@ -399,13 +556,13 @@ mod tests {
         let agent_stop = serde_json::json!({"transcript_path": session,
             "agent_transcript_path": agent, "agent_id": "a1"})
         .to_string();
-        let first = read_within("SubagentStop", &agent_stop, dir.path(), LONG).unwrap();
+        let first = read_within("SubagentStop", &agent_stop, dir.path(), LONG, ROOM).unwrap();
         assert_eq!(first.responses.len(), 1);
         // The agent's last response lands after its SubagentStop read.
         let mut text = fs::read_to_string(&agent).unwrap();
         text.push_str(&response("a2", 9));
         fs::write(&agent, text).unwrap();
-        let at_stop = read_within("Stop", &stop, dir.path(), LONG).unwrap();
+        let at_stop = read_within("Stop", &stop, dir.path(), LONG, ROOM).unwrap();
         let ids: Vec<&str> = at_stop
             .responses
             .iter()
@@ -413,16 +570,45 @@ mod tests {
             .collect();
         assert_eq!(ids, ["msg_m1", "msg_a2"]);
         // Read once: the next boundary has nothing left to read.
-        assert!(read_within("Stop", &stop, dir.path(), LONG).is_none());
+        assert!(read_within("Stop", &stop, dir.path(), LONG, ROOM).is_none());
+    }
+
+    #[test]
+    fn the_pending_list_keeps_each_unread_agent_once_and_at_most_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let session = dir.path().join("s.jsonl");
+        fs::write(&session, response("m1", 1)).unwrap();
+        let mut agents = Vec::new();
+        for index in 0..MAX_PENDING_AGENTS + 44 {
+            let agent = dir.path().join(format!("agent-{index}.jsonl"));
+            fs::write(&agent, response(&format!("a{index}"), 1)).unwrap();
+            agents.push(agent);
+        }
+        let names: Vec<&std::ffi::OsStr> = agents.iter().map(|agent| agent.as_os_str()).collect();
+        // Every agent noted twice, as a list kept whole would have grown.
+        remember_agents(dir.path(), &session, &names);
+        remember_agents(dir.path(), &session, &names);
+        let stop = serde_json::json!({"transcript_path": session}).to_string();
+        // No time left: nothing is read, every agent stays pending, once,
+        // and only the newest MAX_PENDING_AGENTS of them.
+        read_within("Stop", &stop, dir.path(), Duration::ZERO, ROOM);
+        let list = fs::read_to_string(pending_agents_file(dir.path(), &session)).unwrap();
+        let kept: Vec<&str> = list.lines().collect();
+        assert_eq!(kept.len(), MAX_PENDING_AGENTS);
+        assert_eq!(kept[0], agents[44].to_str().unwrap());
+        // With time, each is read and the list is gone.
+        let read = read_within("Stop", &stop, dir.path(), LONG, ROOM).unwrap();
+        assert_eq!(read.responses.len(), MAX_PENDING_AGENTS);
+        assert!(!pending_agents_file(dir.path(), &session).exists());
     }
 
     #[test]
     fn other_hooks_and_missing_transcripts_give_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let payload = r#"{"transcript_path":"/nonexistent/t.jsonl"}"#;
-        assert!(read_within("PreToolUse", payload, dir.path(), LONG).is_none());
-        assert!(read_within("Stop", payload, dir.path(), LONG).is_none());
-        assert!(read_within("Stop", "not json", dir.path(), LONG).is_none());
+        assert!(read_within("PreToolUse", payload, dir.path(), LONG, ROOM).is_none());
+        assert!(read_within("Stop", payload, dir.path(), LONG, ROOM).is_none());
+        assert!(read_within("Stop", "not json", dir.path(), LONG, ROOM).is_none());
     }
 
     #[test]
@@ -431,10 +617,10 @@ mod tests {
         let transcript = dir.path().join("t.jsonl");
         fs::write(&transcript, response("a", 5) + &response("b", 5)).unwrap();
         let payload = serde_json::json!({"transcript_path": transcript}).to_string();
-        read_within("Stop", &payload, dir.path(), LONG).unwrap();
+        read_within("Stop", &payload, dir.path(), LONG, ROOM).unwrap();
         fs::remove_file(&transcript).unwrap();
         fs::write(&transcript, response("c", 5)).unwrap();
-        let again = read_within("SessionEnd", &payload, dir.path(), LONG).unwrap();
+        let again = read_within("SessionEnd", &payload, dir.path(), LONG, ROOM).unwrap();
         assert_eq!(again.from, 0);
         assert_eq!(again.responses[0].message_id, "msg_c");
     }

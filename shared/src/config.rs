@@ -4,16 +4,29 @@
 //! (`$HOOKTRAIL_CONFIG` or `$XDG_CONFIG_HOME/hooktrail/config.json`), then
 //! `HOOKTRAIL_*` environment variables. The collector applies its command-line
 //! flags on top. Loading never fails: a missing, unreadable, malformed or
-//! unsafe file is reported in [`LoadedConfig::problems`] and ignored, so a hook
-//! still delivers (to the socket or the spool) with what is left.
+//! unsafe file is reported in [`LoadedConfig::problems`], so a hook still
+//! delivers (to the socket or the spool) with what is left.
+//!
+//! A broken file must never weaken privacy (issue 16): a file that cannot be
+//! read or parsed, or a key of the wrong type or with an unknown value, is a
+//! config *error* ([`Config::config_error`]). Every key that could still be
+//! read is kept (a wrong key is dropped alone), but privacy is `metadata`
+//! until the file is fixed, and every event says so (envelope
+//! `config_error`).
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::paths::{self, EnvLookup};
+use crate::redact::Privacy;
+use crate::regular_file;
+
+/// The largest config file read. Real ones are a few hundred bytes; the
+/// bound keeps `HOOKTRAIL_CONFIG=/dev/zero`-like mistakes from costing
+/// gigabytes (only regular files are read at all).
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// Stream key or channel name used when none is configured.
 pub const DEFAULT_KEY: &str = "hooktrail:events";
@@ -116,6 +129,11 @@ pub struct Config {
     /// Privacy level, user patterns and drop rules (`privacy`, `redact`):
     /// what is taken out of a payload before it leaves the machine.
     pub redaction: crate::redact::Settings,
+    /// Set when the config file (or `$HOOKTRAIL_PRIVACY`) had an error: the
+    /// privacy level is then forced to `metadata`, so a typo can never send
+    /// more than the person asked for, and every event carries the flag so
+    /// the collector's page shows that the config needs fixing.
+    pub config_error: bool,
 }
 
 /// A loaded configuration and what a person should know about how.
@@ -129,29 +147,139 @@ pub struct LoadedConfig {
     /// Problems found while loading: unreadable, malformed or unsafe files,
     /// unknown values. Each names the file or variable.
     pub problems: Vec<String>,
+    /// The problems that are errors (they set [`Config::config_error`]):
+    /// `check` names them and exits non-zero.
+    pub errors: Vec<String>,
+}
+
+/// What loading found wrong, sorted by weight: a warning leaves the
+/// settings as asked; an error forces the `metadata` privacy level.
+#[derive(Default)]
+struct Findings {
+    /// Every problem, warnings and errors, in the order found.
+    problems: Vec<String>,
+    /// The errors among them.
+    errors: Vec<String>,
+}
+
+impl Findings {
+    fn error(&mut self, message: String) {
+        self.problems.push(message.clone());
+        self.errors.push(message);
+    }
 }
 
 /// The file as written by people; every key optional, unknown keys ignored.
-#[derive(Debug, Default, Deserialize)]
+/// Read key by key from a JSON value (not derived), so that one key of the
+/// wrong type costs that key alone, never the rest of the file.
+#[derive(Debug, Default)]
 struct FileConfig {
     mode: Option<String>,
-    redis: Option<FileRedisConfig>,
+    redis: FileRedisConfig,
     socket: Option<String>,
     spool_dir: Option<String>,
     state_dir: Option<String>,
     privacy: Option<String>,
-    redact: Option<serde_json::Value>,
+    redact: Option<Value>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 struct FileRedisConfig {
     url: Option<String>,
     transport: Option<String>,
     key: Option<String>,
-    /// Any JSON value, checked here: a negative or fractional number must
+    /// Any JSON value, checked later: a negative or fractional number must
     /// not make the whole file unreadable.
-    maxlen: Option<serde_json::Value>,
+    maxlen: Option<Value>,
     ca_file: Option<String>,
+}
+
+/// The JSON type of `value`, for messages.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Takes the string at `key` of `object`; a value of another type is an
+/// error naming `name` (a `null` counts as absent).
+fn take_string(
+    object: &mut Map<String, Value>,
+    key: &str,
+    name: &str,
+    file: &str,
+    findings: &mut Findings,
+) -> Option<String> {
+    match object.remove(key)? {
+        Value::String(text) => Some(text),
+        Value::Null => None,
+        other => {
+            findings.error(format!(
+                "config file {file}: {name} must be a string, not {}; ignoring it",
+                json_type(&other)
+            ));
+            None
+        }
+    }
+}
+
+impl FileConfig {
+    /// Reads the known keys of a parsed file, each on its own.
+    fn from_value(value: Value, file: &str, findings: &mut Findings) -> FileConfig {
+        let mut object = match value {
+            Value::Object(object) => object,
+            other => {
+                findings.error(format!(
+                    "config file {file} must hold a JSON object, not {}; ignoring it",
+                    json_type(&other)
+                ));
+                return FileConfig::default();
+            }
+        };
+        let mut take =
+            |key: &str, findings: &mut Findings| take_string(&mut object, key, key, file, findings);
+        let mode = take("mode", findings);
+        let socket = take("socket", findings);
+        let spool_dir = take("spool_dir", findings);
+        let state_dir = take("state_dir", findings);
+        let privacy = take("privacy", findings);
+        let redis = match object.remove("redis") {
+            None | Some(Value::Null) => FileRedisConfig::default(),
+            Some(Value::Object(mut redis)) => {
+                let mut take = |key: &str, findings: &mut Findings| {
+                    take_string(&mut redis, key, &format!("redis.{key}"), file, findings)
+                };
+                FileRedisConfig {
+                    url: take("url", findings),
+                    transport: take("transport", findings),
+                    key: take("key", findings),
+                    ca_file: take("ca_file", findings),
+                    maxlen: redis.remove("maxlen").filter(|value| !value.is_null()),
+                }
+            }
+            Some(other) => {
+                findings.error(format!(
+                    "config file {file}: redis must be an object, not {}; ignoring it",
+                    json_type(&other)
+                ));
+                FileRedisConfig::default()
+            }
+        };
+        FileConfig {
+            mode,
+            redis,
+            socket,
+            spool_dir,
+            state_dir,
+            privacy,
+            redact: object.remove("redact"),
+        }
+    }
 }
 
 /// Loads the configuration from the process environment.
@@ -162,17 +290,17 @@ pub fn load() -> LoadedConfig {
 /// Loads the configuration with the given environment lookup (for tests).
 pub fn load_with(env: EnvLookup) -> LoadedConfig {
     let mut origins = Vec::new();
-    let mut problems = Vec::new();
+    let mut findings = Findings::default();
     let explicit_file = env("HOOKTRAIL_CONFIG");
     let file_path = explicit_file
         .as_deref()
         .map(|path| paths::expand(path, env))
         .unwrap_or_else(|| paths::default_config_file(env));
-    let (file, file_used) = read_file(&file_path, explicit_file.is_some(), &mut problems);
+    let (file, file_used) = read_file(&file_path, explicit_file.is_some(), &mut findings);
     let file_name = file_path.display().to_string();
     if file_used {
         origins.push(format!("config file: {file_name}"));
-    } else if problems.is_empty() {
+    } else if findings.problems.is_empty() {
         origins.push(format!("config file: none ({file_name} does not exist)"));
     }
 
@@ -184,8 +312,18 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
         Some(var) => from_env(what, var),
         None => from_file(what),
     };
+    // A bad value in the file is an error (privacy falls to `metadata`); a
+    // bad variable is a warning, as before: it is set for one shell, and
+    // `check` shows it.
+    let note = |findings: &mut Findings, variable: Option<&str>, message: String| {
+        if variable.is_none() {
+            findings.error(message);
+        } else {
+            findings.problems.push(message);
+        }
+    };
 
-    let file_redis = file.redis.unwrap_or_default();
+    let file_redis = file.redis;
     let mut url = None;
     if let Some(value) = file_redis.url {
         origins.push(from_file("redis.url"));
@@ -211,7 +349,7 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
                     transport = parsed;
                     origins.push(origin);
                 }
-                None => problems.push(format!("{origin}: unknown transport {text:?} (use \"stream\" or \"pubsub\"); using stream")),
+                None => note(&mut findings, variable, format!("{origin}: unknown transport {text:?} (use \"stream\" or \"pubsub\"); using stream")),
             }
         }
     }
@@ -231,10 +369,10 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
         let origin = from_file("redis.maxlen");
         match value.as_u64() {
             Some(number) => {
-                maxlen = bounded_maxlen(number, &origin, &mut problems);
+                maxlen = bounded_maxlen(number, &origin, &mut findings.problems);
                 origins.push(origin);
             }
-            None => problems.push(format!(
+            None => findings.error(format!(
                 "{origin}: not a whole number of entries: {value}; using {DEFAULT_MAXLEN}"
             )),
         }
@@ -243,10 +381,10 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
         let origin = from_env("redis.maxlen", "HOOKTRAIL_REDIS_MAXLEN");
         match text.trim().parse() {
             Ok(number) => {
-                maxlen = bounded_maxlen(number, &origin, &mut problems);
+                maxlen = bounded_maxlen(number, &origin, &mut findings.problems);
                 origins.push(origin);
             }
-            Err(_) => problems.push(format!(
+            Err(_) => findings.problems.push(format!(
                 "$HOOKTRAIL_REDIS_MAXLEN: not a whole number: {text:?}"
             )),
         }
@@ -315,24 +453,40 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
                     mode = Mode::Redis;
                     origins.push(origin);
                 }
-                _ => problems.push(format!(
-                    "{origin}: unknown mode {text:?} (use \"local\" or \"redis\")"
-                )),
+                _ => note(
+                    &mut findings,
+                    variable,
+                    format!("{origin}: unknown mode {text:?} (use \"local\" or \"redis\")"),
+                ),
             }
         }
     }
     if mode == Mode::Redis && url.is_none() {
-        problems.push("mode is \"redis\" but no Redis URL is configured (redis.url or $HOOKTRAIL_REDIS_URL); using the local socket".to_owned());
+        findings.problems.push("mode is \"redis\" but no Redis URL is configured (redis.url or $HOOKTRAIL_REDIS_URL); using the local socket".to_owned());
         mode = Mode::Local;
     }
 
-    let redaction = crate::redact::settings::from_config(
+    // Every problem of the privacy and redaction settings (an unknown level,
+    // a pattern that cannot be read) is an error: each one could mean less
+    // is redacted than the person asked for.
+    let mut redaction_problems = Vec::new();
+    let mut redaction = crate::redact::settings::from_config(
         file.privacy,
         file.redact,
         env("HOOKTRAIL_PRIVACY"),
         &mut origins,
-        &mut problems,
+        &mut redaction_problems,
     );
+    for problem in redaction_problems {
+        findings.error(problem);
+    }
+    let config_error = !findings.errors.is_empty();
+    if config_error {
+        redaction.privacy = Privacy::Metadata;
+        findings.problems.push(
+            "because of the config error above, hooks use the privacy level \"metadata\" and mark every event until it is fixed".to_owned(),
+        );
+    }
 
     let redis = match (mode, url) {
         (Mode::Redis, Some(url)) => Some(RedisConfig {
@@ -353,65 +507,61 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
             state_dir,
             file: file_used.then_some(file_path),
             redaction,
+            config_error,
         },
         origins,
-        problems,
+        problems: findings.problems,
+        errors: findings.errors,
     }
 }
 
-/// Reads and checks the config file. Returns the parsed file (default when
-/// unusable) and whether it was used.
-fn read_file(path: &Path, explicit: bool, problems: &mut Vec<String>) -> (FileConfig, bool) {
-    let name = path.display();
-    let text = match read_own_file(path) {
-        Ok(text) => text,
+/// Reads and checks the config file. Returns what could be read of it
+/// (default when nothing could) and whether it was used.
+fn read_file(path: &Path, explicit: bool, findings: &mut Findings) -> (FileConfig, bool) {
+    let name = path.display().to_string();
+    let (text, metadata) = match read_own_file(path) {
+        Ok(read) => read,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && !explicit => {
             return (FileConfig::default(), false);
         }
         Err(error) => {
-            problems.push(format!(
+            findings.error(format!(
                 "cannot read config file {name}: {error}; ignoring it"
             ));
             return (FileConfig::default(), false);
         }
     };
-    let parsed: FileConfig = match serde_json::from_str(&text) {
-        Ok(parsed) => parsed,
+    let value: Value = match serde_json::from_slice(&text) {
+        Ok(value) => value,
         Err(error) => {
-            problems.push(format!(
+            findings.error(format!(
                 "config file {name} is not valid JSON ({error}); ignoring it"
             ));
             return (FileConfig::default(), false);
         }
     };
-    let holds_password = parsed
-        .redis
-        .as_ref()
-        .and_then(|redis| redis.url.as_deref())
-        .is_some_and(url_has_password);
-    if holds_password {
-        if let Ok(metadata) = fs::metadata(path) {
-            let mode = metadata.permissions().mode();
-            if mode & 0o077 != 0 {
-                problems.push(format!(
-                    "refusing config file {name}: it holds a Redis password and other users can read it (mode {:04o}); run: chmod 600 {name}",
-                    mode & 0o7777
-                ));
-                return (FileConfig::default(), false);
-            }
-        }
+    let mut parsed = FileConfig::from_value(value, &name, findings);
+    let mode = metadata.mode();
+    if parsed.redis.url.as_deref().is_some_and(url_has_password) && mode & 0o077 != 0 {
+        // The password is not used, so that the person notices; the rest of
+        // the file (privacy, redaction) still is.
+        findings.error(format!(
+            "refusing the Redis settings of config file {name}: it holds a Redis password and other users can read it (mode {:04o}); run: chmod 600 {name}",
+            mode & 0o7777
+        ));
+        parsed.redis = FileRedisConfig::default();
     }
     (parsed, true)
 }
 
-/// Reads a config file that we or root own. A file another user owns is
-/// refused: it could send our events to their Redis (with `HOME` unset, the
-/// default path was once under a `/tmp` anyone can write in).
-fn read_own_file(path: &Path) -> std::io::Result<String> {
+/// Reads a config file that we or root own: a regular file of at most
+/// [`MAX_CONFIG_BYTES`], opened so that a FIFO or a device cannot stall or
+/// flood the hook. A file another user owns is refused: it could send our
+/// events to their Redis (with `HOME` unset, the default path was once
+/// under a `/tmp` anyone can write in).
+fn read_own_file(path: &Path) -> std::io::Result<(Vec<u8>, std::fs::Metadata)> {
     use std::io::Read;
-    use std::os::unix::fs::MetadataExt;
-    let mut file = fs::File::open(path)?;
-    let metadata = file.metadata()?;
+    let (file, metadata) = regular_file::open(path)?;
     let own = paths::euid();
     if metadata.uid() != own && metadata.uid() != 0 {
         return Err(std::io::Error::new(
@@ -422,9 +572,15 @@ fn read_own_file(path: &Path) -> std::io::Result<String> {
             ),
         ));
     }
-    let mut text = String::with_capacity(metadata.len() as usize);
-    file.read_to_string(&mut text)?;
-    Ok(text)
+    let mut text = Vec::with_capacity(metadata.len().min(MAX_CONFIG_BYTES) as usize);
+    file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("it is larger than {MAX_CONFIG_BYTES} bytes"),
+        ));
+    }
+    Ok((text, metadata))
 }
 
 /// Whether a Redis URL carries a password in its user-info part.
@@ -455,6 +611,8 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     fn load_from(vars: &[(&str, String)]) -> LoadedConfig {
         let map: HashMap<String, String> = vars
@@ -516,7 +674,72 @@ mod tests {
         fs::write(&file, "{not json").unwrap();
         let loaded = load_from(&[("HOOKTRAIL_CONFIG", file.display().to_string())]);
         assert_eq!(loaded.config.mode, Mode::Local);
+        assert_eq!(loaded.errors.len(), 1, "{:?}", loaded.errors);
+        assert!(loaded.config.config_error);
+        assert_eq!(loaded.config.redaction.privacy, Privacy::Metadata);
+    }
+
+    #[test]
+    fn one_wrong_key_costs_that_key_alone_and_forces_metadata() {
+        let temp = tempfile::tempdir().unwrap();
+        let file = temp.path().join("c.json");
+        fs::write(
+            &file,
+            r#"{"privacy":"full","socket":"/x.sock","redis":{"url":5,"key":"k"},"spool_dir":["x"],
+                "redact":{"patterns":[{"name":"acme","prefix":"acme_"}]}}"#,
+        )
+        .unwrap();
+        let loaded = load_from(&[("HOOKTRAIL_CONFIG", file.display().to_string())]);
+        let config = &loaded.config;
+        assert!(config.config_error);
+        assert_eq!(config.redaction.privacy, Privacy::Metadata);
+        assert_eq!(config.socket, PathBuf::from("/x.sock"), "kept");
+        assert_eq!(config.redaction.patterns.len(), 1, "kept");
+        assert!(config.redis.is_none());
+        assert_eq!(loaded.errors.len(), 2, "{:?}", loaded.errors);
+        assert!(
+            loaded.errors[0].contains("spool_dir"),
+            "{:?}",
+            loaded.errors
+        );
+        assert!(
+            loaded.errors[1].contains("redis.url"),
+            "{:?}",
+            loaded.errors
+        );
+    }
+
+    #[test]
+    fn a_clean_file_and_a_bad_variable_are_no_config_error() {
+        let temp = tempfile::tempdir().unwrap();
+        let file = temp.path().join("c.json");
+        fs::write(&file, r#"{"privacy":"full"}"#).unwrap();
+        let loaded = load_from(&[
+            ("HOOKTRAIL_CONFIG", file.display().to_string()),
+            ("HOOKTRAIL_MODE", "sideways".to_owned()),
+        ]);
+        assert!(!loaded.config.config_error, "{:?}", loaded.errors);
+        assert_eq!(loaded.config.redaction.privacy, Privacy::Full);
         assert_eq!(loaded.problems.len(), 1);
+        // An unknown privacy level is an error wherever it comes from.
+        let loaded = load_from(&[
+            ("HOOKTRAIL_CONFIG", file.display().to_string()),
+            ("HOOKTRAIL_PRIVACY", "metdata".to_owned()),
+        ]);
+        assert!(loaded.config.config_error);
+        assert_eq!(loaded.config.redaction.privacy, Privacy::Metadata);
+    }
+
+    #[test]
+    fn a_config_path_naming_a_device_or_a_huge_file_is_an_error_read_no_further() {
+        let temp = tempfile::tempdir().unwrap();
+        let huge = temp.path().join("huge.json");
+        fs::write(&huge, vec![b' '; MAX_CONFIG_BYTES as usize + 1]).unwrap();
+        for path in ["/dev/zero".to_owned(), huge.display().to_string()] {
+            let loaded = load_from(&[("HOOKTRAIL_CONFIG", path.clone())]);
+            assert!(loaded.config.config_error, "{path}");
+            assert!(loaded.errors[0].contains(&path), "{:?}", loaded.errors);
+        }
     }
 
     #[test]
@@ -540,9 +763,10 @@ mod tests {
         let (maxlen, problems) = maxlen_of("0", None);
         assert_eq!(maxlen, MIN_MAXLEN);
         assert!(problems[0].contains("out of range"), "{problems:?}");
-        // A bad value costs the setting, not the whole file.
+        // A bad value costs the setting, not the whole file (it is an
+        // error, and the last problem says what that does to privacy).
         let (maxlen, problems) = maxlen_of("-1", None);
-        assert_eq!((maxlen, problems.len()), (DEFAULT_MAXLEN, 1));
+        assert_eq!((maxlen, problems.len()), (DEFAULT_MAXLEN, 2));
         assert_eq!(maxlen_of("2.5", None).0, DEFAULT_MAXLEN);
         assert_eq!(
             maxlen_of("5000", Some("18446744073709551615")).0,

@@ -310,6 +310,11 @@ pub struct Envelope {
     /// envelopes of emitters older than redaction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redactions: Option<BTreeMap<String, u64>>,
+    /// Set when the emitter's config file (or `$HOOKTRAIL_PRIVACY`) had an
+    /// error: the payload was then redacted at the `metadata` level, and
+    /// the collector shows that the config needs fixing. Absent otherwise.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub config_error: bool,
     /// The hook JSON as received (one line: JSON whitespace newlines are
     /// turned into spaces, which changes no value).
     pub payload: Box<RawValue>,
@@ -387,6 +392,7 @@ impl Envelope {
             truncated: false,
             usage: None,
             redactions: None,
+            config_error: false,
             payload: to_raw(&Value::Null),
         };
         let trimmed = std::str::from_utf8(stdin)
@@ -954,6 +960,8 @@ struct AnyEnvelope<'a> {
     usage: Option<Box<RawValue>>,
     #[serde(default)]
     redactions: Option<BTreeMap<String, u64>>,
+    #[serde(default)]
+    config_error: bool,
     payload: Option<Box<RawValue>>,
     // The older camelCase envelope.
     timestamp: Option<Value>,
@@ -1030,6 +1038,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
                 .usage
                 .and_then(|raw| serde_json::from_str(raw.get()).ok()),
             redactions: any.redactions,
+            config_error: any.config_error,
             payload,
         });
     }
@@ -1079,6 +1088,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
         truncated: false,
         usage: None,
         redactions: None,
+        config_error: false,
         payload: data,
     })
 }

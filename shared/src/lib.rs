@@ -11,6 +11,8 @@
 //! - [`spool`]: the append-only JSONL spool, safe against concurrent emitters
 //!   and a concurrent drainer.
 //! - [`protocol`]: the collector socket's line protocol.
+//! - [`regular_file`]: opens that never stall on a FIFO or a device, with a
+//!   size bound: every file a hook reads or writes goes through it.
 //! - [`transcript`]: token usage read from Claude Code's transcripts, counted
 //!   once per API response.
 //! - [`time`]: the clock, RFC 3339 timestamps and civil dates; imports
@@ -27,6 +29,7 @@ pub mod event_id;
 pub mod paths;
 pub mod protocol;
 pub mod redact;
+pub mod regular_file;
 pub mod spool;
 pub mod time;
 pub mod transcript;

@@ -191,7 +191,7 @@ pub fn mark_pending(dir: &Path) -> io::Result<()> {
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(dir.join(PENDING_MARKER))
         .map(drop)
 }
@@ -220,7 +220,7 @@ fn open_for_append(path: &Path) -> io::Result<File> {
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
         .open(path)?;
     regular_file(file, path)
 }
@@ -512,7 +512,7 @@ pub fn claim_files(dir: &Path, tag: &str, limit: usize, claimer: Claimer) -> io:
         let file = match File::options()
             .read(true)
             .write(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
             .open(&path)
         {
             Ok(file) => file,

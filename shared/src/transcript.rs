@@ -83,6 +83,13 @@ pub struct ResponseUsage {
     /// rates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed: Option<String>,
+    /// The prompt the response answered: `promptId` of the last user line
+    /// before it (response lines carry none). A part read at a `Stop` can
+    /// hold responses of earlier prompts (the first read after `install`, a
+    /// `more` carry-over), so the collector bills each response to this,
+    /// not to the prompt of the event that shipped it (issue 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_id: Option<String>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -170,6 +177,12 @@ pub struct Scan {
     pub tool_use_ids: Vec<String>,
     /// The subagent ids the piece names, each once, in order.
     pub agent_ids: Vec<String>,
+    /// The prompt in effect at the end of what was consumed (`promptId` of
+    /// the last user line), to start the next piece's scan with.
+    pub prompt_id: Option<String>,
+    /// The bytes `responses`, `tool_use_ids` and `agent_ids` take as JSON
+    /// (counted only under a [`Scanner::with_json_limit`]).
+    pub json_bytes: usize,
 }
 
 /// The parts of a transcript line the counting needs; everything else is
@@ -333,12 +346,42 @@ pub struct Scanner {
     /// Tool-use and agent ids already listed, so each is listed once.
     seen_ids: HashSet<String>,
     lines_since_check: u32,
+    /// The most JSON bytes the findings may take, when bounded: an
+    /// envelope has a size limit, and what does not fit is left unconsumed
+    /// for the next read rather than lost.
+    json_limit: Option<usize>,
+    /// Under a limit, the JSON size of each entry of `result.responses`, so
+    /// a response written again (its last usage wins) is counted once.
+    response_bytes: Vec<usize>,
+}
+
+/// What one line adds to a scan, worked out before it is taken, so a line
+/// that would pass the size limit can be left whole for the next read.
+struct LineFindings {
+    agent_id: Option<String>,
+    prompt_id: Option<String>,
+    tool_use_ids: Vec<String>,
+    response: Option<ResponseUsage>,
+    /// The response's JSON size with its comma (under a limit only).
+    response_bytes: usize,
+    bad_lines: u64,
 }
 
 impl Scanner {
+    /// A scanner whose findings stay within `limit` bytes of JSON, starting
+    /// inside `prompt_id` (the prompt the previous piece ended in).
+    pub fn with_json_limit(limit: usize, prompt_id: Option<String>) -> Scanner {
+        let mut scanner = Scanner {
+            json_limit: Some(limit),
+            ..Scanner::default()
+        };
+        scanner.result.prompt_id = prompt_id;
+        scanner
+    }
+
     /// Reads the whole lines of `piece`; returns how many bytes of it were
-    /// consumed. After the deadline it stops, and [`Scanner::stopped_early`]
-    /// says so.
+    /// consumed. After the deadline, or when the next line's findings would
+    /// pass the JSON limit, it stops, and [`Scanner::stopped_early`] says so.
     pub fn feed(&mut self, piece: &[u8], deadline: Option<Instant>) -> usize {
         let mut start = 0;
         while start < piece.len() && !self.result.stopped_early {
@@ -346,29 +389,31 @@ impl Scanner {
                 break;
             };
             let line = &piece[start..start + length];
-            start += length + 1;
-            if let Some(agent_id) = lift_plain_string(line, "agentId") {
-                if self.seen_ids.insert(format!("a:{agent_id}")) {
-                    self.result.agent_ids.push(agent_id);
-                }
-            }
-            let mut tool_use_ids = Vec::new();
-            let response = read_line(line, &mut self.result.bad_lines, &mut tool_use_ids);
-            for id in tool_use_ids {
-                if self.seen_ids.insert(format!("t:{id}")) {
-                    self.result.tool_use_ids.push(id);
-                }
-            }
-            if let Some(response) = response {
-                match self.index.get(&response.key()) {
-                    Some(&at) => self.result.responses[at] = response,
-                    None => {
-                        self.index
-                            .insert(response.key(), self.result.responses.len());
-                        self.result.responses.push(response);
+            let mut findings = self.findings_of(line);
+            if let Some(limit) = self.json_limit {
+                let added = self.json_added(&findings);
+                if self.result.json_bytes + added > limit {
+                    if self.result.json_bytes > 0 || self.result.consumed + start > 0 {
+                        // Left whole for the next read, with room there.
+                        self.result.stopped_early = true;
+                        break;
                     }
+                    // One line that could never fit (ids of megabytes):
+                    // counted and passed by, so the reader cannot stall.
+                    findings = LineFindings {
+                        agent_id: None,
+                        prompt_id: findings.prompt_id,
+                        tool_use_ids: Vec::new(),
+                        response: None,
+                        response_bytes: 0,
+                        bad_lines: 1,
+                    };
+                } else {
+                    self.result.json_bytes += added;
                 }
             }
+            start += length + 1;
+            self.take(findings);
             self.lines_since_check += 1;
             if self.lines_since_check >= 64 {
                 self.lines_since_check = 0;
@@ -381,7 +426,92 @@ impl Scanner {
         start
     }
 
-    /// Whether the deadline stopped the scan.
+    fn findings_of(&self, line: &[u8]) -> LineFindings {
+        let mut tool_use_ids = Vec::new();
+        let mut bad_lines = 0;
+        let prompt_id = lift_plain_string(line, "promptId");
+        let mut response = read_line(line, &mut bad_lines, &mut tool_use_ids);
+        let mut response_bytes = 0;
+        if let Some(response) = response.as_mut() {
+            response.prompt_id = prompt_id.clone().or_else(|| self.result.prompt_id.clone());
+            if self.json_limit.is_some() {
+                response_bytes = serde_json::to_string(response).map_or(0, |text| text.len()) + 1;
+            }
+        }
+        LineFindings {
+            agent_id: lift_plain_string(line, "agentId"),
+            prompt_id,
+            tool_use_ids,
+            response,
+            response_bytes,
+            bad_lines,
+        }
+    }
+
+    /// The JSON bytes `findings` would add: each new id with its quotes and
+    /// comma, a new response whole, a response written again by the change
+    /// of its size.
+    fn json_added(&self, findings: &LineFindings) -> usize {
+        let id_bytes = |id: &String| serde_json::to_string(id).map_or(0, |text| text.len()) + 1;
+        let mut added = 0;
+        if let Some(agent_id) = &findings.agent_id {
+            if !self.seen_ids.contains(&format!("a:{agent_id}")) {
+                added += id_bytes(agent_id);
+            }
+        }
+        for id in &findings.tool_use_ids {
+            if !self.seen_ids.contains(&format!("t:{id}")) {
+                added += id_bytes(id);
+            }
+        }
+        if let Some(response) = &findings.response {
+            let size = findings.response_bytes;
+            added += match self.index.get(&response.key()) {
+                Some(&at) => size.saturating_sub(self.response_bytes[at]),
+                None => size,
+            };
+        }
+        added
+    }
+
+    fn take(&mut self, findings: LineFindings) {
+        if let Some(agent_id) = findings.agent_id {
+            if self.seen_ids.insert(format!("a:{agent_id}")) {
+                self.result.agent_ids.push(agent_id);
+            }
+        }
+        for id in findings.tool_use_ids {
+            if self.seen_ids.insert(format!("t:{id}")) {
+                self.result.tool_use_ids.push(id);
+            }
+        }
+        if findings.prompt_id.is_some() {
+            self.result.prompt_id = findings.prompt_id;
+        }
+        self.result.bad_lines += findings.bad_lines;
+        let size = findings.response_bytes;
+        let Some(response) = findings.response else {
+            return;
+        };
+        match self.index.get(&response.key()) {
+            Some(&at) => {
+                self.result.responses[at] = response;
+                if self.json_limit.is_some() {
+                    self.response_bytes[at] = self.response_bytes[at].max(size);
+                }
+            }
+            None => {
+                self.index
+                    .insert(response.key(), self.result.responses.len());
+                self.result.responses.push(response);
+                if self.json_limit.is_some() {
+                    self.response_bytes.push(size);
+                }
+            }
+        }
+    }
+
+    /// Whether the deadline (or the JSON limit) stopped the scan.
     pub fn stopped_early(&self) -> bool {
         self.result.stopped_early
     }
@@ -453,6 +583,7 @@ fn read_line(
             .unwrap_or(0),
         inference_geo: usage.inference_geo.filter(|geo| !geo.is_empty()),
         speed: usage.speed.filter(|speed| !speed.is_empty()),
+        prompt_id: None,
     })
 }
 

@@ -1049,6 +1049,7 @@ impl<'j> FileState<'j> {
             truncated: false,
             usage: None,
             redactions: None,
+            config_error: false,
             payload: raw,
         };
         let mut event =

@@ -63,7 +63,8 @@ const SESSION_COLUMNS: &str =
      (SELECT COUNT(*) FROM transcript_ids AS t WHERE t.session_id = sessions.session_id AND t.kind = 'tool_use' \
         AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.tool_use_id = t.item_id)), \
      (SELECT COUNT(*) FROM transcript_ids AS t WHERE t.session_id = sessions.session_id AND t.kind = 'agent' \
-        AND NOT EXISTS (SELECT 1 FROM agents AS a WHERE a.agent_id = t.item_id AND a.started_ts IS NOT NULL))";
+        AND NOT EXISTS (SELECT 1 FROM agents AS a WHERE a.agent_id = t.item_id AND a.started_ts IS NOT NULL)), \
+     EXISTS (SELECT 1 FROM events AS e WHERE e.session_id = sessions.session_id AND e.config_error = 1)";
 
 /// A session without an event for this long that never sent `SessionEnd`
 /// counts as ended without it, whatever its state: Claude Code sessions are
@@ -182,6 +183,7 @@ fn push_session_row(
         row.get::<_, Option<i64>>(21)?.unwrap_or(0),
     );
     completeness.push_json(object.nested("completeness"));
+    object.bool("config_error", row.get(24)?);
     object.close();
     Ok(())
 }

@@ -157,6 +157,9 @@ pub(crate) fn push_event_json(out: &mut String, event: &CommittedEvent) {
         out.push_str(",\"state\":");
         push_json_string(out, state);
     }
+    if event.config_error {
+        out.push_str(",\"config_error\":true");
+    }
     out.push_str(",\"payload\":");
     if serde_json::from_str::<&serde_json::value::RawValue>(&event.payload).is_ok() {
         out.push_str(event.payload.trim());

@@ -79,7 +79,7 @@ fn source_name(text: &str) -> &'static str {
 
 /// The columns [`row_to_event`] reads, in order.
 pub(crate) const EVENT_COLUMNS: &str =
-    "seq, id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode";
+    "seq, id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode, config_error";
 
 /// The parameters of one window: the search phrase (when the index serves
 /// it), the window's bounds, then the filters' values.
@@ -119,6 +119,7 @@ pub(crate) fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Committe
         prompt_id: row.get(13)?,
         permission_mode: row.get(14)?,
         state: None,
+        config_error: row.get::<_, Option<i64>>(15)?.is_some_and(|flag| flag != 0),
     })
 }
 

@@ -297,6 +297,14 @@ const MIGRATIONS: &[&str] = &[
         agent_count = (SELECT COUNT(*) FROM agents WHERE agents.session_id = sessions.session_id);
     CREATE INDEX sessions_cost ON sessions(total_cost_usd);
     "#,
+    // 7: events whose emitter had a config error (envelope `config_error`;
+    // privacy fell back to `metadata`). 1 when flagged, else NULL; the
+    // partial index holds only flagged events, so a session's flag is one
+    // index probe and costs nothing while every config is fine.
+    r#"
+    ALTER TABLE events ADD COLUMN config_error INTEGER;
+    CREATE INDEX events_config_error ON events(session_id) WHERE config_error = 1;
+    "#,
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right

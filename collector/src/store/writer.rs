@@ -576,8 +576,8 @@ pub(crate) fn commit_events(
     {
         let mut insert = transaction.prepare_cached(
             "INSERT OR IGNORE INTO events
-             (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode, redactions)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode, redactions, config_error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?;
         let mut index_text =
             transaction.prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")?;
@@ -602,6 +602,7 @@ pub(crate) fn commit_events(
                     .redactions
                     .as_ref()
                     .and_then(|counts| serde_json::to_string(counts).ok()),
+                row.config_error.then_some(1),
             ])?;
             if changed == 0 {
                 seqs.push(0);
@@ -750,7 +751,9 @@ pub(crate) fn commit_events(
                     response.request_id,
                     row.session_id,
                     agent_id,
-                    row.prompt_id,
+                    // The response's own prompt (its transcript's
+                    // `promptId`), else the shipping event's.
+                    response.prompt_id.as_deref().or(row.prompt_id.as_deref()),
                     row.machine,
                     row.cwd,
                     response.model,

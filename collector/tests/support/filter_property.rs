@@ -108,6 +108,7 @@ fn check_filter_agreement(filter: &EventFilter) {
             prompt_id: None,
             permission_mode: None,
             state: None,
+            config_error: false,
         });
         let replayed = selected.contains(&(index as i64 + 1));
         assert_eq!(

@@ -137,6 +137,7 @@ impl TestDb {
                 prompt_id: None,
                 permission_mode: None,
                 state: None,
+                config_error: false,
             }));
         }
         // Rows inserted without the writer: rebuild its per-minute rollup.
