@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::query::{self, SessionSort};
 use crate::serve::gate::ApiResponse;
 use crate::serve::json::{push_event_list, push_json_string, ObjectWriter};
-use crate::state::{shown_state, GONE_QUIET};
+use crate::state::{shown_state, QuietLimits, GONE_QUIET};
 use crate::store::read::{max_seq, read_events};
 
 /// A session with no event for this long is shown as idle, not active.
@@ -61,9 +61,10 @@ const SESSION_COLUMNS: &str =
      CASE WHEN usage_responses > unpriced_responses THEN total_cost_usd END, total_tokens, \
      unpriced_responses, usage_responses, \
      (SELECT COUNT(*) FROM transcript_ids AS t WHERE t.session_id = sessions.session_id AND t.kind = 'tool_use' \
-        AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.tool_use_id = t.item_id)), \
+        AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.tool_use_id = t.item_id AND e.session_id = t.session_id)), \
      (SELECT COUNT(*) FROM transcript_ids AS t WHERE t.session_id = sessions.session_id AND t.kind = 'agent' \
-        AND NOT EXISTS (SELECT 1 FROM agents AS a WHERE a.agent_id = t.item_id AND a.started_ts IS NOT NULL))";
+        AND NOT EXISTS (SELECT 1 FROM agents AS a WHERE a.agent_id = t.item_id AND a.session_id = t.session_id \
+            AND a.started_ts IS NOT NULL))";
 
 /// A session without an event for this long that never sent `SessionEnd`
 /// counts as ended without it, whatever its state: Claude Code sessions are
@@ -113,19 +114,41 @@ impl Completeness {
     }
 }
 
+/// A count column read leniently: an integer, or a real (a running total
+/// that overflowed on rows stored before token counts were bounded),
+/// saturated to an integer; NULL or text is 0. One odd row must never
+/// fail a whole route.
+fn lenient_count(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<i64> {
+    Ok(match row.get_ref(index)? {
+        rusqlite::types::ValueRef::Integer(count) => count,
+        rusqlite::types::ValueRef::Real(count) => count as i64,
+        _ => 0,
+    })
+}
+
+/// A dollar column read leniently: a number, or nothing (NULL, or a value
+/// that is not a finite number).
+fn lenient_dollars(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Option<f64>> {
+    Ok(match row.get_ref(index)? {
+        rusqlite::types::ValueRef::Integer(dollars) => Some(dollars as f64),
+        rusqlite::types::ValueRef::Real(dollars) if dollars.is_finite() => Some(dollars),
+        _ => None,
+    })
+}
+
 /// Appends one row of `SESSION_COLUMNS` as the session's JSON object.
 fn push_session_row(
     out: &mut String,
     row: &rusqlite::Row<'_>,
     now: i64,
-    quiet_after_ms: i64,
+    quiet_limits: QuietLimits,
 ) -> rusqlite::Result<()> {
     let first_ts: i64 = row.get(3)?;
     let last_ts: i64 = row.get(4)?;
     let ended_ts: Option<i64> = row.get(5)?;
     let status = session_status(ended_ts, last_ts, now);
     let stored_state: Option<String> = row.get(11)?;
-    let state = shown_state(stored_state.as_deref(), last_ts, now, quiet_after_ms);
+    let state = shown_state(stored_state.as_deref(), last_ts, now, quiet_limits);
     let duration_end = match status {
         "active" => now.max(last_ts),
         _ => ended_ts.unwrap_or(last_ts).max(last_ts),
@@ -171,16 +194,10 @@ fn push_session_row(
     object.opt_str("model", text(15)?);
     object.opt_str("title", text(16)?);
     object.opt_str("permission_mode", text(17)?);
-    object.opt_float("cost_usd", row.get(18)?);
-    object.int("tokens", row.get::<_, Option<i64>>(19)?.unwrap_or(0));
-    object.int(
-        "unpriced_responses",
-        row.get::<_, Option<i64>>(20)?.unwrap_or(0),
-    );
-    object.int(
-        "usage_responses",
-        row.get::<_, Option<i64>>(21)?.unwrap_or(0),
-    );
+    object.opt_float("cost_usd", lenient_dollars(row, 18)?);
+    object.int("tokens", lenient_count(row, 19)?);
+    object.int("unpriced_responses", lenient_count(row, 20)?);
+    object.int("usage_responses", lenient_count(row, 21)?);
     completeness.push_json(object.nested("completeness"));
     object.close();
     Ok(())
@@ -191,10 +208,10 @@ fn push_session_row(
 fn session_row_value(
     row: &rusqlite::Row<'_>,
     now: i64,
-    quiet_after_ms: i64,
+    quiet_limits: QuietLimits,
 ) -> rusqlite::Result<Value> {
     let mut text = String::with_capacity(1024);
-    push_session_row(&mut text, row, now, quiet_after_ms)?;
+    push_session_row(&mut text, row, now, quiet_limits)?;
     serde_json::from_str(&text)
         .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))
 }
@@ -202,7 +219,7 @@ fn session_row_value(
 fn sessions_route(
     connection: &mut Connection,
     query_string: &str,
-    quiet_after_ms: i64,
+    quiet_limits: QuietLimits,
 ) -> Result<ApiResponse, rusqlite::Error> {
     let request = match query::parse_sessions_query(query_string) {
         Ok(request) => request,
@@ -236,7 +253,7 @@ fn sessions_route(
                 body.push(',');
             }
             first = false;
-            push_session_row(&mut body, row, now, quiet_after_ms)?;
+            push_session_row(&mut body, row, now, quiet_limits)?;
             let machine = row.get_ref(1)?.as_str().unwrap_or_default();
             if !machines.iter().any(|known| known == machine) {
                 machines.push(machine.to_owned());
@@ -252,7 +269,9 @@ fn sessions_route(
     body.push_str(&serde_json::to_string(&machines).unwrap_or_else(|_| "[]".to_owned()));
     let _ = write!(
         body,
-        ",\"total\":{total},\"now\":{now},\"last_seq\":{last_seq},\"active_window_ms\":{ACTIVE_WINDOW_MS},\"quiet_after_ms\":{quiet_after_ms}}}"
+        ",\"total\":{total},\"now\":{now},\"last_seq\":{last_seq},\"active_window_ms\":{ACTIVE_WINDOW_MS},\"quiet_after_ms\":{},\"waiting_quiet_after_ms\":{}}}",
+        quiet_limits.working_ms,
+        quiet_limits.waiting_ms
     );
     Ok(ApiResponse::json_text(200, body))
 }
@@ -285,7 +304,7 @@ fn session_route(
     connection: &mut Connection,
     session_id: &str,
     query_string: &str,
-    quiet_after_ms: i64,
+    quiet_limits: QuietLimits,
 ) -> Result<ApiResponse, rusqlite::Error> {
     if let Err(error) = query::parse_pairs(query_string, &[]) {
         return Ok(ApiResponse::bad_parameter(&error));
@@ -296,7 +315,7 @@ fn session_route(
     let session = transaction
         .prepare_cached(&sql)?
         .query_row([session_id], |row| {
-            session_row_value(row, now, quiet_after_ms)
+            session_row_value(row, now, quiet_limits)
         })
         .optional()?;
     let Some(session) = session else {
@@ -306,11 +325,13 @@ fn session_route(
         let mut statement = transaction.prepare_cached(
             "SELECT a.agent_id, a.agent_type, a.parent_tool_use_id, a.started_ts, a.stopped_ts, a.event_count, \
              a.transcript_path, \
-             (SELECT e.agent_id FROM events AS e WHERE e.tool_use_id = a.parent_tool_use_id AND e.hook = 'PreToolUse' LIMIT 1), \
+             (SELECT e.agent_id FROM events AS e INDEXED BY events_tool_use_id \
+                WHERE e.tool_use_id = a.parent_tool_use_id AND e.session_id = a.session_id AND e.hook = 'PreToolUse' LIMIT 1), \
              a.state, a.state_since, a.state_detail, a.current_tool, a.prompt_id, \
-             (SELECT SUM(cost_usd) FROM usage WHERE usage.agent_id = a.agent_id), \
-             (SELECT SUM(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) \
-                FROM usage WHERE usage.agent_id = a.agent_id) \
+             (SELECT SUM(cost_usd) FROM usage INDEXED BY usage_agent \
+                WHERE usage.agent_id = a.agent_id AND usage.session_id = a.session_id), \
+             (SELECT CAST(TOTAL(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) AS INTEGER) \
+                FROM usage INDEXED BY usage_agent WHERE usage.agent_id = a.agent_id AND usage.session_id = a.session_id) \
              FROM agents AS a WHERE a.session_id = ?1 ORDER BY a.started_ts, a.agent_id",
         )?;
         let rows = statement.query_map([session_id], |row| {
@@ -422,7 +443,7 @@ fn session_route(
                 "tool_calls": row.get::<_, i64>(6)?,
                 "tool_failures": row.get::<_, i64>(7)?,
                 "cost_usd": row.get::<_, Option<f64>>(8)?,
-                "tokens": row.get::<_, Option<i64>>(9)?.unwrap_or(0),
+                "tokens": lenient_count(row, 9)?,
             }))
         })?;
         rows.collect::<Result<_, _>>()?
@@ -701,8 +722,10 @@ fn usage_by_model(
     params: impl rusqlite::Params,
 ) -> rusqlite::Result<Vec<Value>> {
     let sql = format!(
-        "SELECT model, SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), \
-         SUM(cache_read_tokens), SUM(web_search_requests), SUM(cost_usd), COUNT(*), SUM(cost_usd IS NULL) \
+        "SELECT model, CAST(TOTAL(input_tokens) AS INTEGER), CAST(TOTAL(output_tokens) AS INTEGER), \
+         CAST(TOTAL(cache_write_5m_tokens) AS INTEGER), CAST(TOTAL(cache_write_1h_tokens) AS INTEGER), \
+         CAST(TOTAL(cache_read_tokens) AS INTEGER), CAST(TOTAL(web_search_requests) AS INTEGER), SUM(cost_usd), \
+         COUNT(*), SUM(cost_usd IS NULL) \
          FROM usage {filter} GROUP BY model ORDER BY SUM(cost_usd) DESC, model"
     );
     let mut statement = transaction.prepare_cached(&sql)?;
@@ -783,7 +806,7 @@ fn stats_route(
     {
         let mut statement = transaction.prepare_cached(
             "SELECT (ts / 86400000) * 86400000 AS day, model, cwd, machine, SUM(cost_usd), SUM(cost_usd IS NULL), \
-             SUM(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) \
+             CAST(TOTAL(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) AS INTEGER) \
              FROM usage WHERE ts >= ?1 GROUP BY day, model, cwd, machine ORDER BY day",
         )?;
         let rows = statement.query_map([cost_since], |row| {
@@ -820,12 +843,12 @@ pub(crate) fn route_database(
     connection: &mut Connection,
     path: &str,
     query_string: &str,
-    quiet_after_ms: i64,
+    quiet_limits: QuietLimits,
 ) -> ApiResponse {
     let result = if path == "/api/events" {
         events_route(connection, query_string)
     } else if path == "/api/sessions" {
-        sessions_route(connection, query_string, quiet_after_ms)
+        sessions_route(connection, query_string, quiet_limits)
     } else if let Some(raw_id) = path
         .strip_prefix("/api/sessions/")
         .and_then(|rest| rest.strip_suffix("/timeline"))
@@ -839,7 +862,7 @@ pub(crate) fn route_database(
     } else if let Some(raw_id) = path.strip_prefix("/api/sessions/") {
         match query::percent_decode(raw_id) {
             Some(id) if !id.is_empty() && !id.contains('/') => {
-                session_route(connection, &id, query_string, quiet_after_ms)
+                session_route(connection, &id, query_string, quiet_limits)
             }
             _ => return ApiResponse::error(400, "bad session id in the path"),
         }
