@@ -470,25 +470,47 @@ fn a_collector_and_imports_starting_together_on_a_new_database_all_succeed() {
     }
 }
 
-/// Runs the collector with `args` until it exits (it should refuse to
-/// start); its status and stderr.
-fn refused_start(dir: &Path, args: &[&str]) -> (bool, String) {
-    let output = Command::new(BINARY)
-        .args(args)
-        .args(["--socket", "off", "--http", "off"])
-        .env_clear()
-        .env("HOME", dir)
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+/// A child process killed when the test is done with it, also when an
+/// assertion fails first.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the collector with `args`, which should make it refuse to start:
+/// asserts it exits (non-zero) within 20 s, and returns its stderr.
+fn refused_start(dir: &Path, args: &[&str]) -> String {
+    let log = dir.join(format!("refused-{}.log", new_event_id()));
+    let mut child = KillOnDrop(
+        Command::new(BINARY)
+            .args(args)
+            .args(["--socket", "off", "--http", "off"])
+            .env_clear()
+            .env("HOME", dir)
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut status = None;
+    wait_until(
+        &format!("the collector to refuse {args:?} and exit"),
+        Duration::from_secs(20),
+        || {
+            status = child.0.try_wait().unwrap();
+            status.is_some()
+        },
+    );
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.unwrap().success(), "it started: {stderr}");
+    stderr
 }
 
 #[test]
@@ -516,9 +538,7 @@ fn price_overrides_with_negative_prices_or_a_built_in_models_names_are_refused_b
         let db = dir.path().join(format!("events-{index}.db"));
         let db_text = db.display().to_string();
         let file_text = file.display().to_string();
-        let (started, stderr) =
-            refused_start(dir.path(), &["--db", &db_text, "--prices", &file_text]);
-        assert!(!started, "{table}");
+        let stderr = refused_start(dir.path(), &["--db", &db_text, "--prices", &file_text]);
         for part in expected {
             assert!(stderr.contains(part), "{part} in {stderr}");
         }
@@ -549,8 +569,7 @@ fn a_db_path_that_is_not_a_database_is_refused_and_left_unchanged() {
     let file = dir.path().join("notes.txt");
     std::fs::write(&file, "my notes, not a database\n").unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let (started, stderr) = refused_start(dir.path(), &["--db", &file.display().to_string()]);
-    assert!(!started);
+    let stderr = refused_start(dir.path(), &["--db", &file.display().to_string()]);
     assert!(stderr.contains("is not a SQLite database"), "{stderr}");
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o644, "the file's mode was changed");
