@@ -300,6 +300,154 @@ fn tool_call_json(row: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
 const TOOL_CALL_COLUMNS: &str =
     "seq, agent_id, tool, tool_use_id, started_ts, finished_ts, duration_ms, outcome, error";
 
+/// The most tool calls (and failures) one session page lists.
+const TOOL_CALLS_LISTED: usize = 500;
+
+/// The tool calls of a session page, from one read of the `tool_calls`
+/// view: reading it once per list cost three joins of every call of a long
+/// session (issue 16 item 7).
+struct SessionToolCalls {
+    /// The slowest calls first (calls without a duration last), then by seq.
+    slowest: Vec<Value>,
+    /// The failed calls in seq order.
+    failures: Vec<Value>,
+    /// Per tool: calls, failures, pending calls, mean and longest duration,
+    /// the slowest tool first.
+    tools: Vec<Value>,
+}
+
+/// One call of the `tool_calls` view, as the session page lists it.
+struct ToolCallRow {
+    /// Its `PreToolUse`'s seq: the order of the failures list, and the
+    /// tie-break of the slowest list.
+    seq: i64,
+    /// The tool's name, for the per-tool figures.
+    tool: Option<String>,
+    /// The call's duration (the hook's `duration_ms`, else the times'
+    /// difference), for the orders and the per-tool figures.
+    duration_ms: Option<f64>,
+    /// `ok`, `failed` or `pending`.
+    outcome: String,
+    /// The call as the page shows it.
+    json: Value,
+}
+
+/// One tool's figures on a session page.
+#[derive(Default)]
+struct ToolFigures {
+    /// The tool's name.
+    tool: Option<String>,
+    /// Its calls.
+    calls: i64,
+    /// Its failed calls.
+    failed: i64,
+    /// Its calls still running (or whose outcome never came).
+    pending: i64,
+    /// The sum of its known durations, for the mean.
+    total_ms: f64,
+    /// How many of its calls have a duration, for the mean.
+    timed: i64,
+    /// Its longest call: the order of the list.
+    longest_ms: Option<f64>,
+}
+
+impl ToolFigures {
+    fn add(&mut self, call: &ToolCallRow) {
+        self.calls += 1;
+        self.failed += i64::from(call.outcome == "failed");
+        self.pending += i64::from(call.outcome == "pending");
+        if let Some(ms) = call.duration_ms {
+            self.total_ms += ms;
+            self.timed += 1;
+            self.longest_ms = Some(self.longest_ms.map_or(ms, |known| known.max(ms)));
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "tool": self.tool,
+            "calls": self.calls,
+            "failed": self.failed,
+            "pending": self.pending,
+            "avg_ms": (self.timed > 0).then(|| self.total_ms / self.timed as f64),
+            "max_ms": self.longest_ms,
+        })
+    }
+}
+
+/// Reads every tool call of `session_id` once and builds the three lists.
+fn session_tool_calls(
+    transaction: &rusqlite::Transaction<'_>,
+    session_id: &str,
+) -> rusqlite::Result<SessionToolCalls> {
+    let sql =
+        format!("SELECT {TOOL_CALL_COLUMNS} FROM tool_calls WHERE session_id = ?1 ORDER BY seq");
+    let mut statement = transaction.prepare_cached(&sql)?;
+    let calls: Vec<ToolCallRow> = statement
+        .query_map([session_id], |row| {
+            let duration_ms = match row.get_ref(6)? {
+                rusqlite::types::ValueRef::Integer(ms) => Some(ms as f64),
+                rusqlite::types::ValueRef::Real(ms) => Some(ms),
+                _ => None,
+            };
+            Ok(ToolCallRow {
+                seq: row.get(0)?,
+                tool: row.get(2)?,
+                duration_ms,
+                outcome: row.get(7)?,
+                json: tool_call_json(row)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let failures = calls
+        .iter()
+        .filter(|call| call.outcome == "failed")
+        .take(TOOL_CALLS_LISTED)
+        .map(|call| call.json.clone())
+        .collect();
+    let mut tools: Vec<ToolFigures> = Vec::new();
+    for call in &calls {
+        let index = match tools.iter().position(|known| known.tool == call.tool) {
+            Some(index) => index,
+            None => {
+                tools.push(ToolFigures {
+                    tool: call.tool.clone(),
+                    ..ToolFigures::default()
+                });
+                tools.len() - 1
+            }
+        };
+        tools[index].add(call);
+    }
+    // The slowest tool first, tools never timed last.
+    tools.sort_by(|a, b| {
+        b.longest_ms
+            .partial_cmp(&a.longest_ms)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let tools = tools.iter().map(ToolFigures::to_json).collect();
+    let mut slowest: Vec<&ToolCallRow> = calls.iter().collect();
+    slowest.sort_by(|a, b| match (a.duration_ms, b.duration_ms) {
+        (Some(a_ms), Some(b_ms)) => b_ms
+            .partial_cmp(&a_ms)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.seq.cmp(&b.seq)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.seq.cmp(&b.seq),
+    });
+    let slowest = slowest
+        .into_iter()
+        .take(TOOL_CALLS_LISTED)
+        .map(|call| call.json.clone())
+        .collect();
+    Ok(SessionToolCalls {
+        slowest,
+        failures,
+        tools,
+    })
+}
+
 fn session_route(
     connection: &mut Connection,
     session_id: &str,
@@ -368,38 +516,11 @@ fn session_route(
         };
         agent["parent_agent_id"] = depth_parent;
     }
-    let tool_calls: Vec<Value> = {
-        let sql = format!(
-            "SELECT {TOOL_CALL_COLUMNS} FROM tool_calls WHERE session_id = ?1 \
-             ORDER BY duration_ms IS NULL, duration_ms DESC, seq LIMIT 500"
-        );
-        let mut statement = transaction.prepare_cached(&sql)?;
-        let rows = statement.query_map([session_id], tool_call_json)?;
-        rows.collect::<Result<_, _>>()?
-    };
-    let failures: Vec<Value> = {
-        let sql = format!("SELECT {TOOL_CALL_COLUMNS} FROM tool_calls WHERE session_id = ?1 AND outcome = 'failed' ORDER BY seq LIMIT 500");
-        let mut statement = transaction.prepare_cached(&sql)?;
-        let rows = statement.query_map([session_id], tool_call_json)?;
-        rows.collect::<Result<_, _>>()?
-    };
-    let tools: Vec<Value> = {
-        let mut statement = transaction.prepare_cached(
-            "SELECT tool, COUNT(*), SUM(outcome = 'failed'), SUM(outcome = 'pending'), AVG(duration_ms), MAX(duration_ms) \
-             FROM tool_calls WHERE session_id = ?1 GROUP BY tool ORDER BY MAX(duration_ms) DESC",
-        )?;
-        let rows = statement.query_map([session_id], |row| {
-            Ok(json!({
-                "tool": row.get::<_, Option<String>>(0)?,
-                "calls": row.get::<_, i64>(1)?,
-                "failed": row.get::<_, i64>(2)?,
-                "pending": row.get::<_, i64>(3)?,
-                "avg_ms": row.get::<_, Option<f64>>(4)?,
-                "max_ms": row.get::<_, Option<f64>>(5)?,
-            }))
-        })?;
-        rows.collect::<Result<_, _>>()?
-    };
+    let SessionToolCalls {
+        slowest: tool_calls,
+        failures,
+        tools,
+    } = session_tool_calls(&transaction, session_id)?;
     let hooks: Value = {
         let mut statement = transaction.prepare_cached(
             "SELECT hook, COUNT(*) FROM events WHERE session_id = ?1 GROUP BY hook ORDER BY hook",
