@@ -400,11 +400,13 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
         "--quiet-after",
         flag("--quiet-after").or_else(|| lookup("HOOKTRAIL_QUIET_AFTER")),
         DEFAULT_QUIET_AFTER,
+        MAX_QUIET_AFTER_SECONDS,
     )?;
     let waiting_quiet_after = quiet_limit(
         "--waiting-quiet-after",
         flag("--waiting-quiet-after").or_else(|| lookup("HOOKTRAIL_WAITING_QUIET_AFTER")),
         DEFAULT_WAITING_QUIET_AFTER,
+        MAX_WAITING_QUIET_AFTER_SECONDS,
     )?;
     let host = host_name();
     Ok(Invocation::Run {
@@ -429,18 +431,30 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
     })
 }
 
+/// The longest `--quiet-after`: thirty days.
+const MAX_QUIET_AFTER_SECONDS: u64 = 30 * 86_400;
+
+/// The longest `--waiting-quiet-after`: a hundred years, which is how to
+/// say "a waiting session never goes quiet".
+const MAX_WAITING_QUIET_AFTER_SECONDS: u64 = 36_500 * 86_400;
+
 /// A quiet limit (`--quiet-after`, `--waiting-quiet-after`) from its flag or
-/// variable: whole seconds from one to thirty days.
-fn quiet_limit(name: &str, text: Option<String>, default: Duration) -> Result<Duration, String> {
+/// variable: whole seconds from one to `max`.
+fn quiet_limit(
+    name: &str,
+    text: Option<String>,
+    default: Duration,
+    max: u64,
+) -> Result<Duration, String> {
     let Some(text) = text else {
         return Ok(default);
     };
     text.trim()
         .parse::<u64>()
         .ok()
-        .filter(|seconds| (1..=30 * 86_400).contains(seconds))
+        .filter(|seconds| (1..=max).contains(seconds))
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("{name}: not a number of seconds between 1 and 2592000: {text:?}"))
+        .ok_or_else(|| format!("{name}: not a number of seconds between 1 and {max}: {text:?}"))
 }
 
 /// The HTTP API's token when none was given: read from `path`, or
