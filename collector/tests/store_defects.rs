@@ -520,9 +520,8 @@ fn price_overrides_with_negative_prices_or_a_built_in_models_names_are_refused_b
         r#""input":3,"output":15,"cache_write_5m":3.75,"cache_write_1h":6,"cache_read":0.3"#;
     let cases = [
         (
-            format!(
-                r#"{{"version":"neg","models":[{{"id":"local","input":0,"output":0,"cache_write_5m":0,"cache_write_1h":0,"cache_read":0}},{{"id":"cheap-sonnet","input":-3,"output":15,"cache_write_5m":3.75,"cache_write_1h":6,"cache_read":0.3}}]}}"#
-            ),
+            r#"{"version":"neg","models":[{"id":"local","input":0,"output":0,"cache_write_5m":0,"cache_write_1h":0,"cache_read":0},{"id":"cheap-sonnet","input":-3,"output":15,"cache_write_5m":3.75,"cache_write_1h":6,"cache_read":0.3}]}"#
+                .to_owned(),
             vec!["\"cheap-sonnet\" (entry 2", "input is -3"],
         ),
         (
