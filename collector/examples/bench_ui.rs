@@ -7,8 +7,9 @@
 //!    release collector on it.
 //! 2. p50/p99 of the API over keep-alive HTTP: `/api/events` with and without
 //!    each filter, combined, and with `q=` search; `/api/sessions` in each
-//!    sort, `/api/sessions/{id}` and its timeline; then the page's first
-//!    paint with 500 sessions in headless Chromium.
+//!    sort, `/api/sessions/{id}` and its timeline (also of a session of 1,000
+//!    prompts and 20,000 events); then the page's first paint with 500
+//!    sessions in headless Chromium. `BENCH_UI_API_ONLY=1` stops here.
 //! 3. 50 WebSocket clients while events arrive on the socket at 1,000/s:
 //!    p50/p99 from the sender's write to delivery at every client (an upper
 //!    bound of commit-to-delivery: it includes the socket read, batching and
@@ -40,6 +41,12 @@ const CLIENTS: usize = 50;
 /// permission waits and a compaction, for the timeline.
 const BIG_SESSION: &str = "bench-session-big";
 const BIG_EVENTS: i64 = 5_000;
+/// A long session (issue 16 item 7): 1,000 prompts of 20 events each (the
+/// prompt, nine tool calls with their outcomes, the stop), so the session
+/// page's per-prompt counts show whether they read the prompt's events or
+/// every PreToolUse of the database.
+const PROMPTS_SESSION: &str = "bench-session-prompts";
+const PROMPTS_SESSION_PROMPTS: i64 = 1_000;
 
 /// Builds the path of the i-th request of one route.
 type RequestPath = Box<dyn Fn(usize) -> String>;
@@ -195,6 +202,14 @@ fn main() {
             Box::new(|_| format!("/api/sessions/{BIG_SESSION}/timeline")),
         ),
         (
+            "/api/sessions/{prompts} (1,000 prompts, 20,000 events)",
+            Box::new(|_| format!("/api/sessions/{PROMPTS_SESSION}")),
+        ),
+        (
+            "/api/sessions/{prompts}/timeline (20,000 events)",
+            Box::new(|_| format!("/api/sessions/{PROMPTS_SESSION}/timeline")),
+        ),
+        (
             "/api/sessions/{id}",
             Box::new(move |i| {
                 format!(
@@ -213,7 +228,11 @@ fn main() {
             client.get(&path(index));
         }
         let mut times = Vec::new();
-        let requests = if name.contains("stats") { 50 } else { 500 };
+        let requests = if name.contains("stats") || name.contains("20,000") {
+            50
+        } else {
+            500
+        };
         for index in 0..requests {
             let started = Instant::now();
             let (status, body) = client.get(&path(index));
@@ -232,6 +251,9 @@ fn main() {
         );
     }
     drop(client);
+    if std::env::var_os("BENCH_UI_API_ONLY").is_some() {
+        return;
+    }
 
     match first_paint(running.port) {
         Ok(figures) => println!("{figures}"),
@@ -277,7 +299,14 @@ fn build_database(db: &Path) {
             |row| row.get(0),
         )
         .unwrap();
-    if existing >= EVENTS && big > 0 {
+    let long: i64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE session_id = ?1",
+            [PROMPTS_SESSION],
+            |row| row.get(0),
+        )
+        .unwrap();
+    if existing >= EVENTS && big > 0 && long > 0 {
         println!("reusing {} ({existing} events)", db.display());
         return;
     }
@@ -290,8 +319,8 @@ fn build_database(db: &Path) {
     {
         let mut insert = transaction
             .prepare(
-                "INSERT INTO events (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload) \
-                 VALUES (?1, ?2, ?2, ?3, ?4, ?9, ?5, ?6, ?7, '/home/dev/project', 'socket', ?8)",
+                "INSERT INTO events (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id) \
+                 VALUES (?1, ?2, ?2, ?3, ?4, ?9, ?5, ?6, ?7, '/home/dev/project', 'socket', ?8, ?10)",
             )
             .unwrap();
         for index in 0..EVENTS {
@@ -335,11 +364,15 @@ fn build_database(db: &Path) {
                     tool,
                     tool_use,
                     payload,
-                    None::<String>
+                    None::<String>,
+                    // Each prompt's events carry its id, as Claude Code's do.
+                    (position % per_session > 0)
+                        .then(|| format!("{session}-prompt-{}", (position % per_session - 1) / 10)),
                 ])
                 .unwrap();
         }
         insert_big_session(&mut insert, start_ts);
+        insert_prompts_session(&mut insert, start_ts);
         transaction
             .execute(
                 "INSERT INTO sessions (session_id, machine, cwd, first_ts, last_ts, ended_ts, end_reason, event_count, last_seq) \
@@ -375,7 +408,7 @@ fn build_database(db: &Path) {
     hooktrail_collector::rebuild_search_index(&transaction).unwrap();
     println!(
         "  search index of {} events built in {:.1} s (what migration 4 does to an existing database)",
-        EVENTS + BIG_EVENTS,
+        EVENTS + BIG_EVENTS + PROMPTS_SESSION_PROMPTS * 20,
         indexing.elapsed().as_secs_f64()
     );
     transaction.commit().unwrap();
@@ -417,7 +450,8 @@ fn insert_big_session(insert: &mut rusqlite::Statement<'_>, start_ts: i64) {
                 tool,
                 tool_use,
                 payload,
-                agent
+                agent,
+                None::<String>
             ])
             .unwrap();
     };
@@ -483,6 +517,53 @@ fn insert_big_session(insert: &mut rusqlite::Statement<'_>, start_ts: i64) {
         written += 2;
         ts += 60;
         call += 1;
+    }
+}
+
+/// The long session of [`PROMPTS_SESSION`]: 1,000 prompts, each with nine
+/// tool calls (one in nine failing) and a stop, every event carrying its
+/// prompt's id.
+fn insert_prompts_session(insert: &mut rusqlite::Statement<'_>, start_ts: i64) {
+    let mut ts = start_ts;
+    let mut put = |hook: &str, tool: Option<&str>, tool_use: Option<&str>, prompt: &str| {
+        let payload = format!(
+            r#"{{"session_id":"{PROMPTS_SESSION}","cwd":"/home/dev/long","hook_event_name":"{hook}","prompt_id":"{prompt}","tool_name":{},"tool_use_id":{},"prompt":"step {prompt}","duration_ms":12}}"#,
+            tool.map(|t| format!("\"{t}\"")).unwrap_or("null".into()),
+            tool_use
+                .map(|t| format!("\"{t}\""))
+                .unwrap_or("null".into()),
+        );
+        insert
+            .execute(rusqlite::params![
+                new_event_id(),
+                ts,
+                "host-1",
+                PROMPTS_SESSION,
+                hook,
+                tool,
+                tool_use,
+                payload,
+                None::<String>,
+                prompt
+            ])
+            .unwrap();
+        ts += 25;
+    };
+    for prompt_index in 0..PROMPTS_SESSION_PROMPTS {
+        let prompt = format!("{PROMPTS_SESSION}-prompt-{prompt_index:04}");
+        put("UserPromptSubmit", None, None, &prompt);
+        for call in 0..9 {
+            let tool_use = format!("toolu_long_{prompt_index:04}_{call}");
+            let tool = if call % 3 == 0 { "Bash" } else { "Read" };
+            put("PreToolUse", Some(tool), Some(&tool_use), &prompt);
+            let outcome = if call == 8 && prompt_index % 9 == 0 {
+                "PostToolUseFailure"
+            } else {
+                "PostToolUse"
+            };
+            put(outcome, Some(tool), Some(&tool_use), &prompt);
+        }
+        put("Stop", None, None, &prompt);
     }
 }
 

@@ -13,6 +13,32 @@ use serde::Deserialize;
 
 use hooktrail_shared::transcript::ResponseUsage;
 
+/// The most tokens of one kind (input, output, each cache kind) one API
+/// response can count. The largest context window is a million tokens, so
+/// no real response comes near this; a count beyond it is a corrupt or
+/// hostile transcript (`9223372036854775807`, `u64::MAX`), and storing it
+/// would overflow every sum over `usage` (DESIGN §6).
+pub(crate) const MAX_TOKENS_PER_KIND: u64 = 10_000_000;
+
+/// The most web searches one API response can count, for the same reason.
+pub(crate) const MAX_WEB_SEARCHES: u64 = 10_000;
+
+/// Whether every count of a response is within the bounds above: a
+/// response that is not is refused whole (counted, never stored), since
+/// none of its figures can be trusted.
+pub(crate) fn is_plausible(usage: &ResponseUsage) -> bool {
+    [
+        usage.input,
+        usage.output,
+        usage.cache_write_5m,
+        usage.cache_write_1h,
+        usage.cache_read,
+    ]
+    .iter()
+    .all(|&count| count <= MAX_TOKENS_PER_KIND)
+        && usage.web_search <= MAX_WEB_SEARCHES
+}
+
 /// The embedded price table.
 pub(crate) const EMBEDDED_PRICES: &str = include_str!("../prices.json");
 
@@ -81,17 +107,49 @@ impl PriceTable {
     }
 
     /// The embedded table with the entries of `overrides` (a table file's
-    /// text) replacing those of the same id, or added.
+    /// text) replacing those of the same id, or added. An entry with a
+    /// negative (or not finite) price is refused, and so is one whose `id`
+    /// or `names` name a built-in model under another id: the built-in
+    /// entry would still win the lookup, so the override would change the
+    /// table's version (and reprice history) without changing a cost. The
+    /// error names the entry.
     pub(crate) fn with_overrides(overrides: &str) -> Result<PriceTable, String> {
         let extra: PriceTable = serde_json::from_str(overrides)
             .map_err(|error| format!("the price table is not valid: {error}"))?;
         let mut table = PriceTable::embedded();
+        for (index, model) in extra.models.iter().enumerate() {
+            let entry = || format!("model {:?} (entry {} of \"models\")", model.id, index + 1);
+            model
+                .check_prices()
+                .map_err(|why| format!("{}: {why}", entry()))?;
+            if let Some((built_in, name)) = table.covered_by(model) {
+                return Err(format!(
+                    "{}: the name {name:?} is the built-in model {built_in:?}'s, which would keep its own prices; \
+                     use \"id\": {built_in:?} to replace them",
+                    entry()
+                ));
+            }
+        }
         table.version = format!("{}+{}", table.version, extra.version);
         for model in extra.models {
             table.models.retain(|known| known.id != model.id);
             table.models.push(model);
         }
         Ok(table)
+    }
+
+    /// The built-in model (its id) and the name through which `model`, an
+    /// override with another id, names it, if it does.
+    fn covered_by<'a>(&'a self, model: &'a ModelPrice) -> Option<(&'a str, &'a str)> {
+        let mut names = std::iter::once(&model.id).chain(&model.names);
+        names.find_map(|name| {
+            self.models
+                .iter()
+                .find(|known| {
+                    known.id != model.id && (&known.id == name || known.names.contains(name))
+                })
+                .map(|known| (known.id.as_str(), name.as_str()))
+        })
     }
 
     /// The prices of `model` as a transcript names it, if known.
@@ -124,6 +182,42 @@ impl PriceTable {
 }
 
 impl ModelPrice {
+    /// Every price of the entry is a finite number of dollars, zero or
+    /// more; the error names the first that is not.
+    fn check_prices(&self) -> Result<(), String> {
+        let mut prices = vec![
+            ("input", self.rates.input),
+            ("output", self.rates.output),
+            ("cache_write_5m", self.rates.cache_write_5m),
+            ("cache_write_1h", self.rates.cache_write_1h),
+            ("cache_read", self.rates.cache_read),
+            ("web_search", self.rates.web_search),
+        ];
+        for (group, rates) in [
+            ("long_prompt", self.long_prompt.map(|long| long.rates)),
+            ("fast", self.fast),
+        ] {
+            if let Some(rates) = rates {
+                prices.extend([
+                    (group, rates.input),
+                    (group, rates.output),
+                    (group, rates.cache_write_5m),
+                    (group, rates.cache_write_1h),
+                    (group, rates.cache_read),
+                ]);
+            }
+        }
+        match prices
+            .into_iter()
+            .find(|(_, price)| !price.is_finite() || *price < 0.0)
+        {
+            Some((name, price)) => Err(format!(
+                "the price {name} is {price}: prices must be zero or more"
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The cost of one response at these prices.
     pub(crate) fn cost(&self, usage: &ResponseUsage) -> f64 {
         let prompt = usage.total_input();
@@ -257,5 +351,29 @@ mod tests {
         assert_eq!(table.find("claude-sonnet-4-5").unwrap().rates.input, 1.0);
         assert_eq!(table.cost(&usage("local-llm")), Some(0.0));
         assert!(PriceTable::with_overrides("{").is_err());
+    }
+
+    #[test]
+    fn overrides_with_negative_prices_or_covering_another_id_are_refused_by_name() {
+        let negative = PriceTable::with_overrides(
+            r#"{"version":"v","models":[{"id":"ok","input":0,"output":0,"cache_write_5m":0,"cache_write_1h":0,"cache_read":0},{"id":"cheap","input":-1,"output":1,"cache_write_5m":1,"cache_write_1h":1,"cache_read":1}]}"#,
+        )
+        .unwrap_err();
+        assert!(negative.contains("\"cheap\" (entry 2"), "{negative}");
+        assert!(negative.contains("input is -1"), "{negative}");
+        let fast = PriceTable::with_overrides(
+            r#"{"version":"v","models":[{"id":"f","input":1,"output":1,"cache_write_5m":1,"cache_write_1h":1,"cache_read":1,"fast":{"input":1,"output":-2,"cache_write_5m":1,"cache_write_1h":1,"cache_read":1}}]}"#,
+        )
+        .unwrap_err();
+        assert!(fast.contains("fast is -2"), "{fast}");
+        let covering = PriceTable::with_overrides(
+            r#"{"version":"v","models":[{"id":"my-sonnet","names":["claude-sonnet-4-5"],"input":1,"output":1,"cache_write_5m":1,"cache_write_1h":1,"cache_read":1}]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            covering.contains("\"my-sonnet\" (entry 1")
+                && covering.contains("\"claude-sonnet-4-5\""),
+            "{covering}"
+        );
     }
 }

@@ -231,6 +231,7 @@ pub fn run_with_stats(
                         hub: hub.clone(),
                         token: settings.token.clone(),
                         quiet_after: settings.quiet_after,
+                        waiting_quiet_after: settings.waiting_quiet_after,
                     },
                     shutdown: shutdown.clone(),
                 }

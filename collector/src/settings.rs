@@ -18,6 +18,7 @@ usage: hooktrail-collector [--config FILE] [--db FILE] [--socket PATH] [--http A
                            [--group NAME] [--spool-dir DIR] [--retention-days N]
                            [--token TOKEN] [--token-file FILE] [--no-token]
                            [--prices FILE] [--quiet-after SECONDS]
+                           [--waiting-quiet-after SECONDS]
        hooktrail-collector url [the same flags]
 
 Stores every hooktrail event from Redis, the local socket and the spool in
@@ -43,6 +44,10 @@ SQLite, and serves the live UI.
                        (same format as collector/prices.json; also $HOOKTRAIL_PRICES)
   --quiet-after S      a working session with no event for S seconds shows as
                        gone quiet (default 600; also $HOOKTRAIL_QUIET_AFTER)
+  --waiting-quiet-after S
+                       a session waiting for you (a permission or idle prompt) with no
+                       event for S seconds shows as gone quiet (default 3600; also
+                       $HOOKTRAIL_WAITING_QUIET_AFTER)
   --help, --version
 
 usage: hooktrail-collector import [DIR] [--db FILE] [--config FILE] [--prices FILE]
@@ -91,6 +96,9 @@ pub struct Settings {
     /// A working session without an event for this long is shown as gone
     /// quiet: its process most likely died.
     pub quiet_after: Duration,
+    /// The same for a session waiting for its user (a permission request,
+    /// an idle prompt): longer, since people take their time to answer.
+    pub waiting_quiet_after: Duration,
     /// The redaction rules applied to every event received (the config
     /// file's `privacy` and `redact`, as the emitters use them).
     pub redaction: hooktrail_shared::redact::Settings,
@@ -104,6 +112,9 @@ const MAX_RETENTION_DAYS: f64 = 100.0 * 365.0;
 
 /// The default of `--quiet-after`.
 pub(crate) const DEFAULT_QUIET_AFTER: Duration = Duration::from_secs(600);
+
+/// The default of `--waiting-quiet-after`: an hour.
+pub(crate) const DEFAULT_WAITING_QUIET_AFTER: Duration = Duration::from_secs(3600);
 
 /// Limits and intervals with sensible defaults, separated so that tests can
 /// shorten them without new flags.
@@ -233,9 +244,21 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
                     env!("CARGO_PKG_VERSION")
                 )))
             }
-            "--config" | "--db" | "--socket" | "--http" | "--redis-url" | "--transport"
-            | "--key" | "--group" | "--spool-dir" | "--retention-days" | "--token" | "--prices"
-            | "--quiet-after" | "--token-file" => {
+            "--config"
+            | "--db"
+            | "--socket"
+            | "--http"
+            | "--redis-url"
+            | "--transport"
+            | "--key"
+            | "--group"
+            | "--spool-dir"
+            | "--retention-days"
+            | "--token"
+            | "--prices"
+            | "--quiet-after"
+            | "--waiting-quiet-after"
+            | "--token-file" => {
                 let value = match inline {
                     Some(value) => value,
                     None => iter
@@ -373,18 +396,18 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
         }
         None => PriceTable::embedded(),
     };
-    let quiet_after = match flag("--quiet-after").or_else(|| lookup("HOOKTRAIL_QUIET_AFTER")) {
-        Some(text) => text
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|seconds| (1..=30 * 86_400).contains(seconds))
-            .map(Duration::from_secs)
-            .ok_or_else(|| {
-                format!("--quiet-after: not a number of seconds between 1 and 2592000: {text:?}")
-            })?,
-        None => DEFAULT_QUIET_AFTER,
-    };
+    let quiet_after = quiet_limit(
+        "--quiet-after",
+        flag("--quiet-after").or_else(|| lookup("HOOKTRAIL_QUIET_AFTER")),
+        DEFAULT_QUIET_AFTER,
+        MAX_QUIET_AFTER_SECONDS,
+    )?;
+    let waiting_quiet_after = quiet_limit(
+        "--waiting-quiet-after",
+        flag("--waiting-quiet-after").or_else(|| lookup("HOOKTRAIL_WAITING_QUIET_AFTER")),
+        DEFAULT_WAITING_QUIET_AFTER,
+        MAX_WAITING_QUIET_AFTER_SECONDS,
+    )?;
     let host = host_name();
     Ok(Invocation::Run {
         settings: Box::new(Settings {
@@ -401,10 +424,37 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             prices: Arc::new(prices),
             redaction: shared.redaction.clone(),
             quiet_after,
+            waiting_quiet_after,
             tuning: Tuning::default(),
         }),
         warnings,
     })
+}
+
+/// The longest `--quiet-after`: thirty days.
+const MAX_QUIET_AFTER_SECONDS: u64 = 30 * 86_400;
+
+/// The longest `--waiting-quiet-after`: a hundred years, which is how to
+/// say "a waiting session never goes quiet".
+const MAX_WAITING_QUIET_AFTER_SECONDS: u64 = 36_500 * 86_400;
+
+/// A quiet limit (`--quiet-after`, `--waiting-quiet-after`) from its flag or
+/// variable: whole seconds from one to `max`.
+fn quiet_limit(
+    name: &str,
+    text: Option<String>,
+    default: Duration,
+    max: u64,
+) -> Result<Duration, String> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|seconds| (1..=max).contains(seconds))
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{name}: not a number of seconds between 1 and {max}: {text:?}"))
 }
 
 /// The HTTP API's token when none was given: read from `path`, or
@@ -528,8 +578,12 @@ mod tests {
             assert!(error.contains("--retention-days"), "{days}: {error}");
         }
         assert!(parse_with(&["--quiet-after", "0"], &[]).is_err());
-        let settings = settings(parse_with(&["--quiet-after", "90"], &[]));
-        assert_eq!(settings.quiet_after, Duration::from_secs(90));
+        let from_flag = settings(parse_with(&["--quiet-after", "90"], &[]));
+        assert_eq!(from_flag.quiet_after, Duration::from_secs(90));
+        assert_eq!(from_flag.waiting_quiet_after, Duration::from_secs(3600));
+        assert!(parse_with(&["--waiting-quiet-after", "0"], &[]).is_err());
+        let from_env = settings(parse_with(&[], &[("HOOKTRAIL_WAITING_QUIET_AFTER", "120")]));
+        assert_eq!(from_env.waiting_quiet_after, Duration::from_secs(120));
         assert!(parse_with(&["--prices", "/nonexistent/prices.json"], &[]).is_err());
     }
 

@@ -5,7 +5,7 @@
 //! nothing about it (a file change, a model switch). The writer applies the
 //! transitions in event-time order and stores the state with the time it was
 //! entered; the read side adds the one state that no event announces, "gone
-//! quiet" (see [`shown_state`]).
+//! quiet" (see [`shown_state`] and [`QuietLimits`]).
 //!
 //! | event | state |
 //! | --- | --- |
@@ -15,6 +15,8 @@
 //! | `StopFailure` | failed, with its error |
 //! | `PreCompact` | compacting, until `PostCompact` (then idle after a manual compaction, working after an automatic one) |
 //! | `SessionEnd` (session), `SubagentStop` (agent) | ended, with its reason |
+
+use std::time::Duration;
 
 /// A state an event can put a session or agent in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +29,9 @@ pub(crate) enum State {
     Ended,
 }
 
-/// The state shown for a `working` or `compacting` session with no event for
-/// longer than the quiet limit: usually the process died.
+/// The state shown for a `working`, `compacting` or `waiting` session with
+/// no event for longer than its quiet limit ([`QuietLimits`]): usually the
+/// process died.
 pub(crate) const GONE_QUIET: &str = "gone_quiet";
 
 /// Every state a reader can see, in display order (for `/metrics`).
@@ -178,17 +181,44 @@ pub(crate) fn transition(facts: &EventFacts<'_>, from_subagent: bool) -> Transit
     }
 }
 
-/// The state a reader sees: the stored one, or "gone quiet" for a working or
-/// compacting session without an event for longer than `quiet_after_ms`.
+/// How long a session may go without an event, by the state it is in,
+/// before it shows as gone quiet: its Claude Code most likely died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QuietLimits {
+    /// For `working` and `compacting` (`--quiet-after`): a turn sends
+    /// events every few seconds, so minutes of silence mean trouble.
+    pub(crate) working_ms: i64,
+    /// For `waiting` (`--waiting-quiet-after`): a person may take a long
+    /// lunch before answering a permission prompt, so the limit is longer;
+    /// without one a session whose process died while it asked would show
+    /// as waiting for you forever.
+    pub(crate) waiting_ms: i64,
+}
+
+impl QuietLimits {
+    /// The limits of the two durations.
+    pub(crate) fn new(working: Duration, waiting: Duration) -> QuietLimits {
+        QuietLimits {
+            working_ms: working.as_millis() as i64,
+            waiting_ms: waiting.as_millis() as i64,
+        }
+    }
+}
+
+/// The state a reader sees: the stored one, or "gone quiet" for a working,
+/// compacting or waiting session without an event for longer than its
+/// limit in `limits`.
 pub(crate) fn shown_state(
     stored: Option<&str>,
     last_ts: i64,
     now: i64,
-    quiet_after_ms: i64,
+    limits: QuietLimits,
 ) -> &str {
     let stored = stored.unwrap_or("idle");
+    let silent = now - last_ts;
     match stored {
-        "working" | "compacting" if now - last_ts > quiet_after_ms => GONE_QUIET,
+        "working" | "compacting" if silent > limits.working_ms => GONE_QUIET,
+        "waiting" if silent > limits.waiting_ms => GONE_QUIET,
         _ => stored,
     }
 }
@@ -294,9 +324,15 @@ mod tests {
 
     #[test]
     fn a_working_session_without_events_has_gone_quiet() {
-        assert_eq!(shown_state(Some("working"), 0, 1000, 500), GONE_QUIET);
-        assert_eq!(shown_state(Some("working"), 0, 400, 500), "working");
-        assert_eq!(shown_state(Some("waiting"), 0, 1000, 500), "waiting");
-        assert_eq!(shown_state(None, 0, 1000, 500), "idle");
+        let limits = QuietLimits {
+            working_ms: 500,
+            waiting_ms: 2000,
+        };
+        assert_eq!(shown_state(Some("working"), 0, 1000, limits), GONE_QUIET);
+        assert_eq!(shown_state(Some("working"), 0, 400, limits), "working");
+        assert_eq!(shown_state(Some("waiting"), 0, 1000, limits), "waiting");
+        assert_eq!(shown_state(Some("waiting"), 0, 3000, limits), GONE_QUIET);
+        assert_eq!(shown_state(Some("idle"), 0, 3000, limits), "idle");
+        assert_eq!(shown_state(None, 0, 1000, limits), "idle");
     }
 }

@@ -91,6 +91,9 @@ pub struct Stats {
     /// watchdog is only fed while this is recent, so a stuck writer gets the
     /// service restarted.
     pub writer_heartbeat_ms: AtomicI64,
+    /// API responses whose usage was refused for an impossible token count
+    /// (over `cost::MAX_TOKENS_PER_KIND` of a kind): never stored.
+    pub usage_refused: AtomicU64,
     /// Events deleted by `--retention-days`.
     pub retention_deleted: AtomicU64,
     /// Times the Redis link was established (the first time included).

@@ -412,7 +412,18 @@ fn get_json(port: u16, path: &str) -> Value {
 #[test]
 fn sessions_show_the_state_a_scripted_session_went_through() {
     let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start(dir.path(), &["--quiet-after", "3600", "--no-token"]);
+    // The fixture's events are from 2023: a waiting session that old would
+    // have gone quiet under the default `--waiting-quiet-after`.
+    let collector = Collector::start(
+        dir.path(),
+        &[
+            "--quiet-after",
+            "3600",
+            "--waiting-quiet-after",
+            "3153600000",
+            "--no-token",
+        ],
+    );
     let port = http_port(&collector);
     let state_of = |session: &str| {
         collector.rows(&format!(

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::query::{self, SessionSort};
 use crate::serve::gate::ApiResponse;
 use crate::serve::json::{push_event_list, push_json_string, ObjectWriter};
-use crate::state::{shown_state, GONE_QUIET};
+use crate::state::{shown_state, QuietLimits, GONE_QUIET};
 use crate::store::read::{max_seq, read_events};
 
 /// A session with no event for this long is shown as idle, not active.
@@ -61,9 +61,10 @@ const SESSION_COLUMNS: &str =
      CASE WHEN usage_responses > unpriced_responses THEN total_cost_usd END, total_tokens, \
      unpriced_responses, usage_responses, \
      (SELECT COUNT(*) FROM transcript_ids AS t WHERE t.session_id = sessions.session_id AND t.kind = 'tool_use' \
-        AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.tool_use_id = t.item_id)), \
+        AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.tool_use_id = t.item_id AND e.session_id = t.session_id)), \
      (SELECT COUNT(*) FROM transcript_ids AS t WHERE t.session_id = sessions.session_id AND t.kind = 'agent' \
-        AND NOT EXISTS (SELECT 1 FROM agents AS a WHERE a.agent_id = t.item_id AND a.started_ts IS NOT NULL)), \
+        AND NOT EXISTS (SELECT 1 FROM agents AS a WHERE a.agent_id = t.item_id AND a.session_id = t.session_id \
+            AND a.started_ts IS NOT NULL)), \
      EXISTS (SELECT 1 FROM events AS e WHERE e.session_id = sessions.session_id AND e.config_error = 1)";
 
 /// A session without an event for this long that never sent `SessionEnd`
@@ -114,19 +115,41 @@ impl Completeness {
     }
 }
 
+/// A count column read leniently: an integer, or a real (a running total
+/// that overflowed on rows stored before token counts were bounded),
+/// saturated to an integer; NULL or text is 0. One odd row must never
+/// fail a whole route.
+fn lenient_count(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<i64> {
+    Ok(match row.get_ref(index)? {
+        rusqlite::types::ValueRef::Integer(count) => count,
+        rusqlite::types::ValueRef::Real(count) => count as i64,
+        _ => 0,
+    })
+}
+
+/// A dollar column read leniently: a number, or nothing (NULL, or a value
+/// that is not a finite number).
+fn lenient_dollars(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Option<f64>> {
+    Ok(match row.get_ref(index)? {
+        rusqlite::types::ValueRef::Integer(dollars) => Some(dollars as f64),
+        rusqlite::types::ValueRef::Real(dollars) if dollars.is_finite() => Some(dollars),
+        _ => None,
+    })
+}
+
 /// Appends one row of `SESSION_COLUMNS` as the session's JSON object.
 fn push_session_row(
     out: &mut String,
     row: &rusqlite::Row<'_>,
     now: i64,
-    quiet_after_ms: i64,
+    quiet_limits: QuietLimits,
 ) -> rusqlite::Result<()> {
     let first_ts: i64 = row.get(3)?;
     let last_ts: i64 = row.get(4)?;
     let ended_ts: Option<i64> = row.get(5)?;
     let status = session_status(ended_ts, last_ts, now);
     let stored_state: Option<String> = row.get(11)?;
-    let state = shown_state(stored_state.as_deref(), last_ts, now, quiet_after_ms);
+    let state = shown_state(stored_state.as_deref(), last_ts, now, quiet_limits);
     let duration_end = match status {
         "active" => now.max(last_ts),
         _ => ended_ts.unwrap_or(last_ts).max(last_ts),
@@ -172,16 +195,10 @@ fn push_session_row(
     object.opt_str("model", text(15)?);
     object.opt_str("title", text(16)?);
     object.opt_str("permission_mode", text(17)?);
-    object.opt_float("cost_usd", row.get(18)?);
-    object.int("tokens", row.get::<_, Option<i64>>(19)?.unwrap_or(0));
-    object.int(
-        "unpriced_responses",
-        row.get::<_, Option<i64>>(20)?.unwrap_or(0),
-    );
-    object.int(
-        "usage_responses",
-        row.get::<_, Option<i64>>(21)?.unwrap_or(0),
-    );
+    object.opt_float("cost_usd", lenient_dollars(row, 18)?);
+    object.int("tokens", lenient_count(row, 19)?);
+    object.int("unpriced_responses", lenient_count(row, 20)?);
+    object.int("usage_responses", lenient_count(row, 21)?);
     completeness.push_json(object.nested("completeness"));
     object.bool("config_error", row.get(24)?);
     object.close();
@@ -193,10 +210,10 @@ fn push_session_row(
 fn session_row_value(
     row: &rusqlite::Row<'_>,
     now: i64,
-    quiet_after_ms: i64,
+    quiet_limits: QuietLimits,
 ) -> rusqlite::Result<Value> {
     let mut text = String::with_capacity(1024);
-    push_session_row(&mut text, row, now, quiet_after_ms)?;
+    push_session_row(&mut text, row, now, quiet_limits)?;
     serde_json::from_str(&text)
         .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))
 }
@@ -204,7 +221,7 @@ fn session_row_value(
 fn sessions_route(
     connection: &mut Connection,
     query_string: &str,
-    quiet_after_ms: i64,
+    quiet_limits: QuietLimits,
 ) -> Result<ApiResponse, rusqlite::Error> {
     let request = match query::parse_sessions_query(query_string) {
         Ok(request) => request,
@@ -238,7 +255,7 @@ fn sessions_route(
                 body.push(',');
             }
             first = false;
-            push_session_row(&mut body, row, now, quiet_after_ms)?;
+            push_session_row(&mut body, row, now, quiet_limits)?;
             let machine = row.get_ref(1)?.as_str().unwrap_or_default();
             if !machines.iter().any(|known| known == machine) {
                 machines.push(machine.to_owned());
@@ -254,7 +271,9 @@ fn sessions_route(
     body.push_str(&serde_json::to_string(&machines).unwrap_or_else(|_| "[]".to_owned()));
     let _ = write!(
         body,
-        ",\"total\":{total},\"now\":{now},\"last_seq\":{last_seq},\"active_window_ms\":{ACTIVE_WINDOW_MS},\"quiet_after_ms\":{quiet_after_ms}}}"
+        ",\"total\":{total},\"now\":{now},\"last_seq\":{last_seq},\"active_window_ms\":{ACTIVE_WINDOW_MS},\"quiet_after_ms\":{},\"waiting_quiet_after_ms\":{}}}",
+        quiet_limits.working_ms,
+        quiet_limits.waiting_ms
     );
     Ok(ApiResponse::json_text(200, body))
 }
@@ -283,11 +302,159 @@ fn tool_call_json(row: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
 const TOOL_CALL_COLUMNS: &str =
     "seq, agent_id, tool, tool_use_id, started_ts, finished_ts, duration_ms, outcome, error";
 
+/// The most tool calls (and failures) one session page lists.
+const TOOL_CALLS_LISTED: usize = 500;
+
+/// The tool calls of a session page, from one read of the `tool_calls`
+/// view: reading it once per list cost three joins of every call of a long
+/// session (issue 16 item 7).
+struct SessionToolCalls {
+    /// The slowest calls first (calls without a duration last), then by seq.
+    slowest: Vec<Value>,
+    /// The failed calls in seq order.
+    failures: Vec<Value>,
+    /// Per tool: calls, failures, pending calls, mean and longest duration,
+    /// the slowest tool first.
+    tools: Vec<Value>,
+}
+
+/// One call of the `tool_calls` view, as the session page lists it.
+struct ToolCallRow {
+    /// Its `PreToolUse`'s seq: the order of the failures list, and the
+    /// tie-break of the slowest list.
+    seq: i64,
+    /// The tool's name, for the per-tool figures.
+    tool: Option<String>,
+    /// The call's duration (the hook's `duration_ms`, else the times'
+    /// difference), for the orders and the per-tool figures.
+    duration_ms: Option<f64>,
+    /// `ok`, `failed` or `pending`.
+    outcome: String,
+    /// The call as the page shows it.
+    json: Value,
+}
+
+/// One tool's figures on a session page.
+#[derive(Default)]
+struct ToolFigures {
+    /// The tool's name.
+    tool: Option<String>,
+    /// Its calls.
+    calls: i64,
+    /// Its failed calls.
+    failed: i64,
+    /// Its calls still running (or whose outcome never came).
+    pending: i64,
+    /// The sum of its known durations, for the mean.
+    total_ms: f64,
+    /// How many of its calls have a duration, for the mean.
+    timed: i64,
+    /// Its longest call: the order of the list.
+    longest_ms: Option<f64>,
+}
+
+impl ToolFigures {
+    fn add(&mut self, call: &ToolCallRow) {
+        self.calls += 1;
+        self.failed += i64::from(call.outcome == "failed");
+        self.pending += i64::from(call.outcome == "pending");
+        if let Some(ms) = call.duration_ms {
+            self.total_ms += ms;
+            self.timed += 1;
+            self.longest_ms = Some(self.longest_ms.map_or(ms, |known| known.max(ms)));
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "tool": self.tool,
+            "calls": self.calls,
+            "failed": self.failed,
+            "pending": self.pending,
+            "avg_ms": (self.timed > 0).then(|| self.total_ms / self.timed as f64),
+            "max_ms": self.longest_ms,
+        })
+    }
+}
+
+/// Reads every tool call of `session_id` once and builds the three lists.
+fn session_tool_calls(
+    transaction: &rusqlite::Transaction<'_>,
+    session_id: &str,
+) -> rusqlite::Result<SessionToolCalls> {
+    let sql =
+        format!("SELECT {TOOL_CALL_COLUMNS} FROM tool_calls WHERE session_id = ?1 ORDER BY seq");
+    let mut statement = transaction.prepare_cached(&sql)?;
+    let calls: Vec<ToolCallRow> = statement
+        .query_map([session_id], |row| {
+            let duration_ms = match row.get_ref(6)? {
+                rusqlite::types::ValueRef::Integer(ms) => Some(ms as f64),
+                rusqlite::types::ValueRef::Real(ms) => Some(ms),
+                _ => None,
+            };
+            Ok(ToolCallRow {
+                seq: row.get(0)?,
+                tool: row.get(2)?,
+                duration_ms,
+                outcome: row.get(7)?,
+                json: tool_call_json(row)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let failures = calls
+        .iter()
+        .filter(|call| call.outcome == "failed")
+        .take(TOOL_CALLS_LISTED)
+        .map(|call| call.json.clone())
+        .collect();
+    let mut tools: Vec<ToolFigures> = Vec::new();
+    for call in &calls {
+        let index = match tools.iter().position(|known| known.tool == call.tool) {
+            Some(index) => index,
+            None => {
+                tools.push(ToolFigures {
+                    tool: call.tool.clone(),
+                    ..ToolFigures::default()
+                });
+                tools.len() - 1
+            }
+        };
+        tools[index].add(call);
+    }
+    // The slowest tool first, tools never timed last.
+    tools.sort_by(|a, b| {
+        b.longest_ms
+            .partial_cmp(&a.longest_ms)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let tools = tools.iter().map(ToolFigures::to_json).collect();
+    let mut slowest: Vec<&ToolCallRow> = calls.iter().collect();
+    slowest.sort_by(|a, b| match (a.duration_ms, b.duration_ms) {
+        (Some(a_ms), Some(b_ms)) => b_ms
+            .partial_cmp(&a_ms)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.seq.cmp(&b.seq)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.seq.cmp(&b.seq),
+    });
+    let slowest = slowest
+        .into_iter()
+        .take(TOOL_CALLS_LISTED)
+        .map(|call| call.json.clone())
+        .collect();
+    Ok(SessionToolCalls {
+        slowest,
+        failures,
+        tools,
+    })
+}
+
 fn session_route(
     connection: &mut Connection,
     session_id: &str,
     query_string: &str,
-    quiet_after_ms: i64,
+    quiet_limits: QuietLimits,
 ) -> Result<ApiResponse, rusqlite::Error> {
     if let Err(error) = query::parse_pairs(query_string, &[]) {
         return Ok(ApiResponse::bad_parameter(&error));
@@ -298,7 +465,7 @@ fn session_route(
     let session = transaction
         .prepare_cached(&sql)?
         .query_row([session_id], |row| {
-            session_row_value(row, now, quiet_after_ms)
+            session_row_value(row, now, quiet_limits)
         })
         .optional()?;
     let Some(session) = session else {
@@ -308,11 +475,13 @@ fn session_route(
         let mut statement = transaction.prepare_cached(
             "SELECT a.agent_id, a.agent_type, a.parent_tool_use_id, a.started_ts, a.stopped_ts, a.event_count, \
              a.transcript_path, \
-             (SELECT e.agent_id FROM events AS e WHERE e.tool_use_id = a.parent_tool_use_id AND e.hook = 'PreToolUse' LIMIT 1), \
+             (SELECT e.agent_id FROM events AS e INDEXED BY events_tool_use_id \
+                WHERE e.tool_use_id = a.parent_tool_use_id AND e.session_id = a.session_id AND e.hook = 'PreToolUse' LIMIT 1), \
              a.state, a.state_since, a.state_detail, a.current_tool, a.prompt_id, \
-             (SELECT SUM(cost_usd) FROM usage WHERE usage.agent_id = a.agent_id), \
-             (SELECT SUM(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) \
-                FROM usage WHERE usage.agent_id = a.agent_id) \
+             (SELECT SUM(cost_usd) FROM usage INDEXED BY usage_agent \
+                WHERE usage.agent_id = a.agent_id AND usage.session_id = a.session_id), \
+             (SELECT CAST(TOTAL(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) AS INTEGER) \
+                FROM usage INDEXED BY usage_agent WHERE usage.agent_id = a.agent_id AND usage.session_id = a.session_id) \
              FROM agents AS a WHERE a.session_id = ?1 ORDER BY a.started_ts, a.agent_id",
         )?;
         let rows = statement.query_map([session_id], |row| {
@@ -349,38 +518,11 @@ fn session_route(
         };
         agent["parent_agent_id"] = depth_parent;
     }
-    let tool_calls: Vec<Value> = {
-        let sql = format!(
-            "SELECT {TOOL_CALL_COLUMNS} FROM tool_calls WHERE session_id = ?1 \
-             ORDER BY duration_ms IS NULL, duration_ms DESC, seq LIMIT 500"
-        );
-        let mut statement = transaction.prepare_cached(&sql)?;
-        let rows = statement.query_map([session_id], tool_call_json)?;
-        rows.collect::<Result<_, _>>()?
-    };
-    let failures: Vec<Value> = {
-        let sql = format!("SELECT {TOOL_CALL_COLUMNS} FROM tool_calls WHERE session_id = ?1 AND outcome = 'failed' ORDER BY seq LIMIT 500");
-        let mut statement = transaction.prepare_cached(&sql)?;
-        let rows = statement.query_map([session_id], tool_call_json)?;
-        rows.collect::<Result<_, _>>()?
-    };
-    let tools: Vec<Value> = {
-        let mut statement = transaction.prepare_cached(
-            "SELECT tool, COUNT(*), SUM(outcome = 'failed'), SUM(outcome = 'pending'), AVG(duration_ms), MAX(duration_ms) \
-             FROM tool_calls WHERE session_id = ?1 GROUP BY tool ORDER BY MAX(duration_ms) DESC",
-        )?;
-        let rows = statement.query_map([session_id], |row| {
-            Ok(json!({
-                "tool": row.get::<_, Option<String>>(0)?,
-                "calls": row.get::<_, i64>(1)?,
-                "failed": row.get::<_, i64>(2)?,
-                "pending": row.get::<_, i64>(3)?,
-                "avg_ms": row.get::<_, Option<f64>>(4)?,
-                "max_ms": row.get::<_, Option<f64>>(5)?,
-            }))
-        })?;
-        rows.collect::<Result<_, _>>()?
-    };
+    let SessionToolCalls {
+        slowest: tool_calls,
+        failures,
+        tools,
+    } = session_tool_calls(&transaction, session_id)?;
     let hooks: Value = {
         let mut statement = transaction.prepare_cached(
             "SELECT hook, COUNT(*) FROM events WHERE session_id = ?1 GROUP BY hook ORDER BY hook",
@@ -424,7 +566,7 @@ fn session_route(
                 "tool_calls": row.get::<_, i64>(6)?,
                 "tool_failures": row.get::<_, i64>(7)?,
                 "cost_usd": row.get::<_, Option<f64>>(8)?,
-                "tokens": row.get::<_, Option<i64>>(9)?.unwrap_or(0),
+                "tokens": lenient_count(row, 9)?,
             }))
         })?;
         rows.collect::<Result<_, _>>()?
@@ -703,8 +845,10 @@ fn usage_by_model(
     params: impl rusqlite::Params,
 ) -> rusqlite::Result<Vec<Value>> {
     let sql = format!(
-        "SELECT model, SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m_tokens), SUM(cache_write_1h_tokens), \
-         SUM(cache_read_tokens), SUM(web_search_requests), SUM(cost_usd), COUNT(*), SUM(cost_usd IS NULL) \
+        "SELECT model, CAST(TOTAL(input_tokens) AS INTEGER), CAST(TOTAL(output_tokens) AS INTEGER), \
+         CAST(TOTAL(cache_write_5m_tokens) AS INTEGER), CAST(TOTAL(cache_write_1h_tokens) AS INTEGER), \
+         CAST(TOTAL(cache_read_tokens) AS INTEGER), CAST(TOTAL(web_search_requests) AS INTEGER), SUM(cost_usd), \
+         COUNT(*), SUM(cost_usd IS NULL) \
          FROM usage {filter} GROUP BY model ORDER BY SUM(cost_usd) DESC, model"
     );
     let mut statement = transaction.prepare_cached(&sql)?;
@@ -785,7 +929,7 @@ fn stats_route(
     {
         let mut statement = transaction.prepare_cached(
             "SELECT (ts / 86400000) * 86400000 AS day, model, cwd, machine, SUM(cost_usd), SUM(cost_usd IS NULL), \
-             SUM(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) \
+             CAST(TOTAL(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) AS INTEGER) \
              FROM usage WHERE ts >= ?1 GROUP BY day, model, cwd, machine ORDER BY day",
         )?;
         let rows = statement.query_map([cost_since], |row| {
@@ -822,12 +966,12 @@ pub(crate) fn route_database(
     connection: &mut Connection,
     path: &str,
     query_string: &str,
-    quiet_after_ms: i64,
+    quiet_limits: QuietLimits,
 ) -> ApiResponse {
     let result = if path == "/api/events" {
         events_route(connection, query_string)
     } else if path == "/api/sessions" {
-        sessions_route(connection, query_string, quiet_after_ms)
+        sessions_route(connection, query_string, quiet_limits)
     } else if let Some(raw_id) = path
         .strip_prefix("/api/sessions/")
         .and_then(|rest| rest.strip_suffix("/timeline"))
@@ -841,7 +985,7 @@ pub(crate) fn route_database(
     } else if let Some(raw_id) = path.strip_prefix("/api/sessions/") {
         match query::percent_decode(raw_id) {
             Some(id) if !id.is_empty() && !id.contains('/') => {
-                session_route(connection, &id, query_string, quiet_after_ms)
+                session_route(connection, &id, query_string, quiet_limits)
             }
             _ => return ApiResponse::error(400, "bad session id in the path"),
         }

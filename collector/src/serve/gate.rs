@@ -45,6 +45,16 @@ pub struct HttpContext {
     /// A working session without an event for this long is shown as gone
     /// quiet (`--quiet-after`).
     pub quiet_after: std::time::Duration,
+    /// A waiting session without an event for this long is shown as gone
+    /// quiet (`--waiting-quiet-after`).
+    pub waiting_quiet_after: std::time::Duration,
+}
+
+impl HttpContext {
+    /// The quiet limits the session routes and `/metrics` apply.
+    pub(crate) fn quiet_limits(&self) -> crate::state::QuietLimits {
+        crate::state::QuietLimits::new(self.quiet_after, self.waiting_quiet_after)
+    }
 }
 
 /// The Content-Security-Policy of every response: no inline script, nothing

@@ -366,7 +366,7 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
             }
             let reader = connection
                 .as_mut()
-                .map(|open| (open, context.quiet_after.as_millis() as i64));
+                .map(|open| (open, context.quiet_limits()));
             metrics::metrics(&context.stats, &context.hub, &context.database, reader)
         }
         _ if path.starts_with("/api/") => {
@@ -387,12 +387,7 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
             let Some(open) = connection.as_mut() else {
                 return;
             };
-            let answer = api::route_database(
-                open,
-                path,
-                query_string,
-                context.quiet_after.as_millis() as i64,
-            );
+            let answer = api::route_database(open, path, query_string, context.quiet_limits());
             if answer.status == 503 {
                 *connection = None;
             }

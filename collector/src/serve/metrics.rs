@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::event::Source;
 use crate::hub::Hub;
 use crate::serve::gate::ApiResponse;
-use crate::state::{GONE_QUIET, SHOWN_STATES};
+use crate::state::{QuietLimits, GONE_QUIET, SHOWN_STATES};
 use crate::stats::{SourceCounters, Stats, COMMIT_BUCKETS_MS};
 use rusqlite::Connection;
 
@@ -64,6 +64,7 @@ pub(crate) fn health(stats: &Stats, hub: &Hub, database: &Path) -> ApiResponse {
         "database": { "path": database.display().to_string(), "bytes": db_bytes, "wal_bytes": wal_bytes },
         "websocket": { "clients": stats.websocket_clients.load(Ordering::Relaxed), "dropped_slow": hub.dropped_slow() },
         "sources": sources,
+        "usage": { "refused": stats.usage_refused.load(Ordering::Relaxed) },
         "http": {
             "listener": if listener_down_since == 0 { "accepting" } else { "restarting" },
             "listener_restarts": stats.http_listener_restarts.load(Ordering::Relaxed),
@@ -82,7 +83,7 @@ pub(crate) fn metrics(
     stats: &Stats,
     hub: &Hub,
     database: &Path,
-    reader: Option<(&mut Connection, i64)>,
+    reader: Option<(&mut Connection, QuietLimits)>,
 ) -> ApiResponse {
     let mut out = String::with_capacity(4096);
     let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
@@ -161,6 +162,15 @@ pub(crate) fn metrics(
         "counter",
         "Secrets replaced in stored events, per redaction rule (by the emitter or the collector).",
         per_rule,
+    );
+    family(
+        "hooktrail_usage_refused_total",
+        "counter",
+        "API responses whose usage was refused for an impossible token count (over 10,000,000 of a kind): never stored.",
+        vec![(
+            String::new(),
+            stats.usage_refused.load(Ordering::Relaxed).to_string(),
+        )],
     );
     family(
         "hooktrail_writer_queue_depth",
@@ -334,10 +344,10 @@ pub(crate) fn metrics(
             ("{file=\"wal\"}".to_owned(), wal_bytes.to_string()),
         ],
     );
-    if let Some((connection, quiet_after_ms)) = reader {
+    if let Some((connection, quiet_limits)) = reader {
         // What the database knows: a failed read leaves these families out
         // rather than failing the counters above.
-        if let Ok(text) = database_families(connection, quiet_after_ms) {
+        if let Ok(text) = database_families(connection, quiet_limits) {
             out.push_str(&text);
         }
     }
@@ -350,22 +360,29 @@ pub(crate) fn metrics(
 
 /// Sessions by state, and tokens and cost by model, read from the database
 /// in one snapshot.
-fn database_families(connection: &mut Connection, quiet_after_ms: i64) -> rusqlite::Result<String> {
+fn database_families(
+    connection: &mut Connection,
+    quiet_limits: QuietLimits,
+) -> rusqlite::Result<String> {
     let now = now_millis();
     let transaction = connection.transaction()?;
     let mut by_state: std::collections::BTreeMap<&'static str, i64> =
         SHOWN_STATES.iter().map(|state| (*state, 0)).collect();
     {
         let mut statement = transaction.prepare_cached(
-            "SELECT state, (state IN ('working', 'compacting') AND last_ts < ?1), COUNT(*) FROM sessions GROUP BY 1, 2",
+            "SELECT state, ((state IN ('working', 'compacting') AND last_ts < ?1) OR (state = 'waiting' AND last_ts < ?2)), \
+             COUNT(*) FROM sessions GROUP BY 1, 2",
         )?;
-        let rows = statement.query_map([now - quiet_after_ms], |row| {
-            Ok((
-                row.get::<_, Option<String>>(0)?,
-                row.get::<_, bool>(1)?,
-                row.get::<_, i64>(2)?,
-            ))
-        })?;
+        let rows = statement.query_map(
+            [now - quiet_limits.working_ms, now - quiet_limits.waiting_ms],
+            |row| {
+                Ok((
+                    row.get::<_, Option<String>>(0)?,
+                    row.get::<_, bool>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            },
+        )?;
         for row in rows {
             let (stored, quiet, count) = row?;
             let shown = if quiet {
@@ -393,8 +410,9 @@ fn database_families(connection: &mut Connection, quiet_after_ms: i64) -> rusqli
     let mut cost = String::new();
     {
         let mut statement = transaction.prepare_cached(
-            "SELECT model, SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m_tokens), \
-             SUM(cache_write_1h_tokens), SUM(cache_read_tokens), SUM(cost_usd), SUM(cost_usd IS NULL) \
+            "SELECT model, CAST(TOTAL(input_tokens) AS INTEGER), CAST(TOTAL(output_tokens) AS INTEGER), \
+             CAST(TOTAL(cache_write_5m_tokens) AS INTEGER), CAST(TOTAL(cache_write_1h_tokens) AS INTEGER), \
+             CAST(TOTAL(cache_read_tokens) AS INTEGER), SUM(cost_usd), SUM(cost_usd IS NULL) \
              FROM usage GROUP BY model ORDER BY model",
         )?;
         let rows = statement.query_map([], |row| {

@@ -1,5 +1,5 @@
-//! Retention (`--retention-days`): the writer deletes expired events in
-//! small chunks while its queue is idle, so a deletion never holds the write
+//! Retention (`--retention-days`): the writer deletes expired events and
+//! usage rows in small chunks while its queue is idle, so a deletion never holds the write
 //! lock for long. It runs on the writer's connection, inside the writer's
 //! thread: the writer stays the only one that changes rows.
 
@@ -42,9 +42,9 @@ impl RetentionSchedule {
         }
     }
 
-    /// Deletes one small chunk of expired events when due (the writer calls
-    /// it only when its queue is idle), then the sessions and agents left
-    /// without events.
+    /// Deletes one small chunk of expired events and usage rows when due
+    /// (the writer calls it only when its queue is idle), then the
+    /// sessions, agents and transcript ids left without events.
     pub(crate) fn step(&mut self, connection: &mut Connection, stats: &Stats) {
         let Retention::DeleteOlderThan(age) = self.retention else {
             return;
@@ -53,7 +53,7 @@ impl RetentionSchedule {
             return;
         }
         let cutoff = hooktrail_shared::envelope::now_millis() - age.as_millis() as i64;
-        let result = (|| -> rusqlite::Result<usize> {
+        let result = (|| -> rusqlite::Result<(usize, bool)> {
             let transaction =
                 connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // The row holding the highest seq is never deleted, even when
@@ -71,7 +71,17 @@ impl RetentionSchedule {
                  AND seq < (SELECT max(seq) FROM events) ORDER BY ts LIMIT ?2)",
                 params![cutoff, RETENTION_CHUNK],
             )?;
-            if (deleted as i64) < RETENTION_CHUNK {
+            // Usage rows go by their response's time, like events: a
+            // hook's and an import's alike (an imported session's usage
+            // would otherwise outlive its events, and its cost stay in
+            // every total).
+            let usage_deleted = transaction.execute(
+                "DELETE FROM usage WHERE key IN
+                     (SELECT key FROM usage WHERE ts < ?1 ORDER BY ts LIMIT ?2)",
+                params![cutoff, RETENTION_CHUNK],
+            )?;
+            let more_due = (deleted.max(usage_deleted) as i64) >= RETENTION_CHUNK;
+            if !more_due {
                 transaction.execute(
                     "DELETE FROM event_counts WHERE minute + 60000 <= ?1",
                     params![cutoff],
@@ -86,19 +96,24 @@ impl RetentionSchedule {
                      (SELECT 1 FROM sessions WHERE sessions.session_id = agents.session_id)",
                     [],
                 )?;
+                transaction.execute(
+                    "DELETE FROM transcript_ids WHERE NOT EXISTS
+                     (SELECT 1 FROM sessions WHERE sessions.session_id = transcript_ids.session_id)",
+                    [],
+                )?;
             }
             transaction.commit()?;
-            Ok(deleted)
+            Ok((deleted, more_due))
         })();
         match result {
-            Ok(deleted) => {
+            Ok((deleted, more_due)) => {
                 stats
                     .retention_deleted
                     .fetch_add(deleted as u64, Ordering::Relaxed);
-                self.due = if (deleted as i64) < RETENTION_CHUNK {
-                    Instant::now() + Duration::from_secs(60)
-                } else {
+                self.due = if more_due {
                     Instant::now()
+                } else {
+                    Instant::now() + Duration::from_secs(60)
                 };
             }
             Err(error) => {

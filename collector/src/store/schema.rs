@@ -4,6 +4,8 @@
 //! and `PRAGMA user_version` records how many have run. Never edit a released
 //! migration: append a new one.
 
+use std::time::{Duration, Instant};
+
 use rusqlite::Connection;
 
 /// Each entry is one migration; `user_version` = number applied.
@@ -305,6 +307,94 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE events ADD COLUMN config_error INTEGER;
     CREATE INDEX events_config_error ON events(session_id) WHERE config_error = 1;
     "#,
+    // 8: the views join by session as well as by id, and say which index
+    // serves them; impossible token counts are gone. A forked or resumed
+    // session's transcript repeats the earlier conversation, so two
+    // sessions can share tool_use ids and prompt ids: an id alone would mix
+    // their calls. Each correlated subquery of `prompts` names the
+    // `prompt_id` index and the outer scans keep `hook` out of the index
+    // choice (`+hook`): without statistics the planner otherwise walked
+    // `events_hook_seq`, every PreToolUse of the database once per prompt
+    // (seconds for a long session). Usage rows with a token count beyond
+    // [`MAX_TOKENS_PER_KIND`](crate::cost::MAX_TOKENS_PER_KIND) (u64::MAX
+    // stored as -1, 2^63-1) broke every route that sums them: they are
+    // deleted, and the running totals of the sessions they touched are
+    // summed again.
+    r#"
+    DROP VIEW tool_calls;
+    CREATE VIEW tool_calls AS
+    SELECT
+        pre.seq                      AS seq,
+        pre.session_id               AS session_id,
+        pre.agent_id                 AS agent_id,
+        pre.machine                  AS machine,
+        pre.tool                     AS tool,
+        pre.tool_use_id              AS tool_use_id,
+        pre.ts                       AS started_ts,
+        post.ts                      AS finished_ts,
+        COALESCE(json_extract(post.payload, '$.duration_ms'), post.ts - pre.ts) AS duration_ms,
+        CASE post.hook
+            WHEN 'PostToolUse' THEN 'ok'
+            WHEN 'PostToolUseFailure' THEN 'failed'
+            ELSE 'pending'
+        END                          AS outcome,
+        json_extract(post.payload, '$.error') AS error
+    FROM events AS pre
+    LEFT JOIN events AS post INDEXED BY events_tool_use_id
+        ON post.tool_use_id = pre.tool_use_id
+       AND post.session_id IS pre.session_id
+       AND post.hook IN ('PostToolUse', 'PostToolUseFailure')
+    WHERE +pre.hook = 'PreToolUse';
+
+    DROP VIEW prompts;
+    CREATE VIEW prompts AS
+    SELECT
+        submit.prompt_id                                   AS prompt_id,
+        submit.session_id                                  AS session_id,
+        submit.machine                                     AS machine,
+        submit.cwd                                         AS cwd,
+        json_extract(submit.payload, '$.prompt')           AS prompt,
+        submit.ts                                          AS started_ts,
+        (SELECT MIN(done.ts) FROM events AS done INDEXED BY events_prompt_id
+          WHERE done.prompt_id = submit.prompt_id AND done.session_id IS submit.session_id
+            AND done.agent_id IS NULL AND done.hook IN ('Stop', 'StopFailure', 'SessionEnd')) AS ended_ts,
+        (SELECT done.hook FROM events AS done INDEXED BY events_prompt_id
+          WHERE done.prompt_id = submit.prompt_id AND done.session_id IS submit.session_id
+            AND done.agent_id IS NULL AND done.hook IN ('Stop', 'StopFailure', 'SessionEnd')
+          ORDER BY done.ts LIMIT 1)                        AS outcome,
+        (SELECT json_extract(done.payload, '$.error') FROM events AS done INDEXED BY events_prompt_id
+          WHERE done.prompt_id = submit.prompt_id AND done.session_id IS submit.session_id
+            AND done.hook = 'StopFailure'
+          LIMIT 1)                                         AS error,
+        (SELECT COUNT(*) FROM events AS call INDEXED BY events_prompt_id
+          WHERE call.prompt_id = submit.prompt_id AND call.session_id IS submit.session_id
+            AND call.hook = 'PreToolUse')                  AS tool_calls,
+        (SELECT COUNT(*) FROM events AS call INDEXED BY events_prompt_id
+          WHERE call.prompt_id = submit.prompt_id AND call.session_id IS submit.session_id
+            AND call.hook = 'PostToolUseFailure')          AS tool_failures,
+        (SELECT SUM(cost_usd) FROM usage INDEXED BY usage_prompt
+          WHERE usage.prompt_id = submit.prompt_id AND usage.session_id IS submit.session_id) AS cost_usd,
+        (SELECT CASE WHEN COUNT(*) > 0 THEN CAST(TOTAL(input_tokens + output_tokens + cache_write_5m_tokens
+                + cache_write_1h_tokens + cache_read_tokens) AS INTEGER) END
+           FROM usage INDEXED BY usage_prompt
+          WHERE usage.prompt_id = submit.prompt_id AND usage.session_id IS submit.session_id) AS tokens
+    FROM events AS submit
+    WHERE +submit.hook = 'UserPromptSubmit' AND submit.prompt_id IS NOT NULL;
+
+    DELETE FROM usage WHERE NOT (
+        input_tokens BETWEEN 0 AND 10000000 AND output_tokens BETWEEN 0 AND 10000000
+        AND cache_write_5m_tokens BETWEEN 0 AND 10000000 AND cache_write_1h_tokens BETWEEN 0 AND 10000000
+        AND cache_read_tokens BETWEEN 0 AND 10000000 AND web_search_requests BETWEEN 0 AND 10000);
+    UPDATE sessions SET
+        (total_cost_usd, total_tokens, usage_responses, unpriced_responses) = (
+            SELECT COALESCE(SUM(cost_usd), 0),
+                   COALESCE(SUM(input_tokens + output_tokens + cache_write_5m_tokens
+                       + cache_write_1h_tokens + cache_read_tokens), 0),
+                   COUNT(*), COALESCE(SUM(cost_usd IS NULL), 0)
+            FROM usage WHERE usage.session_id = sessions.session_id)
+    WHERE typeof(total_tokens) != 'integer' OR total_tokens < 0 OR typeof(total_cost_usd) != 'real'
+       OR total_cost_usd < 0 OR total_cost_usd > 1e9;
+    "#,
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right
@@ -362,9 +452,64 @@ pub const REBUILD_EVENT_COUNTS: &str = "DELETE FROM event_counts;
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Applies the migrations this database has not had yet.
+/// How long opening a database waits for another process (a collector and
+/// an import starting together, two imports) that holds the lock while it
+/// migrates or switches the file to WAL, before giving up with the error.
+pub(crate) const LOCK_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Whether an error is another connection holding a lock: worth retrying.
+pub(crate) fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Runs `step` until it succeeds, fails with something other than a busy
+/// database, or [`LOCK_PATIENCE`] has passed. SQLite's busy timeout does not
+/// cover every lock (a journal-mode switch, a read upgraded to a write
+/// fail at once), so the caller's step is retried here with a backoff.
+pub(crate) fn retry_while_busy<T>(
+    mut step: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let deadline = Instant::now() + LOCK_PATIENCE;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match step() {
+            Err(error) if is_busy(&error) && Instant::now() < deadline => {
+                // Backoff while another process holds the lock.
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// What one migration step found.
+enum MigrationStep {
+    /// One more migration was applied and committed.
+    Applied,
+    /// The database is at this build's version.
+    UpToDate,
+}
+
+/// Applies the migrations this database has not had yet. Safe against
+/// another process migrating the same file at the same time: each step
+/// takes an exclusive transaction and reads `user_version` inside it, so a
+/// migration another process already applied is never applied twice, and a
+/// lock held by that process is waited for (see [`retry_while_busy`]).
 pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
-    let current: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    while let MigrationStep::Applied = retry_while_busy(|| migrate_one(connection))? {}
+    Ok(())
+}
+
+/// Applies the next migration, if any, in one exclusive transaction.
+fn migrate_one(connection: &mut Connection) -> rusqlite::Result<MigrationStep> {
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+    let current: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if current > SCHEMA_VERSION {
         return Err(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
@@ -373,17 +518,18 @@ pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
             )),
         ));
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let transaction =
-            connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        transaction.execute_batch(sql)?;
-        for (_, backfill) in BACKFILLS.iter().filter(|(number, _)| *number == index + 1) {
-            backfill(&transaction)?;
-        }
-        transaction.pragma_update(None, "user_version", index as i64 + 1)?;
+    let Some(sql) = MIGRATIONS.get(current as usize) else {
         transaction.commit()?;
+        return Ok(MigrationStep::UpToDate);
+    };
+    let number = current as usize + 1;
+    transaction.execute_batch(sql)?;
+    for (_, backfill) in BACKFILLS.iter().filter(|(with, _)| *with == number) {
+        backfill(&transaction)?;
     }
-    Ok(())
+    transaction.pragma_update(None, "user_version", number as i64)?;
+    transaction.commit()?;
+    Ok(MigrationStep::Applied)
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 
-use crate::cost::PriceTable;
+use crate::cost::{self, PriceTable};
 use crate::event::Source;
 use crate::hub::Hub;
 use crate::ingest::{Committed, NewEvent, Queued, Submission};
@@ -70,9 +70,12 @@ pub fn open(path: &Path) -> Result<Connection, String> {
     connection
         .busy_timeout(BUSY_TIMEOUT)
         .map_err(|error| format!("database {name}: {error}"))?;
-    let mode: String = connection
-        .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
-        .map_err(|error| format!("cannot switch {name} to WAL mode: {error}"))?;
+    // A collector and an import starting together on a new file both try
+    // this switch; the loser finds the file locked and tries again.
+    let mode: String = schema::retry_while_busy(|| {
+        connection.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+    })
+    .map_err(|error| format!("cannot switch {name} to WAL mode: {error}"))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(format!(
             "database {name} refused WAL mode (journal_mode is {mode})"
@@ -88,10 +91,52 @@ pub fn open(path: &Path) -> Result<Connection, String> {
     Ok(connection)
 }
 
+/// The first bytes of every SQLite 3 database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Refuses an existing `--db` file that is not a SQLite database (or an
+/// empty file, which SQLite makes one): a typo or a hostile path
+/// (`--db /proc/version`, `--db ~/.ssh/id_ed25519`) must be left as it
+/// was, its mode included. The file is opened without blocking, so a FIFO
+/// cannot hang the start.
+fn check_is_database(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let refuse = |why: &str| {
+        Err(format!(
+            "refusing to use {} as the database: {why}; nothing was changed",
+            path.display()
+        ))
+    };
+    let metadata = std::fs::metadata(path)
+        .map_err(|error| format!("cannot read the database {}: {error}", path.display()))?;
+    if !metadata.is_file() {
+        return refuse("it is not a regular file");
+    }
+    if metadata.len() == 0 {
+        return Ok(());
+    }
+    let mut header = Vec::with_capacity(SQLITE_HEADER.len());
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .and_then(|file| {
+            file.take(SQLITE_HEADER.len() as u64)
+                .read_to_end(&mut header)
+        })
+        .map_err(|error| format!("cannot read the database {}: {error}", path.display()))?;
+    if header.as_slice() != SQLITE_HEADER {
+        return refuse("it is not a SQLite database");
+    }
+    Ok(())
+}
+
 /// Creates the database file 0600 before SQLite opens it (so there is no
 /// moment when it exists with wider permissions; SQLite gives the WAL and
 /// shared-memory files the database's mode), and tightens an existing
-/// database, WAL and SHM that others can read, with one log line.
+/// database, WAL and SHM that others can read, with one log line, once
+/// [`check_is_database`] has found it is one.
 fn make_private(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     match std::fs::OpenOptions::new()
@@ -109,6 +154,7 @@ fn make_private(path: &Path) -> Result<(), String> {
             ))
         }
     }
+    check_is_database(path)?;
     let mut tightened = Vec::new();
     for suffix in ["", "-wal", "-shm"] {
         let mut name = path.as_os_str().to_owned();
@@ -264,6 +310,23 @@ impl WriterLoop {
         }
     }
 
+    /// Counts responses refused for impossible token counts, with a log
+    /// line, so a bad transcript shows in `/metrics` and `/api/health`.
+    fn note_refused_usage(&self, refused: u64) {
+        if refused == 0 {
+            return;
+        }
+        self.setup
+            .stats
+            .usage_refused
+            .fetch_add(refused, Ordering::Relaxed);
+        log::warn(&format!(
+            "writer: refused the usage of {refused} API responses with a token count over {} (or web searches over {}); their events are stored",
+            cost::MAX_TOKENS_PER_KIND,
+            cost::MAX_WEB_SEARCHES
+        ));
+    }
+
     fn heartbeat(&self) {
         self.setup
             .stats
@@ -280,13 +343,14 @@ impl WriterLoop {
         let seqs = loop {
             let started = Instant::now();
             match self.commit(&batch) {
-                Ok(seqs) => {
+                Ok(stored) => {
+                    self.note_refused_usage(stored.usage_refused);
                     self.setup.stats.record_commit(started.elapsed());
                     self.commits.fetch_add(1, Ordering::Relaxed);
                     if let Some(error) = self.failing.take() {
                         log::info(&format!("writer: writing again after: {error}"));
                     }
-                    break seqs;
+                    break stored.seqs;
                 }
                 Err(error) => {
                     self.setup
@@ -386,7 +450,7 @@ impl WriterLoop {
     }
 
     /// One transaction of the batch's events: see [`commit_events`].
-    fn commit(&mut self, batch: &[Submission]) -> rusqlite::Result<Vec<i64>> {
+    fn commit(&mut self, batch: &[Submission]) -> rusqlite::Result<CommitReport> {
         let events: Vec<&NewEvent> = batch
             .iter()
             .flat_map(|submission| &submission.events)
@@ -397,7 +461,6 @@ impl WriterLoop {
             &self.setup.prices,
             &BatchExtras::default(),
         )
-        .map(|report| report.seqs)
     }
 }
 
@@ -412,6 +475,9 @@ pub(crate) struct ImportStore {
     connection: Connection,
     /// What imported responses cost.
     prices: Arc<PriceTable>,
+    /// Responses refused for impossible token counts so far, reported
+    /// once at [`ImportStore::finish`].
+    usage_refused: u64,
 }
 
 /// How long the import keeps retrying a transaction that finds the database
@@ -423,7 +489,11 @@ impl ImportStore {
     /// Opens (creating and migrating if needed) the database for an import.
     pub(crate) fn open(path: &Path, prices: Arc<PriceTable>) -> Result<ImportStore, String> {
         let connection = open(path)?;
-        Ok(ImportStore { connection, prices })
+        Ok(ImportStore {
+            connection,
+            prices,
+            usage_refused: 0,
+        })
     }
 
     /// Stores one batch in one transaction and reports what was new (the
@@ -459,7 +529,9 @@ impl ImportStore {
         loop {
             match transaction(&mut self.connection) {
                 Ok(done) => return Ok(done),
-                Err(error) if is_busy(&error) && started.elapsed() < IMPORT_BUSY_PATIENCE => {
+                Err(error)
+                    if schema::is_busy(&error) && started.elapsed() < IMPORT_BUSY_PATIENCE =>
+                {
                     // Backoff while another connection holds the write lock.
                     #[allow(clippy::disallowed_methods)]
                     std::thread::sleep(pause);
@@ -473,17 +545,18 @@ impl ImportStore {
     /// Copies the import's pages from the WAL into the database file, as
     /// far as readers allow.
     pub(crate) fn finish(self) {
+        if self.usage_refused > 0 {
+            log::warn(&format!(
+                "import: refused the usage of {} API responses with a token count over {} (or web searches over {}); their events are stored",
+                self.usage_refused,
+                cost::MAX_TOKENS_PER_KIND,
+                cost::MAX_WEB_SEARCHES
+            ));
+        }
         let _ = self
             .connection
             .execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
     }
-}
-
-fn is_busy(error: &rusqlite::Error) -> bool {
-    matches!(
-        error.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
 }
 
 /// What an import adds to a transaction besides its events: usage and the
@@ -555,12 +628,16 @@ pub(crate) struct CommitReport {
     /// Rows of `extras.usage` inserted or updated (a hook's row, which an
     /// import never replaces, is not), for the import's summary.
     pub(crate) usage_rows: usize,
+    /// Responses refused for an impossible token count
+    /// ([`cost::is_plausible`]): counted for `/metrics` and the health
+    /// line, never stored, so one bad transcript cannot break the sums.
+    pub(crate) usage_refused: u64,
 }
 
 /// One transaction, shared by the writer thread and the import: inserts
 /// every event (`INSERT OR IGNORE` by id), updates `sessions`, `agents`,
 /// `event_counts`, the usage the events carry and `extras`, and reports
-/// each event's new `seq` ([`CommitReport`]).
+/// each event's new `seq` and the responses refused ([`CommitReport`]).
 pub(crate) fn commit_events(
     connection: &mut Connection,
     events: &[&NewEvent],
@@ -570,6 +647,7 @@ pub(crate) fn commit_events(
     let mut usage_rows = 0;
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut seqs = Vec::with_capacity(events.len());
+    let mut usage_refused = 0u64;
     let mut sessions: HashMap<&str, SessionDelta> = HashMap::new();
     let mut agents: HashMap<&str, AgentDelta> = HashMap::new();
     let mut minute_counts: HashMap<(i64, &str, &str), i64> = HashMap::new();
@@ -738,6 +816,10 @@ pub(crate) fn commit_events(
                 )?;
             }
             for response in &usage.responses {
+                if !cost::is_plausible(response) {
+                    usage_refused += 1;
+                    continue;
+                }
                 // A subagent's transcript belongs to the event's agent;
                 // in a session's transcript, a sidechain line names its
                 // own agent where it can.
@@ -778,6 +860,10 @@ pub(crate) fn commit_events(
         let mut upsert = transaction.prepare_cached(UPSERT_USAGE)?;
         for imported in &extras.usage {
             let response = &imported.response;
+            if !cost::is_plausible(response) {
+                usage_refused += 1;
+                continue;
+            }
             usage_rows += upsert.execute(params![
                 response.key(),
                 response.message_id,
@@ -803,6 +889,19 @@ pub(crate) fn commit_events(
                 response.speed,
             ])?;
         }
+        // A session the hooks recorded without usage (an older emitter)
+        // takes its model from the import's responses, when it has none.
+        let mut fill_model = transaction.prepare_cached(
+            "UPDATE sessions SET model = ?2 WHERE session_id = ?1 AND model IS NULL",
+        )?;
+        for imported in extras.usage.iter().filter(|imported| {
+            imported.agent_id.is_none()
+                && !imported.response.sidechain
+                && is_model_name(&imported.response.model)
+                && cost::is_plausible(&imported.response)
+        }) {
+            fill_model.execute(params![imported.session_id, imported.response.model])?;
+        }
         let mut insert_id = transaction.prepare_cached(INSERT_TRANSCRIPT_ID)?;
         for ids in &extras.transcript_ids {
             store_transcript_ids(
@@ -823,7 +922,11 @@ pub(crate) fn commit_events(
         }
     }
     transaction.commit()?;
-    Ok(CommitReport { seqs, usage_rows })
+    Ok(CommitReport {
+        seqs,
+        usage_rows,
+        usage_refused,
+    })
 }
 
 /// Stores one response's usage, keyed so that it counts once: the last
@@ -900,6 +1003,34 @@ fn reprice(connection: &mut Connection, prices: &PriceTable) -> rusqlite::Result
 /// division rounds (migration 2 and `REBUILD_EVENT_COUNTS` use the same).
 fn minute_of(ts: i64) -> i64 {
     (ts / 60_000) * 60_000
+}
+
+/// The model of the main agent's last response in the usage an event
+/// carries: a live session's model, which `SessionStart` names only after a
+/// compaction. A subagent's responses (its own transcript, or sidechain
+/// lines) may use another model and say nothing about the session's.
+fn main_agent_model(event: &NewEvent) -> Option<&str> {
+    let usage = event.usage.as_ref()?;
+    if event.row.agent_id.is_some() || !matches!(usage.transcript, TranscriptKind::Session) {
+        return None;
+    }
+    usage
+        .responses
+        .iter()
+        .rev()
+        .find(|response| {
+            !response.sidechain
+                && response.agent_id.is_none()
+                && is_model_name(&response.model)
+                && cost::is_plausible(response)
+        })
+        .map(|response| response.model.as_str())
+}
+
+/// Whether a transcript's model is a real one (not `<synthetic>`, the
+/// name of Claude Code's own messages, nor empty).
+fn is_model_name(model: &str) -> bool {
+    !model.is_empty() && !model.starts_with('<')
 }
 
 /// One session's changes within a batch.
@@ -1014,7 +1145,11 @@ fn note_side_tables<'a>(
         if let Some(change) = &event.transitions.session {
             apply_transition(&mut delta.state, &mut delta.current_tool, change, row.ts);
         }
-        delta.model = event.model.as_deref().or(delta.model);
+        delta.model = event
+            .model
+            .as_deref()
+            .or_else(|| main_agent_model(event))
+            .or(delta.model);
         delta.title = delta.title.or(event.title.as_deref());
         delta.permission_mode = row.permission_mode.as_deref().or(delta.permission_mode);
         // The session's directory is where it started: the earliest event's.

@@ -194,6 +194,7 @@ impl TestServer {
             hub: hub.clone(),
             token: token.map(str::to_owned),
             quiet_after: std::time::Duration::from_secs(600),
+            waiting_quiet_after: std::time::Duration::from_secs(3600),
         };
         let flag = shutdown.clone();
         let thread = HttpServer {
