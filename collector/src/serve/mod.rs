@@ -12,6 +12,7 @@
 //! Imports go one way: `http` uses the rest; `ws` and `api` use `gate`,
 //! `json`, `fd` and the store; `gate`, `json` and `fd` use none of them.
 
+pub(crate) mod alerts;
 pub(crate) mod api;
 pub(crate) mod fd;
 pub(crate) mod gate;

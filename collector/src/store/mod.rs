@@ -8,8 +8,11 @@
 //! - [`schema`]: tables, the `tool_calls` view and migrations (DESIGN §6).
 //! - [`read`]: read-only connections and the page of events, for the HTTP
 //!   and WebSocket threads.
+//! - [`outbox`]: alerts raised in the writer's transaction, and the
+//!   notifier threads' connections, which record deliveries (issue 20).
 
 pub(crate) mod checkpoint;
+pub(crate) mod outbox;
 pub(crate) mod read;
 pub(crate) mod retention;
 pub(crate) mod schema;
