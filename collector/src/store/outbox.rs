@@ -263,6 +263,49 @@ fn raise_for_batch(
     Ok(())
 }
 
+/// Raises the alerts of a condition another feature detects for one
+/// session (`budget` from the budgets code, `approval_pending` from the
+/// approvals code), inside the writer's transaction, once per `episode`
+/// (e.g. `session:<id>:approval:<event id>`); `detail` says what about
+/// (a budget's name, the tool asking). Nothing when no rule wants it.
+// Called by the budgets and approvals features as they land.
+#[allow(dead_code)]
+pub(crate) fn raise_for_session(
+    connection: &Connection,
+    when: Condition,
+    session_id: &str,
+    episode: &str,
+    detail: Option<&str>,
+) -> rusqlite::Result<()> {
+    let Some((rules, _)) = installed(connection)? else {
+        return Ok(());
+    };
+    let Some(mut facts) = session_facts(connection, session_id)? else {
+        return Ok(());
+    };
+    if let Some(detail) = detail {
+        facts.state_detail = Some(detail.to_owned());
+    }
+    let now = now_millis();
+    for rule in rules
+        .rules
+        .iter()
+        .filter(|rule| rule.when.word() == when.word())
+    {
+        if rule.admits(&facts.machine, facts.cwd.as_deref()) {
+            queue(
+                connection,
+                &rules,
+                rule,
+                episode,
+                &Subject::Session(&facts),
+                now,
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Waiting for long enough, gone quiet, the day's cost.
 fn check_time_rules(
     connection: &Connection,
@@ -304,12 +347,14 @@ fn check_time_rules(
                     "state IN ('working', 'compacting') AND last_ts <= :due AND last_ts >= :oldest",
                     due,
                 )?;
-                for (mut facts, last_ts) in sessions.into_iter().map(|facts| {
-                    let last_ts = facts.state_since;
-                    (facts, last_ts)
-                }) {
+                for mut facts in sessions {
+                    // `sessions_where` put the last event's time in
+                    // `state_since`: quiet since then.
                     facts.state = crate::state::GONE_QUIET.to_owned();
-                    let episode = format!("session:{}:gone_quiet:{last_ts}", facts.session_id);
+                    let episode = format!(
+                        "session:{}:gone_quiet:{}",
+                        facts.session_id, facts.state_since
+                    );
                     if rule.admits(&facts.machine, facts.cwd.as_deref()) {
                         queue(
                             connection,
@@ -597,4 +642,133 @@ pub(crate) fn counts(connection: &Connection) -> rusqlite::Result<Vec<(String, S
     )?;
     let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
     rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database() -> Connection {
+        let mut connection = Connection::open_in_memory().unwrap();
+        crate::store::schema::migrate(&mut connection).unwrap();
+        let rule = |when, to: &str| Rule {
+            name: Condition::word(&when).to_owned(),
+            when,
+            machines: vec![],
+            projects: vec![],
+            to: vec![to.to_owned()],
+        };
+        install(
+            &connection,
+            &WriterRules {
+                rules: vec![
+                    rule(Condition::ApprovalPending, "phone"),
+                    rule(Condition::Waiting { after_seconds: 5 }, "me"),
+                    rule(Condition::GoneQuiet, "me"),
+                ],
+                public_url: "http://h".into(),
+                quiet_after_ms: 600_000,
+            },
+        )
+        .unwrap();
+        connection
+    }
+
+    fn add_session(connection: &Connection, id: &str, state: &str, since: i64) {
+        connection
+            .execute(
+                "INSERT INTO sessions (session_id, machine, cwd, first_ts, last_ts, state, state_since)
+                 VALUES (?1, 'box', '/p', ?2, ?2, ?3, ?2)",
+                rusqlite::params![id, since, state],
+            )
+            .unwrap();
+    }
+
+    fn alerts(connection: &Connection) -> Vec<(String, String, String)> {
+        let mut statement = connection
+            .prepare("SELECT destination, rule, episode FROM outbox ORDER BY id")
+            .unwrap();
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn another_features_condition_is_raised_once_per_episode() {
+        let connection = database();
+        add_session(&connection, "s", "waiting", now_millis());
+        for _ in 0..2 {
+            raise_for_session(
+                &connection,
+                Condition::ApprovalPending,
+                "s",
+                "session:s:approval:e1",
+                Some("Bash"),
+            )
+            .unwrap();
+        }
+        raise_for_session(
+            &connection,
+            Condition::Budget,
+            "s",
+            "session:s:budget",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            alerts(&connection),
+            [(
+                "phone".to_owned(),
+                "approval_pending".to_owned(),
+                "session:s:approval:e1".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_wait_alerts_once_when_due_and_a_new_wait_alerts_again() {
+        let connection = database();
+        let now = now_millis();
+        add_session(&connection, "fresh", "waiting", now - 1_000);
+        add_session(&connection, "due", "waiting", now - 6_000);
+        add_session(&connection, "ancient", "waiting", now - 3 * LOOKBACK_MS);
+        let rules = installed(&connection).unwrap().unwrap().0;
+        check_time_rules(&connection, &rules, now, 0).unwrap();
+        check_time_rules(&connection, &rules, now + 1_000, now).unwrap();
+        let due = format!("session:due:waiting:{}", now - 6_000);
+        assert_eq!(
+            alerts(&connection),
+            [("me".to_owned(), "waiting".to_owned(), due)],
+            "only the session waiting for 5 s, once; not one older than a day"
+        );
+        connection
+            .execute(
+                "UPDATE sessions SET state_since = ?1 WHERE session_id = 'due'",
+                [now - 5_500],
+            )
+            .unwrap();
+        check_time_rules(&connection, &rules, now + 2_000, now + 1_000).unwrap();
+        assert_eq!(alerts(&connection).len(), 2, "a new wait is a new episode");
+    }
+
+    #[test]
+    fn a_working_session_without_events_for_quiet_after_alerts_as_gone_quiet_once() {
+        let connection = database();
+        let now = now_millis();
+        add_session(&connection, "quiet", "working", now - 700_000);
+        add_session(&connection, "busy", "working", now - 1_000);
+        let rules = installed(&connection).unwrap().unwrap().0;
+        check_time_rules(&connection, &rules, now, 0).unwrap();
+        check_time_rules(&connection, &rules, now + 1_000, now).unwrap();
+        let episode = format!("session:quiet:gone_quiet:{}", now - 700_000);
+        assert_eq!(
+            alerts(&connection),
+            [("me".to_owned(), "gone_quiet".to_owned(), episode)]
+        );
+        let body: String = connection
+            .query_row("SELECT body FROM outbox", [], |row| row.get(0))
+            .unwrap();
+        assert!(body.contains("\"state\":\"gone_quiet\""), "{body}");
+    }
 }
