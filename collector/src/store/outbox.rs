@@ -7,7 +7,7 @@
 //!   only that connection sees: the writer needs no new field, and the
 //!   import's connection (the same `commit_events`) raises nothing.
 //! - [`raise`] runs in every commit: the events that put a session in
-//!   `waiting`, `failed` or `ended`, and the sessions whose cost moved, are
+//!   `waiting`, `failed` or `ended`, and the sessions whose usage moved, are
 //!   matched against the rules; once a second it also runs [`tick`]'s
 //!   checks, so time rules fire under a steady load too.
 //! - [`tick`] runs when the writer is idle: sessions waiting for at least
@@ -179,7 +179,8 @@ fn raise_for_batch(
         let (Some(session_id), true) = (row.session_id.as_deref(), *seq > 0) else {
             continue;
         };
-        if !touched.contains(&session_id) {
+        // A session's cost moves only with the usage an event carries.
+        if event.usage.is_some() && !touched.contains(&session_id) {
             touched.push(session_id);
         }
         let Some(change) = &event.transitions.session else {
