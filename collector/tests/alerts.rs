@@ -624,3 +624,68 @@ fn a_webhook_secret_file_others_can_read_stops_the_collector_with_its_name() {
     );
     assert!(!stderr.contains(SECRET));
 }
+
+#[test]
+fn slack_and_ntfy_get_their_own_shapes_with_secrets_from_0600_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    let config = dir.path().join("config/hooktrail");
+    std::fs::create_dir_all(&config).unwrap();
+    for (name, text) in [
+        ("slack.url", receiver.url()),
+        ("ntfy.token", "tk_secret_token".to_owned()),
+    ] {
+        std::fs::write(config.join(name), text).unwrap();
+        std::fs::set_permissions(config.join(name), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    configure(
+        dir.path(),
+        json!({
+            "destinations": [
+                {"name": "chat", "kind": "slack", "url_file": "~/config/hooktrail/slack.url"},
+                {"name": "phone", "kind": "ntfy", "url": receiver.url(), "token_file": "~/config/hooktrail/ntfy.token"},
+            ],
+            "rules": [{"when": "failed", "to": ["chat", "phone"]}],
+        }),
+    );
+    let collector = Collector::start(dir.path(), &[]);
+    emit(
+        &collector,
+        &dir.path().join("state"),
+        &hook("sess-chat", "StopFailure", json!({"error": "server_error"})),
+    );
+    wait_until("both deliveries", Duration::from_secs(20), || {
+        receiver.requests().len() >= 2
+    });
+    let requests = receiver.requests();
+    let link = "http://hooktrail.example:7717/#/session/sess-chat";
+    let slack = requests
+        .iter()
+        .find(|request| request.body.starts_with('{'))
+        .expect("the Slack request");
+    let text = slack.json()["text"].as_str().unwrap().to_owned();
+    assert!(
+        text.starts_with("hooktrail: failed: server_error") && text.ends_with(link),
+        "{text}"
+    );
+    let ntfy = requests
+        .iter()
+        .find(|request| !request.body.starts_with('{'))
+        .expect("the ntfy request");
+    assert!(
+        ntfy.body.starts_with("failed: server_error"),
+        "{}",
+        ntfy.body
+    );
+    assert_eq!(ntfy.headers["click"], link);
+    assert_eq!(ntfy.headers["title"], "hooktrail: failed");
+    assert_eq!(ntfy.headers["authorization"], "Bearer tk_secret_token");
+    wait_until("both recorded as sent", Duration::from_secs(10), || {
+        outbox(&collector)
+            .iter()
+            .all(|(_, _, state)| state == "sent")
+    });
+    assert!(!collector.log_text().contains("tk_secret_token"));
+}
