@@ -4,7 +4,10 @@
 //! (b) ingest of a pre-filled Redis stream through to `XACK`;
 //! (c) ingest from the socket with 8 concurrent pipelined writers;
 //! (d) latency from emitter start to committed row at 500 events/s;
-//! (e) the collector's peak RSS.
+//! (e) the collector's peak RSS;
+//! (f) (c) again with alerts on: 50 alerts in flight to a webhook that takes
+//!     10 s to answer, and a session cost rule checked on every commit
+//!     (issue 20: a slow receiver must not slow ingest).
 //!
 //! Runs the release collector binary next to this example
 //! (`target/<triple>/release/hooktrail-collector`), and `hooktrail-emit`
@@ -14,7 +17,7 @@
 // its job, unlike in the daemons and tests the bans protect.
 #![allow(clippy::print_stdout, clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -53,6 +56,7 @@ fn main() {
     let ceiling = ceiling(&temp.path().join("ceiling.db"), &lines, Search::On);
     let (redis_rate, redis_rss) = redis_ingest(&collector, temp.path(), &lines);
     let (socket_rate, socket_rss) = socket_ingest(&collector, temp.path(), &lines);
+    let alerts_rate = socket_ingest_with_slow_alerts(&collector, temp.path(), &lines);
     let latency = latency(&collector, &binaries.join("hooktrail-emit"), temp.path());
 
     println!("hooktrail collector benchmark ({events} events, {average} bytes each on average, {} cores)", cores());
@@ -81,6 +85,11 @@ fn main() {
         ),
         None => println!("(d) emitter start -> committed row: skipped, hooktrail-emit is not built next to the collector"),
     }
+    println!(
+        "(f) (c) with alerts to a receiver answering in 10 s: {:>9.0} events/s  ({:.2} of c)",
+        alerts_rate,
+        alerts_rate / socket_rate
+    );
     println!(
         "(e) collector peak RSS:                              {:.1} MB in (b), {:.1} MB in (c)",
         redis_rss as f64 / 1024.0,
@@ -364,6 +373,75 @@ fn redis_ingest(binary: &Path, dir: &Path, lines: &[String]) -> (f64, u64) {
 /// connection; timed until every `ok` is back.
 fn socket_ingest(binary: &Path, dir: &Path, lines: &[String]) -> (f64, u64) {
     let running = Running::start(binary, &dir.join("socket"), &[]);
+    let elapsed = write_concurrently(&running, lines);
+    running.report_threads("(c) socket", elapsed);
+    assert_eq!(running.count(), lines.len() as i64);
+    (rate(lines.len(), elapsed), running.peak_rss_kib())
+}
+
+/// (f): the socket ingest of (c) while 50 alerts wait on a webhook that
+/// answers each request after 10 s.
+fn socket_ingest_with_slow_alerts(binary: &Path, dir: &Path, lines: &[String]) -> f64 {
+    use std::os::unix::fs::PermissionsExt;
+    let receiver = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let requests = requests.clone();
+        std::thread::spawn(move || {
+            for stream in receiver.incoming().flatten() {
+                let requests = requests.clone();
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 65536];
+                    let _ = (&stream).read(&mut buffer);
+                    requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_secs(10));
+                    let _ = (&stream).write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                });
+            }
+        });
+    }
+    let dir = dir.join("alerts");
+    let config = dir.join("config/hooktrail");
+    std::fs::create_dir_all(&config).unwrap();
+    let secret = config.join("webhook.secret");
+    std::fs::write(&secret, "bench-key").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let alerts = serde_json::json!({"alerts": {
+        "destinations": [{"name": "slow", "kind": "webhook", "url": format!("http://127.0.0.1:{port}/"),
+                          "secret_file": secret.display().to_string()}],
+        "rules": [{"when": "ended", "to": ["slow"]},
+                  {"when": "cost", "amount_usd": 1e9, "to": ["slow"]},
+                  {"when": "waiting", "to": ["slow"]}]}});
+    std::fs::write(config.join("config.json"), alerts.to_string()).unwrap();
+    let running = Running::start(binary, &dir, &[]);
+    let now = hooktrail_shared::envelope::now_millis();
+    let ends: Vec<String> = (0..50)
+        .map(|index| {
+            let payload = format!(
+                r#"{{"session_id":"ended-{index}","cwd":"/p","hook_event_name":"SessionEnd","reason":"other"}}"#
+            );
+            Envelope::from_hook_stdin(payload.as_bytes(), new_event_id(), now, "benchhost".into())
+                .to_json()
+        })
+        .collect();
+    write_concurrently(&running, &ends);
+    wait_until("the first alert in flight", Duration::from_secs(30), || {
+        requests.load(std::sync::atomic::Ordering::Relaxed) > 0
+    });
+    let elapsed = write_concurrently(&running, lines);
+    running.report_threads("(f) socket with slow alerts", elapsed);
+    assert_eq!(running.count(), (lines.len() + ends.len()) as i64);
+    eprintln!(
+        "bench: (f) webhook requests started during the run: {} (one at a time, in order)",
+        requests.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    rate(lines.len(), elapsed)
+}
+
+/// Writes `lines` from 8 concurrent pipelined socket clients, each waiting
+/// for its `ok`s; the time it took.
+fn write_concurrently(running: &Running, lines: &[String]) -> Duration {
     let share = lines.len().div_ceil(WRITERS);
     let started = Instant::now();
     std::thread::scope(|scope| {
@@ -395,10 +473,7 @@ fn socket_ingest(binary: &Path, dir: &Path, lines: &[String]) -> (f64, u64) {
             });
         }
     });
-    let elapsed = started.elapsed();
-    running.report_threads("(c) socket", elapsed);
-    assert_eq!(running.count(), lines.len() as i64);
-    (rate(lines.len(), elapsed), running.peak_rss_kib())
+    started.elapsed()
 }
 
 /// (d): one emitter process per event at a steady 500/s (delivering to the

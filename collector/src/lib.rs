@@ -37,6 +37,7 @@
 //! The public surface is the re-exports below, on purpose: what the binary,
 //! the integration tests, the benchmarks and the fuzz targets use.
 
+mod alerts;
 mod cost;
 mod event;
 mod hub;
@@ -56,6 +57,7 @@ mod store;
 // The public surface, on purpose: what the binary, the integration tests, the
 // benchmarks (`collector/examples`) and the fuzz targets (`fuzz/`) use.
 // Everything else is `pub(crate)`.
+pub use crate::alerts::AlertSettings;
 pub use crate::cost::PriceTable;
 pub use crate::event::{CommittedEvent, Source};
 pub use crate::hub::Hub;
@@ -131,6 +133,17 @@ pub fn run_with_stats(
         settings.redaction.clone(),
     ));
     let connection = store::writer::open(&settings.database)?;
+    if let Some(alerts) = &settings.alerts {
+        store::outbox::install(
+            &connection,
+            &store::outbox::WriterRules {
+                rules: alerts.rules.clone(),
+                public_url: alerts.public_url.clone(),
+                quiet_after_ms: settings.quiet_after.as_millis() as i64,
+            },
+        )
+        .map_err(|error| format!("cannot set up alerts: {error}"))?;
+    }
     let hub = hub::Hub::new();
     // The live feed carries rows other processes commit too (an import):
     // the backfill reads them for the hub (serve/backfill.rs).
@@ -167,6 +180,16 @@ pub fn run_with_stats(
         prices: settings.prices.clone(),
     }
     .spawn()?;
+    // Delivers what the writer raised; it never holds up the writer.
+    let notifier_threads = match &settings.alerts {
+        Some(alerts) => alerts::notifier::Notifier {
+            database: settings.database.clone(),
+            settings: alerts.clone(),
+            shutdown: shutdown.clone(),
+        }
+        .spawn()?,
+        None => Vec::new(),
+    };
 
     let mut sources = Vec::new();
     if let Some(listener) = bound.socket {
@@ -254,6 +277,9 @@ pub fn run_with_stats(
         let _ = source.join();
     }
     let _ = writer_thread.join();
+    for thread in notifier_threads {
+        let _ = thread.join();
+    }
     if let Some(thread) = http_thread {
         let _ = thread.join();
     }
@@ -314,6 +340,15 @@ pub fn run_from_args() -> i32 {
     if print_url {
         args.remove(0);
     }
+    let mut alert_test = None;
+    if args.first().is_some_and(|first| first == "alert") {
+        if args.len() < 3 || args[1] != "test" || args[2].starts_with('-') {
+            log::error("usage: hooktrail-collector alert test NAME [--config FILE]");
+            return 2;
+        }
+        alert_test = Some(args[2].clone());
+        args.drain(..3);
+    }
     let (mut settings, warnings) =
         match settings::parse(&args, &hooktrail_shared::paths::process_env) {
             Ok(Invocation::Print(text)) => {
@@ -339,6 +374,9 @@ pub fn run_from_args() -> i32 {
         };
     for warning in warnings {
         log::warn(&warning);
+    }
+    if let Some(name) = alert_test {
+        return alerts::send_test(settings.alerts.as_deref(), &name);
     }
     let mut token_kept_in = None;
     if settings.token.is_none() && settings.http.is_some() {

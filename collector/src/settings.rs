@@ -20,6 +20,7 @@ usage: hooktrail-collector [--config FILE] [--db FILE] [--socket PATH] [--http A
                            [--prices FILE] [--quiet-after SECONDS]
                            [--waiting-quiet-after SECONDS]
        hooktrail-collector url [the same flags]
+       hooktrail-collector alert test NAME [the same flags]
 
 Stores every hooktrail event from Redis, the local socket and the spool in
 SQLite, and serves the live UI.
@@ -40,6 +41,8 @@ SQLite, and serves the live UI.
                        (0600; default $XDG_STATE_HOME/hooktrail/http-token)
   --no-token           serve the loopback API without a token: every local user can read it
   url                  print the page's address with its token in the fragment, and exit
+  alert test NAME      send a sample alert to the destination NAME (config \"alerts\"),
+                       print its answer, and exit (1 when it was not delivered)
   --prices FILE        a price table whose models replace or add to the built-in one
                        (same format as collector/prices.json; also $HOOKTRAIL_PRICES)
   --quiet-after S      a working session with no event for S seconds shows as
@@ -102,6 +105,9 @@ pub struct Settings {
     /// The redaction rules applied to every event received (the config
     /// file's `privacy` and `redact`, as the emitters use them).
     pub redaction: hooktrail_shared::redact::Settings,
+    /// Alert destinations and rules (the config's `alerts` and
+    /// `public_url`, DESIGN §4); `None` when no alerts are configured.
+    pub alerts: Option<Arc<crate::alerts::AlertSettings>>,
     /// Tuning knobs that tests and benchmarks change.
     pub tuning: Tuning,
 }
@@ -408,6 +414,12 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
         DEFAULT_WAITING_QUIET_AFTER,
         MAX_WAITING_QUIET_AFTER_SECONDS,
     )?;
+    let alerts = crate::alerts::config::load(
+        shared.file.as_deref(),
+        &lookup,
+        http.map(|address| format!("http://{address}")),
+    )?
+    .map(Arc::new);
     let host = host_name();
     Ok(Invocation::Run {
         settings: Box::new(Settings {
@@ -425,6 +437,7 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             redaction: shared.redaction.clone(),
             quiet_after,
             waiting_quiet_after,
+            alerts,
             tuning: Tuning::default(),
         }),
         warnings,

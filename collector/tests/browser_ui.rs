@@ -322,22 +322,18 @@ fn emit(socket: &Path, root: &Path, payloads: &[String]) {
     }
 }
 
-#[test]
-fn the_page_shows_sessions_live_with_states_timelines_search_hits_and_charts_and_keeps_markup_inert(
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let port = free_port();
+/// A collector process in `root` serving the page on `port`, without a
+/// token (the page's token flow is not what these tests are about).
+fn start_collector(root: &Path, port: u16) -> Process {
     let socket = root.join("run/collector.sock");
     std::fs::create_dir_all(root.join("run")).unwrap();
     std::fs::create_dir_all(root.join("home/.config")).unwrap();
-    let _collector = Process(
+    let collector = Process(
         Command::new(COLLECTOR)
             .args(["--db", &root.join("data/events.db").display().to_string()])
             .args(["--socket", &socket.display().to_string()])
             .args(["--spool-dir", &root.join("spool").display().to_string()])
             .args(["--http", &format!("127.0.0.1:{port}")])
-            // The page's token flow is not what this test is about.
             .arg("--no-token")
             .env_clear()
             .env("HOME", root.join("home"))
@@ -352,6 +348,17 @@ fn the_page_shows_sessions_live_with_states_timelines_search_hits_and_charts_and
         TcpStream::connect(("127.0.0.1", port)).is_ok()
             && http(port, "GET", "/api/health", None).0 == 200
     });
+    collector
+}
+
+#[test]
+fn the_page_shows_sessions_live_with_states_timelines_search_hits_and_charts_and_keeps_markup_inert(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let port = free_port();
+    let socket = root.join("run/collector.sock");
+    let _collector = start_collector(root, port);
     // One earlier session, so the page starts with something.
     emit(&socket, root, &fixture("failures"));
 
@@ -653,4 +660,68 @@ fn parallel_session_payloads(session: &str) -> Vec<String> {
         ),
         with("Stop", json!({"stop_hook_active": false})),
     ]
+}
+
+/// Issue 20: after the user opts in, a browser notification fires when a
+/// session starts waiting, and the tab title counts the waiting sessions.
+#[test]
+fn a_session_that_starts_waiting_fires_a_browser_notification_and_counts_in_the_title() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let port = free_port();
+    let socket = root.join("run/collector.sock");
+    let _collector = start_collector(root, port);
+    let driver = Driver::start(&root.join("profile"));
+    driver.go(&format!("http://127.0.0.1:{port}/"));
+    driver.wait_for(
+        "the alerts panel",
+        "return !!document.getElementById('alerts-notify') && document.title === 'hooktrail'",
+    );
+    // What the permission prompt would do when the user clicks "Allow".
+    driver.call(
+        "POST",
+        "/permissions",
+        Some(json!({"descriptor": {"name": "notifications"}, "state": "granted"})),
+    );
+    driver.click("#alerts-notify");
+    driver.wait_for(
+        "the opt-in",
+        "return localStorage.getItem('hooktrail-notify') === 'on'",
+    );
+    let session = |event: &str, extra: &str| {
+        format!(
+            r#"{{"session_id":"sess-notify","transcript_path":"/none.jsonl","cwd":"/home/dev/api","hook_event_name":"{event}"{extra}}}"#
+        )
+    };
+    emit(
+        &socket,
+        root,
+        &[
+            session("UserPromptSubmit", r#","prompt":"deploy""#),
+            session(
+                "PermissionRequest",
+                r#","tool_name":"Bash","tool_input":{"command":"ls"}"#,
+            ),
+        ],
+    );
+    driver.wait_for(
+        "the waiting count in the title",
+        "return document.title === '(1) hooktrail'",
+    );
+    driver.wait_for(
+        "the browser notification",
+        "return document.documentElement.dataset.lastNotification === 'hooktrail: session is waiting for you'",
+    );
+    emit(
+        &socket,
+        root,
+        &[session(
+            "PostToolUse",
+            r#","tool_name":"Bash","tool_input":{"command":"ls"},"tool_response":{}"#,
+        )],
+    );
+    driver.wait_for(
+        "the title without a count",
+        "return document.title === 'hooktrail'",
+    );
 }

@@ -22,7 +22,7 @@ use crate::serve::fd::{
     descriptors_sharing, duplicate_listener, set_accepted_timeouts, set_listener_nodelay,
 };
 use crate::serve::gate::{respond, respond_static, ApiResponse, HttpContext, Shared};
-use crate::serve::{api, metrics, ws};
+use crate::serve::{alerts, api, metrics, ws};
 use crate::service::spawn_thread;
 use crate::stats::Stats;
 use crate::store::read::open_read_only;
@@ -69,6 +69,7 @@ const INDEX_HTML: &str = include_str!("../../ui/index.html");
 const APP_JS: &str = include_str!("../../ui/app.js");
 const APP_CSS: &str = include_str!("../../ui/app.css");
 const FAVICON_SVG: &str = include_str!("../../ui/favicon.svg");
+const ALERTS_JS: &str = include_str!("../../ui/alerts.js");
 
 /// The HTTP server thread: everything it needs, by name.
 /// [`HttpServer::spawn`] starts it.
@@ -339,6 +340,9 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
             return respond_static(request, INDEX_HTML, "text/html; charset=utf-8")
         }
         "/app.js" => return respond_static(request, APP_JS, "text/javascript; charset=utf-8"),
+        "/alerts.js" => {
+            return respond_static(request, ALERTS_JS, "text/javascript; charset=utf-8")
+        }
         "/app.css" => return respond_static(request, APP_CSS, "text/css; charset=utf-8"),
         "/favicon.svg" | "/favicon.ico" => {
             return respond_static(request, FAVICON_SVG, "image/svg+xml")
@@ -387,6 +391,9 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
             let Some(open) = connection.as_mut() else {
                 return;
             };
+            if path == "/api/alerts" {
+                return respond(request, alerts::route(open, query_string));
+            }
             let answer = api::route_database(open, path, query_string, context.quiet_limits());
             if answer.status == 503 {
                 *connection = None;

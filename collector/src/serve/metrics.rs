@@ -350,6 +350,7 @@ pub(crate) fn metrics(
         if let Ok(text) = database_families(connection, quiet_limits) {
             out.push_str(&text);
         }
+        out.push_str(&super::alerts::metrics_family(connection));
     }
     ApiResponse {
         status: 200,

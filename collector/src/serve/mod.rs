@@ -14,6 +14,7 @@
 //! [`backfill`] is a thread of its own beside the server: it feeds the hub
 //! the rows other processes (an import) committed, for [`ws`].
 
+pub(crate) mod alerts;
 pub(crate) mod api;
 pub(crate) mod backfill;
 pub(crate) mod fd;

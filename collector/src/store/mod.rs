@@ -11,9 +11,12 @@
 //! - [`import`]: what the import process needs beyond the writer's
 //!   transaction (grown transcripts' ends), and `data_version`, by which
 //!   the collector notices another process's commits.
+//! - [`outbox`]: alerts raised in the writer's transaction, and the
+//!   notifier threads' connections, which record deliveries (issue 20).
 
 pub(crate) mod checkpoint;
 pub(crate) mod import;
+pub(crate) mod outbox;
 pub(crate) mod read;
 pub(crate) mod retention;
 pub(crate) mod schema;

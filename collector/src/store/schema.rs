@@ -395,6 +395,31 @@ const MIGRATIONS: &[&str] = &[
     WHERE typeof(total_tokens) != 'integer' OR total_tokens < 0 OR typeof(total_cost_usd) != 'real'
        OR total_cost_usd < 0 OR total_cost_usd > 1e9;
     "#,
+    // 9: alerts (issue 20): the outbox. The writer inserts an alert in the
+    // transaction of the state change that raised it (`store/outbox.rs`);
+    // the notifier threads update its delivery columns. UNIQUE(destination,
+    // rule, episode) makes an alert once per episode; `delivery_id` is the
+    // receiver's idempotency key, the same on every retry.
+    r#"
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        delivery_id     TEXT NOT NULL UNIQUE,
+        destination     TEXT NOT NULL,
+        rule            TEXT NOT NULL,
+        episode         TEXT NOT NULL,
+        session_id      TEXT,
+        body            TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        state           TEXT NOT NULL DEFAULT 'pending',
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT,
+        sent_at         INTEGER,
+        answer          TEXT,
+        UNIQUE (destination, rule, episode)
+    );
+    CREATE INDEX outbox_delivery ON outbox(destination, state, id);
+    "#,
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right

@@ -274,6 +274,7 @@ impl WriterLoop {
                 Err(RecvTimeoutError::Timeout) => {
                     self.retention
                         .step(&mut self.setup.connection, &self.setup.stats);
+                    crate::store::outbox::tick(&mut self.setup.connection);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -921,6 +922,7 @@ pub(crate) fn commit_events(
             upsert.execute(params![minute, hook, machine, count])?;
         }
     }
+    crate::store::outbox::raise(&transaction, events, &seqs)?;
     transaction.commit()?;
     Ok(CommitReport {
         seqs,
