@@ -7,10 +7,11 @@
 // A new panel is a module of its own exporting an `init(page)`; add it to
 // FEATURES below. `page` is what a panel may use from the rest of the page.
 
-import { api } from "./api.js";
+import { api, post, signIn, signInProblem } from "./api.js";
 import { filters, loadOlder, neighbour, restart, selectedSeq, togglePause, whenEventArrives } from "./feed.js";
 import { focusSearch, formFilters, setSessionFilter, showFilters, whenFiltersChange } from "./filters.js";
 import { hideEvent, showEvent } from "./detail.js";
+import { setConnection } from "./live.js";
 import { refreshHealth } from "./health.js";
 import { refreshOverview } from "./overview.js";
 import { go, openEvent, readQuery, readRoute, routeHash, whenRouteChanges, writeQuery } from "./route.js";
@@ -118,7 +119,9 @@ function wire() {
   window.addEventListener("hashchange", applyRoute);
 }
 
-function start() {
+async function start() {
+  await signIn();
+  if (signInProblem()) setConnection("sign-in: " + signInProblem(), "bad");
   const chosen = readUrl();
   const initial = readRoute();
   // A session filter in the query string opens that session's view.
@@ -129,7 +132,7 @@ function start() {
   every(2000, refreshHealth);
   every(10000, refreshOverview);
   every(1000, refreshSessionsIfDue);
-  const page = { api, go, openEvent, every };
+  const page = { api, post, go, openEvent, every };
   for (const init of FEATURES) init(page);
 }
 

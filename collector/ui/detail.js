@@ -2,6 +2,7 @@
 
 import { api } from "./api.js";
 import { listedEvent, select } from "./feed.js";
+import { setText } from "./format.js";
 
 const $ = {
   pane: document.getElementById("event-detail"),
@@ -23,9 +24,9 @@ export async function showEvent(seq) {
   select(seq);
   const e = event;
   $.seq.textContent = "#" + e.seq;
-  $.meta.textContent = e.hook + (e.tool ? " · " + e.tool : "") + " · " + new Date(e.ts).toISOString() +
-    " · " + e.machine + " · session " + (e.session_id || "none") + " · agent " + (e.agent_id || "main") + " · via " + e.source + " · id " + e.id;
-  $.payload.textContent = JSON.stringify(e.payload, null, 2);
+  setText($.meta, e.hook + (e.tool ? " · " + e.tool : "") + " · " + new Date(e.ts).toISOString() +
+    " · " + e.machine + " · session " + (e.session_id || "none") + " · agent " + (e.agent_id || "main") + " · via " + e.source + " · id " + e.id);
+  setText($.payload, JSON.stringify(e.payload, null, 2));
   $.pane.hidden = false;
   $.hint.hidden = true;
 }

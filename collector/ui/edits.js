@@ -1,7 +1,7 @@
 // A session's edits: the diffs its Edit, Write and MultiEdit calls made.
 
 import { api } from "./api.js";
-import { clock, el } from "./format.js";
+import { clock, el, textNode } from "./format.js";
 import { routeHash } from "./route.js";
 
 const MAX_LINES = 400;   // diff lines drawn per edit
@@ -45,7 +45,7 @@ function editItem(event, session) {
   const head = el("div", "edit-head");
   const link = el("a", null, "#" + event.seq);
   link.href = routeHash("session", session, event.seq);
-  head.append(link, document.createTextNode(" " + event.tool + " " + (input.file_path || "") + " · " + clock(event.ts)));
+  head.append(link, textNode(" " + event.tool + " " + (input.file_path || "") + " · " + clock(event.ts)));
   item.appendChild(head);
   const pre = el("pre", "diff");
   let shown = 0;

@@ -2,7 +2,7 @@
 // top (through live.js), pausing, and the selected row.
 
 import { api } from "./api.js";
-import { appendHighlighted, clock, el, short, snippet, summary } from "./format.js";
+import { appendHighlighted, clock, el, reveal, setTitle, short, snippet, summary } from "./format.js";
 import { filterQuery, routeHash } from "./route.js";
 import { setConnection, startLive, stopLive } from "./live.js";
 
@@ -53,12 +53,13 @@ function rowFor(event, fresh) {
   const cell = el("td", "summary");
   appendHighlighted(cell, typeof text === "string" ? text.slice(0, 300) : "", term);
   tr.appendChild(cell);
-  tr.title = event.session_id || "";
+  setTitle(tr, event.session_id || "");
   return tr;
 }
 
 function noteEvent(event) {
-  if (event.tool && !feed.tools.has(event.tool)) {
+  // A name with hidden characters is not offered: a suggestion shows its raw value.
+  if (event.tool && !feed.tools.has(event.tool) && !reveal(event.tool).hidden) {
     feed.tools.add(event.tool);
     $.tools.appendChild(el("option")).value = event.tool;
   }

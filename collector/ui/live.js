@@ -2,7 +2,8 @@
 // /api/events when the socket never opens. The feed (feed.js) says what to
 // ask for and takes what arrives; this module only keeps the line up.
 
-import { api, TOKEN } from "./api.js";
+import { api, hasToken, post } from "./api.js";
+import { setText } from "./format.js";
 
 const $ = { conn: document.getElementById("conn") };
 
@@ -14,7 +15,7 @@ const live = {
 };
 
 export function setConnection(text, tone) {
-  $.conn.textContent = text;
+  setText($.conn, text);
   $.conn.className = "value " + tone;
 }
 
@@ -23,17 +24,26 @@ export function stopLive() {
   if (live.socket) { const socket = live.socket; live.socket = null; socket.close(); }
 }
 
+// A ticket for one WebSocket (DESIGN §7): never the token, since a failed
+// socket's URL is printed in the browser's console.
+async function ticket() {
+  return hasToken() ? (await post("/api/ws-ticket")).ticket : null;
+}
+
 // `feed` is { current(): whether this feed is still the page's, query(extra):
 // its filters as a query string, cursor(): the resume point, deliver(events,
 // cursor), caughtUp(cursor) }.
-export function startLive(feed) {
+export async function startLive(feed) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const query = feed.query({ after: feed.cursor(), token: TOKEN || null });
   let socket;
   try {
+    const query = feed.query({ after: feed.cursor(), ticket: await ticket() });
+    if (!feed.current()) return;
     socket = new WebSocket(scheme + "//" + location.host + "/ws?" + query);
   } catch (error) {
-    return startPolling(feed);
+    if (!live.openedOnce) return startPolling(feed);
+    setConnection("reconnecting (" + error.message + ")", "warn");
+    return setTimeout(() => { if (feed.current()) startLive(feed); }, 2000);
   }
   live.socket = socket;
   let opened = false;

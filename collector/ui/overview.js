@@ -2,7 +2,7 @@
 // thirty days, as stacked bars in plain SVG.
 
 import { api } from "./api.js";
-import { el, PALETTE, project, svg } from "./format.js";
+import { el, PALETTE, project, svg, textNode } from "./format.js";
 
 const $ = {
   section: document.getElementById("overview"),
@@ -53,7 +53,7 @@ function legend(keys, colour) {
     const item = el("span", "key");
     const swatch = svg("svg", { width: 10, height: 10 });
     swatch.appendChild(svg("rect", { width: 10, height: 10, fill: colour.get(key) }));
-    item.append(swatch, document.createTextNode(" " + key));
+    item.append(swatch, textNode(" " + key));
     box.appendChild(item);
   }
   if (!keys.length) box.appendChild(el("span", "muted", "nothing yet"));

@@ -2,6 +2,8 @@
 // string, the view in the hash: #/ (events), #/overview, #/session/ID, and
 // #/session/ID/event/SEQ or #/event/SEQ with an event's payload open.
 
+import { safeDecode } from "./api.js";
+
 export const FILTERS = ["machine", "session", "agent", "hook", "tool", "q"];
 const SORTS = ["cost", "duration"];
 
@@ -31,7 +33,7 @@ export function writeQuery(filters, sort) {
 }
 
 export function readRoute() {
-  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(safeDecode);
   const route = { view: "events", session: null, event: null };
   if (parts[0] === "overview") route.view = "overview";
   if (parts[0] === "session" && parts[1]) { route.view = "session"; route.session = parts[1]; }

@@ -3,7 +3,7 @@
 // render function per panel; showSession fetches once and calls them.
 
 import { api } from "./api.js";
-import { completeness, duration, el, money, project, short, STATE_LABELS, tokens } from "./format.js";
+import { completeness, duration, el, money, project, setText, setTitle, short, STATE_LABELS, textNode, tokens } from "./format.js";
 import { drawTimeline } from "./timeline.js";
 import { drawEdits } from "./edits.js";
 
@@ -33,13 +33,13 @@ export function setSession(id) {
 }
 
 function renderHeader(s) {
-  $.id.textContent = short(s.session_id);
-  $.id.title = s.session_id;
-  $.meta.textContent = s.machine + " · " + (s.cwd || "") + " · " + s.status + " · " +
-    duration(s.duration_ms) + " · " + s.event_count + " events" + (s.end_reason ? " · ended: " + s.end_reason : "");
-  $.title.replaceChildren(el("span", "badge " + s.state, STATE_LABELS[s.state] || s.state), document.createTextNode(" " + (s.title || short(s.session_id))));
-  $.summary.textContent = [project(s.cwd), s.machine, s.model, money(s.cost_usd), s.tokens ? tokens(s.tokens) : "",
-    duration(s.duration_ms), s.event_count + " events", completeness(s.completeness), s.state_detail].filter(Boolean).join(" · ");
+  setText($.id, short(s.session_id));
+  setTitle($.id, s.session_id);
+  setText($.meta, s.machine + " · " + (s.cwd || "") + " · " + s.status + " · " +
+    duration(s.duration_ms) + " · " + s.event_count + " events" + (s.end_reason ? " · ended: " + s.end_reason : ""));
+  $.title.replaceChildren(el("span", "badge " + s.state, STATE_LABELS[s.state] || s.state), textNode(" " + (s.title || short(s.session_id))));
+  setText($.summary, [project(s.cwd), s.machine, s.model, money(s.cost_usd), s.tokens ? tokens(s.tokens) : "",
+    duration(s.duration_ms), s.event_count + " events", completeness(s.completeness), s.state_detail].filter(Boolean).join(" · "));
 }
 
 // The agent tree: the main agent at the root, subagents under the agent that started them.
@@ -87,8 +87,8 @@ function renderPrompts(prompts) {
   $.prompts.replaceChildren();
   for (const prompt of prompts) {
     const tr = el("tr", prompt.outcome === "failed" ? "failed" : "");
-    const text = el("td", "prompt-text", (prompt.prompt || "").replace(/\s+/g, " ").slice(0, 200));
-    text.title = prompt.prompt || "";
+    const text = el("td", "prompt-text", (prompt.prompt || "").replace(/[ \t\n\r]+/g, " ").slice(0, 200));
+    setTitle(text, prompt.prompt || "");
     tr.appendChild(text);
     for (const value of [prompt.duration_ms === null ? "running" : duration(prompt.duration_ms),
       prompt.tool_calls + (prompt.tool_failures ? " (" + prompt.tool_failures + " failed)" : ""),

@@ -3,7 +3,7 @@
 // every ten seconds.
 
 import { api } from "./api.js";
-import { completeness, duration, el, money, project, short, STATE_LABELS, tokens } from "./format.js";
+import { completeness, duration, el, money, project, reveal, setTitle, short, STATE_LABELS, tokens } from "./format.js";
 
 const $ = {
   list: document.getElementById("sessions"),
@@ -47,7 +47,7 @@ function sessionButton(session, now) {
   const top = el("div", "top");
   const badge = el("span", "badge " + session.state, STATE_LABELS[session.state] || session.state);
   if (session.state_since) badge.appendChild(el("span", "since", " " + duration(Math.max(0, now - session.state_since))));
-  if (session.state_detail && (waiting || session.state === "failed")) badge.title = session.state_detail;
+  if (session.state_detail && (waiting || session.state === "failed")) setTitle(badge, session.state_detail);
   top.appendChild(badge);
   top.appendChild(el("span", "title", session.title || short(session.session_id)));
   button.appendChild(top);
@@ -58,7 +58,7 @@ function sessionButton(session, now) {
     session.event_count + " events", completeness(session.completeness),
     session.current_tool ? (waiting ? "asks for " : "running ") + session.current_tool : ""].filter(Boolean);
   button.appendChild(el("div", "facts", facts.join(" · ")));
-  button.title = session.session_id + (session.state_detail ? "\n" + session.state_detail : "");
+  setTitle(button, session.session_id + (session.state_detail ? "\n" + session.state_detail : ""));
   return button;
 }
 
@@ -76,7 +76,7 @@ export async function refreshSessions() {
     fragment.appendChild(sessionButton(session, data.now));
   }
   $.machines.replaceChildren();
-  for (const machine of [...machines].sort()) $.machines.appendChild(el("option")).value = machine;
+  for (const machine of [...machines].sort()) if (!reveal(machine).hidden) $.machines.appendChild(el("option")).value = machine;
   $.list.replaceChildren(fragment);
   $.total.textContent = "(" + data.total + ")";
   if (!sessions.drawn) { sessions.drawn = true; performance.mark("sessions-drawn"); }

@@ -22,7 +22,7 @@ use crate::serve::fd::{
     descriptors_sharing, duplicate_listener, set_accepted_timeouts, set_listener_nodelay,
 };
 use crate::serve::gate::{respond, respond_static, ApiResponse, HttpContext, Shared};
-use crate::serve::{api, metrics, ws};
+use crate::serve::{api, metrics, sign_in, ws};
 use crate::service::spawn_thread;
 use crate::stats::Stats;
 use crate::store::read::open_read_only;
@@ -120,7 +120,6 @@ const PAGE_FILES: &[PageFile] = page_files! {
 fn page_file(path: &str) -> Option<&'static PageFile> {
     PAGE_FILES.iter().find(|file| file.path == path)
 }
-
 
 /// The HTTP server thread: everything it needs, by name.
 /// [`HttpServer::spawn`] starts it.
@@ -381,11 +380,18 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
             ),
         );
     }
-    if *request.method() != Method::Get {
-        return respond(request, ApiResponse::error(405, "only GET is served"));
-    }
     let url = request.url().to_owned();
     let (path, query_string) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    match request.method() {
+        Method::Get => {}
+        Method::Post => return post(request, path, shared),
+        _ => {
+            return respond(
+                request,
+                ApiResponse::error(405, "only GET and POST are served"),
+            )
+        }
+    }
     if let Some(file) = page_file(path) {
         return respond_static(request, file.body, file.content_type);
     }
@@ -404,6 +410,7 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
     let context = &shared.context;
     let answer = match path {
         "/api/health" => metrics::health(&context.stats, &context.hub, &context.database),
+        "/api/capabilities" => sign_in::capabilities(shared),
         "/metrics" => {
             if connection.is_none() {
                 *connection = open_read_only(&context.database).ok();
@@ -442,6 +449,37 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
             }
             answer
         }
+        _ => ApiResponse::error(404, "no such route"),
+    };
+    respond(request, answer);
+}
+
+/// The `POST` routes: the page's own `Origin` first (no cross-site form or
+/// script can post), then the token, except for the code exchange, which is
+/// how the page gets one.
+fn post(mut request: Request, path: &str, shared: &Shared) {
+    if !shared.post_origin_allowed(&request) {
+        return respond(
+            request,
+            ApiResponse::error(403, "POST refused: its Origin is not this page's own"),
+        );
+    }
+    if path == "/api/page-token" {
+        let answer = sign_in::exchange_code(&mut request, shared);
+        return respond(request, answer);
+    }
+    if !shared.token_ok(&request, None) {
+        return respond(
+            request,
+            ApiResponse::error(
+                401,
+                "this collector needs its token: send `Authorization: Bearer TOKEN`",
+            ),
+        );
+    }
+    let answer = match path {
+        "/api/page-token/renew" => sign_in::renew(shared),
+        "/api/ws-ticket" => sign_in::ws_ticket(shared),
         _ => ApiResponse::error(404, "no such route"),
     };
     respond(request, answer);

@@ -9,13 +9,20 @@
 //! thread of its own). [`json`] writes events as JSON for both [`api`] and
 //! [`ws`]; [`fd`] finds the sockets `tiny_http` does not expose.
 //!
-//! Imports go one way: `http` uses the rest; `ws` and `api` use `gate`,
-//! `json`, `fd` and the store; `gate`, `json` and `fd` use none of them.
+//! [`auth`] holds the page's credentials (one-time codes, page tokens,
+//! WebSocket tickets, the token followed through rotations); [`sign_in`]
+//! is its `POST` routes.
+//!
+//! Imports go one way: `http` uses the rest; `ws`, `api` and `sign_in` use
+//! `gate`, `json`, `fd`, `auth` and the store; `gate` uses `auth`; `auth`,
+//! `json` and `fd` use none of them.
 
 pub(crate) mod api;
+pub(crate) mod auth;
 pub(crate) mod fd;
 pub(crate) mod gate;
 pub(crate) mod http;
 pub(crate) mod json;
 pub(crate) mod metrics;
+pub(crate) mod sign_in;
 pub(crate) mod ws;
