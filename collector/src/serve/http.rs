@@ -399,13 +399,7 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
         return ws::start(request, query_string, shared);
     }
     if !shared.token_ok(&request, None) {
-        return respond(
-            request,
-            ApiResponse::error(
-                401,
-                "this collector needs its token: send `Authorization: Bearer TOKEN`",
-            ),
-        );
+        return respond(request, token_missing());
     }
     let context = &shared.context;
     let answer = match path {
@@ -469,13 +463,7 @@ fn post(mut request: Request, path: &str, shared: &Shared) {
         return respond(request, answer);
     }
     if !shared.token_ok(&request, None) {
-        return respond(
-            request,
-            ApiResponse::error(
-                401,
-                "this collector needs its token: send `Authorization: Bearer TOKEN`",
-            ),
-        );
+        return respond(request, token_missing());
     }
     let answer = match path {
         "/api/page-token/renew" => sign_in::renew(shared),
@@ -483,4 +471,12 @@ fn post(mut request: Request, path: &str, shared: &Shared) {
         _ => ApiResponse::error(404, "no such route"),
     };
     respond(request, answer);
+}
+
+/// The 401 of a request without the token (or a page token).
+fn token_missing() -> ApiResponse {
+    ApiResponse::error(
+        401,
+        "this collector needs its token: send `Authorization: Bearer TOKEN`",
+    )
 }
