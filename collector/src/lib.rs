@@ -66,9 +66,10 @@ pub use crate::query::{
     parse_events_query, parse_sessions_query, parse_socket_query, parse_stats_query, EventFilter,
 };
 pub use crate::search::searchable_text;
-pub use crate::serve::gate::HttpContext;
+pub use crate::serve::auth::{codes_dir, create_code, rotate_token, CODE_LIFETIME};
+pub use crate::serve::gate::{HttpContext, PageAuth};
 pub use crate::serve::http::HttpServer;
-pub use crate::settings::{parse as parse_settings, Invocation, Settings, Tuning};
+pub use crate::settings::{parse as parse_settings, Invocation, Settings, TokenOrigin, Tuning};
 pub use crate::sources::framing::{Frame, LineFramer};
 pub use crate::sources::socket::SocketListener;
 pub use crate::stats::{RedisLink, Stats};
@@ -245,6 +246,11 @@ pub fn run_with_stats(
                 "serving the UI on http://{}",
                 server.server_addr()
             ));
+            if !settings.actions_allowed() {
+                log::warn(
+                    "HTTP is served off loopback without TLS: the page shows events but refuses approvals and budget overrides; reach a loopback collector through an SSH tunnel or a TLS reverse proxy to act (README, \"Remote access\")",
+                );
+            }
             Some(
                 HttpServer {
                     server,
@@ -255,6 +261,7 @@ pub fn run_with_stats(
                         token: settings.token.clone(),
                         quiet_after: settings.quiet_after,
                         waiting_quiet_after: settings.waiting_quiet_after,
+                        page: page_auth(&settings),
                     },
                     shutdown: shutdown.clone(),
                 }
@@ -316,21 +323,73 @@ fn run_import(settings: &Settings, dir: &std::path::Path) -> i32 {
     }
 }
 
-/// `hooktrail-collector url`: prints the page's address, with the token in
-/// the fragment (which browsers never send; the page keeps it in
-/// `sessionStorage`), on stdout for the user who runs it.
+/// How the page signs in: codes beside the token file, which is followed
+/// through rotations when the token came from it.
+fn page_auth(settings: &Settings) -> serve::gate::PageAuth {
+    let has_token = settings.token_origin != settings::TokenOrigin::Off;
+    serve::gate::PageAuth {
+        token_file: settings
+            .token_file
+            .clone()
+            .filter(|_| settings.token_origin == settings::TokenOrigin::File),
+        codes_dir: settings
+            .token_file
+            .as_deref()
+            .filter(|_| has_token)
+            .map(serve::auth::codes_dir),
+        page_token_lifetime: settings.page_token_lifetime,
+    }
+}
+
+/// `hooktrail-collector url`: prints the page's address on stdout, with a
+/// one-time code in the fragment (which browsers never send). The page
+/// trades the code for a page token once; the link in the browser's
+/// history is dead after that, or after five minutes.
 fn print_page_url(settings: &Settings) -> i32 {
     let Some(address) = settings.http else {
         log::error("HTTP is off (--http off): there is no page");
         return 1;
     };
-    let fragment = settings
-        .token
-        .as_ref()
-        .map(|token| format!("#token={token}"))
-        .unwrap_or_default();
+    let fragment = match (&settings.token, page_auth(settings).codes_dir) {
+        (Some(_), Some(dir)) => match serve::auth::create_code(&dir) {
+            Ok(code) => format!("#code={code}"),
+            Err(message) => {
+                log::error(&message);
+                return 1;
+            }
+        },
+        _ => String::new(),
+    };
     let _ = writeln!(std::io::stdout(), "http://{address}/{fragment}");
     0
+}
+
+/// `hooktrail-collector token rotate`: a new generated token.
+fn run_token_rotate(settings: &Settings) -> i32 {
+    let path = match (settings.token_origin, &settings.token_file) {
+        (settings::TokenOrigin::File, Some(path)) => path,
+        (settings::TokenOrigin::Given, _) => {
+            log::error("the token comes from --token or $HOOKTRAIL_TOKEN: change it there and restart the collector");
+            return 1;
+        }
+        _ => {
+            log::error("there is no token to rotate (--no-token)");
+            return 1;
+        }
+    };
+    match serve::auth::rotate_token(path) {
+        Ok(()) => {
+            log::info(&format!(
+                "a new token is in {}; a running collector uses it within a second; open pages need a new link: hooktrail-collector url",
+                path.display()
+            ));
+            0
+        }
+        Err(message) => {
+            log::error(&message);
+            1
+        }
+    }
 }
 
 /// Runs the collector from the process arguments; returns the exit code.
@@ -348,6 +407,10 @@ pub fn run_from_args() -> i32 {
         }
         alert_test = Some(args[2].clone());
         args.drain(..3);
+    }
+    let rotate = args.len() >= 2 && args[0] == "token" && args[1] == "rotate";
+    if rotate {
+        args.drain(..2);
     }
     let (mut settings, warnings) =
         match settings::parse(&args, &hooktrail_shared::paths::process_env) {
@@ -377,6 +440,9 @@ pub fn run_from_args() -> i32 {
     }
     if let Some(name) = alert_test {
         return alerts::send_test(settings.alerts.as_deref(), &name);
+    }
+    if rotate {
+        return run_token_rotate(&settings);
     }
     let mut token_kept_in = None;
     if settings.token.is_none() && settings.http.is_some() {

@@ -334,22 +334,23 @@ pub struct SocketQuery {
     pub after: Option<i64>,
     /// Filters, applied to the replay and to live events alike.
     pub filter: EventFilter,
-    /// The bearer token, for browsers that cannot set headers on a WebSocket.
-    pub token: Option<String>,
+    /// A one-use ticket from `POST /api/ws-ticket`, for browsers that cannot
+    /// set headers on a WebSocket (never the token: a URL gets logged).
+    pub ticket: Option<String>,
 }
 
 /// Parses the query string of `/ws`.
 pub fn parse_socket_query(query: &str) -> Result<SocketQuery, ParamError> {
-    let allowed = [&FILTER_NAMES[..], &["after", "token"]].concat();
+    let allowed = [&FILTER_NAMES[..], &["after", "ticket"]].concat();
     let mut parsed = SocketQuery {
         after: None,
         filter: EventFilter::default(),
-        token: None,
+        ticket: None,
     };
     for (name, value) in parse_pairs(query, &allowed)? {
         match name.as_str() {
             "after" => parsed.after = Some(parse_integer("after", &value, 0, i64::MAX)?),
-            "token" => parsed.token = Some(value),
+            "ticket" => parsed.ticket = Some(value),
             _ => {
                 parsed.filter.take(&name, value);
             }

@@ -18,9 +18,10 @@ usage: hooktrail-collector [--config FILE] [--db FILE] [--socket PATH] [--http A
                            [--group NAME] [--spool-dir DIR] [--retention-days N]
                            [--token TOKEN] [--token-file FILE] [--no-token]
                            [--prices FILE] [--quiet-after SECONDS]
-                           [--waiting-quiet-after SECONDS]
+                           [--waiting-quiet-after SECONDS] [--page-token-lifetime SECONDS]
        hooktrail-collector url [the same flags]
        hooktrail-collector alert test NAME [the same flags]
+       hooktrail-collector token rotate [the same flags]
 
 Stores every hooktrail event from Redis, the local socket and the spool in
 SQLite, and serves the live UI.
@@ -43,6 +44,12 @@ SQLite, and serves the live UI.
   url                  print the page's address with its token in the fragment, and exit
   alert test NAME      send a sample alert to the destination NAME (config \"alerts\"),
                        print its answer, and exit (1 when it was not delivered)
+  url                  print the page's address with a one-time code (valid 5 minutes,
+                       once) in the fragment, and exit; the page trades it for a page token
+  token rotate         replace the generated token (the running collector follows within
+                       a second); every page token and unused code stops working
+  --page-token-lifetime S  a page token the page stops renewing (its browser closed)
+                       works this long (default 900)
   --prices FILE        a price table whose models replace or add to the built-in one
                        (same format as collector/prices.json; also $HOOKTRAIL_PRICES)
   --quiet-after S      a working session with no event for S seconds shows as
@@ -93,6 +100,12 @@ pub struct Settings {
     /// it; `None` with `--no-token`, which leaves a loopback API open to
     /// every local user.
     pub token_file: Option<PathBuf>,
+    /// Where the token comes from, which says whether `token rotate` can
+    /// replace it and the collector should follow its file.
+    pub token_origin: TokenOrigin,
+    /// How long a page token works unless the page renews it: a token left
+    /// in a closed browser's profile is dead after this.
+    pub page_token_lifetime: Duration,
     /// The prices costs are computed with: the built-in table, with the
     /// models of `--prices` replacing or adding to it.
     pub prices: Arc<PriceTable>,
@@ -110,6 +123,33 @@ pub struct Settings {
     pub alerts: Option<Arc<crate::alerts::AlertSettings>>,
     /// Tuning knobs that tests and benchmarks change.
     pub tuning: Tuning,
+}
+
+/// Where the HTTP API's token comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenOrigin {
+    /// `--token` or `$HOOKTRAIL_TOKEN`: fixed until a restart.
+    Given,
+    /// The generated token in `token_file`: `token rotate` replaces it.
+    File,
+    /// `--no-token`: none.
+    Off,
+}
+
+/// Whether a page served at `http` may take actions (approvals, budget
+/// overrides): only on a loopback listener. Off loopback the token and
+/// every action would cross the network in clear (this collector serves
+/// no TLS); reach it through an SSH tunnel or a TLS reverse proxy to a
+/// loopback listener instead (README, "Remote access").
+pub fn actions_allowed_on(http: Option<SocketAddr>) -> bool {
+    http.is_some_and(|address| address.ip().is_loopback())
+}
+
+impl Settings {
+    /// Whether the page may take actions: see [`actions_allowed_on`].
+    pub fn actions_allowed(&self) -> bool {
+        actions_allowed_on(self.http)
+    }
 }
 
 /// The longest retention accepted: longer is a typo, and its arithmetic
@@ -264,7 +304,8 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             | "--prices"
             | "--quiet-after"
             | "--waiting-quiet-after"
-            | "--token-file" => {
+            | "--token-file"
+            | "--page-token-lifetime" => {
                 let value = match inline {
                     Some(value) => value,
                     None => iter
@@ -420,6 +461,25 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
         http.map(|address| format!("http://{address}")),
     )?
     .map(Arc::new);
+    let page_token_lifetime = match flag("--page-token-lifetime") {
+        Some(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|seconds| (1..=7 * 86_400).contains(seconds))
+            .map(Duration::from_secs)
+            .ok_or_else(|| {
+                format!(
+                    "--page-token-lifetime: not a number of seconds between 1 and 604800: {text:?}"
+                )
+            })?,
+        None => crate::serve::auth::DEFAULT_PAGE_TOKEN_LIFETIME,
+    };
+    let token_origin = match (&token, &token_file) {
+        (Some(_), _) => TokenOrigin::Given,
+        (None, Some(_)) => TokenOrigin::File,
+        (None, None) => TokenOrigin::Off,
+    };
     let host = host_name();
     Ok(Invocation::Run {
         settings: Box::new(Settings {
@@ -433,6 +493,8 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             retention,
             token,
             token_file,
+            token_origin,
+            page_token_lifetime,
             prices: Arc::new(prices),
             redaction: shared.redaction.clone(),
             quiet_after,
@@ -628,5 +690,23 @@ mod tests {
             parse_with(&["--help"], &[]).unwrap(),
             Invocation::Print(_)
         ));
+    }
+
+    #[test]
+    fn actions_are_allowed_on_a_loopback_listener_only() {
+        let loopback = settings(parse_with(&[], &[]));
+        assert!(loopback.actions_allowed());
+        let wide = settings(parse_with(&["--http", "0.0.0.0:7717", "--token", "t"], &[]));
+        assert!(
+            !wide.actions_allowed(),
+            "the token would cross the network in clear"
+        );
+        let off = settings(parse_with(&["--http", "off"], &[]));
+        assert!(!off.actions_allowed());
+        assert_eq!(wide.token_origin, TokenOrigin::Given);
+        assert_eq!(loopback.token_origin, TokenOrigin::File);
+        let lifetime = settings(parse_with(&["--page-token-lifetime", "60"], &[]));
+        assert_eq!(lifetime.page_token_lifetime, Duration::from_secs(60));
+        assert!(parse_with(&["--page-token-lifetime", "0"], &[]).is_err());
     }
 }

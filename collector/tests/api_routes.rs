@@ -334,8 +334,36 @@ fn the_page_and_its_assets_are_served_with_their_types() {
             "{path}"
         );
     }
+    // The page is native ES modules: every module in ui/ is served as
+    // JavaScript, byte for byte, so none is left out of http.rs's table.
+    let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+    for entry in std::fs::read_dir(&ui).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".js") {
+            continue;
+        }
+        let reply = server.get(&format!("/{name}"));
+        assert_eq!(reply.status, 200, "{name} is served");
+        assert!(
+            reply
+                .header("Content-Type")
+                .unwrap()
+                .starts_with("text/javascript"),
+            "{name}"
+        );
+        assert_eq!(
+            reply.body,
+            std::fs::read_to_string(ui.join(&name)).unwrap(),
+            "{name}"
+        );
+    }
     let page = server.get("/");
     assert!(!page.body.contains("<script>"), "no inline script");
+    assert!(
+        page.body
+            .contains(r#"<script type="module" src="/app.js">"#),
+        "the page loads its modules from app.js"
+    );
     assert!(
         !page.body.contains("http://") && !page.body.contains("https://"),
         "no CDN"
@@ -504,4 +532,27 @@ fn a_search_with_filters_pages_by_cursor_to_exactly_the_filtered_hits_in_both_di
             assert_eq!(found, wanted, "q=echo&{query}&order={order}");
         }
     }
+}
+
+#[test]
+fn a_session_whose_id_holds_a_slash_opens_with_percent_2f() {
+    let mut db = TestDb::new();
+    let payloads: Vec<String> = fixture("tools_basic")
+        .iter()
+        .map(|text| {
+            let mut payload: Value = serde_json::from_str(text).unwrap();
+            payload["session_id"] = Value::from("team/alpha 1+2");
+            payload.to_string()
+        })
+        .collect();
+    db.insert_payloads("alpha", &payloads);
+    let server = TestServer::start(&db, None);
+    let id = encode("team/alpha 1+2");
+    assert!(id.contains("%2F"));
+    let session = server.json(&format!("/api/sessions/{id}"), 200);
+    assert_eq!(session["session"]["session_id"], "team/alpha 1+2");
+    let timeline = server.json(&format!("/api/sessions/{id}/timeline"), 200);
+    assert!(!timeline["lanes"].as_array().unwrap().is_empty());
+    // A raw `/` still splits the path: that is another route.
+    assert_eq!(server.get("/api/sessions/team/alpha").status, 400);
 }

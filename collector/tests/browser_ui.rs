@@ -48,13 +48,28 @@ impl Drop for Process {
 
 /// One HTTP/1.1 exchange with `Connection: close`.
 fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    http_with(port, method, path, &[], &body)
+}
+
+/// One HTTP/1.1 exchange with `Connection: close` and these extra headers.
+fn http_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).unwrap();
@@ -723,5 +738,350 @@ fn a_session_that_starts_waiting_fires_a_browser_notification_and_counts_in_the_
     driver.wait_for(
         "the title without a count",
         "return document.title === 'hooktrail'",
+    );
+}
+
+/// A collector process for one test: its files under `root`, HTTP on
+/// `port`, and `extra` flags.
+fn collector_process(root: &Path, port: u16, extra: &[&str]) -> Process {
+    std::fs::create_dir_all(root.join("run")).unwrap();
+    std::fs::create_dir_all(root.join("home/.config")).unwrap();
+    Process(
+        collector_command(root, port, &[])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the collector"),
+    )
+}
+
+/// The collector's command line for `root` and `port`, after `first` (a
+/// subcommand such as `url`).
+fn collector_command(root: &Path, port: u16, first: &[&str]) -> Command {
+    let mut command = Command::new(COLLECTOR);
+    command
+        .args(first)
+        .args(["--db", &root.join("data/events.db").display().to_string()])
+        .args([
+            "--socket",
+            &root.join("run/collector.sock").display().to_string(),
+        ])
+        .args(["--spool-dir", &root.join("spool").display().to_string()])
+        .args(["--http", &format!("127.0.0.1:{port}")])
+        .env_clear()
+        .env("HOME", root.join("home"))
+        .env("XDG_CONFIG_HOME", root.join("home/.config"))
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
+/// The characters that make shown text differ from what runs (DESIGN §7):
+/// bidi controls, zero-width characters, C0 and C1 controls, the Unicode
+/// line and paragraph separators.
+const HIDDEN: &[char] = &[
+    '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}',
+    '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}', '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}',
+    '\u{FEFF}', '\u{0001}', '\u{0007}', '\u{001B}', '\u{007F}', '\u{0085}', '\u{009B}', '\u{2028}',
+    '\u{2029}',
+];
+
+#[test]
+fn hidden_characters_in_events_show_as_visible_escapes_and_a_bad_fragment_still_draws_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let port = free_port();
+    let _collector = collector_process(root, port, &["--no-token"]);
+    wait_until("the collector's API", Duration::from_secs(30), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http(port, "GET", "/api/health", None).0 == 200
+    });
+    let all: String = HIDDEN.iter().map(|c| format!("{c}x")).collect();
+    let session = "browser-hidden-characters";
+    let common = json!({"session_id": session, "cwd": "/home/dev/pro\u{2066}ject", "transcript_path": "/tmp/h.jsonl", "prompt_id": "p-hidden"});
+    let with = |fields: Value| {
+        let mut payload = common.clone();
+        for (key, value) in fields.as_object().unwrap() {
+            payload[key] = value.clone();
+        }
+        payload.to_string()
+    };
+    // The issue's command: shown as `X=echo ok  touch /tmp/x; #`, run as `touch` first.
+    let command = "X=\u{202E}\u{202D} touch /tmp/x;\u{202C} \u{202D}echo ok # \u{202C}\u{202C}";
+    emit(
+        &root.join("run/collector.sock"),
+        root,
+        &[
+            with(json!({"hook_event_name": "UserPromptSubmit", "prompt": format!("Fix it {all}")})),
+            with(
+                json!({"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_use_id": "toolu_h1", "tool_input": {"command": command}}),
+            ),
+            with(
+                json!({"hook_event_name": "PreToolUse", "tool_name": "Write", "tool_use_id": "toolu_h2", "tool_input": {"file_path": "/tmp/gnp\u{202E}.exe", "content": all}}),
+            ),
+            with(json!({"hook_event_name": "Notification", "message": all})),
+        ],
+    );
+
+    let driver = Driver::start(&root.join("profile"));
+    let page = format!("http://127.0.0.1:{port}/");
+    driver.go(&format!("{page}#/session/{session}"));
+    driver.wait_for(
+        "the session's events, prompts, edits and timeline",
+        "return document.querySelectorAll('tr.event').length >= 4 \
+           && document.getElementById('sv-prompts').textContent.includes('Fix it') \
+           && document.querySelectorAll('#sv-edits .edit').length === 1 \
+           && document.querySelectorAll('#timeline rect.span.tool').length >= 2",
+    );
+    driver.click("tr.event");
+    driver.wait_for(
+        "the payload",
+        "return !document.getElementById('event-detail').hidden",
+    );
+    // Every piece of text the page shows: text nodes (SVG titles included),
+    // tooltips, suggestions and the document's title.
+    let shown = driver.script(
+        "const texts = [document.title]; \
+         const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT); \
+         while (walker.nextNode()) texts.push(walker.currentNode.data); \
+         for (const node of document.querySelectorAll('[title]')) texts.push(node.getAttribute('title')); \
+         for (const node of document.querySelectorAll('option')) texts.push(node.value, node.label); \
+         return texts.join('\\n')",
+    );
+    let shown = shown.as_str().unwrap();
+    let raw: Vec<String> = HIDDEN
+        .iter()
+        .filter(|c| shown.contains(**c))
+        .map(|c| format!("U+{:04X}", *c as u32))
+        .collect();
+    assert!(raw.is_empty(), "raw hidden characters in the page: {raw:?}");
+    let missing: Vec<String> = HIDDEN
+        .iter()
+        .map(|c| format!("⟨U+{:04X}⟩", *c as u32))
+        .filter(|escape| !shown.contains(escape.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "escapes never shown: {missing:?}");
+    let summaries = driver.script(
+        "return [...document.querySelectorAll('td.summary')].map(td => td.textContent).join('\\n')",
+    );
+    let summaries = summaries.as_str().unwrap();
+    assert!(
+        summaries.contains("⚠ X=⟨U+202E⟩⟨U+202D⟩ touch /tmp/x;⟨U+202C⟩ ⟨U+202D⟩echo ok"),
+        "the command reads in the order it runs, marked: {summaries}"
+    );
+    assert!(summaries.contains("⚠ /tmp/gnp⟨U+202E⟩.exe"), "{summaries}");
+    let warnings = driver.script("return document.querySelectorAll('.hidden-warning').length");
+    assert!(warnings.as_i64().unwrap() >= 4, "warning marks: {warnings}");
+
+    // A malformed % sequence in the fragment does not break the page.
+    // (A new query string each time, so each is a fresh load.)
+    for (load, fragment) in ["#/session/%E0%A4%A", "#code=%zz", "#/event/%"]
+        .iter()
+        .enumerate()
+    {
+        driver.go(&format!("{page}?load={load}{fragment}"));
+        driver.wait_for(
+            &format!("the page to draw with {fragment}"),
+            "return document.getElementById('conn').textContent === 'live' \
+               && document.querySelectorAll('#sessions .session').length >= 1",
+        );
+    }
+}
+
+/// Every file under `dir`, with its bytes.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&next) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => pending.push(path),
+                Ok(kind) if kind.is_file() => {
+                    if let Ok(bytes) = std::fs::read(&path) {
+                        found.push((path, bytes));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
+/// The page tokens (`p1.EXPIRY.NONCE.MAC`: digits, 32 and 64 hex digits)
+/// anywhere in `bytes`.
+fn page_tokens_in(bytes: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let run = |rest: &str, digits_only: bool| -> usize {
+        rest.bytes()
+            .take_while(|b| {
+                if digits_only {
+                    b.is_ascii_digit()
+                } else {
+                    b.is_ascii_hexdigit()
+                }
+            })
+            .count()
+    };
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices("p1.") {
+        let rest = &text[at + 3..];
+        let expiry = run(rest, true);
+        let Some(rest) = rest.get(expiry..).and_then(|r| r.strip_prefix('.')) else {
+            continue;
+        };
+        if expiry == 0 || run(rest, false) < 32 {
+            continue;
+        }
+        let Some(mac) = rest.get(32..).and_then(|r| r.strip_prefix('.')) else {
+            continue;
+        };
+        if run(mac, false) >= 64 {
+            found.push(text[at..at + 3 + expiry + 1 + 32 + 1 + 64].to_owned());
+        }
+    }
+    found
+}
+
+#[test]
+fn the_printed_link_leaves_no_working_token_in_the_browser_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let port = free_port();
+    let lifetime = "6";
+    let _collector = collector_process(root, port, &["--page-token-lifetime", lifetime]);
+    let token_file = root.join("home/.local/state/hooktrail/http-token");
+    wait_until(
+        "the collector's API, behind its token",
+        Duration::from_secs(30),
+        || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && http(port, "GET", "/api/health", None).0 == 401
+                && token_file.is_file()
+        },
+    );
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    emit(
+        &root.join("run/collector.sock"),
+        root,
+        &fixture("tools_basic"),
+    );
+    let printed = collector_command(root, port, &["url"])
+        .output()
+        .expect("hooktrail-collector url");
+    let link = String::from_utf8(printed.stdout).unwrap().trim().to_owned();
+    let code = link
+        .rsplit_once("#code=")
+        .expect("a code in the link")
+        .1
+        .to_owned();
+    assert!(!link.contains(&token), "the link does not carry the token");
+
+    let profile = root.join("profile");
+    let page_token = {
+        let driver = Driver::start(&profile);
+        driver.go(&link);
+        driver.wait_for(
+            "the page to sign in and go live",
+            "return document.getElementById('conn').textContent === 'live' \
+               && document.querySelectorAll('tr.event').length >= 5 && location.hash === ''",
+        );
+        // The page renews its token (every third of its lifetime) while open.
+        let first = driver.script("return sessionStorage.getItem('hooktrail-page-token')");
+        driver.wait_for(
+            "a renewal",
+            &format!("return sessionStorage.getItem('hooktrail-page-token') !== {first}"),
+        );
+        driver
+            .script("return sessionStorage.getItem('hooktrail-page-token')")
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // The driver is gone: Chromium has quit and removed its lock.
+    wait_until("Chromium to exit", Duration::from_secs(30), || {
+        std::fs::symlink_metadata(profile.join("SingletonLock")).is_err()
+    });
+
+    // Chromium writes some strings as UTF-16: dropping the NUL bytes makes
+    // ASCII in either encoding searchable as ASCII.
+    let files: Vec<(PathBuf, Vec<u8>)> = files_under(&profile)
+        .into_iter()
+        .map(|(path, bytes)| (path, bytes.into_iter().filter(|b| *b != 0).collect()))
+        .collect();
+    assert!(!files.is_empty(), "the profile has files");
+    let holding = |needle: &str| -> Vec<String> {
+        files
+            .iter()
+            .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            .map(|(path, _)| path.display().to_string())
+            .collect()
+    };
+    assert!(
+        holding(&token).is_empty(),
+        "the token is in {:?}",
+        holding(&token)
+    );
+    // The code may be in the History database: it is used up.
+    let origin = format!("http://127.0.0.1:{port}");
+    let body = json!({ "code": code }).to_string();
+    let (status, answer) = http_with(
+        port,
+        "POST",
+        "/api/page-token",
+        &[("Origin", &origin)],
+        &body,
+    );
+    assert_eq!(status, 401, "the link's code after use: {answer}");
+    // Page tokens left on disk (sessionStorage is saved in the profile) stop
+    // working once nobody renews them.
+    let mut left: Vec<String> = files
+        .iter()
+        .flat_map(|(_, bytes)| page_tokens_in(bytes))
+        .collect();
+    eprintln!(
+        "page tokens found in the closed browser's profile: {}; files holding the code: {:?}",
+        left.len(),
+        holding(&code)
+    );
+    left.push(page_token);
+    left.sort();
+    left.dedup();
+    for stale in &left {
+        let bearer = format!("Bearer {stale}");
+        wait_until(
+            "a page token of the closed browser to stop working",
+            Duration::from_secs(30),
+            || {
+                http_with(
+                    port,
+                    "GET",
+                    "/api/events",
+                    &[("Authorization", &bearer)],
+                    "",
+                )
+                .0 == 401
+            },
+        );
+    }
+    let bearer = format!("Bearer {token}");
+    assert_eq!(
+        http_with(
+            port,
+            "GET",
+            "/api/events",
+            &[("Authorization", &bearer)],
+            ""
+        )
+        .0,
+        200,
+        "the token itself still works, for the CLI"
     );
 }

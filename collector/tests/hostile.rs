@@ -304,7 +304,8 @@ fn another_local_user_must_not_read_the_api_without_a_token() {
         200
     );
 
-    // The page's address, with the token in the fragment.
+    // The page's address, with a one-time code in the fragment: never the
+    // token, which a browser's history would keep.
     let url = std::process::Command::new(common::BINARY)
         .arg("url")
         .args(collector.command().get_args())
@@ -313,10 +314,12 @@ fn another_local_user_must_not_read_the_api_without_a_token() {
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&url.stdout);
+    let code = printed.trim().rsplit_once("/#code=").map(|(_, code)| code);
     assert!(
-        printed.trim().ends_with(&format!("/#token={token}")),
+        code.is_some_and(|code| code.len() == 32 && code.bytes().all(|b| b.is_ascii_hexdigit())),
         "{printed}"
     );
+    assert!(!printed.contains(&token), "the token is not in the link");
 }
 
 /// The process's peak resident set, in bytes (`VmHWM`).
@@ -339,7 +342,7 @@ fn peak_rss(collector: &Collector) -> u64 {
 fn stalled_websocket(address: &str, token: &str) -> TcpStream {
     let mut stream = TcpStream::connect(address).unwrap();
     let request = format!(
-        "GET /ws?token={token} HTTP/1.1\r\nHost: {address}\r\nOrigin: http://{address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        "GET /ws HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nOrigin: http://{address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).unwrap();
     stream.set_read_timeout(Some(LONG)).unwrap();
@@ -619,4 +622,69 @@ fn a_failed_write_to_rejected_jsonl_must_not_delete_the_spooled_line() {
         "the rejected line is gone from the spool and recorded nowhere"
     );
     collector.wait_rows(1, LONG);
+}
+
+#[test]
+fn unknown_hook_names_must_not_grow_metrics_without_bound() {
+    let temp = tempfile::tempdir().unwrap();
+    let collector = Collector::start(temp.path(), &[]);
+    let address = http_address(&collector);
+    let token = token(&collector);
+    // 3,000 hook names nobody knows, then a known one.
+    let mut lines: Vec<String> = (0..3000)
+        .map(|index| {
+            let payload = format!(
+                r#"{{"session_id":"metrics-names","hook_event_name":"MadeUpHook{index:04}"}}"#
+            );
+            Envelope::from_hook_stdin(payload.as_bytes(), new_event_id(), now_millis(), "h".into())
+                .to_json()
+        })
+        .collect();
+    lines.push(envelope_at("metrics-names", now_millis(), 10));
+    for chunk in lines.chunks(500) {
+        assert!(send_lines(&collector.socket, chunk)
+            .iter()
+            .all(|reply| reply == "ok"));
+    }
+    collector.wait_rows(3001, LONG);
+    let (status, body) = get(&address, "/metrics", Some(&token), LONG).unwrap();
+    assert_eq!(status, 200);
+    let series: Vec<&str> = body
+        .lines()
+        .filter(|line| line.starts_with("hooktrail_events_stored_by_hook_total{"))
+        .collect();
+    assert!(series.len() <= 40, "{} hook series", series.len());
+    assert!(
+        series.contains(&r#"hooktrail_events_stored_by_hook_total{hook="Notification"} 1"#),
+        "a known hook keeps its series: {series:?}"
+    );
+    let other = series
+        .iter()
+        .find_map(|line| {
+            line.strip_prefix(r#"hooktrail_events_stored_by_hook_total{hook="other"} "#)
+        })
+        .expect("an `other` series");
+    let kept: u64 = series
+        .iter()
+        .filter(|line| line.contains("MadeUpHook"))
+        .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(other.parse::<u64>().unwrap() + kept, 3000, "nothing lost");
+    assert!(body.len() < 64 * 1024, "/metrics is {} bytes", body.len());
+}
+
+#[test]
+fn a_collector_off_loopback_without_tls_refuses_actions_and_says_so_at_start() {
+    let temp = tempfile::tempdir().unwrap();
+    let token = "a-token-for-a-listener-on-every-address";
+    let collector = Collector::start(temp.path(), &["--http", "0.0.0.0:0", "--token", token]);
+    let address = http_address(&collector);
+    wait_until("the warning at start", LONG, || {
+        collector
+            .log_text()
+            .contains("refuses approvals and budget overrides")
+    });
+    let (status, body) = get(&address, "/api/capabilities", Some(token), LONG).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""actions_allowed":false"#), "{body}");
 }

@@ -100,7 +100,7 @@ fn with_a_token_every_route_but_the_page_shell_needs_it() {
 }
 
 #[test]
-fn the_websocket_takes_the_token_as_a_query_parameter() {
+fn the_websocket_takes_a_one_use_ticket_and_never_the_token_in_its_url() {
     let db = TestDb::new();
     let server = TestServer::start(&db, Some("s3cret-token"));
     let url = |query: &str| {
@@ -108,16 +108,34 @@ fn the_websocket_takes_the_token_as_a_query_parameter() {
             .into_client_request()
             .unwrap()
     };
-    match tungstenite::connect(url("after=0")) {
-        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
-        other => panic!("expected 401, got {:?}", other.map(|_| ())),
-    }
-    match tungstenite::connect(url("after=0&token=nope")) {
-        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
-        other => panic!("expected 401, got {:?}", other.map(|_| ())),
-    }
-    let (mut client, _) =
-        tungstenite::connect(url("after=0&token=s3cret-token")).expect("the token opens it");
+    let refused = |query: &str| match tungstenite::connect(url(query)) {
+        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+        other => panic!("{query}: expected a refusal, got {:?}", other.map(|_| ())),
+    };
+    assert_eq!(refused("after=0"), 401);
+    // The token in a URL is what the console and logs print: not accepted.
+    assert_eq!(refused("after=0&token=s3cret-token"), 400);
+    assert_eq!(refused("after=0&ticket=never-issued"), 401);
+
+    let (host, origin) = server.host_and_origin();
+    let ticket = |authorization: &str| {
+        server.post_with(
+            "/api/ws-ticket",
+            &[
+                ("Host", &host),
+                ("Origin", &origin),
+                ("Authorization", authorization),
+            ],
+            "",
+        )
+    };
+    assert_eq!(ticket("Bearer wrong").status, 401);
+    let answer: serde_json::Value =
+        serde_json::from_str(&ticket("Bearer s3cret-token").body).unwrap();
+    let issued = answer["ticket"].as_str().expect("a ticket").to_owned();
+    assert!(!issued.contains("s3cret"));
+    let (mut client, _) = tungstenite::connect(url(&format!("after=0&ticket={issued}")))
+        .expect("the ticket opens it");
     if let tungstenite::stream::MaybeTlsStream::Plain(stream) = client.get_ref() {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
@@ -125,6 +143,17 @@ fn the_websocket_takes_the_token_as_a_query_parameter() {
     }
     let first = client.read().unwrap();
     assert!(first.to_text().unwrap().contains("\"live\""));
+    assert_eq!(
+        refused(&format!("after=0&ticket={issued}")),
+        401,
+        "a ticket works once"
+    );
+    // A client that can set headers sends the token there.
+    let mut request = url("after=0");
+    request
+        .headers_mut()
+        .insert("Authorization", "Bearer s3cret-token".parse().unwrap());
+    tungstenite::connect(request).expect("the Authorization header opens it");
 }
 
 #[test]
@@ -156,16 +185,33 @@ fn every_response_carries_csp_nosniff_and_frame_denial() {
 }
 
 #[test]
-fn only_get_is_served() {
-    use std::io::{Read, Write};
+fn only_get_and_the_pages_own_posts_are_served() {
     let db = TestDb::new();
     let server = TestServer::start(&db, None);
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    write!(stream, "POST /api/events HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", server.port).unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    assert!(reply.starts_with("HTTP/1.1 405"), "{reply}");
+    let (host, origin) = server.host_and_origin();
+    for method in ["PUT", "DELETE", "PATCH"] {
+        let reply =
+            ui_support::http_request(server.port, method, "/api/events", &[("Host", &host)], "");
+        assert_eq!(reply.status, 405, "{method}");
+    }
+    // A POST needs the page's own Origin: a cross-site form sends another
+    // one, and every browser sends one on a POST.
+    let bare = server.post_with("/api/events", &[("Host", &host)], "");
+    assert_eq!(bare.status, 403, "{}", bare.body);
+    let foreign = server.post_with(
+        "/api/events",
+        &[("Host", &host), ("Origin", "http://evil.example")],
+        "",
+    );
+    assert_eq!(foreign.status, 403);
+    let own = server.post_with("/api/events", &[("Host", &host), ("Origin", &origin)], "");
+    assert_eq!(own.status, 404, "no POST route there");
+}
+
+#[test]
+fn the_page_may_act_on_a_loopback_listener() {
+    let db = TestDb::new();
+    let server = TestServer::start(&db, None);
+    let capabilities = server.json("/api/capabilities", 200);
+    assert_eq!(capabilities["actions_allowed"], true);
 }

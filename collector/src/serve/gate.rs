@@ -8,13 +8,13 @@
 //!    `localhost:PORT`, `[::1]:PORT`, this machine's hostname with the port,
 //!    or the bound address), else 403: this stops DNS rebinding.
 //! 2. Only `GET` (405 otherwise).
-//! 3. With a token, every route but the page shell (`/`, `/app.js`,
-//!    `/app.css`, `/favicon.svg`) needs `Authorization: Bearer TOKEN`, else
-//!    401. Browsers cannot set headers on a WebSocket, so `/ws` also accepts
-//!    `?token=TOKEN`. The page reads the token once from its URL fragment
-//!    (`http://host:7717/#token=TOKEN`, never sent to the server) and keeps it
-//!    in `sessionStorage`.
-//! 4. A WebSocket whose `Origin` is not the page's own is refused (403).
+//! 3. With a token, every route but the page shell (`/`, its scripts and
+//!    style sheet, `/favicon.svg`: `http.rs`'s `PAGE_FILES`) and the code
+//!    exchange needs `Authorization: Bearer` with the token or a page token
+//!    ([`super::auth`]), else 401. Browsers cannot set headers on a
+//!    WebSocket, so `/ws` also accepts `?ticket=` (one use, 30 s).
+//! 4. A WebSocket whose `Origin` is not the page's own is refused (403); a
+//!    `POST` must carry the page's own `Origin` (403 otherwise).
 //! 5. Every response carries a Content-Security-Policy without inline script,
 //!    `X-Content-Type-Options: nosniff` and `X-Frame-Options: DENY`.
 
@@ -28,6 +28,7 @@ use tiny_http::{Header, Request, Response};
 
 use crate::hub::Hub;
 use crate::query::ParamError;
+use crate::serve::auth::{page_token_valid, Tickets, TokenSource, DEFAULT_PAGE_TOKEN_LIFETIME};
 use crate::stats::Stats;
 
 /// Everything the HTTP threads need from the rest of the collector.
@@ -48,12 +49,37 @@ pub struct HttpContext {
     /// A waiting session without an event for this long is shown as gone
     /// quiet (`--waiting-quiet-after`).
     pub waiting_quiet_after: std::time::Duration,
+    /// How the page signs in without the token in its URL.
+    pub page: PageAuth,
 }
 
 impl HttpContext {
     /// The quiet limits the session routes and `/metrics` apply.
     pub(crate) fn quiet_limits(&self) -> crate::state::QuietLimits {
         crate::state::QuietLimits::new(self.quiet_after, self.waiting_quiet_after)
+    }
+}
+
+/// How the page signs in (DESIGN §7, [`super::auth`]).
+#[derive(Debug, Clone)]
+pub struct PageAuth {
+    /// The file the token was read from, re-read when `token rotate`
+    /// replaces it; `None` when it came from `--token` or `$HOOKTRAIL_TOKEN`.
+    pub token_file: Option<PathBuf>,
+    /// Where `hooktrail-collector url` leaves one-time codes; `None` accepts
+    /// none (no token, or no place for them).
+    pub codes_dir: Option<PathBuf>,
+    /// How long a page token works unless renewed (`--page-token-lifetime`).
+    pub page_token_lifetime: std::time::Duration,
+}
+
+impl Default for PageAuth {
+    fn default() -> PageAuth {
+        PageAuth {
+            token_file: None,
+            codes_dir: None,
+            page_token_lifetime: DEFAULT_PAGE_TOKEN_LIFETIME,
+        }
     }
 }
 
@@ -76,6 +102,13 @@ pub(crate) struct Shared {
     pub(crate) shutdown: Arc<AtomicBool>,
     /// The port the server listens on (to find upgraded sockets).
     pub(crate) local_port: u16,
+    /// The token in use, followed through rotations.
+    pub(crate) tokens: TokenSource,
+    /// The WebSocket tickets outstanding.
+    pub(crate) tickets: Tickets,
+    /// Whether the page may act (approve, override): see
+    /// [`crate::settings::actions_allowed_on`].
+    actions_allowed: bool,
 }
 
 fn allowed_hosts(bound: Option<SocketAddr>) -> (Vec<String>, bool) {
@@ -219,13 +252,24 @@ impl Shared {
         let (hosts, unspecified) = allowed_hosts(bound);
         let any_host = unspecified && context.token.is_some();
         let local_port = bound.map(|address| address.port()).unwrap_or(0);
+        let tokens = TokenSource::new(context.token.clone(), context.page.token_file.clone());
         Shared {
             context,
             allowed_hosts: hosts,
             any_host,
             shutdown,
             local_port,
+            tokens,
+            tickets: Tickets::default(),
+            actions_allowed: crate::settings::actions_allowed_on(bound),
         }
+    }
+
+    /// Whether the page may take actions (approvals, budget overrides):
+    /// false on a listener off loopback, where the token crosses the
+    /// network in clear. Routes that act answer 403 when this is false.
+    pub(crate) fn actions_allowed(&self) -> bool {
+        self.actions_allowed
     }
 
     /// Whether the request's `Host` is the collector's own.
@@ -242,23 +286,40 @@ impl Shared {
         }
     }
 
-    /// Whether the request carries the token (always true without one).
-    /// `query_token` is the `token` parameter, accepted on `/ws` only.
-    pub(crate) fn token_ok(&self, request: &Request, query_token: Option<&str>) -> bool {
-        let Some(expected) = self.context.token.as_deref() else {
+    /// Whether the request carries the token or a page token in its
+    /// `Authorization` header, or a WebSocket ticket (`query_ticket`, the
+    /// `ticket` parameter of `/ws`, used up here); always true without a token.
+    pub(crate) fn token_ok(&self, request: &Request, query_ticket: Option<&str>) -> bool {
+        let Some(expected) = self.tokens.token() else {
             return true;
         };
-        let from_header = header_value(request, "Authorization")
+        if let Some(ticket) = query_ticket {
+            return self.tickets.redeem(ticket);
+        }
+        let Some(given) = header_value(request, "Authorization")
             .and_then(|value| {
                 value
                     .strip_prefix("Bearer ")
                     .or_else(|| value.strip_prefix("bearer "))
             })
-            .map(str::trim);
-        [from_header, query_token]
-            .iter()
-            .flatten()
-            .any(|given| constant_time_equal(given.as_bytes(), expected.as_bytes()))
+            .map(str::trim)
+        else {
+            return false;
+        };
+        constant_time_equal(given.as_bytes(), expected.as_bytes())
+            || page_token_valid(
+                &expected,
+                given,
+                hooktrail_shared::envelope::now_millis(),
+                self.context.page.page_token_lifetime,
+            )
+    }
+
+    /// Whether a `POST` comes from the page itself: browsers always send
+    /// `Origin` on a `POST`, so one without it, or from elsewhere, is
+    /// refused (cross-site request forgery).
+    pub(crate) fn post_origin_allowed(&self, request: &Request) -> bool {
+        header_value(request, "Origin").is_some() && self.origin_allowed(request)
     }
 
     /// Whether a WebSocket's `Origin` is the page's own. Absent means a

@@ -22,7 +22,7 @@ use crate::serve::fd::{
     descriptors_sharing, duplicate_listener, set_accepted_timeouts, set_listener_nodelay,
 };
 use crate::serve::gate::{respond, respond_static, ApiResponse, HttpContext, Shared};
-use crate::serve::{alerts, api, metrics, ws};
+use crate::serve::{alerts, api, metrics, sign_in, ws};
 use crate::service::spawn_thread;
 use crate::stats::Stats;
 use crate::store::read::open_read_only;
@@ -65,11 +65,62 @@ const LIVENESS_CHECK_EVERY: Duration = Duration::from_millis(500);
 /// that long.
 const ACCEPT_POKE_EVERY: Duration = Duration::from_secs(10);
 
-const INDEX_HTML: &str = include_str!("../../ui/index.html");
-const APP_JS: &str = include_str!("../../ui/app.js");
-const APP_CSS: &str = include_str!("../../ui/app.css");
-const FAVICON_SVG: &str = include_str!("../../ui/favicon.svg");
-const ALERTS_JS: &str = include_str!("../../ui/alerts.js");
+/// One file of the page, embedded in the binary and served without the
+/// token (the page shell: it holds no data).
+struct PageFile {
+    /// The path it is served at.
+    path: &'static str,
+    /// Its content, from `collector/ui/`.
+    body: &'static str,
+    /// Its `Content-Type`: module scripts must be served as JavaScript.
+    content_type: &'static str,
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const SVG: &str = "image/svg+xml";
+
+/// Declares the page's files: `"/path" => "file in ui/", content type`.
+macro_rules! page_files {
+    ($($path:literal => $file:literal, $content_type:expr;)*) => {
+        &[$(PageFile {
+            path: $path,
+            body: include_str!(concat!("../../ui/", $file)),
+            content_type: $content_type,
+        },)*]
+    };
+}
+
+/// Every file of the page, one row each: the one place a new module is
+/// added (the page is native ES modules, with no build step).
+const PAGE_FILES: &[PageFile] = page_files! {
+    "/" => "index.html", HTML;
+    "/index.html" => "index.html", HTML;
+    "/app.css" => "app.css", CSS;
+    "/favicon.svg" => "favicon.svg", SVG;
+    "/favicon.ico" => "favicon.svg", SVG;
+    "/app.js" => "app.js", JAVASCRIPT;
+    "/api.js" => "api.js", JAVASCRIPT;
+    "/detail.js" => "detail.js", JAVASCRIPT;
+    "/edits.js" => "edits.js", JAVASCRIPT;
+    "/feed.js" => "feed.js", JAVASCRIPT;
+    "/filters.js" => "filters.js", JAVASCRIPT;
+    "/format.js" => "format.js", JAVASCRIPT;
+    "/health.js" => "health.js", JAVASCRIPT;
+    "/live.js" => "live.js", JAVASCRIPT;
+    "/overview.js" => "overview.js", JAVASCRIPT;
+    "/route.js" => "route.js", JAVASCRIPT;
+    "/session.js" => "session.js", JAVASCRIPT;
+    "/sessions.js" => "sessions.js", JAVASCRIPT;
+    "/timeline.js" => "timeline.js", JAVASCRIPT;
+    "/alerts.js" => "alerts.js", JAVASCRIPT;
+};
+
+/// The page file served at `path`, if any.
+fn page_file(path: &str) -> Option<&'static PageFile> {
+    PAGE_FILES.iter().find(|file| file.path == path)
+}
 
 /// The HTTP server thread: everything it needs, by name.
 /// [`HttpServer::spawn`] starts it.
@@ -330,40 +381,31 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
             ),
         );
     }
-    if *request.method() != Method::Get {
-        return respond(request, ApiResponse::error(405, "only GET is served"));
-    }
     let url = request.url().to_owned();
     let (path, query_string) = url.split_once('?').unwrap_or((url.as_str(), ""));
-    match path {
-        "/" | "/index.html" => {
-            return respond_static(request, INDEX_HTML, "text/html; charset=utf-8")
+    match request.method() {
+        Method::Get => {}
+        Method::Post => return post(request, path, shared),
+        _ => {
+            return respond(
+                request,
+                ApiResponse::error(405, "only GET and POST are served"),
+            )
         }
-        "/app.js" => return respond_static(request, APP_JS, "text/javascript; charset=utf-8"),
-        "/alerts.js" => {
-            return respond_static(request, ALERTS_JS, "text/javascript; charset=utf-8")
-        }
-        "/app.css" => return respond_static(request, APP_CSS, "text/css; charset=utf-8"),
-        "/favicon.svg" | "/favicon.ico" => {
-            return respond_static(request, FAVICON_SVG, "image/svg+xml")
-        }
-        _ => {}
+    }
+    if let Some(file) = page_file(path) {
+        return respond_static(request, file.body, file.content_type);
     }
     if path == "/ws" {
         return ws::start(request, query_string, shared);
     }
     if !shared.token_ok(&request, None) {
-        return respond(
-            request,
-            ApiResponse::error(
-                401,
-                "this collector needs its token: send `Authorization: Bearer TOKEN`",
-            ),
-        );
+        return respond(request, token_missing());
     }
     let context = &shared.context;
     let answer = match path {
         "/api/health" => metrics::health(&context.stats, &context.hub, &context.database),
+        "/api/capabilities" => sign_in::capabilities(shared),
         "/metrics" => {
             if connection.is_none() {
                 *connection = open_read_only(&context.database).ok();
@@ -403,4 +445,37 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
         _ => ApiResponse::error(404, "no such route"),
     };
     respond(request, answer);
+}
+
+/// The `POST` routes: the page's own `Origin` first (no cross-site form or
+/// script can post), then the token, except for the code exchange, which is
+/// how the page gets one.
+fn post(mut request: Request, path: &str, shared: &Shared) {
+    if !shared.post_origin_allowed(&request) {
+        return respond(
+            request,
+            ApiResponse::error(403, "POST refused: its Origin is not this page's own"),
+        );
+    }
+    if path == "/api/page-token" {
+        let answer = sign_in::exchange_code(&mut request, shared);
+        return respond(request, answer);
+    }
+    if !shared.token_ok(&request, None) {
+        return respond(request, token_missing());
+    }
+    let answer = match path {
+        "/api/page-token/renew" => sign_in::renew(shared),
+        "/api/ws-ticket" => sign_in::ws_ticket(shared),
+        _ => ApiResponse::error(404, "no such route"),
+    };
+    respond(request, answer);
+}
+
+/// The 401 of a request without the token (or a page token).
+fn token_missing() -> ApiResponse {
+    ApiResponse::error(
+        401,
+        "this collector needs its token: send `Authorization: Bearer TOKEN`",
+    )
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use hooktrail_shared::envelope::now_millis;
+use hooktrail_shared::envelope::{now_millis, HookEvent};
 use serde_json::{json, Value};
 
 use crate::event::Source;
@@ -15,6 +15,10 @@ use crate::serve::gate::ApiResponse;
 use crate::state::{QuietLimits, GONE_QUIET, SHOWN_STATES};
 use crate::stats::{SourceCounters, Stats, COMMIT_BUCKETS_MS};
 use rusqlite::Connection;
+
+/// One model's usage: tokens by kind, the priced cost, and how many rows
+/// had no price.
+type UsageSums = ([(&'static str, i64); 5], Option<f64>, i64);
 
 /// Size in bytes of the database file and its WAL.
 fn database_sizes(database: &Path) -> (u64, u64) {
@@ -70,6 +74,56 @@ pub(crate) fn health(stats: &Stats, hub: &Hub, database: &Path) -> ApiResponse {
             "listener_restarts": stats.http_listener_restarts.load(Ordering::Relaxed),
         },
     }))
+}
+
+/// The most unknown values one label shows: each new hook, model or rule
+/// name would add series for good (3,000 unknown hook names made `/metrics`
+/// 775 KB). Past it, values are summed under `other`; the ones kept are the
+/// first by name, so a value never leaves `other` and its count only grows.
+const MAX_UNKNOWN_LABEL_VALUES: usize = 32;
+
+/// The label value for everything past [`MAX_UNKNOWN_LABEL_VALUES`].
+const OTHER_LABEL: &str = "other";
+
+/// `values` by name, the known ones and the first unknown ones kept, the
+/// rest summed (with `add`) under [`OTHER_LABEL`].
+fn group_unknown<V: Copy>(
+    mut values: Vec<(String, V)>,
+    known: impl Fn(&str) -> bool,
+    add: impl Fn(V, V) -> V,
+) -> Vec<(String, V)> {
+    values.sort_by(|a, b| a.0.cmp(&b.0));
+    let (mut kept, mut unknown, mut other) = (Vec::new(), 0, None);
+    for (name, value) in values {
+        if known(&name) || (name != OTHER_LABEL && unknown < MAX_UNKNOWN_LABEL_VALUES) {
+            unknown += usize::from(!known(&name));
+            kept.push((name, value));
+        } else {
+            other = Some(other.map_or(value, |sum| add(sum, value)));
+        }
+    }
+    kept.extend(other.map(|sum| (OTHER_LABEL.to_owned(), sum)));
+    kept
+}
+
+/// The counts of a `Stats` map by label, grouped by [`group_unknown`].
+fn counts_by_label(
+    map: &std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    name: &str,
+    known: impl Fn(&str) -> bool,
+) -> Vec<(String, String)> {
+    let values = map
+        .lock()
+        .map(|map| {
+            map.iter()
+                .map(|(key, count)| (key.clone(), *count))
+                .collect()
+        })
+        .unwrap_or_default();
+    group_unknown(values, known, |a, b| a + b)
+        .into_iter()
+        .map(|(key, count)| (format!("{{{name}=\"{}\"}}", label(&key)), count.to_string()))
+        .collect()
 }
 
 fn label(text: &str) -> String {
@@ -133,30 +187,16 @@ pub(crate) fn metrics(
         "Events acknowledged to their source after commit.",
         per_source(&|c| c.acknowledged.load(Ordering::Relaxed)),
     );
-    let per_hook: Vec<(String, String)> = stats
-        .stored_per_hook
-        .lock()
-        .map(|map| {
-            map.iter()
-                .map(|(hook, count)| (format!("{{hook=\"{}\"}}", label(hook)), count.to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let per_hook = counts_by_label(&stats.stored_per_hook, "hook", |hook| {
+        HookEvent::from_name(hook) != HookEvent::Other
+    });
     family(
         "hooktrail_events_stored_by_hook_total",
         "counter",
         "Events stored, per hook.",
         per_hook,
     );
-    let per_rule: Vec<(String, String)> = stats
-        .redactions_per_rule
-        .lock()
-        .map(|map| {
-            map.iter()
-                .map(|(rule, count)| (format!("{{rule=\"{}\"}}", label(rule)), count.to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let per_rule = counts_by_label(&stats.redactions_per_rule, "rule", |_| false);
     family(
         "hooktrail_redactions_total",
         "counter",
@@ -430,8 +470,23 @@ fn database_families(
                 row.get::<_, i64>(7)?,
             ))
         })?;
-        for row in rows {
-            let (model, kinds, dollars, unpriced) = row?;
+        let rows = rows
+            .map(|row| {
+                row.map(|(model, kinds, dollars, unpriced)| (model, (kinds, dollars, unpriced)))
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let add = |(mut kinds, dollars, unpriced): UsageSums,
+                   (more, more_dollars, more_unpriced): UsageSums| {
+            for (sum, (_, count)) in kinds.iter_mut().zip(more) {
+                sum.1 += count;
+            }
+            let dollars = match (dollars, more_dollars) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+            (kinds, dollars, unpriced + more_unpriced)
+        };
+        for (model, (kinds, dollars, unpriced)) in group_unknown(rows, |_| false, add) {
             let model = label(&model);
             for (kind, count) in kinds {
                 let _ = writeln!(

@@ -9,17 +9,24 @@
 //! thread of its own). [`json`] writes events as JSON for both [`api`] and
 //! [`ws`]; [`fd`] finds the sockets `tiny_http` does not expose.
 //!
-//! Imports go one way: `http` uses the rest; `ws` and `api` use `gate`,
-//! `json`, `fd` and the store; `gate`, `json` and `fd` use none of them.
+//! [`auth`] holds the page's credentials (one-time codes, page tokens,
+//! WebSocket tickets, the token followed through rotations); [`sign_in`]
+//! is its `POST` routes.
+//!
+//! Imports go one way: `http` uses the rest; `ws`, `api` and `sign_in` use
+//! `gate`, `json`, `fd`, `auth` and the store; `gate` uses `auth`; `auth`,
+//! `json` and `fd` use none of them.
 //! [`backfill`] is a thread of its own beside the server: it feeds the hub
 //! the rows other processes (an import) committed, for [`ws`].
 
 pub(crate) mod alerts;
 pub(crate) mod api;
 pub(crate) mod backfill;
+pub(crate) mod auth;
 pub(crate) mod fd;
 pub(crate) mod gate;
 pub(crate) mod http;
 pub(crate) mod json;
 pub(crate) mod metrics;
+pub(crate) mod sign_in;
 pub(crate) mod ws;

@@ -81,11 +81,11 @@ pub(crate) fn start(request: Request, query_string: &str, shared: &Arc<Shared>) 
         Ok(query) => query,
         Err(error) => return respond_bad_parameter(request, &error),
     };
-    if !shared.token_ok(&request, query.token.as_deref()) {
+    if !shared.token_ok(&request, query.ticket.as_deref()) {
         return respond_error(
             request,
             401,
-            "this collector needs its token: pass `?token=TOKEN` or `Authorization: Bearer TOKEN`",
+            "this collector needs its token: pass `?ticket=` from POST /api/ws-ticket or `Authorization: Bearer TOKEN`",
         );
     }
     if !shared.origin_allowed(&request) {

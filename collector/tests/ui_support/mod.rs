@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hooktrail_collector::{migrate_schema, CommittedEvent, HttpContext, HttpServer, Hub, Stats};
+use hooktrail_collector::{
+    migrate_schema, CommittedEvent, HttpContext, HttpServer, Hub, PageAuth, Stats,
+};
 use rusqlite::{params, Connection};
 use serde_json::Value;
 
@@ -183,6 +185,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(db: &TestDb, token: Option<&str>) -> TestServer {
+        TestServer::start_with(db, token, PageAuth::default())
+    }
+
+    /// A server whose page signs in as `page` says (codes, lifetimes).
+    pub fn start_with(db: &TestDb, token: Option<&str>, page: PageAuth) -> TestServer {
         let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
         let port = server.server_addr().to_ip().unwrap().port();
         let hub = Hub::new();
@@ -195,6 +202,7 @@ impl TestServer {
             token: token.map(str::to_owned),
             quiet_after: std::time::Duration::from_secs(600),
             waiting_quiet_after: std::time::Duration::from_secs(3600),
+            page,
         };
         let flag = shutdown.clone();
         let thread = HttpServer {
@@ -221,6 +229,18 @@ impl TestServer {
     /// `GET path` with exactly these headers.
     pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
         http_get(self.port, path, headers)
+    }
+
+    /// `POST path` with `body` and exactly these headers.
+    pub fn post_with(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        http_request(self.port, "POST", path, headers, body)
+    }
+
+    /// The page's own `Host` and `Origin` values, as a browser on it sends them.
+    pub fn host_and_origin(&self) -> (String, String) {
+        let host = format!("127.0.0.1:{}", self.port);
+        let origin = format!("http://{host}");
+        (host, origin)
     }
 
     /// `GET path` and the parsed JSON body, asserting the status.
@@ -259,15 +279,30 @@ impl Reply {
 }
 
 pub fn http_get(port: u16, path: &str, headers: &[(&str, &str)]) -> Reply {
+    http_request(port, "GET", path, headers, "")
+}
+
+/// One request with exactly these headers (and a Content-Length for a body).
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut request = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
+    if method != "GET" {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     request.push_str("\r\n");
+    request.push_str(body);
     stream.write_all(request.as_bytes()).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
