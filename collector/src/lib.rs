@@ -272,21 +272,49 @@ fn run_import(settings: &Settings, dir: &std::path::Path) -> i32 {
     }
 }
 
-/// `hooktrail-collector url`: prints the page's address, with the token in
-/// the fragment (which browsers never send; the page keeps it in
-/// `sessionStorage`), on stdout for the user who runs it.
+/// The page's address, with the token in the fragment (which browsers
+/// never send; the page keeps it in `sessionStorage`): what
+/// `hooktrail-collector url` prints, and what the collector prints at start
+/// on loopback.
+fn page_url(address: std::net::SocketAddr, token: Option<&str>) -> String {
+    let fragment = token
+        .map(|token| format!("#token={token}"))
+        .unwrap_or_default();
+    format!("http://{address}/{fragment}")
+}
+
+/// `hooktrail-collector url`: prints [`page_url`] on stdout for the user who
+/// runs it.
 fn print_page_url(settings: &Settings) -> i32 {
     let Some(address) = settings.http else {
         log::error("HTTP is off (--http off): there is no page");
         return 1;
     };
-    let fragment = settings
-        .token
-        .as_ref()
-        .map(|token| format!("#token={token}"))
-        .unwrap_or_default();
-    let _ = writeln!(std::io::stdout(), "http://{address}/{fragment}");
+    let _ = writeln!(
+        std::io::stdout(),
+        "{}",
+        page_url(address, settings.token.as_deref())
+    );
     0
+}
+
+/// First contact, as Jupyter does it: on loopback the collector prints the
+/// page's link with its token once it is listening, on stderr (the journal
+/// under systemd, which only this user and the administrators read), so the
+/// person who started it can click it. Off loopback a token must be given
+/// (settings refuse otherwise), and the link stays out of logs that may be
+/// shipped elsewhere.
+fn announce_page(bound: &Bound, token: Option<&str>) {
+    let address = bound
+        .http
+        .as_ref()
+        .and_then(|server| server.server_addr().to_ip());
+    if let Some(address) = address.filter(|address| address.ip().is_loopback()) {
+        log::info(&format!(
+            "open the page: {} (`hooktrail-collector url` prints it again)",
+            page_url(address, token)
+        ));
+    }
 }
 
 /// Runs the collector from the process arguments; returns the exit code.
@@ -322,14 +350,10 @@ pub fn run_from_args() -> i32 {
     for warning in warnings {
         log::warn(&warning);
     }
-    let mut token_kept_in = None;
     if settings.token.is_none() && settings.http.is_some() {
         if let Some(path) = &settings.token_file {
             match settings::load_or_create_token(path) {
-                Ok(token) => {
-                    settings.token = Some(token);
-                    token_kept_in = Some(path.clone());
-                }
+                Ok(token) => settings.token = Some(token),
                 Err(message) => {
                     log::error(&message);
                     return 1;
@@ -339,13 +363,6 @@ pub fn run_from_args() -> i32 {
     }
     if print_url {
         return print_page_url(&settings);
-    }
-    if let Some(path) = token_kept_in {
-        // The token itself never goes to the log.
-        log::info(&format!(
-            "the API needs the token kept in {}; `hooktrail-collector url` prints the page's address with it",
-            path.display()
-        ));
     }
     service::raise_open_files_limit();
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -360,6 +377,7 @@ pub fn run_from_args() -> i32 {
             return 1;
         }
     };
+    announce_page(&bound, settings.token.as_deref());
     match run(settings, bound, shutdown) {
         Ok(()) => 0,
         Err(message) => {

@@ -53,8 +53,15 @@ async function api(path) {
   const headers = TOKEN ? { Authorization: "Bearer " + TOKEN } : {};
   const response = await fetch(path, { headers, cache: "no-store" });
   const body = await response.json().catch(() => ({}));
+  if (response.status === 401) welcome();
   if (!response.ok) throw new Error(body.error || response.statusText);
   return body;
+}
+
+// First contact: without a working token, say where the link is (welcome.js).
+function welcome() {
+  import("/welcome.js").then((module) => module.init({
+    hadToken: Boolean(TOKEN), storeToken: (value) => sessionStorage.setItem("hooktrail-token", value) }));
 }
 
 function filterQuery(extra) {

@@ -61,6 +61,7 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
     let mut scope = "user".to_owned();
     let mut settings: Option<PathBuf> = None;
     let mut mode = Effect::Apply;
+    let mut force = false;
     let mut iterator = arguments.iter();
     while let Some(argument) = iterator.next() {
         let (flag, inline) = match argument.split_once('=') {
@@ -77,6 +78,7 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
             "--scope" => scope = value("--scope")?,
             "--settings" => settings = Some(PathBuf::from(value("--settings")?)),
             "--dry-run" => mode = Effect::DryRun,
+            "--force" => force = true,
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
@@ -106,6 +108,7 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
     }
     let changed = match action {
         Action::Install => {
+            refuse_beside_the_plugin(force)?;
             let binary = std::env::current_exe()
                 .and_then(|path| path.canonicalize())
                 .map_err(|error| format!("cannot find this binary's own path: {error}"))?;
@@ -147,6 +150,19 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Every event would arrive twice with the plugin and these entries both
+/// active (`crate::plugin`), so `install` refuses unless `--force`.
+fn refuse_beside_the_plugin(force: bool) -> Result<(), String> {
+    let active =
+        crate::plugin::activations(&existing_settings_files(), crate::plugin::installed_plugins_file());
+    match active.first() {
+        Some(where_) if !force => Err(format!(
+            "{where_}: it registers these hooks already, and with both every event arrives twice. Use one: disable the plugin (claude plugin disable hooktrail) and run install again, or keep the plugin; --force registers both anyway"
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn done_word(action: Action) -> &'static str {
     match action {
         Action::Install => "installed",
@@ -184,8 +200,8 @@ fn is_ours(entry: &Value) -> bool {
         .is_some_and(|name| name == BINARY_NAME)
 }
 
-/// The group `install` writes for `event`.
-fn our_group(event: HookEvent, binary: &str) -> Value {
+/// The group `install` writes for `event` (also the plugin's hooks.json).
+pub(crate) fn our_group(event: HookEvent, binary: &str) -> Value {
     let entry =
         json!({"type": "command", "command": binary, "args": [], "timeout": TIMEOUT_SECONDS});
     if event.takes_matcher() {

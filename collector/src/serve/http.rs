@@ -67,6 +67,7 @@ const ACCEPT_POKE_EVERY: Duration = Duration::from_secs(10);
 
 const INDEX_HTML: &str = include_str!("../../ui/index.html");
 const APP_JS: &str = include_str!("../../ui/app.js");
+const WELCOME_JS: &str = include_str!("../../ui/welcome.js");
 const APP_CSS: &str = include_str!("../../ui/app.css");
 const FAVICON_SVG: &str = include_str!("../../ui/favicon.svg");
 
@@ -340,6 +341,9 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
         }
         "/app.js" => return respond_static(request, APP_JS, "text/javascript; charset=utf-8"),
         "/app.css" => return respond_static(request, APP_CSS, "text/css; charset=utf-8"),
+        "/welcome.js" => {
+            return respond_static(request, WELCOME_JS, "text/javascript; charset=utf-8")
+        }
         "/favicon.svg" | "/favicon.ico" => {
             return respond_static(request, FAVICON_SVG, "image/svg+xml")
         }
