@@ -654,3 +654,62 @@ fn parallel_session_payloads(session: &str) -> Vec<String> {
         with("Stop", json!({"stop_hook_active": false})),
     ]
 }
+
+/// First contact (issue 23): the page opened without its token shows where
+/// the link is printed and the command that prints it, instead of an error;
+/// a refused token says so; a pasted link opens the live page.
+#[test]
+fn a_page_without_its_token_shows_where_the_link_is_and_takes_a_pasted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let port = free_port();
+    let token = "5e".repeat(32);
+    std::fs::create_dir_all(root.join("run")).unwrap();
+    std::fs::create_dir_all(root.join("home")).unwrap();
+    let _collector = Process(
+        Command::new(COLLECTOR)
+            .args(["--db", &root.join("data/events.db").display().to_string()])
+            .args([
+                "--socket",
+                &root.join("run/collector.sock").display().to_string(),
+            ])
+            .args(["--spool-dir", &root.join("spool").display().to_string()])
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .env_clear()
+            .env("HOME", root.join("home"))
+            .env("HOOKTRAIL_TOKEN", &token)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the collector"),
+    );
+    wait_until("the collector's page", Duration::from_secs(30), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http(port, "GET", "/welcome.js", None).0 == 200
+    });
+
+    let driver = Driver::start(&root.join("profile"));
+    driver.go(&format!("http://127.0.0.1:{port}/"));
+    driver.wait_for(
+        "the welcome panel",
+        "const panel = document.getElementById('welcome'); return !!panel && panel.textContent.includes('hooktrail-collector url') && panel.textContent.includes('journalctl --user -u hooktrail-collector')",
+    );
+    // A wrong token: the page says it was refused.
+    driver.type_into("#welcome-token", "deadbeef");
+    driver.click("#welcome-form button");
+    driver.wait_for(
+        "the refused-token panel",
+        "const title = document.getElementById('welcome-title'); return !!title && title.textContent.includes('refused')",
+    );
+    // The link as printed: the live page, and the token out of the address bar.
+    driver.type_into(
+        "#welcome-token",
+        &format!("http://127.0.0.1:{port}/#token={token}"),
+    );
+    driver.click("#welcome-form button");
+    driver.wait_for(
+        "the live page without the panel",
+        "return document.getElementById('conn').textContent === 'live' && !document.getElementById('welcome') && !location.href.includes('token')",
+    );
+}

@@ -38,8 +38,7 @@ impl Home {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
         std::fs::create_dir_all(dir.path().join("run")).unwrap();
-        std::fs::set_permissions(dir.path().join("run"), PermissionsExt::from_mode(0o700))
-            .unwrap();
+        std::fs::set_permissions(dir.path().join("run"), PermissionsExt::from_mode(0o700)).unwrap();
         Home {
             dir,
             http: format!("127.0.0.1:{}", free_port()),
@@ -91,11 +90,7 @@ impl Home {
 
 /// The directory holding both binaries the tests built.
 fn bin_dir() -> String {
-    Path::new(COLLECTOR)
-        .parent()
-        .unwrap()
-        .display()
-        .to_string()
+    Path::new(COLLECTOR).parent().unwrap().display().to_string()
 }
 
 fn text(output: &Output) -> String {
@@ -138,8 +133,11 @@ fn run_hook(home: &Home, command: &str, session: &str) {
         .unwrap();
     let payload = serde_json::json!({"session_id": session, "cwd": "/w", "hook_event_name": "UserPromptSubmit",
         "prompt": "installed", "transcript_path": "/nonexistent"});
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), payload.to_string().as_bytes())
-        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        payload.to_string().as_bytes(),
+    )
+    .unwrap();
     drop(child.stdin.take());
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success() && output.stdout.is_empty());
@@ -173,7 +171,10 @@ fn systemd_analyze_verify(unit: &Path, user: Option<&Home>) {
         .arg(unit)
         .output()
         .expect("systemd-analyze (apt-get install -y systemd)");
-    assert_success(&output, &format!("systemd-analyze verify {}", unit.display()));
+    assert_success(
+        &output,
+        &format!("systemd-analyze verify {}", unit.display()),
+    );
 }
 
 /// A collector killed on drop.
@@ -192,7 +193,10 @@ fn install_leaves_binaries_hook_and_link_and_uninstall_restores_the_settings() {
     std::fs::create_dir_all(home.path(".claude")).unwrap();
     std::fs::write(home.settings(), OWN_SETTINGS).unwrap();
 
-    let first = assert_success(&home.script("install", &["--bin-dir", &bin_dir()]), "install");
+    let first = assert_success(
+        &home.script("install", &["--bin-dir", &bin_dir()]),
+        "install",
+    );
     for name in ["hooktrail-emit", "hooktrail-collector"] {
         let installed = home.path(&format!(".local/bin/{name}"));
         let mode = std::fs::metadata(&installed).unwrap().permissions().mode();
@@ -203,7 +207,10 @@ fn install_leaves_binaries_hook_and_link_and_uninstall_restores_the_settings() {
         );
     }
     let settings = read_json(&home.settings());
-    let emitter = home.path(".local/bin/hooktrail-emit").canonicalize().unwrap();
+    let emitter = home
+        .path(".local/bin/hooktrail-emit")
+        .canonicalize()
+        .unwrap();
     for event in ["PreToolUse", "UserPromptSubmit", "Stop", "SessionEnd"] {
         assert_eq!(
             hook_command(&settings, event),
@@ -211,7 +218,10 @@ fn install_leaves_binaries_hook_and_link_and_uninstall_restores_the_settings() {
             "{event}"
         );
     }
-    assert_eq!(settings["hooks"]["PreToolUse"][0]["hooks"][0]["command"], "/usr/local/bin/guard");
+    assert_eq!(
+        settings["hooks"]["PreToolUse"][0]["hooks"][0]["command"],
+        "/usr/local/bin/guard"
+    );
     assert!(first.contains("no user systemd here"), "{first}");
     let url = format!("http://{}/#token={}", home.http, home.token());
     assert!(first.contains(&url), "install did not print {url}: {first}");
@@ -245,7 +255,11 @@ fn install_leaves_binaries_hook_and_link_and_uninstall_restores_the_settings() {
     assert_eq!(std::fs::read(home.settings()).unwrap(), installed_settings);
 
     // The hook Claude Code would run delivers to the collector's socket.
-    run_hook(&home, &hook_command(&settings, "UserPromptSubmit")[0], "installed-session");
+    run_hook(
+        &home,
+        &hook_command(&settings, "UserPromptSubmit")[0],
+        "installed-session",
+    );
     let database = home.path(".local/share/hooktrail/events.db");
     wait_until("the hook's event in the database", LONG, || {
         sqlite_count(&database, "installed-session") == 1
@@ -264,7 +278,10 @@ fn install_leaves_binaries_hook_and_link_and_uninstall_restores_the_settings() {
         .filter(|name| name != "settings.json")
         .collect();
     assert!(
-        !backups.is_empty() && backups.iter().all(|name| name.starts_with("settings.json.hooktrail-backup-")),
+        !backups.is_empty()
+            && backups
+                .iter()
+                .all(|name| name.starts_with("settings.json.hooktrail-backup-")),
         "{backups:?}"
     );
     for gone in [
@@ -275,13 +292,23 @@ fn install_leaves_binaries_hook_and_link_and_uninstall_restores_the_settings() {
     ] {
         assert!(!home.path(gone).exists(), "{gone} is still there");
     }
-    assert_eq!(sqlite_count(&database, "installed-session"), 1, "the database is kept");
+    assert_eq!(
+        sqlite_count(&database, "installed-session"),
+        1,
+        "the database is kept"
+    );
     assert!(removed.contains("--purge"), "{removed}");
 
     // A second round, undone with --purge: the database goes too.
-    assert_success(&home.script("install", &["--bin-dir", &bin_dir()]), "install");
+    assert_success(
+        &home.script("install", &["--bin-dir", &bin_dir()]),
+        "install",
+    );
     assert_success(&home.script("uninstall", &["--purge"]), "uninstall --purge");
-    assert_eq!(std::fs::read_to_string(home.settings()).unwrap(), OWN_SETTINGS);
+    assert_eq!(
+        std::fs::read_to_string(home.settings()).unwrap(),
+        OWN_SETTINGS
+    );
     assert!(!home.path(".local/share/hooktrail").exists());
     assert!(!home.path(".local/state/hooktrail").exists());
 }
@@ -302,20 +329,32 @@ fn a_sender_install_delivers_through_redis_and_keeps_the_password_private() {
     assert!(all.contains("XADD will work"), "{all}");
     assert!(home.path(".local/bin/hooktrail-emit").exists());
     assert!(!home.path(".local/bin/hooktrail-collector").exists());
-    assert!(!home.path(".config/systemd/user/hooktrail-collector.service").exists());
+    assert!(!home
+        .path(".config/systemd/user/hooktrail-collector.service")
+        .exists());
     let config = home.path(".config/hooktrail/config.json");
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&config), 0o600);
     assert_eq!(mode(config.parent().unwrap()), 0o700);
 
     let settings = read_json(&home.settings());
-    run_hook(&home, &hook_command(&settings, "UserPromptSubmit")[0], "sender-session");
+    run_hook(
+        &home,
+        &hook_command(&settings, "UserPromptSubmit")[0],
+        "sender-session",
+    );
     let stream = redis.command(&["XRANGE", "hooktrail:events", "-", "+"]);
-    assert!(stream.contains("sender-session"), "not in the stream: {stream}");
+    assert!(
+        stream.contains("sender-session"),
+        "not in the stream: {stream}"
+    );
 
     assert_success(&home.script("uninstall", &[]), "uninstall");
     assert!(!config.exists());
-    assert!(!home.settings().exists(), "there was no settings file before install");
+    assert!(
+        !home.settings().exists(),
+        "there was no settings file before install"
+    );
     assert!(!home.path(".local/bin/hooktrail-emit").exists());
 }
 
@@ -325,15 +364,24 @@ fn a_system_install_into_a_staging_root_writes_a_unit_that_verifies() {
     let root = home.dir.path().join("root");
     let root_text = root.display().to_string();
     let all = assert_success(
-        &home.script("install", &["--system", "--root", &root_text, "--bin-dir", &bin_dir()]),
+        &home.script(
+            "install",
+            &["--system", "--root", &root_text, "--bin-dir", &bin_dir()],
+        ),
         "install --system",
     );
     let env = root.join("etc/hooktrail/collector.env");
-    assert_eq!(std::fs::metadata(&env).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&env).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let token = std::fs::read_to_string(&env).unwrap();
     let token = token.trim().strip_prefix("HOOKTRAIL_TOKEN=").unwrap();
     assert_eq!(token.len(), 64);
-    assert!(all.contains(&format!("http://{}/#token={token}", home.http)), "{all}");
+    assert!(
+        all.contains(&format!("http://{}/#token={token}", home.http)),
+        "{all}"
+    );
     assert!(root.join("usr/local/bin/hooktrail-collector").exists());
 
     // systemd-analyze checks ExecStart's binary exists: point it at the

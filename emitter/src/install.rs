@@ -153,8 +153,10 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
 /// Every event would arrive twice with the plugin and these entries both
 /// active (`crate::plugin`), so `install` refuses unless `--force`.
 fn refuse_beside_the_plugin(force: bool) -> Result<(), String> {
-    let active =
-        crate::plugin::activations(&existing_settings_files(), crate::plugin::installed_plugins_file());
+    let active = crate::plugin::activations(
+        &existing_settings_files(),
+        crate::plugin::installed_plugins_file(),
+    );
     match active.first() {
         Some(where_) if !force => Err(format!(
             "{where_}: it registers these hooks already, and with both every event arrives twice. Use one: disable the plugin (claude plugin disable hooktrail) and run install again, or keep the plugin; --force registers both anyway"

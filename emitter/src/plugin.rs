@@ -54,7 +54,10 @@ fn is_our_key(key: &str) -> bool {
 /// `settings` are the settings files that exist, with their scope;
 /// `installed` is Claude Code's list of installed plugins
 /// ([`installed_plugins_file`]).
-pub fn activations(settings: &[(&'static str, PathBuf)], installed: Option<PathBuf>) -> Vec<String> {
+pub fn activations(
+    settings: &[(&'static str, PathBuf)],
+    installed: Option<PathBuf>,
+) -> Vec<String> {
     let mut found = Vec::new();
     let mut disabled = false;
     for (scope, path) in settings {
@@ -153,7 +156,11 @@ mod tests {
         write(r#"{"enabledPlugins": {"hooktrailer@x": true}}"#);
         assert!(found(Some(installed.clone())).is_empty());
         // Installed and not disabled: enabled by default.
-        std::fs::write(&installed, r#"{"version": 2, "plugins": {"hooktrail@local": [{}]}}"#).unwrap();
+        std::fs::write(
+            &installed,
+            r#"{"version": 2, "plugins": {"hooktrail@local": [{}]}}"#,
+        )
+        .unwrap();
         assert_eq!(found(Some(installed.clone())).len(), 1);
         write(r#"{"enabledPlugins": {"hooktrail@local": false}}"#);
         assert!(found(Some(installed)).is_empty());
