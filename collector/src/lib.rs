@@ -341,27 +341,56 @@ fn page_auth(settings: &Settings) -> serve::gate::PageAuth {
     }
 }
 
-/// `hooktrail-collector url`: prints the page's address on stdout, with a
-/// one-time code in the fragment (which browsers never send). The page
-/// trades the code for a page token once; the link in the browser's
-/// history is dead after that, or after five minutes.
+/// The page's address with a fresh one-time code in the fragment (which
+/// browsers never send): the page trades the code for a page token once,
+/// so the link in the browser's history is dead after that, or after five
+/// minutes. What `hooktrail-collector url` prints, and what the collector
+/// prints at start on loopback.
+fn page_link(settings: &Settings, address: std::net::SocketAddr) -> Result<String, String> {
+    let fragment = match (&settings.token, page_auth(settings).codes_dir) {
+        (Some(_), Some(dir)) => format!("#code={}", serve::auth::create_code(&dir)?),
+        _ => String::new(),
+    };
+    Ok(format!("http://{address}/{fragment}"))
+}
+
+/// `hooktrail-collector url`: prints [`page_link`] on stdout.
 fn print_page_url(settings: &Settings) -> i32 {
     let Some(address) = settings.http else {
         log::error("HTTP is off (--http off): there is no page");
         return 1;
     };
-    let fragment = match (&settings.token, page_auth(settings).codes_dir) {
-        (Some(_), Some(dir)) => match serve::auth::create_code(&dir) {
-            Ok(code) => format!("#code={code}"),
-            Err(message) => {
-                log::error(&message);
-                return 1;
-            }
-        },
-        _ => String::new(),
-    };
-    let _ = writeln!(std::io::stdout(), "http://{address}/{fragment}");
-    0
+    match page_link(settings, address) {
+        Ok(link) => {
+            let _ = writeln!(std::io::stdout(), "{link}");
+            0
+        }
+        Err(message) => {
+            log::error(&message);
+            1
+        }
+    }
+}
+
+/// First contact, as Jupyter does it: on loopback the collector prints the
+/// page's link once it is listening, on stderr (the journal under systemd,
+/// which only this user and the administrators read), so the person who
+/// started it can click it. The link holds a one-time code, never the token.
+/// Off loopback a token must be given, and no link goes to logs that may be
+/// shipped elsewhere.
+fn announce_page(bound: &Bound, settings: &Settings) {
+    let address = bound
+        .http
+        .as_ref()
+        .and_then(|server| server.server_addr().to_ip());
+    if let Some(address) = address.filter(|address| address.ip().is_loopback()) {
+        match page_link(settings, address) {
+            Ok(link) => log::info(&format!(
+                "open the page: {link} (`hooktrail-collector url` prints a new link)"
+            )),
+            Err(message) => log::warn(&format!("cannot make the page's link: {message}")),
+        }
+    }
 }
 
 /// `hooktrail-collector token rotate`: a new generated token.
@@ -444,14 +473,10 @@ pub fn run_from_args() -> i32 {
     if rotate {
         return run_token_rotate(&settings);
     }
-    let mut token_kept_in = None;
     if settings.token.is_none() && settings.http.is_some() {
         if let Some(path) = &settings.token_file {
             match settings::load_or_create_token(path) {
-                Ok(token) => {
-                    settings.token = Some(token);
-                    token_kept_in = Some(path.clone());
-                }
+                Ok(token) => settings.token = Some(token),
                 Err(message) => {
                     log::error(&message);
                     return 1;
@@ -461,13 +486,6 @@ pub fn run_from_args() -> i32 {
     }
     if print_url {
         return print_page_url(&settings);
-    }
-    if let Some(path) = token_kept_in {
-        // The token itself never goes to the log.
-        log::info(&format!(
-            "the API needs the token kept in {}; `hooktrail-collector url` prints the page's address with it",
-            path.display()
-        ));
     }
     service::raise_open_files_limit();
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -482,6 +500,7 @@ pub fn run_from_args() -> i32 {
             return 1;
         }
     };
+    announce_page(&bound, &settings);
     match run(settings, bound, shutdown) {
         Ok(()) => 0,
         Err(message) => {

@@ -324,6 +324,7 @@ fn the_page_and_its_assets_are_served_with_their_types() {
     for (path, kind) in [
         ("/", "text/html"),
         ("/app.js", "text/javascript"),
+        ("/welcome.js", "text/javascript"),
         ("/app.css", "text/css"),
         ("/favicon.svg", "image/svg+xml"),
     ] {

@@ -1085,3 +1085,59 @@ fn the_printed_link_leaves_no_working_token_in_the_browser_profile() {
         "the token itself still works, for the CLI"
     );
 }
+
+/// Issue 23: a page opened without a working token shows where the link is
+/// printed and takes a pasted token.
+#[test]
+fn a_page_without_its_token_shows_where_the_link_is_and_takes_a_pasted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let port = free_port();
+    let token = "5e".repeat(32);
+    std::fs::create_dir_all(root.join("run")).unwrap();
+    std::fs::create_dir_all(root.join("home")).unwrap();
+    let _collector = Process(
+        Command::new(COLLECTOR)
+            .args(["--db", &root.join("data/events.db").display().to_string()])
+            .args([
+                "--socket",
+                &root.join("run/collector.sock").display().to_string(),
+            ])
+            .args(["--spool-dir", &root.join("spool").display().to_string()])
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .env_clear()
+            .env("HOME", root.join("home"))
+            .env("HOOKTRAIL_TOKEN", &token)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the collector"),
+    );
+    wait_until("the collector's page", Duration::from_secs(30), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http(port, "GET", "/welcome.js", None).0 == 200
+    });
+
+    let driver = Driver::start(&root.join("profile"));
+    driver.go(&format!("http://127.0.0.1:{port}/"));
+    driver.wait_for(
+        "the welcome panel",
+        "const panel = document.getElementById('welcome'); return !!panel && panel.textContent.includes('hooktrail-collector url') && panel.textContent.includes('journalctl --user -u hooktrail-collector')",
+    );
+    // A wrong token: the page says it was refused.
+    driver.type_into("#welcome-token", "deadbeef");
+    driver.click("#welcome-form button");
+    driver.wait_for(
+        "the refused-token panel",
+        "const title = document.getElementById('welcome-title'); return !!title && title.textContent.includes('refused')",
+    );
+    // The token itself: the live page (which trades it for a page token),
+    // and nothing of it in the address bar.
+    driver.type_into("#welcome-token", &token);
+    driver.click("#welcome-form button");
+    driver.wait_for(
+        "the live page without the panel",
+        "return document.getElementById('conn').textContent === 'live' && !document.getElementById('welcome') && !location.href.includes('token')",
+    );
+}

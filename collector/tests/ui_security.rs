@@ -52,7 +52,7 @@ fn with_a_token_every_route_but_the_page_shell_needs_it() {
     let db = TestDb::new();
     let server = TestServer::start(&db, Some("s3cret-token"));
     let host = format!("127.0.0.1:{}", server.port);
-    for path in ["/", "/app.js", "/app.css", "/favicon.svg"] {
+    for path in ["/", "/app.js", "/welcome.js", "/app.css", "/favicon.svg"] {
         assert_eq!(
             server.get_with(path, &[("Host", &host)]).status,
             200,

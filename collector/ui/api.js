@@ -52,6 +52,7 @@ export async function post(path, body) {
 export async function api(path) {
   const response = await fetch(path, { headers: authHeaders(), cache: "no-store" });
   const body = await response.json().catch(() => ({}));
+  if (response.status === 401) welcome();
   if (!response.ok) throw new Error(body.error || response.statusText);
   return body;
 }
@@ -67,4 +68,14 @@ export async function signIn() {
     catch (error) { signInError = error.message; }
   }
   if (token) await renew().catch(() => {});
+}
+
+// First contact (issue 23): without a working token, say where the link is
+// and take a pasted one (welcome.js), once.
+let welcomed = false;
+function welcome() {
+  if (welcomed) return;
+  welcomed = true;
+  import("/welcome.js").then((module) => module.init({
+    hadToken: Boolean(token), storeToken: (value) => sessionStorage.setItem(TOKEN_KEY, value) }));
 }

@@ -153,6 +153,10 @@ pub fn run(arguments: &[String]) -> u8 {
 fn print_registration() {
     println!();
     let files = install::existing_settings_files();
+    let plugin = crate::plugin::activations(&files, crate::plugin::installed_plugins_file());
+    for where_ in &plugin {
+        println!("Plugin: {where_}");
+    }
     if files.is_empty() {
         println!("Hooks: no Claude Code settings file found; run `hooktrail-emit install`");
         return;
@@ -177,6 +181,9 @@ fn print_registration() {
         );
         if !found.registered.is_empty() {
             println!("  registered: {}", found.registered.join(", "));
+            if !plugin.is_empty() {
+                println!("  WARNING: the hooktrail plugin registers these events too: every event arrives twice; keep one (`hooktrail-emit uninstall --scope {scope}`, or disable the plugin)");
+            }
         }
         if !found.missing.is_empty() {
             println!(

@@ -16,9 +16,11 @@ Usage:
   hooktrail-emit                 hook mode: reads the hook JSON on stdin and
                                  delivers it to Redis, the collector's socket
                                  or the spool; prints nothing, exits 0
-  hooktrail-emit install [--scope user|project|local] [--settings FILE] [--dry-run]
+  hooktrail-emit install [--scope user|project|local] [--settings FILE] [--dry-run] [--force]
                                  registers this binary for every observer-safe
-                                 hook event in Claude Code's settings
+                                 hook event in Claude Code's settings; refuses
+                                 while the hooktrail plugin is enabled (both:
+                                 every event twice) unless --force
   hooktrail-emit uninstall [--scope user|project|local] [--settings FILE] [--dry-run]
                                  removes only hooktrail's entries
   hooktrail-emit check           explains where the config came from,

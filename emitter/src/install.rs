@@ -61,6 +61,7 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
     let mut scope = "user".to_owned();
     let mut settings: Option<PathBuf> = None;
     let mut mode = Effect::Apply;
+    let mut beside_plugin = BesidePlugin::Refuse;
     let mut iterator = arguments.iter();
     while let Some(argument) = iterator.next() {
         let (flag, inline) = match argument.split_once('=') {
@@ -77,6 +78,7 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
             "--scope" => scope = value("--scope")?,
             "--settings" => settings = Some(PathBuf::from(value("--settings")?)),
             "--dry-run" => mode = Effect::DryRun,
+            "--force" => beside_plugin = BesidePlugin::RegisterAnyway,
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
@@ -109,6 +111,7 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
     }
     let changed = match action {
         Action::Install => {
+            refuse_beside_the_plugin(beside_plugin)?;
             let binary = std::env::current_exe()
                 .and_then(|path| path.canonicalize())
                 .map_err(|error| format!("cannot find this binary's own path: {error}"))?;
@@ -150,6 +153,30 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// What `install` does while the hooktrail plugin is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BesidePlugin {
+    /// Refuse: every event would arrive twice (the default).
+    Refuse,
+    /// Register all the same (`--force`).
+    RegisterAnyway,
+}
+
+/// Every event would arrive twice with the plugin and these entries both
+/// active (`crate::plugin`), so `install` refuses unless `--force`.
+fn refuse_beside_the_plugin(beside_plugin: BesidePlugin) -> Result<(), String> {
+    let active = crate::plugin::activations(
+        &existing_settings_files(),
+        crate::plugin::installed_plugins_file(),
+    );
+    match active.first() {
+        Some(where_) if beside_plugin == BesidePlugin::Refuse => Err(format!(
+            "{where_}: it registers these hooks already, and with both every event arrives twice. Use one: disable the plugin (claude plugin disable hooktrail) and run install again, or keep the plugin; --force registers both anyway"
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn done_word(action: Action) -> &'static str {
     match action {
         Action::Install => "installed",
@@ -187,8 +214,8 @@ fn is_ours(entry: &Value) -> bool {
         .is_some_and(|name| name == BINARY_NAME)
 }
 
-/// The group `install` writes for `event`.
-fn our_group(event: HookEvent, binary: &str) -> Value {
+/// The group `install` writes for `event` (also the plugin's hooks.json).
+pub(crate) fn our_group(event: HookEvent, binary: &str) -> Value {
     let entry =
         json!({"type": "command", "command": binary, "args": [], "timeout": TIMEOUT_SECONDS});
     if event.takes_matcher() {

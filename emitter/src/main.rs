@@ -18,6 +18,8 @@
 //!   named by `HOOKTRAIL_LOG`, and nowhere otherwise.
 //! - [`install`]: merges (and removes) hook entries in Claude Code settings.
 //! - [`check`]: explains to a person what a hook would do now.
+//! - [`plugin`]: the Claude Code plugin's hooks.json (generated from
+//!   `install`'s list) and whether the plugin is active beside `install`.
 //! - [`redact`]: shows a person what a payload becomes and which redaction
 //!   rules fired.
 //!
@@ -38,6 +40,7 @@ mod diag;
 mod forward;
 mod hook;
 mod install;
+mod plugin;
 mod redact;
 mod redis;
 mod socket;

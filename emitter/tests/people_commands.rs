@@ -363,3 +363,50 @@ fn version_and_help_print_to_stdout() {
         assert!(help.contains(word), "{word} missing from --help");
     }
 }
+
+/// The hooktrail Claude Code plugin registers the same hooks: with both,
+/// every event arrives twice (issue 23). `install` refuses, `check` warns.
+#[test]
+fn install_refuses_while_the_hooktrail_plugin_is_enabled_and_check_warns() {
+    let world = World::new();
+    let settings = world.path("home/.claude/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    let original = "{\"enabledPlugins\": {\"hooktrail@hooktrail\": true}}\n";
+    std::fs::write(&settings, original).unwrap();
+
+    let refused = world.run(&["install"], Stdin::Null);
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("every event arrives twice"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("hooktrail@hooktrail"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&settings).unwrap(), original);
+
+    let forced = world.run(&["install", "--force"], Stdin::Null);
+    assert_eq!(forced.code, Some(0), "{}", forced.stderr);
+    let check = world.run(&["check"], Stdin::Null);
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        report.contains("Plugin: the hooktrail plugin (hooktrail@hooktrail) is enabled"),
+        "{report}"
+    );
+    assert!(
+        report.contains("WARNING: the hooktrail plugin registers these events too"),
+        "{report}"
+    );
+
+    // Disabled, it is no reason to refuse.
+    world.run(&["uninstall"], Stdin::Null);
+    std::fs::write(
+        &settings,
+        "{\"enabledPlugins\": {\"hooktrail@hooktrail\": false}}\n",
+    )
+    .unwrap();
+    assert_eq!(world.run(&["install"], Stdin::Null).code, Some(0));
+}

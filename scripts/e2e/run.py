@@ -79,15 +79,18 @@ SECRETS_PROMPT = ("DEPLOY-PROMPT deploy with my GitHub token {{GH}}, the AWS key
 
 def scenario(name, script, mode="redis", prompt=None, prompts=None, setup=None, args=(),
              skip_permissions=True, otel=False, privacy=None, visits=(), final_detail="other",
-             secrets=False, expect=None):
+             secrets=False, expect=None, register="emit"):
     """One CLI run. mode: redis (stream), socket (the collector's Unix socket)
     or spool (no collector while the CLI runs; it drains the spool after).
     visits: states the session must pass through (from the live feed).
-    expect: extra checks, a dict of event name -> minimum stored rows."""
+    expect: extra checks, a dict of event name -> minimum stored rows.
+    register: how the hook gets registered: emit (`hooktrail-emit install`),
+    script (`scripts/install` into the run's HOME) or plugin (the CLI's
+    `--plugin-dir plugin/`, hooktrail-emit on PATH)."""
     return dict(name=name, script=script, mode=mode, prompt=prompt, prompts=prompts, setup=setup,
                 args=list(args), skip_permissions=skip_permissions, otel=otel, privacy=privacy,
                 visits=list(visits), final_detail=final_detail, secrets=secrets,
-                expect=expect or {})
+                expect=expect or {}, register=register)
 
 
 SCENARIOS = [
@@ -121,7 +124,14 @@ SCENARIOS = [
              secrets=True),
     scenario("secrets-spool", "secrets.json", mode="spool", prompt=SECRETS_PROMPT, privacy="full",
              secrets=True),
+    # Issue 23: the one-command install and the plugin register the same
+    # hooks; each session must arrive whole, and appear in the page's API.
+    scenario("install-script", "tools.json", prompt="exercise the tools", register="script",
+             setup="echo initial > %s" % WATCHED_FILE, expect={"PostToolUse": 1}),
+    scenario("plugin", "tools.json", mode="socket", prompt="exercise the tools", register="plugin",
+             setup="echo initial > %s" % WATCHED_FILE, expect={"PostToolUse": 1}),
 ]
+REPO = os.path.dirname(os.path.dirname(HERE))
 
 
 def make_secrets():
@@ -394,6 +404,9 @@ class Run:
             env["HOOKTRAIL_REDIS_URL"] = "redis://127.0.0.1:%d/0" % self.redis_port
         if self.spec["privacy"]:
             env["HOOKTRAIL_PRIVACY"] = self.spec["privacy"]
+        if self.spec["register"] == "plugin":
+            # The plugin runs `hooktrail-emit` from PATH.
+            env["PATH"] = os.path.abspath(self.options.bin_dir) + os.pathsep + env.get("PATH", "")
         return env
 
     def start_redis(self):
@@ -458,19 +471,43 @@ class Run:
         with open(self.script_path, "w") as f:
             f.write(script)
 
+    def register(self, settings):
+        """Registers hooktrail's hooks the scenario's way; returns the
+        settings, or for the plugin its hooks.json, to read the events from."""
+        how = self.spec["register"]
+        if how == "plugin":
+            with open(settings, "w") as f:
+                json.dump({}, f)
+            return os.path.join(REPO, "plugin", "hooks", "hooks.json")
+        if how == "script":
+            env = dict(self.base_env(), HOOKTRAIL_HTTP="127.0.0.1:%d" % self.http_port)
+            argv = [os.path.join(REPO, "scripts", "install"), "--bin-dir", self.options.bin_dir,
+                    "--wait", "20"]
+        else:
+            env = self.base_env()
+            argv = [os.path.join(self.options.bin_dir, "hooktrail-emit"), "install",
+                    "--settings", settings]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True)
+        with open(os.path.join(self.logs, "install.log"), "w") as f:
+            f.write(done.stdout + done.stderr)
+        if done.returncode != 0:
+            raise RuntimeError("%s failed: %s" % (argv[0], done.stdout + done.stderr))
+        if how == "script":
+            self.check("scripts/install found the collector and printed the link",
+                       "the collector answers" in done.stdout
+                       and "http://127.0.0.1:%d/" % self.http_port in done.stdout)
+        return settings
+
     def install_hooks(self):
         settings = os.path.join(self.home, ".claude", "settings.json")
-        done = subprocess.run([os.path.join(self.options.bin_dir, "hooktrail-emit"), "install",
-                               "--settings", settings], env=self.base_env(),
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError("hooktrail-emit install failed: %s" % done.stderr)
+        with open(self.register(settings)) as f:
+            registered = json.load(f).get("hooks", {})
+        self.registered = {event for event, groups in registered.items()
+                           if any("hooktrail-emit" in (h.get("command") or "")
+                                  for g in groups for h in g.get("hooks", []))}
         with open(settings) as f:
             config = json.load(f)
         hooks = config.setdefault("hooks", {})
-        self.registered = {event for event, groups in hooks.items()
-                           if any("hooktrail-emit" in (h.get("command") or "")
-                                  for g in groups for h in g.get("hooks", []))}
         capture = "%s %s" % (shlex.quote(os.path.join(HERE, "capture.sh")),
                              shlex.quote(self.capture_file))
         for event in ALL_EVENTS:
@@ -502,6 +539,8 @@ class Run:
                         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:%d" % fake_port,
                         "OTEL_LOGS_EXPORT_INTERVAL": "500", "OTEL_METRIC_EXPORT_INTERVAL": "1000"})
         argv = [self.options.claude, "-p", "--verbose", "--output-format", "stream-json"]
+        if self.spec["register"] == "plugin":
+            argv += ["--plugin-dir", os.path.join(REPO, "plugin")]
         if self.spec["skip_permissions"]:
             argv.append("--dangerously-skip-permissions")
         started = time.time()
@@ -804,6 +843,11 @@ class Run:
                 self.start_collector()
             self.wait_settled(session_id)
             self.check_events(session_id)
+            if spec["register"] != "emit":
+                listed = json.loads(http_get(self.http_port, "/api/sessions"))
+                self.check("the session appears on the page (/api/sessions)",
+                           any(s.get("session_id") == session_id
+                               for s in listed.get("sessions", [])))
             self.check_states(session_id)
             self.check_usage(session_id)
             if spec["secrets"]:

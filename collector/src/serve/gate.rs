@@ -9,7 +9,7 @@
 //!    or the bound address), else 403: this stops DNS rebinding.
 //! 2. Only `GET` (405 otherwise).
 //! 3. With a token, every route but the page shell (`/`, its scripts and
-//!    style sheet, `/favicon.svg`: `http.rs`'s `PAGE_FILES`) and the code
+//!    style sheet, `/favicon.svg`: `http.rs`'s `PAGE_FILES`) (and , the no-token panel) and the code
 //!    exchange needs `Authorization: Bearer` with the token or a page token
 //!    ([`super::auth`]), else 401. Browsers cannot set headers on a
 //!    WebSocket, so `/ws` also accepts `?ticket=` (one use, 30 s).

@@ -115,6 +115,7 @@ const PAGE_FILES: &[PageFile] = page_files! {
     "/sessions.js" => "sessions.js", JAVASCRIPT;
     "/timeline.js" => "timeline.js", JAVASCRIPT;
     "/alerts.js" => "alerts.js", JAVASCRIPT;
+    "/welcome.js" => "welcome.js", JAVASCRIPT;
 };
 
 /// The page file served at `path`, if any.

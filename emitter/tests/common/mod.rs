@@ -146,9 +146,19 @@ impl World {
         execute(self.command(arguments), stdin)
     }
 
-    /// The command, with exactly this world's environment.
+    /// The command, with exactly this world's environment. With
+    /// `HOOKTRAIL_TEST_RUNNER` (scripts/test-aarch64 sets `qemu-aarch64`) the
+    /// binary runs under that emulator: a binary of another architecture
+    /// cannot be exec'd directly without binfmt_misc.
     pub fn command(&self, arguments: &[&str]) -> Command {
-        let mut command = Command::new(BINARY);
+        let mut command = match std::env::var_os("HOOKTRAIL_TEST_RUNNER") {
+            Some(runner) => {
+                let mut command = Command::new(runner);
+                command.arg(BINARY);
+                command
+            }
+            None => Command::new(BINARY),
+        };
         command
             .args(arguments)
             .env_clear()
