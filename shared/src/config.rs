@@ -116,6 +116,9 @@ pub struct Config {
     /// Privacy level, user patterns and drop rules (`privacy`, `redact`):
     /// what is taken out of a payload before it leaves the machine.
     pub redaction: crate::redact::Settings,
+    /// `approvals`: whether a `PermissionRequest` hook waits for a decision
+    /// made on the page, how long, and where the shared key is (issue 18).
+    pub approvals: crate::approvals::ApprovalsConfig,
 }
 
 /// A loaded configuration and what a person should know about how.
@@ -141,6 +144,7 @@ struct FileConfig {
     state_dir: Option<String>,
     privacy: Option<String>,
     redact: Option<serde_json::Value>,
+    approvals: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -334,6 +338,9 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
         &mut problems,
     );
 
+    let approvals =
+        crate::approvals::from_config(file.approvals, env, &mut origins, &mut problems);
+
     let redis = match (mode, url) {
         (Mode::Redis, Some(url)) => Some(RedisConfig {
             url,
@@ -353,6 +360,7 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
             state_dir,
             file: file_used.then_some(file_path),
             redaction,
+            approvals,
         },
         origins,
         problems,
