@@ -37,6 +37,7 @@
 //! The public surface is the re-exports below, on purpose: what the binary,
 //! the integration tests, the benchmarks and the fuzz targets use.
 
+mod approvals;
 mod cost;
 mod event;
 mod hub;
@@ -56,6 +57,7 @@ mod store;
 // The public surface, on purpose: what the binary, the integration tests, the
 // benchmarks (`collector/examples`) and the fuzz targets (`fuzz/`) use.
 // Everything else is `pub(crate)`.
+pub use crate::approvals::{Approvals, Role};
 pub use crate::cost::PriceTable;
 pub use crate::event::{CommittedEvent, Source};
 pub use crate::hub::Hub;
@@ -155,6 +157,7 @@ pub fn run_with_stats(
     .spawn()?;
 
     let mut sources = Vec::new();
+    let decisions = Arc::new(socket::DecisionMailbox::default());
     if let Some(listener) = bound.socket {
         log::info(&format!("listening on {}", listener.path().display()));
         sources.push(
@@ -164,6 +167,7 @@ pub fn run_with_stats(
                 stats: stats.clone(),
                 tuning: settings.tuning.clone(),
                 shutdown: shutdown.clone(),
+                decisions: decisions.clone(),
             }
             .spawn()?,
         );
@@ -201,6 +205,15 @@ pub fn run_with_stats(
     }
     // The writer stops once every source has dropped its queue handle.
     drop(queue);
+    let approvals = approvals::Approvals::start(&settings, decisions.clone())?;
+    let away_thread = match &approvals {
+        Some(approvals) => Some(approvals::mirror_away(
+            approvals.clone(),
+            settings.database.clone(),
+            shutdown.clone(),
+        )?),
+        None => None,
+    };
 
     let http_thread = match bound.http {
         Some(server) => {
@@ -217,6 +230,7 @@ pub fn run_with_stats(
                         hub: hub.clone(),
                         token: settings.token.clone(),
                         quiet_after: settings.quiet_after,
+                        approvals,
                     },
                     shutdown: shutdown.clone(),
                 }
@@ -240,6 +254,9 @@ pub fn run_with_stats(
     }
     let _ = writer_thread.join();
     if let Some(thread) = http_thread {
+        let _ = thread.join();
+    }
+    if let Some(thread) = away_thread {
         let _ = thread.join();
     }
     log::info("stopped");

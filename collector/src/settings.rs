@@ -94,6 +94,9 @@ pub struct Settings {
     /// The redaction rules applied to every event received (the config
     /// file's `privacy` and `redact`, as the emitters use them).
     pub redaction: hooktrail_shared::redact::Settings,
+    /// The config file's `approvals` (issue 18): whether remote approval is
+    /// on (and so the key is created at start) and where the key is.
+    pub approvals: hooktrail_shared::approvals::ApprovalsConfig,
     /// Tuning knobs that tests and benchmarks change.
     pub tuning: Tuning,
 }
@@ -400,6 +403,7 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             token_file,
             prices: Arc::new(prices),
             redaction: shared.redaction.clone(),
+            approvals: shared.approvals.clone(),
             quiet_after,
             tuning: Tuning::default(),
         }),

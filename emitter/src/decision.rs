@@ -170,7 +170,10 @@ pub fn await_redis(connection: &mut Connection, redis: &RedisConfig, waiting: &W
         };
         let seconds = format!("{:.3}", left.as_secs_f64());
         let mut command = Vec::with_capacity(96);
-        encode(&mut command, &[b"BLPOP", list.as_bytes(), seconds.as_bytes()]);
+        encode(
+            &mut command,
+            &[b"BLPOP", list.as_bytes(), seconds.as_bytes()],
+        );
         match connection.request(&command, 1) {
             Ok(replies) => match replies.into_iter().next() {
                 Some(Reply::Array(Some(mut pair))) if pair.len() == 2 => {
@@ -260,7 +263,10 @@ fn act_on(message: &[u8], waiting: &Waiting) -> bool {
             "message": deny_message(&message.by, &message.reason),
         }),
         Verdict::Ask | Verdict::Other => {
-            debug!("approvals: ignored a decision with verdict {:?}", message.verdict);
+            debug!(
+                "approvals: ignored a decision with verdict {:?}",
+                message.verdict
+            );
             return false;
         }
     };
@@ -296,7 +302,10 @@ mod tests {
 
     #[test]
     fn the_deny_message_names_who_and_why() {
-        assert_eq!(deny_message("owner", "not now"), "hooktrail: denied by owner: not now");
+        assert_eq!(
+            deny_message("owner", "not now"),
+            "hooktrail: denied by owner: not now"
+        );
         assert_eq!(deny_message("owner", " "), "hooktrail: denied by owner");
     }
 }

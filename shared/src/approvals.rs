@@ -119,13 +119,18 @@ pub(crate) fn from_config(
         None => FileApprovals::default(),
         Some(Ok(file)) => file,
         Some(Err(error)) => {
-            problems.push(format!("config file: approvals: {error}; approvals stay off"));
+            problems.push(format!(
+                "config file: approvals: {error}; approvals stay off"
+            ));
             return config;
         }
     };
     for (value, origin) in [
         (file.wait, "approvals.wait: from the config file"),
-        (env("HOOKTRAIL_APPROVALS_WAIT"), "approvals.wait: from $HOOKTRAIL_APPROVALS_WAIT"),
+        (
+            env("HOOKTRAIL_APPROVALS_WAIT"),
+            "approvals.wait: from $HOOKTRAIL_APPROVALS_WAIT",
+        ),
     ] {
         if let Some(text) = value {
             match WaitPolicy::parse(&text) {
@@ -141,8 +146,14 @@ pub(crate) fn from_config(
     }
     let env_seconds = env("HOOKTRAIL_APPROVALS_WAIT_SECONDS").map(serde_json::Value::String);
     for (value, origin) in [
-        (file.wait_seconds, "approvals.wait_seconds: from the config file"),
-        (env_seconds, "approvals.wait_seconds: from $HOOKTRAIL_APPROVALS_WAIT_SECONDS"),
+        (
+            file.wait_seconds,
+            "approvals.wait_seconds: from the config file",
+        ),
+        (
+            env_seconds,
+            "approvals.wait_seconds: from $HOOKTRAIL_APPROVALS_WAIT_SECONDS",
+        ),
     ] {
         let Some(value) = value else { continue };
         let number = value

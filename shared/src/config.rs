@@ -338,8 +338,7 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
         &mut problems,
     );
 
-    let approvals =
-        crate::approvals::from_config(file.approvals, env, &mut origins, &mut problems);
+    let approvals = crate::approvals::from_config(file.approvals, env, &mut origins, &mut problems);
 
     let redis = match (mode, url) {
         (Mode::Redis, Some(url)) => Some(RedisConfig {

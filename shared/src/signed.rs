@@ -124,7 +124,10 @@ impl Key {
         if metadata.len() > KEY_FILE_MAX_BYTES {
             return Err(refuse(format!("larger than {KEY_FILE_MAX_BYTES} bytes")));
         }
-        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
             let directory = fs::metadata(parent).map_err(|error| refuse(error.to_string()))?;
             if (directory.uid() != own && directory.uid() != 0) || directory.mode() & 0o022 != 0 {
                 return Err(refuse(format!(
@@ -152,7 +155,10 @@ impl Key {
             message: format!("approvals key file {}: {error}", path.display()),
             missing: false,
         };
-        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
             paths::ensure_private_dir(parent).map_err(refuse)?;
         }
         let key = Key::generate();
@@ -611,8 +617,7 @@ mod tests {
     #[test]
     fn unknown_kinds_and_verdicts_parse_but_never_verify() {
         let key = Key::generate();
-        let mut line: serde_json::Value =
-            serde_json::from_str(&decision(&key).to_line()).unwrap();
+        let mut line: serde_json::Value = serde_json::from_str(&decision(&key).to_line()).unwrap();
         line["kind"] = json!("launch");
         let parsed = SignedMessage::parse(line.to_string().as_bytes()).unwrap();
         assert_eq!(parsed.kind, Kind::Other);
@@ -634,7 +639,9 @@ mod tests {
             serde_json::from_str(r#"{"a":{"x":"t","y":[2,1]},"b":1}"#).unwrap();
         assert_ne!(input_hash("Edit", Some(&a)), input_hash("Edit", Some(&c)));
         assert_eq!(
-            payload_input_hash(r#"{"tool_name":"Edit","tool_input":{"b":1,"a":{"y":[1,2],"x":"t"}},"cwd":"/"}"#),
+            payload_input_hash(
+                r#"{"tool_name":"Edit","tool_input":{"b":1,"a":{"y":[1,2],"x":"t"}},"cwd":"/"}"#
+            ),
             Some(input_hash("Edit", Some(&a)))
         );
     }
@@ -647,7 +654,11 @@ mod tests {
         assert!(created);
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let dir_mode = fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+        let dir_mode = fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(dir_mode, 0o700);
         let (again, created_again) = Key::load_or_create(&path).unwrap();
         assert!(!created_again);

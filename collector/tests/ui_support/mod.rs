@@ -193,6 +193,7 @@ impl TestServer {
             hub: hub.clone(),
             token: token.map(str::to_owned),
             quiet_after: std::time::Duration::from_secs(600),
+            approvals: None,
         };
         let flag = shutdown.clone();
         let thread = HttpServer {
