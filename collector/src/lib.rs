@@ -157,7 +157,9 @@ pub fn run_with_stats(
     .spawn()?;
 
     let mut sources = Vec::new();
+    // Before any source accepts: the key exists once a hook can be answered.
     let decisions = Arc::new(socket::DecisionMailbox::default());
+    let approvals = approvals::Approvals::start(&settings, decisions.clone())?;
     if let Some(listener) = bound.socket {
         log::info(&format!("listening on {}", listener.path().display()));
         sources.push(
@@ -205,7 +207,6 @@ pub fn run_with_stats(
     }
     // The writer stops once every source has dropped its queue handle.
     drop(queue);
-    let approvals = approvals::Approvals::start(&settings, decisions.clone())?;
     let away_thread = match &approvals {
         Some(approvals) => Some(approvals::mirror_away(
             approvals.clone(),

@@ -276,6 +276,7 @@ function addEvents(events, where) {
 function liveEvents(events, cursor) {
   if (cursor > state.cursor) state.cursor = cursor;
   if (!events.length) return;
+  document.dispatchEvent(new CustomEvent("hooktrail:events", { detail: events }));
   if (state.paused) { state.pausedBuffer.push(...events); return; }
   addEvents(events, "top");
 }

@@ -68,6 +68,7 @@ const ACCEPT_POKE_EVERY: Duration = Duration::from_secs(10);
 const INDEX_HTML: &str = include_str!("../../ui/index.html");
 const APP_JS: &str = include_str!("../../ui/app.js");
 const APP_CSS: &str = include_str!("../../ui/app.css");
+const APPROVALS_JS: &str = include_str!("../../ui/approvals.js");
 const FAVICON_SVG: &str = include_str!("../../ui/favicon.svg");
 
 /// The HTTP server thread: everything it needs, by name.
@@ -343,6 +344,9 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
         }
         "/app.js" => return respond_static(request, APP_JS, "text/javascript; charset=utf-8"),
         "/app.css" => return respond_static(request, APP_CSS, "text/css; charset=utf-8"),
+        "/approvals.js" => {
+            return respond_static(request, APPROVALS_JS, "text/javascript; charset=utf-8")
+        }
         "/favicon.svg" | "/favicon.ico" => {
             return respond_static(request, FAVICON_SVG, "image/svg+xml")
         }
