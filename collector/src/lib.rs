@@ -307,9 +307,72 @@ fn print_page_url(settings: &Settings) -> i32 {
     0
 }
 
+/// `hooktrail-collector away on|off [--machine NAME]`: records the away
+/// switch in the database; a running collector mirrors it to the hooks
+/// within a second. Returns the exit code.
+fn run_away(args: &mut Vec<String>) -> Option<i32> {
+    if args.first().map(String::as_str) != Some("away") {
+        return None;
+    }
+    args.remove(0);
+    let on = match args.first().map(String::as_str) {
+        Some("on") => true,
+        Some("off") => false,
+        _ => {
+            log::error("away: say on or off (hooktrail-collector away on|off [--machine NAME])");
+            return Some(2);
+        }
+    };
+    args.remove(0);
+    let mut machine = "*".to_owned();
+    if let Some(at) = args.iter().position(|arg| arg == "--machine") {
+        let Some(name) = args.get(at + 1).filter(|name| !name.is_empty()).cloned() else {
+            log::error("away: --machine needs a machine name");
+            return Some(2);
+        };
+        machine = name;
+        args.drain(at..=at + 1);
+    }
+    let settings = match settings::parse(args, &hooktrail_shared::paths::process_env) {
+        Ok(Invocation::Run { settings, .. }) => settings,
+        Ok(_) => return Some(2),
+        Err(message) => {
+            log::error(&message);
+            return Some(2);
+        }
+    };
+    let recorded = store::decisions::DecisionStore::open(&settings.database).and_then(|store| {
+        store
+            .set_away(&machine, on, hooktrail_shared::envelope::now_millis())
+            .map_err(|error| error.to_string())
+    });
+    match recorded {
+        Ok(()) => {
+            let whom = if machine == "*" {
+                "every machine".to_owned()
+            } else {
+                machine
+            };
+            let _ = writeln!(
+                std::io::stdout(),
+                "away {} for {whom}",
+                if on { "on" } else { "off" }
+            );
+            Some(0)
+        }
+        Err(message) => {
+            log::error(&format!("away: {message}"));
+            Some(1)
+        }
+    }
+}
+
 /// Runs the collector from the process arguments; returns the exit code.
 pub fn run_from_args() -> i32 {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = run_away(&mut args) {
+        return code;
+    }
     let print_url = args.first().is_some_and(|first| first == "url");
     if print_url {
         args.remove(0);

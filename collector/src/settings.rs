@@ -19,6 +19,7 @@ usage: hooktrail-collector [--config FILE] [--db FILE] [--socket PATH] [--http A
                            [--token TOKEN] [--token-file FILE] [--no-token]
                            [--prices FILE] [--quiet-after SECONDS]
        hooktrail-collector url [the same flags]
+       hooktrail-collector away on|off [--machine NAME] [--db FILE] [--config FILE]
 
 Stores every hooktrail event from Redis, the local socket and the spool in
 SQLite, and serves the live UI.
@@ -39,6 +40,8 @@ SQLite, and serves the live UI.
                        (0600; default $XDG_STATE_HOME/hooktrail/http-token)
   --no-token           serve the loopback API without a token: every local user can read it
   url                  print the page's address with its token in the fragment, and exit
+  away on|off          the away switch of remote approval (approvals.wait = \"away\"):
+                       for every machine, or one with --machine NAME
   --prices FILE        a price table whose models replace or add to the built-in one
                        (same format as collector/prices.json; also $HOOKTRAIL_PRICES)
   --quiet-after S      a working session with no event for S seconds shows as

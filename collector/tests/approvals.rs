@@ -88,7 +88,11 @@ impl Running {
         });
         // The socket is bound before the collector starts its threads.
         let key = config.join("approvals.key");
-        wait_until("the collector to create the key", Duration::from_secs(20), || key.exists());
+        wait_until(
+            "the collector to create the key",
+            Duration::from_secs(20),
+            || key.exists(),
+        );
         let token_file = state.join("http-token");
         let given = extra
             .iter()
@@ -401,4 +405,63 @@ fn approvals_are_refused_on_a_non_loopback_listener_without_tls() {
     );
     let log = std::fs::read_to_string(running.path("collector.log")).unwrap();
     assert!(log.contains("approvals are refused"), "{log}");
+}
+
+#[test]
+fn the_away_switch_is_mirrored_where_hooks_read_it() {
+    let redis = RedisServer::start();
+    let running = Running::start(&["--redis-url", &redis.url()], "127.0.0.1:PORT");
+    let away = |state: &str, extra: &[&str]| {
+        let output = Command::new(COLLECTOR)
+            .args(["away", state])
+            .args(extra)
+            .args(["--db", &running.path("events.db").display().to_string()])
+            .env_clear()
+            .env("HOME", running.dir.path())
+            .env("XDG_CONFIG_HOME", running.path("config"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let mirror = running.path("run/collector.away");
+    assert_eq!(away("on", &[]), "away on for every machine\n");
+    wait_until("the mirror file", Duration::from_secs(10), || {
+        std::fs::read_to_string(&mirror).is_ok_and(|text| text.trim() == "1")
+    });
+    assert_eq!(
+        std::fs::metadata(&mirror).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    wait_until("the Redis mirror", Duration::from_secs(10), || {
+        redis.command(&["GET", "hooktrail:events:away:*"]).trim() == "1"
+    });
+    assert_eq!(away("off", &[]), "away off for every machine\n");
+    wait_until("the mirror file to go", Duration::from_secs(10), || {
+        !mirror.exists()
+    });
+    assert_eq!(away("on", &["--machine", "laptop"]), "away on for laptop\n");
+    wait_until(
+        "the machine's Redis mirror",
+        Duration::from_secs(10),
+        || {
+            redis
+                .command(&["GET", "hooktrail:events:away:laptop"])
+                .trim()
+                == "1"
+        },
+    );
+    let (status, listed) = http(
+        running.port,
+        "GET",
+        "/api/approvals?state=pending",
+        &[("Authorization", &running.owner())],
+        "",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(listed["away"][0]["machine"], "laptop");
 }

@@ -331,3 +331,39 @@ fn a_verified_decision_on_the_socket_is_taken_and_a_forged_one_ignored() {
         "{elapsed:?}"
     );
 }
+
+#[test]
+fn with_wait_away_the_hook_waits_only_while_the_switch_is_on() {
+    let redis = RedisServer::start();
+    let (mut world, _key) = waiting_world();
+    world.set("HOOKTRAIL_APPROVALS_WAIT", "away");
+    world.set("HOOKTRAIL_REDIS_URL", redis.url());
+    let run = world.hook_with_id("away-off", &permission_request());
+    run.assert_silent_success();
+    assert!(sent_to_stream(&redis, "away-off")
+        .get("wait_until")
+        .is_none());
+    redis.command(&["SET", "hooktrail:events:away:*", "1"]);
+    let (stdout, elapsed) = Hook::start(&world, "away-on", &permission_request()).finish();
+    assert_eq!(stdout, "");
+    assert!(
+        elapsed >= Duration::from_secs(WAIT_SECONDS - 1),
+        "{elapsed:?}"
+    );
+    assert!(sent_to_stream(&redis, "away-on")
+        .get("wait_until")
+        .is_some());
+    // On the socket, a local collector's mirror file says away.
+    let (mut world, _key) = waiting_world();
+    world.set("HOOKTRAIL_APPROVALS_WAIT", "away");
+    let collector = common::FakeCollector::start(&world.socket(), common::Answer::Ok);
+    world
+        .hook_with_id("socket-away-off", &permission_request())
+        .assert_silent_success();
+    assert!(envelope(&collector.next_line()).get("wait_until").is_none());
+    std::fs::write(world.socket().with_extension("away"), "1\n").unwrap();
+    world
+        .hook_with_id("socket-away-on", &permission_request())
+        .assert_silent_success();
+    assert!(envelope(&collector.next_line()).get("wait_until").is_some());
+}
