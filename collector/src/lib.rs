@@ -19,6 +19,9 @@
 //!   `read` (read-only connections, the page of events).
 //! - `sources`: one thread each: `socket` (with `framing`), `redis`,
 //!   `spool`. Each acknowledges only after the writer committed.
+//! - `approvals`: remote approval (issue 18): the key, named tokens, deciding
+//!   (record once, sign, hand to the waiting hook), the away mirror. It
+//!   uses `store` and `sources::socket`; `serve` uses it.
 //! - `serve`: the HTTP side (DESIGN §7): `http` → `gate` → `api`, `metrics`
 //!   or `ws`; `json` and `fd` below them.
 //!

@@ -6,7 +6,8 @@
 //! token; every answer gets the security headers) → the page's files, or
 //! [`metrics`] (`/api/health`, `/metrics`), or [`api`] (the database routes),
 //! or [`ws`] (`/ws`: checks the Origin, upgrades, and runs the client on a
-//! thread of its own). [`json`] writes events as JSON for both [`api`] and
+//! thread of its own), or [`approvals`] (remote approval's list and
+//! decisions, the one place a `POST` is served). [`json`] writes events as JSON for both [`api`] and
 //! [`ws`]; [`fd`] finds the sockets `tiny_http` does not expose.
 //!
 //! Imports go one way: `http` uses the rest; `ws` and `api` use `gate`,
