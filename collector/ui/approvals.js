@@ -8,35 +8,27 @@
 // character is shown as a visible escape (⟨U+202E⟩) with a warning; the
 // input is never shortened, and line breaks and long padding are marked.
 //
-// An ES module with one export, init(); index.html loads it after app.js.
+// A panel module: app.js lists its init(page) in FEATURES.
 
-const REFRESH_MS = 2000;
+import { authHeaders } from "./api.js";
+import { el } from "./format.js";
+
+// The request list is polled (a partial index makes it cheap): a new
+// request shows within a second, a decision made elsewhere too.
+const REFRESH_MS = 1000;
 
 // Bidi controls, zero-width characters, C0/C1 controls (but tab and line
 // feed, which are marked separately), line and paragraph separators.
 const HIDDEN = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u061C\u200B-\u200F\u202A-\u202E\u2028\u2029\u2060-\u2069\uFEFF]/u;
 const LONG_PADDING = /[ \t]{8,}/;
 
-function token() {
-  return sessionStorage.getItem("hooktrail-token");
-}
-
 async function call(method, path, body) {
-  const headers = { "Content-Type": "application/json" };
-  const bearer = token();
-  if (bearer) headers.Authorization = "Bearer " + bearer;
+  const headers = { "Content-Type": "application/json", ...authHeaders() };
   const response = await fetch(path, {
     method, headers, cache: "no-store", body: body === undefined ? undefined : JSON.stringify(body),
   });
   const answer = await response.json().catch(() => ({}));
   return { status: response.status, body: answer };
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
 }
 
 function codePoint(char) {
@@ -257,13 +249,7 @@ export function init() {
   header.appendChild(count);
   header.insertAdjacentElement("afterend", root);
   document.addEventListener("keydown", onKey);
-  // New requests arrive on app.js's live feed; refresh at once on one.
-  document.addEventListener("hooktrail:events", (event) => {
-    if ((event.detail || []).some((row) => row.hook === "PermissionRequest")) refresh().catch(() => {});
-  });
   const loop = () => refresh().catch(() => {}).finally(() => setTimeout(loop, REFRESH_MS));
   loop();
   setInterval(tick, 1000);
 }
-
-init();
