@@ -19,6 +19,9 @@
 //!   `read` (read-only connections, the page of events).
 //! - `sources`: one thread each: `socket` (with `framing`), `redis`,
 //!   `spool`. Each acknowledges only after the writer committed.
+//! - `approvals`: remote approval (issue 18): the key, named tokens, deciding
+//!   (record once, sign, hand to the waiting hook), the away mirror. It
+//!   uses `store` and `sources::socket`; `serve` uses it.
 //! - `serve`: the HTTP side (DESIGN §7): `http` → `gate` → `api`, `metrics`
 //!   or `ws`; `json` and `fd` below them.
 //!
@@ -38,6 +41,7 @@
 //! the integration tests, the benchmarks and the fuzz targets use.
 
 mod alerts;
+mod approvals;
 mod cost;
 mod event;
 mod hub;
@@ -58,6 +62,7 @@ mod store;
 // benchmarks (`collector/examples`) and the fuzz targets (`fuzz/`) use.
 // Everything else is `pub(crate)`.
 pub use crate::alerts::AlertSettings;
+pub use crate::approvals::{Approvals, Role};
 pub use crate::cost::PriceTable;
 pub use crate::event::{CommittedEvent, Source};
 pub use crate::hub::Hub;
@@ -193,6 +198,9 @@ pub fn run_with_stats(
     };
 
     let mut sources = Vec::new();
+    // Before any source accepts: the key exists once a hook can be answered.
+    let decisions = Arc::new(socket::DecisionMailbox::default());
+    let approvals = approvals::Approvals::start(&settings, decisions.clone())?;
     if let Some(listener) = bound.socket {
         log::info(&format!("listening on {}", listener.path().display()));
         sources.push(
@@ -202,6 +210,7 @@ pub fn run_with_stats(
                 stats: stats.clone(),
                 tuning: settings.tuning.clone(),
                 shutdown: shutdown.clone(),
+                decisions: decisions.clone(),
             }
             .spawn()?,
         );
@@ -239,6 +248,14 @@ pub fn run_with_stats(
     }
     // The writer stops once every source has dropped its queue handle.
     drop(queue);
+    let away_thread = match &approvals {
+        Some(approvals) => Some(approvals::mirror_away(
+            approvals.clone(),
+            settings.database.clone(),
+            shutdown.clone(),
+        )?),
+        None => None,
+    };
 
     let http_thread = match bound.http {
         Some(server) => {
@@ -262,6 +279,7 @@ pub fn run_with_stats(
                         quiet_after: settings.quiet_after,
                         waiting_quiet_after: settings.waiting_quiet_after,
                         page: page_auth(&settings),
+                        approvals,
                     },
                     shutdown: shutdown.clone(),
                 }
@@ -290,7 +308,7 @@ pub fn run_with_stats(
     if let Some(thread) = http_thread {
         let _ = thread.join();
     }
-    if let Some(thread) = backfill_thread {
+    for thread in [backfill_thread, away_thread].into_iter().flatten() {
         let _ = thread.join();
     }
     log::info("stopped");
@@ -421,9 +439,72 @@ fn run_token_rotate(settings: &Settings) -> i32 {
     }
 }
 
+/// `hooktrail-collector away on|off [--machine NAME]`: records the away
+/// switch in the database; a running collector mirrors it to the hooks
+/// within a second. Returns the exit code.
+fn run_away(args: &mut Vec<String>) -> Option<i32> {
+    if args.first().map(String::as_str) != Some("away") {
+        return None;
+    }
+    args.remove(0);
+    let on = match args.first().map(String::as_str) {
+        Some("on") => true,
+        Some("off") => false,
+        _ => {
+            log::error("away: say on or off (hooktrail-collector away on|off [--machine NAME])");
+            return Some(2);
+        }
+    };
+    args.remove(0);
+    let mut machine = "*".to_owned();
+    if let Some(at) = args.iter().position(|arg| arg == "--machine") {
+        let Some(name) = args.get(at + 1).filter(|name| !name.is_empty()).cloned() else {
+            log::error("away: --machine needs a machine name");
+            return Some(2);
+        };
+        machine = name;
+        args.drain(at..=at + 1);
+    }
+    let settings = match settings::parse(args, &hooktrail_shared::paths::process_env) {
+        Ok(Invocation::Run { settings, .. }) => settings,
+        Ok(_) => return Some(2),
+        Err(message) => {
+            log::error(&message);
+            return Some(2);
+        }
+    };
+    let recorded = store::decisions::DecisionStore::open(&settings.database).and_then(|store| {
+        store
+            .set_away(&machine, on, hooktrail_shared::envelope::now_millis())
+            .map_err(|error| error.to_string())
+    });
+    match recorded {
+        Ok(()) => {
+            let whom = if machine == "*" {
+                "every machine".to_owned()
+            } else {
+                machine
+            };
+            let _ = writeln!(
+                std::io::stdout(),
+                "away {} for {whom}",
+                if on { "on" } else { "off" }
+            );
+            Some(0)
+        }
+        Err(message) => {
+            log::error(&format!("away: {message}"));
+            Some(1)
+        }
+    }
+}
+
 /// Runs the collector from the process arguments; returns the exit code.
 pub fn run_from_args() -> i32 {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = run_away(&mut args) {
+        return code;
+    }
     let print_url = args.first().is_some_and(|first| first == "url");
     if print_url {
         args.remove(0);

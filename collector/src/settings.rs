@@ -22,6 +22,7 @@ usage: hooktrail-collector [--config FILE] [--db FILE] [--socket PATH] [--http A
        hooktrail-collector url [the same flags]
        hooktrail-collector alert test NAME [the same flags]
        hooktrail-collector token rotate [the same flags]
+       hooktrail-collector away on|off [--machine NAME] [--db FILE] [--config FILE]
 
 Stores every hooktrail event from Redis, the local socket and the spool in
 SQLite, and serves the live UI.
@@ -50,6 +51,8 @@ SQLite, and serves the live UI.
                        a second); every page token and unused code stops working
   --page-token-lifetime S  a page token the page stops renewing (its browser closed)
                        works this long (default 900)
+  away on|off          the away switch of remote approval (approvals.wait = \"away\"):
+                       for every machine, or one with --machine NAME
   --prices FILE        a price table whose models replace or add to the built-in one
                        (same format as collector/prices.json; also $HOOKTRAIL_PRICES)
   --quiet-after S      a working session with no event for S seconds shows as
@@ -121,6 +124,9 @@ pub struct Settings {
     /// Alert destinations and rules (the config's `alerts` and
     /// `public_url`, DESIGN §4); `None` when no alerts are configured.
     pub alerts: Option<Arc<crate::alerts::AlertSettings>>,
+    /// The config file's `approvals` (issue 18): whether remote approval is
+    /// on (and so the key is created at start) and where the key is.
+    pub approvals: hooktrail_shared::approvals::ApprovalsConfig,
     /// Tuning knobs that tests and benchmarks change.
     pub tuning: Tuning,
 }
@@ -497,6 +503,7 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             page_token_lifetime,
             prices: Arc::new(prices),
             redaction: shared.redaction.clone(),
+            approvals: shared.approvals.clone(),
             quiet_after,
             waiting_quiet_after,
             alerts,

@@ -1141,3 +1141,119 @@ fn a_page_without_its_token_shows_where_the_link_is_and_takes_a_pasted_one() {
         "return document.getElementById('conn').textContent === 'live' && !document.getElementById('welcome') && !location.href.includes('token')",
     );
 }
+
+/// Remote approval in the page (issue 18): a waiting request appears live,
+/// its command shown exactly (the bidi characters of issue 24's example as
+/// visible escapes, with a warning), the pending count is in the header and
+/// the tab title, and Approve hands a signed allow to the waiting hook.
+#[test]
+fn a_pending_request_appears_live_shown_exactly_and_approve_reaches_the_hook() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let port = free_port();
+    let socket = root.join("run/collector.sock");
+    std::fs::create_dir_all(root.join("run")).unwrap();
+    std::fs::create_dir_all(root.join("home/.config/hooktrail")).unwrap();
+    std::fs::write(
+        root.join("home/.config/hooktrail/config.json"),
+        r#"{"approvals": {"wait": "always"}}"#,
+    )
+    .unwrap();
+    let _collector = Process(
+        Command::new(COLLECTOR)
+            .args(["--db", &root.join("data/events.db").display().to_string()])
+            .args(["--socket", &socket.display().to_string()])
+            .args(["--spool-dir", &root.join("spool").display().to_string()])
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .arg("--no-token")
+            .env_clear()
+            .env("HOME", root.join("home"))
+            .env("XDG_CONFIG_HOME", root.join("home/.config"))
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the collector"),
+    );
+    wait_until("the collector's API", Duration::from_secs(30), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http(port, "GET", "/api/health", None).0 == 200
+    });
+    let driver = Driver::start(&root.join("profile"));
+    driver.go(&format!("http://127.0.0.1:{port}/"));
+    driver.wait_for(
+        "the feed to go live",
+        "return document.getElementById('conn').textContent === 'live'",
+    );
+    assert_eq!(
+        driver.script("return document.getElementById('approvals').hidden"),
+        json!(true)
+    );
+
+    // A hook waits: its request over the socket, the connection kept open.
+    let command = "X=\u{202E}\u{202D} touch /tmp/x;\u{202C} \u{202D}echo ok # \u{202C}\u{202C}";
+    let payload = json!({"session_id": "approve-session", "transcript_path": "/tmp/t.jsonl",
+        "cwd": "/home/dev/project", "hook_event_name": "PermissionRequest", "tool_name": "Bash",
+        "tool_input": {"command": command, "description": "make a file"}});
+    let mut envelope = hooktrail_shared::envelope::Envelope::from_hook_stdin(
+        payload.to_string().as_bytes(),
+        "approve-in-browser".to_owned(),
+        hooktrail_shared::envelope::now_millis(),
+        "browser-test".into(),
+    );
+    envelope.wait_until = Some(hooktrail_shared::envelope::now_millis() + 120_000);
+    let mut hook = std::os::unix::net::UnixStream::connect(&socket).expect("collector socket");
+    hook.write_all(format!("{}\n", envelope.to_json()).as_bytes())
+        .unwrap();
+    hook.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut hook = std::io::BufReader::new(hook);
+    let mut answer = String::new();
+    hook.read_line(&mut answer).unwrap();
+    assert_eq!(answer, "ok\n");
+
+    driver.wait_for(
+        "the pending request, live",
+        "return !!document.querySelector('#ap-pending .ap-request[data-event-id=\"approve-in-browser\"]') \
+           && document.getElementById('ap-count').textContent === '1 waiting for you' \
+           && document.title.includes('1 to approve')",
+    );
+    let shown = driver.script("return document.querySelector('#ap-pending .ap-exact').textContent");
+    let shown = shown.as_str().unwrap();
+    assert!(
+        !shown.contains(['\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}']),
+        "a raw bidi character in the page: {shown:?}"
+    );
+    assert!(
+        shown.contains("⟨U+202E⟩") && shown.contains("touch /tmp/x;"),
+        "{shown:?}"
+    );
+    assert_eq!(
+        driver.script("return !!document.querySelector('#ap-pending .ap-warning')"),
+        json!(true)
+    );
+    assert_eq!(
+        driver.script("return /s left$/.test(document.querySelector('.ap-remaining').textContent)"),
+        json!(true)
+    );
+
+    driver.click("#ap-pending .ap-approve");
+    let mut decision = String::new();
+    hook.read_line(&mut decision).unwrap();
+    let decision: Value = serde_json::from_str(&decision).expect("a decision line");
+    assert_eq!(
+        (&decision["verdict"], &decision["by"], &decision["event_id"]),
+        (
+            &json!("allow"),
+            &json!("owner"),
+            &json!("approve-in-browser")
+        )
+    );
+    driver.wait_for(
+        "the request to leave the pending list and enter the audit trail",
+        "return !document.querySelector('#ap-pending .ap-request') \
+           && document.querySelector('#ap-audit tr td.ap-verdict-allow') !== null \
+           && !document.title.includes('to approve')",
+    );
+}

@@ -7,15 +7,11 @@
 
 const POLL_MS = 3000;
 const OPT_IN_KEY = "hooktrail-notify";
-const BASE_TITLE = "hooktrail";
-
-function apiToken() {
-  return sessionStorage.getItem("hooktrail-token");
-}
+import { authHeaders } from "./api.js";
+import { setTitleCount } from "./title.js";
 
 async function getJson(path) {
-  const token = apiToken();
-  const response = await fetch(path, { headers: token ? { Authorization: "Bearer " + token } : {}, cache: "no-store" });
+  const response = await fetch(path, { headers: authHeaders(), cache: "no-store" });
   if (!response.ok) throw new Error(response.status + " " + response.statusText);
   return response.json();
 }
@@ -53,7 +49,7 @@ async function pollSessions() {
   const answer = await getJson("/api/sessions?limit=500");
   const sessions = answer.sessions || [];
   const waiting = sessions.filter((session) => session.state === "waiting").length;
-  document.title = waiting > 0 ? "(" + waiting + ") " + BASE_TITLE : BASE_TITLE;
+  setTitleCount("waiting", waiting);
   const next = new Map(sessions.map((session) => [session.session_id, session.state]));
   if (known !== null && optedIn()) {
     for (const session of sessions) {

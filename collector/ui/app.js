@@ -8,6 +8,7 @@
 // FEATURES below. `page` is what a panel may use from the rest of the page.
 
 import { api, post, signIn, signInProblem } from "./api.js";
+import { init as approvals } from "./approvals.js";
 import { filters, loadOlder, neighbour, restart, selectedSeq, togglePause, whenEventArrives } from "./feed.js";
 import { focusSearch, formFilters, setSessionFilter, showFilters, whenFiltersChange } from "./filters.js";
 import { hideEvent, showEvent } from "./detail.js";
@@ -18,7 +19,7 @@ import { go, openEvent, readQuery, readRoute, routeHash, whenRouteChanges, write
 import { selectedSession, setSession, showSession } from "./session.js";
 import { markSelected, noteEvent, refreshSessions, refreshSessionsIfDue, setSort, sortOrder, whenSessionsRedrawn } from "./sessions.js";
 
-const FEATURES = [];
+const FEATURES = [approvals];
 
 const $ = {
   overview: document.getElementById("overview"),

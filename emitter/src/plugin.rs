@@ -35,7 +35,7 @@ fn hooks_file() -> Value {
         .map(|&event| {
             (
                 event.name().to_owned(),
-                json!([install::our_group(event, "hooktrail-emit")]),
+                json!([install::our_group(event, "hooktrail-emit", install::TIMEOUT_SECONDS)]),
             )
         })
         .collect();

@@ -134,6 +134,9 @@ pub struct Config {
     /// more than the person asked for, and every event carries the flag so
     /// the collector's page shows that the config needs fixing.
     pub config_error: bool,
+    /// `approvals`: whether a `PermissionRequest` hook waits for a decision
+    /// made on the page, how long, and where the shared key is (issue 18).
+    pub approvals: crate::approvals::ApprovalsConfig,
 }
 
 /// A loaded configuration and what a person should know about how.
@@ -181,6 +184,7 @@ struct FileConfig {
     state_dir: Option<String>,
     privacy: Option<String>,
     redact: Option<Value>,
+    approvals: Option<Value>,
 }
 
 #[derive(Debug, Default)]
@@ -278,6 +282,7 @@ impl FileConfig {
             state_dir,
             privacy,
             redact: object.remove("redact"),
+            approvals: object.remove("approvals"),
         }
     }
 }
@@ -488,6 +493,9 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
         );
     }
 
+    let approvals =
+        crate::approvals::from_config(file.approvals, env, &mut origins, &mut findings.problems);
+
     let redis = match (mode, url) {
         (Mode::Redis, Some(url)) => Some(RedisConfig {
             url,
@@ -508,6 +516,7 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
             file: file_used.then_some(file_path),
             redaction,
             config_error,
+            approvals,
         },
         origins,
         problems: findings.problems,

@@ -315,6 +315,12 @@ pub struct Envelope {
     /// the collector shows that the config needs fixing. Absent otherwise.
     #[serde(default, skip_serializing_if = "is_false")]
     pub config_error: bool,
+    /// On a `PermissionRequest` whose hook waits for a decision made on the
+    /// page (issue 18): the Unix milliseconds until which it waits. The
+    /// collector lists the request as pending only until then (nobody
+    /// listens after). Absent on every other event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_until: Option<i64>,
     /// The hook JSON as received (one line: JSON whitespace newlines are
     /// turned into spaces, which changes no value).
     pub payload: Box<RawValue>,
@@ -393,6 +399,7 @@ impl Envelope {
             usage: None,
             redactions: None,
             config_error: false,
+            wait_until: None,
             payload: to_raw(&Value::Null),
         };
         let trimmed = std::str::from_utf8(stdin)
@@ -962,6 +969,7 @@ struct AnyEnvelope<'a> {
     redactions: Option<BTreeMap<String, u64>>,
     #[serde(default)]
     config_error: bool,
+    wait_until: Option<i64>,
     payload: Option<Box<RawValue>>,
     // The older camelCase envelope.
     timestamp: Option<Value>,
@@ -1039,6 +1047,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
                 .and_then(|raw| serde_json::from_str(raw.get()).ok()),
             redactions: any.redactions,
             config_error: any.config_error,
+            wait_until: any.wait_until,
             payload,
         });
     }
@@ -1089,6 +1098,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
         usage: None,
         redactions: None,
         config_error: false,
+        wait_until: None,
         payload: data,
     })
 }

@@ -1050,6 +1050,7 @@ impl<'j> FileState<'j> {
             usage: None,
             redactions: None,
             config_error: false,
+            wait_until: None,
             payload: raw,
         };
         let mut event =

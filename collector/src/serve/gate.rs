@@ -46,6 +46,9 @@ pub struct HttpContext {
     /// A working session without an event for this long is shown as gone
     /// quiet (`--quiet-after`).
     pub quiet_after: std::time::Duration,
+    /// Remote approval (issue 18), when on: the named tokens with their
+    /// roles, and the decisions (`super::approvals`).
+    pub approvals: Option<Arc<crate::approvals::Approvals>>,
     /// A waiting session without an event for this long is shown as gone
     /// quiet (`--waiting-quiet-after`).
     pub waiting_quiet_after: std::time::Duration,
@@ -306,7 +309,13 @@ impl Shared {
         else {
             return false;
         };
-        constant_time_equal(given.as_bytes(), expected.as_bytes())
+        let named = self
+            .context
+            .approvals
+            .as_ref()
+            .is_some_and(|approvals| approvals.tokens.lookup(given).is_some());
+        named
+            || constant_time_equal(given.as_bytes(), expected.as_bytes())
             || page_token_valid(
                 &expected,
                 given,

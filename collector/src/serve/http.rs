@@ -22,7 +22,7 @@ use crate::serve::fd::{
     descriptors_sharing, duplicate_listener, set_accepted_timeouts, set_listener_nodelay,
 };
 use crate::serve::gate::{respond, respond_static, ApiResponse, HttpContext, Shared};
-use crate::serve::{alerts, api, metrics, sign_in, ws};
+use crate::serve::{alerts, api, approvals, metrics, sign_in, ws};
 use crate::service::spawn_thread;
 use crate::stats::Stats;
 use crate::store::read::open_read_only;
@@ -102,6 +102,7 @@ const PAGE_FILES: &[PageFile] = page_files! {
     "/favicon.ico" => "favicon.svg", SVG;
     "/app.js" => "app.js", JAVASCRIPT;
     "/api.js" => "api.js", JAVASCRIPT;
+    "/approvals.js" => "approvals.js", JAVASCRIPT;
     "/detail.js" => "detail.js", JAVASCRIPT;
     "/edits.js" => "edits.js", JAVASCRIPT;
     "/feed.js" => "feed.js", JAVASCRIPT;
@@ -116,6 +117,7 @@ const PAGE_FILES: &[PageFile] = page_files! {
     "/timeline.js" => "timeline.js", JAVASCRIPT;
     "/alerts.js" => "alerts.js", JAVASCRIPT;
     "/welcome.js" => "welcome.js", JAVASCRIPT;
+    "/title.js" => "title.js", JAVASCRIPT;
 };
 
 /// The page file served at `path`, if any.
@@ -384,6 +386,9 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
     }
     let url = request.url().to_owned();
     let (path, query_string) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    if approvals::owns(path) {
+        return approvals::handle(request, path, query_string, shared);
+    }
     match request.method() {
         Method::Get => {}
         Method::Post => return post(request, path, shared),

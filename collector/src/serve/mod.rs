@@ -6,7 +6,8 @@
 //! token; every answer gets the security headers) → the page's files, or
 //! [`metrics`] (`/api/health`, `/metrics`), or [`api`] (the database routes),
 //! or [`ws`] (`/ws`: checks the Origin, upgrades, and runs the client on a
-//! thread of its own). [`json`] writes events as JSON for both [`api`] and
+//! thread of its own), or [`approvals`] (remote approval's list and
+//! decisions, the one place a `POST` is served). [`json`] writes events as JSON for both [`api`] and
 //! [`ws`]; [`fd`] finds the sockets `tiny_http` does not expose.
 //!
 //! [`auth`] holds the page's credentials (one-time codes, page tokens,
@@ -23,6 +24,7 @@ pub(crate) mod alerts;
 pub(crate) mod api;
 pub(crate) mod backfill;
 pub(crate) mod auth;
+pub(crate) mod approvals;
 pub(crate) mod fd;
 pub(crate) mod gate;
 pub(crate) mod http;

@@ -6,6 +6,8 @@
 //!   [`checkpoint`] (copies committed WAL pages, writes no rows), and its
 //!   idle-time deletions in [`retention`].
 //! - [`schema`]: tables, the `tool_calls` view and migrations (DESIGN §6).
+//! - [`decisions`]: remote approval's pending requests, decisions and the
+//!   away switch; decisions are written on a connection of their own.
 //! - [`read`]: read-only connections and the page of events, for the HTTP
 //!   and WebSocket threads.
 //! - [`import`]: what the import process needs beyond the writer's
@@ -17,6 +19,7 @@
 pub(crate) mod checkpoint;
 pub(crate) mod import;
 pub(crate) mod outbox;
+pub(crate) mod decisions;
 pub(crate) mod read;
 pub(crate) mod retention;
 pub(crate) mod schema;

@@ -420,6 +420,36 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX outbox_delivery ON outbox(destination, state, id);
     "#,
+    // Remote approval (issue 18): one row per PermissionRequest whose hook
+    // waits (pending while verdict IS NULL and expires_at is ahead), decided
+    // once (the conditional UPDATE in store::decisions), with who decided
+    // and whether the hook took it; and the away switch per machine ('*' =
+    // every machine).
+    r#"
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL DEFAULT 'permission',
+        session_id TEXT,
+        machine TEXT,
+        tool TEXT,
+        input_hash TEXT,
+        verdict TEXT,
+        reason TEXT,
+        decided_by TEXT,
+        requested_at INTEGER NOT NULL,
+        decided_at INTEGER,
+        expires_at INTEGER NOT NULL,
+        delivered TEXT
+    );
+    CREATE INDEX decisions_pending ON decisions(expires_at) WHERE verdict IS NULL;
+    CREATE INDEX decisions_decided ON decisions(decided_at) WHERE verdict IS NOT NULL;
+    CREATE TABLE away (
+        machine TEXT PRIMARY KEY,
+        "on" INTEGER NOT NULL,
+        since INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right

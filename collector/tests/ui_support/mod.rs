@@ -203,6 +203,7 @@ impl TestServer {
             quiet_after: std::time::Duration::from_secs(600),
             waiting_quiet_after: std::time::Duration::from_secs(3600),
             page,
+            approvals: None,
         };
         let flag = shutdown.clone();
         let thread = HttpServer {
