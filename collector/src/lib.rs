@@ -37,6 +37,7 @@
 //! The public surface is the re-exports below, on purpose: what the binary,
 //! the integration tests, the benchmarks and the fuzz targets use.
 
+mod budgets;
 mod cost;
 mod event;
 mod hub;
@@ -56,6 +57,7 @@ mod store;
 // The public surface, on purpose: what the binary, the integration tests, the
 // benchmarks (`collector/examples`) and the fuzz targets (`fuzz/`) use.
 // Everything else is `pub(crate)`.
+pub use crate::budgets::Verdicts as BudgetVerdicts;
 pub use crate::cost::PriceTable;
 pub use crate::event::{CommittedEvent, Source};
 pub use crate::hub::Hub;
@@ -201,6 +203,7 @@ pub fn run_with_stats(
     }
     // The writer stops once every source has dropped its queue handle.
     drop(queue);
+    let (budget_verdicts, budget_thread) = start_budgets(&settings, &shutdown)?;
 
     let http_thread = match bound.http {
         Some(server) => {
@@ -217,6 +220,7 @@ pub fn run_with_stats(
                         hub: hub.clone(),
                         token: settings.token.clone(),
                         quiet_after: settings.quiet_after,
+                        budgets: budget_verdicts.clone(),
                     },
                     shutdown: shutdown.clone(),
                 }
@@ -242,8 +246,32 @@ pub fn run_with_stats(
     if let Some(thread) = http_thread {
         let _ = thread.join();
     }
+    if let Some(thread) = budget_thread {
+        let _ = thread.join();
+    }
     log::info("stopped");
     Ok(())
+}
+
+/// Starts the budget thread when budgets are configured; its verdicts are
+/// what the HTTP side shows and the sources answer hooks with.
+fn start_budgets(
+    settings: &Settings,
+    shutdown: &Arc<AtomicBool>,
+) -> Result<(Option<Arc<budgets::Verdicts>>, Option<std::thread::JoinHandle<()>>), String> {
+    if settings.budgets.is_empty() {
+        return Ok((None, None));
+    }
+    let verdicts = Arc::new(budgets::Verdicts::default());
+    let thread = budgets::BudgetThread {
+        database: settings.database.clone(),
+        budgets: settings.budgets.clone(),
+        verdicts: verdicts.clone(),
+        shutdown: shutdown.clone(),
+    }
+    .spawn()?;
+    log::info(&format!("budgets: {} configured", settings.budgets.list.len()));
+    Ok((Some(verdicts), Some(thread)))
 }
 
 /// `import [DIR]`: imports the transcripts, prints the summary line on

@@ -94,6 +94,9 @@ pub struct Settings {
     /// The redaction rules applied to every event received (the config
     /// file's `privacy` and `redact`, as the emitters use them).
     pub redaction: hooktrail_shared::redact::Settings,
+    /// Spending limits from the config (`budgets`): a budget thread keeps
+    /// their verdicts when any is set.
+    pub budgets: Arc<hooktrail_shared::budget::Budgets>,
     /// Tuning knobs that tests and benchmarks change.
     pub tuning: Tuning,
 }
@@ -400,6 +403,7 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             token_file,
             prices: Arc::new(prices),
             redaction: shared.redaction.clone(),
+            budgets: Arc::new(shared.budgets.clone()),
             quiet_after,
             tuning: Tuning::default(),
         }),

@@ -119,6 +119,11 @@ pub enum Offline {
     Deny,
 }
 
+// `Config` is `Eq`: a budget's floats are never NaN (parsing refuses any
+// `usd` or `warn_at` that is not a finite number in range).
+impl Eq for Budget {}
+impl Eq for Budgets {}
+
 /// Every configured budget, and the offline policy.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Budgets {

@@ -116,6 +116,9 @@ pub struct Config {
     /// Privacy level, user patterns and drop rules (`privacy`, `redact`):
     /// what is taken out of a payload before it leaves the machine.
     pub redaction: crate::redact::Settings,
+    /// Spending limits (`budgets`, `budgets_offline`): the collector keeps
+    /// their verdicts, and a hook acts on them only when any is configured.
+    pub budgets: crate::budget::Budgets,
 }
 
 /// A loaded configuration and what a person should know about how.
@@ -141,6 +144,9 @@ struct FileConfig {
     state_dir: Option<String>,
     privacy: Option<String>,
     redact: Option<serde_json::Value>,
+    /// Checked entry by entry in `budget`: one bad entry must not lift the rest.
+    budgets: Option<serde_json::Value>,
+    budgets_offline: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -334,6 +340,15 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
         &mut problems,
     );
 
+    let budgets = crate::budget::Budgets::from_config(
+        file.budgets.as_ref(),
+        file.budgets_offline.as_ref(),
+        &mut problems,
+    );
+    if !budgets.is_empty() {
+        origins.push(from_file("budgets"));
+    }
+
     let redis = match (mode, url) {
         (Mode::Redis, Some(url)) => Some(RedisConfig {
             url,
@@ -353,6 +368,7 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
             state_dir,
             file: file_used.then_some(file_path),
             redaction,
+            budgets,
         },
         origins,
         problems,

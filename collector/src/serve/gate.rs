@@ -45,6 +45,9 @@ pub struct HttpContext {
     /// A working session without an event for this long is shown as gone
     /// quiet (`--quiet-after`).
     pub quiet_after: std::time::Duration,
+    /// The budget thread's verdicts, when budgets are configured
+    /// (`/api/budgets`, the budget families of `/metrics`).
+    pub budgets: Option<std::sync::Arc<crate::budgets::Verdicts>>,
 }
 
 /// The Content-Security-Policy of every response: no inline script, nothing

@@ -22,7 +22,7 @@ use crate::serve::fd::{
     descriptors_sharing, duplicate_listener, set_accepted_timeouts, set_listener_nodelay,
 };
 use crate::serve::gate::{respond, respond_static, ApiResponse, HttpContext, Shared};
-use crate::serve::{api, metrics, ws};
+use crate::serve::{api, budgets, metrics, ws};
 use crate::service::spawn_thread;
 use crate::stats::Stats;
 use crate::store::read::open_read_only;
@@ -360,6 +360,16 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
     let context = &shared.context;
     let answer = match path {
         "/api/health" => metrics::health(&context.stats, &context.hub, &context.database),
+        "/api/budgets" => {
+            let snapshot = context.budgets.as_ref().map(|verdicts| verdicts.snapshot());
+            match crate::query::parse_pairs(query_string, &["session"]) {
+                Ok(pairs) => {
+                    let session = pairs.first().map(|(_, value)| value.as_str());
+                    budgets::list(&snapshot.unwrap_or_default(), session)
+                }
+                Err(error) => ApiResponse::bad_parameter(&error),
+            }
+        }
         "/metrics" => {
             if connection.is_none() {
                 *connection = open_read_only(&context.database).ok();
@@ -367,7 +377,12 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
             let reader = connection
                 .as_mut()
                 .map(|open| (open, context.quiet_after.as_millis() as i64));
-            metrics::metrics(&context.stats, &context.hub, &context.database, reader)
+            let mut answer =
+                metrics::metrics(&context.stats, &context.hub, &context.database, reader);
+            if let Some(verdicts) = &context.budgets {
+                budgets::push_metrics(&mut answer.body, &verdicts.snapshot());
+            }
+            answer
         }
         _ if path.starts_with("/api/") => {
             if connection.is_none() {

@@ -13,6 +13,7 @@
 //! `json`, `fd` and the store; `gate`, `json` and `fd` use none of them.
 
 pub(crate) mod api;
+pub(crate) mod budgets;
 pub(crate) mod fd;
 pub(crate) mod gate;
 pub(crate) mod http;

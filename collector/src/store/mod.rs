@@ -6,6 +6,7 @@
 //!   [`checkpoint`] (copies committed WAL pages, writes no rows), and its
 //!   idle-time deletions in [`retention`].
 //! - [`schema`]: tables, the `tool_calls` view and migrations (DESIGN §6).
+//! - [`spend`]: what budgets measure (read-only).
 //! - [`read`]: read-only connections and the page of events, for the HTTP
 //!   and WebSocket threads.
 
@@ -13,4 +14,5 @@ pub(crate) mod checkpoint;
 pub(crate) mod read;
 pub(crate) mod retention;
 pub(crate) mod schema;
+pub(crate) mod spend;
 pub(crate) mod writer;

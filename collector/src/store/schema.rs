@@ -297,6 +297,21 @@ const MIGRATIONS: &[&str] = &[
         agent_count = (SELECT COUNT(*) FROM agents WHERE agents.session_id = sessions.session_id);
     CREATE INDEX sessions_cost ON sessions(total_cost_usd);
     "#,
+    // budgets: what approvers granted on top of a budget (issue 19). The
+    // audit trail of who granted it is the decisions table's.
+    r#"
+    CREATE TABLE budget_grants (
+        id           INTEGER PRIMARY KEY,
+        budget       TEXT NOT NULL,
+        subject      TEXT NOT NULL,
+        window_start INTEGER NOT NULL,
+        usd          REAL NOT NULL CHECK (usd > 0),
+        granted_by   TEXT NOT NULL,
+        reason       TEXT,
+        granted_at   INTEGER NOT NULL
+    );
+    CREATE INDEX budget_grants_budget ON budget_grants(budget, subject, window_start);
+    "#,
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right

@@ -192,6 +192,7 @@ impl TestServer {
             stats: stats.clone(),
             hub: hub.clone(),
             token: token.map(str::to_owned),
+            budgets: None,
             quiet_after: std::time::Duration::from_secs(600),
         };
         let flag = shutdown.clone();
