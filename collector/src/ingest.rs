@@ -52,6 +52,9 @@ pub(crate) struct NewEvent {
     /// The text the search index (`events_fts`) holds for this event,
     /// extracted here so the writer only inserts it.
     pub(crate) search_text: Option<String>,
+    /// On a `PermissionRequest` whose hook waits for a remote decision: the
+    /// envelope's `wait_until` (the writer records it as pending).
+    pub(crate) wait_until: Option<i64>,
 }
 
 /// The collector's redaction rules: the same config file as the emitters'.
@@ -315,6 +318,9 @@ impl NewEvent {
         let search_text = crate::search::searchable_text(&envelope.hook, &payload);
         NewEvent {
             search_text,
+            wait_until: envelope
+                .wait_until
+                .filter(|_| envelope.hook == "PermissionRequest"),
             transitions,
             model,
             title,

@@ -38,6 +38,7 @@
 //! the integration tests, the benchmarks and the fuzz targets use.
 
 mod budgets;
+mod approvals;
 mod cost;
 mod event;
 mod hub;
@@ -58,6 +59,7 @@ mod store;
 // benchmarks (`collector/examples`) and the fuzz targets (`fuzz/`) use.
 // Everything else is `pub(crate)`.
 pub use crate::budgets::Verdicts as BudgetVerdicts;
+pub use crate::approvals::{Approvals, Role};
 pub use crate::cost::PriceTable;
 pub use crate::event::{CommittedEvent, Source};
 pub use crate::hub::Hub;
@@ -157,6 +159,7 @@ pub fn run_with_stats(
     .spawn()?;
 
     let mut sources = Vec::new();
+    let decisions = Arc::new(socket::DecisionMailbox::default());
     if let Some(listener) = bound.socket {
         log::info(&format!("listening on {}", listener.path().display()));
         sources.push(
@@ -166,6 +169,7 @@ pub fn run_with_stats(
                 stats: stats.clone(),
                 tuning: settings.tuning.clone(),
                 shutdown: shutdown.clone(),
+                decisions: decisions.clone(),
             }
             .spawn()?,
         );
@@ -204,6 +208,15 @@ pub fn run_with_stats(
     // The writer stops once every source has dropped its queue handle.
     drop(queue);
     let (budget_verdicts, budget_thread) = start_budgets(&settings, &shutdown)?;
+    let approvals = approvals::Approvals::start(&settings, decisions.clone())?;
+    let away_thread = match &approvals {
+        Some(approvals) => Some(approvals::mirror_away(
+            approvals.clone(),
+            settings.database.clone(),
+            shutdown.clone(),
+        )?),
+        None => None,
+    };
 
     let http_thread = match bound.http {
         Some(server) => {
@@ -221,6 +234,7 @@ pub fn run_with_stats(
                         token: settings.token.clone(),
                         quiet_after: settings.quiet_after,
                         budgets: budget_verdicts.clone(),
+                        approvals,
                     },
                     shutdown: shutdown.clone(),
                 }
@@ -246,7 +260,7 @@ pub fn run_with_stats(
     if let Some(thread) = http_thread {
         let _ = thread.join();
     }
-    if let Some(thread) = budget_thread {
+    for thread in [budget_thread, away_thread].into_iter().flatten() {
         let _ = thread.join();
     }
     log::info("stopped");

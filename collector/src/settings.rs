@@ -97,6 +97,9 @@ pub struct Settings {
     /// Spending limits from the config (`budgets`): a budget thread keeps
     /// their verdicts when any is set.
     pub budgets: Arc<hooktrail_shared::budget::Budgets>,
+    /// The config file's `approvals` (issue 18): whether remote approval is
+    /// on (and so the key is created at start) and where the key is.
+    pub approvals: hooktrail_shared::approvals::ApprovalsConfig,
     /// Tuning knobs that tests and benchmarks change.
     pub tuning: Tuning,
 }
@@ -404,6 +407,7 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             prices: Arc::new(prices),
             redaction: shared.redaction.clone(),
             budgets: Arc::new(shared.budgets.clone()),
+            approvals: shared.approvals.clone(),
             quiet_after,
             tuning: Tuning::default(),
         }),

@@ -25,6 +25,7 @@ use hooktrail_shared::{paths, spool};
 
 use crate::breaker;
 use crate::deadline::Deadline;
+use crate::decision::{self, Waiting};
 use crate::diag::{self, debug};
 use crate::forward;
 use crate::redis::{self, delivery_result, encode_delivery, Connection, Delivery, Failure, Target};
@@ -92,6 +93,8 @@ pub fn run() {
         envelope.usage =
             usage::read_since_last(&envelope.hook, envelope.payload.get(), &config.state_dir);
     }
+    // One string comparison for every event but a PermissionRequest.
+    let waiting = decision::prepare(&config, &mut envelope);
     let line: &str = LINE.get_or_init(|| envelope.to_json());
     drop(envelope);
     if !report.is_empty() {
@@ -105,7 +108,7 @@ pub fn run() {
         panic!("HOOKTRAIL_TEST_PANIC is set");
     }
 
-    let route = deliver(&config, line);
+    let route = deliver(&config, line, waiting.as_ref());
     SETTLED.store(true, Ordering::SeqCst);
     debug!("event {} ({} bytes): {route:?}", event_id(line), line.len());
 }
@@ -173,7 +176,11 @@ fn event_id(line: &str) -> &str {
         .unwrap_or("?")
 }
 
-fn deliver(config: &config::Config, line: &str) -> Route {
+/// Delivers `line` (or, when this hook waits for a remote decision, the
+/// waiting's line marked with `wait_until`), then waits on the same
+/// connection. The spool always gets the plain line: a spooled event never
+/// waits.
+fn deliver(config: &config::Config, line: &str, waiting: Option<&Waiting>) -> Route {
     if let Some(redis) = &config.redis {
         match breaker::state(&config.state_dir) {
             breaker::State::Open { remaining, .. } => {
@@ -182,8 +189,8 @@ fn deliver(config: &config::Config, line: &str) -> Route {
                     remaining.as_millis()
                 );
             }
-            state => match deliver_redis(redis, line) {
-                Ok((Delivery::Delivered, mut connection)) => {
+            state => match deliver_redis(redis, line, waiting) {
+                Ok((Delivery::Delivered, mut connection, waits)) => {
                     if state == breaker::State::Expired {
                         breaker::reset(&config.state_dir);
                     }
@@ -200,9 +207,12 @@ fn deliver(config: &config::Config, line: &str) -> Route {
                             forwarded.sent, forwarded.passed_oversized
                         );
                     }
+                    if let Some(waiting) = waits {
+                        decision::await_redis(&mut connection, redis, waiting);
+                    }
                     return Route::Redis;
                 }
-                Ok((Delivery::NoReceivers, _)) => {
+                Ok((Delivery::NoReceivers, _, _)) => {
                     if state == breaker::State::Expired {
                         breaker::reset(&config.state_dir);
                     }
@@ -230,8 +240,15 @@ fn deliver(config: &config::Config, line: &str) -> Route {
             },
         }
     }
-    match socket::deliver(&config.socket, line, Deadline::after(socket::HOOK_BUDGET)) {
-        Ok(()) => return Route::Socket,
+    let waits = decision::applies(waiting, |_| decision::away_on_socket(&config.socket));
+    let sent = waits.map_or(line, |waiting| waiting.line.as_str());
+    match socket::deliver(&config.socket, sent, Deadline::after(socket::HOOK_BUDGET)) {
+        Ok((stream, rest)) => {
+            if let Some(waiting) = waits {
+                decision::await_socket(stream, rest, waiting);
+            }
+            return Route::Socket;
+        }
         Err(error) => debug!("socket: {error}"),
     }
     match spool::append(&config.spool_dir, line) {
@@ -264,14 +281,27 @@ fn deliver(config: &config::Config, line: &str) -> Route {
 }
 
 /// Sends one event to Redis within [`redis::HOOK_BUDGET`]; returns the open
-/// connection so the spool can be forwarded over it.
-fn deliver_redis(redis: &RedisConfig, line: &str) -> Result<(Delivery, Connection), Failure> {
+/// connection so the spool can be forwarded over it, and the waiting when
+/// this hook waits for a decision there (with `away`, after asking Redis
+/// whether the switch is on: one more round trip, on PermissionRequest only).
+fn deliver_redis<'a>(
+    redis: &RedisConfig,
+    line: &str,
+    waiting: Option<&'a Waiting>,
+) -> Result<(Delivery, Connection, Option<&'a Waiting>), Failure> {
     let deadline = Deadline::after(redis::HOOK_BUDGET);
     let target = Target::parse(&redis.url).map_err(|detail| Failure {
         kind: redis::FailureKind::Setup,
         detail,
     })?;
     let mut connection = Connection::open(&target, redis.ca_file.as_deref(), deadline)?;
+    let mut away = Ok(false);
+    let waits = decision::applies(waiting, |waiting| {
+        away = decision::away_on_redis(&mut connection, redis, waiting);
+        matches!(away, Ok(true))
+    });
+    away?;
+    let line = waits.map_or(line, |waiting| waiting.line.as_str());
     let mut command = Vec::with_capacity(line.len() + 96);
     encode_delivery(&mut command, redis, line.as_bytes());
     let replies = connection.request(&command, 1)?;
@@ -279,7 +309,7 @@ fn deliver_redis(redis: &RedisConfig, line: &str) -> Result<(Delivery, Connectio
         kind: redis::FailureKind::Io,
         detail: "no reply".to_owned(),
     })?;
-    Ok((delivery_result(redis.transport, reply)?, connection))
+    Ok((delivery_result(redis.transport, reply)?, connection, waits))
 }
 
 /// Replaces the panic behaviour: print nothing (unless debugging), spool the

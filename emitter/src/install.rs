@@ -43,6 +43,17 @@ enum Effect {
 /// emitter's worst case (1 s Redis plus the socket's budget).
 const TIMEOUT_SECONDS: u64 = 5;
 
+/// The timeout of the `PermissionRequest` entry: when the config lets that
+/// hook wait for a remote decision (`approvals.wait` not `never`), it covers
+/// `approvals.wait_seconds` plus the usual budget, or Claude Code would end
+/// the hook before its deadline. Changing `approvals` needs `install` again.
+pub fn permission_request_timeout(approvals: &hooktrail_shared::approvals::ApprovalsConfig) -> u64 {
+    match approvals.wait {
+        hooktrail_shared::approvals::WaitPolicy::Never => TIMEOUT_SECONDS,
+        _ => approvals.wait_seconds + TIMEOUT_SECONDS,
+    }
+}
+
 /// The binary's file name, which marks an entry as hooktrail's.
 const BINARY_NAME: &str = "hooktrail-emit";
 
@@ -109,7 +120,12 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
             let binary = std::env::current_exe()
                 .and_then(|path| path.canonicalize())
                 .map_err(|error| format!("cannot find this binary's own path: {error}"))?;
-            install(&mut root, &binary.display().to_string())?
+            let approvals = hooktrail_shared::config::load().config.approvals;
+            install(
+                &mut root,
+                &binary.display().to_string(),
+                permission_request_timeout(&approvals),
+            )?
         }
         Action::Uninstall => uninstall(&mut root)?,
     };
@@ -185,9 +201,12 @@ fn is_ours(entry: &Value) -> bool {
 }
 
 /// The group `install` writes for `event`.
-fn our_group(event: HookEvent, binary: &str) -> Value {
-    let entry =
-        json!({"type": "command", "command": binary, "args": [], "timeout": TIMEOUT_SECONDS});
+fn our_group(event: HookEvent, binary: &str, permission_request_timeout: u64) -> Value {
+    let timeout = match event {
+        HookEvent::PermissionRequest => permission_request_timeout,
+        _ => TIMEOUT_SECONDS,
+    };
+    let entry = json!({"type": "command", "command": binary, "args": [], "timeout": timeout});
     if event.takes_matcher() {
         json!({"matcher": "*", "hooks": [entry]})
     } else {
@@ -196,7 +215,12 @@ fn our_group(event: HookEvent, binary: &str) -> Value {
 }
 
 /// Merges hooktrail's entries into `root`; returns whether anything changed.
-pub fn install(root: &mut Value, binary: &str) -> Result<bool, String> {
+/// `permission_request_timeout` is [`permission_request_timeout`]'s.
+pub fn install(
+    root: &mut Value,
+    binary: &str,
+    permission_request_timeout: u64,
+) -> Result<bool, String> {
     let object = root
         .as_object_mut()
         .ok_or("settings are not a JSON object")?;
@@ -220,7 +244,7 @@ pub fn install(root: &mut Value, binary: &str) -> Result<bool, String> {
         changed |= remove_ours(hooks, &name);
     }
     for &event in HookEvent::OBSERVER_SAFE {
-        let wanted = our_group(event, binary);
+        let wanted = our_group(event, binary, permission_request_timeout);
         let groups = hooks.get(event.name()).and_then(Value::as_array);
         let ours: Vec<&Value> = groups
             .map(|groups| {
@@ -405,16 +429,16 @@ mod tests {
             "z": 1
         });
         let mut settings = original.clone();
-        assert!(install(&mut settings, "/bin/hooktrail-emit").unwrap());
+        assert!(install(&mut settings, "/bin/hooktrail-emit", TIMEOUT_SECONDS).unwrap());
         assert!(settings["hooks"].get("WorktreeCreate").is_none());
         assert_eq!(settings["hooks"]["PreToolUse"].as_array().unwrap().len(), 2);
         assert_eq!(settings["hooks"]["PreToolUse"][1]["matcher"], "*");
         assert!(settings["hooks"]["Stop"][0].get("matcher").is_none());
         let once = settings.clone();
-        assert!(!install(&mut settings, "/bin/hooktrail-emit").unwrap());
+        assert!(!install(&mut settings, "/bin/hooktrail-emit", TIMEOUT_SECONDS).unwrap());
         assert_eq!(settings, once);
         // A moved binary replaces the old path instead of adding a second entry.
-        assert!(install(&mut settings, "/new/hooktrail-emit").unwrap());
+        assert!(install(&mut settings, "/new/hooktrail-emit", TIMEOUT_SECONDS).unwrap());
         assert_eq!(settings["hooks"]["Stop"].as_array().unwrap().len(), 1);
         assert!(uninstall(&mut settings).unwrap());
         let mut expected = original;
@@ -425,5 +449,25 @@ mod tests {
         assert_eq!(settings, expected);
         let keys: Vec<&String> = settings.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["model", "hooks", "z"]);
+    }
+
+    #[test]
+    fn install_gives_a_waiting_permission_request_a_timeout_that_covers_the_wait() {
+        let mut approvals = hooktrail_shared::approvals::ApprovalsConfig::defaults(&|_| None);
+        assert_eq!(permission_request_timeout(&approvals), TIMEOUT_SECONDS);
+        approvals.wait = hooktrail_shared::approvals::WaitPolicy::Always;
+        approvals.wait_seconds = 120;
+        let timeout = permission_request_timeout(&approvals);
+        assert!(timeout > 120, "{timeout}");
+        let mut settings = json!({});
+        assert!(install(&mut settings, "/bin/hooktrail-emit", timeout).unwrap());
+        assert_eq!(
+            settings["hooks"]["PermissionRequest"][0]["hooks"][0]["timeout"],
+            json!(timeout)
+        );
+        assert_eq!(
+            settings["hooks"]["PreToolUse"][0]["hooks"][0]["timeout"],
+            json!(TIMEOUT_SECONDS)
+        );
     }
 }

@@ -10,6 +10,9 @@
 //! - [`redis`]: Redis URLs, a connection (DNS, TCP, TLS, AUTH) under one
 //!   deadline, and hand-written RESP.
 //! - [`socket`]: one line to the collector's Unix socket, waiting for `ok`.
+//! - [`decision`]: on a `PermissionRequest` only, and only when
+//!   `approvals.wait` says so, waits for a signed decision made on the page
+//!   and prints Claude Code's own output for one it has verified.
 //! - [`breaker`]: the state file that makes hooks skip a failing Redis.
 //! - [`forward`]: after a Redis delivery, sends what the spool holds.
 //! - [`usage`]: at turn boundaries only, the token usage the transcript
@@ -21,7 +24,8 @@
 //! - [`redact`]: shows a person what a payload becomes and which redaction
 //!   rules fired.
 //!
-//! **Invariants of hook mode** (DESIGN §2): nothing is written to stdout,
+//! **Invariants of hook mode** (DESIGN §2): nothing is written to stdout
+//! (but a verified decision, see [`decision`]),
 //! the exit code is always 0, stdin is always read to its end, and the event is
 //! delivered or spooled. Redis gets one 1-second budget for everything, the
 //! socket a short one, so a hook never takes much more than a second.
@@ -34,6 +38,7 @@ mod breaker;
 mod check;
 mod cli;
 mod deadline;
+mod decision;
 mod diag;
 mod forward;
 mod hook;

@@ -96,8 +96,14 @@ pub fn connect(path: &Path) -> io::Result<UnixStream> {
     Ok(stream)
 }
 
-/// Sends one envelope line and waits for `ok` until the deadline.
-pub fn deliver(path: &Path, line: &str, deadline: Deadline) -> Result<(), String> {
+/// Sends one envelope line and waits for `ok` until the deadline. Returns
+/// the open connection and what arrived after the `ok` line: a hook waiting
+/// for a remote decision reads it there (`decision::await_socket`).
+pub fn deliver(
+    path: &Path,
+    line: &str,
+    deadline: Deadline,
+) -> Result<(UnixStream, Vec<u8>), String> {
     let mut stream =
         connect(path).map_err(|error| format!("connect to {}: {error}", path.display()))?;
     check_peer(&stream)?;
@@ -139,9 +145,11 @@ pub fn deliver(path: &Path, line: &str, deadline: Deadline) -> Result<(), String
         }
     }
     let first = reply.split(|&byte| byte == b'\n').next().unwrap_or(&[]);
+    let first_length = first.len();
     let first = String::from_utf8_lossy(first);
     if reply.contains(&b'\n') && first.trim() == OK_REPLY {
-        Ok(())
+        let rest = reply.split_off(first_length + 1);
+        Ok((stream, rest))
     } else {
         Err(format!(
             "the collector did not answer ok: {:?}",

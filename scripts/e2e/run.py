@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -79,15 +80,33 @@ SECRETS_PROMPT = ("DEPLOY-PROMPT deploy with my GitHub token {{GH}}, the AWS key
 
 def scenario(name, script, mode="redis", prompt=None, prompts=None, setup=None, args=(),
              skip_permissions=True, otel=False, privacy=None, visits=(), final_detail="other",
-             secrets=False, expect=None):
+             secrets=False, expect=None, approve=None):
     """One CLI run. mode: redis (stream), socket (the collector's Unix socket)
     or spool (no collector while the CLI runs; it drains the spool after).
     visits: states the session must pass through (from the live feed).
-    expect: extra checks, a dict of event name -> minimum stored rows."""
+    expect: extra checks, a dict of event name -> minimum stored rows.
+    approve: remote approval (issue 18) with approvals.wait = always: "allow"
+    or "deny" decides the pending request through the API, "none" leaves it."""
     return dict(name=name, script=script, mode=mode, prompt=prompt, prompts=prompts, setup=setup,
                 args=list(args), skip_permissions=skip_permissions, otel=otel, privacy=privacy,
                 visits=list(visits), final_detail=final_detail, secrets=secrets,
-                expect=expect or {})
+                expect=expect or {}, approve=approve)
+
+
+# The reason a deny scenario gives; the transcript must show it.
+DENY_REASON = "not on this machine"
+# How long a hook waits for a decision: long enough for the API's answer,
+# short for the scenario that gives none.
+APPROVAL_WAIT_SECONDS = {"allow": 60, "deny": 60, "none": 6}
+
+
+def approval_scenarios():
+    """A Bash call the settings do not allow, decided through the API (or
+    not), with the hook waiting through Redis and through the socket."""
+    return [scenario("approve-%s-%s" % (decision, mode), "bashtouch.json", mode=mode,
+                     prompt="make a file", skip_permissions=False, approve=decision,
+                     visits=["waiting"], expect={"PermissionRequest": 1})
+            for mode in ("redis", "socket") for decision in ("allow", "deny", "none")]
 
 
 SCENARIOS = [
@@ -121,7 +140,7 @@ SCENARIOS = [
              secrets=True),
     scenario("secrets-spool", "secrets.json", mode="spool", prompt=SECRETS_PROMPT, privacy="full",
              secrets=True),
-]
+] + approval_scenarios()
 
 
 def make_secrets():
@@ -248,6 +267,74 @@ class LiveFeed(threading.Thread):
             self.sock.close()
         except OSError:
             pass
+
+
+def tool_results(transcript, tool_use_id):
+    """The text of every tool_result for `tool_use_id` in transcript lines."""
+    found = []
+    for line in transcript.splitlines():
+        try:
+            message = (json.loads(line).get("message") or {})
+        except ValueError:
+            continue
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_result" \
+                    and block.get("tool_use_id") == tool_use_id:
+                text = block.get("content")
+                found.append(text if isinstance(text, str) else json.dumps(text))
+    return found
+
+
+class Decider(threading.Thread):
+    """Decides the scenario's pending request through the API, as the page
+    would: polls GET /api/approvals?state=pending, then POSTs the decision
+    (and once more, which must be refused with 409)."""
+
+    def __init__(self, run):
+        super().__init__(daemon=True)
+        self.run_ = run
+        self.seen = []
+        self.answers = []
+        self.stopped = threading.Event()
+        self.start()
+
+    def request(self, method, path, body=None):
+        port = self.run_.http_port
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            "http://127.0.0.1:%d%s" % (port, path), data=data, method=method,
+            headers={"Host": "127.0.0.1:%d" % port, "Authorization": "Bearer unused",
+                     "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+    def run(self):
+        decision = self.run_.spec["approve"]
+        while not self.stopped.wait(0.2):
+            try:
+                status, body = self.request("GET", "/api/approvals?state=pending")
+            except (OSError, ValueError):
+                continue
+            pending = body.get("approvals", []) if status == 200 else []
+            if not pending:
+                continue
+            self.seen = pending
+            if decision == "none":
+                continue
+            event_id = pending[0]["event_id"]
+            reason = DENY_REASON if decision == "deny" else ""
+            for _ in range(2):
+                self.answers.append(self.request("POST", "/api/approvals/" + event_id,
+                                                 {"decision": decision, "reason": reason}))
+            return
+
+    def stop(self):
+        self.stopped.set()
+        self.join(5)
 
 
 class Results:
@@ -394,6 +481,10 @@ class Run:
             env["HOOKTRAIL_REDIS_URL"] = "redis://127.0.0.1:%d/0" % self.redis_port
         if self.spec["privacy"]:
             env["HOOKTRAIL_PRIVACY"] = self.spec["privacy"]
+        if self.spec["approve"]:
+            env["HOOKTRAIL_APPROVALS_WAIT"] = "always"
+            env["HOOKTRAIL_APPROVALS_WAIT_SECONDS"] = str(
+                APPROVAL_WAIT_SECONDS[self.spec["approve"]])
         return env
 
     def start_redis(self):
@@ -501,6 +592,7 @@ class Run:
                         "OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
                         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:%d" % fake_port,
                         "OTEL_LOGS_EXPORT_INTERVAL": "500", "OTEL_METRIC_EXPORT_INTERVAL": "1000"})
+        decider = Decider(self) if self.spec["approve"] else None
         argv = [self.options.claude, "-p", "--verbose", "--output-format", "stream-json"]
         if self.spec["skip_permissions"]:
             argv.append("--dangerously-skip-permissions")
@@ -519,6 +611,9 @@ class Run:
             except subprocess.TimeoutExpired as e:
                 rc, out, err = "timeout", str(e.stdout or ""), str(e.stderr or "")
         self.cli_seconds = time.time() - started
+        if decider:
+            decider.stop()
+            self.decider = decider
         with open(os.path.join(self.logs, "cli.stdout"), "w") as f:
             f.write(out)
         with open(os.path.join(self.logs, "cli.stderr"), "w") as f:
@@ -769,6 +864,49 @@ class Run:
         print("  redactions stored: %s" % (json.dumps(rules, sort_keys=True) or "none"))
         self.check("redactions recorded", bool(rules), "%d rules" % len(rules))
 
+    def check_approval(self, session_id):
+        """Remote approval: what the decision (or its absence) did."""
+        decision = self.spec["approve"]
+        made = os.path.exists(os.path.join(self.project, "made.txt"))
+        seen = self.decider.seen
+        self.check("the request was pending on the API while the hook waited", bool(seen),
+                   "pending %s" % [p.get("tool") for p in seen])
+        if seen:
+            command = (seen[0].get("tool_input") or {}).get("command", "")
+            self.check("the API shows the whole command", "touch made.txt && rm -rf" in command,
+                       repr(command))
+        rows = self.db_rows("SELECT verdict, decided_by, delivered, reason FROM decisions "
+                            "WHERE session_id = ?", (session_id,))
+        transcript = b"".join(open(p, "rb").read() for p in glob.glob(os.path.join(
+            self.home, ".claude", "projects", "*", session_id + ".jsonl")))
+        if decision == "allow":
+            self.check("an allow from the API let the call run (its file exists)", made)
+            self.check("decision recorded and taken by the hook",
+                       rows == [("allow", "owner", "hook", "")], repr(rows))
+        elif decision == "deny":
+            self.check("a deny from the API stopped the call", not made)
+            self.check("decision recorded and taken by the hook",
+                       rows == [("deny", "owner", "hook", DENY_REASON)], repr(rows))
+            wanted = "hooktrail: denied by owner: " + DENY_REASON
+            results = tool_results(transcript, "toolu_touch1")
+            self.check("the transcript shows who denied it and why",
+                       any(wanted in text for text in results), repr(results))
+        else:
+            self.check("no decision: the call did not run", not made)
+            self.check("no decision recorded", rows == [(None, None, None, None)], repr(rows))
+            results = tool_results(transcript, "toolu_touch1")
+            self.check("Claude Code's own refusal is the call's result",
+                       len(results) == 1 and "require approval" in results[0]
+                       and "hooktrail:" not in results[0], repr(results))
+            wait = APPROVAL_WAIT_SECONDS["none"]
+            self.check("the hook waited for its deadline, and no longer",
+                       wait - 1 <= self.cli_seconds <= wait + 60,
+                       "CLI ran %.1f s; wait %d s" % (self.cli_seconds, wait))
+        if decision in ("allow", "deny"):
+            answers = [r for r in self.decider.answers]
+            self.check("a second decision is refused with 409",
+                       [status for status, _ in answers] == [200, 409], repr(answers))
+
     # ---- the whole scenario ---------------------------------------------
 
     def execute(self):
@@ -808,6 +946,8 @@ class Run:
             self.check_usage(session_id)
             if spec["secrets"]:
                 self.check_secrets(spool_snapshot)
+            if spec["approve"]:
+                self.check_approval(session_id)
         except Exception as e:  # a broken run is a failed check, with its reason
             self.check("scenario ran to the end", False, "%s: %s" % (type(e).__name__, e))
         finally:

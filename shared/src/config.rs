@@ -119,6 +119,9 @@ pub struct Config {
     /// Spending limits (`budgets`, `budgets_offline`): the collector keeps
     /// their verdicts, and a hook acts on them only when any is configured.
     pub budgets: crate::budget::Budgets,
+    /// `approvals`: whether a `PermissionRequest` hook waits for a decision
+    /// made on the page, how long, and where the shared key is (issue 18).
+    pub approvals: crate::approvals::ApprovalsConfig,
 }
 
 /// A loaded configuration and what a person should know about how.
@@ -147,6 +150,7 @@ struct FileConfig {
     /// Checked entry by entry in `budget`: one bad entry must not lift the rest.
     budgets: Option<serde_json::Value>,
     budgets_offline: Option<serde_json::Value>,
+    approvals: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -348,6 +352,7 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
     if !budgets.is_empty() {
         origins.push(from_file("budgets"));
     }
+    let approvals = crate::approvals::from_config(file.approvals, env, &mut origins, &mut problems);
 
     let redis = match (mode, url) {
         (Mode::Redis, Some(url)) => Some(RedisConfig {
@@ -369,6 +374,7 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
             file: file_used.then_some(file_path),
             redaction,
             budgets,
+            approvals,
         },
         origins,
         problems,

@@ -309,6 +309,12 @@ pub struct Envelope {
     /// envelopes of emitters older than redaction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redactions: Option<BTreeMap<String, u64>>,
+    /// On a `PermissionRequest` whose hook waits for a decision made on the
+    /// page (issue 18): the Unix milliseconds until which it waits. The
+    /// collector lists the request as pending only until then (nobody
+    /// listens after). Absent on every other event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_until: Option<i64>,
     /// The hook JSON as received (one line: JSON whitespace newlines are
     /// turned into spaces, which changes no value).
     pub payload: Box<RawValue>,
@@ -393,6 +399,7 @@ impl Envelope {
             truncated: false,
             usage: None,
             redactions: None,
+            wait_until: None,
             payload: to_raw(&Value::Null),
         };
         let trimmed = std::str::from_utf8(stdin)
@@ -956,6 +963,8 @@ struct AnyEnvelope<'a> {
     usage: Option<Box<RawValue>>,
     #[serde(default)]
     redactions: Option<BTreeMap<String, u64>>,
+    #[serde(default)]
+    wait_until: Option<i64>,
     payload: Option<Box<RawValue>>,
     // The older camelCase envelope.
     timestamp: Option<Value>,
@@ -1032,6 +1041,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
                 .usage
                 .and_then(|raw| serde_json::from_str(raw.get()).ok()),
             redactions: any.redactions,
+            wait_until: any.wait_until,
             payload,
         });
     }
@@ -1081,6 +1091,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
         truncated: false,
         usage: None,
         redactions: None,
+        wait_until: None,
         payload: data,
     })
 }

@@ -31,7 +31,7 @@ pub fn new_v7(unix_millis: u64) -> String {
 
 /// Fills `buffer` from the kernel's random pool: `getrandom(2)`, or
 /// `/dev/urandom` on a kernel without it (before 3.17).
-fn fill_random(buffer: &mut [u8]) {
+pub(crate) fn fill_random(buffer: &mut [u8]) {
     let mut filled = 0;
     while filled < buffer.len() {
         let rest = &mut buffer[filled..];

@@ -18,15 +18,22 @@
 //! - [`redact`]: secrets out of payloads before they leave the machine: the
 //!   built-in detectors, the user's patterns and drop rules, privacy levels.
 //!
+//! - [`approvals`]: the `approvals` settings (when a `PermissionRequest`
+//!   hook waits for a decision made on the page).
+//! - [`signed`]: the shared key and the signed messages (decisions) the
+//!   collector sends back to a waiting hook.
+//!
 //! **Invariant:** this crate does no network I/O. It reads and writes local
 //! files only, so both programs can use it on their hot paths.
 
 pub mod budget;
+pub mod approvals;
 pub mod config;
 pub mod envelope;
 pub mod event_id;
 pub mod paths;
 pub mod protocol;
 pub mod redact;
+pub mod signed;
 pub mod spool;
 pub mod transcript;

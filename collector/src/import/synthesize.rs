@@ -1001,6 +1001,7 @@ impl<'j> FileState<'j> {
             truncated: false,
             usage: None,
             redactions: None,
+            wait_until: None,
             payload: raw,
         };
         let mut event =

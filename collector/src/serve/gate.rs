@@ -48,6 +48,9 @@ pub struct HttpContext {
     /// The budget thread's verdicts, when budgets are configured
     /// (`/api/budgets`, the budget families of `/metrics`).
     pub budgets: Option<std::sync::Arc<crate::budgets::Verdicts>>,
+    /// Remote approval (issue 18), when on: the named tokens with their
+    /// roles, and the decisions (`super::approvals`).
+    pub approvals: Option<Arc<crate::approvals::Approvals>>,
 }
 
 /// The Content-Security-Policy of every response: no inline script, nothing
@@ -248,10 +251,16 @@ impl Shared {
                     .or_else(|| value.strip_prefix("bearer "))
             })
             .map(str::trim);
+        let named = |given: &str| {
+            self.context
+                .approvals
+                .as_ref()
+                .is_some_and(|approvals| approvals.tokens.lookup(given).is_some())
+        };
         [from_header, query_token]
             .iter()
             .flatten()
-            .any(|given| constant_time_equal(given.as_bytes(), expected.as_bytes()))
+            .any(|given| constant_time_equal(given.as_bytes(), expected.as_bytes()) || named(given))
     }
 
     /// Whether a WebSocket's `Origin` is the page's own. Absent means a

@@ -22,7 +22,7 @@ use crate::serve::fd::{
     descriptors_sharing, duplicate_listener, set_accepted_timeouts, set_listener_nodelay,
 };
 use crate::serve::gate::{respond, respond_static, ApiResponse, HttpContext, Shared};
-use crate::serve::{api, budgets, metrics, ws};
+use crate::serve::{api, approvals, budgets, metrics, ws};
 use crate::service::spawn_thread;
 use crate::stats::Stats;
 use crate::store::read::open_read_only;
@@ -329,11 +329,14 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
             ),
         );
     }
+    let url = request.url().to_owned();
+    let (path, query_string) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    if approvals::owns(path) {
+        return approvals::handle(request, path, query_string, shared);
+    }
     if *request.method() != Method::Get {
         return respond(request, ApiResponse::error(405, "only GET is served"));
     }
-    let url = request.url().to_owned();
-    let (path, query_string) = url.split_once('?').unwrap_or((url.as_str(), ""));
     match path {
         "/" | "/index.html" => {
             return respond_static(request, INDEX_HTML, "text/html; charset=utf-8")

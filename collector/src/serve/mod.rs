@@ -14,6 +14,7 @@
 
 pub(crate) mod api;
 pub(crate) mod budgets;
+pub(crate) mod approvals;
 pub(crate) mod fd;
 pub(crate) mod gate;
 pub(crate) mod http;

@@ -197,22 +197,7 @@ impl RedisReader {
     }
 
     fn client(&self) -> Result<Client, String> {
-        match &self.setup.config.ca_file {
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|error| {
-                    format!("cannot read the CA file {}: {error}", path.display())
-                })?;
-                Client::build_with_tls(
-                    self.setup.config.url.as_str(),
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem),
-                    },
-                )
-                .map_err(|error| error.to_string())
-            }
-            None => Client::open(self.setup.config.url.as_str()).map_err(|error| error.to_string()),
-        }
+        client_for(&self.setup.config)
     }
 
     fn connect(&self, client: &Client, read_timeout: Duration) -> Result<Connection, RedisError> {
@@ -766,4 +751,24 @@ fn entry_list(value: Value) -> Vec<(String, Option<Vec<u8>>)> {
             Some((id, body))
         })
         .collect()
+}
+
+/// A client for the configured Redis (with its CA file for `rediss://`);
+/// also used to deliver remote decisions (`crate::approvals`).
+pub(crate) fn client_for(config: &RedisConfig) -> Result<Client, String> {
+    match &config.ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|error| format!("cannot read the CA file {}: {error}", path.display()))?;
+            Client::build_with_tls(
+                config.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            )
+            .map_err(|error| error.to_string())
+        }
+        None => Client::open(config.url.as_str()).map_err(|error| error.to_string()),
+    }
 }

@@ -19,7 +19,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,49 @@ use crate::service::spawn_thread;
 use crate::settings::Tuning;
 use crate::sources::framing::{Frame, LineFramer};
 use crate::stats::Stats;
+
+/// Remote decisions (issue 18) for hooks that wait on this socket: the
+/// approvals side posts one, the event loop writes it on the connection that
+/// delivered the request (after its `ok`) and reports whether it went out.
+#[derive(Default)]
+pub struct DecisionMailbox {
+    /// Decisions posted, not yet handled by the event loop.
+    posted: Mutex<Vec<PostedDecision>>,
+    /// Wakes the event loop; set once it runs.
+    waker: OnceLock<Arc<Waker>>,
+}
+
+/// One decision on its way to a waiting hook.
+struct PostedDecision {
+    /// The request it answers.
+    event_id: String,
+    /// The signed line, without its newline.
+    line: String,
+    /// Told whether the line was written to the hook's connection.
+    done: Sender<bool>,
+}
+
+impl DecisionMailbox {
+    /// Hands `line` to the hook waiting on `event_id`; true once it is
+    /// written to that hook's connection, false when no connection waits
+    /// for it (the hook ended, or it waits elsewhere) or within `timeout`.
+    pub(crate) fn deliver(&self, event_id: &str, line: String, timeout: Duration) -> bool {
+        let Some(waker) = self.waker.get() else {
+            return false;
+        };
+        let (done, outcome) = crossbeam_channel::bounded(1);
+        self.posted
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .push(PostedDecision {
+                event_id: event_id.to_owned(),
+                line,
+                done,
+            });
+        let _ = waker.wake();
+        outcome.recv_timeout(timeout).unwrap_or(false)
+    }
+}
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -151,6 +194,8 @@ struct LineReplies<'a> {
     stats: &'a Stats,
     /// Sessions whose payload facts were read already.
     known_sessions: &'a mut ingest::KnownSessions,
+    /// The connection's requests whose hooks wait for a decision.
+    waiting: &'a mut Vec<(String, i64)>,
 }
 
 impl LineReplies<'_> {
@@ -169,6 +214,9 @@ impl LineReplies<'_> {
                 Some(self.known_sessions),
             ) {
                 Ok(event) => {
+                    if let Some(until) = event.wait_until {
+                        self.waiting.push((event.row.id.clone(), until));
+                    }
                     self.events.push(event);
                     self.replies.push_back(Reply::AfterCommit(self.number));
                     return;
@@ -207,11 +255,20 @@ struct Connection {
     read_closed: bool,
     /// Last read or write, for the idle timeout.
     last_activity: Instant,
+    /// Requests sent on this connection whose hooks wait for a remote
+    /// decision, with the time (unix ms) they stop waiting: the connection
+    /// stays open until then, whatever the idle timeout.
+    waiting: Vec<(String, i64)>,
 }
 
 impl Connection {
     fn has_pending(&self) -> bool {
         !self.replies.is_empty() || !self.output.is_empty()
+    }
+
+    /// Whether a hook still waits on this connection for a decision.
+    fn hook_waits(&self, now: i64) -> bool {
+        self.waiting.iter().any(|(_, until)| *until > now)
     }
 }
 
@@ -246,6 +303,8 @@ struct Server {
     /// Sessions whose payload facts are already read, so most lines are
     /// parsed once.
     known_sessions: ingest::KnownSessions,
+    /// Remote decisions to write to waiting hooks.
+    decisions: Arc<DecisionMailbox>,
 }
 
 /// The socket source thread: everything it needs, by name.
@@ -261,6 +320,8 @@ pub(crate) struct SocketSource {
     pub(crate) tuning: Tuning,
     /// Stops intake.
     pub(crate) shutdown: Arc<AtomicBool>,
+    /// Remote decisions for hooks waiting on this socket (issue 18).
+    pub(crate) decisions: Arc<DecisionMailbox>,
 }
 
 impl SocketSource {
@@ -278,10 +339,12 @@ impl SocketSource {
             stats,
             tuning,
             shutdown,
+            decisions,
         } = self;
         let result = (|| -> io::Result<()> {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+            let _ = decisions.waker.set(waker.clone());
             let (done_sender, done_receiver) = crossbeam_channel::unbounded();
             let mut server = Server {
                 listener,
@@ -297,6 +360,7 @@ impl SocketSource {
                 last_reject_log: None,
                 unlogged_rejects: 0,
                 known_sessions: ingest::KnownSessions::default(),
+                decisions,
             };
             server.poll.registry().register(
                 &mut server.listener.listener,
@@ -361,6 +425,7 @@ impl Server {
                 }
             }
             self.apply_commits();
+            self.deliver_decisions();
             if draining_since.is_none() {
                 let ready: Vec<usize> = self
                     .connections
@@ -426,6 +491,7 @@ impl Server {
                             readable: true,
                             read_closed: false,
                             last_activity: Instant::now(),
+                            waiting: Vec::new(),
                         },
                     );
                     self.stats
@@ -460,6 +526,7 @@ impl Server {
             number,
             stats: &self.stats,
             known_sessions: &mut self.known_sessions,
+            waiting: &mut connection.waiting,
         };
         // Read a bounded amount per turn so one busy client cannot starve
         // the others. Each chunk is split and parsed as it arrives, so the
@@ -559,6 +626,39 @@ impl Server {
         touched.dedup();
         for token in touched {
             self.flush_ready(token);
+        }
+    }
+
+    /// Writes each posted decision to the connection whose hook waits for
+    /// it, and reports whether it went out whole.
+    fn deliver_decisions(&mut self) {
+        let posted = std::mem::take(
+            &mut *self
+                .decisions
+                .posted
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        );
+        for decision in posted {
+            let found = self.connections.iter_mut().find_map(|(token, connection)| {
+                let at = connection
+                    .waiting
+                    .iter()
+                    .position(|(event_id, _)| *event_id == decision.event_id)?;
+                connection.waiting.remove(at);
+                connection
+                    .output
+                    .extend_from_slice(decision.line.as_bytes());
+                connection.output.push(b'\n');
+                Some(*token)
+            });
+            let written = found.is_some_and(|token| {
+                self.write(token);
+                self.connections
+                    .get(&token)
+                    .is_some_and(|connection| connection.output.is_empty())
+            });
+            let _ = decision.done.send(written);
         }
     }
 
@@ -664,11 +764,14 @@ impl Server {
     /// Closes idle connections and finished half-closed ones.
     fn sweep(&mut self) {
         let idle = self.tuning.idle_timeout;
+        let now = hooktrail_shared::envelope::now_millis();
         let expired: Vec<usize> = self
             .connections
             .iter()
             .filter(|(_, connection)| {
-                (!connection.has_pending() && connection.last_activity.elapsed() > idle)
+                (!connection.has_pending()
+                    && connection.last_activity.elapsed() > idle
+                    && !connection.hook_waits(now))
                     || (connection.read_closed && !connection.has_pending())
             })
             .map(|(token, _)| *token)

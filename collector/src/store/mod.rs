@@ -7,10 +7,13 @@
 //!   idle-time deletions in [`retention`].
 //! - [`schema`]: tables, the `tool_calls` view and migrations (DESIGN §6).
 //! - [`spend`]: what budgets measure (read-only).
+//! - [`decisions`]: remote approval's pending requests, decisions and the
+//!   away switch; decisions are written on a connection of their own.
 //! - [`read`]: read-only connections and the page of events, for the HTTP
 //!   and WebSocket threads.
 
 pub(crate) mod checkpoint;
+pub(crate) mod decisions;
 pub(crate) mod read;
 pub(crate) mod retention;
 pub(crate) mod schema;

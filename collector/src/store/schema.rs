@@ -297,6 +297,36 @@ const MIGRATIONS: &[&str] = &[
         agent_count = (SELECT COUNT(*) FROM agents WHERE agents.session_id = sessions.session_id);
     CREATE INDEX sessions_cost ON sessions(total_cost_usd);
     "#,
+    // Remote approval (issue 18): one row per PermissionRequest whose hook
+    // waits (pending while verdict IS NULL and expires_at is ahead), decided
+    // once (the conditional UPDATE in store::decisions), with who decided
+    // and whether the hook took it; and the away switch per machine ('*' =
+    // every machine).
+    r#"
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL DEFAULT 'permission',
+        session_id TEXT,
+        machine TEXT,
+        tool TEXT,
+        input_hash TEXT,
+        verdict TEXT,
+        reason TEXT,
+        decided_by TEXT,
+        requested_at INTEGER NOT NULL,
+        decided_at INTEGER,
+        expires_at INTEGER NOT NULL,
+        delivered TEXT
+    );
+    CREATE INDEX decisions_pending ON decisions(expires_at) WHERE verdict IS NULL;
+    CREATE INDEX decisions_decided ON decisions(decided_at) WHERE verdict IS NOT NULL;
+    CREATE TABLE away (
+        machine TEXT PRIMARY KEY,
+        "on" INTEGER NOT NULL,
+        since INTEGER NOT NULL
+    );
+    "#,
     // budgets: what approvers granted on top of a budget (issue 19). The
     // audit trail of who granted it is the decisions table's.
     r#"

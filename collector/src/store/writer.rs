@@ -581,6 +581,9 @@ pub(crate) fn commit_events(
                 index_text.execute(params![seq, text])?;
             }
             note_side_tables(event, seq, &mut sessions, &mut agents);
+            if let Some(expires_at) = event.wait_until {
+                crate::store::decisions::insert_pending(&transaction, event, expires_at)?;
+            }
             *minute_counts
                 .entry((minute_of(row.ts), row.hook.as_str(), row.machine.as_str()))
                 .or_default() += 1;

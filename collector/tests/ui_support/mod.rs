@@ -194,6 +194,7 @@ impl TestServer {
             token: token.map(str::to_owned),
             budgets: None,
             quiet_after: std::time::Duration::from_secs(600),
+            approvals: None,
         };
         let flag = shutdown.clone();
         let thread = HttpServer {
