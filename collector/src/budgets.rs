@@ -20,7 +20,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hooktrail_shared::budget::{self, Action, Budget, Budgets, Scope, Standing, Verdict};
+use hooktrail_shared::config::RedisConfig;
 use hooktrail_shared::envelope::now_millis;
+use hooktrail_shared::signed::{self, Key, Kind, SignedMessage, Unsigned};
 
 use crate::log;
 use crate::store::{read, spend};
@@ -30,6 +32,10 @@ const POLL: Duration = Duration::from_millis(25);
 /// Recompute at least this often without commits, so a day or month
 /// rolling over lifts its verdicts.
 const REFRESH: Duration = Duration::from_secs(10);
+/// How long a signed refusal stays good: a hook never acts on an older one,
+/// so a lifted limit (a grant, a new day) frees work within this time even
+/// where the collector cannot delete what it mirrored.
+const VERDICT_LIFETIME_MS: i64 = 30_000;
 /// Sessions with no event for this long get no verdict: a session budget
 /// only refuses sessions that may still send events.
 const ACTIVE_FOR_MS: i64 = 7 * 24 * 3_600_000;
@@ -116,6 +122,118 @@ impl Verdicts {
     }
 }
 
+/// What the HTTP side needs of budgets: the verdicts to show, the budgets
+/// to check a grant against, and where grants are recorded.
+pub struct BudgetControl {
+    /// The latest verdicts.
+    pub(crate) verdicts: Arc<Verdicts>,
+    /// The configured budgets.
+    pub(crate) budgets: Arc<Budgets>,
+    /// Records grants (its own read-write connection).
+    pub(crate) grants: std::sync::Mutex<spend::GrantStore>,
+}
+
+impl std::fmt::Debug for BudgetControl {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("BudgetControl").finish_non_exhaustive()
+    }
+}
+
+/// Why a grant was refused, for a 4xx answer.
+#[derive(Debug, PartialEq)]
+pub(crate) enum GrantRefused {
+    /// No budget by that name (404).
+    UnknownBudget,
+    /// The subject or amount does not fit the budget (400), and why.
+    Invalid(&'static str),
+}
+
+impl BudgetControl {
+    /// Checks and records a grant of `usd` more for `subject` of `budget`,
+    /// in the budget's current window.
+    pub(crate) fn grant(
+        &self,
+        budget: &str,
+        subject: &str,
+        usd: f64,
+        by: &str,
+        reason: &str,
+    ) -> Result<Result<(), GrantRefused>, String> {
+        let Some(found) = self.budgets.list.iter().find(|b| b.name == budget) else {
+            return Ok(Err(GrantRefused::UnknownBudget));
+        };
+        if !(usd.is_finite() && usd > 0.0 && usd <= 1_000_000.0) {
+            return Ok(Err(GrantRefused::Invalid("usd must be above 0 and at most 1000000")));
+        }
+        let fits = match &found.scope {
+            Scope::Session => !subject.is_empty(),
+            Scope::Machine { name: Some(name) } => subject == name,
+            Scope::Machine { name: None } => !subject.is_empty(),
+            Scope::Project { .. } | Scope::All => subject.is_empty(),
+        };
+        if !fits {
+            return Ok(Err(GrantRefused::Invalid(
+                "subject must be the session id (session budgets), the machine (machine budgets) or empty (project and all)",
+            )));
+        }
+        let now = now_millis();
+        let window_start = budget::window(found.period, now).map_or(0, |bounds| bounds.0);
+        let mut store = self.grants.lock().unwrap_or_else(|poison| poison.into_inner());
+        store
+            .record(&spend::Grant {
+                budget,
+                subject,
+                window_start,
+                usd,
+                granted_by: by,
+                reason,
+                now,
+            })
+            .map_err(|error| error.to_string())?;
+        Ok(Ok(()))
+    }
+}
+
+/// Signs refusals for hooks: what the socket's `ok` reply carries.
+pub(crate) struct Answerer {
+    /// The latest verdicts.
+    pub(crate) verdicts: Arc<Verdicts>,
+    /// The shared key (`approvals.key_file`) the hooks verify with.
+    pub(crate) key: Key,
+}
+
+impl Answerer {
+    /// The signed refusal for an event of `session_id` on `machine`, as one
+    /// line without its newline; `None` when nothing refuses it.
+    pub(crate) fn reply_for(&self, session_id: &str, machine: &str) -> Option<String> {
+        let snapshot = self.verdicts.snapshot();
+        let refusal = snapshot.refusal_for(session_id, machine)?;
+        Some(sign(&self.key, session_id, refusal, now_millis()).to_line())
+    }
+}
+
+/// A refusal signed for `subject`: the session it answers, `machine:NAME`
+/// for a machine's sessions the collector has not seen, `*` for every
+/// session. The hook checks the subject against what it asked for.
+pub(crate) fn sign(key: &Key, subject: &str, refusal: &Refusal, now: i64) -> SignedMessage {
+    SignedMessage::sign(
+        key,
+        Unsigned {
+            kind: Kind::Budget,
+            event_id: String::new(),
+            session_id: subject.to_owned(),
+            input_hash: String::new(),
+            verdict: match refusal.action {
+                Action::Ask => signed::Verdict::Ask,
+                _ => signed::Verdict::Deny,
+            },
+            reason: refusal.reason.clone(),
+            by: format!("budget:{}", refusal.budget),
+            exp: (now + VERDICT_LIFETIME_MS).max(0) as u64,
+        },
+    )
+}
+
 /// Starts the budget thread with [`BudgetThread::spawn`].
 pub(crate) struct BudgetThread {
     /// The database to read (its own read-only connection).
@@ -126,6 +244,9 @@ pub(crate) struct BudgetThread {
     pub(crate) verdicts: Arc<Verdicts>,
     /// Set when the collector stops.
     pub(crate) shutdown: Arc<AtomicBool>,
+    /// Where Redis-delivered hooks read verdicts, with the key that signs
+    /// them; `None` without Redis.
+    pub(crate) mirror: Option<(RedisConfig, Key)>,
 }
 
 impl BudgetThread {
@@ -140,6 +261,10 @@ impl BudgetThread {
         let mut connection = None;
         let mut last_version = -1i64;
         let mut last_compute = Instant::now();
+        let mut mirror = self
+            .mirror
+            .as_ref()
+            .map(|(config, key)| RedisMirror::new(config, key));
         while !self.shutdown.load(Ordering::Relaxed) {
             if connection.is_none() {
                 connection = read::open_read_only(&self.database).ok();
@@ -151,6 +276,9 @@ impl BudgetThread {
                 if version != last_version || last_compute.elapsed() >= REFRESH {
                     match compute(open, &self.budgets, now_millis()) {
                         Ok(snapshot) => {
+                            if let Some(mirror) = mirror.as_mut() {
+                                mirror.publish(&snapshot);
+                            }
                             self.verdicts.replace(snapshot);
                             last_version = version;
                             last_compute = Instant::now();
@@ -166,6 +294,75 @@ impl BudgetThread {
             // per tick on a connection of its own.
             #[allow(clippy::disallowed_methods)]
             std::thread::sleep(POLL);
+        }
+    }
+}
+
+/// Keeps the signed refusals where Redis-delivered hooks read them, in the
+/// same round trip as their `XADD` (DESIGN §2 "Budgets"):
+/// `<key>:verdict:session:<id>`, `<key>:verdict:machine:<name>` and
+/// `<key>:verdict:all`. Each is set with the signed refusal's lifetime and
+/// renewed at every computation (at least every [`REFRESH`]); a refusal
+/// that ends is deleted at once.
+struct RedisMirror<'a> {
+    /// The stream key the verdict keys are named after.
+    config: &'a RedisConfig,
+    /// Signs the refusals.
+    key: &'a Key,
+    /// The open connection, reopened after a failure.
+    connection: Option<redis::Connection>,
+    /// The keys set last time, to delete those no longer refusing.
+    published: Vec<String>,
+}
+
+impl<'a> RedisMirror<'a> {
+    fn new(config: &'a RedisConfig, key: &'a Key) -> RedisMirror<'a> {
+        RedisMirror {
+            config,
+            key,
+            connection: None,
+            published: Vec::new(),
+        }
+    }
+
+    fn publish(&mut self, snapshot: &Snapshot) {
+        let now = now_millis();
+        let prefix = format!("{}:verdict", self.config.key);
+        let mut entries: Vec<(String, String)> = Vec::new();
+        for (session, refusal) in &snapshot.sessions {
+            entries.push((format!("{prefix}:session:{session}"), sign(self.key, session, refusal, now).to_line()));
+        }
+        for (machine, refusal) in &snapshot.machines {
+            let subject = format!("machine:{machine}");
+            entries.push((format!("{prefix}:machine:{machine}"), sign(self.key, &subject, refusal, now).to_line()));
+        }
+        if let Some(refusal) = &snapshot.everywhere {
+            entries.push((format!("{prefix}:all"), sign(self.key, "*", refusal, now).to_line()));
+        }
+        if entries.is_empty() && self.published.is_empty() {
+            return;
+        }
+        if self.connection.is_none() {
+            self.connection = crate::sources::redis::client_for(self.config)
+                .ok()
+                .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)).ok());
+        }
+        let Some(connection) = self.connection.as_mut() else {
+            return;
+        };
+        let mut pipe = redis::pipe();
+        for (key, line) in &entries {
+            pipe.cmd("SET").arg(key).arg(line).arg("PX").arg(VERDICT_LIFETIME_MS).ignore();
+        }
+        for stale in self.published.iter().filter(|key| !entries.iter().any(|(set, _)| set == *key)) {
+            pipe.cmd("DEL").arg(stale).ignore();
+        }
+        match pipe.query::<()>(connection) {
+            Ok(()) => self.published = entries.into_iter().map(|(key, _)| key).collect(),
+            Err(error) => {
+                log::warn(&format!("budgets: cannot mirror verdicts to Redis: {error}"));
+                self.connection = None;
+            }
         }
     }
 }

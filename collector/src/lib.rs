@@ -58,7 +58,7 @@ mod store;
 // The public surface, on purpose: what the binary, the integration tests, the
 // benchmarks (`collector/examples`) and the fuzz targets (`fuzz/`) use.
 // Everything else is `pub(crate)`.
-pub use crate::budgets::Verdicts as BudgetVerdicts;
+pub use crate::budgets::BudgetControl;
 pub use crate::approvals::{Approvals, Role};
 pub use crate::cost::PriceTable;
 pub use crate::event::{CommittedEvent, Source};
@@ -160,6 +160,7 @@ pub fn run_with_stats(
 
     let mut sources = Vec::new();
     let decisions = Arc::new(socket::DecisionMailbox::default());
+    let (budget_verdicts, budget_answerer, budget_thread) = start_budgets(&settings, &shutdown)?;
     if let Some(listener) = bound.socket {
         log::info(&format!("listening on {}", listener.path().display()));
         sources.push(
@@ -170,6 +171,7 @@ pub fn run_with_stats(
                 tuning: settings.tuning.clone(),
                 shutdown: shutdown.clone(),
                 decisions: decisions.clone(),
+                budgets: budget_answerer,
             }
             .spawn()?,
         );
@@ -207,7 +209,6 @@ pub fn run_with_stats(
     }
     // The writer stops once every source has dropped its queue handle.
     drop(queue);
-    let (budget_verdicts, budget_thread) = start_budgets(&settings, &shutdown)?;
     let approvals = approvals::Approvals::start(&settings, decisions.clone())?;
     let away_thread = match &approvals {
         Some(approvals) => Some(approvals::mirror_away(
@@ -267,14 +268,29 @@ pub fn run_with_stats(
     Ok(())
 }
 
-/// Starts the budget thread when budgets are configured; its verdicts are
-/// what the HTTP side shows and the sources answer hooks with.
-fn start_budgets(
-    settings: &Settings,
-    shutdown: &Arc<AtomicBool>,
-) -> Result<(Option<Arc<budgets::Verdicts>>, Option<std::thread::JoinHandle<()>>), String> {
+/// What [`start_budgets`] starts: the verdicts (for the HTTP side), the
+/// socket's signer, and the thread.
+type BudgetParts = (
+    Option<Arc<budgets::BudgetControl>>,
+    Option<Arc<budgets::Answerer>>,
+    Option<std::thread::JoinHandle<()>>,
+);
+
+/// Starts the budget thread when budgets are configured, with the shared
+/// key (created at the first start, as for approvals) that signs the
+/// verdicts hooks act on.
+fn start_budgets(settings: &Settings, shutdown: &Arc<AtomicBool>) -> Result<BudgetParts, String> {
     if settings.budgets.is_empty() {
-        return Ok((None, None));
+        return Ok((None, None, None));
+    }
+    let key_file = &settings.approvals.key_file;
+    let (key, created) = hooktrail_shared::signed::Key::load_or_create(key_file)
+        .map_err(|error| format!("budgets: {error}"))?;
+    if created {
+        log::info(&format!(
+            "budgets: created the shared key {} (copy it, 0600, to other machines whose hooks should enforce budgets)",
+            key_file.display()
+        ));
     }
     let verdicts = Arc::new(budgets::Verdicts::default());
     let thread = budgets::BudgetThread {
@@ -282,10 +298,20 @@ fn start_budgets(
         budgets: settings.budgets.clone(),
         verdicts: verdicts.clone(),
         shutdown: shutdown.clone(),
+        mirror: settings.redis.clone().map(|config| (config, key.clone())),
     }
     .spawn()?;
     log::info(&format!("budgets: {} configured", settings.budgets.list.len()));
-    Ok((Some(verdicts), Some(thread)))
+    let answerer = Arc::new(budgets::Answerer {
+        verdicts: verdicts.clone(),
+        key,
+    });
+    let control = Arc::new(budgets::BudgetControl {
+        verdicts,
+        budgets: settings.budgets.clone(),
+        grants: std::sync::Mutex::new(store::spend::GrantStore::open(&settings.database)?),
+    });
+    Ok((Some(control), Some(answerer), Some(thread)))
 }
 
 /// `import [DIR]`: imports the transcripts, prints the summary line on

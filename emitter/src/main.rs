@@ -35,6 +35,7 @@
 #![cfg_attr(not(test), no_main)]
 
 mod breaker;
+mod budget;
 mod check;
 mod cli;
 mod deadline;

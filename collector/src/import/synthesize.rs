@@ -1002,6 +1002,7 @@ impl<'j> FileState<'j> {
             usage: None,
             redactions: None,
             wait_until: None,
+            budget_check: false,
             payload: raw,
         };
         let mut event =

@@ -2,10 +2,63 @@
 //! each budget instance with its spend, limit and standing, read from the
 //! budget thread's latest snapshot (no database read here).
 
+use serde::Deserialize;
 use serde_json::{json, Value};
+use tiny_http::{Method, Request};
 
-use crate::budgets::{InstanceVerdict, Snapshot};
-use crate::serve::gate::ApiResponse;
+use crate::approvals::Role;
+use crate::budgets::{GrantRefused, InstanceVerdict, Snapshot};
+use crate::serve::approvals::{caller, post_allowed, read_body};
+use crate::serve::gate::{respond, ApiResponse, Shared};
+
+/// `POST /api/budgets/grant` `{"budget","subject","usd","reason"}`: an
+/// approver lets one budget instance spend `usd` more in its current
+/// window (for a session budget, the session's whole life).
+pub(crate) const GRANT_ROUTE: &str = "/api/budgets/grant";
+
+/// The grant's body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantBody {
+    budget: String,
+    #[serde(default)]
+    subject: String,
+    usd: f64,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Serves [`GRANT_ROUTE`]: the caller and `Origin` rules of the approval
+/// routes, then the grant.
+pub(crate) fn grant(mut request: Request, shared: &Shared) {
+    let answer = (|| {
+        let (name, role) = caller(&request, shared).ok_or_else(|| {
+            ApiResponse::error(401, "this collector needs its token: send `Authorization: Bearer TOKEN`")
+        })?;
+        if *request.method() != Method::Post {
+            return Err(ApiResponse::error(405, "use POST to grant"));
+        }
+        post_allowed(&request, shared)?;
+        if role != Role::Approver {
+            return Err(ApiResponse::error(403, "this token may read but not grant (role viewer)"));
+        }
+        let control = shared.context.budgets.clone().ok_or_else(|| {
+            ApiResponse::error(404, "no budget is configured on this collector")
+        })?;
+        let body: GrantBody = serde_json::from_slice(&read_body(&mut request)?)
+            .map_err(|error| ApiResponse::error(400, &format!("bad grant: {error}")))?;
+        let reason: String = body.reason.chars().take(500).collect();
+        match control.grant(&body.budget, &body.subject, body.usd, &name, &reason) {
+            Ok(Ok(())) => Ok(ApiResponse::json(&json!({
+                "granted": {"budget": body.budget, "subject": body.subject, "usd": body.usd, "by": name}
+            }))),
+            Ok(Err(GrantRefused::UnknownBudget)) => Err(ApiResponse::error(404, "no budget by that name")),
+            Ok(Err(GrantRefused::Invalid(why))) => Err(ApiResponse::error(400, why)),
+            Err(error) => Err(ApiResponse::error(503, &format!("cannot record the grant: {error}"))),
+        }
+    })();
+    respond(request, answer.unwrap_or_else(|refusal| refusal));
+}
 
 /// One instance as the API shows it.
 fn instance_json(instance: &InstanceVerdict) -> Value {

@@ -331,6 +331,9 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
     }
     let url = request.url().to_owned();
     let (path, query_string) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    if path == budgets::GRANT_ROUTE {
+        return budgets::grant(request, shared);
+    }
     if approvals::owns(path) {
         return approvals::handle(request, path, query_string, shared);
     }
@@ -364,7 +367,7 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
     let answer = match path {
         "/api/health" => metrics::health(&context.stats, &context.hub, &context.database),
         "/api/budgets" => {
-            let snapshot = context.budgets.as_ref().map(|verdicts| verdicts.snapshot());
+            let snapshot = context.budgets.as_ref().map(|control| control.verdicts.snapshot());
             match crate::query::parse_pairs(query_string, &["session"]) {
                 Ok(pairs) => {
                     let session = pairs.first().map(|(_, value)| value.as_str());
@@ -382,8 +385,8 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
                 .map(|open| (open, context.quiet_after.as_millis() as i64));
             let mut answer =
                 metrics::metrics(&context.stats, &context.hub, &context.database, reader);
-            if let Some(verdicts) = &context.budgets {
-                budgets::push_metrics(&mut answer.body, &verdicts.snapshot());
+            if let Some(control) = &context.budgets {
+                budgets::push_metrics(&mut answer.body, &control.verdicts.snapshot());
             }
             answer
         }

@@ -85,3 +85,74 @@ pub(crate) fn grants(connection: &Connection) -> rusqlite::Result<Vec<(String, S
     let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?;
     rows.collect()
 }
+
+/// One grant an approver made (issue 19, "Override").
+#[derive(Debug, Clone)]
+pub(crate) struct Grant<'a> {
+    /// The budget's name.
+    pub(crate) budget: &'a str,
+    /// The instance it raises: a session id, a machine, or "".
+    pub(crate) subject: &'a str,
+    /// The window it applies to (0 for a session's lifetime).
+    pub(crate) window_start: i64,
+    /// How much more may be spent, USD.
+    pub(crate) usd: f64,
+    /// The approver's token name.
+    pub(crate) granted_by: &'a str,
+    /// Why, as typed.
+    pub(crate) reason: &'a str,
+    /// Now (unix ms).
+    pub(crate) now: i64,
+}
+
+/// The connection grants are recorded with: rare writes from HTTP threads,
+/// beside the writer's connection, like the decisions' store.
+pub(crate) struct GrantStore {
+    /// Its own read-write connection (WAL, busy timeout).
+    connection: Connection,
+}
+
+impl GrantStore {
+    /// Opens the database (created and migrated by the writer's `open`).
+    pub(crate) fn open(path: &std::path::Path) -> Result<GrantStore, String> {
+        Ok(GrantStore {
+            connection: crate::store::writer::open(path)?,
+        })
+    }
+
+    /// Records a grant and its line in the audit trail (`decisions`, kind
+    /// `budget_grant`), in one transaction.
+    pub(crate) fn record(&mut self, grant: &Grant) -> rusqlite::Result<()> {
+        let transaction = self.connection.transaction()?;
+        transaction.execute(
+            "INSERT INTO budget_grants (budget, subject, window_start, usd, granted_by, reason, granted_at)
+             VALUES (:budget, :subject, :window_start, :usd, :granted_by, :reason, :now)",
+            named_params! {
+                ":budget": grant.budget,
+                ":subject": grant.subject,
+                ":window_start": grant.window_start,
+                ":usd": grant.usd,
+                ":granted_by": grant.granted_by,
+                ":reason": grant.reason,
+                ":now": grant.now,
+            },
+        )?;
+        let id = transaction.last_insert_rowid();
+        transaction.execute(
+            "INSERT INTO decisions (event_id, kind, session_id, tool, verdict, reason, decided_by,
+                                    requested_at, decided_at, expires_at, delivered)
+             VALUES (:event_id, 'budget_grant', :session_id, :budget, :verdict, :reason,
+                     :granted_by, :now, :now, :now, NULL)",
+            named_params! {
+                ":event_id": format!("grant:{id}"),
+                ":session_id": (!grant.subject.is_empty()).then_some(grant.subject),
+                ":budget": grant.budget,
+                ":verdict": format!("+{:.2} USD", grant.usd),
+                ":reason": grant.reason,
+                ":granted_by": grant.granted_by,
+                ":now": grant.now,
+            },
+        )?;
+        transaction.commit()
+    }
+}
