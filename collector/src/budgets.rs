@@ -92,10 +92,46 @@ pub(crate) struct Snapshot {
 impl Snapshot {
     /// The refusal for an event of `session_id` on `machine`, if any.
     pub(crate) fn refusal_for(&self, session_id: &str, machine: &str) -> Option<&Refusal> {
-        self.sessions
-            .get(session_id)
-            .or_else(|| self.machines.get(machine))
-            .or(self.everywhere.as_ref())
+        self.refusal_with_key(session_id, machine).map(|(refusal, _)| refusal)
+    }
+
+    /// [`Snapshot::refusal_for`], with the key its mirror has (`s:ID`,
+    /// `m:NAME` or `*`), which [`RefusalTimes`] keeps the start of.
+    fn refusal_with_key(&self, session_id: &str, machine: &str) -> Option<(&Refusal, String)> {
+        if let Some(refusal) = self.sessions.get(session_id) {
+            return Some((refusal, format!("s:{session_id}")));
+        }
+        if let Some(refusal) = self.machines.get(machine) {
+            return Some((refusal, format!("m:{machine}")));
+        }
+        self.everywhere.as_ref().map(|refusal| (refusal, "*".to_owned()))
+    }
+
+    /// Every refusal's key (see [`Snapshot::refusal_with_key`]).
+    fn refusal_keys(&self) -> impl Iterator<Item = String> + '_ {
+        let sessions = self.sessions.keys().map(|id| format!("s:{id}"));
+        let machines = self.machines.keys().map(|name| format!("m:{name}"));
+        sessions
+            .chain(machines)
+            .chain(self.everywhere.iter().map(|_| "*".to_owned()))
+    }
+}
+
+/// When each refusal in force began (unix ms), by its key: an event made
+/// before its refusal began was not refused by its hook.
+#[derive(Debug, Default)]
+struct RefusalTimes {
+    /// Start of each refusal in force.
+    since: HashMap<String, i64>,
+}
+
+impl RefusalTimes {
+    fn update(&mut self, snapshot: &Snapshot) {
+        let keys: Vec<String> = snapshot.refusal_keys().collect();
+        self.since.retain(|key, _| keys.contains(key));
+        for key in keys {
+            self.since.entry(key).or_insert(snapshot.computed_at);
+        }
     }
 }
 
@@ -104,6 +140,9 @@ impl Snapshot {
 pub struct Verdicts {
     /// The latest snapshot; replaced whole, so readers never see half of one.
     current: RwLock<Arc<Snapshot>>,
+    /// Events refused by their hooks, per budget, since the start
+    /// (`hooktrail_budget_denials_total`).
+    denials: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Verdicts {
@@ -113,6 +152,17 @@ impl Verdicts {
             .read()
             .map(|guard| guard.clone())
             .unwrap_or_default()
+    }
+
+    /// The refusals counted per budget since the start.
+    pub(crate) fn denials(&self) -> Vec<(String, u64)> {
+        let counts = self.denials.lock().unwrap_or_else(|poison| poison.into_inner());
+        counts.iter().map(|(name, count)| (name.clone(), *count)).collect()
+    }
+
+    fn count_denial(&self, budget: &str) {
+        let mut counts = self.denials.lock().unwrap_or_else(|poison| poison.into_inner());
+        *counts.entry(budget.to_owned()).or_default() += 1;
     }
 
     fn replace(&self, snapshot: Snapshot) {
@@ -265,6 +315,11 @@ impl BudgetThread {
             .mirror
             .as_ref()
             .map(|(config, key)| RedisMirror::new(config, key));
+        let mut audit = Audit {
+            store: spend::GrantStore::open(&self.database).ok(),
+            after: None,
+            times: RefusalTimes::default(),
+        };
         while !self.shutdown.load(Ordering::Relaxed) {
             if connection.is_none() {
                 connection = read::open_read_only(&self.database).ok();
@@ -279,6 +334,8 @@ impl BudgetThread {
                             if let Some(mirror) = mirror.as_mut() {
                                 mirror.publish(&snapshot);
                             }
+                            audit.times.update(&snapshot);
+                            audit.record(open, &snapshot, &self.verdicts);
                             self.verdicts.replace(snapshot);
                             last_version = version;
                             last_compute = Instant::now();
@@ -294,6 +351,62 @@ impl BudgetThread {
             // per tick on a connection of its own.
             #[allow(clippy::disallowed_methods)]
             std::thread::sleep(POLL);
+        }
+    }
+}
+
+/// Records which guarded events their hooks refused (DESIGN §6 `decisions`,
+/// kind `budget`): the timeline marks them and `/metrics` counts them.
+///
+/// The hook refuses on the verdict it read during its delivery, which is
+/// the one in force when the event was made; so an event is recorded as
+/// refused when a refusing verdict for it had begun by the event's time.
+/// A verdict that began within the same few milliseconds may be
+/// attributed either way: the record is an audit of what the verdicts
+/// said, the hook's own output is what Claude Code obeyed.
+struct Audit {
+    /// Where refusals are recorded; `None` when it cannot be opened.
+    store: Option<spend::GrantStore>,
+    /// The last event seq looked at; `None` before the first look (which
+    /// starts from the newest event: older ones were audited before).
+    after: Option<i64>,
+    /// When each refusal began.
+    times: RefusalTimes,
+}
+
+impl Audit {
+    fn record(&mut self, connection: &rusqlite::Connection, snapshot: &Snapshot, verdicts: &Verdicts) {
+        let after = match self.after {
+            Some(after) => after,
+            None => {
+                self.after = spend::newest_seq(connection).ok();
+                return;
+            }
+        };
+        let Ok(events) = spend::guarded_events_after(connection, after) else {
+            return;
+        };
+        for event in &events {
+            self.after = Some(event.seq);
+            let Some((refusal, key)) = snapshot.refusal_with_key(&event.session_id, &event.machine)
+            else {
+                continue;
+            };
+            let began = self.times.since.get(&key).copied().unwrap_or(i64::MAX);
+            let refused = match (event.hook.as_str(), refusal.action) {
+                (_, Action::Deny) => "deny",
+                ("PreToolUse", Action::Ask) => "ask",
+                _ => continue,
+            };
+            if began > event.ts {
+                continue;
+            }
+            verdicts.count_denial(&refusal.budget);
+            if let Some(store) = self.store.as_mut() {
+                if let Err(error) = store.record_refusal(event, refused, &refusal.budget, &refusal.reason) {
+                    log::warn(&format!("budgets: cannot record a refusal: {error}"));
+                }
+            }
         }
     }
 }

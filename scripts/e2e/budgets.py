@@ -204,6 +204,12 @@ class World:
                              (session,)).fetchone()
         return row[0] if row else 0.0
 
+    def metrics(self):
+        request = urllib.request.Request("http://127.0.0.1:%d/metrics" % self.http_port,
+                                         headers={"Host": "127.0.0.1:%d" % self.http_port})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read().decode()
+
     def model_requests(self):
         """Requests of the main loop (those that carry tools) the fake API got."""
         with open(os.path.join(self.dir, "requests.jsonl")) as f:
@@ -260,6 +266,18 @@ def session_budget(options, mode, checks):
         status, answer = world.api("GET", "/api/budgets?session=" + session)
         checks.check("/api/budgets shows the session over", status == 200 and (answer or {}).get(
             "refusal", {}) and answer["refusal"]["budget"] == "per-session", repr(answer)[:200])
+        timeline = wait_for(lambda: (lambda t: t if any(
+            m[1] == "BudgetRefused" for m in (t or {}).get("markers", [])) else None)(
+            world.api("GET", "/api/sessions/%s/timeline" % session)[1]), 10) or {}
+        denied_spans = [span for span in timeline.get("spans", []) if span[5] == "denied"]
+        reasons = [m[4] for m in timeline.get("markers", []) if m[1] == "BudgetRefused"]
+        checks.check("the timeline shows the refused calls as denied, with the reason",
+                     len(denied_spans) >= 1 and all(SESSION_REASON in r for r in reasons),
+                     "%d denied spans, reasons %r" % (len(denied_spans), reasons[:1]))
+        metrics = world.metrics()
+        checks.check("/metrics counts the refusals",
+                     'hooktrail_budget_denials_total{budget="per-session"}' in metrics,
+                     [l for l in metrics.splitlines() if "budget_denials" in l][-1:].__repr__())
         requests_before = world.model_requests()
         _, out = world.claude("one more thing", resume=session)
         requests_after = world.model_requests()

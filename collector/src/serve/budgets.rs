@@ -103,7 +103,7 @@ pub(crate) fn list(snapshot: &Snapshot, session: Option<&str>) -> ApiResponse {
 /// `hooktrail_budget_limit_usd{budget}`: per budget, the largest instance
 /// (the session nearest its limit, the machine that spent most), so the
 /// series count is the number of budgets, not of sessions.
-pub(crate) fn push_metrics(out: &mut String, snapshot: &Snapshot) {
+pub(crate) fn push_metrics(out: &mut String, snapshot: &Snapshot, denials: &[(String, u64)]) {
     let mut largest: Vec<(&str, f64, f64)> = Vec::new();
     for instance in &snapshot.instances {
         let share = instance.verdict.spent / instance.verdict.limit.max(f64::MIN_POSITIVE);
@@ -119,6 +119,11 @@ pub(crate) fn push_metrics(out: &mut String, snapshot: &Snapshot) {
     out.push_str("# TYPE hooktrail_budget_spent_usd gauge\n");
     for (name, spent, _) in &largest {
         out.push_str(&format!("hooktrail_budget_spent_usd{{budget=\"{name}\"}} {spent}\n"));
+    }
+    out.push_str("# HELP hooktrail_budget_denials_total Tool calls and prompts refused by each budget.\n");
+    out.push_str("# TYPE hooktrail_budget_denials_total counter\n");
+    for (name, count) in denials {
+        out.push_str(&format!("hooktrail_budget_denials_total{{budget=\"{name}\"}} {count}\n"));
     }
     out.push_str("# HELP hooktrail_budget_limit_usd Limit of each budget's fullest instance, grants included.\n");
     out.push_str("# TYPE hooktrail_budget_limit_usd gauge\n");

@@ -386,7 +386,11 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
             let mut answer =
                 metrics::metrics(&context.stats, &context.hub, &context.database, reader);
             if let Some(control) = &context.budgets {
-                budgets::push_metrics(&mut answer.body, &control.verdicts.snapshot());
+                budgets::push_metrics(
+                    &mut answer.body,
+                    &control.verdicts.snapshot(),
+                    &control.verdicts.denials(),
+                );
             }
             answer
         }

@@ -86,6 +86,69 @@ pub(crate) fn grants(connection: &Connection) -> rusqlite::Result<Vec<(String, S
     rows.collect()
 }
 
+/// A guarded event (`PreToolUse`, `UserPromptSubmit`) stored after `after`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct GuardedEvent {
+    /// Its cursor.
+    pub(crate) seq: i64,
+    /// Its id (the audit row's key).
+    pub(crate) id: String,
+    /// Its session.
+    pub(crate) session_id: String,
+    /// Its machine.
+    pub(crate) machine: String,
+    /// `PreToolUse` or `UserPromptSubmit`.
+    pub(crate) hook: String,
+    /// The tool, for a `PreToolUse`.
+    pub(crate) tool: Option<String>,
+    /// When the hook ran (unix ms).
+    pub(crate) ts: i64,
+}
+
+/// The newest event's seq (0 for an empty database).
+pub(crate) fn newest_seq(connection: &Connection) -> rusqlite::Result<i64> {
+    connection.query_row("SELECT COALESCE(max(seq), 0) FROM events", [], |row| row.get(0))
+}
+
+/// Up to 1,000 guarded events after `after`, oldest first.
+pub(crate) fn guarded_events_after(
+    connection: &Connection,
+    after: i64,
+) -> rusqlite::Result<Vec<GuardedEvent>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT seq, id, COALESCE(session_id, ''), machine, hook, tool, ts FROM events
+         WHERE seq > :after AND hook IN ('PreToolUse', 'UserPromptSubmit')
+         ORDER BY seq LIMIT 1000",
+    )?;
+    let rows = statement.query_map(named_params! {":after": after}, |row| {
+        Ok(GuardedEvent {
+            seq: row.get(0)?,
+            id: row.get(1)?,
+            session_id: row.get(2)?,
+            machine: row.get(3)?,
+            hook: row.get(4)?,
+            tool: row.get(5)?,
+            ts: row.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The budget refusals of one session's events, by seq, for the timeline.
+pub(crate) fn refused_events(
+    connection: &Connection,
+    session_id: &str,
+) -> rusqlite::Result<Vec<(i64, String)>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT e.seq, COALESCE(d.reason, '') FROM decisions AS d JOIN events AS e ON e.id = d.event_id
+         WHERE d.kind = 'budget' AND d.session_id = :session_id ORDER BY e.seq",
+    )?;
+    let rows = statement.query_map(named_params! {":session_id": session_id}, |row| {
+        Ok((row.get(0)?, row.get(1)?))
+    })?;
+    rows.collect()
+}
+
 /// One grant an approver made (issue 19, "Override").
 #[derive(Debug, Clone)]
 pub(crate) struct Grant<'a> {
@@ -118,6 +181,35 @@ impl GrantStore {
         Ok(GrantStore {
             connection: crate::store::writer::open(path)?,
         })
+    }
+
+    /// Records that the hook of `event` refused it for `budget`, in the audit
+    /// trail (`decisions`, kind `budget`); once per event.
+    pub(crate) fn record_refusal(
+        &mut self,
+        event: &GuardedEvent,
+        verdict: &str,
+        budget: &str,
+        reason: &str,
+    ) -> rusqlite::Result<()> {
+        self.connection.execute(
+            "INSERT OR IGNORE INTO decisions (event_id, kind, session_id, machine, tool, verdict,
+                                              reason, decided_by, requested_at, decided_at,
+                                              expires_at, delivered)
+             VALUES (:event_id, 'budget', :session_id, :machine, :tool, :verdict, :reason,
+                     :decided_by, :ts, :ts, :ts, 'hook')",
+            named_params! {
+                ":event_id": event.id,
+                ":session_id": event.session_id,
+                ":machine": event.machine,
+                ":tool": event.tool.as_deref().unwrap_or(&event.hook),
+                ":verdict": verdict,
+                ":reason": reason,
+                ":decided_by": format!("budget:{budget}"),
+                ":ts": event.ts,
+            },
+        )?;
+        Ok(())
     }
 
     /// Records a grant and its line in the audit trail (`decisions`, kind
