@@ -136,3 +136,110 @@ fn a_budget_entry_with_a_typo_is_named_in_the_log_and_the_rest_still_hold() {
         collector.log_text()
     );
 }
+
+/// Runs the real emitter on `payload` with the collector's config and key
+/// (its `XDG_CONFIG_HOME`), delivering to `redis_url` when given, else to
+/// the collector's socket; returns what it printed on stdout.
+fn emit_capturing(collector: &Collector, payload: &Value, redis_url: Option<&str>) -> String {
+    let emitter = std::path::Path::new(env!("CARGO_BIN_EXE_hooktrail-collector"))
+        .with_file_name("hooktrail-emit");
+    let mut command = std::process::Command::new(emitter);
+    command
+        .env_clear()
+        .env("HOME", &collector.dir)
+        .env("XDG_CONFIG_HOME", collector.dir.join("config"))
+        .env("XDG_STATE_HOME", collector.dir.join("emitter-state"))
+        .env("HOOKTRAIL_SOCKET", &collector.socket)
+        .env("HOOKTRAIL_SPOOL_DIR", collector.dir.join("emitter-spool"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    if let Some(url) = redis_url {
+        command.env("HOOKTRAIL_REDIS_URL", url);
+    }
+    let mut child = command.spawn().expect("run hooktrail-emit");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), payload.to_string().as_bytes()).unwrap();
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn pre_tool_use(session: &str) -> Value {
+    json!({"session_id": session, "hook_event_name": "PreToolUse", "cwd": "/home/dev/acme",
+           "tool_name": "Bash", "tool_use_id": "toolu_1", "tool_input": {"command": "touch x"}})
+}
+
+#[test]
+fn a_hook_refuses_a_tool_call_and_a_prompt_only_once_its_session_is_over_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let (collector, port) = start_with_budgets(
+        dir.path(),
+        json!([{"name": "per-session", "scope": "session", "usd": 0.05}]),
+    );
+    assert_eq!(emit_capturing(&collector, &pre_tool_use("s"), None), "", "under budget: no output");
+    send_lines(&collector.socket, &[stop_with_usage("s", "box", "r1", 20_000)]);
+    wait_until("session s refused", Duration::from_secs(10), || {
+        budgets_json(port, "?session=s")["refusal"]["budget"] == "per-session"
+    });
+    let printed: Value = serde_json::from_str(&emit_capturing(&collector, &pre_tool_use("s"), None))
+        .expect("the hook prints Claude Code's PreToolUse output");
+    assert_eq!(printed["hookSpecificOutput"]["permissionDecision"], "deny");
+    assert_eq!(
+        printed["hookSpecificOutput"]["permissionDecisionReason"],
+        "hooktrail: session budget $0.05 reached ($0.06 spent)"
+    );
+    let prompt = json!({"session_id": "s", "hook_event_name": "UserPromptSubmit", "prompt": "more"});
+    let blocked: Value = serde_json::from_str(&emit_capturing(&collector, &prompt, None)).unwrap();
+    assert_eq!(blocked["decision"], "block");
+    // Another session and every other event pass untouched.
+    assert_eq!(emit_capturing(&collector, &pre_tool_use("other"), None), "");
+    let post = json!({"session_id": "s", "hook_event_name": "PostToolUse", "tool_name": "Bash"});
+    assert_eq!(emit_capturing(&collector, &post, None), "");
+}
+
+#[test]
+fn a_forged_or_expired_verdict_in_redis_is_ignored_and_a_signed_one_is_obeyed() {
+    let redis = hooktrail_testkit::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (collector, _port) = start_with_budgets(
+        dir.path(),
+        json!([{"name": "per-session", "scope": "session", "usd": 100}]),
+    );
+    let key_file = dir.path().join("config/hooktrail/approvals.key");
+    wait_until("the collector creates the key", Duration::from_secs(10), || key_file.exists());
+    let key = hooktrail_shared::signed::Key::load(&key_file).unwrap();
+    let verdict = |key: &hooktrail_shared::signed::Key, subject: &str, exp: u64| {
+        hooktrail_shared::signed::SignedMessage::sign(
+            key,
+            hooktrail_shared::signed::Unsigned {
+                kind: hooktrail_shared::signed::Kind::Budget,
+                event_id: String::new(),
+                session_id: subject.to_owned(),
+                input_hash: String::new(),
+                verdict: hooktrail_shared::signed::Verdict::Deny,
+                reason: "hooktrail: test budget reached".to_owned(),
+                by: "budget:test".to_owned(),
+                exp,
+            },
+        )
+        .to_line()
+    };
+    let later = (ui_support::now_millis() + 60_000) as u64;
+    let stranger = hooktrail_shared::signed::Key::generate();
+    let slot = "hooktrail:events:verdict:session:r";
+    for (line, obeyed) in [
+        (verdict(&stranger, "r", later), false),
+        (verdict(&key, "r", 1), false),
+        (verdict(&key, "another-session", later), false),
+        (verdict(&key, "r", later), true),
+    ] {
+        redis.command(&["SET", slot, &line]);
+        let printed = emit_capturing(&collector, &pre_tool_use("r"), Some(&redis.url()));
+        assert_eq!(!printed.is_empty(), obeyed, "{line} gave {printed:?}");
+    }
+    // A machine-wide verdict read from the session's slot is not the session's.
+    let machine = hostname::get().unwrap().to_string_lossy().into_owned();
+    redis.command(&["SET", slot, &verdict(&key, &format!("machine:{machine}"), later)]);
+    assert_eq!(emit_capturing(&collector, &pre_tool_use("r"), Some(&redis.url())), "");
+}
