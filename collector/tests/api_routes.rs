@@ -334,8 +334,32 @@ fn the_page_and_its_assets_are_served_with_their_types() {
             "{path}"
         );
     }
+    // The page is native ES modules: every module in ui/ is served as
+    // JavaScript, byte for byte, so none is left out of http.rs's table.
+    let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+    for entry in std::fs::read_dir(&ui).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".js") {
+            continue;
+        }
+        let reply = server.get(&format!("/{name}"));
+        assert_eq!(reply.status, 200, "{name} is served");
+        assert!(
+            reply.header("Content-Type").unwrap().starts_with("text/javascript"),
+            "{name}"
+        );
+        assert_eq!(
+            reply.body,
+            std::fs::read_to_string(ui.join(&name)).unwrap(),
+            "{name}"
+        );
+    }
     let page = server.get("/");
     assert!(!page.body.contains("<script>"), "no inline script");
+    assert!(
+        page.body.contains(r#"<script type="module" src="/app.js">"#),
+        "the page loads its modules from app.js"
+    );
     assert!(
         !page.body.contains("http://") && !page.body.contains("https://"),
         "no CDN"

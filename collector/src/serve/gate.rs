@@ -8,8 +8,9 @@
 //!    `localhost:PORT`, `[::1]:PORT`, this machine's hostname with the port,
 //!    or the bound address), else 403: this stops DNS rebinding.
 //! 2. Only `GET` (405 otherwise).
-//! 3. With a token, every route but the page shell (`/`, `/app.js`,
-//!    `/app.css`, `/favicon.svg`) needs `Authorization: Bearer TOKEN`, else
+//! 3. With a token, every route but the page shell (`/`, its scripts and
+//!    style sheet, `/favicon.svg`: `http.rs`'s `PAGE_FILES`) needs
+//!    `Authorization: Bearer TOKEN`, else
 //!    401. Browsers cannot set headers on a WebSocket, so `/ws` also accepts
 //!    `?token=TOKEN`. The page reads the token once from its URL fragment
 //!    (`http://host:7717/#token=TOKEN`, never sent to the server) and keeps it

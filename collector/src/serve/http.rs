@@ -65,10 +65,63 @@ const LIVENESS_CHECK_EVERY: Duration = Duration::from_millis(500);
 /// that long.
 const ACCEPT_POKE_EVERY: Duration = Duration::from_secs(10);
 
-const INDEX_HTML: &str = include_str!("../../ui/index.html");
-const APP_JS: &str = include_str!("../../ui/app.js");
-const APP_CSS: &str = include_str!("../../ui/app.css");
-const FAVICON_SVG: &str = include_str!("../../ui/favicon.svg");
+/// One file of the page, embedded in the binary and served without the
+/// token (the page shell: it holds no data).
+struct PageFile {
+    /// The path it is served at.
+    path: &'static str,
+    /// Its content, from `collector/ui/`.
+    body: &'static str,
+    /// Its `Content-Type`: module scripts must be served as JavaScript.
+    content_type: &'static str,
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const SVG: &str = "image/svg+xml";
+
+/// Declares the page's files: `"/path" => "file in ui/", content type`.
+macro_rules! page_files {
+    ($($path:literal => $file:literal, $content_type:expr;)*) => {
+        &[$(PageFile {
+            path: $path,
+            body: include_str!(concat!("../../ui/", $file)),
+            content_type: $content_type,
+        },)*]
+    };
+}
+
+/// Every file of the page, one row each: the one place a new module is
+/// added (the page is native ES modules, with no build step).
+const PAGE_FILES: &[PageFile] = page_files! {
+    "/" => "index.html", HTML;
+    "/index.html" => "index.html", HTML;
+    "/app.css" => "app.css", CSS;
+    "/favicon.svg" => "favicon.svg", SVG;
+    "/favicon.ico" => "favicon.svg", SVG;
+    "/app.js" => "app.js", JAVASCRIPT;
+    "/api.js" => "api.js", JAVASCRIPT;
+    "/detail.js" => "detail.js", JAVASCRIPT;
+    "/edits.js" => "edits.js", JAVASCRIPT;
+    "/feed.js" => "feed.js", JAVASCRIPT;
+    "/filters.js" => "filters.js", JAVASCRIPT;
+    "/format.js" => "format.js", JAVASCRIPT;
+    "/health.js" => "health.js", JAVASCRIPT;
+    "/live.js" => "live.js", JAVASCRIPT;
+    "/overview.js" => "overview.js", JAVASCRIPT;
+    "/route.js" => "route.js", JAVASCRIPT;
+    "/session.js" => "session.js", JAVASCRIPT;
+    "/sessions.js" => "sessions.js", JAVASCRIPT;
+    "/timeline.js" => "timeline.js", JAVASCRIPT;
+    "/budgets.js" => "budgets.js", JAVASCRIPT;
+};
+
+/// The page file served at `path`, if any.
+fn page_file(path: &str) -> Option<&'static PageFile> {
+    PAGE_FILES.iter().find(|file| file.path == path)
+}
+
 
 /// The HTTP server thread: everything it needs, by name.
 /// [`HttpServer::spawn`] starts it.
@@ -340,16 +393,8 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
     if *request.method() != Method::Get {
         return respond(request, ApiResponse::error(405, "only GET is served"));
     }
-    match path {
-        "/" | "/index.html" => {
-            return respond_static(request, INDEX_HTML, "text/html; charset=utf-8")
-        }
-        "/app.js" => return respond_static(request, APP_JS, "text/javascript; charset=utf-8"),
-        "/app.css" => return respond_static(request, APP_CSS, "text/css; charset=utf-8"),
-        "/favicon.svg" | "/favicon.ico" => {
-            return respond_static(request, FAVICON_SVG, "image/svg+xml")
-        }
-        _ => {}
+    if let Some(file) = page_file(path) {
+        return respond_static(request, file.body, file.content_type);
     }
     if path == "/ws" {
         return ws::start(request, query_string, shared);

@@ -1,0 +1,82 @@
+// A session's timeline in plain SVG: one lane per agent, tool calls as
+// spans, permission waits and compactions shaded, prompts and stops as
+// markers. Every shape carries its event's seq, so a click opens it.
+
+import { api } from "./api.js";
+import { duration, short, svg } from "./format.js";
+
+const LANE = 24, AXIS = 22, LABEL = 110;
+
+const $ = { box: document.getElementById("timeline") };
+
+// A round tick step (1, 2 or 5 times a power of ten, or whole minutes and hours).
+function niceStep(raw) {
+  const steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 15000, 30000, 60000, 120000, 300000,
+    600000, 900000, 1800000, 3600000, 7200000, 21600000, 43200000, 86400000];
+  return steps.find((step) => step >= raw) || Math.ceil(raw / 86400000) * 86400000;
+}
+
+function drawAxis(root, x, t0, t1, height) {
+  // About six ticks, each labelled with its offset from the start.
+  const step = niceStep((t1 - t0) / 6);
+  for (let t = 0; t <= t1 - t0; t += step) {
+    root.appendChild(svg("line", { x1: x(t0 + t), x2: x(t0 + t), y1: AXIS - 4, y2: height, class: "grid" }));
+    root.appendChild(svg("text", { x: x(t0 + t) + 2, y: AXIS - 8, class: "tick" }, duration(t)));
+  }
+}
+
+function drawLanes(root, x, t1, lanes) {
+  lanes.forEach((lane, index) => {
+    const y = AXIS + index * LANE;
+    root.appendChild(svg("text", { x: 4, y: y + 15, class: "lane-label" }, index ? lane.label + " " + short(lane.agent_id) : "main"));
+    if (index && lane.started_ts) {
+      const life = svg("rect", { x: x(lane.started_ts), y: y + 2, width: Math.max(1, x(lane.stopped_ts || t1) - x(lane.started_ts)), height: LANE - 4, class: "life" });
+      life.appendChild(svg("title", {}, lane.label + " " + lane.agent_id + " · " + duration((lane.stopped_ts || t1) - lane.started_ts)));
+      root.appendChild(life);
+    }
+  });
+}
+
+function drawSpans(root, x, t1, spans) {
+  for (const [lane, kind, label, start, end, outcome, seq] of spans) {
+    const y = AXIS + lane * LANE;
+    const shaded = kind !== "tool";
+    const rect = svg("rect", { x: x(start), y: shaded ? y + 1 : y + 6, width: Math.max(2, x(end ?? t1) - x(start)),
+      height: shaded ? LANE - 2 : LANE - 12, class: "span " + kind + " " + outcome });
+    rect.dataset.seq = seq;
+    rect.appendChild(svg("title", {}, (kind === "tool" ? label + " · " + outcome : kind === "permission" ? "waiting for permission: " + (label || "") : "compacting") +
+      " · " + (end === null ? "still open" : duration(end - start)) + " · #" + seq));
+    root.appendChild(rect);
+  }
+}
+
+function drawMarkers(root, x, markers) {
+  for (const [lane, hook, ts, seq, text] of markers) {
+    const y = AXIS + lane * LANE;
+    const cx = x(ts);
+    const kind = hook === "UserPromptSubmit" ? "prompt" : hook === "StopFailure" ? "stop-failed" : "stop";
+    const mark = hook === "UserPromptSubmit"
+      ? svg("path", { d: "M" + (cx - 5) + " " + y + " L" + (cx + 5) + " " + y + " L" + cx + " " + (y + 8) + " Z", class: "marker " + kind })
+      : svg("line", { x1: cx, x2: cx, y1: y + 2, y2: y + LANE - 2, class: "marker " + kind });
+    mark.dataset.seq = seq;
+    mark.appendChild(svg("title", {}, hook + (text ? ": " + text : "") + " · #" + seq));
+    root.appendChild(mark);
+  }
+}
+
+// Draws session `id`'s timeline unless `current()` says the page moved on.
+export async function drawTimeline(id, current) {
+  const data = await api("/api/sessions/" + encodeURIComponent(id) + "/timeline");
+  if (!current()) return;
+  const width = Math.max(400, $.box.clientWidth || 800);
+  const plot = width - LABEL - 10;
+  const t0 = data.start, t1 = Math.max(data.end, t0 + 1);
+  const x = (ts) => LABEL + ((Math.min(Math.max(ts, t0), t1) - t0) / (t1 - t0)) * plot;
+  const height = AXIS + data.lanes.length * LANE + 4;
+  const root = svg("svg", { width, height, class: "timeline", role: "img", "aria-label": "session timeline" });
+  drawAxis(root, x, t0, t1, height);
+  drawLanes(root, x, t1, data.lanes);
+  drawSpans(root, x, t1, data.spans);
+  drawMarkers(root, x, data.markers);
+  $.box.replaceChildren(root);
+}
