@@ -55,6 +55,9 @@ pub(crate) struct NewEvent {
     /// On a `PermissionRequest` whose hook waits for a remote decision: the
     /// envelope's `wait_until` (the writer records it as pending).
     pub(crate) wait_until: Option<i64>,
+    /// The envelope's `budget_check`: the socket's `ok` then carries the
+    /// session's signed refusal, if one applies.
+    pub(crate) budget_check: bool,
 }
 
 /// The collector's redaction rules: the same config file as the emitters'.
@@ -318,6 +321,7 @@ impl NewEvent {
         let search_text = crate::search::searchable_text(&envelope.hook, &payload);
         NewEvent {
             search_text,
+            budget_check: envelope.budget_check,
             wait_until: envelope
                 .wait_until
                 .filter(|_| envelope.hook == "PermissionRequest"),

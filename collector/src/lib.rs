@@ -41,6 +41,7 @@
 //! the integration tests, the benchmarks and the fuzz targets use.
 
 mod alerts;
+mod budgets;
 mod approvals;
 mod cost;
 mod event;
@@ -62,6 +63,7 @@ mod store;
 // benchmarks (`collector/examples`) and the fuzz targets (`fuzz/`) use.
 // Everything else is `pub(crate)`.
 pub use crate::alerts::AlertSettings;
+pub use crate::budgets::BudgetControl;
 pub use crate::approvals::{Approvals, Role};
 pub use crate::cost::PriceTable;
 pub use crate::event::{CommittedEvent, Source};
@@ -201,6 +203,7 @@ pub fn run_with_stats(
     // Before any source accepts: the key exists once a hook can be answered.
     let decisions = Arc::new(socket::DecisionMailbox::default());
     let approvals = approvals::Approvals::start(&settings, decisions.clone())?;
+    let (budget_verdicts, budget_answerer, budget_thread) = start_budgets(&settings, &shutdown)?;
     if let Some(listener) = bound.socket {
         log::info(&format!("listening on {}", listener.path().display()));
         sources.push(
@@ -211,6 +214,7 @@ pub fn run_with_stats(
                 tuning: settings.tuning.clone(),
                 shutdown: shutdown.clone(),
                 decisions: decisions.clone(),
+                budgets: budget_answerer,
             }
             .spawn()?,
         );
@@ -279,6 +283,7 @@ pub fn run_with_stats(
                         quiet_after: settings.quiet_after,
                         waiting_quiet_after: settings.waiting_quiet_after,
                         page: page_auth(&settings),
+                        budgets: budget_verdicts.clone(),
                         approvals,
                     },
                     shutdown: shutdown.clone(),
@@ -308,11 +313,57 @@ pub fn run_with_stats(
     if let Some(thread) = http_thread {
         let _ = thread.join();
     }
-    for thread in [backfill_thread, away_thread].into_iter().flatten() {
+    for thread in [backfill_thread, budget_thread, away_thread].into_iter().flatten() {
         let _ = thread.join();
     }
     log::info("stopped");
     Ok(())
+}
+
+/// What [`start_budgets`] starts: the verdicts (for the HTTP side), the
+/// socket's signer, and the thread.
+type BudgetParts = (
+    Option<Arc<budgets::BudgetControl>>,
+    Option<Arc<budgets::Answerer>>,
+    Option<std::thread::JoinHandle<()>>,
+);
+
+/// Starts the budget thread when budgets are configured, with the shared
+/// key (created at the first start, as for approvals) that signs the
+/// verdicts hooks act on.
+fn start_budgets(settings: &Settings, shutdown: &Arc<AtomicBool>) -> Result<BudgetParts, String> {
+    if settings.budgets.is_empty() {
+        return Ok((None, None, None));
+    }
+    let key_file = &settings.approvals.key_file;
+    let (key, created) = hooktrail_shared::signed::Key::load_or_create(key_file)
+        .map_err(|error| format!("budgets: {error}"))?;
+    if created {
+        log::info(&format!(
+            "budgets: created the shared key {} (copy it, 0600, to other machines whose hooks should enforce budgets)",
+            key_file.display()
+        ));
+    }
+    let verdicts = Arc::new(budgets::Verdicts::default());
+    let thread = budgets::BudgetThread {
+        database: settings.database.clone(),
+        budgets: settings.budgets.clone(),
+        verdicts: verdicts.clone(),
+        shutdown: shutdown.clone(),
+        mirror: settings.redis.clone().map(|config| (config, key.clone())),
+    }
+    .spawn()?;
+    log::info(&format!("budgets: {} configured", settings.budgets.list.len()));
+    let answerer = Arc::new(budgets::Answerer {
+        verdicts: verdicts.clone(),
+        key,
+    });
+    let control = Arc::new(budgets::BudgetControl {
+        verdicts,
+        budgets: settings.budgets.clone(),
+        grants: std::sync::Mutex::new(store::spend::GrantStore::open(&settings.database)?),
+    });
+    Ok((Some(control), Some(answerer), Some(thread)))
 }
 
 /// `import [DIR]`: imports the transcripts, prints the summary line on

@@ -124,6 +124,9 @@ pub struct Settings {
     /// Alert destinations and rules (the config's `alerts` and
     /// `public_url`, DESIGN §4); `None` when no alerts are configured.
     pub alerts: Option<Arc<crate::alerts::AlertSettings>>,
+    /// Spending limits from the config (`budgets`): a budget thread keeps
+    /// their verdicts when any is set.
+    pub budgets: Arc<hooktrail_shared::budget::Budgets>,
     /// The config file's `approvals` (issue 18): whether remote approval is
     /// on (and so the key is created at start) and where the key is.
     pub approvals: hooktrail_shared::approvals::ApprovalsConfig,
@@ -503,6 +506,7 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             page_token_lifetime,
             prices: Arc::new(prices),
             redaction: shared.redaction.clone(),
+            budgets: Arc::new(shared.budgets.clone()),
             approvals: shared.approvals.clone(),
             quiet_after,
             waiting_quiet_after,

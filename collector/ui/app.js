@@ -9,6 +9,7 @@
 
 import { api, post, signIn, signInProblem } from "./api.js";
 import { init as approvals } from "./approvals.js";
+import { init as initBudgets } from "./budgets.js";
 import { filters, loadOlder, neighbour, restart, selectedSeq, togglePause, whenEventArrives } from "./feed.js";
 import { focusSearch, formFilters, setSessionFilter, showFilters, whenFiltersChange } from "./filters.js";
 import { hideEvent, showEvent } from "./detail.js";
@@ -19,7 +20,7 @@ import { go, openEvent, readQuery, readRoute, routeHash, whenRouteChanges, write
 import { selectedSession, setSession, showSession } from "./session.js";
 import { markSelected, noteEvent, refreshSessions, refreshSessionsIfDue, setSort, sortOrder, whenSessionsRedrawn } from "./sessions.js";
 
-const FEATURES = [approvals];
+const FEATURES = [approvals, initBudgets];
 
 const $ = {
   overview: document.getElementById("overview"),

@@ -24,6 +24,7 @@ use hooktrail_shared::redact::{Redactor, Settings};
 use hooktrail_shared::{paths, spool};
 
 use crate::breaker;
+use crate::budget::{self, Check};
 use crate::deadline::Deadline;
 use crate::decision::{self, Waiting};
 use crate::diag::{self, debug};
@@ -103,6 +104,8 @@ pub fn run() {
     }
     // One string comparison for every event but a PermissionRequest.
     let waiting = decision::prepare(&config, &mut envelope);
+    // Two comparisons for every event but PreToolUse and UserPromptSubmit.
+    let budget_check = budget::prepare(&config, &mut envelope);
     let line: &str = LINE.get_or_init(|| envelope.to_json());
     drop(envelope);
     if !report.is_empty() {
@@ -116,7 +119,7 @@ pub fn run() {
         panic!("HOOKTRAIL_TEST_PANIC is set");
     }
 
-    let route = deliver(&config, line, waiting.as_ref());
+    let route = deliver(&config, line, waiting.as_ref(), budget_check.as_ref());
     SETTLED.store(true, Ordering::SeqCst);
     debug!("event {} ({} bytes): {route:?}", event_id(line), line.len());
 }
@@ -188,7 +191,12 @@ fn event_id(line: &str) -> &str {
 /// waiting's line marked with `wait_until`), then waits on the same
 /// connection. The spool always gets the plain line: a spooled event never
 /// waits.
-fn deliver(config: &config::Config, line: &str, waiting: Option<&Waiting>) -> Route {
+fn deliver(
+    config: &config::Config,
+    line: &str,
+    waiting: Option<&Waiting>,
+    check: Option<&Check>,
+) -> Route {
     if let Some(redis) = &config.redis {
         match breaker::state(&config.state_dir) {
             breaker::State::Open { remaining, .. } => {
@@ -197,7 +205,7 @@ fn deliver(config: &config::Config, line: &str, waiting: Option<&Waiting>) -> Ro
                     remaining.as_millis()
                 );
             }
-            state => match deliver_redis(redis, line, waiting) {
+            state => match deliver_redis(redis, line, waiting, check) {
                 Ok((Delivery::Delivered, mut connection, waits)) => {
                     if state == breaker::State::Expired {
                         breaker::reset(&config.state_dir);
@@ -251,13 +259,19 @@ fn deliver(config: &config::Config, line: &str, waiting: Option<&Waiting>) -> Ro
     let waits = decision::applies(waiting, |_| decision::away_on_socket(&config.socket));
     let sent = waits.map_or(line, |waiting| waiting.line.as_str());
     match socket::deliver(&config.socket, sent, Deadline::after(socket::HOOK_BUDGET)) {
-        Ok((stream, rest)) => {
+        Ok((stream, rest, verdict)) => {
+            if let Some(check) = check {
+                budget::act_on_socket(check, verdict.as_deref());
+            }
             if let Some(waiting) = waits {
                 decision::await_socket(stream, rest, waiting);
             }
             return Route::Socket;
         }
         Err(error) => debug!("socket: {error}"),
+    }
+    if let Some(check) = check {
+        budget::act_offline(check);
     }
     match spool::append(&config.spool_dir, line) {
         Ok(path) => {
@@ -296,6 +310,7 @@ fn deliver_redis<'a>(
     redis: &RedisConfig,
     line: &str,
     waiting: Option<&'a Waiting>,
+    check: Option<&Check>,
 ) -> Result<(Delivery, Connection, Option<&'a Waiting>), Failure> {
     let deadline = Deadline::after(redis::HOOK_BUDGET);
     let target = Target::parse(&redis.url).map_err(|detail| Failure {
@@ -312,7 +327,13 @@ fn deliver_redis<'a>(
     let line = waits.map_or(line, |waiting| waiting.line.as_str());
     let mut command = Vec::with_capacity(line.len() + 96);
     encode_delivery(&mut command, redis, line.as_bytes());
-    let replies = connection.request(&command, 1)?;
+    if let Some(check) = check {
+        budget::encode_query(&mut command, redis, check);
+    }
+    let replies = connection.request(&command, 1 + usize::from(check.is_some()))?;
+    if let Some(check) = check {
+        budget::act_on_redis(check, replies.get(1));
+    }
     let reply = replies.first().ok_or_else(|| Failure {
         kind: redis::FailureKind::Io,
         detail: "no reply".to_owned(),

@@ -37,6 +37,7 @@
 #![cfg_attr(not(test), no_main)]
 
 mod breaker;
+mod budget;
 mod check;
 mod cli;
 mod deadline;

@@ -103,7 +103,7 @@ pub fn deliver(
     path: &Path,
     line: &str,
     deadline: Deadline,
-) -> Result<(UnixStream, Vec<u8>), String> {
+) -> Result<(UnixStream, Vec<u8>, Option<Vec<u8>>), String> {
     let mut stream =
         connect(path).map_err(|error| format!("connect to {}: {error}", path.display()))?;
     check_peer(&stream)?;
@@ -149,7 +149,15 @@ pub fn deliver(
     let first = String::from_utf8_lossy(first);
     if reply.contains(&b'\n') && first.trim() == OK_REPLY {
         let rest = reply.split_off(first_length + 1);
-        Ok((stream, rest))
+        Ok((stream, rest, None))
+    } else if let (true, Some(verdict)) = (
+        reply.contains(&b'\n'),
+        first.strip_prefix(OK_REPLY).and_then(|tail| tail.strip_prefix(' ')),
+    ) {
+        // `ok <signed budget verdict>` (issue 19): delivered, with a verdict.
+        let verdict = verdict.trim_end().as_bytes().to_vec();
+        let rest = reply.split_off(first_length + 1);
+        Ok((stream, rest, Some(verdict)))
     } else {
         Err(format!(
             "the collector did not answer ok: {:?}",

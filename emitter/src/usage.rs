@@ -30,8 +30,11 @@ use serde::Deserialize;
 
 use crate::diag::debug;
 
-/// The hooks at which a turn's usage is read.
-const BOUNDARY_HOOKS: [&str; 4] = ["Stop", "SubagentStop", "PreCompact", "SessionEnd"];
+/// The hooks at which a turn's usage is read. `PostToolBatch` fires once
+/// per model response with tool calls, so budgets see spend at most one
+/// response late (issue 19); it reads the transcript of the agent that made
+/// the calls, by the same byte and time budget.
+const BOUNDARY_HOOKS: [&str; 5] = ["Stop", "SubagentStop", "PreCompact", "SessionEnd", "PostToolBatch"];
 
 /// The most transcript bytes one hook reads. A turn rarely adds more than a
 /// few MB; a larger one is finished at the next boundary.
@@ -47,6 +50,27 @@ struct TranscriptPaths {
     transcript_path: Option<String>,
     #[serde(default)]
     agent_transcript_path: Option<String>,
+    /// Set on a subagent's `PostToolBatch`: its transcript is beside the
+    /// session's (`<session>/subagents/agent-<id>.jsonl`).
+    #[serde(default)]
+    agent_id: Option<String>,
+}
+
+/// Where Claude Code keeps a subagent's transcript: beside the session's,
+/// `<dir>/<session>/subagents/agent-<id>.jsonl`. `None` for an id that could
+/// leave that folder.
+fn subagent_transcript(session: &Path, agent_id: &str) -> Option<PathBuf> {
+    let safe = !agent_id.is_empty()
+        && agent_id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+    let stem = session.file_stem()?;
+    safe.then(|| {
+        session
+            .with_file_name(stem)
+            .join("subagents")
+            .join(format!("agent-{agent_id}.jsonl"))
+    })
 }
 
 /// Whether `hook` is a turn boundary, checked before anything else is done.
@@ -123,6 +147,12 @@ fn read_within(
     }
     let deadline = Instant::now() + budget;
     let paths: TranscriptPaths = serde_json::from_str(payload).ok()?;
+    if let ("PostToolBatch", Some(agent_id), Some(session)) =
+        (hook, &paths.agent_id, &paths.transcript_path)
+    {
+        let agent = subagent_transcript(Path::new(session), agent_id)?;
+        return read_logged(&agent, TranscriptKind::Agent, state_dir, deadline, room).0;
+    }
     match (hook, paths.agent_transcript_path) {
         // A subagent's turn is in its own transcript.
         ("SubagentStop", Some(agent)) if !agent.is_empty() => {

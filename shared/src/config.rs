@@ -134,6 +134,9 @@ pub struct Config {
     /// more than the person asked for, and every event carries the flag so
     /// the collector's page shows that the config needs fixing.
     pub config_error: bool,
+    /// Spending limits (`budgets`, `budgets_offline`): the collector keeps
+    /// their verdicts, and a hook acts on them only when any is configured.
+    pub budgets: crate::budget::Budgets,
     /// `approvals`: whether a `PermissionRequest` hook waits for a decision
     /// made on the page, how long, and where the shared key is (issue 18).
     pub approvals: crate::approvals::ApprovalsConfig,
@@ -185,6 +188,8 @@ struct FileConfig {
     privacy: Option<String>,
     redact: Option<Value>,
     approvals: Option<Value>,
+    budgets: Option<Value>,
+    budgets_offline: Option<Value>,
 }
 
 #[derive(Debug, Default)]
@@ -283,6 +288,8 @@ impl FileConfig {
             privacy,
             redact: object.remove("redact"),
             approvals: object.remove("approvals"),
+            budgets: object.remove("budgets"),
+            budgets_offline: object.remove("budgets_offline"),
         }
     }
 }
@@ -495,6 +502,14 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
 
     let approvals =
         crate::approvals::from_config(file.approvals, env, &mut origins, &mut findings.problems);
+    let budgets = crate::budget::Budgets::from_config(
+        file.budgets.as_ref(),
+        file.budgets_offline.as_ref(),
+        &mut findings.problems,
+    );
+    if !budgets.is_empty() {
+        origins.push(from_file("budgets"));
+    }
 
     let redis = match (mode, url) {
         (Mode::Redis, Some(url)) => Some(RedisConfig {
@@ -516,6 +531,7 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
             file: file_used.then_some(file_path),
             redaction,
             config_error,
+            budgets,
             approvals,
         },
         origins,

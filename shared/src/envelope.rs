@@ -321,6 +321,13 @@ pub struct Envelope {
     /// listens after). Absent on every other event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_until: Option<i64>,
+    /// Set on a `PreToolUse` or `UserPromptSubmit` whose hook acts on budget
+    /// verdicts (issue 19): the collector's socket then answers `ok` with
+    /// the signed verdict of the event's session on the same line, when one
+    /// refuses work. Absent (false) everywhere else, so older collectors
+    /// and every other event see the envelope unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub budget_check: bool,
     /// The hook JSON as received (one line: JSON whitespace newlines are
     /// turned into spaces, which changes no value).
     pub payload: Box<RawValue>,
@@ -400,6 +407,7 @@ impl Envelope {
             redactions: None,
             config_error: false,
             wait_until: None,
+            budget_check: false,
             payload: to_raw(&Value::Null),
         };
         let trimmed = std::str::from_utf8(stdin)
@@ -970,6 +978,8 @@ struct AnyEnvelope<'a> {
     #[serde(default)]
     config_error: bool,
     wait_until: Option<i64>,
+    #[serde(default)]
+    budget_check: bool,
     payload: Option<Box<RawValue>>,
     // The older camelCase envelope.
     timestamp: Option<Value>,
@@ -1048,6 +1058,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
             redactions: any.redactions,
             config_error: any.config_error,
             wait_until: any.wait_until,
+            budget_check: any.budget_check,
             payload,
         });
     }
@@ -1099,6 +1110,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
         redactions: None,
         config_error: false,
         wait_until: None,
+        budget_check: false,
         payload: data,
     })
 }

@@ -1,6 +1,8 @@
 //! hooktrail's own library: what the emitter and the collector must agree on.
 //!
 //! Layout:
+//! - [`budget`]: spending limits: which apply to an event and the verdict
+//!   for a spend (pure; the collector measures the spend).
 //! - [`envelope`]: the v1 envelope (DESIGN §3), the wire type that mirrors
 //!   Claude Code's hook JSON, the older camelCase envelope, and the shortening
 //!   of oversized payloads.
@@ -28,6 +30,7 @@
 //! **Invariant:** this crate does no network I/O. It reads and writes local
 //! files only, so both programs can use it on their hot paths.
 
+pub mod budget;
 pub mod approvals;
 pub mod config;
 pub mod envelope;

@@ -1051,6 +1051,7 @@ impl<'j> FileState<'j> {
             redactions: None,
             config_error: false,
             wait_until: None,
+            budget_check: false,
             payload: raw,
         };
         let mut event =

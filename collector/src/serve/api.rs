@@ -597,12 +597,41 @@ struct OpenSpan {
     start: i64,
     /// When it ended; `None` while open.
     end: Option<i64>,
-    /// `ok`, `failed`, `pending` (tools) or `done`.
+    /// `ok`, `failed`, `pending`, `denied` (a budget refused it: tools) or `done`.
     outcome: &'static str,
     /// The event that opened it, for its payload.
     seq: i64,
     /// The event that closed it.
     end_seq: Option<i64>,
+}
+
+/// Marks what budgets refused (issue 19): a refused tool call's span ends
+/// where it began with outcome `denied`, and a `BudgetRefused` marker with
+/// the reason sits at the refused call or prompt.
+fn mark_budget_refusals(
+    transaction: &rusqlite::Transaction<'_>,
+    session_id: &str,
+    spans: &mut [OpenSpan],
+    markers: &mut Vec<(usize, String, i64, i64, Option<String>)>,
+) -> rusqlite::Result<()> {
+    for (seq, reason) in crate::store::spend::refused_events(transaction, session_id)? {
+        let at = match spans.iter_mut().find(|span| span.seq == seq && span.kind == "tool") {
+            Some(span) => {
+                span.outcome = "denied";
+                span.end = Some(span.start);
+                span.end_seq = Some(seq);
+                Some((span.lane, span.start))
+            }
+            None => markers
+                .iter()
+                .find(|marker| marker.3 == seq)
+                .map(|marker| (marker.0, marker.2)),
+        };
+        if let Some((lane, ts)) = at {
+            markers.push((lane, "BudgetRefused".to_owned(), ts, seq, Some(reason)));
+        }
+    }
+    Ok(())
 }
 
 /// The most characters of a prompt a timeline marker carries.
@@ -779,6 +808,7 @@ fn timeline_route(
             }
         }
     }
+    mark_budget_refusals(&transaction, session_id, &mut spans, &mut markers)?;
     transaction.finish()?;
     // The axis ends at the session's end or last event; a span still open
     // runs on to now.

@@ -33,7 +33,7 @@ pub(crate) fn owns(path: &str) -> bool {
 /// Who is calling, from the bearer token: the API's own token is the
 /// approver `owner`; a named token has its own name and role; without any
 /// token configured (`--no-token`, loopback only) the caller is `owner`.
-fn caller(request: &Request, shared: &Shared) -> Option<(String, Role)> {
+pub(crate) fn caller(request: &Request, shared: &Shared) -> Option<(String, Role)> {
     let bearer = header_value(request, "Authorization")
         .and_then(|value| {
             value
@@ -93,7 +93,7 @@ pub(crate) fn handle(mut request: Request, path: &str, query_string: &str, share
 }
 
 /// The `Origin` rule of every `POST` (see the module docs).
-fn post_allowed(request: &Request, shared: &Shared) -> Result<(), ApiResponse> {
+pub(crate) fn post_allowed(request: &Request, shared: &Shared) -> Result<(), ApiResponse> {
     let origin = header_value(request, "Origin");
     if origin.is_some() && !shared.origin_allowed(request) {
         return Err(ApiResponse::error(403, "this Origin is not the page's own"));
@@ -107,7 +107,7 @@ fn post_allowed(request: &Request, shared: &Shared) -> Result<(), ApiResponse> {
     Ok(())
 }
 
-fn read_body(request: &mut Request) -> Result<Vec<u8>, ApiResponse> {
+pub(crate) fn read_body(request: &mut Request) -> Result<Vec<u8>, ApiResponse> {
     let mut body = Vec::new();
     request
         .as_reader()

@@ -46,6 +46,9 @@ pub struct HttpContext {
     /// A working session without an event for this long is shown as gone
     /// quiet (`--quiet-after`).
     pub quiet_after: std::time::Duration,
+    /// The budget thread's verdicts, when budgets are configured
+    /// (`/api/budgets`, the budget families of `/metrics`).
+    pub budgets: Option<std::sync::Arc<crate::budgets::BudgetControl>>,
     /// Remote approval (issue 18), when on: the named tokens with their
     /// roles, and the decisions (`super::approvals`).
     pub approvals: Option<Arc<crate::approvals::Approvals>>,

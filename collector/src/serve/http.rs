@@ -22,7 +22,7 @@ use crate::serve::fd::{
     descriptors_sharing, duplicate_listener, set_accepted_timeouts, set_listener_nodelay,
 };
 use crate::serve::gate::{respond, respond_static, ApiResponse, HttpContext, Shared};
-use crate::serve::{alerts, api, approvals, metrics, sign_in, ws};
+use crate::serve::{alerts, api, approvals, budgets, metrics, sign_in, ws};
 use crate::service::spawn_thread;
 use crate::stats::Stats;
 use crate::store::read::open_read_only;
@@ -118,6 +118,7 @@ const PAGE_FILES: &[PageFile] = page_files! {
     "/alerts.js" => "alerts.js", JAVASCRIPT;
     "/welcome.js" => "welcome.js", JAVASCRIPT;
     "/title.js" => "title.js", JAVASCRIPT;
+    "/budgets.js" => "budgets.js", JAVASCRIPT;
 };
 
 /// The page file served at `path`, if any.
@@ -386,6 +387,9 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
     }
     let url = request.url().to_owned();
     let (path, query_string) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    if path == budgets::GRANT_ROUTE {
+        return budgets::grant(request, shared);
+    }
     if approvals::owns(path) {
         return approvals::handle(request, path, query_string, shared);
     }
@@ -412,6 +416,16 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
     let answer = match path {
         "/api/health" => metrics::health(&context.stats, &context.hub, &context.database),
         "/api/capabilities" => sign_in::capabilities(shared),
+        "/api/budgets" => {
+            let snapshot = context.budgets.as_ref().map(|control| control.verdicts.snapshot());
+            match crate::query::parse_pairs(query_string, &["session"]) {
+                Ok(pairs) => {
+                    let session = pairs.first().map(|(_, value)| value.as_str());
+                    budgets::list(&snapshot.unwrap_or_default(), session)
+                }
+                Err(error) => ApiResponse::bad_parameter(&error),
+            }
+        }
         "/metrics" => {
             if connection.is_none() {
                 *connection = open_read_only(&context.database).ok();
@@ -419,7 +433,16 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
             let reader = connection
                 .as_mut()
                 .map(|open| (open, context.quiet_limits()));
-            metrics::metrics(&context.stats, &context.hub, &context.database, reader)
+            let mut answer =
+                metrics::metrics(&context.stats, &context.hub, &context.database, reader);
+            if let Some(control) = &context.budgets {
+                budgets::push_metrics(
+                    &mut answer.body,
+                    &control.verdicts.snapshot(),
+                    &control.verdicts.denials(),
+                );
+            }
+            answer
         }
         _ if path.starts_with("/api/") => {
             if connection.is_none() {

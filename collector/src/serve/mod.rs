@@ -24,6 +24,7 @@ pub(crate) mod alerts;
 pub(crate) mod api;
 pub(crate) mod backfill;
 pub(crate) mod auth;
+pub(crate) mod budgets;
 pub(crate) mod approvals;
 pub(crate) mod fd;
 pub(crate) mod gate;

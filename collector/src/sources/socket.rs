@@ -173,8 +173,10 @@ pub(crate) fn bind(path: &Path) -> Result<SocketListener, String> {
 
 /// A reply owed to a client for one line, in line order.
 enum Reply {
-    /// `ok` once the connection's submission with this number is committed.
-    AfterCommit(u64),
+    /// `ok` once the connection's submission with this number is committed;
+    /// for an event that asked for its budget verdict, with its session and
+    /// machine, so the `ok` can carry a refusal.
+    AfterCommit(u64, Option<Box<(String, String)>>),
     /// An `error ...` line, ready now.
     Rejected(String),
 }
@@ -217,8 +219,15 @@ impl LineReplies<'_> {
                     if let Some(until) = event.wait_until {
                         self.waiting.push((event.row.id.clone(), until));
                     }
+                    let verdict_for = event.budget_check.then(|| {
+                        Box::new((
+                            event.row.session_id.clone().unwrap_or_default(),
+                            event.row.machine.clone(),
+                        ))
+                    });
                     self.events.push(event);
-                    self.replies.push_back(Reply::AfterCommit(self.number));
+                    self.replies
+                        .push_back(Reply::AfterCommit(self.number, verdict_for));
                     return;
                 }
                 Err(reason) => reason.0,
@@ -305,6 +314,8 @@ struct Server {
     known_sessions: ingest::KnownSessions,
     /// Remote decisions to write to waiting hooks.
     decisions: Arc<DecisionMailbox>,
+    /// Signs budget refusals into `ok` replies.
+    budgets: Option<Arc<crate::budgets::Answerer>>,
 }
 
 /// The socket source thread: everything it needs, by name.
@@ -322,6 +333,9 @@ pub(crate) struct SocketSource {
     pub(crate) shutdown: Arc<AtomicBool>,
     /// Remote decisions for hooks waiting on this socket (issue 18).
     pub(crate) decisions: Arc<DecisionMailbox>,
+    /// Signs budget refusals into the `ok` of events that ask for them
+    /// (issue 19); `None` without budgets.
+    pub(crate) budgets: Option<Arc<crate::budgets::Answerer>>,
 }
 
 impl SocketSource {
@@ -340,6 +354,7 @@ impl SocketSource {
             tuning,
             shutdown,
             decisions,
+            budgets,
         } = self;
         let result = (|| -> io::Result<()> {
             let poll = Poll::new()?;
@@ -361,6 +376,7 @@ impl SocketSource {
                 unlogged_rejects: 0,
                 known_sessions: ingest::KnownSessions::default(),
                 decisions,
+                budgets,
             };
             server.poll.registry().register(
                 &mut server.listener.listener,
@@ -670,11 +686,20 @@ impl Server {
         let mut acknowledged = 0;
         while let Some(reply) = connection.replies.front() {
             match reply {
-                Reply::AfterCommit(number) if *number <= connection.committed => {
-                    connection.output.extend_from_slice(b"ok\n");
+                Reply::AfterCommit(number, verdict_for) if *number <= connection.committed => {
+                    connection.output.extend_from_slice(b"ok");
+                    let refusal = verdict_for.as_ref().and_then(|subject| {
+                        let answerer = self.budgets.as_ref()?;
+                        answerer.reply_for(&subject.0, &subject.1)
+                    });
+                    if let Some(line) = refusal {
+                        connection.output.push(b' ');
+                        connection.output.extend_from_slice(line.as_bytes());
+                    }
+                    connection.output.push(b'\n');
                     acknowledged += 1;
                 }
-                Reply::AfterCommit(_) => break,
+                Reply::AfterCommit(..) => break,
                 Reply::Rejected(text) => connection.output.extend_from_slice(text.as_bytes()),
             }
             connection.replies.pop_front();

@@ -6,6 +6,7 @@
 //!   [`checkpoint`] (copies committed WAL pages, writes no rows), and its
 //!   idle-time deletions in [`retention`].
 //! - [`schema`]: tables, the `tool_calls` view and migrations (DESIGN §6).
+//! - [`spend`]: what budgets measure (read-only).
 //! - [`decisions`]: remote approval's pending requests, decisions and the
 //!   away switch; decisions are written on a connection of their own.
 //! - [`read`]: read-only connections and the page of events, for the HTTP
@@ -23,4 +24,5 @@ pub(crate) mod decisions;
 pub(crate) mod read;
 pub(crate) mod retention;
 pub(crate) mod schema;
+pub(crate) mod spend;
 pub(crate) mod writer;

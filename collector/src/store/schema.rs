@@ -450,6 +450,21 @@ const MIGRATIONS: &[&str] = &[
         since INTEGER NOT NULL
     );
     "#,
+    // budgets: what approvers granted on top of a budget (issue 19). The
+    // audit trail of who granted it is the decisions table's.
+    r#"
+    CREATE TABLE budget_grants (
+        id           INTEGER PRIMARY KEY,
+        budget       TEXT NOT NULL,
+        subject      TEXT NOT NULL,
+        window_start INTEGER NOT NULL,
+        usd          REAL NOT NULL CHECK (usd > 0),
+        granted_by   TEXT NOT NULL,
+        reason       TEXT,
+        granted_at   INTEGER NOT NULL
+    );
+    CREATE INDEX budget_grants_budget ON budget_grants(budget, subject, window_start);
+    "#,
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right

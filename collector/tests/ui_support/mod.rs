@@ -200,6 +200,7 @@ impl TestServer {
             stats: stats.clone(),
             hub: hub.clone(),
             token: token.map(str::to_owned),
+            budgets: None,
             quiet_after: std::time::Duration::from_secs(600),
             waiting_quiet_after: std::time::Duration::from_secs(3600),
             page,
