@@ -24,6 +24,7 @@
 //! responses inserted or updated (not those a hook already recorded).
 
 mod progress;
+mod skim;
 pub(crate) mod synthesize;
 
 use std::collections::{HashMap, HashSet};

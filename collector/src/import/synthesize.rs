@@ -41,6 +41,7 @@ use hooktrail_shared::transcript::{self, lift_plain_string, memmem};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::skim;
 use crate::event::Source;
 use crate::ingest::{KnownSessions, NewEvent};
 use crate::store::writer::{ImportedUsage, TranscriptIds};
@@ -55,6 +56,9 @@ const MAX_TOOL_INPUT_BYTES: usize = 64 * 1024;
 
 /// The longest tool error text kept.
 const MAX_ERROR_CHARS: usize = 2000;
+// The skimmer keeps more of a tool result than an error text needs, so
+// error texts come out the same as from the whole line.
+const _: () = assert!(skim::KEEP_CHARS > MAX_ERROR_CHARS);
 
 /// The end reason of an imported session: its transcript ends there.
 pub(crate) const IMPORTED_END_REASON: &str = "transcript_end";
@@ -153,6 +157,8 @@ pub(crate) fn read_file(job: &FileJob<'_>, output: &mut Output) -> std::io::Resu
     }
     let mut state = FileState::new(job);
     let mut line = Vec::with_capacity(64 * 1024);
+    // The line with its tool results' bodies cut ([`skim`]), reused.
+    let mut skimmed = Vec::new();
     loop {
         line.clear();
         let (read, whole) = read_line_capped(&mut reader, &mut line, MAX_LINE_BYTES)?;
@@ -170,10 +176,15 @@ pub(crate) fn read_file(job: &FileJob<'_>, output: &mut Output) -> std::io::Resu
         {
             line.pop();
         }
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if line.iter().all(u8::is_ascii_whitespace) || is_bookkeeping(&line) {
             continue;
         }
-        state.line(&line, output, &mut counts);
+        let parsed = if skim::cut_tool_results(&line, &mut skimmed) {
+            &skimmed
+        } else {
+            &line
+        };
+        state.line(&line, parsed, output, &mut counts);
     }
     state.finish(output, &mut counts);
     Ok(counts)
@@ -489,12 +500,11 @@ impl<'j> FileState<'j> {
         self.job.kind.session_id()
     }
 
-    /// One whole line, without its newline.
-    fn line(&mut self, bytes: &[u8], output: &mut Output, counts: &mut FileCounts) {
-        if is_bookkeeping(bytes) {
-            return;
-        }
-        let line: Line<'_> = match serde_json::from_slice(bytes) {
+    /// One whole line, without its newline (`bytes`), and what serde reads
+    /// of it (`parsed`: the same line, or its copy with the bodies of tool
+    /// results cut, [`skim`]). Bookkeeping lines never come here.
+    fn line(&mut self, bytes: &[u8], parsed: &[u8], output: &mut Output, counts: &mut FileCounts) {
+        let line: Line<'_> = match serde_json::from_slice(parsed) {
             Ok(line) => line,
             Err(_) => {
                 counts.bad_lines += 1;
