@@ -42,15 +42,16 @@ pub struct Check {
     session_id: String,
     /// Its machine: the subject of a machine verdict.
     machine: String,
-    /// Verifies verdicts.
-    key: Key,
+    /// Where the key that verifies verdicts is: read only when a verdict
+    /// came back, so the common case (no refusal) opens no file.
+    key_file: std::path::PathBuf,
     /// What to do when the collector cannot be asked.
     offline: Offline,
 }
 
 /// `Some` for a `PreToolUse` or `UserPromptSubmit` when budgets are
-/// configured and the shared key can be read; marks the envelope with
-/// `budget_check` so the socket's `ok` carries the verdict.
+/// configured; marks the envelope with `budget_check` so the socket's `ok`
+/// carries the verdict. The key is read later, only if a verdict arrives.
 pub fn prepare(config: &Config, envelope: &mut Envelope) -> Option<Check> {
     let guarded = match envelope.hook.as_str() {
         "PreToolUse" => Guarded::ToolCall,
@@ -60,20 +61,12 @@ pub fn prepare(config: &Config, envelope: &mut Envelope) -> Option<Check> {
     if config.budgets.is_empty() {
         return None;
     }
-    let key = match Key::load(&config.approvals.key_file) {
-        Ok(key) => key,
-        Err(error) => {
-            // No key, no verdict that could be trusted: the work goes on.
-            debug!("budgets: not checking: {error}");
-            return None;
-        }
-    };
     envelope.budget_check = true;
     Some(Check {
         guarded,
         session_id: envelope.session_id.clone().unwrap_or_default(),
         machine: envelope.machine.clone(),
-        key,
+        key_file: config.approvals.key_file.clone(),
         offline: config.budgets.offline,
     })
 }
@@ -138,13 +131,21 @@ fn act_on(check: &Check, line: &[u8], subject: &str) -> bool {
         debug!("budgets: ignored a verdict that is not a signed message");
         return false;
     };
+    let key = match Key::load(&check.key_file) {
+        Ok(key) => key,
+        Err(error) => {
+            // No key, no verdict that could be trusted: the work goes on.
+            debug!("budgets: ignored a verdict: {error}");
+            return false;
+        }
+    };
     let expected = Expected {
         kind: Kind::Budget,
         event_id: "",
         session_id: subject,
         input_hash: "",
     };
-    if let Err(rejection) = message.verify(&check.key, &expected, now_millis().max(0) as u64) {
+    if let Err(rejection) = message.verify(&key, &expected, now_millis().max(0) as u64) {
         debug!("budgets: ignored a verdict: {rejection:?}");
         return false;
     }
