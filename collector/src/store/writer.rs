@@ -506,8 +506,11 @@ impl ImportStore {
     ) -> Result<CommitReport, String> {
         let events: Vec<&NewEvent> = events.iter().collect();
         let prices = self.prices.clone();
-        self.retrying(|connection| commit_events(connection, &events, &prices, extras))
-            .map_err(|error| format!("cannot store imported events: {error}"))
+        let report = self
+            .retrying(|connection| commit_events(connection, &events, &prices, extras))
+            .map_err(|error| format!("cannot store imported events: {error}"))?;
+        self.usage_refused += report.usage_refused;
+        Ok(report)
     }
 
     /// Replaces earlier end events of grown transcripts
