@@ -92,7 +92,8 @@ pub(crate) struct Snapshot {
 impl Snapshot {
     /// The refusal for an event of `session_id` on `machine`, if any.
     pub(crate) fn refusal_for(&self, session_id: &str, machine: &str) -> Option<&Refusal> {
-        self.refusal_with_key(session_id, machine).map(|(refusal, _)| refusal)
+        self.refusal_with_key(session_id, machine)
+            .map(|(refusal, _)| refusal)
     }
 
     /// [`Snapshot::refusal_for`], with the key its mirror has (`s:ID`,
@@ -104,7 +105,9 @@ impl Snapshot {
         if let Some(refusal) = self.machines.get(machine) {
             return Some((refusal, format!("m:{machine}")));
         }
-        self.everywhere.as_ref().map(|refusal| (refusal, "*".to_owned()))
+        self.everywhere
+            .as_ref()
+            .map(|refusal| (refusal, "*".to_owned()))
     }
 
     /// Every refusal's key (see [`Snapshot::refusal_with_key`]).
@@ -156,12 +159,21 @@ impl Verdicts {
 
     /// The refusals counted per budget since the start.
     pub(crate) fn denials(&self) -> Vec<(String, u64)> {
-        let counts = self.denials.lock().unwrap_or_else(|poison| poison.into_inner());
-        counts.iter().map(|(name, count)| (name.clone(), *count)).collect()
+        let counts = self
+            .denials
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        counts
+            .iter()
+            .map(|(name, count)| (name.clone(), *count))
+            .collect()
     }
 
     fn count_denial(&self, budget: &str) {
-        let mut counts = self.denials.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut counts = self
+            .denials
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         *counts.entry(budget.to_owned()).or_default() += 1;
     }
 
@@ -185,7 +197,9 @@ pub struct BudgetControl {
 
 impl std::fmt::Debug for BudgetControl {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("BudgetControl").finish_non_exhaustive()
+        formatter
+            .debug_struct("BudgetControl")
+            .finish_non_exhaustive()
     }
 }
 
@@ -213,7 +227,9 @@ impl BudgetControl {
             return Ok(Err(GrantRefused::UnknownBudget));
         };
         if !(usd.is_finite() && usd > 0.0 && usd <= 1_000_000.0) {
-            return Ok(Err(GrantRefused::Invalid("usd must be above 0 and at most 1000000")));
+            return Ok(Err(GrantRefused::Invalid(
+                "usd must be above 0 and at most 1000000",
+            )));
         }
         let fits = match &found.scope {
             Scope::Session => !subject.is_empty(),
@@ -228,7 +244,10 @@ impl BudgetControl {
         }
         let now = now_millis();
         let window_start = budget::window(found.period, now).map_or(0, |bounds| bounds.0);
-        let mut store = self.grants.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut store = self
+            .grants
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         store
             .record(&spend::Grant {
                 budget,
@@ -375,7 +394,12 @@ struct Audit {
 }
 
 impl Audit {
-    fn record(&mut self, connection: &rusqlite::Connection, snapshot: &Snapshot, verdicts: &Verdicts) {
+    fn record(
+        &mut self,
+        connection: &rusqlite::Connection,
+        snapshot: &Snapshot,
+        verdicts: &Verdicts,
+    ) {
         let after = match self.after {
             Some(after) => after,
             None => {
@@ -403,7 +427,9 @@ impl Audit {
             }
             verdicts.count_denial(&refusal.budget);
             if let Some(store) = self.store.as_mut() {
-                if let Err(error) = store.record_refusal(event, refused, &refusal.budget, &refusal.reason) {
+                if let Err(error) =
+                    store.record_refusal(event, refused, &refusal.budget, &refusal.reason)
+                {
                     log::warn(&format!("budgets: cannot record a refusal: {error}"));
                 }
             }
@@ -443,14 +469,23 @@ impl<'a> RedisMirror<'a> {
         let prefix = format!("{}:verdict", self.config.key);
         let mut entries: Vec<(String, String)> = Vec::new();
         for (session, refusal) in &snapshot.sessions {
-            entries.push((format!("{prefix}:session:{session}"), sign(self.key, session, refusal, now).to_line()));
+            entries.push((
+                format!("{prefix}:session:{session}"),
+                sign(self.key, session, refusal, now).to_line(),
+            ));
         }
         for (machine, refusal) in &snapshot.machines {
             let subject = format!("machine:{machine}");
-            entries.push((format!("{prefix}:machine:{machine}"), sign(self.key, &subject, refusal, now).to_line()));
+            entries.push((
+                format!("{prefix}:machine:{machine}"),
+                sign(self.key, &subject, refusal, now).to_line(),
+            ));
         }
         if let Some(refusal) = &snapshot.everywhere {
-            entries.push((format!("{prefix}:all"), sign(self.key, "*", refusal, now).to_line()));
+            entries.push((
+                format!("{prefix}:all"),
+                sign(self.key, "*", refusal, now).to_line(),
+            ));
         }
         if entries.is_empty() && self.published.is_empty() {
             return;
@@ -458,22 +493,37 @@ impl<'a> RedisMirror<'a> {
         if self.connection.is_none() {
             self.connection = crate::sources::redis::client_for(self.config)
                 .ok()
-                .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)).ok());
+                .and_then(|client| {
+                    client
+                        .get_connection_with_timeout(Duration::from_secs(2))
+                        .ok()
+                });
         }
         let Some(connection) = self.connection.as_mut() else {
             return;
         };
         let mut pipe = redis::pipe();
         for (key, line) in &entries {
-            pipe.cmd("SET").arg(key).arg(line).arg("PX").arg(VERDICT_LIFETIME_MS).ignore();
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(line)
+                .arg("PX")
+                .arg(VERDICT_LIFETIME_MS)
+                .ignore();
         }
-        for stale in self.published.iter().filter(|key| !entries.iter().any(|(set, _)| set == *key)) {
+        for stale in self
+            .published
+            .iter()
+            .filter(|key| !entries.iter().any(|(set, _)| set == *key))
+        {
             pipe.cmd("DEL").arg(stale).ignore();
         }
         match pipe.query::<()>(connection) {
             Ok(()) => self.published = entries.into_iter().map(|(key, _)| key).collect(),
             Err(error) => {
-                log::warn(&format!("budgets: cannot mirror verdicts to Redis: {error}"));
+                log::warn(&format!(
+                    "budgets: cannot mirror verdicts to Redis: {error}"
+                ));
                 self.connection = None;
             }
         }
@@ -500,7 +550,9 @@ pub(crate) fn compute(
                 windows.insert(bounds, spend::window_spend(connection, bounds.0, bounds.1)?);
             }
         }
-        let places = window.and_then(|bounds| windows.get(&bounds)).map(Vec::as_slice);
+        let places = window
+            .and_then(|bounds| windows.get(&bounds))
+            .map(Vec::as_slice);
         for (subject, spent) in spends(budget, &sessions, places.unwrap_or(&[])) {
             let window_start = window.map_or(0, |bounds| bounds.0);
             let extra = granted
@@ -551,8 +603,10 @@ fn spends(
                     *by_machine.entry(&place.machine).or_default() += place.usd;
                 }
             }
-            let mut list: Vec<(String, f64)> =
-                by_machine.into_iter().map(|(machine, usd)| (machine.to_owned(), usd)).collect();
+            let mut list: Vec<(String, f64)> = by_machine
+                .into_iter()
+                .map(|(machine, usd)| (machine.to_owned(), usd))
+                .collect();
             list.sort_by(|a, b| a.0.cmp(&b.0));
             list
         }
@@ -581,10 +635,14 @@ fn refusals(
         ..Snapshot::default()
     };
     for instance in &instances {
-        let Some(refusal) = refusing(instance) else { continue };
+        let Some(refusal) = refusing(instance) else {
+            continue;
+        };
         match budget_of(&instance.budget).map(|budget| &budget.scope) {
             Some(Scope::Session) => stronger(&mut snapshot.sessions, &instance.subject, refusal),
-            Some(Scope::Machine { .. }) => stronger(&mut snapshot.machines, &instance.subject, refusal),
+            Some(Scope::Machine { .. }) => {
+                stronger(&mut snapshot.machines, &instance.subject, refusal)
+            }
             Some(Scope::All) => {
                 snapshot.everywhere = Some(match snapshot.everywhere.take() {
                     Some(held) if !outranks(&refusal, &held) => held,
@@ -592,7 +650,10 @@ fn refusals(
                 })
             }
             Some(Scope::Project { glob }) => {
-                for session in sessions.iter().filter(|s| budget::glob_matches(glob, &s.cwd)) {
+                for session in sessions
+                    .iter()
+                    .filter(|s| budget::glob_matches(glob, &s.cwd))
+                {
                     stronger(&mut snapshot.sessions, &session.session_id, refusal.clone());
                 }
             }
@@ -661,21 +722,27 @@ mod tests {
         }
     }
 
-    fn snapshot(budgets: &Budgets, sessions: &[spend::SessionSpend], places: &[spend::PlaceSpend]) -> Snapshot {
+    fn snapshot(
+        budgets: &Budgets,
+        sessions: &[spend::SessionSpend],
+        places: &[spend::PlaceSpend],
+    ) -> Snapshot {
         let instances = budgets
             .list
             .iter()
             .flat_map(|budget| {
-                spends(budget, sessions, places).into_iter().map(|(subject, spent)| InstanceVerdict {
-                    budget: budget.name.clone(),
-                    scope: budget.scope.as_str(),
-                    period: budget.period.as_str(),
-                    subject,
-                    window_start: 0,
-                    action: budget.action,
-                    warn_at: budget.warn_at,
-                    verdict: budget::evaluate(budget, spent, 0.0),
-                })
+                spends(budget, sessions, places)
+                    .into_iter()
+                    .map(|(subject, spent)| InstanceVerdict {
+                        budget: budget.name.clone(),
+                        scope: budget.scope.as_str(),
+                        period: budget.period.as_str(),
+                        subject,
+                        window_start: 0,
+                        action: budget.action,
+                        warn_at: budget.warn_at,
+                        verdict: budget::evaluate(budget, spent, 0.0),
+                    })
             })
             .collect();
         refusals(budgets, sessions, instances, 1)
@@ -684,20 +751,30 @@ mod tests {
     #[test]
     fn a_session_over_its_budget_is_refused_and_others_are_not() {
         let budgets = budgets(json!([{"scope": "session", "usd": 0.03}]));
-        let sessions = [session("s1", "a", "/p", 0.031), session("s2", "a", "/p", 0.01)];
+        let sessions = [
+            session("s1", "a", "/p", 0.031),
+            session("s2", "a", "/p", 0.01),
+        ];
         let snapshot = snapshot(&budgets, &sessions, &[]);
         let refusal = snapshot.refusal_for("s1", "a").expect("s1 is over");
-        assert_eq!(refusal.reason, "hooktrail: session budget $0.03 reached ($0.03 spent)");
+        assert_eq!(
+            refusal.reason,
+            "hooktrail: session budget $0.03 reached ($0.03 spent)"
+        );
         assert!(snapshot.refusal_for("s2", "a").is_none());
     }
 
     #[test]
     fn a_day_budget_refuses_every_session_and_unseen_ones_on_every_machine() {
-        let budgets = budgets(json!([{"scope": "all", "period": "day", "usd": 1, "action": "ask"}]));
+        let budgets =
+            budgets(json!([{"scope": "all", "period": "day", "usd": 1, "action": "ask"}]));
         let sessions = [session("s1", "a", "/p", 0.6), session("s2", "b", "/q", 0.5)];
         let places = [place("a", "/p", 0.6), place("b", "/q", 0.5)];
         let snapshot = snapshot(&budgets, &sessions, &places);
-        assert_eq!(snapshot.refusal_for("s2", "b").map(|r| r.action), Some(Action::Ask));
+        assert_eq!(
+            snapshot.refusal_for("s2", "b").map(|r| r.action),
+            Some(Action::Ask)
+        );
         assert!(snapshot.refusal_for("new-session", "new-machine").is_some());
     }
 
@@ -708,11 +785,23 @@ mod tests {
             {"name": "hard", "scope": "project", "project": "/p*", "period": "day", "usd": 1},
             {"name": "loud", "scope": "all", "period": "day", "usd": 0.5, "action": "warn"}
         ]));
-        let sessions = [session("s1", "a", "/p/x", 2.0), session("s2", "a", "/q", 0.0)];
+        let sessions = [
+            session("s1", "a", "/p/x", 2.0),
+            session("s2", "a", "/q", 0.0),
+        ];
         let places = [place("a", "/p/x", 2.0)];
         let snapshot = snapshot(&budgets, &sessions, &places);
-        assert_eq!(snapshot.refusal_for("s1", "a").map(|r| r.budget.as_str()), Some("hard"));
-        assert_eq!(snapshot.refusal_for("s2", "a").map(|r| r.budget.as_str()), Some("soft"));
-        assert!(snapshot.everywhere.is_none(), "a warn budget refuses nothing");
+        assert_eq!(
+            snapshot.refusal_for("s1", "a").map(|r| r.budget.as_str()),
+            Some("hard")
+        );
+        assert_eq!(
+            snapshot.refusal_for("s2", "a").map(|r| r.budget.as_str()),
+            Some("soft")
+        );
+        assert!(
+            snapshot.everywhere.is_none(),
+            "a warn budget refuses nothing"
+        );
     }
 }

@@ -41,8 +41,8 @@
 //! the integration tests, the benchmarks and the fuzz targets use.
 
 mod alerts;
-mod budgets;
 mod approvals;
+mod budgets;
 mod cost;
 mod event;
 mod hub;
@@ -63,8 +63,8 @@ mod store;
 // benchmarks (`collector/examples`) and the fuzz targets (`fuzz/`) use.
 // Everything else is `pub(crate)`.
 pub use crate::alerts::AlertSettings;
-pub use crate::budgets::BudgetControl;
 pub use crate::approvals::{Approvals, Role};
+pub use crate::budgets::BudgetControl;
 pub use crate::cost::PriceTable;
 pub use crate::event::{CommittedEvent, Source};
 pub use crate::hub::Hub;
@@ -313,7 +313,10 @@ pub fn run_with_stats(
     if let Some(thread) = http_thread {
         let _ = thread.join();
     }
-    for thread in [backfill_thread, budget_thread, away_thread].into_iter().flatten() {
+    for thread in [backfill_thread, budget_thread, away_thread]
+        .into_iter()
+        .flatten()
+    {
         let _ = thread.join();
     }
     log::info("stopped");
@@ -353,7 +356,10 @@ fn start_budgets(settings: &Settings, shutdown: &Arc<AtomicBool>) -> Result<Budg
         mirror: settings.redis.clone().map(|config| (config, key.clone())),
     }
     .spawn()?;
-    log::info(&format!("budgets: {} configured", settings.budgets.list.len()));
+    log::info(&format!(
+        "budgets: {} configured",
+        settings.budgets.list.len()
+    ));
     let answerer = Arc::new(budgets::Answerer {
         verdicts: verdicts.clone(),
         key,

@@ -42,7 +42,11 @@ fn stop_with_usage(session: &str, machine: &str, response: &str, input_tokens: i
 fn start_with_budgets(dir: &std::path::Path, budgets: Value) -> (Collector, u16) {
     let config_dir = dir.join("config/hooktrail");
     std::fs::create_dir_all(&config_dir).unwrap();
-    std::fs::write(config_dir.join("config.json"), json!({"budgets": budgets}).to_string()).unwrap();
+    std::fs::write(
+        config_dir.join("config.json"),
+        json!({"budgets": budgets}).to_string(),
+    )
+    .unwrap();
     let collector = Collector::start(dir, &["--no-token"]);
     let port = common::http_port(&collector);
     (collector, port)
@@ -74,18 +78,32 @@ fn session_and_day_budgets_follow_the_spend_as_usage_arrives() {
         ]),
     );
     // $0.03 in session a: under both.
-    let replies = send_lines(&collector.socket, &[stop_with_usage("a", "box", "r1", 10_000)]);
+    let replies = send_lines(
+        &collector.socket,
+        &[stop_with_usage("a", "box", "r1", 10_000)],
+    );
     assert_eq!(replies, vec!["ok"]);
-    wait_until("session a's $0.03 in /api/budgets", Duration::from_secs(10), || {
-        let answer = budgets_json(port, "");
-        instance(&answer, "per-session", "a").is_some_and(|entry| entry["spent_usd"].as_f64() > Some(0.029))
-    });
+    wait_until(
+        "session a's $0.03 in /api/budgets",
+        Duration::from_secs(10),
+        || {
+            let answer = budgets_json(port, "");
+            instance(&answer, "per-session", "a")
+                .is_some_and(|entry| entry["spent_usd"].as_f64() > Some(0.029))
+        },
+    );
     let answer = budgets_json(port, "?session=a");
-    assert_eq!(instance(&answer, "per-session", "a").unwrap()["standing"], "under");
+    assert_eq!(
+        instance(&answer, "per-session", "a").unwrap()["standing"],
+        "under"
+    );
     assert_eq!(answer["refusal"], Value::Null);
 
     // Another $0.03: a is over its session budget; the day is past its warning.
-    send_lines(&collector.socket, &[stop_with_usage("a", "box", "r2", 10_000)]);
+    send_lines(
+        &collector.socket,
+        &[stop_with_usage("a", "box", "r2", 10_000)],
+    );
     wait_until("session a refused", Duration::from_secs(10), || {
         budgets_json(port, "?session=a")["refusal"]["budget"] == "per-session"
     });
@@ -94,15 +112,26 @@ fn session_and_day_budgets_follow_the_spend_as_usage_arrives() {
         answer["refusal"]["reason"],
         "hooktrail: session budget $0.05 reached ($0.06 spent)"
     );
-    assert_eq!(instance(&answer, "daily", "").unwrap()["standing"], "warning");
+    assert_eq!(
+        instance(&answer, "daily", "").unwrap()["standing"],
+        "warning"
+    );
 
     // Session b alone is under its own budget, but the day is now over.
-    send_lines(&collector.socket, &[stop_with_usage("b", "other", "r3", 10_000)]);
-    wait_until("the day budget refuses session b", Duration::from_secs(10), || {
-        budgets_json(port, "?session=b")["refusal"]["budget"] == "daily"
-    });
+    send_lines(
+        &collector.socket,
+        &[stop_with_usage("b", "other", "r3", 10_000)],
+    );
+    wait_until(
+        "the day budget refuses session b",
+        Duration::from_secs(10),
+        || budgets_json(port, "?session=b")["refusal"]["budget"] == "daily",
+    );
     let answer = budgets_json(port, "?session=b");
-    assert_eq!(instance(&answer, "per-session", "b").unwrap()["standing"], "under");
+    assert_eq!(
+        instance(&answer, "per-session", "b").unwrap()["standing"],
+        "under"
+    );
     assert_eq!(
         answer["refusal"]["reason"],
         "hooktrail: all day budget daily $0.08 reached ($0.09 spent)"
@@ -126,7 +155,10 @@ fn a_budget_entry_with_a_typo_is_named_in_the_log_and_the_rest_still_hold() {
             {"name": "kept", "scope": "session", "usd": 0.01}
         ]),
     );
-    send_lines(&collector.socket, &[stop_with_usage("s", "box", "r1", 10_000)]);
+    send_lines(
+        &collector.socket,
+        &[stop_with_usage("s", "box", "r1", 10_000)],
+    );
     wait_until("the kept budget refuses s", Duration::from_secs(10), || {
         budgets_json(port, "?session=s")["refusal"]["budget"] == "kept"
     });
@@ -158,7 +190,11 @@ fn emit_capturing(collector: &Collector, payload: &Value, redis_url: Option<&str
         command.env("HOOKTRAIL_REDIS_URL", url);
     }
     let mut child = command.spawn().expect("run hooktrail-emit");
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), payload.to_string().as_bytes()).unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        payload.to_string().as_bytes(),
+    )
+    .unwrap();
     drop(child.stdin.take());
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
@@ -177,19 +213,28 @@ fn a_hook_refuses_a_tool_call_and_a_prompt_only_once_its_session_is_over_budget(
         dir.path(),
         json!([{"name": "per-session", "scope": "session", "usd": 0.05}]),
     );
-    assert_eq!(emit_capturing(&collector, &pre_tool_use("s"), None), "", "under budget: no output");
-    send_lines(&collector.socket, &[stop_with_usage("s", "box", "r1", 20_000)]);
+    assert_eq!(
+        emit_capturing(&collector, &pre_tool_use("s"), None),
+        "",
+        "under budget: no output"
+    );
+    send_lines(
+        &collector.socket,
+        &[stop_with_usage("s", "box", "r1", 20_000)],
+    );
     wait_until("session s refused", Duration::from_secs(10), || {
         budgets_json(port, "?session=s")["refusal"]["budget"] == "per-session"
     });
-    let printed: Value = serde_json::from_str(&emit_capturing(&collector, &pre_tool_use("s"), None))
-        .expect("the hook prints Claude Code's PreToolUse output");
+    let printed: Value =
+        serde_json::from_str(&emit_capturing(&collector, &pre_tool_use("s"), None))
+            .expect("the hook prints Claude Code's PreToolUse output");
     assert_eq!(printed["hookSpecificOutput"]["permissionDecision"], "deny");
     assert_eq!(
         printed["hookSpecificOutput"]["permissionDecisionReason"],
         "hooktrail: session budget $0.05 reached ($0.06 spent)"
     );
-    let prompt = json!({"session_id": "s", "hook_event_name": "UserPromptSubmit", "prompt": "more"});
+    let prompt =
+        json!({"session_id": "s", "hook_event_name": "UserPromptSubmit", "prompt": "more"});
     let blocked: Value = serde_json::from_str(&emit_capturing(&collector, &prompt, None)).unwrap();
     assert_eq!(blocked["decision"], "block");
     // Another session and every other event pass untouched.
@@ -207,7 +252,11 @@ fn a_forged_or_expired_verdict_in_redis_is_ignored_and_a_signed_one_is_obeyed() 
         json!([{"name": "per-session", "scope": "session", "usd": 100}]),
     );
     let key_file = dir.path().join("config/hooktrail/approvals.key");
-    wait_until("the collector creates the key", Duration::from_secs(10), || key_file.exists());
+    wait_until(
+        "the collector creates the key",
+        Duration::from_secs(10),
+        || key_file.exists(),
+    );
     let key = hooktrail_shared::signed::Key::load(&key_file).unwrap();
     let verdict = |key: &hooktrail_shared::signed::Key, subject: &str, exp: u64| {
         hooktrail_shared::signed::SignedMessage::sign(
@@ -240,6 +289,13 @@ fn a_forged_or_expired_verdict_in_redis_is_ignored_and_a_signed_one_is_obeyed() 
     }
     // A machine-wide verdict read from the session's slot is not the session's.
     let machine = hostname::get().unwrap().to_string_lossy().into_owned();
-    redis.command(&["SET", slot, &verdict(&key, &format!("machine:{machine}"), later)]);
-    assert_eq!(emit_capturing(&collector, &pre_tool_use("r"), Some(&redis.url())), "");
+    redis.command(&[
+        "SET",
+        slot,
+        &verdict(&key, &format!("machine:{machine}"), later),
+    ]);
+    assert_eq!(
+        emit_capturing(&collector, &pre_tool_use("r"), Some(&redis.url())),
+        ""
+    );
 }

@@ -285,10 +285,7 @@ fn sidechain_lines_without_an_agent_id_are_not_prompts_of_the_main_agent() {
                       "message": {"role": "user", "content": [{"type": "text", "text": "more for the subagent"}]}}));
     write_lines(&project.join("side.jsonl"), &lines);
     import(&projects, &db);
-    assert_eq!(
-        sql(&db, "SELECT prompt FROM prompts"),
-        ["prompt number 0"]
-    );
+    assert_eq!(sql(&db, "SELECT prompt FROM prompts"), ["prompt number 0"]);
 }
 
 #[test]

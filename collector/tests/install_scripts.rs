@@ -225,7 +225,10 @@ fn install_leaves_binaries_hook_and_link_and_uninstall_restores_the_settings() {
     assert!(first.contains("no user systemd here"), "{first}");
     // The link carries a one-time code (issue 24), never the token.
     let url = format!("http://{}/#code=", home.http);
-    assert!(!first.contains(&home.token()), "install printed the token: {first}");
+    assert!(
+        !first.contains(&home.token()),
+        "install printed the token: {first}"
+    );
     assert!(first.contains(&url), "install did not print {url}: {first}");
     let unit = home.path(".config/systemd/user/hooktrail-collector.service");
     systemd_analyze_verify(&unit, Some(&home));

@@ -31,12 +31,10 @@ fn collector_with_events(dir: &Path, count: usize) -> Collector {
 }
 
 fn open(port: u16, query: &str) -> Client {
-    let (client, _) = tungstenite::connect(format!("ws://127.0.0.1:{port}/ws?{query}"))
-        .expect("open /ws");
+    let (client, _) =
+        tungstenite::connect(format!("ws://127.0.0.1:{port}/ws?{query}")).expect("open /ws");
     if let MaybeTlsStream::Plain(stream) = client.get_ref() {
-        stream
-            .set_read_timeout(Some(PATIENCE))
-            .unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
     }
     client
 }
@@ -101,7 +99,9 @@ fn seqs_after(collector: &Collector, after: i64) -> Vec<i64> {
 fn projects(root: &Path, scenarios: &[&str]) -> PathBuf {
     let project = root.join("projects").join("-home-dev-project");
     for scenario in scenarios {
-        let from = workspace_root().join("tests/fixtures/transcripts").join(scenario);
+        let from = workspace_root()
+            .join("tests/fixtures/transcripts")
+            .join(scenario);
         copy_tree(&from, &project);
     }
     root.join("projects")
@@ -116,7 +116,10 @@ fn websocket_clients_see_imported_events_in_order_also_after_a_live_event() {
     assert_eq!(read_until_live(&mut client), 2);
 
     // An import while nothing else happens: its rows reach the client.
-    import(&projects(&dir.path().join("first"), &["tools"]), &collector.db);
+    import(
+        &projects(&dir.path().join("first"), &["tools"]),
+        &collector.db,
+    );
     let imported = seqs_after(&collector, 2);
     assert!(imported.len() > 10, "{imported:?}");
     let mut seen = Vec::new();
@@ -135,7 +138,10 @@ fn websocket_clients_see_imported_events_in_order_also_after_a_live_event() {
     let expected = seqs_after(&collector, cursor);
     let mut later = Vec::new();
     read_until_seq(&mut client, &mut later, *expected.last().unwrap());
-    assert_eq!(later, expected, "imported and live seqs, each once, in order");
+    assert_eq!(
+        later, expected,
+        "imported and live seqs, each once, in order"
+    );
 
     // A client reconnecting from its cursor goes on from there.
     send_lines(&collector.socket, &[envelope(101)]);

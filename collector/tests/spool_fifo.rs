@@ -39,14 +39,12 @@ fn a_fifo_in_the_spool_neither_stalls_the_drain_nor_stops_sigterm() {
     collector.wait_rows(3, Duration::from_secs(20));
     assert!(fifo.exists(), "the FIFO is left where it was, not claimed");
     wait_until("the log to name the FIFO", Duration::from_secs(10), || {
-        collector.log_text().contains("spool-1.jsonl: not a regular file")
+        collector
+            .log_text()
+            .contains("spool-1.jsonl: not a regular file")
     });
     // The next drains pass it by too: a file spooled later is stored.
-    std::fs::write(
-        collector.spool.join("spool-3.jsonl"),
-        envelope(99) + "\n",
-    )
-    .unwrap();
+    std::fs::write(collector.spool.join("spool-3.jsonl"), envelope(99) + "\n").unwrap();
     collector.wait_rows(4, Duration::from_secs(20));
     assert_stops_promptly(&mut collector);
 }
@@ -68,8 +66,7 @@ fn a_spool_file_whose_lock_stays_held_does_not_stall_the_drain_or_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
     std::fs::create_dir_all(&spool).unwrap();
-    std::fs::set_permissions(&spool, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .unwrap();
+    std::fs::set_permissions(&spool, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     std::fs::write(spool.join("spool-1.jsonl"), envelope(1) + "\n").unwrap();
     std::fs::write(spool.join("spool-2.jsonl"), envelope(2) + "\n").unwrap();
     // A stopped appender holds the first file's lock for good.

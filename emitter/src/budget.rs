@@ -80,7 +80,12 @@ pub fn encode_query(commands: &mut Vec<u8>, redis: &RedisConfig, check: &Check) 
     let all = format!("{prefix}:verdict:all");
     encode(
         commands,
-        &[b"MGET", session.as_bytes(), machine.as_bytes(), all.as_bytes()],
+        &[
+            b"MGET",
+            session.as_bytes(),
+            machine.as_bytes(),
+            all.as_bytes(),
+        ],
     );
 }
 
@@ -115,7 +120,9 @@ pub fn act_on_socket(check: &Check, verdict: Option<&[u8]>) {
 /// The event went to the spool: no verdict could be learned.
 pub fn act_offline(check: &Check) {
     match check.offline {
-        Offline::Allow => debug!("budgets: the collector could not be asked; allowed (budgets_offline)"),
+        Offline::Allow => {
+            debug!("budgets: the collector could not be asked; allowed (budgets_offline)")
+        }
         Offline::Deny => print(
             check,
             Verdict::Deny,

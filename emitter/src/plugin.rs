@@ -35,7 +35,11 @@ fn hooks_file() -> Value {
         .map(|&event| {
             (
                 event.name().to_owned(),
-                json!([install::our_group(event, "hooktrail-emit", install::TIMEOUT_SECONDS)]),
+                json!([install::our_group(
+                    event,
+                    "hooktrail-emit",
+                    install::TIMEOUT_SECONDS
+                )]),
             )
         })
         .collect();

@@ -152,7 +152,9 @@ pub fn deliver(
         Ok((stream, rest, None))
     } else if let (true, Some(verdict)) = (
         reply.contains(&b'\n'),
-        first.strip_prefix(OK_REPLY).and_then(|tail| tail.strip_prefix(' ')),
+        first
+            .strip_prefix(OK_REPLY)
+            .and_then(|tail| tail.strip_prefix(' ')),
     ) {
         // `ok <signed budget verdict>` (issue 19): delivered, with a verdict.
         let verdict = verdict.trim_end().as_bytes().to_vec();

@@ -34,7 +34,13 @@ use crate::diag::debug;
 /// per model response with tool calls, so budgets see spend at most one
 /// response late (issue 19); it reads the transcript of the agent that made
 /// the calls, by the same byte and time budget.
-const BOUNDARY_HOOKS: [&str; 5] = ["Stop", "SubagentStop", "PreCompact", "SessionEnd", "PostToolBatch"];
+const BOUNDARY_HOOKS: [&str; 5] = [
+    "Stop",
+    "SubagentStop",
+    "PreCompact",
+    "SessionEnd",
+    "PostToolBatch",
+];
 
 /// The most transcript bytes one hook reads. A turn rarely adds more than a
 /// few MB; a larger one is finished at the next boundary.

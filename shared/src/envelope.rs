@@ -342,7 +342,6 @@ pub fn new_event_id() -> String {
     crate::event_id::new_v7(now_millis().max(0) as u64)
 }
 
-
 /// What the emitter read of a hook's stdin.
 #[derive(Debug, Clone, Copy)]
 pub enum HookStdin<'a> {

@@ -30,8 +30,8 @@
 //! **Invariant:** this crate does no network I/O. It reads and writes local
 //! files only, so both programs can use it on their hot paths.
 
-pub mod budget;
 pub mod approvals;
+pub mod budget;
 pub mod config;
 pub mod envelope;
 pub mod event_id;

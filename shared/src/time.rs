@@ -66,7 +66,8 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -82,7 +83,11 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let shifted_month = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 } as u32;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    } as u32;
     (year_of_era + era * 400 + i64::from(month <= 2), month, day)
 }
 
@@ -92,11 +97,20 @@ mod tests {
 
     #[test]
     fn civil_days_round_trip_across_leap_years_and_the_epoch() {
-        for days in [-800_000, -1, 0, 1, 59, 60, 11_016, 19_782, 20_000, 2_932_896] {
+        for days in [
+            -800_000, -1, 0, 1, 59, 60, 11_016, 19_782, 20_000, 2_932_896,
+        ] {
             let (year, month, day) = civil_from_days(days);
-            assert_eq!(days_from_civil(year, month, day), days, "{year}-{month}-{day}");
+            assert_eq!(
+                days_from_civil(year, month, day),
+                days,
+                "{year}-{month}-{day}"
+            );
         }
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        assert_eq!(parse_rfc3339_millis("2024-02-29T13:00:00Z"), Some(1_709_211_600_000));
+        assert_eq!(
+            parse_rfc3339_millis("2024-02-29T13:00:00Z"),
+            Some(1_709_211_600_000)
+        );
     }
 }

@@ -264,7 +264,13 @@ fn read_all(
             .as_ref()
             .is_some_and(|orphan| orphan.kind.session_id() != session_id)
         {
-            end_orphan(orphan.take(), machine, bytes_read, &mut output, &mut stored_before);
+            end_orphan(
+                orphan.take(),
+                machine,
+                bytes_read,
+                &mut output,
+                &mut stored_before,
+            );
         }
         let facts = match facts_by_session.get(session_id) {
             Some(&facts) => facts,
@@ -316,7 +322,11 @@ fn read_all(
                 summary.files += 1;
                 summary.bad_lines += counts.bad_lines;
                 if let (Some(orphan), Some(last)) = (orphan.as_mut(), counts.last_line) {
-                    if orphan.last_line.as_ref().is_none_or(|known| last.ts >= known.ts) {
+                    if orphan
+                        .last_line
+                        .as_ref()
+                        .is_none_or(|known| last.ts >= known.ts)
+                    {
                         orphan.last_line = Some(last);
                     }
                 }
@@ -333,7 +343,13 @@ fn read_all(
             summary.waiting_for_store += send(&mut output, &mut stored_before, sender);
         }
     }
-    end_orphan(orphan.take(), machine, bytes_read, &mut output, &mut stored_before);
+    end_orphan(
+        orphan.take(),
+        machine,
+        bytes_read,
+        &mut output,
+        &mut stored_before,
+    );
     summary.waiting_for_store += send(&mut output, &mut stored_before, sender);
     summary.bytes = bytes_read.load(Ordering::Relaxed);
     summary

@@ -195,9 +195,9 @@ fn cut_point(line: &[u8], start: usize, end: usize) -> Option<usize> {
     while chars < KEEP_CHARS && at < end {
         at += match line[at] {
             b'\\' if line.get(at + 1) == Some(&b'u') => {
-                let high_surrogate = line
-                    .get(at + 2..at + 4)
-                    .is_some_and(|hex| hex[0].eq_ignore_ascii_case(&b'd') && b"89abAB".contains(&hex[1]));
+                let high_surrogate = line.get(at + 2..at + 4).is_some_and(|hex| {
+                    hex[0].eq_ignore_ascii_case(&b'd') && b"89abAB".contains(&hex[1])
+                });
                 if high_surrogate && line.get(at + 6..at + 8) == Some(b"\\u") {
                     12
                 } else {
@@ -249,7 +249,10 @@ mod tests {
         let original: serde_json::Value = serde_json::from_str(&line).unwrap();
         let kept = long("x", KEEP_CHARS);
         assert_eq!(value["message"]["content"][0]["content"], kept.as_str());
-        assert_eq!(value["message"]["content"][1], original["message"]["content"][1]);
+        assert_eq!(
+            value["message"]["content"][1],
+            original["message"]["content"][1]
+        );
         assert_eq!(value["toolUseResult"]["stdout"], kept.as_str());
         assert_eq!(value["toolUseResult"]["agentId"], "a1");
         assert_eq!(value["toolUseResult"]["n"][1]["s"], kept.as_str());
@@ -272,7 +275,10 @@ mod tests {
                 .take(KEEP_CHARS)
                 .collect();
             let text = value["toolUseResult"].as_str().unwrap();
-            assert!(kept.starts_with(text) && text.chars().count() + 2 >= KEEP_CHARS, "{unit}");
+            assert!(
+                kept.starts_with(text) && text.chars().count() + 2 >= KEEP_CHARS,
+                "{unit}"
+            );
         }
     }
 

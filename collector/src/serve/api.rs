@@ -615,7 +615,10 @@ fn mark_budget_refusals(
     markers: &mut Vec<(usize, String, i64, i64, Option<String>)>,
 ) -> rusqlite::Result<()> {
     for (seq, reason) in crate::store::spend::refused_events(transaction, session_id)? {
-        let at = match spans.iter_mut().find(|span| span.seq == seq && span.kind == "tool") {
+        let at = match spans
+            .iter_mut()
+            .find(|span| span.seq == seq && span.kind == "tool")
+        {
             Some(span) => {
                 span.outcome = "denied";
                 span.end = Some(span.start);

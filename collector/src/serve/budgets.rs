@@ -33,7 +33,10 @@ struct GrantBody {
 pub(crate) fn grant(mut request: Request, shared: &Shared) {
     let answer = (|| {
         let (name, role) = caller(&request, shared).ok_or_else(|| {
-            ApiResponse::error(401, "this collector needs its token: send `Authorization: Bearer TOKEN`")
+            ApiResponse::error(
+                401,
+                "this collector needs its token: send `Authorization: Bearer TOKEN`",
+            )
         })?;
         if *request.method() != Method::Post {
             return Err(ApiResponse::error(405, "use POST to grant"));
@@ -46,11 +49,15 @@ pub(crate) fn grant(mut request: Request, shared: &Shared) {
             ));
         }
         if role != Role::Approver {
-            return Err(ApiResponse::error(403, "this token may read but not grant (role viewer)"));
+            return Err(ApiResponse::error(
+                403,
+                "this token may read but not grant (role viewer)",
+            ));
         }
-        let control = shared.context.budgets.clone().ok_or_else(|| {
-            ApiResponse::error(404, "no budget is configured on this collector")
-        })?;
+        let control =
+            shared.context.budgets.clone().ok_or_else(|| {
+                ApiResponse::error(404, "no budget is configured on this collector")
+            })?;
         let body: GrantBody = serde_json::from_slice(&read_body(&mut request)?)
             .map_err(|error| ApiResponse::error(400, &format!("bad grant: {error}")))?;
         let reason: String = body.reason.chars().take(500).collect();
@@ -58,9 +65,14 @@ pub(crate) fn grant(mut request: Request, shared: &Shared) {
             Ok(Ok(())) => Ok(ApiResponse::json(&json!({
                 "granted": {"budget": body.budget, "subject": body.subject, "usd": body.usd, "by": name}
             }))),
-            Ok(Err(GrantRefused::UnknownBudget)) => Err(ApiResponse::error(404, "no budget by that name")),
+            Ok(Err(GrantRefused::UnknownBudget)) => {
+                Err(ApiResponse::error(404, "no budget by that name"))
+            }
             Ok(Err(GrantRefused::Invalid(why))) => Err(ApiResponse::error(400, why)),
-            Err(error) => Err(ApiResponse::error(503, &format!("cannot record the grant: {error}"))),
+            Err(error) => Err(ApiResponse::error(
+                503,
+                &format!("cannot record the grant: {error}"),
+            )),
         }
     })();
     respond(request, answer.unwrap_or_else(|refusal| refusal));
@@ -113,27 +125,48 @@ pub(crate) fn push_metrics(out: &mut String, snapshot: &Snapshot, denials: &[(St
     let mut largest: Vec<(&str, f64, f64)> = Vec::new();
     for instance in &snapshot.instances {
         let share = instance.verdict.spent / instance.verdict.limit.max(f64::MIN_POSITIVE);
-        match largest.iter_mut().find(|(name, ..)| *name == instance.budget) {
+        match largest
+            .iter_mut()
+            .find(|(name, ..)| *name == instance.budget)
+        {
             Some(held) if share > held.1 / held.2.max(f64::MIN_POSITIVE) => {
-                *held = (&instance.budget, instance.verdict.spent, instance.verdict.limit);
+                *held = (
+                    &instance.budget,
+                    instance.verdict.spent,
+                    instance.verdict.limit,
+                );
             }
             Some(_) => {}
-            None => largest.push((&instance.budget, instance.verdict.spent, instance.verdict.limit)),
+            None => largest.push((
+                &instance.budget,
+                instance.verdict.spent,
+                instance.verdict.limit,
+            )),
         }
     }
-    out.push_str("# HELP hooktrail_budget_spent_usd Spend of each budget's fullest instance, in USD.\n");
+    out.push_str(
+        "# HELP hooktrail_budget_spent_usd Spend of each budget's fullest instance, in USD.\n",
+    );
     out.push_str("# TYPE hooktrail_budget_spent_usd gauge\n");
     for (name, spent, _) in &largest {
-        out.push_str(&format!("hooktrail_budget_spent_usd{{budget=\"{name}\"}} {spent}\n"));
+        out.push_str(&format!(
+            "hooktrail_budget_spent_usd{{budget=\"{name}\"}} {spent}\n"
+        ));
     }
-    out.push_str("# HELP hooktrail_budget_denials_total Tool calls and prompts refused by each budget.\n");
+    out.push_str(
+        "# HELP hooktrail_budget_denials_total Tool calls and prompts refused by each budget.\n",
+    );
     out.push_str("# TYPE hooktrail_budget_denials_total counter\n");
     for (name, count) in denials {
-        out.push_str(&format!("hooktrail_budget_denials_total{{budget=\"{name}\"}} {count}\n"));
+        out.push_str(&format!(
+            "hooktrail_budget_denials_total{{budget=\"{name}\"}} {count}\n"
+        ));
     }
     out.push_str("# HELP hooktrail_budget_limit_usd Limit of each budget's fullest instance, grants included.\n");
     out.push_str("# TYPE hooktrail_budget_limit_usd gauge\n");
     for (name, _, limit) in &largest {
-        out.push_str(&format!("hooktrail_budget_limit_usd{{budget=\"{name}\"}} {limit}\n"));
+        out.push_str(&format!(
+            "hooktrail_budget_limit_usd{{budget=\"{name}\"}} {limit}\n"
+        ));
     }
 }

@@ -417,7 +417,10 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
         "/api/health" => metrics::health(&context.stats, &context.hub, &context.database),
         "/api/capabilities" => sign_in::capabilities(shared),
         "/api/budgets" => {
-            let snapshot = context.budgets.as_ref().map(|control| control.verdicts.snapshot());
+            let snapshot = context
+                .budgets
+                .as_ref()
+                .map(|control| control.verdicts.snapshot());
             match crate::query::parse_pairs(query_string, &["session"]) {
                 Ok(pairs) => {
                     let session = pairs.first().map(|(_, value)| value.as_str());

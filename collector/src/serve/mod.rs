@@ -22,10 +22,10 @@
 
 pub(crate) mod alerts;
 pub(crate) mod api;
-pub(crate) mod backfill;
-pub(crate) mod auth;
-pub(crate) mod budgets;
 pub(crate) mod approvals;
+pub(crate) mod auth;
+pub(crate) mod backfill;
+pub(crate) mod budgets;
 pub(crate) mod fd;
 pub(crate) mod gate;
 pub(crate) mod http;

@@ -59,9 +59,8 @@ pub(crate) fn retire_replaced_ends(
         let mut uncount_agent = transaction.prepare_cached(
             "UPDATE agents SET event_count = event_count - 1 WHERE agent_id = :agent",
         )?;
-        let mut set_ended = transaction.prepare_cached(
-            "UPDATE sessions SET ended_ts = :ts WHERE session_id = :session",
-        )?;
+        let mut set_ended = transaction
+            .prepare_cached("UPDATE sessions SET ended_ts = :ts WHERE session_id = :session")?;
         for end in ends {
             let found: Vec<(i64, i64, String)> = find
                 .query_map(
@@ -78,9 +77,8 @@ pub(crate) fn retire_replaced_ends(
             };
             for (seq, ts, machine) in older {
                 delete.execute(named_params! {":seq": seq})?;
-                uncount_minute.execute(
-                    named_params! {":ts": ts, ":hook": end.hook, ":machine": machine},
-                )?;
+                uncount_minute
+                    .execute(named_params! {":ts": ts, ":hook": end.hook, ":machine": machine})?;
                 uncount_session.execute(named_params! {":session": end.session_id})?;
                 if end.agent_id.is_some() {
                     uncount_agent.execute(named_params! {":agent": end.agent_id})?;
@@ -97,7 +95,10 @@ pub(crate) fn retire_replaced_ends(
 }
 
 /// Whether the database holds any event of `session_id` (one index probe).
-pub(crate) fn session_is_stored(connection: &Connection, session_id: &str) -> rusqlite::Result<bool> {
+pub(crate) fn session_is_stored(
+    connection: &Connection,
+    session_id: &str,
+) -> rusqlite::Result<bool> {
     connection
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE session_id = :session)")?
         .query_row(named_params! {":session": session_id}, |row| row.get(0))

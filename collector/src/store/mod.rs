@@ -18,9 +18,9 @@
 //!   notifier threads' connections, which record deliveries (issue 20).
 
 pub(crate) mod checkpoint;
+pub(crate) mod decisions;
 pub(crate) mod import;
 pub(crate) mod outbox;
-pub(crate) mod decisions;
 pub(crate) mod read;
 pub(crate) mod retention;
 pub(crate) mod schema;

@@ -82,7 +82,9 @@ pub(crate) fn grants(connection: &Connection) -> rusqlite::Result<Vec<(String, S
     let mut statement = connection.prepare_cached(
         "SELECT budget, subject, window_start, total(usd) FROM budget_grants GROUP BY 1, 2, 3",
     )?;
-    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?;
+    let rows = statement.query_map([], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+    })?;
     rows.collect()
 }
 
@@ -107,7 +109,9 @@ pub(crate) struct GuardedEvent {
 
 /// The newest event's seq (0 for an empty database).
 pub(crate) fn newest_seq(connection: &Connection) -> rusqlite::Result<i64> {
-    connection.query_row("SELECT COALESCE(max(seq), 0) FROM events", [], |row| row.get(0))
+    connection.query_row("SELECT COALESCE(max(seq), 0) FROM events", [], |row| {
+        row.get(0)
+    })
 }
 
 /// Up to 1,000 guarded events after `after`, oldest first.
