@@ -12,6 +12,8 @@
 
 use serde_json::Value;
 
+use crate::time::{civil_from_days, days_from_civil};
+
 /// What a budget covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -161,7 +163,9 @@ impl Budgets {
                             ));
                         }
                         Ok(budget) => list.push(budget),
-                        Err(problem) => problems.push(format!("budgets[{index}]: {problem}; left out")),
+                        Err(problem) => {
+                            problems.push(format!("budgets[{index}]: {problem}; left out"))
+                        }
                     }
                 }
             }
@@ -212,7 +216,11 @@ fn parse_budget(index: usize, entry: &Value) -> Result<Budget, String> {
             name: text("machine")?.map(str::to_owned),
         },
         "all" => Scope::All,
-        other => return Err(format!("scope {other:?} is not session, project, machine or all")),
+        other => {
+            return Err(format!(
+                "scope {other:?} is not session, project, machine or all"
+            ))
+        }
     };
     let period = match (&scope, text("period")?) {
         (Scope::Session, None) => Period::Lifetime,
@@ -307,7 +315,9 @@ impl Budgets {
                 };
                 match &budget.scope {
                     Scope::Session => Some(instance(subject.session_id)),
-                    Scope::Project { glob } => glob_matches(glob, subject.cwd).then(|| instance("")),
+                    Scope::Project { glob } => {
+                        glob_matches(glob, subject.cwd).then(|| instance(""))
+                    }
                     Scope::Machine { name: Some(name) } => {
                         (name == subject.machine).then(|| instance(subject.machine))
                     }
@@ -331,35 +341,14 @@ pub fn window(period: Period, ts: i64) -> Option<(i64, i64)> {
         Period::Month => {
             let (year, month, _) = civil_from_days(ts.div_euclid(DAY));
             let start = days_from_civil(year, month, 1) * DAY;
-            let (next_year, next_month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+            let (next_year, next_month) = if month == 12 {
+                (year + 1, 1)
+            } else {
+                (year, month + 1)
+            };
             Some((start, days_from_civil(next_year, next_month, 1) * DAY))
         }
     }
-}
-
-/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// (year, month, day) to days since 1970-01-01, the inverse of [`civil_from_days`].
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let month = i64::from(month);
-    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// `*` matches any run of characters (also `/`), `?` one character; the
@@ -442,7 +431,12 @@ pub fn evaluate(budget: &Budget, spent: f64, granted: f64) -> Verdict {
     let reason = refuses.then(|| {
         let what = match (&budget.scope, budget.period) {
             (Scope::Session, _) => "session budget".to_owned(),
-            (scope, period) => format!("{} {} budget {}", scope.as_str(), period.as_str(), budget.name),
+            (scope, period) => format!(
+                "{} {} budget {}",
+                scope.as_str(),
+                period.as_str(),
+                budget.name
+            ),
         };
         format!("hooktrail: {what} ${limit:.2} reached (${spent:.2} spent)")
     });
@@ -534,9 +528,15 @@ mod tests {
     fn windows_are_utc_days_and_calendar_months() {
         // 2024-02-29T13:00:00Z
         let ts = 1_709_211_600_000;
-        assert_eq!(window(Period::Day, ts), Some((1_709_164_800_000, 1_709_251_200_000)));
+        assert_eq!(
+            window(Period::Day, ts),
+            Some((1_709_164_800_000, 1_709_251_200_000))
+        );
         // February 2024 (a leap year): Feb 1 to Mar 1.
-        assert_eq!(window(Period::Month, ts), Some((1_706_745_600_000, 1_709_251_200_000)));
+        assert_eq!(
+            window(Period::Month, ts),
+            Some((1_706_745_600_000, 1_709_251_200_000))
+        );
         // December rolls into the next year.
         let december = 1_733_200_000_000; // 2024-12-03
         assert_eq!(
