@@ -64,14 +64,19 @@ pub(crate) struct TimelineEvent {
 /// What an event was.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Happening {
-    /// A hook fired. `text` is the prompt of a `UserPromptSubmit` or the
-    /// error of a failure (already cut to a few hundred characters).
-    Hook {
-        hook: HookEvent,
-        tool: Option<String>,
-        tool_use_id: Option<String>,
-        text: Option<String>,
-    },
+    /// A hook fired.
+    Hook(HookFacts),
+}
+
+/// What the timeline uses of a hook event.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HookFacts {
+    pub(crate) hook: HookEvent,
+    pub(crate) tool: Option<String>,
+    pub(crate) tool_use_id: Option<String>,
+    /// The prompt of a `UserPromptSubmit` or the error of a failure
+    /// (already cut to a few hundred characters).
+    pub(crate) text: Option<String>,
 }
 
 /// What a span shows.
@@ -281,25 +286,19 @@ impl TimelineBuilder {
         } = event;
         let lane = self.lane(agent_id);
         match what {
-            Happening::Hook {
-                hook,
-                tool,
-                tool_use_id,
-                text,
-            } => self.push_hook(lane, (seq, ts), hook, tool, tool_use_id, text),
+            Happening::Hook(facts) => self.push_hook(lane, (seq, ts), facts),
         }
     }
 
-    fn push_hook(
-        &mut self,
-        lane: usize,
-        at: (i64, i64),
-        hook: HookEvent,
-        tool: Option<String>,
-        tool_use_id: Option<String>,
-        text: Option<String>,
-    ) {
+    /// A hook event at (`seq`, `ts`) on `lane`.
+    fn push_hook(&mut self, lane: usize, at: (i64, i64), facts: HookFacts) {
         let (seq, ts) = at;
+        let HookFacts {
+            hook,
+            tool,
+            tool_use_id,
+            text,
+        } = facts;
         // A permission wait ends at that agent's next event but a
         // notification (which the wait itself sends).
         if hook != HookEvent::Notification {
@@ -421,31 +420,26 @@ mod tests {
             seq,
             ts: 1000 + seq * 10,
             agent_id: agent.map(str::to_owned),
-            what: Happening::Hook {
+            what: Happening::Hook(HookFacts {
                 hook,
                 tool: None,
                 tool_use_id: None,
                 text: None,
-            },
+            }),
         }
     }
 
     fn tool(seq: i64, agent: Option<&str>, kind: HookEvent, id: &str) -> TimelineEvent {
         let mut event = hook(seq, agent, kind);
-        if let Happening::Hook {
-            tool, tool_use_id, ..
-        } = &mut event.what
-        {
-            *tool = Some("Bash".into());
-            *tool_use_id = Some(id.into());
-        }
+        let Happening::Hook(facts) = &mut event.what;
+        facts.tool = Some("Bash".into());
+        facts.tool_use_id = Some(id.into());
         event
     }
 
     fn with_text(mut event: TimelineEvent, value: &str) -> TimelineEvent {
-        if let Happening::Hook { text, .. } = &mut event.what {
-            *text = Some(value.into());
-        }
+        let Happening::Hook(facts) = &mut event.what;
+        facts.text = Some(value.into());
         event
     }
 

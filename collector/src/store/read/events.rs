@@ -16,7 +16,7 @@ use crate::event::{CommittedEvent, Source};
 use crate::query::{EventColumns, EventsQuery, Order};
 use crate::search::fts_phrase;
 
-use super::max_seq;
+use super::{max_seq, text};
 
 /// Rows per window of a filtered scan that no index serves.
 const SCAN_WINDOW: i64 = 20_000;
@@ -339,20 +339,25 @@ fn read_descending(
 /// How many hits a filtered search examines between two looks at the clock.
 const HITS_PER_CLOCK_CHECK: usize = 64;
 
-/// A search combined with exact filters: one walk of the search's hits in
-/// `seq` order (the MATCH evaluated once, not once per window), each hit's
-/// filter columns checked here, until the page is full, its payloads pass
-/// [`PAGE_BYTES`] or [`SCAN_BUDGET`] is spent. The last hit examined is then
-/// the cursor, so a filter that rejects every hit still answers in time.
-fn read_search_with_filters(
+/// What one walk of a search's hits found.
+struct SearchWalk {
+    /// The hits the filter kept, in the walk's order.
+    hits: Vec<i64>,
+    /// The last hit examined: the cursor when the walk stopped early.
+    last_examined: Option<i64>,
+    /// Whether the walk reached the end of the range.
+    exhausted: bool,
+}
+
+/// Walks the search's hits in (`lower`, `upper`) in the request's order,
+/// checking each hit's filter columns, until [`EventsQuery::limit`] hits
+/// are kept or [`SCAN_BUDGET`] is spent.
+fn walk_search_hits(
     connection: &Connection,
     request: &EventsQuery,
     phrase: &str,
-    newest: i64,
-) -> rusqlite::Result<EventPage> {
-    let filter = &request.filter;
-    let lower = request.after.unwrap_or(0);
-    let upper = request.before.unwrap_or(newest + 1).min(newest + 1);
+    (lower, upper): (i64, i64),
+) -> rusqlite::Result<SearchWalk> {
     let direction = match request.order {
         Order::Ascending => "ASC",
         Order::Descending => "DESC",
@@ -364,65 +369,81 @@ fn read_search_with_filters(
          ORDER BY events_fts.rowid {direction}"
     );
     let started = Instant::now();
-    let mut hits = Vec::new();
+    let mut walk = SearchWalk {
+        hits: Vec::new(),
+        last_examined: None,
+        exhausted: true,
+    };
     let mut examined = 0usize;
-    let mut last_examined = None;
-    let mut exhausted = true;
-    {
-        let mut statement = connection.prepare_cached(&sql)?;
-        let mut rows = statement.query(rusqlite::params![phrase, lower, upper])?;
-        while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
-            let text = |index: usize| {
-                row.get_ref(index)
-                    .map(|value| value.as_str_or_null().ok().flatten())
-            };
-            if filter.matches_columns(EventColumns {
-                session_id: text(1)?,
-                agent_id: text(2)?,
-                machine: text(3)?,
-                hook: text(4)?,
-                tool: text(5)?,
-            }) {
-                hits.push(seq);
-            }
-            last_examined = Some(seq);
-            examined += 1;
-            if hits.len() >= request.limit {
-                exhausted = false;
-                break;
-            }
-            if examined.is_multiple_of(HITS_PER_CLOCK_CHECK) && started.elapsed() > SCAN_BUDGET {
-                exhausted = false;
-                break;
-            }
+    let mut statement = connection.prepare_cached(&sql)?;
+    let mut rows = statement.query(rusqlite::params![phrase, lower, upper])?;
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        if request.filter.matches_columns(EventColumns {
+            session_id: text(row, 1)?,
+            agent_id: text(row, 2)?,
+            machine: text(row, 3)?,
+            hook: text(row, 4)?,
+            tool: text(row, 5)?,
+        }) {
+            walk.hits.push(seq);
+        }
+        walk.last_examined = Some(seq);
+        examined += 1;
+        if walk.hits.len() >= request.limit
+            || (examined.is_multiple_of(HITS_PER_CLOCK_CHECK) && started.elapsed() > SCAN_BUDGET)
+        {
+            walk.exhausted = false;
+            break;
         }
     }
-    let mut events = Vec::with_capacity(hits.len());
+    Ok(walk)
+}
+
+/// The events of `seqs`, in that order, until their payloads pass
+/// [`PAGE_BYTES`].
+fn events_by_seq(connection: &Connection, seqs: &[i64]) -> rusqlite::Result<Vec<CommittedEvent>> {
+    let mut events = Vec::with_capacity(seqs.len());
     let mut page_bytes = 0usize;
-    {
-        let mut select = connection.prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?1"
-        ))?;
-        for seq in &hits {
-            let event = select.query_row([seq], row_to_event)?;
-            page_bytes += event.payload.len();
-            events.push(event);
-            if page_bytes >= PAGE_BYTES {
-                break;
-            }
+    let mut select = connection.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?1"
+    ))?;
+    for seq in seqs {
+        let event = select.query_row([seq], row_to_event)?;
+        page_bytes += event.payload.len();
+        events.push(event);
+        if page_bytes >= PAGE_BYTES {
+            break;
         }
     }
+    Ok(events)
+}
+
+/// A search combined with exact filters: one walk of the search's hits in
+/// `seq` order (the MATCH evaluated once, not once per window), each hit's
+/// filter columns checked here, until the page is full, its payloads pass
+/// [`PAGE_BYTES`] or [`SCAN_BUDGET`] is spent. The last hit examined is then
+/// the cursor, so a filter that rejects every hit still answers in time.
+fn read_search_with_filters(
+    connection: &Connection,
+    request: &EventsQuery,
+    phrase: &str,
+    newest: i64,
+) -> rusqlite::Result<EventPage> {
+    let lower = request.after.unwrap_or(0);
+    let upper = request.before.unwrap_or(newest + 1).min(newest + 1);
+    let walk = walk_search_hits(connection, request, phrase, (lower, upper))?;
+    let events = events_by_seq(connection, &walk.hits)?;
     // Where the next page starts: after the last event returned when the
     // page was cut by its size, else after the last hit examined, else (the
     // hits ran out) at the end of the range.
-    let cut_by_bytes = events.len() < hits.len();
+    let cut_by_bytes = events.len() < walk.hits.len();
     let position = if cut_by_bytes {
         events.last().map(|event| event.seq)
-    } else if exhausted {
+    } else if walk.exhausted {
         None
     } else {
-        last_examined
+        walk.last_examined
     };
     Ok(match request.order {
         Order::Ascending => {

@@ -4,7 +4,7 @@
 use hooktrail_shared::envelope::HookEvent;
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::timeline::{AgentLane, Happening, TimelineEvent};
+use crate::timeline::{AgentLane, Happening, HookFacts, TimelineEvent};
 
 /// When a session began, last had an event, and ended (if it did).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,13 +84,13 @@ pub(crate) fn for_each_event(
             seq: row.get(0)?,
             ts: row.get(1)?,
             agent_id: row.get(2)?,
-            what: Happening::Hook {
+            what: Happening::Hook(HookFacts {
                 hook: hook_named(row.get_ref(3)?.as_str()?),
                 tool: row.get(4)?,
                 tool_use_id: row.get(5)?,
                 // A prompt or error that is not text has no marker text.
                 text: row.get(6).unwrap_or(None),
-            },
+            }),
         });
     }
     Ok(())
