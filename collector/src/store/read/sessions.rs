@@ -256,7 +256,8 @@ pub(crate) fn tool_calls(
          FROM tool_calls WHERE session_id = ?1 ORDER BY seq",
     )?;
     let rows = statement.query_map([session_id], |row| {
-        // A duration stored as text fails the read, as `f64` does.
+        // A duration that is text (a hook's odd `duration_ms`) fails the
+        // read, as it did when the route read the column as `f64`.
         let _: Option<f64> = row.get(6)?;
         Ok(ToolCallRow {
             seq: row.get(0)?,
