@@ -11,6 +11,14 @@
 //! [`HookInput`] is the wire type: it mirrors the few fields of Claude Code's
 //! hook JSON that the envelope lifts, and nothing else, so unknown and future
 //! fields pass through `payload` untouched.
+//!
+//! Layout: this file holds the types and the emitter's side; `shorten.rs`
+//! the shortening of oversized payloads (it knows nothing of envelopes);
+//! `parse.rs` the collector's side, [`parse_line`]. Times come from
+//! [`crate::time`].
+
+mod parse;
+mod shorten;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -19,8 +27,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-pub use crate::time::{now_millis, parse_rfc3339_millis};
+pub use parse::{parse_line, RejectReason};
+use shorten::{bounded_value, first_chars, shortened_marker, Limits};
+pub use shorten::{fit_payload, shorten_strings, MORE_MEMBERS_KEY, SHORTENED_MARKER_START};
+
 use crate::transcript::TranscriptUsage;
+
+// The clock and the RFC 3339 parser live in `crate::time`, and new code
+// imports them from there. This re-export stays only until the collector's
+// files (older than `time.rs`) import them from `time` too.
+#[doc(hidden)]
+pub use crate::time::{now_millis, parse_rfc3339_millis};
 
 /// The envelope version this crate writes and reads.
 pub const ENVELOPE_VERSION: u32 = 1;
@@ -218,9 +235,16 @@ impl HookEvent {
         }
     }
 
-    /// Parses an event name; unknown names give [`HookEvent::Other`].
+    /// Parses an event name; unknown names give [`HookEvent::Other`]. A
+    /// walk over [`HookEvent::ALL`] comparing names (most differ in length,
+    /// so most comparisons stop there): no allocation, no serde, so the
+    /// emitter's hot path may call it once per event.
     pub fn from_name(name: &str) -> HookEvent {
-        serde_json::from_value(Value::String(name.to_owned())).unwrap_or(HookEvent::Other)
+        HookEvent::ALL
+            .iter()
+            .copied()
+            .find(|event| event.name() == name)
+            .unwrap_or(HookEvent::Other)
     }
 
     /// Whether the event's settings entry takes a matcher (`"*"` catches
@@ -342,6 +366,13 @@ pub fn new_event_id() -> String {
     crate::event_id::new_v7(now_millis().max(0) as u64)
 }
 
+/// How much a bounded parse of an oversized payload keeps of one string (the
+/// payload's limit) and of one key (a lifted field's).
+const PARSE_LIMITS: Limits = Limits {
+    string_bytes: MAX_PAYLOAD_BYTES,
+    key_chars: MAX_LIFTED_CHARS,
+};
+
 /// What the emitter read of a hook's stdin.
 #[derive(Debug, Clone, Copy)]
 pub enum HookStdin<'a> {
@@ -429,8 +460,8 @@ impl Envelope {
                 envelope.payload = one_line_raw(json);
                 return envelope;
             }
-        } else if let Some((mut value, shortened)) =
-            trimmed.and_then(|json| bounded_value(json.as_bytes(), cut_from.is_some()))
+        } else if let Some((mut value, shortened)) = trimmed
+            .and_then(|json| bounded_value(json.as_bytes(), cut_from.is_some(), PARSE_LIMITS))
         {
             let text = |key: &str| {
                 value
@@ -477,7 +508,8 @@ impl Envelope {
         tool_use_id: Option<Cow<str>>,
         cwd: Option<Cow<str>>,
     ) {
-        let bounded = |text: Option<Cow<str>>| text.map(|text| bounded_field(&text));
+        let bounded =
+            |text: Option<Cow<str>>| text.map(|text| first_chars(&text, MAX_LIFTED_CHARS));
         self.session_id = bounded(session_id);
         self.agent_id = bounded(agent_id);
         // An empty name would be an event the collector could not file.
@@ -487,6 +519,13 @@ impl Envelope {
         self.tool = bounded(tool);
         self.tool_use_id = bounded(tool_use_id);
         self.cwd = bounded(cwd);
+    }
+
+    /// The hook event this envelope holds, [`HookEvent::Other`] for a name
+    /// this version does not know (and for [`INVALID_HOOK`] and
+    /// [`UNKNOWN_HOOK`]); `hook` keeps the name as received.
+    pub fn event(&self) -> HookEvent {
+        HookEvent::from_name(&self.hook)
     }
 
     /// The envelope as one line of JSON, without the trailing newline.
@@ -511,607 +550,6 @@ fn one_line_raw(json: &str) -> Box<RawValue> {
 fn to_raw(value: &Value) -> Box<RawValue> {
     serde_json::value::to_raw_value(value)
         .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is valid JSON"))
-}
-
-/// A lifted field, cut to [`MAX_LIFTED_CHARS`] characters.
-fn bounded_field(text: &str) -> String {
-    match text.char_indices().nth(MAX_LIFTED_CHARS) {
-        Some((end, _)) => text[..end].to_owned(),
-        None => text.to_owned(),
-    }
-}
-
-/// How the marker ending a shortened string starts; the redaction reads it
-/// to find where a cut may have split a secret.
-pub const SHORTENED_MARKER_START: &str = "…[hooktrail: shortened from ";
-
-fn shortened_marker(original: u64) -> String {
-    format!("{SHORTENED_MARKER_START}{original} bytes]")
-}
-
-/// The most values (of any kind, at any depth) a bounded parse keeps; the
-/// rest of each array or object is counted, not kept.
-const KEEP_VALUES: usize = 65_536;
-
-/// The most string bytes a bounded parse keeps in all (one string keeps at
-/// most [`MAX_PAYLOAD_BYTES`]).
-const KEEP_STRING_BYTES: usize = 8 * 1024 * 1024;
-
-/// What a bounded parse may still keep.
-struct Keep {
-    /// Values left to keep.
-    values: usize,
-    /// String bytes left to keep.
-    string_bytes: usize,
-    /// Set when anything was cut or left out.
-    shortened: bool,
-}
-
-/// Parses a large JSON object keeping a bounded part of it: every string at
-/// most [`MAX_PAYLOAD_BYTES`] (marked), at most [`KEEP_VALUES`] values and
-/// [`KEEP_STRING_BYTES`] of strings (later members counted, not kept). So a
-/// payload of millions of short strings costs a bounded amount of memory
-/// instead of a `Value` many times its size. When `cut` (stdin was cut),
-/// running out of input keeps what was parsed before. Returns the value
-/// and whether anything was left out, or `None` for input that is not JSON.
-fn bounded_value(json: &[u8], cut: bool) -> Option<(Value, bool)> {
-    let mut value = Value::Null;
-    let mut keep = Keep {
-        values: KEEP_VALUES,
-        string_bytes: KEEP_STRING_BYTES,
-        shortened: false,
-    };
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let parsed = serde::de::DeserializeSeed::deserialize(
-        Slot {
-            target: &mut value,
-            keep: &mut keep,
-        },
-        &mut deserializer,
-    )
-    .and_then(|()| deserializer.end());
-    match parsed {
-        Ok(()) => {}
-        Err(error) if cut && error.classify() == serde_json::error::Category::Eof => {}
-        Err(_) => return None,
-    }
-    value.is_object().then_some((value, keep.shortened))
-}
-
-/// One place in the value being built by [`bounded_value`]. It is filled in
-/// as the parse goes, so a parse cut short keeps what came before.
-struct Slot<'k> {
-    /// Where the parsed value goes.
-    target: &'k mut Value,
-    /// The budget shared by the whole parse.
-    keep: &'k mut Keep,
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for Slot<'_> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Slot<'_> {
-    type Value = ();
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-        formatter.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, value: bool) -> Result<(), E> {
-        *self.target = Value::Bool(value);
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, value: i64) -> Result<(), E> {
-        *self.target = Value::from(value);
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, value: u64) -> Result<(), E> {
-        *self.target = Value::from(value);
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, value: f64) -> Result<(), E> {
-        *self.target = Value::from(value);
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        *self.target = Value::Null;
-        Ok(())
-    }
-
-    fn visit_str<E>(self, text: &str) -> Result<(), E> {
-        let keep = MAX_PAYLOAD_BYTES.min(self.keep.string_bytes);
-        let kept = if text.len() > keep {
-            self.keep.shortened = true;
-            let mut end = keep;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            format!("{}{}", &text[..end], shortened_marker(text.len() as u64))
-        } else {
-            text.to_owned()
-        };
-        self.keep.string_bytes = self.keep.string_bytes.saturating_sub(kept.len());
-        *self.target = Value::String(kept);
-        Ok(())
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut sequence: A) -> Result<(), A::Error> {
-        *self.target = Value::Array(Vec::new());
-        let Value::Array(items) = self.target else {
-            unreachable!("just set")
-        };
-        let mut left_out = 0u64;
-        // The marker goes in even when the input ends early (stdin was cut).
-        let parsed = loop {
-            if self.keep.values == 0 {
-                match sequence.next_element::<serde::de::IgnoredAny>() {
-                    Ok(Some(_)) => left_out += 1,
-                    Ok(None) => break Ok(()),
-                    Err(error) => break Err(error),
-                }
-                continue;
-            }
-            self.keep.values -= 1;
-            items.push(Value::Null);
-            let slot = Slot {
-                target: items.last_mut().expect("just pushed"),
-                keep: self.keep,
-            };
-            match sequence.next_element_seed(slot) {
-                Ok(Some(())) => {}
-                Ok(None) => {
-                    items.pop();
-                    break Ok(());
-                }
-                Err(error) => break Err(error),
-            }
-        };
-        if left_out > 0 {
-            self.keep.shortened = true;
-            items.push(Value::String(more_items_marker(left_out)));
-        }
-        parsed
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        *self.target = Value::Object(serde_json::Map::new());
-        let Value::Object(members) = self.target else {
-            unreachable!("just set")
-        };
-        let mut left_out = 0u64;
-        // The marker goes in even when the input ends early (stdin was cut).
-        let parsed = loop {
-            if self.keep.values == 0 {
-                match map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>() {
-                    Ok(Some(_)) => left_out += 1,
-                    Ok(None) => break Ok(()),
-                    Err(error) => break Err(error),
-                }
-                continue;
-            }
-            let key = match map.next_key::<Cow<str>>() {
-                Ok(Some(key)) => key,
-                Ok(None) => break Ok(()),
-                Err(error) => break Err(error),
-            };
-            self.keep.values -= 1;
-            let key = bounded_field(&key);
-            self.keep.string_bytes = self.keep.string_bytes.saturating_sub(key.len());
-            let slot = Slot {
-                target: members.entry(key).or_insert(Value::Null),
-                keep: self.keep,
-            };
-            if let Err(error) = map.next_value_seed(slot) {
-                break Err(error);
-            }
-        };
-        if left_out > 0 {
-            self.keep.shortened = true;
-            members.insert(MORE_MEMBERS_KEY.to_owned(), Value::from(left_out));
-        }
-        parsed
-    }
-}
-
-/// The key added to an object whose later members were left out; its value
-/// is how many.
-pub const MORE_MEMBERS_KEY: &str = "_hooktrail_more_members";
-
-fn more_items_marker(count: u64) -> String {
-    format!("…[hooktrail: {count} more items]")
-}
-
-/// Makes `value` fit in `budget` bytes serialized: the longest strings are
-/// shortened first ([`shorten_strings`]); if that is not enough (many short
-/// strings), arrays and objects keep only their first members
-/// ([`keep_first_members`]). Returns whether anything changed.
-pub fn fit_payload(value: &mut Value, budget: usize) -> bool {
-    let shortened = shorten_strings(value, budget);
-    if serialized_len(value) <= budget {
-        return shortened;
-    }
-    let widest = widest_container(value);
-    // The largest number of members per container that fits.
-    let (mut low, mut high) = (0, widest);
-    while low < high {
-        let middle = (low + high).div_ceil(2);
-        if len_keeping(value, middle) <= budget {
-            low = middle;
-        } else {
-            high = middle - 1;
-        }
-    }
-    keep_first_members(value, low);
-    true
-}
-
-/// Counts bytes written, to measure serialized sizes without building them.
-struct ByteCounter(usize);
-
-impl std::io::Write for ByteCounter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0 += bytes.len();
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn serialized_len<T: Serialize + ?Sized>(value: &T) -> usize {
-    let mut counter = ByteCounter(0);
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.0
-}
-
-fn widest_container(value: &Value) -> usize {
-    match value {
-        Value::Array(items) => items
-            .iter()
-            .map(widest_container)
-            .fold(items.len(), usize::max),
-        Value::Object(map) => map
-            .values()
-            .map(widest_container)
-            .fold(map.len(), usize::max),
-        _ => 0,
-    }
-}
-
-/// The serialized size of `value` if each array and object kept only its
-/// first `members` (plus a marker, counted as [`MARKER_ALLOWANCE`]).
-fn len_keeping(value: &Value, members: usize) -> usize {
-    let marker = |total: usize| {
-        if total > members {
-            MARKER_ALLOWANCE + 1
-        } else {
-            0
-        }
-    };
-    match value {
-        Value::Array(items) => {
-            let kept = items.len().min(members);
-            2 + kept.saturating_sub(1)
-                + items[..kept]
-                    .iter()
-                    .map(|item| len_keeping(item, members))
-                    .sum::<usize>()
-                + marker(items.len())
-        }
-        Value::Object(map) => {
-            let kept = map.len().min(members);
-            2 + kept.saturating_sub(1)
-                + map
-                    .iter()
-                    .take(kept)
-                    .map(|(key, item)| serialized_len(key) + 1 + len_keeping(item, members))
-                    .sum::<usize>()
-                + marker(map.len())
-        }
-        leaf => serialized_len(leaf),
-    }
-}
-
-/// Cuts every array and object to its first `members`, marking each cut.
-fn keep_first_members(value: &mut Value, members: usize) {
-    match value {
-        Value::Array(items) => {
-            let total = items.len();
-            items.truncate(members);
-            items
-                .iter_mut()
-                .for_each(|item| keep_first_members(item, members));
-            if total > members {
-                items.push(Value::String(more_items_marker((total - members) as u64)));
-            }
-        }
-        Value::Object(map) => {
-            let total = map.len();
-            let kept: serde_json::Map<String, Value> = std::mem::take(map)
-                .into_iter()
-                .take(members)
-                .map(|(key, mut item)| {
-                    keep_first_members(&mut item, members);
-                    (key, item)
-                })
-                .collect();
-            *map = kept;
-            if total > members {
-                map.insert(
-                    MORE_MEMBERS_KEY.to_owned(),
-                    Value::from((total - members) as u64),
-                );
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Shortens the longest strings of `value` until its serialized form fits in
-/// `budget` bytes. Each shortened string ends with a marker saying how long it
-/// was. Returns whether anything was shortened.
-pub fn shorten_strings(value: &mut Value, budget: usize) -> bool {
-    let mut shortened = false;
-    for _ in 0..4 {
-        let size = serde_json::to_string(value).map(|s| s.len()).unwrap_or(0);
-        if size <= budget {
-            break;
-        }
-        let mut lengths = Vec::new();
-        collect_string_lengths(value, &mut lengths);
-        if lengths.is_empty() {
-            break;
-        }
-        let excess = size - budget;
-        // The largest cap whose cuts remove at least `excess` bytes, markers
-        // included.
-        let removed_at = |cap: usize| -> usize {
-            lengths
-                .iter()
-                .filter(|&&len| len > cap + MARKER_ALLOWANCE)
-                .map(|&len| len - cap - MARKER_ALLOWANCE)
-                .sum()
-        };
-        let (mut low, mut high) = (0usize, lengths.iter().copied().max().unwrap_or(0));
-        while low < high {
-            let middle = (low + high).div_ceil(2);
-            if removed_at(middle) >= excess {
-                low = middle;
-            } else {
-                high = middle - 1;
-            }
-        }
-        if cut_strings(value, low) {
-            shortened = true;
-        } else {
-            break;
-        }
-    }
-    shortened
-}
-
-/// Room kept for the marker appended to a shortened string.
-const MARKER_ALLOWANCE: usize = 64;
-
-fn collect_string_lengths(value: &Value, lengths: &mut Vec<usize>) {
-    match value {
-        Value::String(text) => lengths.push(text.len()),
-        Value::Array(items) => items
-            .iter()
-            .for_each(|item| collect_string_lengths(item, lengths)),
-        Value::Object(map) => map
-            .values()
-            .for_each(|item| collect_string_lengths(item, lengths)),
-        _ => {}
-    }
-}
-
-fn cut_strings(value: &mut Value, cap: usize) -> bool {
-    match value {
-        Value::String(text) if text.len() > cap + MARKER_ALLOWANCE => {
-            // A string shortened before (while parsing) keeps its first length.
-            let original = text
-                .rsplit_once(SHORTENED_MARKER_START)
-                .and_then(|(_, rest)| rest.strip_suffix(" bytes]")?.parse().ok())
-                .unwrap_or(text.len());
-            let mut end = cap;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-            text.push_str(&shortened_marker(original as u64));
-            true
-        }
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |any, item| cut_strings(item, cap) | any),
-        Value::Object(map) => map
-            .values_mut()
-            .fold(false, |any, item| cut_strings(item, cap) | any),
-        _ => false,
-    }
-}
-
-/// Why a received line was not accepted as an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RejectReason(pub String);
-
-impl std::fmt::Display for RejectReason {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(&self.0)
-    }
-}
-
-/// Every field of both envelope forms, all optional; [`parse_line`] decides
-/// which form a line is.
-#[derive(Deserialize)]
-struct AnyEnvelope<'a> {
-    v: Option<u32>,
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    ts: Option<i64>,
-    machine: Option<String>,
-    session_id: Option<String>,
-    agent_id: Option<String>,
-    hook: Option<String>,
-    tool: Option<String>,
-    tool_use_id: Option<String>,
-    cwd: Option<String>,
-    #[serde(default)]
-    truncated: bool,
-    /// Kept raw: a malformed `usage` loses the usage, never the event.
-    #[serde(default)]
-    usage: Option<Box<RawValue>>,
-    #[serde(default)]
-    redactions: Option<BTreeMap<String, u64>>,
-    #[serde(default)]
-    config_error: bool,
-    wait_until: Option<i64>,
-    #[serde(default)]
-    budget_check: bool,
-    payload: Option<Box<RawValue>>,
-    // The older camelCase envelope.
-    timestamp: Option<Value>,
-    #[serde(rename = "sessionId")]
-    session_id_camel: Option<String>,
-    #[serde(rename = "machineId")]
-    machine_id: Option<String>,
-    #[serde(rename = "workingDirectory")]
-    working_directory: Option<String>,
-    #[serde(rename = "eventType")]
-    event_type: Option<String>,
-    #[serde(rename = "hookType")]
-    hook_type: Option<String>,
-    data: Option<Box<RawValue>>,
-}
-
-/// Parses one received line (without its newline) into an envelope, accepting
-/// the v1 form and the older camelCase form.
-pub fn parse_line(line: &[u8]) -> Result<Envelope, RejectReason> {
-    let text =
-        std::str::from_utf8(line).map_err(|error| RejectReason(format!("not UTF-8 ({error})")))?;
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err(RejectReason("empty line".to_owned()));
-    }
-    if !trimmed.starts_with('{') {
-        return Err(RejectReason("not a JSON object".to_owned()));
-    }
-    let any: AnyEnvelope = serde_json::from_str(trimmed)
-        .map_err(|error| RejectReason(format!("not a valid envelope: {error}")))?;
-    let id = any
-        .id
-        .as_deref()
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| RejectReason("missing \"id\"".to_owned()))?;
-    if id.chars().count() > MAX_ID_CHARS || id.chars().any(char::is_control) {
-        return Err(RejectReason(format!(
-            "\"id\" is longer than {MAX_ID_CHARS} characters or holds control characters"
-        )));
-    }
-    let id = id.to_owned();
-    if let Some(version) = any.v {
-        if version != ENVELOPE_VERSION {
-            return Err(RejectReason(format!(
-                "unsupported envelope version {version}"
-            )));
-        }
-        let payload = any
-            .payload
-            .ok_or_else(|| RejectReason("missing \"payload\"".to_owned()))?;
-        let ts = any
-            .ts
-            .ok_or_else(|| RejectReason("missing \"ts\"".to_owned()))?;
-        // An event without a name is still an event: older emitters sent
-        // `"hook": ""` for an empty `hook_event_name`, and rejecting it lost it.
-        let hook = any
-            .hook
-            .filter(|hook| !hook.trim().is_empty())
-            .unwrap_or_else(|| UNKNOWN_HOOK.to_owned());
-        return Ok(Envelope {
-            v: ENVELOPE_VERSION,
-            id,
-            ts,
-            machine: any.machine.unwrap_or_else(|| "unknown".to_owned()),
-            session_id: any.session_id,
-            agent_id: any.agent_id,
-            hook,
-            tool: any.tool,
-            tool_use_id: any.tool_use_id,
-            cwd: any.cwd,
-            truncated: any.truncated,
-            usage: any
-                .usage
-                .and_then(|raw| serde_json::from_str(raw.get()).ok()),
-            redactions: any.redactions,
-            config_error: any.config_error,
-            wait_until: any.wait_until,
-            budget_check: any.budget_check,
-            payload,
-        });
-    }
-    let camel_hook = [&any.event_type, &any.hook_type]
-        .into_iter()
-        .flatten()
-        .find(|name| !name.trim().is_empty())
-        .cloned();
-    if camel_hook.is_none() && any.data.is_none() && any.session_id_camel.is_none() {
-        return Err(RejectReason(
-            "neither a v1 envelope (\"v\") nor a camelCase one (\"eventType\", \"data\")"
-                .to_owned(),
-        ));
-    }
-    let data = any
-        .data
-        .unwrap_or_else(|| RawValue::from_string("{}".to_owned()).expect("{} is valid JSON"));
-    let input: HookInput = serde_json::from_str(data.get()).unwrap_or_default();
-    let ts = match &any.timestamp {
-        Some(Value::Number(number)) => number
-            .as_i64()
-            .or_else(|| number.as_f64().map(|f| f as i64)),
-        Some(Value::String(text)) => text
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .or_else(|| parse_rfc3339_millis(text)),
-        _ => None,
-    }
-    .ok_or_else(|| RejectReason("missing or unreadable \"timestamp\"".to_owned()))?;
-    Ok(Envelope {
-        v: ENVELOPE_VERSION,
-        id,
-        ts,
-        machine: any.machine_id.unwrap_or_else(|| "unknown".to_owned()),
-        session_id: any
-            .session_id_camel
-            .or(input.session_id.map(Cow::into_owned)),
-        agent_id: input.agent_id.map(Cow::into_owned),
-        hook: camel_hook
-            .or(input.hook_event_name.map(Cow::into_owned))
-            .filter(|hook| !hook.trim().is_empty())
-            .unwrap_or_else(|| UNKNOWN_HOOK.to_owned()),
-        tool: input.tool_name.map(Cow::into_owned),
-        tool_use_id: input.tool_use_id.map(Cow::into_owned),
-        cwd: any.working_directory.or(input.cwd.map(Cow::into_owned)),
-        truncated: false,
-        usage: None,
-        redactions: None,
-        config_error: false,
-        wait_until: None,
-        budget_check: false,
-        payload: data,
-    })
 }
 
 #[cfg(test)]
@@ -1147,6 +585,21 @@ mod tests {
             HookEvent::from_name("SubagentStop"),
             HookEvent::SubagentStop
         );
+    }
+
+    #[test]
+    fn every_known_name_parses_back_to_its_event() {
+        for &event in HookEvent::ALL {
+            assert_eq!(HookEvent::from_name(event.name()), event);
+        }
+        for name in ["", "Other", "stop", INVALID_HOOK, UNKNOWN_HOOK] {
+            assert_eq!(HookEvent::from_name(name), HookEvent::Other, "{name:?}");
+        }
+        assert_eq!(
+            build(PRE_TOOL_USE.as_bytes()).event(),
+            HookEvent::PreToolUse
+        );
+        assert_eq!(build(b"not json").event(), HookEvent::Other);
     }
 
     #[test]
@@ -1274,43 +727,6 @@ mod tests {
     }
 
     #[test]
-    fn camel_case_envelope_is_accepted() {
-        let line = br#"{"id":"legacy-1","timestamp":"2024-11-22T21:52:25.678Z","sessionId":"s9","machineId":"old-box","workingDirectory":"/w","eventType":"PostToolUse","hookType":"PostToolUse","data":{"tool_name":"Edit","tool_use_id":"toolu_9","session_id":"s9"}}"#;
-        let envelope = parse_line(line).unwrap();
-        assert_eq!(envelope.id, "legacy-1");
-        assert_eq!(envelope.ts, 1_732_312_345_678);
-        assert_eq!(envelope.machine, "old-box");
-        assert_eq!(envelope.session_id.as_deref(), Some("s9"));
-        assert_eq!(envelope.cwd.as_deref(), Some("/w"));
-        assert_eq!(envelope.hook, "PostToolUse");
-        assert_eq!(envelope.tool.as_deref(), Some("Edit"));
-        assert_eq!(envelope.tool_use_id.as_deref(), Some("toolu_9"));
-        let numeric =
-            br#"{"id":"legacy-2","timestamp":1732312345678,"eventType":"Stop","data":{}}"#;
-        assert_eq!(parse_line(numeric).unwrap().ts, 1_732_312_345_678);
-    }
-
-    #[test]
-    fn bad_lines_are_rejected_with_a_reason() {
-        for (line, expected) in [
-            (&b"\xff"[..], "not UTF-8"),
-            (b"", "empty"),
-            (b"[1]", "not a JSON object"),
-            (b"{\"v\":1}", "missing \"id\""),
-            (b"{\"v\":2,\"id\":\"a\"}", "unsupported envelope version 2"),
-            (
-                b"{\"v\":1,\"id\":\"a\",\"ts\":1,\"hook\":\"X\"}",
-                "missing \"payload\"",
-            ),
-            (b"{\"id\":\"a\",\"other\":1}", "neither"),
-            (b"{\"v\":1,\"id\":\"a\",", "not a valid envelope"),
-        ] {
-            let error = parse_line(line).unwrap_err();
-            assert!(error.0.contains(expected), "{line:?}: {error}");
-        }
-    }
-
-    #[test]
     fn an_empty_hook_name_is_stored_as_unknown_not_rejected() {
         for stdin in [
             &br#"{"hook_event_name":""}"#[..],
@@ -1326,16 +742,5 @@ mod tests {
         ] {
             assert_eq!(parse_line(line).unwrap().hook, UNKNOWN_HOOK, "{line:?}");
         }
-    }
-
-    #[test]
-    fn rfc3339_offsets() {
-        assert_eq!(parse_rfc3339_millis("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339_millis("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(
-            parse_rfc3339_millis("2000-02-29T00:00:00.5Z"),
-            Some(951_782_400_500)
-        );
-        assert_eq!(parse_rfc3339_millis("nope"), None);
     }
 }
