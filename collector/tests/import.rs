@@ -280,7 +280,7 @@ fn importing_real_transcripts_stores_sessions_agents_prompts_tool_calls_and_exac
         count(&db, &format!("SELECT COUNT(*) FROM usage WHERE session_id = '{COST_SESSION}' AND agent_id = 'a6d2496d31dac7fff'")),
         2
     );
-    // The cost run's total is Claude Code's own figure (TRANSCRIPTS.md).
+    // The cost run's total is Claude Code's own figure (docs/TRANSCRIPTS.md).
     let cost: f64 = rows(
         &db,
         &format!("SELECT SUM(cost_usd) FROM usage WHERE session_id = '{COST_SESSION}'"),
