@@ -91,8 +91,8 @@ pub fn run() {
     REDACTING.store(true, Ordering::SeqCst);
     let report = redactor.redact_envelope(&mut envelope);
     REDACTING.store(false, Ordering::SeqCst);
-    // One walk over the known names (no allocation), then every step below
-    // that only some events take costs the others an enum comparison.
+    // One match on the name (no allocation), then every step below that
+    // only some events take costs the others an enum comparison.
     let event = envelope.event();
     // Five events of 33, at most once per model response: every other event
     // skips this.

@@ -66,98 +66,100 @@ pub const UNKNOWN_HOOK: &str = "Unknown";
 /// The longest event id accepted from a sender.
 pub const MAX_ID_CHARS: usize = 128;
 
-/// Claude Code's hook events, as named in `hook_event_name`: the 33 of
-/// Claude Code 2.1.330 (DESIGN §2 has the table of when each fires and why
-/// it is or is not registered).
-///
-/// `#[serde(other)]` makes a future event name parse as [`HookEvent::Other`]
-/// instead of failing, so new Claude Code versions never break a hook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
-pub enum HookEvent {
-    PreToolUse,
-    PostToolUse,
-    PostToolUseFailure,
-    PostToolBatch,
-    UserPromptSubmit,
-    UserPromptExpansion,
-    SessionStart,
-    SessionEnd,
-    Stop,
-    StopFailure,
-    Setup,
-    PreCompact,
-    PostCompact,
-    SubagentStart,
-    SubagentStop,
-    TeammateIdle,
-    TaskCreated,
-    TaskCompleted,
-    Notification,
-    PermissionRequest,
-    PermissionDenied,
-    Elicitation,
-    ElicitationResult,
-    PreModelSwitch,
-    PostModelSwitch,
-    ConfigChange,
-    /// Replaces worktree creation when hooked (the hook must create the
-    /// directory and print its path): never registered by `install`.
-    WorktreeCreate,
-    WorktreeRemove,
-    InstructionsLoaded,
-    CwdChanged,
-    /// Its matcher is the list of files to watch, and registering it starts
-    /// a file watcher; `*` does not mean every file. Never registered by
-    /// `install`: a person who wants it adds it with their own file list.
-    FileChanged,
-    DirectoryAdded,
-    /// Display-only text that is already in the transcript, fired per
-    /// batch of shown lines in the terminal UI: it would multiply the rows
-    /// stored for nothing new. Never registered by `install`.
-    MessageDisplay,
-    /// Any event name this version does not know.
-    #[serde(other)]
-    Other,
+/// Defines [`HookEvent`] from one list of its variants, so that the enum,
+/// [`HookEvent::ALL`], [`HookEvent::name`] and [`HookEvent::from_name`]
+/// cannot disagree: each name is the variant's own identifier
+/// (`stringify!`), which is how Claude Code spells it and how serde reads it.
+macro_rules! hook_events {
+    ($(#[$enum_meta:meta])* pub enum HookEvent { $($(#[$meta:meta])* $variant:ident,)* }) => {
+        $(#[$enum_meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+        pub enum HookEvent {
+            $($(#[$meta])* $variant,)*
+            /// Any event name this version does not know.
+            #[serde(other)]
+            Other,
+        }
+
+        impl HookEvent {
+            /// Every event this version knows, in the order of DESIGN §2's
+            /// table.
+            pub const ALL: &'static [HookEvent] = &[$(HookEvent::$variant),*];
+
+            /// The event's name as Claude Code spells it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(HookEvent::$variant => stringify!($variant),)*
+                    HookEvent::Other => "Other",
+                }
+            }
+
+            /// Parses an event name; unknown names give [`HookEvent::Other`].
+            /// A match on the string, with no allocation and no serde, so the
+            /// emitter's hot path reads it once per event.
+            pub fn from_name(name: &str) -> HookEvent {
+                match name {
+                    $(stringify!($variant) => HookEvent::$variant,)*
+                    _ => HookEvent::Other,
+                }
+            }
+        }
+    };
+}
+
+hook_events! {
+    /// Claude Code's hook events, as named in `hook_event_name`: the 33 of
+    /// Claude Code 2.1.330 (DESIGN §2 has the table of when each fires and why
+    /// it is or is not registered).
+    ///
+    /// `#[serde(other)]` makes a future event name parse as [`HookEvent::Other`]
+    /// instead of failing, so new Claude Code versions never break a hook.
+    pub enum HookEvent {
+        PreToolUse,
+        PostToolUse,
+        PostToolUseFailure,
+        PostToolBatch,
+        UserPromptSubmit,
+        UserPromptExpansion,
+        SessionStart,
+        SessionEnd,
+        Stop,
+        StopFailure,
+        Setup,
+        PreCompact,
+        PostCompact,
+        SubagentStart,
+        SubagentStop,
+        TeammateIdle,
+        TaskCreated,
+        TaskCompleted,
+        Notification,
+        PermissionRequest,
+        PermissionDenied,
+        Elicitation,
+        ElicitationResult,
+        PreModelSwitch,
+        PostModelSwitch,
+        ConfigChange,
+        /// Replaces worktree creation when hooked (the hook must create the
+        /// directory and print its path): never registered by `install`.
+        WorktreeCreate,
+        WorktreeRemove,
+        InstructionsLoaded,
+        CwdChanged,
+        /// Its matcher is the list of files to watch, and registering it starts
+        /// a file watcher; `*` does not mean every file. Never registered by
+        /// `install`: a person who wants it adds it with their own file list.
+        FileChanged,
+        DirectoryAdded,
+        /// Display-only text that is already in the transcript, fired per
+        /// batch of shown lines in the terminal UI: it would multiply the rows
+        /// stored for nothing new. Never registered by `install`.
+        MessageDisplay,
+    }
 }
 
 impl HookEvent {
-    /// Every event this version knows, in the order of DESIGN §2's table.
-    pub const ALL: &'static [HookEvent] = &[
-        HookEvent::PreToolUse,
-        HookEvent::PostToolUse,
-        HookEvent::PostToolUseFailure,
-        HookEvent::PostToolBatch,
-        HookEvent::UserPromptSubmit,
-        HookEvent::UserPromptExpansion,
-        HookEvent::SessionStart,
-        HookEvent::SessionEnd,
-        HookEvent::Stop,
-        HookEvent::StopFailure,
-        HookEvent::Setup,
-        HookEvent::PreCompact,
-        HookEvent::PostCompact,
-        HookEvent::SubagentStart,
-        HookEvent::SubagentStop,
-        HookEvent::TeammateIdle,
-        HookEvent::TaskCreated,
-        HookEvent::TaskCompleted,
-        HookEvent::Notification,
-        HookEvent::PermissionRequest,
-        HookEvent::PermissionDenied,
-        HookEvent::Elicitation,
-        HookEvent::ElicitationResult,
-        HookEvent::PreModelSwitch,
-        HookEvent::PostModelSwitch,
-        HookEvent::ConfigChange,
-        HookEvent::WorktreeCreate,
-        HookEvent::WorktreeRemove,
-        HookEvent::InstructionsLoaded,
-        HookEvent::CwdChanged,
-        HookEvent::FileChanged,
-        HookEvent::DirectoryAdded,
-        HookEvent::MessageDisplay,
-    ];
-
     /// Events that `hooktrail-emit install` registers: every event where a
     /// silent hook that exits 0 only observes (checked against the real CLI).
     /// `WorktreeCreate`, `FileChanged` and `MessageDisplay` are left out on
@@ -194,58 +196,6 @@ impl HookEvent {
         HookEvent::CwdChanged,
         HookEvent::DirectoryAdded,
     ];
-
-    /// The event's name as Claude Code spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            HookEvent::PreToolUse => "PreToolUse",
-            HookEvent::PostToolUse => "PostToolUse",
-            HookEvent::PostToolUseFailure => "PostToolUseFailure",
-            HookEvent::PostToolBatch => "PostToolBatch",
-            HookEvent::UserPromptSubmit => "UserPromptSubmit",
-            HookEvent::UserPromptExpansion => "UserPromptExpansion",
-            HookEvent::SessionStart => "SessionStart",
-            HookEvent::SessionEnd => "SessionEnd",
-            HookEvent::Stop => "Stop",
-            HookEvent::StopFailure => "StopFailure",
-            HookEvent::Setup => "Setup",
-            HookEvent::PreCompact => "PreCompact",
-            HookEvent::PostCompact => "PostCompact",
-            HookEvent::SubagentStart => "SubagentStart",
-            HookEvent::SubagentStop => "SubagentStop",
-            HookEvent::TeammateIdle => "TeammateIdle",
-            HookEvent::TaskCreated => "TaskCreated",
-            HookEvent::TaskCompleted => "TaskCompleted",
-            HookEvent::Notification => "Notification",
-            HookEvent::PermissionRequest => "PermissionRequest",
-            HookEvent::PermissionDenied => "PermissionDenied",
-            HookEvent::Elicitation => "Elicitation",
-            HookEvent::ElicitationResult => "ElicitationResult",
-            HookEvent::PreModelSwitch => "PreModelSwitch",
-            HookEvent::PostModelSwitch => "PostModelSwitch",
-            HookEvent::ConfigChange => "ConfigChange",
-            HookEvent::WorktreeCreate => "WorktreeCreate",
-            HookEvent::WorktreeRemove => "WorktreeRemove",
-            HookEvent::InstructionsLoaded => "InstructionsLoaded",
-            HookEvent::CwdChanged => "CwdChanged",
-            HookEvent::FileChanged => "FileChanged",
-            HookEvent::DirectoryAdded => "DirectoryAdded",
-            HookEvent::MessageDisplay => "MessageDisplay",
-            HookEvent::Other => "Other",
-        }
-    }
-
-    /// Parses an event name; unknown names give [`HookEvent::Other`]. A
-    /// walk over [`HookEvent::ALL`] comparing names (most differ in length,
-    /// so most comparisons stop there): no allocation, no serde, so the
-    /// emitter's hot path may call it once per event.
-    pub fn from_name(name: &str) -> HookEvent {
-        HookEvent::ALL
-            .iter()
-            .copied()
-            .find(|event| event.name() == name)
-            .unwrap_or(HookEvent::Other)
-    }
 
     /// Whether the event's settings entry takes a matcher (`"*"` catches
     /// everything); Claude Code ignores a matcher on the others.
