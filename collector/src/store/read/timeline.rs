@@ -52,16 +52,6 @@ pub(crate) fn agent_lanes(
     rows.collect()
 }
 
-/// The hook a stored name names: a scan of [`HookEvent::ALL`], much
-/// cheaper per event than `HookEvent::from_name` (a serde round trip).
-fn hook_named(name: &str) -> HookEvent {
-    HookEvent::ALL
-        .iter()
-        .copied()
-        .find(|hook| hook.name() == name)
-        .unwrap_or(HookEvent::Other)
-}
-
 /// Calls `each` with every event of `session_id` in seq order. One pass
 /// through the (session_id, seq) index, reading a payload field only for
 /// prompts and failures, so a 5,000-event session reads in a few
@@ -85,7 +75,7 @@ pub(crate) fn for_each_event(
             ts: row.get(1)?,
             agent_id: row.get(2)?,
             what: Happening::Hook(HookFacts {
-                hook: hook_named(row.get_ref(3)?.as_str()?),
+                hook: HookEvent::from_name(row.get_ref(3)?.as_str()?),
                 tool: row.get(4)?,
                 tool_use_id: row.get(5)?,
                 // A prompt or error that is not text has no marker text.
