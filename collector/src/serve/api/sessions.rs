@@ -12,6 +12,7 @@ use crate::query;
 use crate::serve::gate::ApiResponse;
 use crate::serve::json::ObjectWriter;
 use crate::state::{shown_state, QuietLimits, GONE_QUIET};
+use crate::store::read::activity::session_activity;
 use crate::store::read::max_seq;
 use crate::store::read::sessions::{
     self, AgentRow, CallOutcome, PromptRow, SessionRow, SessionsQuery, StoredError, ToolCallRow,
@@ -365,13 +366,15 @@ pub(super) fn session_route(
         return Ok(ApiResponse::error(404, "no such session"));
     };
     let agents = agents_json(sessions::agents(&transaction, session_id)?);
-    let calls = sessions::tool_calls(&transaction, session_id)?;
-    let hooks: serde_json::Map<String, Value> = sessions::hook_counts(&transaction, session_id)?
+    let activity = session_activity(&transaction, session_id)?;
+    let calls = activity.calls;
+    let hooks: serde_json::Map<String, Value> = activity
+        .hooks
         .into_iter()
         .map(|(hook, count)| (hook, json!(count)))
         .collect();
     let usage = usage_by_model(&transaction, UsageScope::Session(session_id))?;
-    let prompts = sessions::prompts(&transaction, session_id)?;
+    let prompts = activity.prompts;
     transaction.finish()?;
     Ok(ApiResponse::json(&json!({
         "session": session,

@@ -4,7 +4,9 @@
 //! the rows; they hold no SQL.
 //!
 //! - [`events`]: the page of events (`/api/events`, the WebSocket replay).
-//! - [`sessions`]: sessions, their agents, tool calls, hooks and prompts.
+//! - [`sessions`]: sessions and their agents.
+//! - [`activity`]: a session page's tool calls, hook counts and prompts, in
+//!   one walk of the session's events.
 //! - [`timeline`]: what `crate::timeline` builds a session's lanes from.
 //! - [`stats`]: event counts, usage by model and cost per day
 //!   (`/api/stats`), and the database families of `/metrics`.
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
+pub(crate) mod activity;
 pub(crate) mod events;
 pub(crate) mod sessions;
 pub(crate) mod stats;

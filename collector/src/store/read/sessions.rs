@@ -1,7 +1,6 @@
-//! Sessions and what a session page lists: its agents, tool calls, hook
-//! counts and prompts.
+//! Sessions, their agents, and the rows of a session page's lists (tool
+//! calls, prompts), which `super::activity` reads in one walk.
 
-use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::query::SessionSort;
@@ -228,7 +227,7 @@ impl CallOutcome {
     }
 }
 
-/// One call of the `tool_calls` view.
+/// One call of the `tool_calls` view (read by `super::activity`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ToolCallRow {
     /// Its `PreToolUse`'s seq.
@@ -243,66 +242,6 @@ pub(crate) struct ToolCallRow {
     pub(crate) outcome: CallOutcome,
     pub(crate) error: Option<StoredError>,
 }
-
-/// Every tool call of a session, in seq order, from one read of the
-/// `tool_calls` view: reading it once per list cost three joins of every
-/// call of a long session (issue 16 item 7).
-pub(crate) fn tool_calls(
-    connection: &Connection,
-    session_id: &str,
-) -> rusqlite::Result<Vec<ToolCallRow>> {
-    let mut statement = connection.prepare_cached(
-        "SELECT seq, agent_id, tool, tool_use_id, started_ts, finished_ts, duration_ms, outcome, error \
-         FROM tool_calls WHERE session_id = ?1 ORDER BY seq",
-    )?;
-    let rows = statement.query_map([session_id], |row| {
-        // A duration that is text (a hook's odd `duration_ms`) fails the
-        // read, as it did when the route read the column as `f64`.
-        let _: Option<f64> = row.get(6)?;
-        Ok(ToolCallRow {
-            seq: row.get(0)?,
-            agent_id: row.get(1)?,
-            tool: row.get(2)?,
-            tool_use_id: row.get(3)?,
-            started_ts: row.get(4)?,
-            finished_ts: row.get(5)?,
-            duration_ms: match row.get_ref(6)? {
-                ValueRef::Integer(ms) => Some(ms as f64),
-                ValueRef::Real(ms) => Some(ms),
-                _ => None,
-            },
-            outcome: match row.get_ref(7)?.as_str()? {
-                "ok" => CallOutcome::Ok,
-                "failed" => CallOutcome::Failed,
-                _ => CallOutcome::Pending,
-            },
-            error: match row.get_ref(8)? {
-                ValueRef::Text(text) => Some(StoredError::Text(
-                    String::from_utf8_lossy(text).into_owned(),
-                )),
-                ValueRef::Integer(number) => Some(StoredError::Integer(number)),
-                ValueRef::Real(number) => Some(StoredError::Real(number)),
-                _ => None,
-            },
-        })
-    })?;
-    rows.collect()
-}
-
-/// Events per hook name of a session, by name.
-pub(crate) fn hook_counts(
-    connection: &Connection,
-    session_id: &str,
-) -> rusqlite::Result<Vec<(String, i64)>> {
-    let mut statement = connection.prepare_cached(
-        "SELECT hook, COUNT(*) FROM events WHERE session_id = ?1 GROUP BY hook ORDER BY hook",
-    )?;
-    let rows = statement.query_map([session_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    rows.collect()
-}
-
-/// The most prompts one session page lists.
-const PROMPTS_LISTED: i64 = 500;
 
 /// One prompt of a session and what it led to.
 #[derive(Debug, Clone, PartialEq)]
@@ -319,30 +258,4 @@ pub(crate) struct PromptRow {
     pub(crate) tool_failures: i64,
     pub(crate) cost_usd: Option<f64>,
     pub(crate) tokens: i64,
-}
-
-/// The first [`PROMPTS_LISTED`] prompts of a session, by start.
-pub(crate) fn prompts(
-    connection: &Connection,
-    session_id: &str,
-) -> rusqlite::Result<Vec<PromptRow>> {
-    let mut statement = connection.prepare_cached(
-        "SELECT prompt_id, prompt, started_ts, ended_ts, outcome, error, tool_calls, tool_failures, cost_usd, tokens \
-         FROM prompts WHERE session_id = ?1 ORDER BY started_ts LIMIT ?2",
-    )?;
-    let rows = statement.query_map(rusqlite::params![session_id, PROMPTS_LISTED], |row| {
-        Ok(PromptRow {
-            prompt_id: row.get(0)?,
-            prompt: row.get(1)?,
-            started_ts: row.get(2)?,
-            ended_ts: row.get(3)?,
-            ended_by: row.get(4)?,
-            error: row.get(5)?,
-            tool_calls: row.get(6)?,
-            tool_failures: row.get(7)?,
-            cost_usd: row.get(8)?,
-            tokens: lenient_count(row, 9)?,
-        })
-    })?;
-    rows.collect()
 }
