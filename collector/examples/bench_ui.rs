@@ -7,8 +7,8 @@
 //!    release collector on it.
 //! 2. p50/p99 of the API over keep-alive HTTP: `/api/events` with and without
 //!    each filter, combined, and with `q=` search; `/api/sessions` in each
-//!    sort, `/api/sessions/{id}` and its timeline (also of a session of 1,000
-//!    prompts and 20,000 events); then the page's first paint with 500
+//!    sort, `/api/sessions/{id}` and its timeline (of 2,000-event sessions
+//!    and of a session of 1,000 prompts and 20,000 events); then the page's first paint with 500
 //!    sessions in headless Chromium. `BENCH_UI_API_ONLY=1` stops here.
 //! 3. 50 WebSocket clients while events arrive on the socket at 1,000/s:
 //!    p50/p99 from the sender's write to delivery at every client (an upper
@@ -214,6 +214,15 @@ fn main() {
             Box::new(move |i| {
                 format!(
                     "/api/sessions/bench-session-{:04}",
+                    (i as i64 * 13) % SESSIONS
+                )
+            }),
+        ),
+        (
+            "/api/sessions/{id}/timeline",
+            Box::new(move |i| {
+                format!(
+                    "/api/sessions/bench-session-{:04}/timeline",
                     (i as i64 * 13) % SESSIONS
                 )
             }),

@@ -91,10 +91,17 @@ pub fn bind(settings: &Settings) -> Result<Bound, String> {
         None => None,
     };
     let http = match settings.http {
-        Some(address) => Some(
-            tiny_http::Server::http(address)
-                .map_err(|error| format!("cannot serve HTTP on {address}: {error}"))?,
-        ),
+        Some(address) => {
+            let server = tiny_http::Server::http(address)
+                .map_err(|error| format!("cannot serve HTTP on {address}: {error}"))?;
+            // Now, before a client can connect: a connection accepted
+            // before the HTTP thread sets it (the database opens in
+            // between) kept Nagle, and each answer waited 40 ms.
+            if let Some(bound) = server.server_addr().to_ip() {
+                serve::fd::set_listener_nodelay(bound);
+            }
+            Some(server)
+        }
         None => None,
     };
     Ok(Bound { socket, http })
