@@ -37,24 +37,60 @@ function drawLanes(root, x, t1, lanes) {
   });
 }
 
-function drawSpans(root, x, t1, spans) {
-  for (const [lane, kind, label, start, end, outcome, seq] of spans) {
+// Spans to draw: each span, or, when there are more spans than the plot
+// has pixels (a session of thousands of calls), the spans of one lane, kind
+// and outcome that touch within a pixel as one shape titled with their
+// count, whose click opens the first. Thousands of sub-pixel rectangles
+// cost a second of drawing and show nothing more (issue 21 item 4).
+function packSpans(spans, x, t1, plot) {
+  const shapes = [], open = new Map();
+  for (const span of spans) {
+    const [lane, kind, , start, end, outcome] = span;
+    const x0 = x(start), x1 = Math.max(x0 + 2, x(end ?? t1));
+    const key = lane + " " + kind + " " + outcome;
+    const shape = open.get(key);
+    if (spans.length > plot && shape && x0 >= shape.x0 - 1 && x0 <= shape.x1 + 1) {
+      shape.x1 = Math.max(shape.x1, x1);
+      shape.count++;
+      continue;
+    }
+    const fresh = { span, x0, x1, count: 1 };
+    open.set(key, fresh);
+    shapes.push(fresh);
+  }
+  return shapes;
+}
+
+function spanTitle([, kind, label, start, end, outcome, seq], count) {
+  if (count > 1) return count + " " + (kind === "tool" ? "tool calls" : kind) + " (" + outcome + ") from #" + seq;
+  return (kind === "tool" ? label + " · " + outcome : kind === "permission" ? "waiting for permission: " + (label || "") : "compacting") +
+    " · " + (end === null ? "still open" : duration(end - start)) + " · #" + seq;
+}
+
+function drawSpans(root, x, t1, spans, plot) {
+  for (const { span, x0, x1, count } of packSpans(spans, x, t1, plot)) {
+    const [lane, kind, , , , outcome, seq] = span;
     const y = AXIS + lane * LANE;
     const shaded = kind !== "tool";
-    const rect = svg("rect", { x: x(start), y: shaded ? y + 1 : y + 6, width: Math.max(2, x(end ?? t1) - x(start)),
+    const rect = svg("rect", { x: x0, y: shaded ? y + 1 : y + 6, width: x1 - x0,
       height: shaded ? LANE - 2 : LANE - 12, class: "span " + kind + " " + outcome });
     rect.dataset.seq = seq;
-    rect.appendChild(svg("title", {}, (kind === "tool" ? label + " · " + outcome : kind === "permission" ? "waiting for permission: " + (label || "") : "compacting") +
-      " · " + (end === null ? "still open" : duration(end - start)) + " · #" + seq));
+    rect.appendChild(svg("title", {}, spanTitle(span, count)));
     root.appendChild(rect);
   }
 }
 
-function drawMarkers(root, x, markers) {
+// Markers, one per pixel column, lane and kind when there are more markers
+// than pixels (as spans are packed).
+function drawMarkers(root, x, markers, plot) {
+  const drawn = new Set();
   for (const [lane, hook, ts, seq, text] of markers) {
     const y = AXIS + lane * LANE;
     const cx = x(ts);
     const kind = hook === "UserPromptSubmit" ? "prompt" : hook === "StopFailure" ? "stop-failed" : "stop";
+    const column = lane + " " + kind + " " + Math.round(cx);
+    if (markers.length > plot && drawn.has(column)) continue;
+    drawn.add(column);
     const mark = hook === "UserPromptSubmit"
       ? svg("path", { d: "M" + (cx - 5) + " " + y + " L" + (cx + 5) + " " + y + " L" + cx + " " + (y + 8) + " Z", class: "marker " + kind })
       : svg("line", { x1: cx, x2: cx, y1: y + 2, y2: y + LANE - 2, class: "marker " + kind });
@@ -76,7 +112,7 @@ export async function drawTimeline(id, current) {
   const root = svg("svg", { width, height, class: "timeline", role: "img", "aria-label": "session timeline" });
   drawAxis(root, x, t0, t1, height);
   drawLanes(root, x, t1, data.lanes);
-  drawSpans(root, x, t1, data.spans);
-  drawMarkers(root, x, data.markers);
+  drawSpans(root, x, t1, data.spans, plot);
+  drawMarkers(root, x, data.markers, plot);
   $.box.replaceChildren(root);
 }
