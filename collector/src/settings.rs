@@ -10,6 +10,7 @@ use hooktrail_shared::config::{self, RedisConfig, Transport};
 use hooktrail_shared::paths;
 
 use crate::cost::PriceTable;
+use crate::defaults::DEFAULT_HTTP;
 
 /// The usage text printed by `--help` and after a flag error.
 pub(crate) const USAGE: &str = "\
@@ -71,9 +72,6 @@ transcripts under DIR (default $CLAUDE_CONFIG_DIR/projects, else
 adds nothing; sessions the hooks already recorded keep their live events. It
 can run while the collector runs.
 ";
-
-/// Default HTTP address: loopback only.
-pub(crate) const DEFAULT_HTTP: &str = "127.0.0.1:7717";
 
 /// Everything the collector needs to run, resolved from defaults, the config
 /// file, the environment and the flags.
