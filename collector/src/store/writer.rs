@@ -1196,3 +1196,274 @@ fn note_side_tables<'a>(
         delta.parent_tool_use_id = row.tool_use_id.as_deref().or(delta.parent_tool_use_id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hooktrail_shared::envelope;
+    use hooktrail_shared::redact::{Redactor, Settings as RedactionSettings};
+
+    /// A migrated database in memory.
+    fn database() -> Connection {
+        let mut connection = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut connection).unwrap();
+        connection
+    }
+
+    /// An event as the socket source builds it from `line`.
+    fn event(line: &str) -> NewEvent {
+        NewEvent::from_envelope_remembering(
+            envelope::parse_line(line.as_bytes()).unwrap(),
+            Source::Socket,
+            &Redactor::new(RedactionSettings::default()),
+            None,
+        )
+    }
+
+    /// One envelope of session `s` on machine `m`, with `rest` (hook, ids,
+    /// payload) spliced in.
+    fn line(id: &str, ts: i64, rest: &str) -> String {
+        format!(r#"{{"v":1,"id":"{id}","ts":{ts},"machine":"m","session_id":"s",{rest}}}"#)
+    }
+
+    fn commit(
+        connection: &mut Connection,
+        events: &[NewEvent],
+        extras: &BatchExtras,
+    ) -> CommitReport {
+        let events: Vec<&NewEvent> = events.iter().collect();
+        commit_events(connection, &events, &PriceTable::embedded(), extras).unwrap()
+    }
+
+    fn text(connection: &Connection, sql: &str) -> String {
+        connection
+            .query_row(&format!("SELECT CAST(({sql}) AS TEXT)"), [], |row| {
+                row.get::<_, Option<String>>(0)
+            })
+            .unwrap()
+            .unwrap_or_else(|| "NULL".into())
+    }
+
+    #[test]
+    fn a_duplicate_id_gets_seq_zero_and_counts_nowhere() {
+        let mut connection = database();
+        let prompt = || {
+            event(&line(
+                "e1",
+                1_000,
+                r#""hook":"UserPromptSubmit","payload":{"prompt":"fix the build"}"#,
+            ))
+        };
+        let report = commit(
+            &mut connection,
+            &[prompt(), prompt()],
+            &BatchExtras::default(),
+        );
+        assert!(report.seqs[0] > 0);
+        assert_eq!(report.seqs[1], 0);
+        let again = commit(&mut connection, &[prompt()], &BatchExtras::default());
+        assert_eq!(again.seqs, vec![0]);
+        for (sql, expected) in [
+            ("SELECT COUNT(*) FROM events", "1"),
+            ("SELECT COUNT(*) FROM events_fts", "1"),
+            ("SELECT event_count FROM sessions", "1"),
+            ("SELECT SUM(count) FROM event_counts", "1"),
+        ] {
+            assert_eq!(text(&connection, sql), expected, "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_session_row_adds_up_batches_and_an_older_event_keeps_its_state() {
+        let mut connection = database();
+        let first = [
+            event(&line(
+                "p",
+                1_000,
+                r#""cwd":"/w","hook":"UserPromptSubmit","payload":{"prompt":"fix it"}"#,
+            )),
+            event(&line(
+                "t",
+                1_500,
+                r#""hook":"PreToolUse","tool":"Bash","payload":{}"#,
+            )),
+            event(&line("x", 2_000, r#""hook":"Stop","payload":{}"#)),
+        ];
+        commit(&mut connection, &first, &BatchExtras::default());
+        let row = "SELECT state || ' ' || first_ts || ' ' || last_ts || ' ' || event_count || ' ' || title || ' ' || cwd FROM sessions";
+        assert_eq!(text(&connection, row), "idle 1000 2000 3 fix it /w");
+        assert_eq!(
+            text(&connection, "SELECT current_tool FROM sessions"),
+            "NULL"
+        );
+        // Arrives late: older than the row's last event, it counts but
+        // leaves the state alone.
+        let late = [event(&line(
+            "late",
+            1_200,
+            r#""hook":"PreToolUse","tool":"Read","payload":{}"#,
+        ))];
+        commit(&mut connection, &late, &BatchExtras::default());
+        assert_eq!(text(&connection, row), "idle 1000 2000 4 fix it /w");
+        let end = [event(&line(
+            "end",
+            3_000,
+            r#""hook":"SessionEnd","payload":{"reason":"clear"}"#,
+        ))];
+        commit(&mut connection, &end, &BatchExtras::default());
+        assert_eq!(
+            text(
+                &connection,
+                "SELECT state || ' ' || ended_ts || ' ' || end_reason FROM sessions"
+            ),
+            "ended 3000 clear"
+        );
+    }
+
+    #[test]
+    fn an_agent_row_takes_its_start_stop_prompt_and_spawning_call() {
+        let mut connection = database();
+        let events = [
+            event(&line(
+                "start",
+                100,
+                r#""agent_id":"a1","hook":"SubagentStart","payload":{"prompt_id":"p1","agent_type":"Explore"}"#,
+            )),
+            event(&line(
+                "spawn",
+                200,
+                r#""hook":"PostToolUse","tool":"Agent","tool_use_id":"toolu_1","payload":{"tool_response":{"agentId":"a1"}}"#,
+            )),
+            event(&line(
+                "stop",
+                300,
+                r#""agent_id":"a1","hook":"SubagentStop","payload":{"agent_transcript_path":"/t/a1.jsonl"}"#,
+            )),
+        ];
+        commit(&mut connection, &events, &BatchExtras::default());
+        assert_eq!(
+            text(
+                &connection,
+                "SELECT session_id || ' ' || agent_type || ' ' || parent_tool_use_id || ' ' || started_ts || ' '
+                        || stopped_ts || ' ' || state || ' ' || prompt_id || ' ' || transcript_path || ' ' || event_count
+                 FROM agents WHERE agent_id = 'a1'"
+            ),
+            "s Explore toolu_1 100 300 ended p1 /t/a1.jsonl 2"
+        );
+    }
+
+    /// A response's usage as an emitter ships it.
+    fn response(message_id: &str, input: u64) -> ResponseUsage {
+        ResponseUsage {
+            message_id: message_id.into(),
+            model: "claude-sonnet-4-5".into(),
+            ts: Some(5_000),
+            input,
+            output: 7,
+            ..ResponseUsage::default()
+        }
+    }
+
+    fn imported(response: ResponseUsage) -> ImportedUsage {
+        ImportedUsage {
+            session_id: "s".into(),
+            agent_id: None,
+            prompt_id: Some("p-import".into()),
+            machine: "m".into(),
+            cwd: Some("/w".into()),
+            response,
+        }
+    }
+
+    #[test]
+    fn usage_from_hooks_and_imports_is_stored_once_and_a_hook_row_wins() {
+        let mut connection = database();
+        let usage = serde_json::json!({
+            "transcript": "session", "from": 0, "to": 10,
+            "responses": [response("m1", 10), response("huge", cost::MAX_TOKENS_PER_KIND + 1)],
+            "tool_use_ids": ["toolu_1"],
+        });
+        let stop = event(&line(
+            "stop",
+            6_000,
+            &format!(r#""hook":"Stop","usage":{usage},"payload":{{"prompt_id":"p1"}}"#),
+        ));
+        let report = commit(&mut connection, &[stop], &BatchExtras::default());
+        assert_eq!(report.usage_refused, 1);
+        let extras = BatchExtras {
+            usage: vec![imported(response("m1", 99)), imported(response("m2", 3))],
+            transcript_ids: vec![TranscriptIds {
+                session_id: "s".into(),
+                tool_use_ids: vec!["toolu_2".into()],
+                agent_ids: vec!["a9".into()],
+            }],
+        };
+        let report = commit(&mut connection, &[], &extras);
+        // m1 stays the hook's; m2 is new.
+        assert_eq!((report.usage_rows, report.usage_refused), (1, 0));
+        assert_eq!(
+            text(
+                &connection,
+                "SELECT group_concat(key || ' ' || origin || ' ' || input_tokens || ' ' || COALESCE(event_id, '-')
+                                     || ' ' || prompt_id || ' ' || ts, ', ')
+                 FROM (SELECT * FROM usage ORDER BY key)"
+            ),
+            "m1 hook 10 stop p1 5000, m2 import 3 - p-import 5000"
+        );
+        assert_eq!(
+            text(
+                &connection,
+                "SELECT group_concat(kind || ':' || item_id, ' ') FROM (SELECT * FROM transcript_ids ORDER BY item_id)"
+            ),
+            "agent:a9 tool_use:toolu_1 tool_use:toolu_2"
+        );
+    }
+
+    #[test]
+    fn an_import_gives_a_session_without_a_model_its_main_agent_model() {
+        let mut connection = database();
+        let start = [event(&line(
+            "start",
+            1,
+            r#""hook":"SessionStart","payload":{}"#,
+        ))];
+        commit(&mut connection, &start, &BatchExtras::default());
+        assert_eq!(text(&connection, "SELECT model FROM sessions"), "NULL");
+        let mut sidechain = response("side", 1);
+        sidechain.model = "claude-haiku-4-5".into();
+        sidechain.sidechain = true;
+        let extras = BatchExtras {
+            usage: vec![imported(response("main", 1)), imported(sidechain)],
+            transcript_ids: Vec::new(),
+        };
+        commit(&mut connection, &[], &extras);
+        assert_eq!(
+            text(&connection, "SELECT model FROM sessions"),
+            "claude-sonnet-4-5"
+        );
+    }
+
+    #[test]
+    fn event_counts_add_up_per_minute_hook_and_machine() {
+        let mut connection = database();
+        let pre = |id: &str, ts: i64| event(&line(id, ts, r#""hook":"PreToolUse","payload":{}"#));
+        commit(
+            &mut connection,
+            &[pre("a", 60_000), pre("b", 119_999), pre("c", 120_000)],
+            &BatchExtras::default(),
+        );
+        commit(
+            &mut connection,
+            &[pre("d", 61_000)],
+            &BatchExtras::default(),
+        );
+        assert_eq!(
+            text(
+                &connection,
+                "SELECT group_concat(minute || ' ' || hook || ' ' || machine || ' ' || count, ', ')
+                 FROM (SELECT * FROM event_counts ORDER BY minute)"
+            ),
+            "60000 PreToolUse m 3, 120000 PreToolUse m 1"
+        );
+    }
+}
