@@ -2,10 +2,13 @@
 //!
 //! Layout, lowest first: each module imports only modules above it in this
 //! list, and within a folder the thread's file uses its helpers, never the
-//! reverse (`writer` → `checkpoint`, `retention`, `schema`; `socket` →
+//! reverse (`writer` → `open`, `checkpoint`, `retention`, `schema`; `socket` →
 //! `framing`; `http` → `gate`, `api`, `metrics`, `ws`; `ws` and `api` →
 //! `gate`, `json`, `fd`).
-//! - `event`: the stored event ([`CommittedEvent`]) and its [`Source`].
+//! - `defaults`: defaults more than one module needs (the HTTP address).
+//! - `event`: the stored event ([`CommittedEvent`]), its [`Source`], and
+//!   `hook_event` (the [`HookEvent`](hooktrail_shared::envelope::HookEvent)
+//!   code matches on).
 //! - `stats`: counters shared by all threads; `log`: one-line messages;
 //!   `service`: signals, systemd notification, named threads.
 //! - `settings`: command-line flags (DESIGN §5) on top of the shared config.
@@ -14,8 +17,9 @@
 //! - `ingest`: what sources hand the writer: parsed events in submissions,
 //!   each with the acknowledgement to run after its commit.
 //! - `hub`: hands committed events to WebSocket clients, never blocking.
-//! - `store`: **the only folder that opens SQLite.** `writer` (the one
-//!   thread that writes), `checkpoint`, `retention`, `schema` (DESIGN §6),
+//! - `store`: **the only folder that opens SQLite.** `open` (every
+//!   read-write connection), `writer` (the one thread that writes),
+//!   `checkpoint`, `retention`, `schema` (DESIGN §6),
 //!   `read` (read-only connections, the page of events).
 //! - `sources`: one thread each: `socket` (with `framing`), `redis`,
 //!   `spool`. Each acknowledges only after the writer committed.
