@@ -417,7 +417,7 @@ impl Audit {
                 continue;
             };
             let began = self.times.since.get(&key).copied().unwrap_or(i64::MAX);
-            let refused = match (crate::event::hook_event(&event.hook), refusal.action) {
+            let refused = match (HookEvent::from_name(&event.hook), refusal.action) {
                 (_, Action::Deny) => "deny",
                 (HookEvent::PreToolUse, Action::Ask) => "ask",
                 _ => continue,

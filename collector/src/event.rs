@@ -7,10 +7,11 @@
 //! them, so no module imports the hub or the counters just for a type.
 //!
 //! Hook names: code matches on [`HookEvent`] (so a misspelled name does not
-//! compile), from [`hook_event`]; the name itself stays a string in the row,
-//! as stored, so names this version does not know (a newer Claude Code's,
-//! `Invalid`) are kept and shown as they came.
+//! compile), from `HookEvent::from_name`; the name itself stays a string in
+//! the row, as stored, so names this version does not know (a newer Claude
+//! Code's, `Invalid`) are kept and shown as they came.
 
+#[cfg(test)]
 use hooktrail_shared::envelope::HookEvent;
 
 /// One stored event: the `events` row as the writer committed it, handed to
@@ -76,17 +77,6 @@ impl Source {
     pub(crate) fn index(self) -> usize {
         self as usize
     }
-}
-
-/// The [`HookEvent`] a stored hook name stands for: [`HookEvent::Other`]
-/// for a name this version does not know. A comparison with each known
-/// name (no allocation): it runs once per event received.
-pub(crate) fn hook_event(name: &str) -> HookEvent {
-    HookEvent::ALL
-        .iter()
-        .copied()
-        .find(|event| event.name() == name)
-        .unwrap_or(HookEvent::Other)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use hooktrail_shared::envelope::{self, Envelope, HookEvent, RejectReason};
 use serde::Deserialize;
 
-use crate::event::{hook_event, CommittedEvent, Source};
+use crate::event::{CommittedEvent, Source};
 use crate::state;
 use crate::stats::Stats;
 use hooktrail_shared::redact::Redactor;
@@ -245,7 +245,7 @@ impl NewEvent {
         // emitter already redacted passes unchanged (replacements match no
         // rule), at the cost of one scan of its payload.
         redactor.redact_envelope(&mut envelope);
-        let hook = hook_event(&envelope.hook);
+        let hook = HookEvent::from_name(&envelope.hook);
         let payload: String = Box::<str>::from(envelope.payload).into();
         let facts = match known {
             None => payload_facts(&payload),

@@ -149,7 +149,7 @@ fn push_strings(out: &mut String, value: &Value, limit: usize) {
 /// index). `PostToolUse` indexes its output, not its input again: the
 /// `PreToolUse` of the same call holds the input.
 pub fn searchable_text(hook: &str, payload: &str) -> Option<String> {
-    text_of(crate::event::hook_event(hook), hook, payload)
+    text_of(HookEvent::from_name(hook), hook, payload)
 }
 
 /// [`searchable_text`] for an event whose [`HookEvent`] is known already
