@@ -433,10 +433,10 @@ fn start_budgets(settings: &Settings, shutdown: &Arc<AtomicBool>) -> Result<Budg
 fn run_import(settings: &Settings, dir: &std::path::Path) -> i32 {
     let machine = settings.consumer.clone();
     let show_progress = import::progress_wanted();
-    // The built-in rules at the default level, as the import has always
-    // applied (it never read the config's `privacy`): a restructure keeps
-    // that; whether it should follow the config is a question of its own.
-    let redactor = hooktrail_shared::redact::Redactor::new(Default::default());
+    // The config's `privacy` and `redact`, as for every event received: a
+    // person who chose `metadata` must not find their old prompts stored
+    // in full because they came through the import.
+    let redactor = hooktrail_shared::redact::Redactor::new(settings.redaction.clone());
     match import::run(
         dir,
         &settings.database,
