@@ -77,25 +77,57 @@ function renderCalls(calls) {
   }
 }
 
+// Rows drawn at first in a long list: laying out the 500 prompts the API
+// lists took 120 ms of a 20,000-event session's view (issue 21 item 4).
+const ROWS_SHOWN = 100;
+
+// Appends row(item) to `box` for the first ROWS_SHOWN items, then
+// holder(button): a "show N more" button in a row of the list, whose click
+// draws the rest in its place.
+function appendCapped(box, items, row, holder) {
+  for (const item of items.slice(0, ROWS_SHOWN)) box.appendChild(row(item));
+  if (items.length <= ROWS_SHOWN) return;
+  const more = el("button", "more", "show " + (items.length - ROWS_SHOWN) + " more");
+  const line = holder(more);
+  more.addEventListener("click", () => {
+    line.remove();
+    for (const item of items.slice(ROWS_SHOWN)) box.appendChild(row(item));
+  });
+  box.appendChild(line);
+}
+
 function renderFailures(failures) {
   $.failures.replaceChildren();
-  for (const call of failures) $.failures.appendChild(el("li", "bad", call.tool + ": " + (call.error || "failed")));
+  appendCapped($.failures, failures, (call) => el("li", "bad", call.tool + ": " + (call.error || "failed")), (more) => {
+    const li = el("li");
+    li.appendChild(more);
+    return li;
+  });
   if (!failures.length) $.failures.appendChild(el("li", "muted", "none"));
 }
 
 function renderPrompts(prompts) {
   $.prompts.replaceChildren();
-  for (const prompt of prompts) {
-    const tr = el("tr", prompt.outcome === "failed" ? "failed" : "");
-    const text = el("td", "prompt-text", (prompt.prompt || "").replace(/[ \t\n\r]+/g, " ").slice(0, 200));
-    setTitle(text, prompt.prompt || "");
-    tr.appendChild(text);
-    for (const value of [prompt.duration_ms === null ? "running" : duration(prompt.duration_ms),
-      prompt.tool_calls + (prompt.tool_failures ? " (" + prompt.tool_failures + " failed)" : ""),
-      prompt.tokens ? tokens(prompt.tokens) : "", money(prompt.cost_usd), prompt.outcome]) tr.appendChild(el("td", null, value));
-    $.prompts.appendChild(tr);
-  }
+  appendCapped($.prompts, prompts, promptRow, (more) => {
+    const td = el("td");
+    td.colSpan = 6;
+    td.appendChild(more);
+    const tr = el("tr");
+    tr.appendChild(td);
+    return tr;
+  });
   if (!prompts.length) $.prompts.appendChild(el("tr")).appendChild(el("td", "muted", "no prompts recorded"));
+}
+
+function promptRow(prompt) {
+  const tr = el("tr", prompt.outcome === "failed" ? "failed" : "");
+  const text = el("td", "prompt-text", (prompt.prompt || "").replace(/[ \t\n\r]+/g, " ").slice(0, 200));
+  setTitle(text, prompt.prompt || "");
+  tr.appendChild(text);
+  for (const value of [prompt.duration_ms === null ? "running" : duration(prompt.duration_ms),
+    prompt.tool_calls + (prompt.tool_failures ? " (" + prompt.tool_failures + " failed)" : ""),
+    prompt.tokens ? tokens(prompt.tokens) : "", money(prompt.cost_usd), prompt.outcome]) tr.appendChild(el("td", null, value));
+  return tr;
 }
 
 // Fetches session `id` and draws every panel, unless another session was
