@@ -130,9 +130,32 @@ function promptRow(prompt) {
   return tr;
 }
 
+// A draw of the session being drawn waits for that one and then runs once
+// more (the data may have changed): on load, the route's draw and the
+// sessions list's redraw ran at once and interleaved their work, which
+// doubled the time to the first whole view of a long session.
+let running = null;
+
 // Fetches session `id` and draws every panel, unless another session was
 // opened meanwhile.
 export async function showSession(id) {
+  if (running && running.id === id) {
+    running.again = true;
+    return;
+  }
+  const draw = { id, again: false };
+  running = draw;
+  try {
+    do {
+      draw.again = false;
+      await drawSession(id);
+    } while (draw.again && id === selected);
+  } finally {
+    if (running === draw) running = null;
+  }
+}
+
+async function drawSession(id) {
   let data;
   try { data = await api("/api/sessions/" + encodeURIComponent(id)); } catch (error) { return; }
   if (id !== selected) return;
