@@ -70,7 +70,7 @@ pub(crate) fn install_redactor(redactor: Redactor) {
     let _ = REDACTOR.set(redactor);
 }
 
-fn redactor() -> &'static Redactor {
+pub(crate) fn redactor() -> &'static Redactor {
     REDACTOR.get_or_init(|| Redactor::new(RedactionSettings::default()))
 }
 
@@ -426,6 +426,10 @@ pub(crate) struct Submission {
     pub(crate) events: Vec<NewEvent>,
     /// Acknowledges the events to their source once committed.
     pub(crate) acknowledge: Acknowledge,
+    /// Claude Code's OpenTelemetry records from one OTLP export (the
+    /// receiver's submissions carry these and no events); stored by
+    /// `store::otel` on the writer thread.
+    pub(crate) otel: Option<Box<crate::otlp::records::Batch>>,
 }
 
 impl std::fmt::Debug for Submission {

@@ -49,6 +49,7 @@ mod hub;
 mod import;
 mod ingest;
 mod log;
+mod otlp;
 mod query;
 mod search;
 mod serve;
@@ -69,6 +70,7 @@ pub use crate::cost::PriceTable;
 pub use crate::event::{CommittedEvent, Source};
 pub use crate::hub::Hub;
 pub use crate::import::{run as import_transcripts, ImportSummary};
+pub use crate::otlp::{OtlpAuth, OtlpSettings};
 pub use crate::query::{
     parse_events_query, parse_sessions_query, parse_socket_query, parse_stats_query, EventFilter,
 };
@@ -79,7 +81,7 @@ pub use crate::serve::http::HttpServer;
 pub use crate::settings::{parse as parse_settings, Invocation, Settings, TokenOrigin, Tuning};
 pub use crate::sources::framing::{Frame, LineFramer};
 pub use crate::sources::socket::SocketListener;
-pub use crate::stats::{RedisLink, Stats};
+pub use crate::stats::{OtlpCounters, RedisLink, Stats};
 pub use crate::store::schema::{
     index_event_text, migrate as migrate_schema, rebuild_search_index, REBUILD_EVENT_COUNTS,
 };
@@ -102,6 +104,8 @@ pub struct Bound {
     pub socket: Option<SocketListener>,
     /// The HTTP server, unless disabled.
     pub http: Option<tiny_http::Server>,
+    /// The OTLP receiver's listener, when `--otlp` (or `otlp.listen`) is on.
+    pub otlp: Option<tiny_http::Server>,
 }
 
 /// Binds the socket and the HTTP address named in `settings`.
@@ -117,7 +121,14 @@ pub fn bind(settings: &Settings) -> Result<Bound, String> {
         ),
         None => None,
     };
-    Ok(Bound { socket, http })
+    let otlp = match &settings.otlp {
+        Some(otlp) => Some(
+            tiny_http::Server::http(otlp.listen)
+                .map_err(|error| format!("cannot receive OTLP on {}: {error}", otlp.listen))?,
+        ),
+        None => None,
+    };
+    Ok(Bound { socket, http, otlp })
 }
 
 /// Runs the collector until `shutdown` is set, then stops intake, commits
@@ -249,6 +260,22 @@ pub fn run_with_stats(
         None => {
             stats.set_redis_link(RedisLink::Disabled);
         }
+    }
+    if let (Some(server), Some(otlp)) = (bound.otlp, &settings.otlp) {
+        log::info(&format!(
+            "receiving OpenTelemetry (OTLP/HTTP) on http://{}",
+            server.server_addr()
+        ));
+        sources.extend(
+            otlp::receiver::Receiver {
+                server,
+                auth: otlp.auth.clone(),
+                queue: queue.clone(),
+                shutdown: shutdown.clone(),
+                counters: stats.otlp.clone(),
+            }
+            .spawn()?,
+        );
     }
     // The writer stops once every source has dropped its queue handle.
     drop(queue);

@@ -19,6 +19,7 @@ usage: hooktrail-collector [--config FILE] [--db FILE] [--socket PATH] [--http A
                            [--token TOKEN] [--token-file FILE] [--no-token]
                            [--prices FILE] [--quiet-after SECONDS]
                            [--waiting-quiet-after SECONDS] [--page-token-lifetime SECONDS]
+                           [--otlp ADDR|on|off]
        hooktrail-collector url [the same flags]
        hooktrail-collector alert test NAME [the same flags]
        hooktrail-collector token rotate [the same flags]
@@ -61,6 +62,10 @@ SQLite, and serves the live UI.
                        a session waiting for you (a permission or idle prompt) with no
                        event for S seconds shows as gone quiet (default 3600; also
                        $HOOKTRAIL_WAITING_QUIET_AFTER)
+  --otlp ADDR           receive Claude Code's OpenTelemetry (OTLP/HTTP, /v1/logs and
+                       /v1/metrics) on ADDR; \"on\" is 127.0.0.1:4318 (default off; also
+                       $HOOKTRAIL_OTLP and the config's otlp.listen). Off loopback it
+                       needs --token, sent as Authorization: Bearer
   --help, --version
 
 usage: hooktrail-collector import [DIR] [--db FILE] [--config FILE] [--prices FILE]
@@ -130,6 +135,8 @@ pub struct Settings {
     /// The config file's `approvals` (issue 18): whether remote approval is
     /// on (and so the key is created at start) and where the key is.
     pub approvals: hooktrail_shared::approvals::ApprovalsConfig,
+    /// The OTLP receiver (issue 22): `None` (the default) when off.
+    pub otlp: Option<crate::otlp::OtlpSettings>,
     /// Tuning knobs that tests and benchmarks change.
     pub tuning: Tuning,
 }
@@ -314,7 +321,8 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             | "--quiet-after"
             | "--waiting-quiet-after"
             | "--token-file"
-            | "--page-token-lifetime" => {
+            | "--page-token-lifetime"
+            | "--otlp" => {
                 let value = match inline {
                     Some(value) => value,
                     None => iter
@@ -489,6 +497,12 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
         (None, Some(_)) => TokenOrigin::File,
         (None, None) => TokenOrigin::Off,
     };
+    let otlp = crate::otlp::settings(
+        shared.file.as_deref(),
+        flag("--otlp"),
+        lookup("HOOKTRAIL_OTLP"),
+        token.as_deref(),
+    )?;
     let host = host_name();
     Ok(Invocation::Run {
         settings: Box::new(Settings {
@@ -511,6 +525,7 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             quiet_after,
             waiting_quiet_after,
             alerts,
+            otlp,
             tuning: Tuning::default(),
         }),
         warnings,

@@ -117,6 +117,21 @@ pub struct Stats {
     /// Socket connections closed because all connections' unfinished lines
     /// together passed their memory budget.
     pub socket_closed_over_budget: AtomicU64,
+    /// The OTLP receiver's counters (issue 22).
+    pub otlp: std::sync::Arc<OtlpCounters>,
+}
+
+/// The OTLP receiver's counters, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct OtlpCounters {
+    /// Export requests received.
+    pub requests: AtomicU64,
+    /// Requests refused (4xx, 503).
+    pub refused: AtomicU64,
+    /// Records (log records, data points) stored.
+    pub records: AtomicU64,
+    /// Records refused inside accepted exports (`partial_success`).
+    pub rejected_records: AtomicU64,
 }
 
 impl Stats {

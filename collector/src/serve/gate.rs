@@ -193,7 +193,7 @@ pub(crate) fn header_value<'a>(request: &'a Request, name: &'static str) -> Opti
         .map(|header| header.value.as_str())
 }
 
-fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
+pub(crate) fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
     if left.len() != right.len() {
         return false;
     }

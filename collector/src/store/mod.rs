@@ -20,6 +20,7 @@
 pub(crate) mod checkpoint;
 pub(crate) mod decisions;
 pub(crate) mod import;
+pub(crate) mod otel;
 pub(crate) mod outbox;
 pub(crate) mod read;
 pub(crate) mod retention;

@@ -465,6 +465,61 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX budget_grants_budget ON budget_grants(budget, subject, window_start);
     "#,
+    // 12: Claude Code's own OpenTelemetry (issue 22, otlp/ and store/otel.rs).
+    // `otel_events` holds its log events with their attributes (JSON), keyed
+    // by a content hash so an exporter's retry stores nothing twice;
+    // `otel_metric_points` its sum and gauge points by session and UTC day.
+    // `usage.otel_cost_usd` is Claude Code's `cost_usd` for the response
+    // (hooktrail's own price stays in `cost_usd`). An `api_request` with no
+    // usage row of the same `request_id` yet gets a row of origin `otel`;
+    // the trigger retires that row when the transcript's row for the
+    // request arrives, carrying the OTel cost over, so the session totals
+    // (migration 6's triggers) count the response once.
+    r#"
+    CREATE TABLE otel_events (
+        id          INTEGER PRIMARY KEY,
+        key         TEXT NOT NULL UNIQUE,
+        name        TEXT NOT NULL,
+        ts          INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        session_id  TEXT,
+        prompt_id   TEXT,
+        request_id  TEXT,
+        tool_use_id TEXT,
+        duration_ms REAL,
+        cost_usd    REAL,
+        attrs       TEXT NOT NULL
+    );
+    CREATE INDEX otel_events_session ON otel_events(session_id, ts);
+    CREATE INDEX otel_events_prompt ON otel_events(prompt_id) WHERE prompt_id IS NOT NULL;
+    CREATE INDEX otel_events_request ON otel_events(request_id) WHERE request_id IS NOT NULL;
+    CREATE TABLE otel_metric_points (
+        key         TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        session_id  TEXT,
+        day         TEXT NOT NULL,
+        ts          INTEGER NOT NULL,
+        start_ts    INTEGER,
+        kind        TEXT,
+        value       REAL NOT NULL,
+        temporality TEXT NOT NULL,
+        attrs       TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX otel_metric_points_day ON otel_metric_points(day, name);
+    CREATE INDEX otel_metric_points_session ON otel_metric_points(session_id, name);
+    ALTER TABLE usage ADD COLUMN otel_cost_usd REAL;
+    CREATE INDEX usage_request ON usage(request_id) WHERE request_id IS NOT NULL;
+    CREATE TRIGGER usage_otel_retired AFTER INSERT ON usage
+    WHEN new.origin != 'otel' AND new.request_id IS NOT NULL BEGIN
+        UPDATE usage SET otel_cost_usd = (
+                SELECT retired.otel_cost_usd FROM usage AS retired
+                 WHERE retired.request_id = new.request_id AND retired.origin = 'otel' LIMIT 1)
+         WHERE key = new.key AND otel_cost_usd IS NULL AND EXISTS (
+                SELECT 1 FROM usage AS retired
+                 WHERE retired.request_id = new.request_id AND retired.origin = 'otel');
+        DELETE FROM usage WHERE request_id = new.request_id AND origin = 'otel';
+    END;
+    "#,
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right

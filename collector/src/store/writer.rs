@@ -452,6 +452,16 @@ impl WriterLoop {
 
     /// One transaction of the batch's events: see [`commit_events`].
     fn commit(&mut self, batch: &[Submission]) -> rusqlite::Result<CommitReport> {
+        // The OTLP receiver's records (issue 22): a transaction of their
+        // own, only when the batch has some; idempotent, so a retry after
+        // the events' commit failed stores nothing twice.
+        crate::store::otel::store(
+            &mut self.setup.connection,
+            batch
+                .iter()
+                .filter_map(|submission| submission.otel.as_deref()),
+            &self.setup.prices,
+        )?;
         let events: Vec<&NewEvent> = batch
             .iter()
             .flat_map(|submission| &submission.events)
