@@ -18,6 +18,8 @@
 pub(crate) mod decode;
 pub(crate) mod proto;
 pub(crate) mod receiver;
+#[cfg(test)]
+mod receiver_tests;
 pub(crate) mod records;
 
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -164,3 +164,131 @@ fn insert_point(transaction: &Transaction, point: &MetricPoint) -> rusqlite::Res
         })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otlp::records::ApiRequest;
+
+    fn database() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let connection = crate::store::writer::open(&dir.path().join("events.db")).unwrap();
+        connection
+            .execute(
+                "INSERT INTO sessions (session_id, machine, cwd, first_ts, last_ts, event_count)
+                 VALUES ('s', 'm', '/p', 1, 1, 1)",
+                [],
+            )
+            .unwrap();
+        (dir, connection)
+    }
+
+    fn api_request(request_id: &str, cost_usd: f64) -> Batch {
+        Batch {
+            events: vec![OtelEvent {
+                key: format!("k-{request_id}"),
+                name: "api_request".into(),
+                ts: 1_000,
+                session_id: Some("s".into()),
+                prompt_id: Some("p".into()),
+                request_id: Some(request_id.into()),
+                tool_use_id: None,
+                duration_ms: Some(900.0),
+                attrs: "{}".into(),
+                request: Some(ApiRequest {
+                    request_id: Some(request_id.into()),
+                    model: "claude-sonnet-4-5".into(),
+                    cost_usd,
+                    input_tokens: 1000,
+                    output_tokens: 100,
+                    ..ApiRequest::default()
+                }),
+            }],
+            ..Batch::default()
+        }
+    }
+
+    /// The transcript's row of a response, as the hooks or the import store it.
+    fn transcript_row(connection: &Connection, request_id: &str, cost: f64) {
+        connection
+            .execute(
+                "INSERT INTO usage (key, message_id, request_id, session_id, model, input_tokens, output_tokens, cost_usd, origin)
+                 VALUES (:key, :key, :request_id, 's', 'claude-sonnet-4-5', 1000, 100, :cost, 'hook')",
+                named_params! {":key": format!("msg-{request_id}"), ":request_id": request_id, ":cost": cost},
+            )
+            .unwrap();
+    }
+
+    /// (rows, origins, SUM(cost_usd), SUM(otel_cost_usd)) of the session's
+    /// usage, and its running totals (cost, responses).
+    fn totals(connection: &Connection) -> (i64, String, f64, f64, f64, i64) {
+        let (rows, origins, cost, otel) = connection
+            .query_row(
+                "SELECT COUNT(*), group_concat(origin), SUM(cost_usd), SUM(otel_cost_usd) FROM usage WHERE session_id = 's'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .unwrap();
+        let (total, responses) = connection
+            .query_row(
+                "SELECT total_cost_usd, usage_responses FROM sessions WHERE session_id = 's'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        (rows, origins, cost, otel, total, responses)
+    }
+
+    #[test]
+    fn an_api_request_before_its_transcript_row_counts_once() {
+        let (_dir, mut connection) = database();
+        let prices = PriceTable::embedded();
+        let batch = api_request("req_a", 0.0123);
+        store(&mut connection, [&batch].into_iter(), &prices).unwrap();
+        let (rows, origins, cost, otel, total, responses) = totals(&connection);
+        assert_eq!(
+            (rows, origins.as_str(), otel, responses),
+            (1, "otel", 0.0123, 1)
+        );
+        assert!(
+            cost > 0.0 && (total - cost).abs() < 1e-12,
+            "priced by hooktrail: {cost}"
+        );
+        // The transcript's row arrives: it retires the otel row and keeps
+        // Claude Code's cost.
+        transcript_row(&connection, "req_a", 0.02);
+        let (rows, origins, cost, otel, total, responses) = totals(&connection);
+        assert_eq!(
+            (rows, origins.as_str(), otel, responses),
+            (1, "hook", 0.0123, 1)
+        );
+        assert_eq!((cost, total), (0.02, 0.02));
+        // The same export again (a retry): nothing changes.
+        store(&mut connection, [&batch].into_iter(), &prices).unwrap();
+        assert_eq!(totals(&connection).0, 1);
+        assert_eq!(
+            connection
+                .query_row("SELECT COUNT(*) FROM otel_events", [], |row| row
+                    .get::<_, i64>(0))
+                .unwrap(),
+            1
+        );
+    }
+
+    #[test]
+    fn an_api_request_after_its_transcript_row_is_joined_to_it() {
+        let (_dir, mut connection) = database();
+        transcript_row(&connection, "req_b", 0.02);
+        store(
+            &mut connection,
+            [&api_request("req_b", 0.0199)].into_iter(),
+            &PriceTable::embedded(),
+        )
+        .unwrap();
+        let (rows, origins, cost, otel, total, responses) = totals(&connection);
+        assert_eq!(
+            (rows, origins.as_str(), cost, otel, total, responses),
+            (1, "hook", 0.02, 0.0199, 0.02, 1)
+        );
+    }
+}
