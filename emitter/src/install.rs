@@ -73,6 +73,7 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
     let mut settings: Option<PathBuf> = None;
     let mut mode = Effect::Apply;
     let mut beside_plugin = BesidePlugin::Refuse;
+    let mut otel: Option<crate::telemetry::Target> = None;
     let mut iterator = arguments.iter();
     while let Some(argument) = iterator.next() {
         let (flag, inline) = match argument.split_once('=') {
@@ -90,6 +91,21 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
             "--settings" => settings = Some(PathBuf::from(value("--settings")?)),
             "--dry-run" => mode = Effect::DryRun,
             "--force" => beside_plugin = BesidePlugin::RegisterAnyway,
+            "--otel" => {
+                otel.get_or_insert_with(Default::default);
+            }
+            "--otel-endpoint" => {
+                otel.get_or_insert_with(Default::default).endpoint = value("--otel-endpoint")?
+            }
+            "--otel-protocol" => {
+                let protocol = value("--otel-protocol")?;
+                if !crate::telemetry::PROTOCOLS.contains(&protocol.as_str()) {
+                    return Err(format!(
+                        "--otel-protocol: {protocol:?} is not http/protobuf or http/json"
+                    ));
+                }
+                otel.get_or_insert_with(Default::default).protocol = protocol;
+            }
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
@@ -127,13 +143,19 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
                 .and_then(|path| path.canonicalize())
                 .map_err(|error| format!("cannot find this binary's own path: {error}"))?;
             let approvals = hooktrail_shared::config::load().config.approvals;
-            install(
+            let hooks = install(
                 &mut root,
                 &binary.display().to_string(),
                 permission_request_timeout(&approvals),
-            )?
+            )?;
+            let telemetry = match &otel {
+                Some(target) => crate::telemetry::add(&mut root, target)?,
+                None => false,
+            };
+            hooks || telemetry
         }
-        Action::Uninstall => uninstall(&mut root)?,
+        // Also the telemetry variables `install --otel` added, if any.
+        Action::Uninstall => uninstall(&mut root)? | crate::telemetry::remove(&mut root),
     };
     let text = serde_json::to_string_pretty(&root).unwrap_or_default() + "\n";
     if mode == Effect::DryRun {

@@ -1,0 +1,210 @@
+//! `install --otel`: Claude Code's OpenTelemetry switched on, towards the
+//! collector's OTLP receiver, in the settings file's `env` (issue 22).
+//!
+//! It adds each variable of [`wanted`] the user has not set (a value the
+//! user set is kept, whatever it is), and lists the names it added in
+//! `env.HOOKTRAIL_OTEL_ADDED`, in the same file, so `uninstall` removes
+//! those and only those, even after the file moved between machines.
+//! No token is written: a settings file is often world-readable and kept
+//! in dotfiles; a remote receiver's `OTEL_EXPORTER_OTLP_HEADERS` is set by
+//! hand (README, "Claude Code's OpenTelemetry").
+
+use serde_json::{json, Map, Value};
+
+/// The `env` key that lists the variables `install --otel` added.
+pub const ADDED_KEY: &str = "HOOKTRAIL_OTEL_ADDED";
+
+/// Where and how Claude Code exports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: the receiver's base URL.
+    pub endpoint: String,
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf` or `http/json`.
+    pub protocol: String,
+}
+
+impl Default for Target {
+    fn default() -> Target {
+        Target {
+            endpoint: "http://127.0.0.1:4318".to_owned(),
+            protocol: "http/protobuf".to_owned(),
+        }
+    }
+}
+
+/// The protocols the receiver takes (it has no gRPC).
+pub const PROTOCOLS: [&str; 2] = ["http/protobuf", "http/json"];
+
+/// The variables `install --otel` sets: telemetry on, logs and metrics over
+/// OTLP to `target`, and export intervals short enough for a live page
+/// (Claude Code's defaults: 5 s for logs, 60 s for metrics).
+pub fn wanted(target: &Target) -> Vec<(&'static str, String)> {
+    vec![
+        ("CLAUDE_CODE_ENABLE_TELEMETRY", "1".to_owned()),
+        ("OTEL_LOGS_EXPORTER", "otlp".to_owned()),
+        ("OTEL_METRICS_EXPORTER", "otlp".to_owned()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", target.protocol.clone()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", target.endpoint.clone()),
+        ("OTEL_LOGS_EXPORT_INTERVAL", "2000".to_owned()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "10000".to_owned()),
+    ]
+}
+
+/// The names listed in `env.HOOKTRAIL_OTEL_ADDED`.
+fn added(env: &Map<String, Value>) -> Vec<String> {
+    env.get(ADDED_KEY)
+        .and_then(Value::as_str)
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Adds the variables the user has not set; returns whether the settings
+/// changed.
+pub fn add(root: &mut Value, target: &Target) -> Result<bool, String> {
+    let object = root
+        .as_object_mut()
+        .ok_or("settings are not a JSON object")?;
+    let env = object
+        .entry("env")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .ok_or("\"env\" in the settings is not an object; not changing it")?;
+    let mut ours = added(env);
+    let mut changed = false;
+    for (name, value) in wanted(target) {
+        let mine = ours.iter().any(|added| added == name);
+        match env.get(name) {
+            // The user's own value stays.
+            Some(_) if !mine => continue,
+            Some(current) if current.as_str() == Some(value.as_str()) => continue,
+            _ => {}
+        }
+        env.insert(name.to_owned(), Value::String(value));
+        if !mine {
+            ours.push(name.to_owned());
+        }
+        changed = true;
+    }
+    if changed {
+        env.insert(ADDED_KEY.to_owned(), Value::String(ours.join(",")));
+    }
+    Ok(changed)
+}
+
+/// Removes the variables `add` added (listed in `HOOKTRAIL_OTEL_ADDED`),
+/// the list, and `env` when that left it empty; returns whether the
+/// settings changed.
+pub fn remove(root: &mut Value) -> bool {
+    let Some(object) = root.as_object_mut() else {
+        return false;
+    };
+    let Some(env) = object.get_mut("env").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    if !env.contains_key(ADDED_KEY) {
+        return false;
+    }
+    for name in added(env) {
+        env.remove(&name);
+    }
+    env.remove(ADDED_KEY);
+    if env.is_empty() {
+        object.remove("env");
+    }
+    true
+}
+
+/// For `check`: each telemetry variable the settings set, and whether
+/// `install --otel` added it.
+pub fn shown(root: &Value) -> Vec<String> {
+    let Some(env) = root.get("env").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let ours = added(env);
+    wanted(&Target::default())
+        .into_iter()
+        .map(|(name, _)| name)
+        .chain(["OTEL_EXPORTER_OTLP_HEADERS"])
+        .filter_map(|name| {
+            let value = env.get(name)?;
+            let value = match name {
+                // A header may hold the token: never printed.
+                "OTEL_EXPORTER_OTLP_HEADERS" => "(set, not shown)".to_owned(),
+                _ => value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_owned),
+            };
+            let origin = if ours.iter().any(|added| added == name) {
+                "added by hooktrail"
+            } else {
+                "yours"
+            };
+            Some(format!("{name}={value} ({origin})"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_keeps_the_users_values_and_uninstall_removes_only_its_own() {
+        let mut root =
+            json!({"env": {"OTEL_LOGS_EXPORTER": "otlp,console", "MY_VAR": "x"}, "model": "opus"});
+        let target = Target {
+            endpoint: "http://127.0.0.1:4999".into(),
+            protocol: "http/json".into(),
+        };
+        assert!(add(&mut root, &target).unwrap());
+        let env = &root["env"];
+        assert_eq!(env["OTEL_LOGS_EXPORTER"], "otlp,console");
+        assert_eq!(env["CLAUDE_CODE_ENABLE_TELEMETRY"], "1");
+        assert_eq!(env["OTEL_EXPORTER_OTLP_PROTOCOL"], "http/json");
+        assert_eq!(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://127.0.0.1:4999");
+        assert!(!env[ADDED_KEY]
+            .as_str()
+            .unwrap()
+            .contains("OTEL_LOGS_EXPORTER"));
+        // Idempotent.
+        let before = root.clone();
+        assert!(!add(&mut root, &target).unwrap());
+        assert_eq!(root, before);
+        // A new endpoint replaces the one it added.
+        let moved = Target {
+            endpoint: "http://127.0.0.1:5000".into(),
+            ..target
+        };
+        assert!(add(&mut root, &moved).unwrap());
+        assert_eq!(
+            root["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"],
+            "http://127.0.0.1:5000"
+        );
+        let shown = shown(&root);
+        assert!(
+            shown.contains(&"OTEL_LOGS_EXPORTER=otlp,console (yours)".to_owned()),
+            "{shown:?}"
+        );
+        assert!(shown.contains(&"CLAUDE_CODE_ENABLE_TELEMETRY=1 (added by hooktrail)".to_owned()));
+        assert!(remove(&mut root));
+        assert_eq!(
+            root,
+            json!({"env": {"OTEL_LOGS_EXPORTER": "otlp,console", "MY_VAR": "x"}, "model": "opus"})
+        );
+        assert!(!remove(&mut root));
+    }
+
+    #[test]
+    fn an_env_it_created_goes_with_uninstall() {
+        let mut root = json!({});
+        assert!(add(&mut root, &Target::default()).unwrap());
+        assert!(remove(&mut root));
+        assert_eq!(root, json!({}));
+    }
+}
