@@ -373,3 +373,19 @@ fn refused_records_are_counted_in_partial_success_and_the_rest_stored() {
     );
     assert_eq!(stored[0].events.len(), 1);
 }
+
+#[test]
+fn a_json_double_is_the_exact_double_the_exporter_printed() {
+    let harness = start(OtlpAuth::Loopback, "127.0.0.1:0");
+    // Claude Code's JSON exporter prints the shortest text of the double;
+    // without correct rounding it parses one unit in the last place off.
+    let body = r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"1",
+        "attributes":[{"key":"event.name","value":{"stringValue":"api_request"}},
+          {"key":"cost_usd","value":{"doubleValue":0.013274999999999999}}]}]}]}]}"#;
+    let (status, _, _) = post(harness.port, "/v1/logs", &[JSON], body.as_bytes());
+    assert_eq!(status, 200);
+    let stored = harness.stored.lock().unwrap();
+    let cost = stored[0].events[0].request.as_ref().unwrap().cost_usd;
+    assert_eq!(cost.to_bits(), 0.013274999999999999f64.to_bits());
+    assert_ne!(cost, 0.013275);
+}
