@@ -303,7 +303,7 @@ fn claude_codes_cost_is_stored_exactly_and_joined_to_the_transcripts() {
          WHERE session_id = '{SESSION}' ORDER BY request_id"
     );
     wait_until("every response joined", Duration::from_secs(20), || {
-        assert_eq!(sqlite3(&collector.db, &usage_sql).len(), records.len());
+        let rows = sqlite3(&collector.db, &usage_sql);
         rows.len() == records.len() && rows.iter().all(|row| row[1] == "hook" && row[2] != "")
     });
     assert_eq!(sqlite3(&collector.db, &usage_sql).len(), records.len());
