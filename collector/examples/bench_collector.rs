@@ -7,7 +7,11 @@
 //! (e) the collector's peak RSS;
 //! (f) (c) again with alerts on: 50 alerts in flight to a webhook that takes
 //!     10 s to answer, and a session cost rule checked on every commit
-//!     (issue 20: a slow receiver must not slow ingest).
+//!     (issue 20: a slow receiver must not slow ingest);
+//! (g) with `--otlp-load` only (c), and (c) again while an OTLP exporter
+//!     posts 1,000 records/s (10 JSON exports/s of 100 `api_request` and
+//!     `tool_result` records) to the collector's receiver (issue 22: the
+//!     hooks' ingest must not slow down under OpenTelemetry traffic).
 //!
 //! Runs the release collector binary next to this example
 //! (`target/<triple>/release/hooktrail-collector`), and `hooktrail-emit`
@@ -51,6 +55,10 @@ fn main() {
     eprintln!("bench: generating {events} events of ~1 KB");
     let lines: Vec<String> = (0..events).map(envelope).collect();
     let average = lines.iter().map(String::len).sum::<usize>() / lines.len();
+    if std::env::args().any(|arg| arg == "--otlp-load") {
+        otlp_load_report(&collector, temp.path(), &lines, average);
+        return;
+    }
 
     let plain = ceiling(&temp.path().join("plain.db"), &lines, Search::Off);
     let ceiling = ceiling(&temp.path().join("ceiling.db"), &lines, Search::On);
@@ -582,4 +590,113 @@ fn latency(binary: &Path, emitter: &Path, dir: &Path) -> Option<(f64, f64, usize
         latencies[((latencies.len() as f64 * quantile) as usize).min(latencies.len() - 1)]
     };
     Some((at(0.50), at(0.99), latencies.len()))
+}
+
+/// `--otlp-load`: (c) without and with 1,000 OTLP records/s, and the ratio.
+fn otlp_load_report(binary: &Path, dir: &Path, lines: &[String], average: usize) {
+    let (plain, _) = socket_ingest(binary, &dir.join("plain"), lines);
+    let (loaded, records, seconds) = socket_ingest_under_otlp_load(binary, &dir.join("otlp"), lines);
+    println!(
+        "hooktrail collector benchmark, OTLP load ({} events, {average} bytes each on average, {} cores)",
+        lines.len(),
+        cores()
+    );
+    println!("(c) socket, {WRITERS} concurrent writers -> ok:            {plain:>9.0} events/s");
+    println!(
+        "(g) (c) with 1,000 OTLP records/s arriving:          {loaded:>9.0} events/s  ({:.2} of c; {records} records stored, {:.0}/s)",
+        loaded / plain,
+        records as f64 / seconds
+    );
+}
+
+/// (g): (c) while a thread posts 10 OTLP/JSON log exports of 100 records a
+/// second to the receiver; the ingest rate, the OTLP records stored and
+/// over how many seconds the load ran.
+fn socket_ingest_under_otlp_load(binary: &Path, dir: &Path, lines: &[String]) -> (f64, i64, f64) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let running = Running::start(binary, dir, &["--otlp", &address]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let status = post_export(port, &otlp_export(sent));
+                assert_eq!(status, 200, "the OTLP export was refused");
+                sent += 1;
+                // Paced: export n goes out at n × 100 ms.
+                let next = Duration::from_millis(100 * sent);
+                if let Some(wait) = next.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            started.elapsed()
+        })
+    };
+    // Let the load settle before timing.
+    std::thread::sleep(Duration::from_secs(1));
+    let elapsed = write_concurrently(&running, lines);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let load_seconds = load.join().unwrap().as_secs_f64();
+    running.report_threads("(g) socket under OTLP load", elapsed);
+    assert_eq!(running.count(), lines.len() as i64);
+    let records = {
+        let connection = rusqlite::Connection::open(&running.db).unwrap();
+        connection
+            .query_row("SELECT COUNT(*) FROM otel_events", [], |row| row.get(0))
+            .unwrap()
+    };
+    (rate(lines.len(), elapsed), records, load_seconds)
+}
+
+/// One OTLP/JSON logs export of 100 records (half `api_request`, half
+/// `tool_result`), unique by `export`.
+fn otlp_export(export: u64) -> String {
+    let records: Vec<serde_json::Value> = (0..100u64)
+        .map(|index| {
+            let sequence = export * 100 + index;
+            let name = if index % 2 == 0 { "api_request" } else { "tool_result" };
+            let text = |key: &str, value: String| {
+                serde_json::json!({"key": key, "value": {"stringValue": value}})
+            };
+            serde_json::json!({
+                "timeUnixNano": (1_764_000_000_000_000_000u64 + sequence * 1_000_000).to_string(),
+                "body": {"stringValue": format!("claude_code.{name}")},
+                "attributes": [
+                    text("event.name", name.to_owned()),
+                    text("session.id", format!("otel-bench-{}", export % 20)),
+                    text("prompt.id", format!("prompt-{}", export % 50)),
+                    text("request_id", format!("req_bench_{sequence:012}")),
+                    text("tool_use_id", format!("toolu_bench_{sequence:012}")),
+                    text("model", "claude-sonnet-4-5".to_owned()),
+                    text("input_tokens", "2345".to_owned()),
+                    text("output_tokens", "156".to_owned()),
+                    text("duration_ms", "1234".to_owned()),
+                    {"key": "cost_usd", "value": {"doubleValue": 0.0123}},
+                    {"key": "event.sequence", "value": {"intValue": sequence.to_string()}},
+                ]
+            })
+        })
+        .collect();
+    serde_json::json!({"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}).to_string()
+}
+
+/// POSTs one export to `/v1/logs`; the status.
+fn post_export(port: u16, body: &str) -> u16 {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST /v1/logs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.get(9..12).and_then(|code| code.parse().ok()).unwrap_or(0)
 }
