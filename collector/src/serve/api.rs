@@ -1010,13 +1010,13 @@ pub(crate) fn route_database(
         .and_then(|rest| rest.strip_suffix("/timeline"))
     {
         // A `/` in the id arrives as `%2F`: only a raw `/` splits the path.
-        match query::percent_decode(raw_id).filter(|_| !raw_id.contains('/')) {
+        match query::decode_query_component(raw_id).filter(|_| !raw_id.contains('/')) {
             Some(id) if !id.is_empty() => timeline_route(connection, &id, query_string),
             _ => return ApiResponse::error(400, "bad session id in the path"),
         }
     } else if let Some(raw_id) = path.strip_prefix("/api/sessions/") {
         // A `/` in the id arrives as `%2F`: only a raw `/` splits the path.
-        match query::percent_decode(raw_id).filter(|_| !raw_id.contains('/')) {
+        match query::decode_query_component(raw_id).filter(|_| !raw_id.contains('/')) {
             Some(id) if !id.is_empty() => {
                 session_route(connection, &id, query_string, quiet_limits)
             }
