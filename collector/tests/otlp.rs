@@ -8,17 +8,17 @@
 //! field numbers, not with the collector's vendored types: an independent
 //! encoder.
 
-mod common;
+mod support;
 
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{emit, Collector};
 use hooktrail_testkit::{wait_until, workspace_root};
 use prost::Message;
 use serde_json::{json, Value};
+use support::process::{emit, Collector};
 
 const SESSION: &str = "94376c17-a6fb-41b7-b656-ab50c3d473f6";
 
