@@ -23,6 +23,7 @@ pub(crate) mod import;
 pub(crate) mod otel;
 pub(crate) mod outbox;
 pub(crate) mod read;
+pub(crate) mod read_otel;
 pub(crate) mod retention;
 pub(crate) mod schema;
 pub(crate) mod spend;
