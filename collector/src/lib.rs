@@ -38,6 +38,7 @@ mod sources;
 mod state;
 mod stats;
 mod store;
+mod timeline;
 
 // The public surface, on purpose: what the binary, the integration tests, the
 // benchmarks (`collector/examples`) and the fuzz targets (`fuzz/`) use.

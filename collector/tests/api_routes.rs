@@ -557,3 +557,19 @@ fn a_session_whose_id_holds_a_slash_opens_with_percent_2f() {
     // A raw `/` still splits the path: that is another route.
     assert_eq!(server.get("/api/sessions/team/alpha").status, 400);
 }
+
+#[test]
+fn hooks_lists_every_known_hook_then_invalid_and_unknown() {
+    use hooktrail_shared::envelope::HookEvent;
+    let (_db, server) = loaded();
+    let answer = server.json("/api/hooks", 200);
+    let names: Vec<&str> = answer["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| name.as_str().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = HookEvent::ALL.iter().map(|hook| hook.name()).collect();
+    expected.extend(["Invalid", "Unknown"]);
+    assert_eq!(names, expected);
+}
