@@ -24,7 +24,6 @@ pub(crate) mod import;
 pub(crate) mod otel;
 pub(crate) mod outbox;
 pub(crate) mod read;
-pub(crate) mod read_otel;
 pub(crate) mod retention;
 pub(crate) mod schema;
 pub(crate) mod spend;

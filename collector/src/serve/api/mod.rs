@@ -65,6 +65,10 @@ fn usage_json(rows: Vec<ModelUsageRow>) -> Vec<Value> {
                 "cost_usd": if row.unpriced > 0 { Value::Null } else { json!(row.cost_usd) },
                 "price_known": row.unpriced == 0,
                 "responses": row.responses,
+                // Claude Code's own figure (OpenTelemetry), for the
+                // responses it reported: whose cost is whose.
+                "otel_cost_usd": row.otel_cost_usd,
+                "otel_responses": row.otel_responses,
             })
         })
         .collect()

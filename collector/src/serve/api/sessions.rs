@@ -13,6 +13,7 @@ use crate::serve::gate::ApiResponse;
 use crate::serve::json::ObjectWriter;
 use crate::state::{shown_state, QuietLimits, GONE_QUIET};
 use crate::store::read::max_seq;
+use crate::store::read::otel;
 use crate::store::read::sessions::{
     self, AgentRow, CallOutcome, PromptRow, SessionRow, SessionsQuery, StoredError, ToolCallRow,
 };
@@ -372,15 +373,60 @@ pub(super) fn session_route(
         .collect();
     let usage = usage_by_model(&transaction, UsageScope::Session(session_id))?;
     let prompts = sessions::prompts(&transaction, session_id)?;
+    let otel = otel_figures(&transaction, session_id)?;
     transaction.finish()?;
+    let mut session = session;
+    otel.add_completeness(&mut session["completeness"]);
     Ok(ApiResponse::json(&json!({
         "session": session,
         "usage": usage_json(usage),
-        "prompts": prompts.into_iter().map(prompt_json).collect::<Vec<_>>(),
+        "time": otel.time.to_json(),
+        "prompts": prompts
+            .into_iter()
+            .map(|prompt| {
+                let time = otel.per_prompt.get(&prompt.prompt_id).copied().unwrap_or_default();
+                let mut value = prompt_json(prompt);
+                value["time"] = time.to_json();
+                value
+            })
+            .collect::<Vec<_>>(),
         "agents": agents,
         "tool_calls": slowest_calls(&calls),
         "failures": failed_calls(&calls),
         "tools": tool_figures(&calls),
         "hooks": hooks,
     })))
+}
+
+/// What `/api/sessions/{id}` adds from Claude Code's OpenTelemetry (issue
+/// 22): where the session's and each prompt's time went, and the OTel line
+/// of the completeness check.
+struct OtelFigures {
+    time: otel::TimeSplit,
+    per_prompt: std::collections::HashMap<String, otel::TimeSplit>,
+    completeness: Option<otel::OtelCompleteness>,
+}
+
+fn otel_figures(connection: &Connection, session_id: &str) -> rusqlite::Result<OtelFigures> {
+    Ok(OtelFigures {
+        time: otel::time_split(connection, session_id, None)?,
+        per_prompt: otel::time_split_per_prompt(connection, session_id)?,
+        completeness: otel::completeness(connection, session_id)?,
+    })
+}
+
+impl OtelFigures {
+    /// Adds the OTel line to the session's `completeness` (only when the
+    /// session exported OpenTelemetry at all): requests one side saw and
+    /// the other did not make it incomplete.
+    fn add_completeness(&self, completeness: &mut Value) {
+        let Some(line) = self.completeness else {
+            return;
+        };
+        completeness["otel_only_requests"] = json!(line.otel_only_requests);
+        completeness["transcript_only_requests"] = json!(line.transcript_only_requests);
+        if line.otel_only_requests > 0 || line.transcript_only_requests > 0 {
+            completeness["complete"] = json!(false);
+        }
+    }
 }

@@ -5,70 +5,48 @@
 //!
 //! Read-only: every function takes the caller's read transaction.
 
+use std::collections::HashMap;
+
 use rusqlite::{named_params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
-/// One `api_request` as a span: it ended at its event's time and lasted
-/// `duration_ms`, in the lane of the agent whose transcript row it joined
-/// (the main agent when it joined none).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ModelSpan {
-    pub(crate) agent_id: Option<String>,
-    pub(crate) start: i64,
-    pub(crate) end: i64,
-    pub(crate) model: Option<String>,
-    pub(crate) request_id: Option<String>,
-    /// Claude Code's cost of the request.
-    pub(crate) cost_usd: Option<f64>,
-    /// The event's `otel_events.id`.
-    pub(crate) id: i64,
-}
+use crate::timeline::{ApiErrorMark, ModelRequest};
 
-/// The session's `api_request` events as spans, in time order.
+/// The session's `api_request` events as model spans, in time order: a
+/// request ended at its event's time and lasted `duration_ms`; its lane is
+/// the agent of the transcript row it joined.
 pub(crate) fn model_spans(
     connection: &Connection,
     session_id: &str,
-) -> rusqlite::Result<Vec<ModelSpan>> {
+) -> rusqlite::Result<Vec<ModelRequest>> {
     let mut statement = connection.prepare_cached(
-        "SELECT o.id, o.ts, COALESCE(o.duration_ms, 0), json_extract(o.attrs, '$.model'), o.request_id, o.cost_usd,
+        "SELECT o.ts, COALESCE(o.duration_ms, 0), json_extract(o.attrs, '$.model'),
                 (SELECT u.agent_id FROM usage AS u INDEXED BY usage_request
                   WHERE u.request_id = o.request_id AND u.session_id = o.session_id LIMIT 1)
          FROM otel_events AS o INDEXED BY otel_events_session
          WHERE o.session_id = :session AND o.name = 'api_request' ORDER BY o.ts, o.id",
     )?;
     let rows = statement.query_map(named_params! {":session": session_id}, |row| {
-        let end: i64 = row.get(1)?;
-        let duration: f64 = row.get(2)?;
-        Ok(ModelSpan {
-            id: row.get(0)?,
+        let end: i64 = row.get(0)?;
+        let duration: f64 = row.get(1)?;
+        Ok(ModelRequest {
             start: end - duration.max(0.0).round() as i64,
             end,
-            model: row.get(3)?,
-            request_id: row.get(4)?,
-            cost_usd: row.get(5)?,
-            agent_id: row.get(6)?,
+            model: row.get(2)?,
+            agent_id: row.get(3)?,
         })
     })?;
     rows.collect()
 }
 
-/// An `api_error` for a timeline marker: when, the agent (as for spans),
-/// and what happened (`529 Overloaded, attempt 2`).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ApiError {
-    pub(crate) ts: i64,
-    pub(crate) agent_id: Option<String>,
-    pub(crate) text: String,
-    pub(crate) id: i64,
-}
-
-/// The session's `api_error` events, in time order.
+/// The session's `api_error` events as markers, in time order: status,
+/// error and attempt (`529 Overloaded, attempt 2`).
 pub(crate) fn api_errors(
     connection: &Connection,
     session_id: &str,
-) -> rusqlite::Result<Vec<ApiError>> {
+) -> rusqlite::Result<Vec<ApiErrorMark>> {
     let mut statement = connection.prepare_cached(
-        "SELECT o.id, o.ts, json_extract(o.attrs, '$.status_code'), json_extract(o.attrs, '$.error'),
+        "SELECT o.ts, json_extract(o.attrs, '$.status_code'), json_extract(o.attrs, '$.error'),
                 json_extract(o.attrs, '$.attempt'),
                 (SELECT u.agent_id FROM usage AS u INDEXED BY usage_request
                   WHERE u.request_id = o.request_id AND u.session_id = o.session_id LIMIT 1)
@@ -77,11 +55,11 @@ pub(crate) fn api_errors(
     )?;
     let rows = statement.query_map(named_params! {":session": session_id}, |row| {
         let status: Option<String> = row
-            .get::<_, Option<rusqlite::types::Value>>(2)?
+            .get::<_, Option<rusqlite::types::Value>>(1)?
             .map(text_of);
-        let error: Option<String> = row.get(3)?;
+        let error: Option<String> = row.get(2)?;
         let attempt: Option<String> = row
-            .get::<_, Option<rusqlite::types::Value>>(4)?
+            .get::<_, Option<rusqlite::types::Value>>(3)?
             .map(text_of);
         let mut text = [status, error]
             .into_iter()
@@ -91,15 +69,14 @@ pub(crate) fn api_errors(
         if let Some(attempt) = attempt {
             text.push_str(&format!(", attempt {attempt}"));
         }
-        Ok(ApiError {
-            id: row.get(0)?,
-            ts: row.get(1)?,
+        Ok(ApiErrorMark {
+            ts: row.get(0)?,
             text: if text.is_empty() {
                 "API error".to_owned()
             } else {
                 text
             },
-            agent_id: row.get(5)?,
+            agent_id: row.get(4)?,
         })
     })?;
     rows.collect()
@@ -178,6 +155,67 @@ pub(crate) fn time_split(
         tool_ms,
         waiting_ms,
     })
+}
+
+/// [`time_split`] of each of the session's prompts, three grouped queries
+/// for all of them.
+pub(crate) fn time_split_per_prompt(
+    connection: &Connection,
+    session_id: &str,
+) -> rusqlite::Result<HashMap<String, TimeSplit>> {
+    let mut splits: HashMap<String, TimeSplit> = HashMap::new();
+    let params = named_params! {":session": session_id};
+    let mut model = connection.prepare_cached(
+        "SELECT prompt_id, SUM(CASE WHEN name = 'api_request' THEN duration_ms END),
+                SUM(CASE WHEN name = 'tool_result' THEN duration_ms END)
+         FROM otel_events INDEXED BY otel_events_session
+         WHERE session_id = :session AND prompt_id IS NOT NULL GROUP BY prompt_id",
+    )?;
+    let mut otel_tools: HashMap<String, i64> = HashMap::new();
+    for row in model.query_map(params, |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, Option<f64>>(1)?,
+            row.get::<_, Option<f64>>(2)?,
+        ))
+    })? {
+        let (prompt, model_ms, tool_ms) = row?;
+        splits.entry(prompt.clone()).or_default().model_ms = model_ms.map(|ms| ms.round() as i64);
+        if let Some(ms) = tool_ms {
+            otel_tools.insert(prompt, ms.round() as i64);
+        }
+    }
+    let mut tools = connection.prepare_cached(
+        "SELECT pre.prompt_id, COALESCE(SUM(MAX(post.ts - pre.ts, 0)), 0) FROM events AS pre
+         JOIN events AS post ON post.tool_use_id = pre.tool_use_id AND post.session_id = pre.session_id
+          AND post.hook IN ('PostToolUse', 'PostToolUseFailure')
+         WHERE pre.session_id = :session AND pre.hook = 'PreToolUse' AND pre.prompt_id IS NOT NULL
+         GROUP BY pre.prompt_id",
+    )?;
+    for row in tools.query_map(params, |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+    })? {
+        let (prompt, ms) = row?;
+        splits.entry(prompt.clone()).or_default().tool_ms =
+            otel_tools.get(&prompt).copied().unwrap_or(ms);
+    }
+    for (prompt, ms) in otel_tools {
+        splits.entry(prompt).or_default().tool_ms = ms;
+    }
+    let mut waiting = connection.prepare_cached(
+        "SELECT prompt_id, SUM(next_ts - ts) FROM (
+            SELECT hook, ts, prompt_id, LEAD(ts) OVER (PARTITION BY agent_id ORDER BY seq) AS next_ts
+            FROM events WHERE session_id = :session AND hook != 'Notification')
+         WHERE hook = 'PermissionRequest' AND next_ts IS NOT NULL AND prompt_id IS NOT NULL
+         GROUP BY prompt_id",
+    )?;
+    for row in waiting.query_map(params, |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+    })? {
+        let (prompt, ms) = row?;
+        splits.entry(prompt).or_default().waiting_ms = ms;
+    }
+    Ok(splits)
 }
 
 /// The OTel line of the completeness check: API requests Claude Code
@@ -376,6 +414,9 @@ mod tests {
         );
         let first = time_split(&connection, "s", Some("p1")).unwrap();
         assert_eq!(first.model_ms, Some(1_200));
+        let per_prompt = time_split_per_prompt(&connection, "s").unwrap();
+        assert_eq!(per_prompt["p1"], first);
+        assert_eq!(per_prompt["p2"].model_ms, Some(800));
         // Two api_requests of origin otel: no transcript showed them.
         assert_eq!(
             completeness(&connection, "s").unwrap(),
