@@ -262,31 +262,40 @@ def run(options, protocol, checks):
         errors = world.rows("SELECT COUNT(*) FROM otel_events WHERE name = 'api_error' AND session_id = ?",
                             (session,))[0][0]
         checks.check("the overloaded answer is stored as an api_error", errors >= 1, str(errors))
-        timeline_checks(world, session, len(wanted), checks)
-        print("  figures: %d api_request, console $%r, stored OTel $%r, hooktrail's prices $%r"
-              % (len(wanted), console_sum, stored_sum, totals[0][1] if totals else None))
+        split = timeline_checks(world, session, len(wanted), checks)
+        print("  figures: %d api_request, console $%r, stored OTel $%r, hooktrail's prices $%r; "
+              "time %r" % (len(wanted), console_sum, stored_sum, totals[0][1] if totals else None,
+                           split))
     finally:
         world.down()
 
 
 def timeline_checks(world, session, requests, checks):
-    """The timeline has a model span per request, between the tool spans."""
-    timeline = wait_for(lambda: (lambda t: t if len(t.get("model_spans", [])) >= requests else None)(
-        world.api("/api/sessions/%s/timeline" % session)), 10) or world.api(
-        "/api/sessions/%s/timeline" % session)
-    models = timeline.get("model_spans", [])
-    tools = [span for span in timeline.get("spans", [])]
+    """The timeline has a model span per request, between the tool spans,
+    the API error as a marker, and the session its time split."""
+    def fetch():
+        timeline = world.api("/api/sessions/%s/timeline" % session)
+        return timeline if len([s for s in timeline["spans"] if s[1] == "model"]) >= requests else None
+    timeline = wait_for(fetch, 10) or world.api("/api/sessions/%s/timeline" % session)
+    models = [span for span in timeline["spans"] if span[1] == "model"]
+    tools = [span for span in timeline["spans"] if span[1] == "tool"]
     checks.check("the timeline has a model span per request", len(models) >= requests,
                  "%d model spans, %d tool spans" % (len(models), len(tools)))
-    starts = sorted([("model", span["start"]) for span in models]
-                    + [("tool", span[2]) for span in tools], key=lambda item: item[1])
-    kinds = "".join("m" if kind == "model" else "t" for kind, _ in starts)
-    checks.check("model spans alternate with the tool spans", "mtmtmt" in kinds, kinds)
+    starts = sorted([("m", span[3]) for span in models] + [("t", span[3]) for span in tools],
+                    key=lambda item: item[1])
+    kinds = "".join(kind for kind, _ in starts)
+    checks.check("model spans lie between the tool spans", "mtmtmt" in kinds, kinds)
+    errors = [marker for marker in timeline["markers"] if marker[1] == "ApiError"]
+    checks.check("the API error is a marker", len(errors) >= 1, repr(errors[:1]))
     detail = world.api("/api/sessions/%s" % session)
-    time_split = detail.get("time") or {}
+    split = detail.get("time") or {}
     checks.check("/api/sessions/{id} splits model, tool and waiting time",
-                 time_split.get("model_ms", 0) > 0 and time_split.get("tool_ms", 0) > 0,
-                 repr(time_split))
+                 (split.get("model_ms") or 0) > 0 and (split.get("tool_ms") or 0) > 0, repr(split))
+    completeness = detail["session"]["completeness"]
+    checks.check("the completeness line: no request on one side only",
+                 completeness.get("otel_only_requests") == 0
+                 and completeness.get("transcript_only_requests") == 0, repr(completeness))
+    return split
 
 
 def main():
