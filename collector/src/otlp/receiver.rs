@@ -239,7 +239,7 @@ impl Shared {
             OtlpAuth::Bearer(token) => header(request, "Authorization")
                 .and_then(|value| value.strip_prefix("Bearer "))
                 .is_some_and(|given| {
-                    crate::serve::gate::constant_time_equal(
+                    hooktrail_shared::signed::constant_time_equal(
                         given.trim().as_bytes(),
                         token.as_bytes(),
                     )

@@ -18,6 +18,7 @@
 //! 5. Every response carries a Content-Security-Policy without inline script,
 //!    `X-Content-Type-Options: nosniff` and `X-Frame-Options: DENY`.
 
+use hooktrail_shared::signed::constant_time_equal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -191,16 +192,6 @@ pub(crate) fn header_value<'a>(request: &'a Request, name: &'static str) -> Opti
         .iter()
         .find(|header| header.field.equiv(name))
         .map(|header| header.value.as_str())
-}
-
-pub(crate) fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
-    if left.len() != right.len() {
-        return false;
-    }
-    left.iter()
-        .zip(right)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
 }
 
 /// Adds the security headers every response carries.
