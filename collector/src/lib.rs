@@ -241,22 +241,9 @@ pub fn run_with_stats(
             stats.set_redis_link(RedisLink::Disabled);
         }
     }
-    if let (Some(server), Some(otlp)) = (bound.otlp, &settings.otlp) {
-        log::info(&format!(
-            "receiving OpenTelemetry (OTLP/HTTP) on http://{}",
-            server.server_addr()
-        ));
-        sources.extend(
-            otlp::receiver::Receiver {
-                server,
-                auth: otlp.auth.clone(),
-                queue: queue.clone(),
-                shutdown: shutdown.clone(),
-                counters: stats.otlp.clone(),
-            }
-            .spawn()?,
-        );
-    }
+    sources.extend(start_otlp(
+        &settings, bound.otlp, &queue, &shutdown, &stats,
+    )?);
     // The writer stops once every source has dropped its queue handle.
     drop(queue);
     let away_thread = match &approvals {
@@ -328,6 +315,32 @@ pub fn run_with_stats(
     }
     log::info("stopped");
     Ok(())
+}
+
+/// Starts the OTLP receiver's threads when `--otlp` is on (issue 22): a
+/// source like the others, feeding the writer's queue.
+fn start_otlp(
+    settings: &Settings,
+    server: Option<tiny_http::Server>,
+    queue: &ingest::WriterQueue,
+    shutdown: &Arc<AtomicBool>,
+    stats: &Arc<Stats>,
+) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
+    let (Some(server), Some(otlp)) = (server, &settings.otlp) else {
+        return Ok(Vec::new());
+    };
+    log::info(&format!(
+        "receiving OpenTelemetry (OTLP/HTTP) on http://{}",
+        server.server_addr()
+    ));
+    otlp::receiver::Receiver {
+        server,
+        auth: otlp.auth.clone(),
+        queue: queue.clone(),
+        shutdown: shutdown.clone(),
+        counters: stats.otlp.clone(),
+    }
+    .spawn()
 }
 
 /// What [`start_budgets`] starts: the verdicts (for the HTTP side), the

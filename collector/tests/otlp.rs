@@ -304,7 +304,10 @@ fn claude_codes_cost_is_stored_exactly_and_joined_to_the_transcripts() {
     );
     wait_until("every response joined", Duration::from_secs(20), || {
         let rows = sqlite3(&collector.db, &usage_sql);
-        rows.len() == records.len() && rows.iter().all(|row| row[1] == "hook" && row[2] != "")
+        rows.len() == records.len()
+            && rows
+                .iter()
+                .all(|row| row[1] == "hook" && !row[2].is_empty())
     });
     assert_eq!(sqlite3(&collector.db, &usage_sql).len(), records.len());
     let mut expected: Vec<(String, f64)> = records

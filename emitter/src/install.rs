@@ -92,20 +92,8 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
             "--settings" => settings = Some(PathBuf::from(value("--settings")?)),
             "--dry-run" => mode = Effect::DryRun,
             "--force" => beside_plugin = BesidePlugin::RegisterAnyway,
-            "--otel" => {
-                otel.get_or_insert_with(Default::default);
-            }
-            "--otel-endpoint" => {
-                otel.get_or_insert_with(Default::default).endpoint = value("--otel-endpoint")?
-            }
-            "--otel-protocol" => {
-                let protocol = value("--otel-protocol")?;
-                if !crate::telemetry::PROTOCOLS.contains(&protocol.as_str()) {
-                    return Err(format!(
-                        "--otel-protocol: {protocol:?} is not http/protobuf or http/json"
-                    ));
-                }
-                otel.get_or_insert_with(Default::default).protocol = protocol;
+            "--otel" | "--otel-endpoint" | "--otel-protocol" => {
+                crate::telemetry::take_flag(&mut otel, flag, || value(flag))?
             }
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }

@@ -35,6 +35,31 @@ impl Default for Target {
 /// The protocols the receiver takes (it has no gRPC).
 pub const PROTOCOLS: [&str; 2] = ["http/protobuf", "http/json"];
 
+/// Applies one of `install`'s flags `--otel`, `--otel-endpoint URL` and
+/// `--otel-protocol P` (`value` reads the flag's value); any of them turns
+/// the telemetry settings on.
+pub fn take_flag(
+    target: &mut Option<Target>,
+    flag: &str,
+    value: impl FnOnce() -> Result<String, String>,
+) -> Result<(), String> {
+    let target = target.get_or_insert_with(Target::default);
+    match flag {
+        "--otel-endpoint" => target.endpoint = value()?,
+        "--otel-protocol" => {
+            let protocol = value()?;
+            if !PROTOCOLS.contains(&protocol.as_str()) {
+                return Err(format!(
+                    "--otel-protocol: {protocol:?} is not http/protobuf or http/json"
+                ));
+            }
+            target.protocol = protocol;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// The variables `install --otel` sets: telemetry on, logs and metrics over
 /// OTLP to `target`, and export intervals short enough for a live page
 /// (Claude Code's defaults: 5 s for logs, 60 s for metrics).
