@@ -18,7 +18,7 @@ use std::time::Duration;
 use hooktrail_testkit::{wait_until, workspace_root};
 use prost::Message;
 use serde_json::{json, Value};
-use support::process::{emit, Collector};
+use support::process::{emit, otlp_port, Collector};
 
 const SESSION: &str = "94376c17-a6fb-41b7-b656-ab50c3d473f6";
 
@@ -170,27 +170,6 @@ fn post(port: u16, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16,
     let mut response = request.send(&body[..]).expect("an answer");
     let status = response.status().as_u16();
     (status, response.body_mut().read_to_vec().unwrap())
-}
-
-/// The receiver's port, from the collector's log.
-fn otlp_port(collector: &Collector) -> u16 {
-    let mut port = 0;
-    wait_until(
-        "the OTLP address in the log",
-        Duration::from_secs(20),
-        || {
-            port = collector
-                .log_text()
-                .split("(OTLP/HTTP) on http://")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|address| address.rsplit(':').next())
-                .and_then(|port| port.parse().ok())
-                .unwrap_or(0);
-            port != 0
-        },
-    );
-    port
 }
 
 /// Rows of `sql` by the `sqlite3` program, columns split on `|`.

@@ -260,14 +260,24 @@ pub fn emit(collector: &Collector, state: &Path, payload: &serde_json::Value) {
 
 /// The port of the collector's HTTP server, from its log.
 pub fn http_port(collector: &Collector) -> u16 {
+    logged_port(collector, "serving the UI on http://")
+}
+
+/// The port of the collector's OTLP receiver (`--otlp`), from its log.
+pub fn otlp_port(collector: &Collector) -> u16 {
+    logged_port(collector, "(OTLP/HTTP) on http://")
+}
+
+/// The port of the address the log gives after `prefix`, once it does.
+fn logged_port(collector: &Collector, prefix: &str) -> u16 {
     let mut port = 0;
     wait_until(
-        "the HTTP address in the log",
+        &format!("an address after {prefix:?} in the log"),
         Duration::from_secs(20),
         || {
             port = collector
                 .log_text()
-                .split("serving the UI on http://")
+                .split(prefix)
                 .nth(1)
                 .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|address| address.rsplit(':').next())
