@@ -18,7 +18,7 @@ use std::time::Duration;
 use hooktrail_testkit::{wait_until, workspace_root};
 use prost::Message;
 use serde_json::{json, Value};
-use support::process::{emit, otlp_port, Collector};
+use support::process::{emit, http_port, otlp_port, Collector};
 
 const SESSION: &str = "94376c17-a6fb-41b7-b656-ab50c3d473f6";
 
@@ -377,4 +377,21 @@ fn metric_points_are_stored_by_session_and_day() {
             ],
         ]
     );
+    // /metrics counts them.
+    let metrics = ureq::get(&format!(
+        "http://127.0.0.1:{}/metrics",
+        http_port(&collector)
+    ))
+    .call()
+    .unwrap()
+    .body_mut()
+    .read_to_string()
+    .unwrap();
+    for line in [
+        "hooktrail_otlp_records_total{outcome=\"stored\"} 3",
+        "hooktrail_otlp_records_total{outcome=\"rejected\"} 1",
+        "hooktrail_otlp_requests_total{outcome=\"accepted\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
 }

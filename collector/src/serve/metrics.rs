@@ -298,6 +298,32 @@ const FAMILIES: &[Family] = &[
         samples: |s| one(s.stats.socket_closed_over_budget.load(Ordering::Relaxed)),
     },
     Family {
+        name: "hooktrail_otlp_requests_total",
+        kind: "counter",
+        help: "OTLP exports received (--otlp), by outcome: stored (200) or refused (4xx, 503).",
+        samples: |s| {
+            let otlp = &s.stats.otlp;
+            let requests = otlp.requests.load(Ordering::Relaxed);
+            let refused = otlp.refused.load(Ordering::Relaxed);
+            vec![
+                ("{outcome=\"accepted\"}".to_owned(), requests.saturating_sub(refused).to_string()),
+                ("{outcome=\"refused\"}".to_owned(), refused.to_string()),
+            ]
+        },
+    },
+    Family {
+        name: "hooktrail_otlp_records_total",
+        kind: "counter",
+        help: "OTLP log records and data points stored, or refused inside accepted exports (partial_success).",
+        samples: |s| {
+            let otlp = &s.stats.otlp;
+            vec![
+                ("{outcome=\"stored\"}".to_owned(), otlp.records.load(Ordering::Relaxed).to_string()),
+                ("{outcome=\"rejected\"}".to_owned(), otlp.rejected_records.load(Ordering::Relaxed).to_string()),
+            ]
+        },
+    },
+    Family {
         name: "hooktrail_write_errors_total",
         kind: "counter",
         help: "Failed commit attempts.",
