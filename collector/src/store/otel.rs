@@ -165,6 +165,20 @@ fn insert_point(transaction: &Transaction, point: &MetricPoint) -> rusqlite::Res
     Ok(())
 }
 
+/// `--retention-days`: Claude Code's events and metric points older than
+/// `cutoff` go with the hook events (in the retention step's transaction).
+pub(crate) fn expire(transaction: &Transaction, cutoff: i64) -> rusqlite::Result<()> {
+    transaction.execute(
+        "DELETE FROM otel_events WHERE ts < :cutoff",
+        named_params! {":cutoff": cutoff},
+    )?;
+    transaction.execute(
+        "DELETE FROM otel_metric_points WHERE day < :day",
+        named_params! {":day": crate::otlp::records::day_of(cutoff)},
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +303,36 @@ mod tests {
         assert_eq!(
             (rows, origins.as_str(), cost, otel, total, responses),
             (1, "hook", 0.02, 0.0199, 0.02, 1)
+        );
+    }
+
+    #[test]
+    fn retention_takes_old_records_with_it() {
+        let (_dir, mut connection) = database();
+        let batch = api_request("req_old", 0.5);
+        store(
+            &mut connection,
+            [&batch].into_iter(),
+            &PriceTable::embedded(),
+        )
+        .unwrap();
+        let transaction = connection.transaction().unwrap();
+        expire(&transaction, 500).unwrap();
+        assert_eq!(
+            transaction
+                .query_row("SELECT COUNT(*) FROM otel_events", [], |row| row
+                    .get::<_, i64>(0))
+                .unwrap(),
+            1,
+            "ts 1,000 is after the cutoff"
+        );
+        expire(&transaction, 2_000).unwrap();
+        assert_eq!(
+            transaction
+                .query_row("SELECT COUNT(*) FROM otel_events", [], |row| row
+                    .get::<_, i64>(0))
+                .unwrap(),
+            0
         );
     }
 }

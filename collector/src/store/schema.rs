@@ -493,6 +493,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX otel_events_session ON otel_events(session_id, ts);
     CREATE INDEX otel_events_prompt ON otel_events(prompt_id) WHERE prompt_id IS NOT NULL;
     CREATE INDEX otel_events_request ON otel_events(request_id) WHERE request_id IS NOT NULL;
+    CREATE INDEX otel_events_ts ON otel_events(ts);
     CREATE TABLE otel_metric_points (
         key         TEXT PRIMARY KEY,
         name        TEXT NOT NULL,
