@@ -53,14 +53,13 @@ struct FileOtlp {
     listen: Option<String>,
 }
 
-/// Reads the receiver's address, first of: `flag`, `env` (the variable's
-/// value), the config file's `otlp.listen`. `None` (off, the default) when
+/// Reads the receiver's address, first of: `given` (the flag, else the
+/// variable), the config file's `otlp.listen`. `None` (off, the default) when
 /// none is set or the value is `off`; `on` is [`DEFAULT_LISTEN`]. A
 /// non-loopback address needs `token` (`--token` or `$HOOKTRAIL_TOKEN`).
 pub(crate) fn settings(
     file: Option<&Path>,
-    flag: Option<String>,
-    env: Option<String>,
+    given: Option<String>,
     token: Option<&str>,
 ) -> Result<Option<OtlpSettings>, String> {
     let from_file = || -> Option<String> {
@@ -72,7 +71,7 @@ pub(crate) fn settings(
         let text = std::fs::read_to_string(file?).ok()?;
         serde_json::from_str::<Top>(&text).ok()?.otlp?.listen
     };
-    let Some(text) = flag.or(env).or_else(from_file) else {
+    let Some(text) = given.or_else(from_file) else {
         return Ok(None);
     };
     let text = text.trim();
@@ -108,35 +107,31 @@ mod tests {
 
     #[test]
     fn off_by_default_loopback_when_on_and_a_token_off_loopback() {
-        assert!(settings(None, None, None, None).unwrap().is_none());
-        assert!(settings(None, Some("off".into()), None, None)
-            .unwrap()
-            .is_none());
-        let on = settings(None, Some("on".into()), None, None)
-            .unwrap()
-            .unwrap();
+        assert!(settings(None, None, None).unwrap().is_none());
+        assert!(settings(None, Some("off".into()), None).unwrap().is_none());
+        let on = settings(None, Some("on".into()), None).unwrap().unwrap();
         assert_eq!(on.listen, DEFAULT_LISTEN.parse().unwrap());
         assert_eq!(on.auth, OtlpAuth::Loopback);
-        let error = settings(None, Some("0.0.0.0:4318".into()), None, None).unwrap_err();
+        let error = settings(None, Some("0.0.0.0:4318".into()), None).unwrap_err();
         assert!(error.contains("without a token"), "{error}");
-        let remote = settings(None, Some("0.0.0.0:4318".into()), None, Some("t"))
+        let remote = settings(None, Some("0.0.0.0:4318".into()), Some("t"))
             .unwrap()
             .unwrap();
         assert_eq!(remote.auth, OtlpAuth::Bearer("t".into()));
     }
 
     #[test]
-    fn the_config_file_key_applies_below_the_flag_and_the_variable() {
+    fn the_config_file_key_applies_below_the_flag_or_the_variable() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("config.json");
         std::fs::write(&file, r#"{"otlp": {"listen": "127.0.0.1:4999"}}"#).unwrap();
-        let from_file = settings(Some(&file), None, None, None).unwrap().unwrap();
+        let from_file = settings(Some(&file), None, None).unwrap().unwrap();
         assert_eq!(from_file.listen.port(), 4999);
-        let from_env = settings(Some(&file), None, Some("127.0.0.1:5000".into()), None)
+        let from_env = settings(Some(&file), Some("127.0.0.1:5000".into()), None)
             .unwrap()
             .unwrap();
         assert_eq!(from_env.listen.port(), 5000);
-        assert!(settings(Some(&file), Some("off".into()), None, None)
+        assert!(settings(Some(&file), Some("off".into()), None)
             .unwrap()
             .is_none());
     }

@@ -28,6 +28,7 @@ use crate::event::Source;
 use crate::ingest::{Committed, Submission, WriterQueue};
 use crate::service::spawn_thread;
 use crate::stats::OtlpCounters;
+use hooktrail_shared::redact::Redactor;
 
 /// Threads answering exports: Claude Code exports every few seconds at
 /// most, so two keep a slow client from holding up the others.
@@ -50,6 +51,8 @@ pub(crate) struct Receiver {
     pub(crate) queue: WriterQueue,
     pub(crate) shutdown: Arc<AtomicBool>,
     pub(crate) counters: Arc<OtlpCounters>,
+    /// The collector's redaction rules, applied to what is stored as text.
+    pub(crate) redactor: Arc<Redactor>,
 }
 
 /// What every worker shares.
@@ -57,6 +60,7 @@ struct Shared {
     auth: OtlpAuth,
     queue: WriterQueue,
     counters: Arc<OtlpCounters>,
+    redactor: Arc<Redactor>,
     bucket: Mutex<Bucket>,
 }
 
@@ -69,6 +73,7 @@ impl Receiver {
             auth: self.auth,
             queue: self.queue,
             counters: self.counters,
+            redactor: self.redactor,
             bucket: Mutex::new(Bucket::full()),
         });
         (0..WORKERS)
@@ -222,7 +227,7 @@ impl Shared {
                 ExportMetricsServiceRequest,
             >(&body, encoding)?),
         };
-        redact(&mut batch);
+        redact(&mut batch, &self.redactor);
         let (rejected, reason) = (batch.rejected, batch.reason.take());
         self.store(batch)?;
         Ok(decode::success_body(
@@ -280,8 +285,7 @@ impl Shared {
 /// Applies the collector's redaction rules to what is stored as text (a
 /// `user_prompt`'s prompt when `OTEL_LOG_USER_PROMPTS` is on, a tool's
 /// parameters), as to every hook event.
-fn redact(batch: &mut Batch) {
-    let redactor = crate::ingest::redactor();
+fn redact(batch: &mut Batch, redactor: &Redactor) {
     for text in batch
         .events
         .iter_mut()

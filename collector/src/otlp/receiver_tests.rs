@@ -63,6 +63,7 @@ fn start(auth: OtlpAuth, listen: &str) -> Harness {
         },
         shutdown: shutdown.clone(),
         counters: stats.otlp.clone(),
+        redactor: Arc::new(hooktrail_shared::redact::Redactor::new(Default::default())),
     }
     .spawn()
     .unwrap();

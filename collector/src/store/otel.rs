@@ -186,7 +186,7 @@ mod tests {
 
     fn database() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();
-        let connection = crate::store::writer::open(&dir.path().join("events.db")).unwrap();
+        let connection = crate::store::open::open(&dir.path().join("events.db")).unwrap();
         connection
             .execute(
                 "INSERT INTO sessions (session_id, machine, cwd, first_ts, last_ts, event_count)

@@ -360,7 +360,7 @@ mod tests {
     #[test]
     fn spans_errors_time_and_activity_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        let mut connection = crate::store::writer::open(&dir.path().join("events.db")).unwrap();
+        let mut connection = crate::store::open::open(&dir.path().join("events.db")).unwrap();
         connection
             .execute_batch(
                 "INSERT INTO sessions (session_id, machine, cwd, first_ts, last_ts, event_count)
