@@ -131,14 +131,21 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
             let binary = std::env::current_exe()
                 .and_then(|path| path.canonicalize())
                 .map_err(|error| format!("cannot find this binary's own path: {error}"))?;
-            let approvals = hooktrail_shared::config::load().config.approvals;
+            let config = hooktrail_shared::config::load().config;
             let hooks = install(
                 &mut root,
                 &binary.display().to_string(),
-                permission_request_timeout(&approvals),
+                permission_request_timeout(&config.approvals),
             )?;
-            let telemetry = match &otel {
-                Some(target) => crate::telemetry::add(&mut root, target)?,
+            let telemetry = match otel {
+                Some(mut target) => {
+                    target.endpoint = target.endpoint.or_else(|| {
+                        Some(crate::telemetry::configured_endpoint(
+                            config.file.as_deref(),
+                        ))
+                    });
+                    crate::telemetry::add(&mut root, &target)?
+                }
                 None => false,
             };
             hooks || telemetry

@@ -17,8 +17,9 @@ pub const ADDED_KEY: &str = "HOOKTRAIL_OTEL_ADDED";
 /// Where and how Claude Code exports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: the receiver's base URL.
-    pub endpoint: String,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: the receiver's base URL
+    /// (`--otel-endpoint`), else [`configured_endpoint`]'s.
+    pub endpoint: Option<String>,
     /// `OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf` or `http/json`.
     pub protocol: String,
 }
@@ -26,9 +27,29 @@ pub struct Target {
 impl Default for Target {
     fn default() -> Target {
         Target {
-            endpoint: "http://127.0.0.1:4318".to_owned(),
+            endpoint: None,
             protocol: "http/protobuf".to_owned(),
         }
+    }
+}
+
+/// The receiver's default address (`--otlp on`).
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4318";
+
+/// The collector's receiver as the shared config file names it
+/// (`otlp.listen`, an address; `on` or an unspecified host is loopback), as
+/// an endpoint URL; [`DEFAULT_ENDPOINT`] otherwise.
+pub fn configured_endpoint(file: Option<&std::path::Path>) -> String {
+    let listen = file
+        .and_then(|file| std::fs::read_to_string(file).ok())
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .and_then(|root| root["otlp"]["listen"].as_str().map(str::to_owned));
+    match listen.as_deref().map(str::trim) {
+        None | Some("") | Some("on") | Some("off") => DEFAULT_ENDPOINT.to_owned(),
+        Some(address) => match address.rsplit_once(':') {
+            Some(("0.0.0.0" | "[::]", port)) => format!("http://127.0.0.1:{port}"),
+            _ => format!("http://{address}"),
+        },
     }
 }
 
@@ -45,7 +66,7 @@ pub fn take_flag(
 ) -> Result<(), String> {
     let target = target.get_or_insert_with(Target::default);
     match flag {
-        "--otel-endpoint" => target.endpoint = value()?,
+        "--otel-endpoint" => target.endpoint = Some(value()?),
         "--otel-protocol" => {
             let protocol = value()?;
             if !PROTOCOLS.contains(&protocol.as_str()) {
@@ -69,7 +90,13 @@ pub fn wanted(target: &Target) -> Vec<(&'static str, String)> {
         ("OTEL_LOGS_EXPORTER", "otlp".to_owned()),
         ("OTEL_METRICS_EXPORTER", "otlp".to_owned()),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", target.protocol.clone()),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", target.endpoint.clone()),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            target
+                .endpoint
+                .clone()
+                .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned()),
+        ),
         ("OTEL_LOGS_EXPORT_INTERVAL", "2000".to_owned()),
         ("OTEL_METRIC_EXPORT_INTERVAL", "10000".to_owned()),
     ]
@@ -184,7 +211,7 @@ mod tests {
         let mut root =
             json!({"env": {"OTEL_LOGS_EXPORTER": "otlp,console", "MY_VAR": "x"}, "model": "opus"});
         let target = Target {
-            endpoint: "http://127.0.0.1:4999".into(),
+            endpoint: Some("http://127.0.0.1:4999".into()),
             protocol: "http/json".into(),
         };
         assert!(add(&mut root, &target).unwrap());
@@ -203,7 +230,7 @@ mod tests {
         assert_eq!(root, before);
         // A new endpoint replaces the one it added.
         let moved = Target {
-            endpoint: "http://127.0.0.1:5000".into(),
+            endpoint: Some("http://127.0.0.1:5000".into()),
             ..target
         };
         assert!(add(&mut root, &moved).unwrap());
@@ -223,6 +250,19 @@ mod tests {
             json!({"env": {"OTEL_LOGS_EXPORTER": "otlp,console", "MY_VAR": "x"}, "model": "opus"})
         );
         assert!(!remove(&mut root));
+    }
+
+    #[test]
+    fn the_endpoint_follows_the_config_files_otlp_listen() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        assert_eq!(configured_endpoint(None), DEFAULT_ENDPOINT);
+        std::fs::write(&file, r#"{"otlp": {"listen": "127.0.0.1:4999"}}"#).unwrap();
+        assert_eq!(configured_endpoint(Some(&file)), "http://127.0.0.1:4999");
+        std::fs::write(&file, r#"{"otlp": {"listen": "0.0.0.0:4318"}}"#).unwrap();
+        assert_eq!(configured_endpoint(Some(&file)), "http://127.0.0.1:4318");
+        std::fs::write(&file, r#"{"otlp": {"listen": "on"}}"#).unwrap();
+        assert_eq!(configured_endpoint(Some(&file)), DEFAULT_ENDPOINT);
     }
 
     #[test]
