@@ -297,3 +297,24 @@ fn redact(batch: &mut Batch, redactor: &Redactor) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_bucket_takes_a_burst_then_refuses_until_it_refills() {
+        let mut bucket = Bucket::full();
+        // The clock moves on a little while taking: a few refilled tokens.
+        let taken = (0..1_000).take_while(|_| bucket.take()).count();
+        assert!(
+            (BURST as usize..BURST as usize + 20).contains(&taken),
+            "{taken}"
+        );
+        assert!(!bucket.take());
+        // A second later, RATE_PER_SECOND more.
+        bucket.updated -= Duration::from_secs(1);
+        let refilled = (0..1_000).take_while(|_| bucket.take()).count();
+        assert!((RATE_PER_SECOND as usize..RATE_PER_SECOND as usize + 20).contains(&refilled));
+    }
+}
