@@ -47,6 +47,9 @@ struct Completeness {
     missing_tool_events: i64,
     missing_subagent_starts: i64,
     session_end_missing: bool,
+    /// The OpenTelemetry line (issue 22), for a session that exported any:
+    /// requests only it reported, and transcript responses it did not.
+    otel: Option<(i64, i64)>,
 }
 
 impl Completeness {
@@ -57,21 +60,31 @@ impl Completeness {
             missing_subagent_starts: row.missing_subagent_starts,
             session_end_missing: !ended
                 && (shown_state == GONE_QUIET || now - row.last_ts > SESSION_END_OVERDUE_MS),
+            otel: row.otel_only_requests.zip(row.transcript_only_requests),
         }
     }
 
     fn push_json(&self, out: &mut String) {
+        let otel_complete = self
+            .otel
+            .is_none_or(|(only_otel, only_transcript)| only_otel == 0 && only_transcript == 0);
         let mut object = ObjectWriter::open(out);
         object
             .bool(
                 "complete",
                 self.missing_tool_events == 0
                     && self.missing_subagent_starts == 0
-                    && !self.session_end_missing,
+                    && !self.session_end_missing
+                    && otel_complete,
             )
             .int("missing_tool_events", self.missing_tool_events)
             .int("missing_subagent_starts", self.missing_subagent_starts)
             .bool("session_end_missing", self.session_end_missing);
+        if let Some((only_otel, only_transcript)) = self.otel {
+            object
+                .int("otel_only_requests", only_otel)
+                .int("transcript_only_requests", only_transcript);
+        }
         object.close();
     }
 }
@@ -375,8 +388,6 @@ pub(super) fn session_route(
     let prompts = sessions::prompts(&transaction, session_id)?;
     let otel = otel_figures(&transaction, session_id)?;
     transaction.finish()?;
-    let mut session = session;
-    otel.add_completeness(&mut session["completeness"]);
     Ok(ApiResponse::json(&json!({
         "session": session,
         "usage": usage_json(usage),
@@ -399,34 +410,15 @@ pub(super) fn session_route(
 }
 
 /// What `/api/sessions/{id}` adds from Claude Code's OpenTelemetry (issue
-/// 22): where the session's and each prompt's time went, and the OTel line
-/// of the completeness check.
+/// 22): where the session's and each prompt's time went.
 struct OtelFigures {
     time: otel::TimeSplit,
     per_prompt: std::collections::HashMap<String, otel::TimeSplit>,
-    completeness: Option<otel::OtelCompleteness>,
 }
 
 fn otel_figures(connection: &Connection, session_id: &str) -> rusqlite::Result<OtelFigures> {
     Ok(OtelFigures {
         time: otel::time_split(connection, session_id, None)?,
         per_prompt: otel::time_split_per_prompt(connection, session_id)?,
-        completeness: otel::completeness(connection, session_id)?,
     })
-}
-
-impl OtelFigures {
-    /// Adds the OTel line to the session's `completeness` (only when the
-    /// session exported OpenTelemetry at all): requests one side saw and
-    /// the other did not make it incomplete.
-    fn add_completeness(&self, completeness: &mut Value) {
-        let Some(line) = self.completeness else {
-            return;
-        };
-        completeness["otel_only_requests"] = json!(line.otel_only_requests);
-        completeness["transcript_only_requests"] = json!(line.transcript_only_requests);
-        if line.otel_only_requests > 0 || line.transcript_only_requests > 0 {
-            completeness["complete"] = json!(false);
-        }
-    }
 }

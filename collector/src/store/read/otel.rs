@@ -1,13 +1,13 @@
 //! What the API reads of Claude Code's OpenTelemetry (issue 22, migration
 //! 12): model spans and API errors for the timeline, where a session's and
-//! a prompt's time went, the OTel side of the completeness check, and the
-//! activity metrics per day and project.
+//! a prompt's time went, and the activity metrics per day and project (the
+//! completeness line is in `sessions.rs`' columns).
 //!
 //! Read-only: every function takes the caller's read transaction.
 
 use std::collections::HashMap;
 
-use rusqlite::{named_params, Connection, OptionalExtension};
+use rusqlite::{named_params, Connection};
 use serde_json::{json, Value};
 
 use crate::timeline::{ApiErrorMark, ModelRequest};
@@ -218,43 +218,6 @@ pub(crate) fn time_split_per_prompt(
     Ok(splits)
 }
 
-/// The OTel line of the completeness check: API requests Claude Code
-/// reported that no transcript showed (usage rows of origin `otel`), and
-/// transcript responses with a request id that no `api_request` matched,
-/// counted only for a session that exported any OTel at all.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct OtelCompleteness {
-    pub(crate) otel_only_requests: i64,
-    pub(crate) transcript_only_requests: i64,
-}
-
-pub(crate) fn completeness(
-    connection: &Connection,
-    session_id: &str,
-) -> rusqlite::Result<Option<OtelCompleteness>> {
-    let exported: Option<i64> = connection
-        .prepare_cached(
-            "SELECT 1 FROM otel_events INDEXED BY otel_events_session WHERE session_id = :session LIMIT 1",
-        )?
-        .query_row(named_params! {":session": session_id}, |row| row.get(0))
-        .optional()?;
-    if exported.is_none() {
-        return Ok(None);
-    }
-    connection
-        .prepare_cached(
-            "SELECT COALESCE(SUM(origin = 'otel'), 0),
-                    COALESCE(SUM(origin != 'otel' AND request_id IS NOT NULL AND otel_cost_usd IS NULL), 0)
-             FROM usage INDEXED BY usage_session WHERE session_id = :session",
-        )?
-        .query_row(named_params! {":session": session_id}, |row| {
-            Ok(Some(OtelCompleteness {
-                otel_only_requests: row.get(0)?,
-                transcript_only_requests: row.get(1)?,
-            }))
-        })
-}
-
 /// Claude Code's activity metrics per UTC day and project (the session's
 /// directory) since `since_day` (`YYYY-MM-DD`): lines added and removed,
 /// commits, pull requests, active seconds. Delta points add up; of a
@@ -418,13 +381,11 @@ mod tests {
         assert_eq!(per_prompt["p1"], first);
         assert_eq!(per_prompt["p2"].model_ms, Some(800));
         // Two api_requests of origin otel: no transcript showed them.
-        assert_eq!(
-            completeness(&connection, "s").unwrap(),
-            Some(OtelCompleteness {
-                otel_only_requests: 2,
-                transcript_only_requests: 0
-            })
-        );
+        let line = crate::store::read::sessions::with_session(&connection, "s", |row| {
+            (row.otel_only_requests, row.transcript_only_requests)
+        })
+        .unwrap();
+        assert_eq!(line, Some((Some(2), Some(0))));
         let days = activity_per_day(&connection, "1970-01-01").unwrap();
         assert_eq!(days.len(), 1);
         assert_eq!(days[0]["day"], "1970-01-02");
