@@ -32,30 +32,15 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
+
+# The helpers budgets.py (beside this file) already has.
+from budgets import Checks, free_port, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 USAGE = {"input_tokens": 2345, "output_tokens": 156, "cache_read_input_tokens": 4000,
          "cache_creation_input_tokens": 600,
          "cache_creation": {"ephemeral_5m_input_tokens": 400, "ephemeral_1h_input_tokens": 200}}
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(predicate, timeout, step=0.2):
-    deadline = time.time() + timeout
-    while True:
-        value = predicate()
-        if value or time.time() >= deadline:
-            return value
-        time.sleep(step)
 
 
 def turns():
@@ -85,16 +70,6 @@ def console_requests(stdout):
         found.append((session and session.group(1), request and request.group(1),
                       float(cost.group(1)) if cost else None))
     return found
-
-
-class Checks:
-    def __init__(self):
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        print("  [%s] %s%s" % ("ok" if ok else "FAIL", name, (": " + detail) if detail else ""))
-        if not ok:
-            self.failed += 1
 
 
 class World:
