@@ -65,6 +65,7 @@ pub(crate) fn health(stats: &Stats, hub: &Hub, database: &Path) -> ApiResponse {
             "mean_commit_ms": if commits > 0 { json!(micros as f64 / commits as f64 / 1000.0) } else { Value::Null },
             "write_errors": stats.write_errors.load(Ordering::Relaxed),
         },
+        "search_index": search_index_health(stats, now),
         "database": { "path": database.display().to_string(), "bytes": db_bytes, "wal_bytes": wal_bytes },
         "websocket": { "clients": stats.websocket_clients.load(Ordering::Relaxed), "dropped_slow": hub.dropped_slow() },
         "sources": sources,
@@ -74,6 +75,17 @@ pub(crate) fn health(stats: &Stats, hub: &Hub, database: &Path) -> ApiResponse {
             "listener_restarts": stats.http_listener_restarts.load(Ordering::Relaxed),
         },
     }))
+}
+
+/// How far the search index is behind the stored events (issue 21): the
+/// mark, the events past it and since when (`null`: caught up).
+fn search_index_health(stats: &Stats, now: i64) -> Value {
+    let since = stats.search_behind_since_ms.load(Ordering::Relaxed);
+    json!({
+        "indexed_seq": stats.search_indexed_seq.load(Ordering::Relaxed),
+        "behind": stats.search_behind.load(Ordering::Relaxed).max(0),
+        "behind_ms": if since > 0 { json!((now - since).max(0)) } else { Value::Null },
+    })
 }
 
 /// The most unknown values one label shows: each new hook, model or rule
@@ -228,6 +240,45 @@ pub(crate) fn metrics(
         vec![(
             String::new(),
             stats.last_seq.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    let behind_since = stats.search_behind_since_ms.load(Ordering::Relaxed);
+    family(
+        "hooktrail_search_indexed_seq",
+        "gauge",
+        "The search index's mark: every event up to this seq is searchable.",
+        vec![(
+            String::new(),
+            stats.search_indexed_seq.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    family(
+        "hooktrail_search_index_behind_events",
+        "gauge",
+        "Stored events not in the search index yet (the index follows the writer).",
+        vec![(
+            String::new(),
+            stats
+                .search_behind
+                .load(Ordering::Relaxed)
+                .max(0)
+                .to_string(),
+        )],
+    );
+    family(
+        "hooktrail_search_index_behind_seconds",
+        "gauge",
+        "How long the search index has been behind the stored events (0: caught up).",
+        vec![(
+            String::new(),
+            format!(
+                "{:.3}",
+                if behind_since > 0 {
+                    (now_millis() - behind_since).max(0) as f64 / 1000.0
+                } else {
+                    0.0
+                }
+            ),
         )],
     );
     family(
