@@ -10,8 +10,9 @@
 //!   mark in the same transaction as the rows it adds, so a crash loses
 //!   nothing: the next start carries on from the mark.
 //! - SQLite reuses the rowids of deleted rows at the top of the table (no
-//!   `AUTOINCREMENT`), so an event can be stored with a `seq` at or below the
-//!   mark (an imported old history deleted by retention, then new events).
+//!   `AUTOINCREMENT`). Retention never deletes the newest row, but a person
+//!   deleting rows with `sqlite3` could, and the next event would get a
+//!   `seq` at or below the mark. So
 //!   [`commit_events`](super::writer::commit_events) lowers the mark to just
 //!   below the batch's first new `seq` in the batch's own transaction; every
 //!   event still stored above that point is then one of the new ones, so
@@ -24,11 +25,14 @@
 //!   own `BEGIN IMMEDIATE`, so an import running beside the collector (which
 //!   stores but does not index) never makes it index an event twice.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use hooktrail_shared::envelope::now_millis;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::search::searchable_text;
+use crate::stats::Stats;
 
 /// How long the index may stay behind while the writer has events waiting
 /// before one step runs anyway: search freshness under a steady stream.
@@ -45,6 +49,9 @@ pub(crate) const IDLE_STEP: Duration = Duration::from_millis(25);
 
 /// The most events read per step (the clock ends most steps first).
 const STEP_ROWS: i64 = 4096;
+
+/// How long after a failed step the next one is tried.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
 
 /// The mark, read in the caller's transaction; 0 on a database without the
 /// table (never the case past migration 13).
@@ -106,6 +113,14 @@ pub(crate) struct SearchIndexer {
     newest_seq: i64,
     /// When the last step ran or the index caught up, for [`MAX_WAIT`].
     last_step: Instant,
+    /// After a failed step (a database another process holds): no step
+    /// before this moment.
+    retry_at: Option<Instant>,
+    /// The error of the failed steps, logged once.
+    failing: Option<String>,
+    /// Wall-clock ms since when the index has been behind (0: caught up),
+    /// for `/api/health` and `/metrics`.
+    behind_since_ms: i64,
 }
 
 impl SearchIndexer {
@@ -113,16 +128,67 @@ impl SearchIndexer {
     pub(crate) fn load(connection: &Connection) -> rusqlite::Result<SearchIndexer> {
         let mut indexer = SearchIndexer {
             indexed_seq: indexed_seq(connection)?,
-            newest_seq: 0,
-            last_step: Instant::now(),
+            ..SearchIndexer::unknown()
         };
+        indexer.newest_seq = 0;
         indexer.refresh_newest(connection)?;
         Ok(indexer)
     }
 
-    /// The mark as of the last step.
-    pub(crate) fn indexed_seq(&self) -> i64 {
-        self.indexed_seq
+    /// An indexer that knows nothing yet (its mark could not be read): it
+    /// counts itself behind, and its first step reads the mark.
+    pub(crate) fn unknown() -> SearchIndexer {
+        SearchIndexer {
+            indexed_seq: 0,
+            newest_seq: 1,
+            last_step: Instant::now(),
+            retry_at: None,
+            failing: None,
+            behind_since_ms: 0,
+        }
+    }
+
+    /// How long the writer may wait for a submission: not at all while the
+    /// index is behind (it steps when the queue is empty), else `idle` or
+    /// until a failed step may be retried.
+    pub(crate) fn idle_wait(&self, idle: Duration) -> Duration {
+        if !self.behind() {
+            return idle;
+        }
+        match self.retry_at {
+            Some(at) => at.saturating_duration_since(Instant::now()).min(idle),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// Notes a failed step: logged once, retried after [`RETRY_AFTER`].
+    pub(crate) fn failed(&mut self, error: &rusqlite::Error) {
+        let text = error.to_string();
+        if self.failing.as_deref() != Some(text.as_str()) {
+            crate::log::warn(&format!(
+                "search index: cannot index past seq {} ({text}); retrying",
+                self.indexed_seq
+            ));
+            self.failing = Some(text);
+        }
+        self.retry_at = Some(Instant::now() + RETRY_AFTER);
+    }
+
+    /// Puts the mark and how far behind it is into `stats`.
+    pub(crate) fn publish(&mut self, stats: &Stats) {
+        let behind = (self.newest_seq - self.indexed_seq).max(0);
+        if behind == 0 {
+            self.behind_since_ms = 0;
+        } else if self.behind_since_ms == 0 {
+            self.behind_since_ms = now_millis();
+        }
+        stats
+            .search_indexed_seq
+            .store(self.indexed_seq, Ordering::Relaxed);
+        stats.search_behind.store(behind, Ordering::Relaxed);
+        stats
+            .search_behind_since_ms
+            .store(self.behind_since_ms, Ordering::Relaxed);
     }
 
     /// Whether stored events wait for the index.
@@ -156,7 +222,9 @@ impl SearchIndexer {
     /// Whether a step should run now: the index is behind, and the writer
     /// has nothing waiting or the index has waited [`MAX_WAIT`].
     pub(crate) fn due(&self, writer_idle: bool) -> bool {
-        self.behind() && (writer_idle || self.last_step.elapsed() >= MAX_WAIT)
+        self.behind()
+            && self.retry_at.is_none_or(|at| Instant::now() >= at)
+            && (writer_idle || self.last_step.elapsed() >= MAX_WAIT)
     }
 
     /// Indexes the events past the mark for up to `budget`, in one
@@ -205,6 +273,10 @@ impl SearchIndexer {
             )?;
         }
         transaction.commit()?;
+        if let Some(error) = self.failing.take() {
+            crate::log::info(&format!("search index: indexing again after: {error}"));
+        }
+        self.retry_at = None;
         self.indexed_seq = last;
         self.last_step = Instant::now();
         if exhausted {

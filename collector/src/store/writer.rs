@@ -37,6 +37,7 @@ use crate::service::spawn_thread;
 use crate::state::{State, ToolChange, Transition};
 use crate::stats::Stats;
 use crate::store::checkpoint::{Checkpointer, BACKSTOP_AUTOCHECKPOINT_PAGES};
+use crate::store::indexer::{self, SearchIndexer, BUSY_STEP, IDLE_STEP};
 use crate::store::retention::{Retention, RetentionSchedule};
 use crate::store::schema;
 use hooktrail_shared::transcript::{ResponseUsage, TranscriptKind};
@@ -44,6 +45,9 @@ use hooktrail_shared::transcript::{ResponseUsage, TranscriptKind};
 /// How long SQLite itself waits for a lock before the writer sees `SQLITE_BUSY`
 /// and retries the batch (counting a write error).
 const BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// How long the writer waits for a submission before its idle chores.
+const IDLE_WAIT: Duration = Duration::from_millis(500);
 
 /// Opens (creating if needed) the database read-write, sets the pragmas the
 /// writer relies on and applies the migrations.
@@ -215,11 +219,19 @@ impl Writer {
     pub(crate) fn spawn(mut self) -> Result<JoinHandle<()>, String> {
         self.max_batch = self.max_batch.max(1);
         spawn_thread("writer", move || {
+            let indexer = SearchIndexer::load(&self.connection).unwrap_or_else(|error| {
+                log::warn(&format!(
+                    "writer: cannot read the search index's mark: {error}"
+                ));
+                SearchIndexer::unknown()
+            });
             WriterLoop {
                 retention: RetentionSchedule::new(self.retention),
                 setup: self,
                 failing: None,
                 commits: Arc::new(AtomicU64::new(0)),
+                indexer,
+                chores_at: Instant::now(),
             }
             .run()
         })
@@ -237,6 +249,11 @@ struct WriterLoop {
     /// Commits so far, read by the checkpointer thread to know when there
     /// is something new to checkpoint.
     commits: Arc<AtomicU64>,
+    /// The search index, filled behind the commits between batches.
+    indexer: SearchIndexer,
+    /// When the idle chores (retention, alert time rules, the newest `seq`
+    /// of other processes) last ran.
+    chores_at: Instant,
 }
 
 /// What happened to one batch at the end of [`WriterLoop::store`].
@@ -267,14 +284,14 @@ impl WriterLoop {
         if let Err(error) = reprice(&mut self.setup.connection, &self.setup.prices) {
             log::warn(&format!("writer: cannot reprice stored usage: {error}"));
         }
+        self.indexer.publish(&self.setup.stats);
         loop {
             self.heartbeat();
-            let first = match self.setup.queue.recv_timeout(Duration::from_millis(500)) {
+            let wait = self.indexer.idle_wait(IDLE_WAIT);
+            let first = match self.setup.queue.recv_timeout(wait) {
                 Ok(submission) => submission,
                 Err(RecvTimeoutError::Timeout) => {
-                    self.retention
-                        .step(&mut self.setup.connection, &self.setup.stats);
-                    crate::store::outbox::tick(&mut self.setup.connection);
+                    self.idle();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -299,6 +316,10 @@ impl WriterLoop {
                 log::warn("writer: shutting down with a batch it could not store; it stays unacknowledged at its sources");
             }
             drop(holds);
+            let idle = self.setup.queue.is_empty();
+            if self.indexer.due(idle) {
+                self.index(if idle { IDLE_STEP } else { BUSY_STEP });
+            }
         }
         self.heartbeat();
         drop(checkpointer);
@@ -309,6 +330,43 @@ impl WriterLoop {
         {
             log::warn(&format!("writer: final checkpoint failed: {error}"));
         }
+    }
+
+    /// Nothing queued: a step of the search index while it is behind, and
+    /// every [`IDLE_WAIT`] the chores: a retention step, the alert time
+    /// rules, and the newest `seq` (an import beside the collector stores
+    /// events this writer never sees).
+    fn idle(&mut self) {
+        if self.indexer.due(true) {
+            self.index(IDLE_STEP);
+        }
+        if self.chores_at.elapsed() < IDLE_WAIT {
+            return;
+        }
+        self.chores_at = Instant::now();
+        self.retention
+            .step(&mut self.setup.connection, &self.setup.stats);
+        crate::store::outbox::tick(&mut self.setup.connection);
+        if let Err(error) = self.indexer.refresh_newest(&self.setup.connection) {
+            log::warn(&format!("writer: cannot read the newest seq: {error}"));
+        }
+        self.indexer.publish(&self.setup.stats);
+    }
+
+    /// One step of the search index, for up to `budget` (see
+    /// [`SearchIndexer::step`]); a failure is logged once and retried later.
+    fn index(&mut self, budget: Duration) {
+        match self.indexer.step(&mut self.setup.connection, budget) {
+            Ok(step) => {
+                if step.events > 0 {
+                    self.commits.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(error) => {
+                self.indexer.failed(&error);
+            }
+        }
+        self.indexer.publish(&self.setup.stats);
     }
 
     /// Counts responses refused for impossible token counts, with a log
@@ -426,11 +484,13 @@ impl WriterLoop {
                 .fetch_sub(count as i64, Ordering::Relaxed);
             (submission.acknowledge)(committed);
         }
-        if let Some(last) = published.last() {
+        if let (Some(first), Some(last)) = (published.first(), published.last()) {
             self.setup
                 .stats
                 .last_seq
                 .fetch_max(last.seq, Ordering::Relaxed);
+            self.indexer.committed(first.seq, last.seq);
+            self.indexer.publish(&self.setup.stats);
         }
         if !published.is_empty() {
             self.setup.hub.publish(&published);
@@ -661,8 +721,6 @@ pub(crate) fn commit_events(
              (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode, redactions, config_error)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?;
-        let mut index_text =
-            transaction.prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")?;
         for &event in events {
             let row = &event.row;
             let changed = insert.execute(params![
@@ -692,9 +750,6 @@ pub(crate) fn commit_events(
             }
             let seq = transaction.last_insert_rowid();
             seqs.push(seq);
-            if let Some(text) = &event.search_text {
-                index_text.execute(params![seq, text])?;
-            }
             note_side_tables(event, seq, &mut sessions, &mut agents);
             if let Some(expires_at) = event.wait_until {
                 crate::store::decisions::insert_pending(&transaction, event, expires_at)?;
@@ -703,6 +758,11 @@ pub(crate) fn commit_events(
                 .entry((minute_of(row.ts), row.hook.as_str(), row.machine.as_str()))
                 .or_default() += 1;
         }
+    }
+    // The search index is filled behind the commit (store::indexer); a new
+    // event at or below its mark (a reused rowid) lowers the mark here.
+    if let Some(&first_new) = seqs.iter().find(|&&seq| seq > 0) {
+        indexer::keep_mark_below(&transaction, first_new)?;
     }
     if !sessions.is_empty() {
         let mut upsert = transaction.prepare_cached(
