@@ -17,10 +17,12 @@
 //!   below the batch's first new `seq` in the batch's own transaction; every
 //!   event still stored above that point is then one of the new ones, so
 //!   nothing is indexed twice and nothing is skipped.
-//! - The writer comes first. A step runs when the writer's queue is empty,
-//!   or when the index has waited [`MAX_WAIT`] (so a steady stream cannot
-//!   keep search stale for long), and a step ends after [`BUSY_STEP`] when
-//!   events are waiting (else [`IDLE_STEP`]).
+//! - The writer comes first. A step runs when the writer's queue has
+//!   stayed empty for [`SETTLE`] (an empty queue right after a commit is
+//!   often a source between two reads), or when the index has waited
+//!   [`MAX_WAIT`] (so a steady stream cannot keep search stale for long);
+//!   a step ends after [`BUSY_STEP`] when it interrupts a stream (else
+//!   [`IDLE_STEP`]).
 //! - Only one process indexes at a time: a step reads the mark inside its
 //!   own `BEGIN IMMEDIATE`, so an import running beside the collector (which
 //!   stores but does not index) never makes it index an event twice.
@@ -43,9 +45,13 @@ pub(crate) const MAX_WAIT: Duration = Duration::from_millis(200);
 pub(crate) const BUSY_STEP: Duration = Duration::from_millis(5);
 
 /// The longest step while the writer's queue is empty: long enough for the
-/// FTS segment of one transaction to hold a few thousand events, short
+/// FTS segment of one transaction to hold several hundred events, short
 /// enough that an event arriving meanwhile waits little.
-pub(crate) const IDLE_STEP: Duration = Duration::from_millis(25);
+pub(crate) const IDLE_STEP: Duration = Duration::from_millis(10);
+
+/// How long the writer's queue must stay empty before an idle step: a
+/// Redis or socket source between two reads leaves it empty for less.
+pub(crate) const SETTLE: Duration = Duration::from_millis(2);
 
 /// The most events read per step (the clock ends most steps first).
 const STEP_ROWS: i64 = 4096;
@@ -148,16 +154,18 @@ impl SearchIndexer {
         }
     }
 
-    /// How long the writer may wait for a submission: not at all while the
-    /// index is behind (it steps when the queue is empty), else `idle` or
+    /// How long the writer may wait for a submission: [`SETTLE`] while the
+    /// index is behind (a step follows if nothing came), else `idle` or
     /// until a failed step may be retried.
     pub(crate) fn idle_wait(&self, idle: Duration) -> Duration {
         if !self.behind() {
             return idle;
         }
         match self.retry_at {
-            Some(at) => at.saturating_duration_since(Instant::now()).min(idle),
-            None => Duration::ZERO,
+            Some(at) => at
+                .saturating_duration_since(Instant::now())
+                .clamp(SETTLE, idle),
+            None => SETTLE,
         }
     }
 
@@ -373,5 +381,10 @@ mod tests {
         assert!(!indexer.due(false));
         indexer.last_step = Instant::now() - MAX_WAIT;
         assert!(indexer.due(false));
+        // Behind: the writer waits only long enough to see the queue settle.
+        let idle = Duration::from_millis(500);
+        assert_eq!(indexer.idle_wait(idle), SETTLE);
+        indexer.indexed_seq = indexer.newest_seq;
+        assert_eq!(indexer.idle_wait(idle), idle);
     }
 }

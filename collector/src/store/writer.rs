@@ -316,9 +316,10 @@ impl WriterLoop {
                 log::warn("writer: shutting down with a batch it could not store; it stays unacknowledged at its sources");
             }
             drop(holds);
-            let idle = self.setup.queue.is_empty();
-            if self.indexer.due(idle) {
-                self.index(if idle { IDLE_STEP } else { BUSY_STEP });
+            // Under a steady stream the queue never stays empty for long:
+            // the index then gets a short step once it has waited too long.
+            if self.indexer.due(false) {
+                self.index(BUSY_STEP);
             }
         }
         self.heartbeat();
@@ -332,7 +333,8 @@ impl WriterLoop {
         }
     }
 
-    /// Nothing queued: a step of the search index while it is behind, and
+    /// Nothing queued for a while ([`SearchIndexer::idle_wait`]): a step of
+    /// the search index while it is behind, and
     /// every [`IDLE_WAIT`] the chores: a retention step, the alert time
     /// rules, and the newest `seq` (an import beside the collector stores
     /// events this writer never sees).
