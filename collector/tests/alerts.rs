@@ -7,7 +7,7 @@
 //! documented config key), so "receiver down, then up" takes seconds, not
 //! the minutes the default backoff would.
 
-mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{emit, send_lines, Collector, BINARY};
 use hmac::{Hmac, Mac};
 use hooktrail_testkit::wait_until;
 use serde_json::{json, Value};
+use support::process::{emit, send_lines, Collector, BINARY};
 
 const SECRET: &str = "test-webhook-key-0123456789";
 
@@ -529,7 +529,7 @@ fn a_receiver_that_takes_10_s_to_answer_does_not_hold_up_ingest() {
         || !receiver.requests().is_empty(),
     );
     let started = Instant::now();
-    let lines: Vec<String> = (0..5_000).map(common::envelope).collect();
+    let lines: Vec<String> = (0..5_000).map(support::process::envelope).collect();
     for chunk in lines.chunks(500) {
         send_lines(&collector.socket, chunk);
     }

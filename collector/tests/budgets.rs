@@ -3,20 +3,19 @@
 //! `/api/budgets` and `/metrics` show each budget's spend and verdict as
 //! the usage arrives.
 
-mod common;
-mod ui_support;
+mod support;
 
 use std::time::Duration;
 
-use common::{send_lines, Collector};
 use hooktrail_testkit::wait_until;
 use serde_json::{json, Value};
-use ui_support::http_get;
+use support::in_process::http_get;
+use support::process::{send_lines, Collector};
 
 /// A `Stop` envelope for `session` carrying one priced response of
 /// `input_tokens` Sonnet 4.5 input tokens ($3 per million), made now.
 fn stop_with_usage(session: &str, machine: &str, response: &str, input_tokens: i64) -> String {
-    let now = ui_support::now_millis();
+    let now = support::in_process::now_millis();
     json!({
         "v": 1,
         "id": format!("evt-{session}-{response}"),
@@ -48,7 +47,7 @@ fn start_with_budgets(dir: &std::path::Path, budgets: Value) -> (Collector, u16)
     )
     .unwrap();
     let collector = Collector::start(dir, &["--no-token"]);
-    let port = common::http_port(&collector);
+    let port = support::process::http_port(&collector);
     (collector, port)
 }
 
@@ -274,7 +273,7 @@ fn a_forged_or_expired_verdict_in_redis_is_ignored_and_a_signed_one_is_obeyed() 
         )
         .to_line()
     };
-    let later = (ui_support::now_millis() + 60_000) as u64;
+    let later = (support::in_process::now_millis() + 60_000) as u64;
     let stranger = hooktrail_shared::signed::Key::generate();
     let slot = "hooktrail:events:verdict:session:r";
     for (line, obeyed) in [

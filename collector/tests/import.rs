@@ -8,17 +8,16 @@
 //! counted and skipped, and the completeness check reports a tool call the
 //! hooks never reported, shipped by the real emitter.
 
-mod common;
-mod ui_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use common::{copy_tree, emit, http_port, import, Collector};
 use hooktrail_testkit::{wait_until, workspace_root};
 use serde_json::{json, Value};
+use support::process::{copy_tree, emit, http_port, import, Collector};
 
 /// The transcripts directory of the fixtures, laid out as Claude Code lays
 /// out `~/.claude/projects`: one project directory holding every session.
@@ -280,7 +279,7 @@ fn importing_real_transcripts_stores_sessions_agents_prompts_tool_calls_and_exac
         count(&db, &format!("SELECT COUNT(*) FROM usage WHERE session_id = '{COST_SESSION}' AND agent_id = 'a6d2496d31dac7fff'")),
         2
     );
-    // The cost run's total is Claude Code's own figure (TRANSCRIPTS.md).
+    // The cost run's total is Claude Code's own figure (docs/TRANSCRIPTS.md).
     let cost: f64 = rows(
         &db,
         &format!("SELECT SUM(cost_usd) FROM usage WHERE session_id = '{COST_SESSION}'"),
@@ -288,6 +287,50 @@ fn importing_real_transcripts_stores_sessions_agents_prompts_tool_calls_and_exac
         .parse()
         .unwrap();
     assert!((cost - 0.0848313).abs() < 1e-6, "{cost}");
+}
+
+/// The import follows the config's privacy like every other way in: at
+/// `metadata`, no prompt text of the transcripts is stored.
+#[test]
+fn the_import_redacts_at_the_configs_privacy_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let projects = projects_copy(dir.path());
+    let prompt_rows = "SELECT COUNT(*) FROM events WHERE payload LIKE '%exercise the tools%'";
+    let full = dir.path().join("full.db");
+    import(&projects, &full);
+    assert!(
+        count(&full, prompt_rows) > 0,
+        "the fixture's prompt is stored at the default level"
+    );
+
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, r#"{"privacy": "metadata"}"#).unwrap();
+    let metadata = dir.path().join("metadata.db");
+    let output = std::process::Command::new(support::process::BINARY)
+        .arg("import")
+        .arg(&projects)
+        .args([
+            "--db".as_ref(),
+            metadata.as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ])
+        .env_clear()
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(count(&metadata, "SELECT COUNT(*) FROM events") > 0);
+    assert_eq!(
+        count(&metadata, prompt_rows),
+        0,
+        "no prompt text at metadata privacy"
+    );
 }
 
 #[test]
@@ -427,7 +470,8 @@ fn corrupt_and_foreign_lines_and_binary_files_are_counted_and_skipped() {
 }
 
 fn get_json(port: u16, path: &str) -> Value {
-    let reply = ui_support::http_get(port, path, &[("Host", &format!("127.0.0.1:{port}"))]);
+    let reply =
+        support::in_process::http_get(port, path, &[("Host", &format!("127.0.0.1:{port}"))]);
     assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
     serde_json::from_str(&reply.body).unwrap()
 }
