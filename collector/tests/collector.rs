@@ -329,7 +329,7 @@ fn events_stored_before_a_kill_9_become_searchable_after_the_restart() {
         .next()
         .unwrap();
     let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
-    let answer = common::http_json(port, "/api/events?limit=1&q=xxxxxxxx");
+    let answer = support::process::http_json(port, "/api/events?limit=1&q=xxxxxxxx");
     assert_eq!(answer["search_index"]["behind"], 0, "{answer}");
     assert_eq!(
         answer["events"].as_array().map(Vec::len),
