@@ -275,8 +275,11 @@ impl SearchIndexer {
             }
         }
         if last > from {
+            // An upsert: were the row ever deleted, an UPDATE would keep the
+            // mark at 0 and every step would index the same events again.
             transaction.execute(
-                "UPDATE search_index_mark SET indexed_seq = ?1 WHERE id = 1",
+                "INSERT INTO search_index_mark (id, indexed_seq) VALUES (1, ?1)
+                 ON CONFLICT(id) DO UPDATE SET indexed_seq = excluded.indexed_seq",
                 params![last],
             )?;
         }
