@@ -141,16 +141,9 @@ pub fn run_with_stats(
         settings.redaction.clone(),
     ));
     let connection = store::writer::open(&settings.database)?;
-    if let Some(alerts) = &settings.alerts {
-        store::outbox::install(
-            &connection,
-            &store::outbox::WriterRules {
-                rules: alerts.rules.clone(),
-                public_url: alerts.public_url.clone(),
-                quiet_after_ms: settings.quiet_after.as_millis() as i64,
-            },
-        )
-        .map_err(|error| format!("cannot set up alerts: {error}"))?;
+    if let Some(rules) = writer_rules(&settings) {
+        store::outbox::install(&connection, &rules)
+            .map_err(|error| format!("cannot set up alerts: {error}"))?;
     }
     let hub = hub::Hub::new();
     // The live feed carries rows other processes commit too (an import):
@@ -331,6 +324,19 @@ type BudgetParts = (
     Option<std::thread::JoinHandle<()>>,
 );
 
+/// The alert rules as the writer and the budget thread raise them, when
+/// alerts are configured.
+fn writer_rules(settings: &Settings) -> Option<store::outbox::WriterRules> {
+    settings
+        .alerts
+        .as_ref()
+        .map(|alerts| store::outbox::WriterRules {
+            rules: alerts.rules.clone(),
+            public_url: alerts.public_url.clone(),
+            quiet_after_ms: settings.quiet_after.as_millis() as i64,
+        })
+}
+
 /// Starts the budget thread when budgets are configured, with the shared
 /// key (created at the first start, as for approvals) that signs the
 /// verdicts hooks act on.
@@ -354,6 +360,7 @@ fn start_budgets(settings: &Settings, shutdown: &Arc<AtomicBool>) -> Result<Budg
         verdicts: verdicts.clone(),
         shutdown: shutdown.clone(),
         mirror: settings.redis.clone().map(|config| (config, key.clone())),
+        alerts: writer_rules(settings),
     }
     .spawn()?;
     log::info(&format!(
