@@ -1,37 +1,16 @@
 //! hooktrail's collector: stores every event in SQLite and serves the live UI.
 //!
-//! Layout, lowest first: each module imports only modules above it in this
-//! list, and within a folder the thread's file uses its helpers, never the
-//! reverse (`writer` → `checkpoint`, `retention`, `schema`; `socket` →
-//! `framing`; `http` → `gate`, `api`, `metrics`, `ws`; `ws` and `api` →
-//! `gate`, `json`, `fd`).
-//! - `event`: the stored event ([`CommittedEvent`]) and its [`Source`].
-//! - `stats`: counters shared by all threads; `log`: one-line messages;
-//!   `service`: signals, systemd notification, named threads.
-//! - `settings`: command-line flags (DESIGN §5) on top of the shared config.
-//! - `query`: query-string parsing and the event filter (pure, fuzzed).
-//! - `search`: the text the search index holds per event, and FTS queries.
-//! - `ingest`: what sources hand the writer: parsed events in submissions,
-//!   each with the acknowledgement to run after its commit.
-//! - `hub`: hands committed events to WebSocket clients, never blocking.
-//! - `store`: **the only folder that opens SQLite.** `writer` (the one
-//!   thread that writes), `checkpoint`, `retention`, `schema` (DESIGN §6),
-//!   `read` (read-only connections, the page of events).
-//! - `sources`: one thread each: `socket` (with `framing`), `redis`,
-//!   `spool`. Each acknowledges only after the writer committed.
-//! - `approvals`: remote approval (issue 18): the key, named tokens, deciding
-//!   (record once, sign, hand to the waiting hook), the away mirror. It
-//!   uses `store` and `sources::socket`; `serve` uses it.
-//! - `serve`: the HTTP side (DESIGN §7): `http` → `gate` → `api`, `metrics`
-//!   or `ws`; `json` and `fd` below them.
+//! The map of this crate is ARCHITECTURE.md ("`collector/`"): every module
+//! and folder in one line each (`cost` and `state`, the pure price table and
+//! session states, at the bottom; `store`, `sources`, the `budgets`,
+//! `approvals` and `alerts` threads, then `serve` and `import` above them),
+//! the layers imports follow ("Layers", written there once), and "Entry
+//! points": each thread, what it owns and what it may touch.
 //!
-//! Threads: the long-lived ones (the writer, one per source, the HTTP
-//! server) are each started by a struct with named fields and
-//! `spawn(self)`, which returns the thread's handle; the writer starts its
-//! checkpointer, and the HTTP thread its workers and one thread per
-//! WebSocket client. `main` waits for a signal and feeds the systemd
-//! watchdog. ARCHITECTURE.md's "Entry points" lists what each thread owns
-//! and may touch.
+//! `run` below starts and wires the long-lived threads, each by a struct
+//! with named fields and `spawn(self)`, which returns the thread's handle;
+//! the writer starts its checkpointer, and the HTTP thread its workers and
+//! one thread per WebSocket client.
 //!
 //! **Invariant:** only the writer thread writes to SQLite, and a source
 //! acknowledges an event (XACK, `ok`, spool file deletion) only after the
@@ -58,6 +37,7 @@ mod sources;
 mod state;
 mod stats;
 mod store;
+mod timeline;
 
 // The public surface, on purpose: what the binary, the integration tests, the
 // benchmarks (`collector/examples`) and the fuzz targets (`fuzz/`) use.

@@ -45,8 +45,12 @@ impl fmt::Display for ParamError {
     }
 }
 
-/// Decodes `%XX` escapes and `+`; refuses bad escapes and invalid UTF-8.
-pub(crate) fn percent_decode(text: &str) -> Option<String> {
+/// Decodes one name or value of a query string (form encoding: `%XX`
+/// escapes, and `+` for a space); refuses bad escapes and invalid UTF-8, so
+/// a malformed request is answered 400. The API's session ids in the path
+/// are decoded by it too. Strict, unlike the emitter's lenient decoding of
+/// a Redis URL's user and password (`decode_url_userinfo`).
+pub(crate) fn decode_query_component(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
@@ -85,7 +89,7 @@ pub(crate) fn parse_pairs(
     let mut seen: Vec<String> = Vec::new();
     for part in query.split('&').filter(|part| !part.is_empty()) {
         let (raw_name, raw_value) = part.split_once('=').unwrap_or((part, ""));
-        let name = percent_decode(raw_name).ok_or_else(|| {
+        let name = decode_query_component(raw_name).ok_or_else(|| {
             ParamError::new(
                 "query",
                 "a parameter name is not valid percent-encoded UTF-8",
@@ -102,7 +106,7 @@ pub(crate) fn parse_pairs(
             return Err(ParamError::new(&name, "given more than once"));
         }
         seen.push(name.clone());
-        let value = percent_decode(raw_value)
+        let value = decode_query_component(raw_value)
             .ok_or_else(|| ParamError::new(&name, "not valid percent-encoded UTF-8"))?;
         if value.len() > MAX_VALUE_BYTES {
             return Err(ParamError::new(

@@ -7,8 +7,7 @@
 //! documented config key), so "receiver down, then up" takes seconds, not
 //! the minutes the default backoff would.
 
-mod common;
-mod ui_support;
+mod support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,11 +17,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{emit, send_lines, stop_with_usage, Collector, BINARY};
 use hmac::{Hmac, Mac};
 use hooktrail_testkit::wait_until;
 use serde_json::{json, Value};
-use ui_support::http_get;
+use support::in_process::http_get;
+use support::process::{emit, send_lines, stop_with_usage, Collector, BINARY};
 
 const SECRET: &str = "test-webhook-key-0123456789";
 
@@ -565,7 +564,7 @@ fn a_receiver_that_takes_10_s_to_answer_does_not_hold_up_ingest() {
         || !receiver.requests().is_empty(),
     );
     let started = Instant::now();
-    let lines: Vec<String> = (0..5_000).map(common::envelope).collect();
+    let lines: Vec<String> = (0..5_000).map(support::process::envelope).collect();
     for chunk in lines.chunks(500) {
         send_lines(&collector.socket, chunk);
     }
@@ -776,7 +775,7 @@ fn a_pending_approval_and_a_budget_crossing_its_warning_and_its_limit_alert_once
         json!({"budgets": [{"name": "per-session", "scope": "session", "usd": 0.03, "warn_at": 50}]}),
     );
     let collector = Collector::start(dir.path(), &["--no-token"]);
-    let port = common::http_port(&collector);
+    let port = support::process::http_port(&collector);
     let session = "sess-approve-budget";
     let later = hooktrail_shared::envelope::now_millis() + 120_000;
     // A request whose hook waits, sent twice (a retry: the same event id),

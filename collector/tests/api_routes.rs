@@ -2,11 +2,11 @@
 //! the 400s, against a real SQLite file with the collector's schema and the
 //! real fixtures.
 
-mod ui_support;
+mod support;
 
 use hooktrail_testkit::fixture;
 use serde_json::Value;
-use ui_support::{encode, TestDb, TestServer};
+use support::in_process::{encode, TestDb, TestServer};
 
 fn seqs(page: &Value) -> Vec<i64> {
     page["events"]
@@ -185,7 +185,7 @@ fn sessions_list_status_duration_and_counts_grouped_by_machine() {
 #[test]
 fn an_active_session_is_shown_active() {
     let mut db = TestDb::new();
-    db.clock = ui_support::now_millis();
+    db.clock = support::in_process::now_millis();
     db.insert_synthetic("gamma", "live-session", 3);
     let server = TestServer::start(&db, None);
     let body = server.json("/api/sessions", 200);
@@ -556,4 +556,20 @@ fn a_session_whose_id_holds_a_slash_opens_with_percent_2f() {
     assert!(!timeline["lanes"].as_array().unwrap().is_empty());
     // A raw `/` still splits the path: that is another route.
     assert_eq!(server.get("/api/sessions/team/alpha").status, 400);
+}
+
+#[test]
+fn hooks_lists_every_known_hook_then_invalid_and_unknown() {
+    use hooktrail_shared::envelope::HookEvent;
+    let (_db, server) = loaded();
+    let answer = server.json("/api/hooks", 200);
+    let names: Vec<&str> = answer["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| name.as_str().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = HookEvent::ALL.iter().map(|hook| hook.name()).collect();
+    expected.extend(["Invalid", "Unknown"]);
+    assert_eq!(names, expected);
 }

@@ -3,15 +3,14 @@
 //! `/api/budgets` and `/metrics` show each budget's spend and verdict as
 //! the usage arrives.
 
-mod common;
-mod ui_support;
+mod support;
 
 use std::time::Duration;
 
-use common::{send_lines, stop_with_usage, Collector};
 use hooktrail_testkit::wait_until;
 use serde_json::{json, Value};
-use ui_support::http_get;
+use support::in_process::http_get;
+use support::process::{send_lines, stop_with_usage, Collector};
 
 fn start_with_budgets(dir: &std::path::Path, budgets: Value) -> (Collector, u16) {
     let config_dir = dir.join("config/hooktrail");
@@ -22,7 +21,7 @@ fn start_with_budgets(dir: &std::path::Path, budgets: Value) -> (Collector, u16)
     )
     .unwrap();
     let collector = Collector::start(dir, &["--no-token"]);
-    let port = common::http_port(&collector);
+    let port = support::process::http_port(&collector);
     (collector, port)
 }
 
@@ -248,7 +247,7 @@ fn a_forged_or_expired_verdict_in_redis_is_ignored_and_a_signed_one_is_obeyed() 
         )
         .to_line()
     };
-    let later = (ui_support::now_millis() + 60_000) as u64;
+    let later = (support::in_process::now_millis() + 60_000) as u64;
     let stranger = hooktrail_shared::signed::Key::generate();
     let slot = "hooktrail:events:verdict:session:r";
     for (line, obeyed) in [

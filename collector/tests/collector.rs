@@ -1,7 +1,7 @@
 //! The collector end to end: the real binary, a fresh temp directory and a
 //! private redis-server per test. Every wait polls with a deadline.
 
-mod common;
+mod support;
 
 use std::os::unix::net::UnixStream;
 use std::process::Command;
@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{envelope, fixture_envelopes, send_lines, xadd_all, Collector};
 use hooktrail_testkit::{wait_until, RedisServer};
+use support::process::{envelope, fixture_envelopes, send_lines, xadd_all, Collector};
 
 const KEY: &str = "hooktrail:events";
 const LONG: Duration = Duration::from_secs(60);
@@ -426,7 +426,7 @@ fn stale_socket_is_replaced_and_a_live_collector_is_not_displaced() {
     assert_eq!(send_lines(&first.socket, &[envelope(1)]), vec!["ok"]);
     let second_dir = temp.path().join("second");
     std::fs::create_dir_all(&second_dir).unwrap();
-    let output = Command::new(common::BINARY)
+    let output = Command::new(support::process::BINARY)
         .args(["--db", &second_dir.join("e.db").display().to_string()])
         .args(["--socket", &socket.display().to_string()])
         .args([
@@ -545,15 +545,18 @@ fn retention_deletes_old_events_and_their_sessions() {
 
 #[test]
 fn command_line_is_checked() {
-    let help = Command::new(common::BINARY).arg("--help").output().unwrap();
+    let help = Command::new(support::process::BINARY)
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--retention-days"));
-    let version = Command::new(common::BINARY)
+    let version = Command::new(support::process::BINARY)
         .arg("--version")
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("hooktrail-collector "));
-    let open = Command::new(common::BINARY)
+    let open = Command::new(support::process::BINARY)
         .args([
             "--http",
             "0.0.0.0:0",
@@ -567,7 +570,7 @@ fn command_line_is_checked() {
         .unwrap();
     assert_eq!(open.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&open.stderr).contains("without a token"));
-    let unknown = Command::new(common::BINARY)
+    let unknown = Command::new(support::process::BINARY)
         .arg("--frobnicate")
         .output()
         .unwrap();

@@ -1,10 +1,7 @@
 //! Replays every input saved in `tests/fuzz-regressions/<target>/` through
 //! that fuzz target's property, so what the fuzzer found stays fixed.
 
-mod support {
-    pub mod filter_property;
-    pub mod socket_lines_property;
-}
+mod support;
 
 use std::path::Path;
 

@@ -1,15 +1,15 @@
 //! Issue 13's collector-side defects, each pinned by a test named after the
 //! bug: the real binary in a fresh temp directory, polling with deadlines.
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{send_lines, Collector};
 use hooktrail_shared::envelope::{new_event_id, now_millis, Envelope};
 use hooktrail_testkit::wait_until;
+use support::process::{send_lines, Collector};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -312,7 +312,7 @@ fn another_local_user_must_not_read_the_api_without_a_token() {
 
     // The page's address, with a one-time code in the fragment: never the
     // token, which a browser's history would keep.
-    let url = std::process::Command::new(common::BINARY)
+    let url = std::process::Command::new(support::process::BINARY)
         .arg("url")
         .args(collector.command().get_args())
         .env_clear()
@@ -550,7 +550,7 @@ fn large_redis_entries_must_not_be_read_a_thousand_at_a_time() {
         .map(|index| envelope_at("big", now_millis() + index, 512 * 1024))
         .collect();
     for chunk in lines.chunks(20) {
-        common::xadd_all(redis.port, "hooktrail:events", chunk);
+        support::process::xadd_all(redis.port, "hooktrail:events", chunk);
     }
     let collector = Collector::start(temp.path(), &["--redis-url", &redis.url(), "--group", "g"]);
     collector.wait_rows(300, LONG);
@@ -574,7 +574,7 @@ fn maxlen_trimming_unread_entries_must_be_counted_and_logged_not_silent() {
     let lines: Vec<String> = (0..200)
         .map(|index| envelope_at("trimmed", now_millis() + index, 10))
         .collect();
-    common::xadd_all(redis.port, key, &lines);
+    support::process::xadd_all(redis.port, key, &lines);
     redis.command(&["XTRIM", key, "MAXLEN", "50"]);
     let collector = Collector::start(temp.path(), &["--redis-url", &redis.url(), "--group", "g"]);
     collector.wait_rows(50, LONG);

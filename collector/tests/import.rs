@@ -8,17 +8,16 @@
 //! counted and skipped, and the completeness check reports a tool call the
 //! hooks never reported, shipped by the real emitter.
 
-mod common;
-mod ui_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use common::{copy_tree, emit, http_port, import, Collector};
 use hooktrail_testkit::{wait_until, workspace_root};
 use serde_json::{json, Value};
+use support::process::{copy_tree, emit, http_port, import, Collector};
 
 /// The transcripts directory of the fixtures, laid out as Claude Code lays
 /// out `~/.claude/projects`: one project directory holding every session.
@@ -280,7 +279,7 @@ fn importing_real_transcripts_stores_sessions_agents_prompts_tool_calls_and_exac
         count(&db, &format!("SELECT COUNT(*) FROM usage WHERE session_id = '{COST_SESSION}' AND agent_id = 'a6d2496d31dac7fff'")),
         2
     );
-    // The cost run's total is Claude Code's own figure (TRANSCRIPTS.md).
+    // The cost run's total is Claude Code's own figure (docs/TRANSCRIPTS.md).
     let cost: f64 = rows(
         &db,
         &format!("SELECT SUM(cost_usd) FROM usage WHERE session_id = '{COST_SESSION}'"),
@@ -427,7 +426,8 @@ fn corrupt_and_foreign_lines_and_binary_files_are_counted_and_skipped() {
 }
 
 fn get_json(port: u16, path: &str) -> Value {
-    let reply = ui_support::http_get(port, path, &[("Host", &format!("127.0.0.1:{port}"))]);
+    let reply =
+        support::in_process::http_get(port, path, &[("Host", &format!("127.0.0.1:{port}"))]);
     assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
     serde_json::from_str(&reply.body).unwrap()
 }

@@ -2,19 +2,19 @@
 //! the real `hooktrail-collector import` on transcripts written here, the
 //! rows read back with SQL (items 9, 15 and 21).
 
-mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{emit, Collector};
 use hooktrail_testkit::wait_until;
 use serde_json::{json, Value};
+use support::process::{emit, Collector};
 
 /// Runs the import, asserting success; returns the summary line.
 fn import(dir: &Path, db: &Path) -> String {
-    String::from_utf8_lossy(&common::import(dir, db).stdout)
+    String::from_utf8_lossy(&support::process::import(dir, db).stdout)
         .trim()
         .to_owned()
 }

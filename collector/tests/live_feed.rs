@@ -2,15 +2,15 @@
 //! the real collector, the real `import` process writing the same database,
 //! and a WebSocket client on `/ws` (items 14 and 20).
 
-mod common;
+mod support;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{copy_tree, envelope, http_port, import, send_lines, Collector};
 use hooktrail_testkit::{wait_until, workspace_root};
 use serde_json::Value;
+use support::process::{copy_tree, envelope, http_port, import, send_lines, Collector};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 

@@ -4,7 +4,7 @@
 //! with that cookie; a used or old code is refused; page tokens expire, and
 //! all of them stop working when the token is rotated.
 
-mod ui_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use hooktrail_collector::{codes_dir, create_code, rotate_token, PageAuth, CODE_LIFETIME};
 use hooktrail_testkit::wait_until;
 use serde_json::Value;
-use ui_support::{Reply, TestDb, TestServer};
+use support::in_process::{Reply, TestDb, TestServer};
 
 const TOKEN: &str = "a-long-lived-token-of-at-least-32-characters";
 

@@ -2,14 +2,14 @@
 //! secrets redacted in whatever arrives unredacted (older emitters, spool
 //! files written before an upgrade), counted per rule in `/metrics`.
 
-mod common;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::{send_lines, Collector};
 use hooktrail_shared::envelope::{new_event_id, Envelope};
 use hooktrail_testkit::wait_until;
+use support::process::{send_lines, Collector};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -30,7 +30,7 @@ fn database_files_are_0600_even_in_a_directory_others_can_read() {
     )
     .unwrap();
     let collector = Collector::start(dir.path(), &[]);
-    send_lines(&collector.socket, &[common::envelope(1)]);
+    send_lines(&collector.socket, &[support::process::envelope(1)]);
     collector.wait_rows(1, Duration::from_secs(20));
     for suffix in ["", "-wal", "-shm"] {
         let path = format!("{}{suffix}", collector.db.display());
@@ -42,7 +42,7 @@ fn database_files_are_0600_even_in_a_directory_others_can_read() {
 fn an_existing_database_others_can_read_is_tightened_with_one_log_line() {
     let dir = tempfile::tempdir().unwrap();
     let mut collector = Collector::start(dir.path(), &[]);
-    send_lines(&collector.socket, &[common::envelope(1)]);
+    send_lines(&collector.socket, &[support::process::envelope(1)]);
     collector.wait_rows(1, Duration::from_secs(20));
     collector.terminate();
     std::fs::set_permissions(&collector.db, std::fs::Permissions::from_mode(0o644)).unwrap();

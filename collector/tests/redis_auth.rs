@@ -4,7 +4,7 @@
 //! idle timeout, on a collector run in-process with short limits (the binary
 //! has no flags for them).
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{envelope, send_lines, Collector};
 use hooktrail_testkit::{wait_until, RedisServer};
+use support::process::{envelope, send_lines, Collector};
 
 const KEY: &str = "hooktrail:events";
 const LONG: Duration = Duration::from_secs(60);

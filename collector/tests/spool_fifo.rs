@@ -3,15 +3,15 @@
 //! file behind it was never stored, and SIGTERM no longer stopped the
 //! collector. The real binary, a real FIFO, the rows read back with SQL.
 
-mod common;
+mod support;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{envelope, Collector};
 use hooktrail_testkit::wait_until;
+use support::process::{envelope, Collector};
 
 fn mkfifo(path: &Path) {
     let name = CString::new(path.as_os_str().as_bytes()).unwrap();

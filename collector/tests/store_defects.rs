@@ -6,18 +6,17 @@
 //! that is not a database, waiting sessions that went quiet, the model of
 //! live sessions, and retention of usage rows.
 
-mod common;
-mod ui_support;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{http_port, send_lines, Collector, BINARY};
 use hooktrail_shared::envelope::{new_event_id, now_millis, Envelope};
 use hooktrail_testkit::{wait_until, workspace_root};
 use serde_json::{json, Value};
+use support::process::{http_port, send_lines, Collector, BINARY};
 
 /// Whether [`collector_on`] waits for the collector's socket.
 enum Wait {
@@ -52,7 +51,8 @@ fn start_on(dir: &Path, db: &Path, extra: &[&str]) -> Collector {
 
 /// `GET path` as the page asks; the status and the body.
 fn get(port: u16, path: &str) -> (u16, String) {
-    let reply = ui_support::http_get(port, path, &[("Host", &format!("127.0.0.1:{port}"))]);
+    let reply =
+        support::in_process::http_get(port, path, &[("Host", &format!("127.0.0.1:{port}"))]);
     (reply.status, reply.body)
 }
 

@@ -1,12 +1,12 @@
 //! Host checks (DNS rebinding), the bearer token, the security headers, and
 //! the token on the WebSocket.
 
-mod ui_support;
+mod support;
 
 use std::time::Duration;
 
+use support::in_process::{TestDb, TestServer};
 use tungstenite::client::IntoClientRequest;
-use ui_support::{TestDb, TestServer};
 
 #[test]
 fn a_foreign_host_gets_403_and_the_collectors_own_names_are_served() {
@@ -190,8 +190,13 @@ fn only_get_and_the_pages_own_posts_are_served() {
     let server = TestServer::start(&db, None);
     let (host, origin) = server.host_and_origin();
     for method in ["PUT", "DELETE", "PATCH"] {
-        let reply =
-            ui_support::http_request(server.port, method, "/api/events", &[("Host", &host)], "");
+        let reply = support::in_process::http_request(
+            server.port,
+            method,
+            "/api/events",
+            &[("Host", &host)],
+            "",
+        );
         assert_eq!(reply.status, 405, "{method}");
     }
     // A POST needs the page's own Origin: a cross-site form sends another

@@ -2,7 +2,7 @@
 //! events keep arriving during the replay; filters; the slow-client close;
 //! the Origin refusal; the client count.
 
-mod ui_support;
+mod support;
 
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use hooktrail_collector::CommittedEvent;
 use hooktrail_testkit::wait_until;
 use serde_json::Value;
+use support::in_process::{TestDb, TestServer};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
-use ui_support::{TestDb, TestServer};
 
 type Client = WebSocket<MaybeTlsStream<TcpStream>>;
 

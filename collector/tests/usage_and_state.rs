@@ -5,16 +5,15 @@
 //! `cost_usd` for a real CLI run, and the sessions' states with what a
 //! scripted session went through.
 
-mod common;
-mod ui_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{emit, fixture_envelopes, http_port, send_lines, Collector};
 use hooktrail_testkit::{wait_until, workspace_root};
 use serde_json::{json, Value};
+use support::process::{emit, fixture_envelopes, http_port, send_lines, Collector};
 
 /// Token totals per model.
 type Totals = BTreeMap<String, [i64; 6]>;
@@ -399,8 +398,9 @@ fn cost_of_a_real_cli_run_matches_claude_codes_own_telemetry() {
 }
 
 /// `GET path` from the collector on `port`, as its own page would ask.
-fn get(port: u16, path: &str) -> ui_support::Reply {
-    let reply = ui_support::http_get(port, path, &[("Host", &format!("127.0.0.1:{port}"))]);
+fn get(port: u16, path: &str) -> support::in_process::Reply {
+    let reply =
+        support::in_process::http_get(port, path, &[("Host", &format!("127.0.0.1:{port}"))]);
     assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
     reply
 }

@@ -2,15 +2,14 @@
 //! billed to each response's own prompt, and the flag of an emitter whose
 //! config file is broken, stored and served.
 
-mod common;
-mod ui_support;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::{emit, http_port, Collector};
 use hooktrail_testkit::wait_until;
 use serde_json::{json, Value};
+use support::process::{emit, http_port, Collector};
 
 fn user(prompt_id: &str) -> String {
     json!({"type": "user", "promptId": prompt_id, "message": {"role": "user", "content": "go"}})
@@ -32,7 +31,8 @@ fn stop(session: &str, transcript: &Path, prompt: &str) -> Value {
 }
 
 fn get_json(port: u16, path: &str) -> Value {
-    let reply = ui_support::http_get(port, path, &[("Host", &format!("127.0.0.1:{port}"))]);
+    let reply =
+        support::in_process::http_get(port, path, &[("Host", &format!("127.0.0.1:{port}"))]);
     assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
     serde_json::from_str(&reply.body).unwrap()
 }

@@ -11,7 +11,7 @@ import { api, post, signIn, signInProblem } from "./api.js";
 import { init as approvals } from "./approvals.js";
 import { init as initBudgets } from "./budgets.js";
 import { filters, loadOlder, neighbour, restart, selectedSeq, togglePause, whenEventArrives } from "./feed.js";
-import { focusSearch, formFilters, setSessionFilter, showFilters, whenFiltersChange } from "./filters.js";
+import { focusSearch, formFilters, loadHooks, setSessionFilter, showFilters, whenFiltersChange } from "./filters.js";
 import { hideEvent, showEvent } from "./detail.js";
 import { setConnection } from "./live.js";
 import { refreshHealth } from "./health.js";
@@ -124,6 +124,8 @@ function wire() {
 async function start() {
   await signIn();
   if (signInProblem()) setConnection("sign-in: " + signInProblem(), "bad");
+  // Before the URL is read: a hook filter in it needs its option.
+  await loadHooks().catch(() => {});
   const chosen = readUrl();
   const initial = readRoute();
   // A session filter in the query string opens that session's view.

@@ -1,12 +1,9 @@
 // The filter form above the event list: its inputs mirror the filters in
 // the URL (route.js) and the feed (feed.js).
 
+import { api } from "./api.js";
 import { el } from "./format.js";
 import { FILTERS } from "./route.js";
-
-const HOOKS = ["SessionStart", "SessionEnd", "UserPromptSubmit", "PreToolUse", "PostToolUse",
-  "PostToolUseFailure", "PermissionRequest", "Notification", "Stop", "SubagentStart", "SubagentStop",
-  "PreCompact", "CwdChanged", "Invalid", "Unknown"];
 
 const $ = {
   form: document.getElementById("filters"),
@@ -17,7 +14,12 @@ const $ = {
   inputs: Object.fromEntries(FILTERS.map((name) => [name, document.getElementById("f-" + name)])),
 };
 
-for (const hook of HOOKS) $.hook.appendChild(el("option", null, hook)).value = hook;
+// Fills the hook choice from the collector (`GET /api/hooks`), so the page
+// keeps no list of its own and offers every hook the collector knows.
+export async function loadHooks() {
+  const { hooks } = await api("/api/hooks");
+  for (const hook of hooks) $.hook.appendChild(el("option", null, hook)).value = hook;
+}
 
 // The filters the form holds.
 export function formFilters() {

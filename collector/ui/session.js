@@ -113,4 +113,6 @@ export async function showSession(id) {
   $.hint.hidden = !$.eventPane.hidden;
   const current = () => id === selected;
   await Promise.all([drawTimeline(id, current), drawEdits(id, current)]);
+  // For scripts/bench-ui: the moment a whole session view is drawn.
+  if (current()) performance.mark("session-drawn");
 }

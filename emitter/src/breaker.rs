@@ -16,9 +16,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hooktrail_shared::envelope::now_millis;
 use hooktrail_shared::paths::ensure_private_dir;
 use hooktrail_shared::regular_file;
+use hooktrail_shared::time::now_millis;
 
 /// The largest breaker file read: an expiry and one line of reason.
 const MAX_FILE_BYTES: u64 = 64 * 1024;

@@ -19,8 +19,9 @@ use std::io::Write;
 
 use hooktrail_shared::budget::Offline;
 use hooktrail_shared::config::{Config, RedisConfig};
-use hooktrail_shared::envelope::{now_millis, Envelope};
+use hooktrail_shared::envelope::{Envelope, HookEvent};
 use hooktrail_shared::signed::{Expected, Key, Kind, SignedMessage, Verdict};
+use hooktrail_shared::time::now_millis;
 
 use crate::diag::debug;
 use crate::redis::{encode, Reply};
@@ -49,13 +50,13 @@ pub struct Check {
     offline: Offline,
 }
 
-/// `Some` for a `PreToolUse` or `UserPromptSubmit` when budgets are
-/// configured; marks the envelope with `budget_check` so the socket's `ok`
+/// `Some` for a `PreToolUse` or `UserPromptSubmit` (`event`, the
+/// envelope's) when budgets are configured; marks the envelope with `budget_check` so the socket's `ok`
 /// carries the verdict. The key is read later, only if a verdict arrives.
-pub fn prepare(config: &Config, envelope: &mut Envelope) -> Option<Check> {
-    let guarded = match envelope.hook.as_str() {
-        "PreToolUse" => Guarded::ToolCall,
-        "UserPromptSubmit" => Guarded::Prompt,
+pub fn prepare(config: &Config, event: HookEvent, envelope: &mut Envelope) -> Option<Check> {
+    let guarded = match event {
+        HookEvent::PreToolUse => Guarded::ToolCall,
+        HookEvent::UserPromptSubmit => Guarded::Prompt,
         _ => return None,
     };
     if config.budgets.is_empty() {
@@ -170,12 +171,12 @@ fn act_on(check: &Check, line: &[u8], subject: &str) -> bool {
 fn print(check: &Check, verdict: Verdict, reason: &str) {
     let output = match (check.guarded, verdict) {
         (Guarded::ToolCall, Verdict::Ask) => serde_json::json!({"hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
+            "hookEventName": HookEvent::PreToolUse.name(),
             "permissionDecision": "ask",
             "permissionDecisionReason": reason,
         }}),
         (Guarded::ToolCall, _) => serde_json::json!({"hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
+            "hookEventName": HookEvent::PreToolUse.name(),
             "permissionDecision": "deny",
             "permissionDecisionReason": reason,
         }}),

@@ -9,8 +9,8 @@
 //! - The socket: one more line on the connection that answered `ok`.
 //! - The spool: no wait (the collector cannot have seen the event).
 //!
-//! Every other event pays one string comparison ([`prepare`] returns at
-//! once): it reads no key file and builds nothing.
+//! Every other event pays one comparison of its `HookEvent` ([`prepare`]
+//! returns at once): it reads no key file and builds nothing.
 //!
 //! **Fail closed on trust, open on availability**: a decision acts only if
 //! its signature, kind, event, session, input hash and expiry check out
@@ -31,17 +31,15 @@ use std::time::Duration;
 
 use hooktrail_shared::approvals::WaitPolicy;
 use hooktrail_shared::config::{Config, RedisConfig};
-use hooktrail_shared::envelope::{now_millis, Envelope};
+use hooktrail_shared::envelope::{Envelope, HookEvent};
 use hooktrail_shared::signed::{
     payload_input_hash, Expected, Key, Kind, SignedMessage, Verdict, MAX_MESSAGE_BYTES,
 };
+use hooktrail_shared::time::now_millis;
 
 use crate::deadline::Deadline;
 use crate::diag::debug;
 use crate::redis::{encode, Connection, Failure, Reply};
-
-/// The hook event that may wait.
-const PERMISSION_REQUEST: &str = "PermissionRequest";
 
 /// How many unusable messages a wait skips before giving up: a stranger who
 /// can write to Redis must not keep the hook busy, only fail to approve.
@@ -68,11 +66,12 @@ pub struct Waiting {
     deadline: Deadline,
 }
 
-/// Decides whether this event waits. `None` for every event but a
+/// Decides whether this event (`event`, the envelope's) waits. `None` for
+/// every event but a
 /// `PermissionRequest` whose tool the config lets wait and whose key can be
 /// read; then the envelope line marked with `wait_until` is built too.
-pub fn prepare(config: &Config, envelope: &mut Envelope) -> Option<Waiting> {
-    if envelope.hook != PERMISSION_REQUEST {
+pub fn prepare(config: &Config, event: HookEvent, envelope: &mut Envelope) -> Option<Waiting> {
+    if event != HookEvent::PermissionRequest {
         return None;
     }
     let approvals = &config.approvals;
@@ -271,7 +270,7 @@ fn act_on(message: &[u8], waiting: &Waiting) -> bool {
         }
     };
     let output = serde_json::json!({"hookSpecificOutput": {
-        "hookEventName": PERMISSION_REQUEST,
+        "hookEventName": HookEvent::PermissionRequest.name(),
         "decision": decision,
     }});
     // The one place hook mode writes stdout (DESIGN §2).

@@ -57,7 +57,7 @@ pub fn write(message: std::fmt::Arguments) {
     let line = format!(
         "hooktrail-emit[{}] {}: {message}\n",
         std::process::id(),
-        hooktrail_shared::envelope::now_millis()
+        hooktrail_shared::time::now_millis()
     );
     if sink.stderr {
         let _ = std::io::stderr().write_all(line.as_bytes());

@@ -18,9 +18,10 @@ use std::sync::OnceLock;
 
 use hooktrail_shared::config::{self, redact_url, RedisConfig};
 use hooktrail_shared::envelope::{
-    new_event_id, now_millis, Envelope, HookStdin, MAX_ID_CHARS, MAX_PAYLOAD_BYTES, MAX_STDIN_KEPT,
+    new_event_id, Envelope, HookStdin, MAX_ID_CHARS, MAX_PAYLOAD_BYTES, MAX_STDIN_KEPT,
 };
 use hooktrail_shared::redact::{Redactor, Settings};
+use hooktrail_shared::time::now_millis;
 use hooktrail_shared::{paths, spool};
 
 use crate::breaker;
@@ -90,22 +91,21 @@ pub fn run() {
     REDACTING.store(true, Ordering::SeqCst);
     let report = redactor.redact_envelope(&mut envelope);
     REDACTING.store(false, Ordering::SeqCst);
-    // Four events of 33, once per turn: every other event skips this at the
-    // cost of one string comparison.
-    if usage::is_boundary(&envelope.hook) {
+    // One match on the name (no allocation), then every step below that
+    // only some events take costs the others an enum comparison.
+    let event = envelope.event();
+    // Five events of 33, at most once per model response: every other event
+    // skips this.
+    if usage::is_boundary(event) {
         // The usage gets what the line has left under its size limit.
         let room = usage::room_in_line(envelope.to_json().len());
-        envelope.usage = usage::read_since_last(
-            &envelope.hook,
-            envelope.payload.get(),
-            &config.state_dir,
-            room,
-        );
+        envelope.usage =
+            usage::read_since_last(event, envelope.payload.get(), &config.state_dir, room);
     }
-    // One string comparison for every event but a PermissionRequest.
-    let waiting = decision::prepare(&config, &mut envelope);
+    // One comparison for every event but a PermissionRequest.
+    let waiting = decision::prepare(&config, event, &mut envelope);
     // Two comparisons for every event but PreToolUse and UserPromptSubmit.
-    let budget_check = budget::prepare(&config, &mut envelope);
+    let budget_check = budget::prepare(&config, event, &mut envelope);
     let line: &str = LINE.get_or_init(|| envelope.to_json());
     drop(envelope);
     if !report.is_empty() {

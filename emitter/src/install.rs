@@ -18,7 +18,8 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use hooktrail_shared::envelope::{now_millis, HookEvent};
+use hooktrail_shared::envelope::HookEvent;
+use hooktrail_shared::time::now_millis;
 use serde_json::{json, Map, Value};
 
 /// What to do to the settings file.
@@ -472,6 +473,11 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// The settings' entries for `event`.
+    fn entries(settings: &Value, event: HookEvent) -> &Value {
+        &settings["hooks"][event.name()]
+    }
+
     #[test]
     fn install_is_idempotent_and_uninstall_restores() {
         let original = json!({
@@ -484,22 +490,38 @@ mod tests {
         });
         let mut settings = original.clone();
         assert!(install(&mut settings, "/bin/hooktrail-emit", TIMEOUT_SECONDS).unwrap());
-        assert!(settings["hooks"].get("WorktreeCreate").is_none());
-        assert_eq!(settings["hooks"]["PreToolUse"].as_array().unwrap().len(), 2);
-        assert_eq!(settings["hooks"]["PreToolUse"][1]["matcher"], "*");
-        assert!(settings["hooks"]["Stop"][0].get("matcher").is_none());
+        assert!(settings["hooks"]
+            .get(HookEvent::WorktreeCreate.name())
+            .is_none());
+        assert_eq!(
+            entries(&settings, HookEvent::PreToolUse)
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(entries(&settings, HookEvent::PreToolUse)[1]["matcher"], "*");
+        assert!(entries(&settings, HookEvent::Stop)[0]
+            .get("matcher")
+            .is_none());
         let once = settings.clone();
         assert!(!install(&mut settings, "/bin/hooktrail-emit", TIMEOUT_SECONDS).unwrap());
         assert_eq!(settings, once);
         // A moved binary replaces the old path instead of adding a second entry.
         assert!(install(&mut settings, "/new/hooktrail-emit", TIMEOUT_SECONDS).unwrap());
-        assert_eq!(settings["hooks"]["Stop"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            entries(&settings, HookEvent::Stop)
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
         assert!(uninstall(&mut settings).unwrap());
         let mut expected = original;
         expected["hooks"]
             .as_object_mut()
             .unwrap()
-            .remove("WorktreeCreate");
+            .remove(HookEvent::WorktreeCreate.name());
         assert_eq!(settings, expected);
         let keys: Vec<&String> = settings.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["model", "hooks", "z"]);
@@ -516,11 +538,11 @@ mod tests {
         let mut settings = json!({});
         assert!(install(&mut settings, "/bin/hooktrail-emit", timeout).unwrap());
         assert_eq!(
-            settings["hooks"]["PermissionRequest"][0]["hooks"][0]["timeout"],
+            entries(&settings, HookEvent::PermissionRequest)[0]["hooks"][0]["timeout"],
             json!(timeout)
         );
         assert_eq!(
-            settings["hooks"]["PreToolUse"][0]["hooks"][0]["timeout"],
+            entries(&settings, HookEvent::PreToolUse)[0]["hooks"][0]["timeout"],
             json!(TIMEOUT_SECONDS)
         );
     }

@@ -85,9 +85,9 @@ impl Target {
                 Some((name, secret)) => (name, Some(secret)),
                 None => (info, None),
             };
-            user = Some(percent_decode(name)).filter(|name| !name.is_empty());
+            user = Some(decode_url_userinfo(name)).filter(|name| !name.is_empty());
             password = secret
-                .map(percent_decode)
+                .map(decode_url_userinfo)
                 .filter(|secret| !secret.is_empty());
         }
         let (host, port) = split_host_port(hostport)?;
@@ -138,7 +138,11 @@ fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
     Ok((host.to_owned(), port))
 }
 
-fn percent_decode(text: &str) -> String {
+/// Decodes the `%XX` escapes of a Redis URL's user or password, leniently:
+/// a `%` not followed by two hex digits stays as written, `+` is a `+`, and
+/// bytes that are not UTF-8 are replaced, because a password is whatever
+/// the person typed and a URL that parses must not lose its credentials.
+fn decode_url_userinfo(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;

@@ -23,7 +23,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hooktrail_shared::envelope::MAX_LINE_BYTES;
+use hooktrail_shared::envelope::{HookEvent, MAX_LINE_BYTES};
 use hooktrail_shared::transcript::{self, TranscriptKind, TranscriptUsage};
 use hooktrail_shared::{paths, regular_file};
 use serde::Deserialize;
@@ -34,12 +34,12 @@ use crate::diag::debug;
 /// per model response with tool calls, so budgets see spend at most one
 /// response late (issue 19); it reads the transcript of the agent that made
 /// the calls, by the same byte and time budget.
-const BOUNDARY_HOOKS: [&str; 5] = [
-    "Stop",
-    "SubagentStop",
-    "PreCompact",
-    "SessionEnd",
-    "PostToolBatch",
+const BOUNDARY_HOOKS: [HookEvent; 5] = [
+    HookEvent::Stop,
+    HookEvent::SubagentStop,
+    HookEvent::PreCompact,
+    HookEvent::SessionEnd,
+    HookEvent::PostToolBatch,
 ];
 
 /// The most transcript bytes one hook reads. A turn rarely adds more than a
@@ -79,9 +79,9 @@ fn subagent_transcript(session: &Path, agent_id: &str) -> Option<PathBuf> {
     })
 }
 
-/// Whether `hook` is a turn boundary, checked before anything else is done.
-pub fn is_boundary(hook: &str) -> bool {
-    BOUNDARY_HOOKS.contains(&hook)
+/// Whether `event` is a turn boundary, checked before anything else is done.
+pub fn is_boundary(event: HookEvent) -> bool {
+    BOUNDARY_HOOKS.contains(&event)
 }
 
 /// What the `usage` wrapper (`transcript`, `from`, `to`, flags, its key and
@@ -117,16 +117,16 @@ pub fn room_in_line(line_without_usage: usize) -> usize {
 }
 
 /// Reads what the transcript named by `payload` gained since the last read,
-/// for a boundary `hook`, within `room` bytes of JSON; `None` when there is
+/// for a boundary `event`, within `room` bytes of JSON; `None` when there is
 /// nothing to report or nothing could be read. What does not fit is left
 /// for the next boundary (`more`), never skipped.
 pub fn read_since_last(
-    hook: &str,
+    event: HookEvent,
     payload: &str,
     state_dir: &Path,
     room: usize,
 ) -> Option<TranscriptUsage> {
-    read_within(hook, payload, state_dir, TIME_BUDGET, room)
+    read_within(event, payload, state_dir, TIME_BUDGET, room)
 }
 
 /// How far one read got, besides what it found.
@@ -142,26 +142,26 @@ struct ReadOutcome {
 /// [`read_since_last`] with its time budget given (tests give a long one, so
 /// a slow debug build reads as much as a release build).
 fn read_within(
-    hook: &str,
+    event: HookEvent,
     payload: &str,
     state_dir: &Path,
     budget: Duration,
     room: usize,
 ) -> Option<TranscriptUsage> {
-    if !is_boundary(hook) {
+    if !is_boundary(event) {
         return None;
     }
     let deadline = Instant::now() + budget;
     let paths: TranscriptPaths = serde_json::from_str(payload).ok()?;
-    if let ("PostToolBatch", Some(agent_id), Some(session)) =
-        (hook, &paths.agent_id, &paths.transcript_path)
+    if let (HookEvent::PostToolBatch, Some(agent_id), Some(session)) =
+        (event, &paths.agent_id, &paths.transcript_path)
     {
         let agent = subagent_transcript(Path::new(session), agent_id)?;
         return read_logged(&agent, TranscriptKind::Agent, state_dir, deadline, room).0;
     }
-    match (hook, paths.agent_transcript_path) {
+    match (event, paths.agent_transcript_path) {
         // A subagent's turn is in its own transcript.
-        ("SubagentStop", Some(agent)) if !agent.is_empty() => {
+        (HookEvent::SubagentStop, Some(agent)) if !agent.is_empty() => {
             let agent = Path::new(&agent);
             let (usage, _) = read_logged(agent, TranscriptKind::Agent, state_dir, deadline, room);
             // Claude Code can write the agent's last response just after
@@ -542,15 +542,15 @@ mod tests {
         fs::write(&transcript, response("a", 5)).unwrap();
         let payload = serde_json::json!({"transcript_path": transcript}).to_string();
         let state = dir.path().join("state");
-        let first = read_within("Stop", &payload, &state, LONG, ROOM).unwrap();
+        let first = read_within(HookEvent::Stop, &payload, &state, LONG, ROOM).unwrap();
         assert_eq!(first.responses.len(), 1);
         assert_eq!(first.from, 0);
-        assert!(read_within("Stop", &payload, &state, LONG, ROOM).is_none());
+        assert!(read_within(HookEvent::Stop, &payload, &state, LONG, ROOM).is_none());
         let mut text = fs::read_to_string(&transcript).unwrap();
         text.push_str(&response("b", 6));
         text.push_str(&response("c", 7)[..20]);
         fs::write(&transcript, &text).unwrap();
-        let second = read_within("Stop", &payload, &state, LONG, ROOM).unwrap();
+        let second = read_within(HookEvent::Stop, &payload, &state, LONG, ROOM).unwrap();
         assert_eq!(second.responses.len(), 1);
         assert_eq!(second.responses[0].message_id, "msg_b");
         assert_eq!(second.from, first.to);
@@ -574,7 +574,7 @@ mod tests {
         }
         fs::write(&transcript, &text).unwrap();
         let payload = serde_json::json!({"transcript_path": transcript}).to_string();
-        let read = read_within("Stop", &payload, dir.path(), LONG, ROOM).unwrap();
+        let read = read_within(HookEvent::Stop, &payload, dir.path(), LONG, ROOM).unwrap();
         assert_eq!(read.responses.len(), 3000);
         assert_eq!(read.to, text.len() as u64);
         assert!(!read.more);
@@ -592,13 +592,14 @@ mod tests {
         let agent_stop = serde_json::json!({"transcript_path": session,
             "agent_transcript_path": agent, "agent_id": "a1"})
         .to_string();
-        let first = read_within("SubagentStop", &agent_stop, dir.path(), LONG, ROOM).unwrap();
+        let first =
+            read_within(HookEvent::SubagentStop, &agent_stop, dir.path(), LONG, ROOM).unwrap();
         assert_eq!(first.responses.len(), 1);
         // The agent's last response lands after its SubagentStop read.
         let mut text = fs::read_to_string(&agent).unwrap();
         text.push_str(&response("a2", 9));
         fs::write(&agent, text).unwrap();
-        let at_stop = read_within("Stop", &stop, dir.path(), LONG, ROOM).unwrap();
+        let at_stop = read_within(HookEvent::Stop, &stop, dir.path(), LONG, ROOM).unwrap();
         let ids: Vec<&str> = at_stop
             .responses
             .iter()
@@ -606,7 +607,7 @@ mod tests {
             .collect();
         assert_eq!(ids, ["msg_m1", "msg_a2"]);
         // Read once: the next boundary has nothing left to read.
-        assert!(read_within("Stop", &stop, dir.path(), LONG, ROOM).is_none());
+        assert!(read_within(HookEvent::Stop, &stop, dir.path(), LONG, ROOM).is_none());
     }
 
     #[test]
@@ -627,13 +628,13 @@ mod tests {
         let stop = serde_json::json!({"transcript_path": session}).to_string();
         // No time left: nothing is read, every agent stays pending, once,
         // and only the newest MAX_PENDING_AGENTS of them.
-        read_within("Stop", &stop, dir.path(), Duration::ZERO, ROOM);
+        read_within(HookEvent::Stop, &stop, dir.path(), Duration::ZERO, ROOM);
         let list = fs::read_to_string(pending_agents_file(dir.path(), &session)).unwrap();
         let kept: Vec<&str> = list.lines().collect();
         assert_eq!(kept.len(), MAX_PENDING_AGENTS);
         assert_eq!(kept[0], agents[44].to_str().unwrap());
         // With time, each is read and the list is gone.
-        let read = read_within("Stop", &stop, dir.path(), LONG, ROOM).unwrap();
+        let read = read_within(HookEvent::Stop, &stop, dir.path(), LONG, ROOM).unwrap();
         assert_eq!(read.responses.len(), MAX_PENDING_AGENTS);
         assert!(!pending_agents_file(dir.path(), &session).exists());
     }
@@ -642,9 +643,9 @@ mod tests {
     fn other_hooks_and_missing_transcripts_give_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let payload = r#"{"transcript_path":"/nonexistent/t.jsonl"}"#;
-        assert!(read_within("PreToolUse", payload, dir.path(), LONG, ROOM).is_none());
-        assert!(read_within("Stop", payload, dir.path(), LONG, ROOM).is_none());
-        assert!(read_within("Stop", "not json", dir.path(), LONG, ROOM).is_none());
+        assert!(read_within(HookEvent::PreToolUse, payload, dir.path(), LONG, ROOM).is_none());
+        assert!(read_within(HookEvent::Stop, payload, dir.path(), LONG, ROOM).is_none());
+        assert!(read_within(HookEvent::Stop, "not json", dir.path(), LONG, ROOM).is_none());
     }
 
     #[test]
@@ -653,10 +654,10 @@ mod tests {
         let transcript = dir.path().join("t.jsonl");
         fs::write(&transcript, response("a", 5) + &response("b", 5)).unwrap();
         let payload = serde_json::json!({"transcript_path": transcript}).to_string();
-        read_within("Stop", &payload, dir.path(), LONG, ROOM).unwrap();
+        read_within(HookEvent::Stop, &payload, dir.path(), LONG, ROOM).unwrap();
         fs::remove_file(&transcript).unwrap();
         fs::write(&transcript, response("c", 5)).unwrap();
-        let again = read_within("SessionEnd", &payload, dir.path(), LONG, ROOM).unwrap();
+        let again = read_within(HookEvent::SessionEnd, &payload, dir.path(), LONG, ROOM).unwrap();
         assert_eq!(again.from, 0);
         assert_eq!(again.responses[0].message_id, "msg_c");
     }

@@ -14,10 +14,10 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{envelope, fixture_line, stream_envelopes, World};
-use hooktrail_shared::envelope::now_millis;
 use hooktrail_shared::signed::{
     input_hash, payload_input_hash, Key, Kind, SignedMessage, Unsigned, Verdict,
 };
+use hooktrail_shared::time::now_millis;
 use hooktrail_testkit::{wait_until, RedisServer};
 use serde_json::{json, Value};
 

@@ -225,7 +225,7 @@ fn breaker_open_skips_a_healthy_redis_and_expired_tries_it_again() {
 }
 
 fn now_millis() -> i64 {
-    hooktrail_shared::envelope::now_millis()
+    hooktrail_shared::time::now_millis()
 }
 
 #[test]

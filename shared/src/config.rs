@@ -301,205 +301,35 @@ pub fn load() -> LoadedConfig {
 
 /// Loads the configuration with the given environment lookup (for tests).
 pub fn load_with(env: EnvLookup) -> LoadedConfig {
-    let mut origins = Vec::new();
-    let mut findings = Findings::default();
-    let explicit_file = env("HOOKTRAIL_CONFIG");
-    let file_path = explicit_file
-        .as_deref()
-        .map(|path| paths::expand(path, env))
-        .unwrap_or_else(|| paths::default_config_file(env));
-    let (file, file_used) = read_file(&file_path, explicit_file.is_some(), &mut findings);
-    let file_name = file_path.display().to_string();
-    if file_used {
-        origins.push(format!("config file: {file_name}"));
-    } else if findings.problems.is_empty() {
-        origins.push(format!("config file: none ({file_name} does not exist)"));
-    }
-
-    let from_file = |what: &str| format!("{what}: from {file_name}");
-    let from_env = |what: &str, var: &str| format!("{what}: from ${var}");
-    // Where a setting came from: the file, or the named variable. Described
-    // only when the setting is present, so a hook formats nothing it won't use.
-    let describe = |what: &str, variable: Option<&str>| match variable {
-        Some(var) => from_env(what, var),
-        None => from_file(what),
-    };
-    // A bad value in the file is an error (privacy falls to `metadata`); a
-    // bad variable is a warning, as before: it is set for one shell, and
-    // `check` shows it.
-    let note = |findings: &mut Findings, variable: Option<&str>, message: String| {
-        if variable.is_none() {
-            findings.error(message);
-        } else {
-            findings.problems.push(message);
-        }
-    };
-
-    let file_redis = file.redis;
-    let mut url = None;
-    if let Some(value) = file_redis.url {
-        origins.push(from_file("redis.url"));
-        url = Some(value);
-    }
-    if let Some(value) = env("HOOKTRAIL_REDIS_URL") {
-        origins.push(from_env("redis.url", "HOOKTRAIL_REDIS_URL"));
-        url = Some(value);
-    }
-
-    let mut transport = Transport::Stream;
-    for (value, variable) in [
-        (file_redis.transport, None),
-        (
-            env("HOOKTRAIL_REDIS_TRANSPORT"),
-            Some("HOOKTRAIL_REDIS_TRANSPORT"),
-        ),
-    ] {
-        if let Some(text) = value {
-            let origin = describe("redis.transport", variable);
-            match Transport::parse(&text) {
-                Some(parsed) => {
-                    transport = parsed;
-                    origins.push(origin);
-                }
-                None => note(&mut findings, variable, format!("{origin}: unknown transport {text:?} (use \"stream\" or \"pubsub\"); using stream")),
-            }
-        }
-    }
-
-    let mut key = DEFAULT_KEY.to_owned();
-    if let Some(value) = file_redis.key {
-        origins.push(from_file("redis.key"));
-        key = value;
-    }
-    if let Some(value) = env("HOOKTRAIL_REDIS_KEY") {
-        origins.push(from_env("redis.key", "HOOKTRAIL_REDIS_KEY"));
-        key = value;
-    }
-
-    let mut maxlen = DEFAULT_MAXLEN;
-    if let Some(value) = file_redis.maxlen {
-        let origin = from_file("redis.maxlen");
-        match value.as_u64() {
-            Some(number) => {
-                maxlen = bounded_maxlen(number, &origin, &mut findings.problems);
-                origins.push(origin);
-            }
-            None => findings.error(format!(
-                "{origin}: not a whole number of entries: {value}; using {DEFAULT_MAXLEN}"
-            )),
-        }
-    }
-    if let Some(text) = env("HOOKTRAIL_REDIS_MAXLEN") {
-        let origin = from_env("redis.maxlen", "HOOKTRAIL_REDIS_MAXLEN");
-        match text.trim().parse() {
-            Ok(number) => {
-                maxlen = bounded_maxlen(number, &origin, &mut findings.problems);
-                origins.push(origin);
-            }
-            Err(_) => findings.problems.push(format!(
-                "$HOOKTRAIL_REDIS_MAXLEN: not a whole number: {text:?}"
-            )),
-        }
-    }
-
-    let mut ca_file = file_redis.ca_file.map(|path| paths::expand(&path, env));
-    if let Some(value) = env("HOOKTRAIL_REDIS_CA_FILE") {
-        origins.push(from_env("redis.ca_file", "HOOKTRAIL_REDIS_CA_FILE"));
-        ca_file = Some(paths::expand(&value, env));
-    }
-
-    let path_setting = |file_value: Option<String>,
-                        var: &str,
-                        what: &str,
-                        default: PathBuf,
-                        origins: &mut Vec<String>| {
-        if let Some(value) = env(var) {
-            origins.push(from_env(what, var));
-            paths::expand(&value, env)
-        } else if let Some(value) = file_value {
-            origins.push(from_file(what));
-            paths::expand(&value, env)
-        } else {
-            default
-        }
-    };
-    let socket = path_setting(
+    let (mut loading, file, file_path) = Loading::start(env);
+    // The order of the steps is the order of `origins` and `problems`.
+    let redis = loading.redis(file.redis);
+    let socket = loading.path(
+        "socket",
         file.socket,
         "HOOKTRAIL_SOCKET",
-        "socket",
-        paths::default_socket_file(env),
-        &mut origins,
+        paths::default_socket_file,
     );
-    let spool_dir = path_setting(
+    let spool_dir = loading.path(
+        "spool_dir",
         file.spool_dir,
         "HOOKTRAIL_SPOOL_DIR",
-        "spool_dir",
-        paths::default_spool_dir(env),
-        &mut origins,
+        paths::default_spool_dir,
     );
-    let state_dir = path_setting(
+    let state_dir = loading.path(
+        "state_dir",
         file.state_dir,
         "HOOKTRAIL_STATE_DIR",
-        "state_dir",
-        paths::default_state_dir(env),
-        &mut origins,
+        paths::default_state_dir,
     );
-
-    let mut mode = if url.is_some() {
-        Mode::Redis
-    } else {
-        Mode::Local
-    };
-    for (value, variable) in [
-        (file.mode, None),
-        (env("HOOKTRAIL_MODE"), Some("HOOKTRAIL_MODE")),
-    ] {
-        if let Some(text) = value {
-            let origin = describe("mode", variable);
-            match text.trim().to_ascii_lowercase().as_str() {
-                "local" => {
-                    mode = Mode::Local;
-                    origins.push(origin);
-                }
-                "redis" => {
-                    mode = Mode::Redis;
-                    origins.push(origin);
-                }
-                _ => note(
-                    &mut findings,
-                    variable,
-                    format!("{origin}: unknown mode {text:?} (use \"local\" or \"redis\")"),
-                ),
-            }
-        }
-    }
-    if mode == Mode::Redis && url.is_none() {
-        findings.problems.push("mode is \"redis\" but no Redis URL is configured (redis.url or $HOOKTRAIL_REDIS_URL); using the local socket".to_owned());
-        mode = Mode::Local;
-    }
-
-    // Every problem of the privacy and redaction settings (an unknown level,
-    // a pattern that cannot be read) is an error: each one could mean less
-    // is redacted than the person asked for.
-    let mut redaction_problems = Vec::new();
-    let mut redaction = crate::redact::settings::from_config(
-        file.privacy,
-        file.redact,
-        env("HOOKTRAIL_PRIVACY"),
-        &mut origins,
-        &mut redaction_problems,
-    );
-    for problem in redaction_problems {
-        findings.error(problem);
-    }
-    let config_error = !findings.errors.is_empty();
-    if config_error {
-        redaction.privacy = Privacy::Metadata;
-        findings.problems.push(
-            "because of the config error above, hooks use the privacy level \"metadata\" and mark every event until it is fixed".to_owned(),
-        );
-    }
-
+    let mode = loading.mode(file.mode, redis.is_some());
+    let (redaction, config_error) = loading.redaction(file.privacy, file.redact);
+    let Loading {
+        mut origins,
+        mut findings,
+        file_name,
+        ..
+    } = loading;
     let approvals =
         crate::approvals::from_config(file.approvals, env, &mut origins, &mut findings.problems);
     let budgets = crate::budget::Budgets::from_config(
@@ -508,27 +338,16 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
         &mut findings.problems,
     );
     if !budgets.is_empty() {
-        origins.push(from_file("budgets"));
+        origins.push(format!("budgets: from {file_name}"));
     }
-
-    let redis = match (mode, url) {
-        (Mode::Redis, Some(url)) => Some(RedisConfig {
-            url,
-            transport,
-            key,
-            maxlen,
-            ca_file,
-        }),
-        _ => None,
-    };
     LoadedConfig {
         config: Config {
             mode,
-            redis,
+            redis: redis.filter(|_| mode == Mode::Redis),
             socket,
             spool_dir,
             state_dir,
-            file: file_used.then_some(file_path),
+            file: file_path,
             redaction,
             config_error,
             budgets,
@@ -537,6 +356,257 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
         origins,
         problems: findings.problems,
         errors: findings.errors,
+    }
+}
+
+/// Which layer a setting's value came from.
+#[derive(Debug, Clone, Copy)]
+enum Layer {
+    /// The config file.
+    File,
+    /// The named environment variable.
+    Env(&'static str),
+}
+
+/// One load in progress: where values come from, and what it noted so far.
+/// Every setting is "the file's value, then the variable's, noting where it
+/// came from": the methods below say it once each way it is done.
+struct Loading<'e> {
+    env: EnvLookup<'e>,
+    /// The config file's name, as origins and problems name it.
+    file_name: String,
+    /// One line per setting that did not come from the defaults.
+    origins: Vec<String>,
+    findings: Findings,
+}
+
+impl<'e> Loading<'e> {
+    /// Reads the config file (`$HOOKTRAIL_CONFIG`, else the default one).
+    /// Returns the load, what could be read of the file, and the file's
+    /// path when it was used.
+    fn start(env: EnvLookup<'e>) -> (Loading<'e>, FileConfig, Option<PathBuf>) {
+        let mut findings = Findings::default();
+        let explicit_file = env("HOOKTRAIL_CONFIG");
+        let file_path = explicit_file
+            .as_deref()
+            .map(|path| paths::expand(path, env))
+            .unwrap_or_else(|| paths::default_config_file(env));
+        let (file, file_used) = read_file(&file_path, explicit_file.is_some(), &mut findings);
+        let file_name = file_path.display().to_string();
+        let mut origins = Vec::new();
+        if file_used {
+            origins.push(format!("config file: {file_name}"));
+        } else if findings.problems.is_empty() {
+            origins.push(format!("config file: none ({file_name} does not exist)"));
+        }
+        let loading = Loading {
+            env,
+            file_name,
+            origins,
+            findings,
+        };
+        (loading, file, file_used.then_some(file_path))
+    }
+
+    /// `what: from <file>` or `what: from $VAR`. Formatted only for a
+    /// setting that is present, so a hook formats nothing it won't use.
+    fn origin(&self, what: &str, layer: Layer) -> String {
+        match layer {
+            Layer::File => format!("{what}: from {}", self.file_name),
+            Layer::Env(variable) => format!("{what}: from ${variable}"),
+        }
+    }
+
+    /// A bad value in the file is an error (privacy falls to `metadata`); a
+    /// bad variable is a warning, as before: it is set for one shell, and
+    /// `check` shows it.
+    fn complain(&mut self, layer: Layer, message: String) {
+        match layer {
+            Layer::File => self.findings.error(message),
+            Layer::Env(_) => self.findings.problems.push(message),
+        }
+    }
+
+    /// The file's value, then `variable`'s: the order in which they apply.
+    fn layers(&self, file: Option<String>, variable: &'static str) -> [(Option<String>, Layer); 2] {
+        [
+            (file, Layer::File),
+            ((self.env)(variable), Layer::Env(variable)),
+        ]
+    }
+
+    /// A text setting: the file's, overridden by `variable`'s; each one
+    /// present is noted.
+    fn text(&mut self, what: &str, file: Option<String>, variable: &'static str) -> Option<String> {
+        let mut chosen = None;
+        for (value, layer) in self.layers(file, variable) {
+            if let Some(value) = value {
+                let origin = self.origin(what, layer);
+                self.origins.push(origin);
+                chosen = Some(value);
+            }
+        }
+        chosen
+    }
+
+    /// A setting with a few named values, from `current`: the file's, then
+    /// `variable`'s. A value `parse` does not know is complained about
+    /// (`unknown` writes the message from the origin and the text) and
+    /// changes nothing.
+    fn choice<T>(
+        &mut self,
+        (what, file, variable): (&str, Option<String>, &'static str),
+        mut current: T,
+        parse: impl Fn(&str) -> Option<T>,
+        unknown: impl Fn(&str, &str) -> String,
+    ) -> T {
+        for (value, layer) in self.layers(file, variable) {
+            let Some(text) = value else { continue };
+            let origin = self.origin(what, layer);
+            match parse(&text) {
+                Some(parsed) => {
+                    current = parsed;
+                    self.origins.push(origin);
+                }
+                None => {
+                    let message = unknown(&origin, &text);
+                    self.complain(layer, message);
+                }
+            }
+        }
+        current
+    }
+
+    /// A path: `variable`'s, else the file's, else `default`; `~` and
+    /// variables in it expanded.
+    fn path(
+        &mut self,
+        what: &str,
+        file: Option<String>,
+        variable: &'static str,
+        default: fn(EnvLookup) -> PathBuf,
+    ) -> PathBuf {
+        let (value, layer) = match ((self.env)(variable), file) {
+            (Some(value), _) => (value, Layer::Env(variable)),
+            (None, Some(value)) => (value, Layer::File),
+            (None, None) => return default(self.env),
+        };
+        let origin = self.origin(what, layer);
+        self.origins.push(origin);
+        paths::expand(&value, self.env)
+    }
+
+    /// The Redis settings; `Some` when a URL is configured.
+    fn redis(&mut self, file: FileRedisConfig) -> Option<RedisConfig> {
+        let url = self.text("redis.url", file.url, "HOOKTRAIL_REDIS_URL");
+        let transport = self.choice(
+            ("redis.transport", file.transport, "HOOKTRAIL_REDIS_TRANSPORT"),
+            Transport::Stream,
+            Transport::parse,
+            |origin, text| format!("{origin}: unknown transport {text:?} (use \"stream\" or \"pubsub\"); using stream"),
+        );
+        let key = self
+            .text("redis.key", file.key, "HOOKTRAIL_REDIS_KEY")
+            .unwrap_or_else(|| DEFAULT_KEY.to_owned());
+        let maxlen = self.maxlen(file.maxlen);
+        // The file's CA file is not listed among the origins; the variable is.
+        let mut ca_file = file.ca_file.map(|path| paths::expand(&path, self.env));
+        if let Some(value) = (self.env)("HOOKTRAIL_REDIS_CA_FILE") {
+            let origin = self.origin("redis.ca_file", Layer::Env("HOOKTRAIL_REDIS_CA_FILE"));
+            self.origins.push(origin);
+            ca_file = Some(paths::expand(&value, self.env));
+        }
+        Some(RedisConfig {
+            url: url?,
+            transport,
+            key,
+            maxlen,
+            ca_file,
+        })
+    }
+
+    /// `redis.maxlen`: a JSON number in the file, text in the variable, each
+    /// held within [`MIN_MAXLEN`]..=[`MAX_MAXLEN`].
+    fn maxlen(&mut self, file: Option<Value>) -> u64 {
+        let mut maxlen = DEFAULT_MAXLEN;
+        if let Some(value) = file {
+            let origin = self.origin("redis.maxlen", Layer::File);
+            match value.as_u64() {
+                Some(number) => {
+                    maxlen = bounded_maxlen(number, &origin, &mut self.findings.problems);
+                    self.origins.push(origin);
+                }
+                None => self.findings.error(format!(
+                    "{origin}: not a whole number of entries: {value}; using {DEFAULT_MAXLEN}"
+                )),
+            }
+        }
+        if let Some(text) = (self.env)("HOOKTRAIL_REDIS_MAXLEN") {
+            let origin = self.origin("redis.maxlen", Layer::Env("HOOKTRAIL_REDIS_MAXLEN"));
+            match text.trim().parse() {
+                Ok(number) => {
+                    maxlen = bounded_maxlen(number, &origin, &mut self.findings.problems);
+                    self.origins.push(origin);
+                }
+                Err(_) => self.findings.problems.push(format!(
+                    "$HOOKTRAIL_REDIS_MAXLEN: not a whole number: {text:?}"
+                )),
+            }
+        }
+        maxlen
+    }
+
+    /// `mode`: Redis when a URL is configured, unless the file or
+    /// `$HOOKTRAIL_MODE` says otherwise; `redis` without a URL falls back to
+    /// the local socket.
+    fn mode(&mut self, file: Option<String>, has_url: bool) -> Mode {
+        let default = if has_url { Mode::Redis } else { Mode::Local };
+        let mode = self.choice(
+            ("mode", file, "HOOKTRAIL_MODE"),
+            default,
+            |text| match text.trim().to_ascii_lowercase().as_str() {
+                "local" => Some(Mode::Local),
+                "redis" => Some(Mode::Redis),
+                _ => None,
+            },
+            |origin, text| format!("{origin}: unknown mode {text:?} (use \"local\" or \"redis\")"),
+        );
+        if mode == Mode::Redis && !has_url {
+            self.findings.problems.push("mode is \"redis\" but no Redis URL is configured (redis.url or $HOOKTRAIL_REDIS_URL); using the local socket".to_owned());
+            return Mode::Local;
+        }
+        mode
+    }
+
+    /// The privacy level and redaction rules, and whether the config had an
+    /// error (which forces the `metadata` level). Every problem of these
+    /// settings (an unknown level, a pattern that cannot be read) is an
+    /// error: each one could mean less is redacted than the person asked
+    /// for.
+    fn redaction(
+        &mut self,
+        privacy: Option<String>,
+        redact: Option<Value>,
+    ) -> (crate::redact::Settings, bool) {
+        let mut problems = Vec::new();
+        let mut redaction = crate::redact::settings::from_config(
+            privacy,
+            redact,
+            (self.env)("HOOKTRAIL_PRIVACY"),
+            &mut self.origins,
+            &mut problems,
+        );
+        for problem in problems {
+            self.findings.error(problem);
+        }
+        let config_error = !self.findings.errors.is_empty();
+        if config_error {
+            redaction.privacy = Privacy::Metadata;
+            self.findings.problems.push(
+                "because of the config error above, hooks use the privacy level \"metadata\" and mark every event until it is fixed".to_owned(),
+            );
+        }
+        (redaction, config_error)
     }
 }
 

@@ -100,7 +100,7 @@ pub fn append_lines<'a>(
         buffer.extend_from_slice(line.as_bytes());
         buffer.push(b'\n');
     }
-    let now = crate::envelope::now_millis();
+    let now = crate::time::now_millis();
     let mut path = dir.join(current_file_name(now));
     if buffer.is_empty() {
         return Ok(path);
@@ -565,7 +565,7 @@ pub fn record_rejected(dir: &Path, line: &[u8], reason: &str) -> io::Result<()> 
     let record = serde_json::json!({
         "reason": reason,
         "line": String::from_utf8_lossy(line),
-        "at": crate::envelope::now_millis(),
+        "at": crate::time::now_millis(),
     });
     ensure_private_dir(dir)?;
     let file = open_for_append(&dir.join(REJECTED_FILE))?;

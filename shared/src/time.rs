@@ -113,4 +113,15 @@ mod tests {
             Some(1_709_211_600_000)
         );
     }
+
+    #[test]
+    fn rfc3339_offsets() {
+        assert_eq!(parse_rfc3339_millis("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339_millis("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(
+            parse_rfc3339_millis("2000-02-29T00:00:00.5Z"),
+            Some(951_782_400_500)
+        );
+        assert_eq!(parse_rfc3339_millis("nope"), None);
+    }
 }

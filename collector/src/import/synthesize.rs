@@ -1,7 +1,7 @@
 //! One transcript file turned into hook-like events, usage and the ids the
 //! completeness check needs.
 //!
-//! Claude Code's transcripts (TRANSCRIPTS.md in the research notes) hold
+//! Claude Code's transcripts (docs/TRANSCRIPTS.md: the fields read here) hold
 //! what the hooks would have reported, so the import writes the same events
 //! the hooks would have sent, and every view (`tool_calls`, `prompts`), the
 //! `sessions` and `agents` tables and the API work on imported history

@@ -416,6 +416,7 @@ fn handle(request: Request, shared: &Arc<Shared>, connection: &mut Option<rusqli
     let answer = match path {
         "/api/health" => metrics::health(&context.stats, &context.hub, &context.database),
         "/api/capabilities" => sign_in::capabilities(shared),
+        "/api/hooks" => api::hooks_route(),
         "/api/budgets" => {
             let snapshot = context
                 .budgets

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hooktrail_shared::envelope::{now_millis, HookEvent};
 use serde_json::{json, Value};
@@ -14,11 +14,8 @@ use crate::hub::Hub;
 use crate::serve::gate::ApiResponse;
 use crate::state::{QuietLimits, GONE_QUIET, SHOWN_STATES};
 use crate::stats::{SourceCounters, Stats, COMMIT_BUCKETS_MS};
+use crate::store::read::stats::{session_state_counts, usage_sums, UsageSums, TOKEN_KINDS};
 use rusqlite::Connection;
-
-/// One model's usage: tokens by kind, the priced cost, and how many rows
-/// had no price.
-type UsageSums = ([(&'static str, i64); 5], Option<f64>, i64);
 
 /// Size in bytes of the database file and its WAL.
 fn database_sizes(database: &Path) -> (u64, u64) {
@@ -132,145 +129,52 @@ fn label(text: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The body of `/metrics` in the Prometheus text format (version 0.0.4).
-pub(crate) fn metrics(
-    stats: &Stats,
-    hub: &Hub,
-    database: &Path,
-    reader: Option<(&mut Connection, QuietLimits)>,
-) -> ApiResponse {
-    let mut out = String::with_capacity(4096);
-    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
-    let per_source = |read: &dyn Fn(&SourceCounters) -> u64| {
-        Source::ALL
-            .iter()
-            .map(|source| {
-                (
-                    format!("{{source=\"{}\"}}", source.as_str()),
-                    read(stats.source(*source)).to_string(),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    family(
-        "hooktrail_events_received_total",
-        "counter",
-        "Lines or entries read, per source.",
-        per_source(&|c| c.received.load(Ordering::Relaxed)),
-    );
-    family(
-        "hooktrail_events_stored_total",
-        "counter",
-        "Events newly stored, per source.",
-        per_source(&|c| c.stored.load(Ordering::Relaxed)),
-    );
-    family(
-        "hooktrail_events_duplicate_total",
-        "counter",
-        "Redelivered events already stored, per source.",
-        per_source(&|c| c.duplicates.load(Ordering::Relaxed)),
-    );
-    family(
-        "hooktrail_events_rejected_total",
-        "counter",
-        "Malformed, oversized or binary input refused, per source.",
-        per_source(&|c| c.rejected.load(Ordering::Relaxed)),
-    );
-    family(
-        "hooktrail_events_acknowledged_total",
-        "counter",
-        "Events acknowledged to their source after commit.",
-        per_source(&|c| c.acknowledged.load(Ordering::Relaxed)),
-    );
-    let per_hook = counts_by_label(&stats.stored_per_hook, "hook", |hook| {
-        HookEvent::from_name(hook) != HookEvent::Other
-    });
-    family(
-        "hooktrail_events_stored_by_hook_total",
-        "counter",
-        "Events stored, per hook.",
-        per_hook,
-    );
-    let per_rule = counts_by_label(&stats.redactions_per_rule, "rule", |_| false);
-    family(
-        "hooktrail_redactions_total",
-        "counter",
-        "Secrets replaced in stored events, per redaction rule (by the emitter or the collector).",
-        per_rule,
-    );
-    family(
-        "hooktrail_usage_refused_total",
-        "counter",
-        "API responses whose usage was refused for an impossible token count (over 10,000,000 of a kind): never stored.",
-        vec![(
-            String::new(),
-            stats.usage_refused.load(Ordering::Relaxed).to_string(),
-        )],
-    );
-    family(
-        "hooktrail_writer_queue_depth",
-        "gauge",
-        "Events queued for the writer, not yet committed.",
-        vec![(
-            String::new(),
-            stats.writer_queue.load(Ordering::Relaxed).to_string(),
-        )],
-    );
-    family(
-        "hooktrail_last_seq",
-        "gauge",
-        "Highest seq committed.",
-        vec![(
-            String::new(),
-            stats.last_seq.load(Ordering::Relaxed).to_string(),
-        )],
-    );
-    family(
-        "hooktrail_last_commit_timestamp_seconds",
-        "gauge",
-        "Wall-clock time of the last commit.",
-        vec![(
-            String::new(),
-            format!(
-                "{:.3}",
-                stats.last_commit_ms.load(Ordering::Relaxed) as f64 / 1000.0
-            ),
-        )],
-    );
-    family(
-        "hooktrail_http_listener_restarts_total",
-        "counter",
-        "Times the HTTP listener was restarted after its accept loop ended (out of file descriptors, say).",
-        vec![(
-            String::new(),
-            stats.http_listener_restarts.load(Ordering::Relaxed).to_string(),
-        )],
-    );
-    family(
-        "hooktrail_socket_closed_over_budget_total",
-        "counter",
-        "Socket connections closed because unfinished lines on all connections passed their memory budget.",
-        vec![(
-            String::new(),
-            stats.socket_closed_over_budget.load(Ordering::Relaxed).to_string(),
-        )],
-    );
-    family(
-        "hooktrail_write_errors_total",
-        "counter",
-        "Failed commit attempts.",
-        vec![(
-            String::new(),
-            stats.write_errors.load(Ordering::Relaxed).to_string(),
-        )],
-    );
+/// What the families of `/metrics` are read from.
+struct Sources<'a> {
+    stats: &'a Stats,
+    hub: &'a Hub,
+    database: &'a Path,
+}
+
+/// A family's samples: (labels, value), the labels written as they appear
+/// after the name (`{source="redis"}`, `_bucket{le="0.001"}`, or nothing).
+type Samples = Vec<(String, String)>;
+
+/// One family of `/metrics`: its `# HELP` and `# TYPE` lines, and how to
+/// read its samples.
+struct Family {
+    name: &'static str,
+    /// `counter`, `gauge` or `histogram`.
+    kind: &'static str,
+    help: &'static str,
+    samples: fn(&Sources<'_>) -> Samples,
+}
+
+/// One unlabelled sample.
+fn one(value: impl ToString) -> Samples {
+    vec![(String::new(), value.to_string())]
+}
+
+/// One sample per source, of the counter `read` picks.
+fn per_source(sources: &Sources<'_>, read: fn(&SourceCounters) -> &AtomicU64) -> Samples {
+    Source::ALL
+        .iter()
+        .map(|source| {
+            (
+                format!("{{source=\"{}\"}}", source.as_str()),
+                read(sources.stats.source(*source))
+                    .load(Ordering::Relaxed)
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The commit latency histogram: a bucket per bound, `+Inf`, sum, count.
+fn commit_histogram(sources: &Sources<'_>) -> Samples {
+    let stats = sources.stats;
     let commits = stats.commits.load(Ordering::Relaxed);
-    let mut buckets: Vec<(String, String)> = COMMIT_BUCKETS_MS
+    let mut buckets: Samples = COMMIT_BUCKETS_MS
         .iter()
         .zip(&stats.commit_buckets)
         .map(|(bound, count)| {
@@ -289,14 +193,13 @@ pub(crate) fn metrics(
         ),
     ));
     buckets.push(("_count".to_owned(), commits.to_string()));
-    family(
-        "hooktrail_commit_duration_seconds",
-        "histogram",
-        "Latency of the writer's commits.",
-        buckets,
-    );
-    let link = stats.redis_link();
-    let links = ["disabled", "connecting", "up", "down"]
+    buckets
+}
+
+/// The Redis link: 1 for the current state, 0 for the others.
+fn redis_link(sources: &Sources<'_>) -> Samples {
+    let link = sources.stats.redis_link();
+    ["disabled", "connecting", "up", "down"]
         .iter()
         .map(|state| {
             (
@@ -304,86 +207,195 @@ pub(crate) fn metrics(
                 u8::from(link.as_str() == *state).to_string(),
             )
         })
-        .collect();
-    family(
-        "hooktrail_redis_link",
-        "gauge",
-        "Redis link state (1 for the current state).",
-        links,
-    );
-    family(
-        "hooktrail_redis_pending",
-        "gauge",
-        "Entries delivered to the consumer group and not acknowledged.",
-        vec![(
-            String::new(),
-            stats.redis_pending.load(Ordering::Relaxed).to_string(),
-        )],
-    );
-    family(
-        "hooktrail_redis_stream_length",
-        "gauge",
-        "Entries in the Redis stream (XINFO STREAM length); -1 when unknown.",
-        vec![(
-            String::new(),
-            stats
-                .redis_stream_length
-                .load(Ordering::Relaxed)
-                .to_string(),
-        )],
-    );
-    family(
-        "hooktrail_redis_group_lag",
-        "gauge",
-        "Entries in the stream the consumer group has not read (XINFO GROUPS lag); -1 when Redis cannot tell.",
-        vec![(
-            String::new(),
-            stats.redis_group_lag.load(Ordering::Relaxed).to_string(),
-        )],
-    );
-    family(
-        "hooktrail_redis_trimmed_unread_total",
-        "counter",
-        "Stream entries trimmed (MAXLEN) or deleted before the consumer group read them: lost events.",
-        vec![(
-            String::new(),
-            stats.redis_trimmed_unread.load(Ordering::Relaxed).to_string(),
-        )],
-    );
-    family(
-        "hooktrail_socket_connections",
-        "gauge",
-        "Open connections on the collector socket.",
-        vec![(
-            String::new(),
-            stats.socket_connections.load(Ordering::Relaxed).to_string(),
-        )],
-    );
-    family(
-        "hooktrail_websocket_clients",
-        "gauge",
-        "Connected WebSocket clients.",
-        vec![(
-            String::new(),
-            stats.websocket_clients.load(Ordering::Relaxed).to_string(),
-        )],
-    );
-    family(
-        "hooktrail_websocket_dropped_slow_total",
-        "counter",
-        "WebSocket clients closed for falling behind.",
-        vec![(String::new(), hub.dropped_slow().to_string())],
-    );
-    let (db_bytes, wal_bytes) = database_sizes(database);
-    family(
-        "hooktrail_database_bytes",
-        "gauge",
-        "Size of the database file and its WAL.",
-        vec![
-            ("{file=\"db\"}".to_owned(), db_bytes.to_string()),
-            ("{file=\"wal\"}".to_owned(), wal_bytes.to_string()),
-        ],
-    );
+        .collect()
+}
+
+/// The families of `/metrics` that need no database, in their order.
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "hooktrail_events_received_total",
+        kind: "counter",
+        help: "Lines or entries read, per source.",
+        samples: |s| per_source(s, |c| &c.received),
+    },
+    Family {
+        name: "hooktrail_events_stored_total",
+        kind: "counter",
+        help: "Events newly stored, per source.",
+        samples: |s| per_source(s, |c| &c.stored),
+    },
+    Family {
+        name: "hooktrail_events_duplicate_total",
+        kind: "counter",
+        help: "Redelivered events already stored, per source.",
+        samples: |s| per_source(s, |c| &c.duplicates),
+    },
+    Family {
+        name: "hooktrail_events_rejected_total",
+        kind: "counter",
+        help: "Malformed, oversized or binary input refused, per source.",
+        samples: |s| per_source(s, |c| &c.rejected),
+    },
+    Family {
+        name: "hooktrail_events_acknowledged_total",
+        kind: "counter",
+        help: "Events acknowledged to their source after commit.",
+        samples: |s| per_source(s, |c| &c.acknowledged),
+    },
+    Family {
+        name: "hooktrail_events_stored_by_hook_total",
+        kind: "counter",
+        help: "Events stored, per hook.",
+        samples: |s| {
+            counts_by_label(&s.stats.stored_per_hook, "hook", |hook| {
+                HookEvent::from_name(hook) != HookEvent::Other
+            })
+        },
+    },
+    Family {
+        name: "hooktrail_redactions_total",
+        kind: "counter",
+        help: "Secrets replaced in stored events, per redaction rule (by the emitter or the collector).",
+        samples: |s| counts_by_label(&s.stats.redactions_per_rule, "rule", |_| false),
+    },
+    Family {
+        name: "hooktrail_usage_refused_total",
+        kind: "counter",
+        help: "API responses whose usage was refused for an impossible token count (over 10,000,000 of a kind): never stored.",
+        samples: |s| one(s.stats.usage_refused.load(Ordering::Relaxed)),
+    },
+    Family {
+        name: "hooktrail_writer_queue_depth",
+        kind: "gauge",
+        help: "Events queued for the writer, not yet committed.",
+        samples: |s| one(s.stats.writer_queue.load(Ordering::Relaxed)),
+    },
+    Family {
+        name: "hooktrail_last_seq",
+        kind: "gauge",
+        help: "Highest seq committed.",
+        samples: |s| one(s.stats.last_seq.load(Ordering::Relaxed)),
+    },
+    Family {
+        name: "hooktrail_last_commit_timestamp_seconds",
+        kind: "gauge",
+        help: "Wall-clock time of the last commit.",
+        samples: |s| {
+            let ms = s.stats.last_commit_ms.load(Ordering::Relaxed);
+            one(format!("{:.3}", ms as f64 / 1000.0))
+        },
+    },
+    Family {
+        name: "hooktrail_http_listener_restarts_total",
+        kind: "counter",
+        help: "Times the HTTP listener was restarted after its accept loop ended (out of file descriptors, say).",
+        samples: |s| one(s.stats.http_listener_restarts.load(Ordering::Relaxed)),
+    },
+    Family {
+        name: "hooktrail_socket_closed_over_budget_total",
+        kind: "counter",
+        help: "Socket connections closed because unfinished lines on all connections passed their memory budget.",
+        samples: |s| one(s.stats.socket_closed_over_budget.load(Ordering::Relaxed)),
+    },
+    Family {
+        name: "hooktrail_write_errors_total",
+        kind: "counter",
+        help: "Failed commit attempts.",
+        samples: |s| one(s.stats.write_errors.load(Ordering::Relaxed)),
+    },
+    Family {
+        name: "hooktrail_commit_duration_seconds",
+        kind: "histogram",
+        help: "Latency of the writer's commits.",
+        samples: commit_histogram,
+    },
+    Family {
+        name: "hooktrail_redis_link",
+        kind: "gauge",
+        help: "Redis link state (1 for the current state).",
+        samples: redis_link,
+    },
+    Family {
+        name: "hooktrail_redis_pending",
+        kind: "gauge",
+        help: "Entries delivered to the consumer group and not acknowledged.",
+        samples: |s| one(s.stats.redis_pending.load(Ordering::Relaxed)),
+    },
+    Family {
+        name: "hooktrail_redis_stream_length",
+        kind: "gauge",
+        help: "Entries in the Redis stream (XINFO STREAM length); -1 when unknown.",
+        samples: |s| one(s.stats.redis_stream_length.load(Ordering::Relaxed)),
+    },
+    Family {
+        name: "hooktrail_redis_group_lag",
+        kind: "gauge",
+        help: "Entries in the stream the consumer group has not read (XINFO GROUPS lag); -1 when Redis cannot tell.",
+        samples: |s| one(s.stats.redis_group_lag.load(Ordering::Relaxed)),
+    },
+    Family {
+        name: "hooktrail_redis_trimmed_unread_total",
+        kind: "counter",
+        help: "Stream entries trimmed (MAXLEN) or deleted before the consumer group read them: lost events.",
+        samples: |s| one(s.stats.redis_trimmed_unread.load(Ordering::Relaxed)),
+    },
+    Family {
+        name: "hooktrail_socket_connections",
+        kind: "gauge",
+        help: "Open connections on the collector socket.",
+        samples: |s| one(s.stats.socket_connections.load(Ordering::Relaxed)),
+    },
+    Family {
+        name: "hooktrail_websocket_clients",
+        kind: "gauge",
+        help: "Connected WebSocket clients.",
+        samples: |s| one(s.stats.websocket_clients.load(Ordering::Relaxed)),
+    },
+    Family {
+        name: "hooktrail_websocket_dropped_slow_total",
+        kind: "counter",
+        help: "WebSocket clients closed for falling behind.",
+        samples: |s| one(s.hub.dropped_slow()),
+    },
+    Family {
+        name: "hooktrail_database_bytes",
+        kind: "gauge",
+        help: "Size of the database file and its WAL.",
+        samples: |s| {
+            let (db_bytes, wal_bytes) = database_sizes(s.database);
+            vec![
+                ("{file=\"db\"}".to_owned(), db_bytes.to_string()),
+                ("{file=\"wal\"}".to_owned(), wal_bytes.to_string()),
+            ]
+        },
+    },
+];
+
+/// Appends one family: its `# HELP` and `# TYPE` lines, then its samples.
+fn push_family(out: &mut String, name: &str, kind: &str, help: &str, samples: Samples) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+/// The body of `/metrics` in the Prometheus text format (version 0.0.4).
+pub(crate) fn metrics(
+    stats: &Stats,
+    hub: &Hub,
+    database: &Path,
+    reader: Option<(&mut Connection, QuietLimits)>,
+) -> ApiResponse {
+    let mut out = String::with_capacity(4096);
+    let sources = Sources {
+        stats,
+        hub,
+        database,
+    };
+    for family in FAMILIES {
+        let samples = (family.samples)(&sources);
+        push_family(&mut out, family.name, family.kind, family.help, samples);
+    }
     if let Some((connection, quiet_limits)) = reader {
         // What the database knows: a failed read leaves these families out
         // rather than failing the counters above.
@@ -400,6 +412,20 @@ pub(crate) fn metrics(
     }
 }
 
+/// The state a session shows, from its stored state and whether it went
+/// quiet; an unknown stored state shows as idle.
+fn shown(stored: Option<&str>, quiet: bool) -> &'static str {
+    if quiet {
+        return GONE_QUIET;
+    }
+    let stored = stored.unwrap_or("idle");
+    SHOWN_STATES
+        .iter()
+        .copied()
+        .find(|state| *state == stored)
+        .unwrap_or("idle")
+}
+
 /// Sessions by state, and tokens and cost by model, read from the database
 /// in one snapshot.
 fn database_families(
@@ -408,113 +434,60 @@ fn database_families(
 ) -> rusqlite::Result<String> {
     let now = now_millis();
     let transaction = connection.transaction()?;
+    let states = session_state_counts(
+        &transaction,
+        now - quiet_limits.working_ms,
+        now - quiet_limits.waiting_ms,
+    )?;
+    let usage = usage_sums(&transaction)?;
+    transaction.finish()?;
     let mut by_state: std::collections::BTreeMap<&'static str, i64> =
         SHOWN_STATES.iter().map(|state| (*state, 0)).collect();
-    {
-        let mut statement = transaction.prepare_cached(
-            "SELECT state, ((state IN ('working', 'compacting') AND last_ts < ?1) OR (state = 'waiting' AND last_ts < ?2)), \
-             COUNT(*) FROM sessions GROUP BY 1, 2",
-        )?;
-        let rows = statement.query_map(
-            [now - quiet_limits.working_ms, now - quiet_limits.waiting_ms],
-            |row| {
-                Ok((
-                    row.get::<_, Option<String>>(0)?,
-                    row.get::<_, bool>(1)?,
-                    row.get::<_, i64>(2)?,
-                ))
-            },
-        )?;
-        for row in rows {
-            let (stored, quiet, count) = row?;
-            let shown = if quiet {
-                GONE_QUIET
-            } else {
-                let stored = stored.as_deref().unwrap_or("idle");
-                SHOWN_STATES
-                    .iter()
-                    .copied()
-                    .find(|state| *state == stored)
-                    .unwrap_or("idle")
-            };
-            *by_state.entry(shown).or_default() += count;
-        }
+    for row in states {
+        *by_state
+            .entry(shown(row.stored.as_deref(), row.quiet))
+            .or_default() += row.count;
     }
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP hooktrail_sessions Sessions by their current state.\n# TYPE hooktrail_sessions gauge"
+    let sessions = by_state
+        .into_iter()
+        .map(|(state, count)| (format!("{{state=\"{state}\"}}"), count.to_string()))
+        .collect();
+    push_family(
+        &mut out,
+        "hooktrail_sessions",
+        "gauge",
+        "Sessions by their current state.",
+        sessions,
     );
-    for (state, count) in by_state {
-        let _ = writeln!(out, "hooktrail_sessions{{state=\"{state}\"}} {count}");
-    }
-    let mut tokens = String::new();
-    let mut cost = String::new();
-    {
-        let mut statement = transaction.prepare_cached(
-            "SELECT model, CAST(TOTAL(input_tokens) AS INTEGER), CAST(TOTAL(output_tokens) AS INTEGER), \
-             CAST(TOTAL(cache_write_5m_tokens) AS INTEGER), CAST(TOTAL(cache_write_1h_tokens) AS INTEGER), \
-             CAST(TOTAL(cache_read_tokens) AS INTEGER), SUM(cost_usd), SUM(cost_usd IS NULL) \
-             FROM usage GROUP BY model ORDER BY model",
-        )?;
-        let rows = statement.query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                [
-                    ("input", row.get::<_, i64>(1)?),
-                    ("output", row.get::<_, i64>(2)?),
-                    ("cache_write_5m", row.get::<_, i64>(3)?),
-                    ("cache_write_1h", row.get::<_, i64>(4)?),
-                    ("cache_read", row.get::<_, i64>(5)?),
-                ],
-                row.get::<_, Option<f64>>(6)?,
-                row.get::<_, i64>(7)?,
-            ))
-        })?;
-        let rows = rows
-            .map(|row| {
-                row.map(|(model, kinds, dollars, unpriced)| (model, (kinds, dollars, unpriced)))
-            })
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let add = |(mut kinds, dollars, unpriced): UsageSums,
-                   (more, more_dollars, more_unpriced): UsageSums| {
-            for (sum, (_, count)) in kinds.iter_mut().zip(more) {
-                sum.1 += count;
-            }
-            let dollars = match (dollars, more_dollars) {
-                (Some(a), Some(b)) => Some(a + b),
-                (a, b) => a.or(b),
-            };
-            (kinds, dollars, unpriced + more_unpriced)
-        };
-        for (model, (kinds, dollars, unpriced)) in group_unknown(rows, |_| false, add) {
-            let model = label(&model);
-            for (kind, count) in kinds {
-                let _ = writeln!(
-                    tokens,
-                    "hooktrail_tokens_total{{model=\"{model}\",kind=\"{kind}\"}} {count}"
-                );
-            }
-            // A model without a price has no cost sample at all: absent, not $0.
-            if unpriced == 0 {
-                let _ = writeln!(
-                    cost,
-                    "hooktrail_cost_usd_total{{model=\"{model}\"}} {}",
-                    dollars.unwrap_or(0.0)
-                );
-            }
+    let (mut tokens, mut cost) = (Vec::new(), Vec::new());
+    for (model, sums) in group_unknown(usage, |_| false, UsageSums::add) {
+        let model = label(&model);
+        for (kind, count) in TOKEN_KINDS.iter().zip(sums.tokens) {
+            tokens.push((
+                format!("{{model=\"{model}\",kind=\"{kind}\"}}"),
+                count.to_string(),
+            ));
+        }
+        // A model without a price has no cost sample at all: absent, not $0.
+        if sums.unpriced == 0 {
+            let dollars = sums.cost_usd.unwrap_or(0.0);
+            cost.push((format!("{{model=\"{model}\"}}"), dollars.to_string()));
         }
     }
-    transaction.finish()?;
-    let _ = writeln!(
-        out,
-        "# HELP hooktrail_tokens_total Tokens used, by model and kind, read from the transcripts.\n# TYPE hooktrail_tokens_total counter"
+    push_family(
+        &mut out,
+        "hooktrail_tokens_total",
+        "counter",
+        "Tokens used, by model and kind, read from the transcripts.",
+        tokens,
     );
-    out.push_str(&tokens);
-    let _ = writeln!(
-        out,
-        "# HELP hooktrail_cost_usd_total Cost in USD by model at the price table's rates (models without a price are left out).\n# TYPE hooktrail_cost_usd_total counter"
+    push_family(
+        &mut out,
+        "hooktrail_cost_usd_total",
+        "counter",
+        "Cost in USD by model at the price table's rates (models without a price are left out).",
+        cost,
     );
-    out.push_str(&cost);
     Ok(out)
 }

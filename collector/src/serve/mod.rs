@@ -15,7 +15,8 @@
 //! is its `POST` routes.
 //!
 //! Imports go one way: `http` uses the rest; `ws`, `api` and `sign_in` use
-//! `gate`, `json`, `fd`, `auth` and the store; `gate` uses `auth`; `auth`,
+//! `gate`, `json`, `fd`, `auth` and the store (`api` also builds timelines
+//! with `crate::timeline`); `gate` uses `auth`; `auth`,
 //! `json` and `fd` use none of them.
 //! [`backfill`] is a thread of its own beside the server: it feeds the hub
 //! the rows other processes (an import) committed, for [`ws`].

@@ -9,8 +9,9 @@
 //! - [`spend`]: what budgets measure (read-only).
 //! - [`decisions`]: remote approval's pending requests, decisions and the
 //!   away switch; decisions are written on a connection of their own.
-//! - [`read`]: read-only connections and the page of events, for the HTTP
-//!   and WebSocket threads.
+//! - [`read`]: read-only connections and every read of the HTTP and
+//!   WebSocket threads, as typed rows (the page of events, sessions,
+//!   timelines, stats).
 //! - [`import`]: what the import process needs beyond the writer's
 //!   transaction (grown transcripts' ends), and `data_version`, by which
 //!   the collector notices another process's commits.

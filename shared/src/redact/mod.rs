@@ -31,6 +31,7 @@
 //! report holds rule names and counts only, never matched text.
 
 mod escapes;
+mod rules;
 mod scan;
 pub mod settings;
 pub mod structure;
@@ -43,8 +44,8 @@ use serde_json::Value;
 
 use crate::envelope::Envelope;
 
-pub use scan::{Builtin, RuleName};
-pub use settings::{DropRule, Privacy, Settings, UserPattern};
+pub use rules::{Builtin, RuleName, UserPattern};
+pub use settings::{DropRule, Privacy, Settings};
 
 /// Which rules fired and how many times, by rule name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

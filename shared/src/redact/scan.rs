@@ -27,113 +27,12 @@
 //! The replacement `[REDACTED:rule]` needs no escaping, so the text stays
 //! valid JSON whatever is replaced.
 
-use super::settings::UserPattern;
+use super::rules::{Builtin, RuleName, UserPattern};
 use crate::envelope::SHORTENED_MARKER_START;
 
 /// The marker's text up to its `:` (a separator anchor, where the check
 /// for a cut fragment starts).
 const SHORTENED_HEAD: &[u8] = "…[hooktrail".as_bytes();
-
-/// The built-in detectors, in the order their names are listed by `check`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Builtin {
-    /// `sk-ant-…`.
-    AnthropicKey,
-    /// `sk-…`, `sk-proj-…`.
-    OpenaiKey,
-    /// `AKIA…`, `ASIA…` (16 more upper-case letters and digits).
-    AwsAccessKeyId,
-    /// 40 base64 characters assigned to a name holding `aws` and `secret`.
-    AwsSecretKey,
-    /// `ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`, `github_pat_`.
-    GithubToken,
-    /// `glpat-…`.
-    GitlabToken,
-    /// `xoxa-`, `xoxb-`, `xoxp-`, `xoxr-`, `xoxs-`.
-    SlackToken,
-    /// `https://hooks.slack.com/services/…`.
-    SlackWebhook,
-    /// `sk_live_`, `sk_test_`, `rk_live_`, `rk_test_`.
-    StripeKey,
-    /// `AIza` and 35 more characters.
-    GoogleApiKey,
-    /// `eyJ….eyJ….signature`.
-    Jwt,
-    /// `-----BEGIN … PRIVATE KEY-----` through its `-----END …-----`.
-    PrivateKey,
-    /// The credential of an `Authorization: Bearer|Basic …` header.
-    AuthorizationHeader,
-    /// A base64 `user:password` pair in an `auth` or `_auth` field: the
-    /// `auths` of Docker's and Podman's `config.json`, npm's `_auth`.
-    RegistryAuth,
-    /// The password of `scheme://user:password@host`.
-    UrlPassword,
-    /// The password of `mysql -pPASSWORD` (and `mysqldump`, `mariadb`, …).
-    MysqlPassword,
-    /// The value of `NAME=value`, `NAME: value` or `"name": "value"` whose
-    /// name says it is a secret (`*_TOKEN`, `*_SECRET`, `*_PASSWORD`, …).
-    SecretAssignment,
-    /// A random-looking value assigned to a name that only may be a secret
-    /// (`*_KEY`).
-    HighEntropy,
-}
-
-impl Builtin {
-    /// Every built-in rule.
-    pub const ALL: [Builtin; 18] = [
-        Builtin::AnthropicKey,
-        Builtin::OpenaiKey,
-        Builtin::AwsAccessKeyId,
-        Builtin::AwsSecretKey,
-        Builtin::GithubToken,
-        Builtin::GitlabToken,
-        Builtin::SlackToken,
-        Builtin::SlackWebhook,
-        Builtin::StripeKey,
-        Builtin::GoogleApiKey,
-        Builtin::Jwt,
-        Builtin::PrivateKey,
-        Builtin::AuthorizationHeader,
-        Builtin::RegistryAuth,
-        Builtin::UrlPassword,
-        Builtin::MysqlPassword,
-        Builtin::SecretAssignment,
-        Builtin::HighEntropy,
-    ];
-
-    /// The rule's name, as it appears in `[REDACTED:name]` and in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Builtin::AnthropicKey => "anthropic-key",
-            Builtin::OpenaiKey => "openai-key",
-            Builtin::AwsAccessKeyId => "aws-access-key-id",
-            Builtin::AwsSecretKey => "aws-secret-key",
-            Builtin::GithubToken => "github-token",
-            Builtin::GitlabToken => "gitlab-token",
-            Builtin::SlackToken => "slack-token",
-            Builtin::SlackWebhook => "slack-webhook",
-            Builtin::StripeKey => "stripe-key",
-            Builtin::GoogleApiKey => "google-api-key",
-            Builtin::Jwt => "jwt",
-            Builtin::PrivateKey => "private-key",
-            Builtin::AuthorizationHeader => "authorization-header",
-            Builtin::RegistryAuth => "registry-auth",
-            Builtin::UrlPassword => "url-password",
-            Builtin::MysqlPassword => "mysql-password",
-            Builtin::SecretAssignment => "secret-assignment",
-            Builtin::HighEntropy => "high-entropy",
-        }
-    }
-
-    /// The rule named `name`, if it is a built-in one.
-    pub fn from_name(name: &str) -> Option<Builtin> {
-        Builtin::ALL.into_iter().find(|rule| rule.name() == name)
-    }
-
-    fn bit(self) -> u32 {
-        1 << (self as u32)
-    }
-}
 
 /// What fired where: the span `start..end` of the text is replaced by
 /// `[REDACTED:name]`.
@@ -142,25 +41,6 @@ struct Hit<'r> {
     start: usize,
     end: usize,
     rule: RuleName<'r>,
-}
-
-/// A rule's name without copying it.
-#[derive(Debug, Clone, Copy)]
-pub enum RuleName<'r> {
-    /// A built-in rule.
-    Builtin(Builtin),
-    /// A user pattern, by its configured name.
-    User(&'r str),
-}
-
-impl RuleName<'_> {
-    /// The name shown in the replacement and the report.
-    pub fn as_str(&self) -> &str {
-        match self {
-            RuleName::Builtin(rule) => rule.name(),
-            RuleName::User(name) => name,
-        }
-    }
 }
 
 /// Anchor classes: which matchers a byte can start.
@@ -1290,7 +1170,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::settings::parse_charset;
+    use super::super::rules::parse_charset;
     use super::*;
 
     fn redact(text: &str) -> String {

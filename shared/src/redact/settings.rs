@@ -19,7 +19,7 @@
 
 use serde_json::Value;
 
-use super::scan::Builtin;
+use super::rules::{parse_charset, Builtin, UserPattern};
 
 /// How much of a payload leaves the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,31 +54,6 @@ impl Privacy {
             Privacy::Redacted => "redacted",
             Privacy::Metadata => "metadata",
         }
-    }
-}
-
-/// A user pattern: `prefix` followed by `min_len..=max_len` characters of
-/// `chars`. Redacted as `[REDACTED:<name>]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserPattern {
-    /// The rule's name in replacements and reports.
-    pub name: String,
-    /// The literal that starts every match; its first byte is the anchor.
-    pub prefix: String,
-    /// The characters allowed after the prefix, one bit per byte value.
-    pub chars: [u64; 4],
-    /// The shortest run after the prefix that counts (shorter is a word).
-    pub min_len: usize,
-    /// The longest run after the prefix that counts.
-    pub max_len: usize,
-    /// The character set as written, for `check`.
-    pub chars_text: String,
-}
-
-impl UserPattern {
-    /// Whether `byte` may follow the prefix.
-    pub fn allows(&self, byte: u8) -> bool {
-        self.chars[(byte >> 6) as usize] & (1 << (byte & 63)) != 0
     }
 }
 
@@ -289,45 +264,6 @@ fn parse_pattern(entry: &Value) -> Result<UserPattern, String> {
     })
 }
 
-/// Parses a character set written like a regex class body: `A-Za-z0-9_-`
-/// (ranges of ASCII characters, a `-` first or last is literal, `\` escapes
-/// the next character).
-pub fn parse_charset(text: &str) -> Result<[u64; 4], String> {
-    let mut set = [0u64; 4];
-    let bytes = text.as_bytes();
-    if !text.is_ascii() || bytes.is_empty() {
-        return Err(format!("\"chars\" {text:?} must be non-empty ASCII"));
-    }
-    let mut at = 0;
-    while at < bytes.len() {
-        let mut low = bytes[at];
-        if low == b'\\' && at + 1 < bytes.len() {
-            at += 1;
-            low = bytes[at];
-        }
-        let mut high = low;
-        if at + 2 < bytes.len() && bytes[at + 1] == b'-' {
-            high = bytes[at + 2];
-            at += 2;
-            if high < low {
-                return Err(format!(
-                    "\"chars\" {text:?}: range {}-{} is backwards",
-                    low as char, high as char
-                ));
-            }
-        }
-        for byte in low..=high {
-            // A set must never take the bytes that end a JSON string or an
-            // escape: a match could then leave the string it started in.
-            if byte != b'"' && byte != b'\\' {
-                set[(byte >> 6) as usize] |= 1 << (byte & 63);
-            }
-        }
-        at += 1;
-    }
-    Ok(set)
-}
-
 fn parse_drop(entry: &Value) -> Result<DropRule, String> {
     if !entry.is_object() {
         return Err("must be an object with \"paths\" (and \"tools\", \"files\")".to_owned());
@@ -389,18 +325,6 @@ mod tests {
         assert!(!glob_matches("*.pem", "server.pem.txt"));
         assert!(!glob_matches(".env*", "my.env"));
         assert!(glob_matches("*", ""));
-    }
-
-    #[test]
-    fn charset_ranges_and_literal_dash() {
-        let set = parse_charset("A-Za-z0-9_-").unwrap();
-        let allows = |byte: u8| set[(byte >> 6) as usize] & (1 << (byte & 63)) != 0;
-        assert!(allows(b'Q') && allows(b'q') && allows(b'7') && allows(b'_') && allows(b'-'));
-        assert!(!allows(b'.') && !allows(b' '));
-        let quotes = parse_charset(" -~").unwrap();
-        let allows = |byte: u8| quotes[(byte >> 6) as usize] & (1 << (byte & 63)) != 0;
-        assert!(!allows(b'"') && !allows(b'\\') && allows(b'~'));
-        assert!(parse_charset("z-a").is_err());
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! Support for the collector's integration tests: a collector process in a
 //! fresh temp directory, envelopes, socket clients and database reads.
 
-#![allow(dead_code)]
-
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -2,7 +2,6 @@
 //! collector's schema, a row writer that publishes to the hub after each
 //! commit (as the collector's writer does), the HTTP server on a free port,
 //! and a small HTTP client that sets any `Host` it is told to.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
