@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use hooktrail_shared::budget::{self, Action, Budget, Budgets, Scope, Standing, Verdict};
 use hooktrail_shared::config::RedisConfig;
-use hooktrail_shared::envelope::now_millis;
+use hooktrail_shared::envelope::{now_millis, HookEvent};
 use hooktrail_shared::signed::{self, Key, Kind, SignedMessage, Unsigned};
 
 use crate::alerts::body::BudgetFacts;
@@ -450,9 +450,9 @@ impl Audit {
                 continue;
             };
             let began = self.times.since.get(&key).copied().unwrap_or(i64::MAX);
-            let refused = match (event.hook.as_str(), refusal.action) {
+            let refused = match (HookEvent::from_name(&event.hook), refusal.action) {
                 (_, Action::Deny) => "deny",
-                ("PreToolUse", Action::Ask) => "ask",
+                (HookEvent::PreToolUse, Action::Ask) => "ask",
                 _ => continue,
             };
             if began > event.ts {

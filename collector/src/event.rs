@@ -5,6 +5,14 @@
 //! still 0), the writer stores it and sets `seq`, the hub fans it out, and the
 //! read side and the live feed turn it into JSON. They live here, below all of
 //! them, so no module imports the hub or the counters just for a type.
+//!
+//! Hook names: code matches on [`HookEvent`] (so a misspelled name does not
+//! compile), from `HookEvent::from_name`; the name itself stays a string in
+//! the row, as stored, so names this version does not know (a newer Claude
+//! Code's, `Invalid`) are kept and shown as they came.
+
+#[cfg(test)]
+use hooktrail_shared::envelope::HookEvent;
 
 /// One stored event: the `events` row as the writer committed it, handed to
 /// the live hub and read back by the API and the WebSocket replay.
@@ -83,7 +91,7 @@ impl CommittedEvent {
             machine: "m".into(),
             session_id: None,
             agent_id: None,
-            hook: "Stop".into(),
+            hook: HookEvent::Stop.name().into(),
             tool: None,
             tool_use_id: None,
             cwd: None,

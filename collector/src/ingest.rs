@@ -5,16 +5,16 @@
 //! time in SQLite only.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use hooktrail_shared::envelope::{self, Envelope, RejectReason};
+use hooktrail_shared::envelope::{self, Envelope, HookEvent, RejectReason};
 use serde::Deserialize;
 
 use crate::event::{CommittedEvent, Source};
 use crate::state;
 use crate::stats::Stats;
-use hooktrail_shared::redact::{Redactor, Settings as RedactionSettings};
-use hooktrail_shared::transcript::TranscriptUsage;
+use hooktrail_shared::redact::Redactor;
+use hooktrail_shared::transcript::{lift_plain_string, TranscriptUsage};
 
 /// One event ready to insert, with the facts the `sessions` and `agents`
 /// tables need, lifted from its payload once by the source thread.
@@ -22,6 +22,9 @@ use hooktrail_shared::transcript::TranscriptUsage;
 pub(crate) struct NewEvent {
     /// The row as it will be stored and published; `seq` is set by the writer.
     pub(crate) row: CommittedEvent,
+    /// `row.hook` as the event it names ([`HookEvent::Other`] when this
+    /// version does not know it), looked up once here.
+    pub(crate) hook: HookEvent,
     /// `transcript_path` of the payload, for `sessions`.
     pub(crate) transcript_path: Option<String>,
     /// `reason` of a `SessionEnd` payload.
@@ -58,20 +61,6 @@ pub(crate) struct NewEvent {
     /// The envelope's `budget_check`: the socket's `ok` then carries the
     /// session's signed refusal, if one applies.
     pub(crate) budget_check: bool,
-}
-
-/// The collector's redaction rules: the same config file as the emitters'.
-static REDACTOR: OnceLock<Redactor> = OnceLock::new();
-
-/// Sets the redaction rules every source applies, once per process (at
-/// start, from the settings). Without it the built-in rules at the default
-/// level apply.
-pub(crate) fn install_redactor(redactor: Redactor) {
-    let _ = REDACTOR.set(redactor);
-}
-
-fn redactor() -> &'static Redactor {
-    REDACTOR.get_or_init(|| Redactor::new(RedactionSettings::default()))
 }
 
 /// The longest session title kept, in characters.
@@ -175,33 +164,23 @@ fn payload_facts(payload: &str) -> PayloadFacts {
 
 /// Hooks whose payload facts the state, model or title need: rare next to
 /// tool events, so reading their payload a second time costs little.
-const FACT_HOOKS: [&str; 10] = [
-    "UserPromptSubmit",
-    "Notification",
-    "StopFailure",
-    "PreCompact",
-    "PostCompact",
-    "SessionStart",
-    "SessionEnd",
-    "PostModelSwitch",
-    "SubagentStart",
-    "SubagentStop",
+const FACT_HOOKS: [HookEvent; 10] = [
+    HookEvent::UserPromptSubmit,
+    HookEvent::Notification,
+    HookEvent::StopFailure,
+    HookEvent::PreCompact,
+    HookEvent::PostCompact,
+    HookEvent::SessionStart,
+    HookEvent::SessionEnd,
+    HookEvent::PostModelSwitch,
+    HookEvent::SubagentStart,
+    HookEvent::SubagentStop,
 ];
 
-/// The value of the first `"key":"…"` in `payload`, when it is a plain
-/// string (no escapes). Claude Code writes `prompt_id` and
-/// `permission_mode` among the first top-level keys, before any tool input,
-/// so the first match is the top-level one; this saves every tool event a
-/// second JSON pass. A key with an escaped value is left out rather than
-/// misread.
-fn lift_plain_string(payload: &str, key: &str) -> Option<String> {
-    let pattern = format!("\"{key}\"");
-    let at = payload.find(&pattern)? + pattern.len();
-    let rest = payload[at..].trim_start().strip_prefix(':')?;
-    let rest = rest.trim_start().strip_prefix('"')?;
-    let end = rest.find('"')?;
-    let value = &rest[..end];
-    (!value.is_empty() && !value.contains('\\') && value.len() <= 128).then(|| value.to_owned())
+/// Whether the event is the `PostToolUse` of the `Agent` tool, whose
+/// response names the subagent it started.
+fn spawns_agent(hook: HookEvent, tool: Option<&str>) -> bool {
+    hook == HookEvent::PostToolUse && tool == Some("Agent")
 }
 
 /// Most sessions a [`KnownSessions`] remembers before it starts over.
@@ -225,7 +204,7 @@ impl KnownSessions {
     fn needs_facts_for(
         &self,
         session_id: &Option<String>,
-        hook: &str,
+        hook: HookEvent,
         tool: Option<&str>,
         payload: &str,
     ) -> bool {
@@ -233,7 +212,7 @@ impl KnownSessions {
             .as_deref()
             .is_some_and(|session| !self.sessions.contains(session));
         transcript_needed
-            || (hook == "PostToolUse" && tool == Some("Agent"))
+            || spawns_agent(hook, tool)
             || FACT_HOOKS.contains(&hook)
             || payload.contains("\"reason\"")
             || payload.contains("\"agent_type\"")
@@ -249,12 +228,15 @@ impl KnownSessions {
 }
 
 impl NewEvent {
-    /// Builds the row of an envelope received now from `source`. With
+    /// Builds the row of an envelope received now from `source`, redacted
+    /// with `redactor` (this collector's rules: each collector passes its
+    /// own, so two in one process never share a privacy level). With
     /// `known`, it skips reading payload facts the side tables already have
     /// (see [`KnownSessions`]); without, it reads every payload fact.
     pub(crate) fn from_envelope_remembering(
         envelope: Envelope,
         source: Source,
+        redactor: &Redactor,
         known: Option<&mut KnownSessions>,
     ) -> NewEvent {
         let mut envelope = envelope;
@@ -262,14 +244,15 @@ impl NewEvent {
         // files written before an upgrade, other publishers. An envelope the
         // emitter already redacted passes unchanged (replacements match no
         // rule), at the cost of one scan of its payload.
-        redactor().redact_envelope(&mut envelope);
+        redactor.redact_envelope(&mut envelope);
+        let hook = HookEvent::from_name(&envelope.hook);
         let payload: String = Box::<str>::from(envelope.payload).into();
         let facts = match known {
             None => payload_facts(&payload),
             Some(known) => {
                 if known.needs_facts_for(
                     &envelope.session_id,
-                    &envelope.hook,
+                    hook,
                     envelope.tool.as_deref(),
                     &payload,
                 ) {
@@ -284,16 +267,15 @@ impl NewEvent {
                 }
             }
         };
-        let spawned_agent_id =
-            if envelope.hook == "PostToolUse" && envelope.tool.as_deref() == Some("Agent") {
-                facts.tool_response.and_then(|response| response.agent_id)
-            } else {
-                None
-            };
+        let spawned_agent_id = if spawns_agent(hook, envelope.tool.as_deref()) {
+            facts.tool_response.and_then(|response| response.agent_id)
+        } else {
+            None
+        };
         let from_subagent = envelope.agent_id.is_some();
         let transitions = state::transition(
             &state::EventFacts {
-                hook: &envelope.hook,
+                hook,
                 tool: envelope.tool.as_deref(),
                 notification_type: facts.notification_type.as_deref(),
                 error: facts.error.as_deref(),
@@ -303,35 +285,40 @@ impl NewEvent {
             },
             from_subagent,
         );
-        let model = match envelope.hook.as_str() {
-            "SessionStart" => facts.model,
-            "PostModelSwitch" => facts.to_model,
+        let model = match hook {
+            HookEvent::SessionStart => facts.model,
+            HookEvent::PostModelSwitch => facts.to_model,
             _ => None,
         };
-        let title = match (envelope.hook.as_str(), from_subagent, facts.prompt) {
-            ("UserPromptSubmit", false, Some(prompt)) => Some(shorten_title(&prompt)),
+        let title = match (hook, from_subagent, facts.prompt) {
+            (HookEvent::UserPromptSubmit, false, Some(prompt)) => Some(shorten_title(&prompt)),
             _ => None,
         };
-        let prompt_id = lift_plain_string(&payload, "prompt_id");
-        let permission_mode = lift_plain_string(&payload, "permission_mode");
+        // Claude Code writes `prompt_id` and `permission_mode` among the
+        // first top-level keys, before any tool input, so the first match
+        // is the top-level one; this saves every tool event a second JSON
+        // pass.
+        let prompt_id = lift_plain_string(payload.as_bytes(), "prompt_id");
+        let permission_mode = lift_plain_string(payload.as_bytes(), "permission_mode");
         let state = transitions
             .session
             .as_ref()
             .map(|change| change.state.as_str());
-        let search_text = crate::search::searchable_text(&envelope.hook, &payload);
+        let search_text = crate::search::text_of(hook, &envelope.hook, &payload);
         NewEvent {
+            hook,
             search_text,
             budget_check: envelope.budget_check,
             wait_until: envelope
                 .wait_until
-                .filter(|_| envelope.hook == "PermissionRequest"),
+                .filter(|_| hook == HookEvent::PermissionRequest),
             transitions,
             model,
             title,
             usage: envelope.usage,
             redactions: envelope.redactions,
             transcript_path: facts.transcript_path,
-            end_reason: if envelope.hook == "SessionEnd" {
+            end_reason: if hook == HookEvent::SessionEnd {
                 facts.reason
             } else {
                 None
@@ -377,8 +364,9 @@ pub(crate) fn parse_counted(
     line: &[u8],
     source: Source,
     stats: &Stats,
+    redactor: &Redactor,
 ) -> Result<NewEvent, RejectReason> {
-    parse_counted_remembering(line, source, stats, None)
+    parse_counted_remembering(line, source, stats, redactor, None)
 }
 
 /// [`parse_counted`] for a source thread that keeps a [`KnownSessions`].
@@ -386,6 +374,7 @@ pub(crate) fn parse_counted_remembering(
     line: &[u8],
     source: Source,
     stats: &Stats,
+    redactor: &Redactor,
     known: Option<&mut KnownSessions>,
 ) -> Result<NewEvent, RejectReason> {
     let counters = stats.source(source);
@@ -393,7 +382,9 @@ pub(crate) fn parse_counted_remembering(
         .received
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match envelope::parse_line(line) {
-        Ok(envelope) => Ok(NewEvent::from_envelope_remembering(envelope, source, known)),
+        Ok(envelope) => Ok(NewEvent::from_envelope_remembering(
+            envelope, source, redactor, known,
+        )),
         Err(reason) => {
             counters
                 .rejected
@@ -559,6 +550,12 @@ impl WriterQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hooktrail_shared::redact::{Privacy, Settings as RedactionSettings};
+
+    /// The rules a collector without a config file applies.
+    fn default_redactor() -> Redactor {
+        Redactor::new(RedactionSettings::default())
+    }
 
     #[test]
     fn the_byte_budget_holds_a_sender_until_the_writer_releases_bytes() {
@@ -594,6 +591,7 @@ mod tests {
         let event = NewEvent::from_envelope_remembering(
             envelope::parse_line(line.as_bytes()).unwrap(),
             Source::Socket,
+            &default_redactor(),
             None,
         );
         assert_eq!(event.spawned_agent_id.as_deref(), Some("a1"));
@@ -602,6 +600,7 @@ mod tests {
         let event = NewEvent::from_envelope_remembering(
             envelope::parse_line(odd.as_bytes()).unwrap(),
             Source::Socket,
+            &default_redactor(),
             None,
         );
         assert_eq!(event.spawned_agent_id, None);
@@ -613,6 +612,7 @@ mod tests {
         let event = NewEvent::from_envelope_remembering(
             envelope::parse_line(line.as_bytes()).unwrap(),
             Source::Spool,
+            &default_redactor(),
             None,
         );
         assert!(
@@ -633,20 +633,23 @@ mod tests {
     fn prompt_id_and_permission_mode_are_lifted_and_escaped_values_are_left_out() {
         let payload = r#"{"session_id":"s","prompt_id":"p-1","permission_mode":"default","tool_input":{"prompt_id":"nested"}}"#;
         assert_eq!(
-            lift_plain_string(payload, "prompt_id").as_deref(),
+            lift_plain_string(payload.as_bytes(), "prompt_id").as_deref(),
             Some("p-1")
         );
         assert_eq!(
-            lift_plain_string(payload, "permission_mode").as_deref(),
+            lift_plain_string(payload.as_bytes(), "permission_mode").as_deref(),
             Some("default")
         );
         assert_eq!(
-            lift_plain_string(r#"{"prompt_id":"a\"b"}"#, "prompt_id"),
+            lift_plain_string(r#"{"prompt_id":"a\"b"}"#.as_bytes(), "prompt_id"),
             None
         );
-        assert_eq!(lift_plain_string(r#"{"x":1}"#, "prompt_id"), None);
         assert_eq!(
-            lift_plain_string(r#"{"prompt_id" : "spaced"}"#, "prompt_id").as_deref(),
+            lift_plain_string(r#"{"x":1}"#.as_bytes(), "prompt_id"),
+            None
+        );
+        assert_eq!(
+            lift_plain_string(r#"{"prompt_id" : "spaced"}"#.as_bytes(), "prompt_id").as_deref(),
             Some("spaced")
         );
     }
@@ -657,6 +660,7 @@ mod tests {
         let event = NewEvent::from_envelope_remembering(
             envelope::parse_line(line.as_bytes()).unwrap(),
             Source::Socket,
+            &default_redactor(),
             Some(&mut KnownSessions::default()),
         );
         assert_eq!(event.title.as_deref(), Some("fix the build"));
@@ -669,5 +673,27 @@ mod tests {
             shorten_title(&"x".repeat(500)).chars().count(),
             TITLE_CHARS + 1
         );
+    }
+
+    #[test]
+    fn each_redactor_applies_its_own_privacy_level() {
+        let line = r#"{"v":1,"id":"e5","ts":5,"machine":"m","session_id":"s","hook":"UserPromptSubmit","payload":{"prompt":"the secret plan"}}"#;
+        let with = |privacy| {
+            let redactor = Redactor::new(RedactionSettings {
+                privacy,
+                ..RedactionSettings::default()
+            });
+            NewEvent::from_envelope_remembering(
+                envelope::parse_line(line.as_bytes()).unwrap(),
+                Source::Socket,
+                &redactor,
+                None,
+            )
+        };
+        // Built in either order, neither leaks into the other.
+        let metadata = with(Privacy::Metadata);
+        let full = with(Privacy::Full);
+        assert!(full.row.payload.contains("the secret plan"));
+        assert!(!metadata.row.payload.contains("the secret plan"));
     }
 }

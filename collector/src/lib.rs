@@ -23,6 +23,7 @@ mod alerts;
 mod approvals;
 mod budgets;
 mod cost;
+mod defaults;
 mod event;
 mod hub;
 mod import;
@@ -60,10 +61,10 @@ pub use crate::settings::{parse as parse_settings, Invocation, Settings, TokenOr
 pub use crate::sources::framing::{Frame, LineFramer};
 pub use crate::sources::socket::SocketListener;
 pub use crate::stats::{RedisLink, Stats};
+pub use crate::store::open::open as open_database;
 pub use crate::store::schema::{
     index_event_text, migrate as migrate_schema, rebuild_search_index, REBUILD_EVENT_COUNTS,
 };
-pub use crate::store::writer::open as open_database;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,6 +109,12 @@ pub fn run(settings: Settings, bound: Bound, shutdown: Arc<AtomicBool>) -> Resul
 }
 
 /// [`run`] with counters the caller keeps (tests and benchmarks read them).
+///
+/// The steps, in order: open the database, start the backfill and the
+/// writer, the notifiers, then the sources (after the approval key and the
+/// budgets exist, so the first hook can be answered), the away mirror and
+/// the HTTP server; wait for shutdown; join in the order that drains the
+/// queue ([`Running::join`]).
 pub fn run_with_stats(
     settings: Settings,
     bound: Bound,
@@ -117,36 +124,142 @@ pub fn run_with_stats(
     stats
         .started_ms
         .store(hooktrail_shared::envelope::now_millis(), Ordering::Relaxed);
-    ingest::install_redactor(hooktrail_shared::redact::Redactor::new(
-        settings.redaction.clone(),
+    let connection = open_store(&settings)?;
+    let hub = hub::Hub::new();
+    let mut running = Running::default();
+    // The live feed carries rows other processes commit too (an import):
+    // the backfill reads them for the hub (serve/backfill.rs).
+    if bound.http.is_some() {
+        let backfill = serve::backfill::Backfill {
+            database: settings.database.clone(),
+            wake: hub.attach_backfill(store::read::max_seq(&connection).unwrap_or(0)),
+            hub: hub.clone(),
+            shutdown: shutdown.clone(),
+        };
+        running.helpers.push(backfill.spawn()?);
+    }
+    let (queue, writer) = start_writer(&settings, connection, &stats, &hub, &shutdown)?;
+    running.writer = Some(writer);
+    // Delivers what the writer raised; it never holds up the writer.
+    if let Some(alerts) = &settings.alerts {
+        let notifier = alerts::notifier::Notifier {
+            database: settings.database.clone(),
+            settings: alerts.clone(),
+            shutdown: shutdown.clone(),
+        };
+        running.notifiers = notifier.spawn()?;
+    }
+    // Before any source accepts: the key exists once a hook can be answered.
+    let decisions = Arc::new(socket::DecisionMailbox::default());
+    let approvals = approvals::Approvals::start(&settings, decisions.clone())?;
+    let (budget_verdicts, budget_answerer, budget_thread) = start_budgets(&settings, &shutdown)?;
+    running.helpers.extend(budget_thread);
+    let wiring = SourceWiring {
+        queue,
+        stats: stats.clone(),
+        shutdown: shutdown.clone(),
+        redactor: Arc::new(hooktrail_shared::redact::Redactor::new(
+            settings.redaction.clone(),
+        )),
+        decisions,
+        budgets: budget_answerer,
+    };
+    running.sources = start_sources(&settings, bound.socket, wiring)?;
+    if let Some(approvals) = &approvals {
+        running.helpers.push(approvals::mirror_away(
+            approvals.clone(),
+            settings.database.clone(),
+            shutdown.clone(),
+        )?);
+    }
+    if let Some(server) = bound.http {
+        let context = HttpContext {
+            database: settings.database.clone(),
+            stats: stats.clone(),
+            hub: hub.clone(),
+            token: settings.token.clone(),
+            quiet_after: settings.quiet_after,
+            waiting_quiet_after: settings.waiting_quiet_after,
+            page: page_auth(&settings),
+            budgets: budget_verdicts,
+            approvals,
+        };
+        running.http = Some(start_http(&settings, server, context, &shutdown)?);
+    }
+    log::info(&format!(
+        "storing events in {} (spool {})",
+        settings.database.display(),
+        settings.spool_dir.display()
     ));
-    let connection = store::writer::open(&settings.database)?;
-    if let Some(rules) = writer_rules(&settings) {
+    service::notify_ready();
+    service::wait_for_shutdown(&shutdown, &stats);
+    log::info("stopping: no new events; committing and acknowledging what is queued");
+    service::notify_stopping();
+    running.join();
+    log::info("stopped");
+    Ok(())
+}
+
+/// The threads [`run_with_stats`] started, by the order they stop in.
+#[derive(Default)]
+struct Running {
+    /// One per source: they stop intake first and drop their queue handles.
+    sources: Vec<std::thread::JoinHandle<()>>,
+    /// The writer: it stops once every source has dropped its queue handle
+    /// and the queue is empty.
+    writer: Option<std::thread::JoinHandle<()>>,
+    /// One per alert destination.
+    notifiers: Vec<std::thread::JoinHandle<()>>,
+    /// The HTTP server.
+    http: Option<std::thread::JoinHandle<()>>,
+    /// The backfill, budget and away-mirror threads.
+    helpers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Joins every thread: the sources before the writer, so what they
+    /// queued is committed and acknowledged before the writer stops.
+    fn join(self) {
+        let threads = self
+            .sources
+            .into_iter()
+            .chain(self.writer)
+            .chain(self.notifiers)
+            .chain(self.http)
+            .chain(self.helpers);
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Opens the database read-write and, with alerts configured, gives the
+/// writer's connection their rules.
+fn open_store(settings: &Settings) -> Result<rusqlite::Connection, String> {
+    let connection = store::open::open(&settings.database)?;
+    if let Some(rules) = writer_rules(settings) {
         store::outbox::install(&connection, &rules)
             .map_err(|error| format!("cannot set up alerts: {error}"))?;
     }
-    let hub = hub::Hub::new();
-    // The live feed carries rows other processes commit too (an import):
-    // the backfill reads them for the hub (serve/backfill.rs).
-    let backfill_thread = match bound.http {
-        Some(_) => Some(
-            serve::backfill::Backfill {
-                database: settings.database.clone(),
-                wake: hub.attach_backfill(store::read::max_seq(&connection).unwrap_or(0)),
-                hub: hub.clone(),
-                shutdown: shutdown.clone(),
-            }
-            .spawn()?,
-        ),
-        None => None,
-    };
+    Ok(connection)
+}
+
+/// Starts the writer thread on `connection`; returns the queue the
+/// sources send to, and the thread.
+fn start_writer(
+    settings: &Settings,
+    connection: rusqlite::Connection,
+    stats: &Arc<Stats>,
+    hub: &Arc<Hub>,
+    shutdown: &Arc<AtomicBool>,
+) -> Result<(ingest::WriterQueue, std::thread::JoinHandle<()>), String> {
     let (sender, receiver) = crossbeam_channel::bounded(settings.tuning.queue_capacity.max(1));
     let queue = ingest::WriterQueue {
         sender,
         bytes: ingest::ByteBudget::new(ingest::MAX_QUEUED_BYTES),
         stats: stats.clone(),
     };
-    let writer_thread = store::writer::Writer {
+    let writer = store::writer::Writer {
         connection,
         queue: receiver,
         stats: stats.clone(),
@@ -159,141 +272,104 @@ pub fn run_with_stats(
         shutdown: shutdown.clone(),
         drain_deadline: settings.tuning.drain_deadline,
         prices: settings.prices.clone(),
-    }
-    .spawn()?;
-    // Delivers what the writer raised; it never holds up the writer.
-    let notifier_threads = match &settings.alerts {
-        Some(alerts) => alerts::notifier::Notifier {
-            database: settings.database.clone(),
-            settings: alerts.clone(),
-            shutdown: shutdown.clone(),
-        }
-        .spawn()?,
-        None => Vec::new(),
     };
+    Ok((queue, writer.spawn()?))
+}
 
+/// What every source thread is built from, beside its own settings.
+struct SourceWiring {
+    /// The writer's queue; dropped once every source has its clone, so
+    /// the writer stops when the sources do.
+    queue: ingest::WriterQueue,
+    /// Counters.
+    stats: Arc<Stats>,
+    /// Stops intake.
+    shutdown: Arc<AtomicBool>,
+    /// This collector's redaction rules (never a process-wide one: two
+    /// collectors in one process, as in the tests, each keep their own).
+    redactor: Arc<hooktrail_shared::redact::Redactor>,
+    /// Remote decisions for hooks waiting on the socket.
+    decisions: Arc<socket::DecisionMailbox>,
+    /// Signs budget refusals into the socket's `ok`.
+    budgets: Option<Arc<budgets::Answerer>>,
+}
+
+/// Starts the socket (when bound), the spool drainer and the Redis reader
+/// (when configured); returns their threads.
+fn start_sources(
+    settings: &Settings,
+    socket: Option<SocketListener>,
+    wiring: SourceWiring,
+) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
     let mut sources = Vec::new();
-    // Before any source accepts: the key exists once a hook can be answered.
-    let decisions = Arc::new(socket::DecisionMailbox::default());
-    let approvals = approvals::Approvals::start(&settings, decisions.clone())?;
-    let (budget_verdicts, budget_answerer, budget_thread) = start_budgets(&settings, &shutdown)?;
-    if let Some(listener) = bound.socket {
+    if let Some(listener) = socket {
         log::info(&format!("listening on {}", listener.path().display()));
-        sources.push(
-            SocketSource {
-                listener,
-                queue: queue.clone(),
-                stats: stats.clone(),
-                tuning: settings.tuning.clone(),
-                shutdown: shutdown.clone(),
-                decisions: decisions.clone(),
-                budgets: budget_answerer,
-            }
-            .spawn()?,
+        let source = SocketSource {
+            listener,
+            queue: wiring.queue.clone(),
+            stats: wiring.stats.clone(),
+            tuning: settings.tuning.clone(),
+            shutdown: wiring.shutdown.clone(),
+            decisions: wiring.decisions.clone(),
+            budgets: wiring.budgets.clone(),
+            redactor: wiring.redactor.clone(),
+        };
+        sources.push(source.spawn()?);
+    }
+    let spool = SpoolSource {
+        dir: settings.spool_dir.clone(),
+        queue: wiring.queue.clone(),
+        stats: wiring.stats.clone(),
+        interval: settings.tuning.spool_interval,
+        shutdown: wiring.shutdown.clone(),
+        drain_deadline: settings.tuning.drain_deadline,
+        redactor: wiring.redactor.clone(),
+    };
+    sources.push(spool.spawn()?);
+    if let Some(redis) = &settings.redis {
+        let source = RedisSource {
+            config: redis.clone(),
+            group: settings.group.clone(),
+            consumer: settings.consumer.clone(),
+            queue: wiring.queue.clone(),
+            stats: wiring.stats.clone(),
+            tuning: settings.tuning.clone(),
+            shutdown: wiring.shutdown.clone(),
+            spool_dir: settings.spool_dir.clone(),
+            redactor: wiring.redactor.clone(),
+        };
+        sources.push(source.spawn()?);
+    } else {
+        wiring.stats.set_redis_link(RedisLink::Disabled);
+    }
+    // The writer stops once every source has dropped its queue handle:
+    // `wiring.queue` goes here.
+    Ok(sources)
+}
+
+/// Starts the HTTP server thread, with the warning that actions are
+/// refused off loopback without TLS.
+fn start_http(
+    settings: &Settings,
+    server: tiny_http::Server,
+    context: HttpContext,
+    shutdown: &Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, String> {
+    log::info(&format!(
+        "serving the UI on http://{}",
+        server.server_addr()
+    ));
+    if !settings.actions_allowed() {
+        log::warn(
+            "HTTP is served off loopback without TLS: the page shows events but refuses approvals and budget overrides; reach a loopback collector through an SSH tunnel or a TLS reverse proxy to act (README, \"Remote access\")",
         );
     }
-    sources.push(
-        SpoolSource {
-            dir: settings.spool_dir.clone(),
-            queue: queue.clone(),
-            stats: stats.clone(),
-            interval: settings.tuning.spool_interval,
-            shutdown: shutdown.clone(),
-            drain_deadline: settings.tuning.drain_deadline,
-        }
-        .spawn()?,
-    );
-    match &settings.redis {
-        Some(redis) => {
-            sources.push(
-                RedisSource {
-                    config: redis.clone(),
-                    group: settings.group.clone(),
-                    consumer: settings.consumer.clone(),
-                    queue: queue.clone(),
-                    stats: stats.clone(),
-                    tuning: settings.tuning.clone(),
-                    shutdown: shutdown.clone(),
-                    spool_dir: settings.spool_dir.clone(),
-                }
-                .spawn()?,
-            );
-        }
-        None => {
-            stats.set_redis_link(RedisLink::Disabled);
-        }
+    HttpServer {
+        server,
+        context,
+        shutdown: shutdown.clone(),
     }
-    // The writer stops once every source has dropped its queue handle.
-    drop(queue);
-    let away_thread = match &approvals {
-        Some(approvals) => Some(approvals::mirror_away(
-            approvals.clone(),
-            settings.database.clone(),
-            shutdown.clone(),
-        )?),
-        None => None,
-    };
-
-    let http_thread = match bound.http {
-        Some(server) => {
-            log::info(&format!(
-                "serving the UI on http://{}",
-                server.server_addr()
-            ));
-            if !settings.actions_allowed() {
-                log::warn(
-                    "HTTP is served off loopback without TLS: the page shows events but refuses approvals and budget overrides; reach a loopback collector through an SSH tunnel or a TLS reverse proxy to act (README, \"Remote access\")",
-                );
-            }
-            Some(
-                HttpServer {
-                    server,
-                    context: HttpContext {
-                        database: settings.database.clone(),
-                        stats: stats.clone(),
-                        hub: hub.clone(),
-                        token: settings.token.clone(),
-                        quiet_after: settings.quiet_after,
-                        waiting_quiet_after: settings.waiting_quiet_after,
-                        page: page_auth(&settings),
-                        budgets: budget_verdicts.clone(),
-                        approvals,
-                    },
-                    shutdown: shutdown.clone(),
-                }
-                .spawn()?,
-            )
-        }
-        None => None,
-    };
-
-    log::info(&format!(
-        "storing events in {} (spool {})",
-        settings.database.display(),
-        settings.spool_dir.display()
-    ));
-    service::notify_ready();
-    service::wait_for_shutdown(&shutdown, &stats);
-    log::info("stopping: no new events; committing and acknowledging what is queued");
-    service::notify_stopping();
-    for source in sources {
-        let _ = source.join();
-    }
-    let _ = writer_thread.join();
-    for thread in notifier_threads {
-        let _ = thread.join();
-    }
-    if let Some(thread) = http_thread {
-        let _ = thread.join();
-    }
-    for thread in [backfill_thread, budget_thread, away_thread]
-        .into_iter()
-        .flatten()
-    {
-        let _ = thread.join();
-    }
-    log::info("stopped");
-    Ok(())
+    .spawn()
 }
 
 /// What [`start_budgets`] starts: the verdicts (for the HTTP side), the
@@ -364,12 +440,17 @@ fn start_budgets(settings: &Settings, shutdown: &Arc<AtomicBool>) -> Result<Budg
 fn run_import(settings: &Settings, dir: &std::path::Path) -> i32 {
     let machine = settings.consumer.clone();
     let show_progress = import::progress_wanted();
+    // The config's `privacy` and `redact`, as for every event received: a
+    // person who chose `metadata` must not find their old prompts stored
+    // in full because they came through the import.
+    let redactor = hooktrail_shared::redact::Redactor::new(settings.redaction.clone());
     match import::run(
         dir,
         &settings.database,
         settings.prices.clone(),
         &machine,
         show_progress,
+        &redactor,
     ) {
         Ok(summary) => {
             let _ = writeln!(std::io::stdout(), "{}", summary.line());

@@ -10,6 +10,7 @@
 //! [`MAX_OUTPUT_TEXT`]) and holds each distinct line once, so a huge or
 //! repetitive tool output costs the writer no more than a small one.
 
+use hooktrail_shared::envelope::{HookEvent, INVALID_HOOK};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -148,22 +149,27 @@ fn push_strings(out: &mut String, value: &Value, limit: usize) {
 /// index). `PostToolUse` indexes its output, not its input again: the
 /// `PreToolUse` of the same call holds the input.
 pub fn searchable_text(hook: &str, payload: &str) -> Option<String> {
+    text_of(HookEvent::from_name(hook), hook, payload)
+}
+
+/// [`searchable_text`] for an event whose [`HookEvent`] is known already
+/// (`name` is the stored name, for `Invalid`, which is no hook event).
+pub(crate) fn text_of(hook: HookEvent, name: &str, payload: &str) -> Option<String> {
     let wanted = matches!(
         hook,
-        "UserPromptSubmit"
-            | "UserPromptExpansion"
-            | "PreToolUse"
-            | "PostToolUse"
-            | "PostToolUseFailure"
-            | "PermissionRequest"
-            | "PermissionDenied"
-            | "Notification"
-            | "Stop"
-            | "StopFailure"
-            | "SubagentStop"
-            | "PostCompact"
-            | "Invalid"
-    );
+        HookEvent::UserPromptSubmit
+            | HookEvent::UserPromptExpansion
+            | HookEvent::PreToolUse
+            | HookEvent::PostToolUse
+            | HookEvent::PostToolUseFailure
+            | HookEvent::PermissionRequest
+            | HookEvent::PermissionDenied
+            | HookEvent::Notification
+            | HookEvent::Stop
+            | HookEvent::StopFailure
+            | HookEvent::SubagentStop
+            | HookEvent::PostCompact
+    ) || name == INVALID_HOOK;
     if !wanted {
         return None;
     }
@@ -171,7 +177,7 @@ pub fn searchable_text(hook: &str, payload: &str) -> Option<String> {
     let mut out = String::new();
     let fields = [
         &facts.prompt,
-        if hook == "PostToolUse" {
+        if hook == HookEvent::PostToolUse {
             &None
         } else {
             &facts.tool_input

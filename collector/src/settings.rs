@@ -10,6 +10,7 @@ use hooktrail_shared::config::{self, RedisConfig, Transport};
 use hooktrail_shared::paths;
 
 use crate::cost::PriceTable;
+use crate::defaults::DEFAULT_HTTP;
 
 /// The usage text printed by `--help` and after a flag error.
 pub(crate) const USAGE: &str = "\
@@ -70,9 +71,6 @@ transcripts under DIR (default $CLAUDE_CONFIG_DIR/projects, else
 adds nothing; sessions the hooks already recorded keep their live events. It
 can run while the collector runs.
 ";
-
-/// Default HTTP address: loopback only.
-pub(crate) const DEFAULT_HTTP: &str = "127.0.0.1:7717";
 
 /// Everything the collector needs to run, resolved from defaults, the config
 /// file, the environment and the flags.
@@ -244,98 +242,20 @@ fn default_projects_dir(env: paths::EnvLookup) -> PathBuf {
 
 /// Parses the arguments (without the program name) on top of the shared
 /// configuration. `env` is the environment lookup, so tests can supply one.
+///
+/// Each setting comes from its flag, else its environment variable, else
+/// the config file, else its default ([`Given::flag_or_env`]); the steps
+/// below resolve one group of settings each.
 pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, String> {
     if args.first().map(String::as_str) == Some("import") {
-        let mut rest: Vec<String> = Vec::new();
-        let mut dir: Option<String> = None;
-        let mut iter = args[1..].iter();
-        while let Some(arg) = iter.next() {
-            if arg.starts_with('-') {
-                rest.push(arg.clone());
-                if !arg.contains('=')
-                    && !matches!(arg.as_str(), "--help" | "-h" | "--version" | "-V")
-                {
-                    if let Some(value) = iter.next() {
-                        rest.push(value.clone());
-                    }
-                }
-            } else if dir.is_none() {
-                dir = Some(arg.clone());
-            } else {
-                return Err(format!("import takes one directory, not also {arg:?}"));
-            }
-        }
-        return match parse(&rest, env)? {
-            Invocation::Run { settings, warnings } => {
-                let dir = match dir {
-                    Some(dir) => paths::expand(&dir, env),
-                    None => default_projects_dir(env),
-                };
-                Ok(Invocation::Import {
-                    settings,
-                    dir,
-                    warnings,
-                })
-            }
-            other => Ok(other),
-        };
+        return parse_import(&args[1..], env);
     }
-    let mut flags: Vec<(String, String)> = Vec::new();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => {
-                (name.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg.clone(), None),
-        };
-        match name.as_str() {
-            "--help" | "-h" => return Ok(Invocation::Print(USAGE.to_owned())),
-            "--no-token" => flags.push((name, String::new())),
-            "--version" | "-V" => {
-                return Ok(Invocation::Print(format!(
-                    "hooktrail-collector {}\n",
-                    env!("CARGO_PKG_VERSION")
-                )))
-            }
-            "--config"
-            | "--db"
-            | "--socket"
-            | "--http"
-            | "--redis-url"
-            | "--transport"
-            | "--key"
-            | "--group"
-            | "--spool-dir"
-            | "--retention-days"
-            | "--token"
-            | "--prices"
-            | "--quiet-after"
-            | "--waiting-quiet-after"
-            | "--token-file"
-            | "--page-token-lifetime" => {
-                let value = match inline {
-                    Some(value) => value,
-                    None => iter
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| format!("{name} needs a value"))?,
-                };
-                flags.push((name, value));
-            }
-            _ => return Err(format!("unknown argument {arg:?}")),
-        }
-    }
-    let flag = |name: &str| {
-        flags
-            .iter()
-            .rev()
-            .find(|(flag, _)| flag == name)
-            .map(|(_, value)| value.clone())
+    let flags = match read_flags(args)? {
+        Ok(flags) => flags,
+        Err(print) => return Ok(print),
     };
-
     // `--config` acts exactly like $HOOKTRAIL_CONFIG.
-    let config_flag = flag("--config");
+    let config_flag = flags.get("--config");
     let lookup = |name: &str| -> Option<String> {
         if name == "HOOKTRAIL_CONFIG" {
             if let Some(path) = &config_flag {
@@ -344,122 +264,28 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
         }
         env(name)
     };
+    let given = Given {
+        flags: &flags,
+        env: &lookup,
+    };
     let loaded = config::load_with(&lookup);
     let warnings = loaded.problems.clone();
     let shared = loaded.config;
-
-    let mut redis = shared.redis.clone();
-    if let Some(url) = flag("--redis-url") {
-        let base = redis.clone().unwrap_or(RedisConfig {
-            url: String::new(),
-            transport: Transport::Stream,
-            key: config::DEFAULT_KEY.to_owned(),
-            maxlen: config::DEFAULT_MAXLEN,
-            ca_file: None,
-        });
-        redis = Some(RedisConfig { url, ..base });
-    }
-    if let Some(redis) = redis.as_mut() {
-        if let Some(text) = flag("--transport") {
-            redis.transport = Transport::parse(&text).ok_or_else(|| {
-                format!("--transport: unknown transport {text:?} (use stream or pubsub)")
-            })?;
-        }
-        if let Some(key) = flag("--key") {
-            redis.key = key;
-        }
-        // The emitter reads the same config and speaks only these two, so a
-        // unix:// URL here would make every hook fail over to the socket.
-        if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://")) {
-            return Err(format!(
-                "Redis URL {} must start with redis:// or rediss://",
-                config::redact_url(&redis.url)
-            ));
-        }
-    } else if flag("--transport").is_some() || flag("--key").is_some() {
-        return Err(
-            "--transport and --key need a Redis URL (--redis-url or $HOOKTRAIL_REDIS_URL)"
-                .to_owned(),
-        );
-    }
-
-    let database = flag("--db")
-        .map(|path| paths::expand(&path, &lookup))
-        .or_else(|| lookup("HOOKTRAIL_DB").map(|path| paths::expand(&path, &lookup)))
-        .unwrap_or_else(|| paths::default_database_file(&lookup));
-    let socket = match flag("--socket") {
-        Some(text) if text == "off" => None,
-        Some(text) => Some(paths::expand(&text, &lookup)),
-        None => Some(shared.socket.clone()),
-    };
-    let http_text = flag("--http")
-        .or_else(|| lookup("HOOKTRAIL_HTTP"))
-        .unwrap_or_else(|| DEFAULT_HTTP.to_owned());
-    let token = flag("--token")
-        .or_else(|| lookup("HOOKTRAIL_TOKEN"))
-        .filter(|token| !token.is_empty());
-    let token_file = if flag("--no-token").is_some() {
-        None
-    } else {
-        Some(
-            flag("--token-file")
-                .map(|path| paths::expand(&path, &lookup))
-                .unwrap_or_else(|| paths::default_state_dir(&lookup).join("http-token")),
-        )
-    };
-    let http = if http_text == "off" {
-        None
-    } else {
-        let addresses: Vec<SocketAddr> = http_text
-            .to_socket_addrs()
-            .map_err(|error| format!("--http {http_text}: {error}"))?
-            .collect();
-        let address = *addresses
-            .first()
-            .ok_or_else(|| format!("--http {http_text}: no address"))?;
-        if addresses.iter().any(|address| !address.ip().is_loopback()) && token.is_none() {
-            return Err(format!(
-                "refusing to serve HTTP on the non-loopback address {http_text} without a token: set $HOOKTRAIL_TOKEN (or --token)"
-            ));
-        }
-        Some(address)
-    };
-    let spool_dir = flag("--spool-dir")
-        .map(|path| paths::expand(&path, &lookup))
-        .unwrap_or(shared.spool_dir);
-    let retention = match flag("--retention-days") {
-        Some(text) => {
-            let days: f64 = text
-                .trim()
-                .parse()
-                .ok()
-                .filter(|days: &f64| *days > 0.0 && *days <= MAX_RETENTION_DAYS)
-                .ok_or_else(|| {
-                    format!("--retention-days: not a number of days between 0 and {MAX_RETENTION_DAYS}: {text:?}")
-                })?;
-            Some(Duration::from_secs_f64(days * 86_400.0))
-        }
-        None => None,
-    };
-    let prices = match flag("--prices").or_else(|| lookup("HOOKTRAIL_PRICES")) {
-        Some(path) => {
-            let path = paths::expand(&path, &lookup);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|error| format!("--prices {}: {error}", path.display()))?;
-            PriceTable::with_overrides(&text)
-                .map_err(|error| format!("--prices {}: {error}", path.display()))?
-        }
-        None => PriceTable::embedded(),
-    };
+    let redis = resolve_redis(shared.redis.clone(), &flags)?;
+    let (token, token_file) = resolve_token(&given);
+    let http = resolve_http(&given, token.is_some())?;
+    // In this order, so that of two mistakes the same one is reported.
+    let retention = parse_retention(flags.get("--retention-days"))?;
+    let prices = load_prices(&given)?;
     let quiet_after = quiet_limit(
         "--quiet-after",
-        flag("--quiet-after").or_else(|| lookup("HOOKTRAIL_QUIET_AFTER")),
+        given.flag_or_env("--quiet-after", "HOOKTRAIL_QUIET_AFTER"),
         DEFAULT_QUIET_AFTER,
         MAX_QUIET_AFTER_SECONDS,
     )?;
     let waiting_quiet_after = quiet_limit(
         "--waiting-quiet-after",
-        flag("--waiting-quiet-after").or_else(|| lookup("HOOKTRAIL_WAITING_QUIET_AFTER")),
+        given.flag_or_env("--waiting-quiet-after", "HOOKTRAIL_WAITING_QUIET_AFTER"),
         DEFAULT_WAITING_QUIET_AFTER,
         MAX_WAITING_QUIET_AFTER_SECONDS,
     )?;
@@ -469,39 +295,31 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
         http.map(|address| format!("http://{address}")),
     )?
     .map(Arc::new);
-    let page_token_lifetime = match flag("--page-token-lifetime") {
-        Some(text) => text
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|seconds| (1..=7 * 86_400).contains(seconds))
-            .map(Duration::from_secs)
-            .ok_or_else(|| {
-                format!(
-                    "--page-token-lifetime: not a number of seconds between 1 and 604800: {text:?}"
-                )
-            })?,
-        None => crate::serve::auth::DEFAULT_PAGE_TOKEN_LIFETIME,
-    };
-    let token_origin = match (&token, &token_file) {
-        (Some(_), _) => TokenOrigin::Given,
-        (None, Some(_)) => TokenOrigin::File,
-        (None, None) => TokenOrigin::Off,
-    };
+    let page_token_lifetime = parse_page_token_lifetime(flags.get("--page-token-lifetime"))?;
     let host = host_name();
     Ok(Invocation::Run {
         settings: Box::new(Settings {
-            database,
-            socket,
+            database: given
+                .flag_or_env("--db", "HOOKTRAIL_DB")
+                .map(|path| paths::expand(&path, &lookup))
+                .unwrap_or_else(|| paths::default_database_file(&lookup)),
+            socket: match flags.get("--socket") {
+                Some(text) if text == "off" => None,
+                Some(text) => Some(paths::expand(&text, &lookup)),
+                None => Some(shared.socket.clone()),
+            },
             http,
             redis,
-            group: flag("--group").unwrap_or_else(|| host.clone()),
+            group: flags.get("--group").unwrap_or_else(|| host.clone()),
             consumer: host,
-            spool_dir,
+            spool_dir: flags
+                .get("--spool-dir")
+                .map(|path| paths::expand(&path, &lookup))
+                .unwrap_or(shared.spool_dir),
             retention,
+            token_origin: token_origin(&token, &token_file),
             token,
             token_file,
-            token_origin,
             page_token_lifetime,
             prices: Arc::new(prices),
             redaction: shared.redaction.clone(),
@@ -514,6 +332,268 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
         }),
         warnings,
     })
+}
+
+/// `import [DIR] [flags]`: the flags as for a run, and the directory.
+fn parse_import(args: &[String], env: paths::EnvLookup) -> Result<Invocation, String> {
+    let mut rest: Vec<String> = Vec::new();
+    let mut dir: Option<String> = None;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg.starts_with('-') {
+            rest.push(arg.clone());
+            if !arg.contains('=') && !matches!(arg.as_str(), "--help" | "-h" | "--version" | "-V") {
+                if let Some(value) = iter.next() {
+                    rest.push(value.clone());
+                }
+            }
+        } else if dir.is_none() {
+            dir = Some(arg.clone());
+        } else {
+            return Err(format!("import takes one directory, not also {arg:?}"));
+        }
+    }
+    match parse(&rest, env)? {
+        Invocation::Run { settings, warnings } => {
+            let dir = match dir {
+                Some(dir) => paths::expand(&dir, env),
+                None => default_projects_dir(env),
+            };
+            Ok(Invocation::Import {
+                settings,
+                dir,
+                warnings,
+            })
+        }
+        other => Ok(other),
+    }
+}
+
+/// The flags that take a value.
+const VALUE_FLAGS: [&str; 16] = [
+    "--config",
+    "--db",
+    "--socket",
+    "--http",
+    "--redis-url",
+    "--transport",
+    "--key",
+    "--group",
+    "--spool-dir",
+    "--retention-days",
+    "--token",
+    "--prices",
+    "--quiet-after",
+    "--waiting-quiet-after",
+    "--token-file",
+    "--page-token-lifetime",
+];
+
+/// The flags given, by name; the last of a repeated flag wins.
+struct Flags(Vec<(String, String)>);
+
+impl Flags {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(flag, _)| flag == name)
+            .map(|(_, value)| value.clone())
+    }
+}
+
+/// Reads the flags (`--name value` or `--name=value`); `Ok(Err(..))` for
+/// `--help` and `--version`, which print and run nothing.
+fn read_flags(args: &[String]) -> Result<Result<Flags, Invocation>, String> {
+    let mut flags: Vec<(String, String)> = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => {
+                (name.to_owned(), Some(value.to_owned()))
+            }
+            _ => (arg.clone(), None),
+        };
+        match name.as_str() {
+            "--help" | "-h" => return Ok(Err(Invocation::Print(USAGE.to_owned()))),
+            "--no-token" => flags.push((name, String::new())),
+            "--version" | "-V" => {
+                return Ok(Err(Invocation::Print(format!(
+                    "hooktrail-collector {}\n",
+                    env!("CARGO_PKG_VERSION")
+                ))))
+            }
+            known if VALUE_FLAGS.contains(&known) => {
+                let value = match inline {
+                    Some(value) => value,
+                    None => iter
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| format!("{name} needs a value"))?,
+                };
+                flags.push((name, value));
+            }
+            _ => return Err(format!("unknown argument {arg:?}")),
+        }
+    }
+    Ok(Ok(Flags(flags)))
+}
+
+/// Where a setting can be given, highest first: its flag, then its
+/// environment variable (the config file and the default are the
+/// caller's, as they differ per setting).
+struct Given<'a> {
+    flags: &'a Flags,
+    env: paths::EnvLookup<'a>,
+}
+
+impl Given<'_> {
+    /// The flag's value, else the environment variable's.
+    fn flag_or_env(&self, flag: &str, variable: &str) -> Option<String> {
+        self.flags.get(flag).or_else(|| (self.env)(variable))
+    }
+}
+
+/// The config's Redis with `--redis-url`, `--transport` and `--key` on
+/// top; only `redis://` and `rediss://` URLs.
+fn resolve_redis(
+    configured: Option<RedisConfig>,
+    flags: &Flags,
+) -> Result<Option<RedisConfig>, String> {
+    let mut redis = configured;
+    if let Some(url) = flags.get("--redis-url") {
+        let base = redis.clone().unwrap_or(RedisConfig {
+            url: String::new(),
+            transport: Transport::Stream,
+            key: config::DEFAULT_KEY.to_owned(),
+            maxlen: config::DEFAULT_MAXLEN,
+            ca_file: None,
+        });
+        redis = Some(RedisConfig { url, ..base });
+    }
+    let Some(redis) = redis.as_mut() else {
+        if flags.get("--transport").is_some() || flags.get("--key").is_some() {
+            return Err(
+                "--transport and --key need a Redis URL (--redis-url or $HOOKTRAIL_REDIS_URL)"
+                    .to_owned(),
+            );
+        }
+        return Ok(None);
+    };
+    if let Some(text) = flags.get("--transport") {
+        redis.transport = Transport::parse(&text).ok_or_else(|| {
+            format!("--transport: unknown transport {text:?} (use stream or pubsub)")
+        })?;
+    }
+    if let Some(key) = flags.get("--key") {
+        redis.key = key;
+    }
+    // The emitter reads the same config and speaks only these two, so a
+    // unix:// URL here would make every hook fail over to the socket.
+    if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://")) {
+        return Err(format!(
+            "Redis URL {} must start with redis:// or rediss://",
+            config::redact_url(&redis.url)
+        ));
+    }
+    Ok(Some(redis.clone()))
+}
+
+/// The API token (`--token`, `$HOOKTRAIL_TOKEN`) and the file a generated
+/// one is kept in (none with `--no-token`).
+fn resolve_token(given: &Given<'_>) -> (Option<String>, Option<PathBuf>) {
+    let token = given
+        .flag_or_env("--token", "HOOKTRAIL_TOKEN")
+        .filter(|token| !token.is_empty());
+    let token_file = if given.flags.get("--no-token").is_some() {
+        None
+    } else {
+        Some(
+            given
+                .flags
+                .get("--token-file")
+                .map(|path| paths::expand(&path, given.env))
+                .unwrap_or_else(|| paths::default_state_dir(given.env).join("http-token")),
+        )
+    };
+    (token, token_file)
+}
+
+/// The HTTP address (`off` disables it); a non-loopback one needs a token.
+fn resolve_http(given: &Given<'_>, has_token: bool) -> Result<Option<SocketAddr>, String> {
+    let http_text = given
+        .flag_or_env("--http", "HOOKTRAIL_HTTP")
+        .unwrap_or_else(|| DEFAULT_HTTP.to_owned());
+    if http_text == "off" {
+        return Ok(None);
+    }
+    let addresses: Vec<SocketAddr> = http_text
+        .to_socket_addrs()
+        .map_err(|error| format!("--http {http_text}: {error}"))?
+        .collect();
+    let address = *addresses
+        .first()
+        .ok_or_else(|| format!("--http {http_text}: no address"))?;
+    if addresses.iter().any(|address| !address.ip().is_loopback()) && !has_token {
+        return Err(format!(
+            "refusing to serve HTTP on the non-loopback address {http_text} without a token: set $HOOKTRAIL_TOKEN (or --token)"
+        ));
+    }
+    Ok(Some(address))
+}
+
+/// `--retention-days`: a positive number of days, at most
+/// [`MAX_RETENTION_DAYS`]; none keeps everything.
+fn parse_retention(text: Option<String>) -> Result<Option<Duration>, String> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let days: f64 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|days: &f64| *days > 0.0 && *days <= MAX_RETENTION_DAYS)
+        .ok_or_else(|| {
+            format!("--retention-days: not a number of days between 0 and {MAX_RETENTION_DAYS}: {text:?}")
+        })?;
+    Ok(Some(Duration::from_secs_f64(days * 86_400.0)))
+}
+
+/// The built-in price table, with `--prices` (or `$HOOKTRAIL_PRICES`)
+/// replacing or adding models.
+fn load_prices(given: &Given<'_>) -> Result<PriceTable, String> {
+    let Some(path) = given.flag_or_env("--prices", "HOOKTRAIL_PRICES") else {
+        return Ok(PriceTable::embedded());
+    };
+    let path = paths::expand(&path, given.env);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|error| format!("--prices {}: {error}", path.display()))?;
+    PriceTable::with_overrides(&text)
+        .map_err(|error| format!("--prices {}: {error}", path.display()))
+}
+
+/// `--page-token-lifetime`: seconds, from one to a week.
+fn parse_page_token_lifetime(text: Option<String>) -> Result<Duration, String> {
+    let Some(text) = text else {
+        return Ok(crate::serve::auth::DEFAULT_PAGE_TOKEN_LIFETIME);
+    };
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|seconds| (1..=7 * 86_400).contains(seconds))
+        .map(Duration::from_secs)
+        .ok_or_else(|| {
+            format!("--page-token-lifetime: not a number of seconds between 1 and 604800: {text:?}")
+        })
+}
+
+/// Where the token comes from: given, a generated file, or none.
+fn token_origin(token: &Option<String>, token_file: &Option<PathBuf>) -> TokenOrigin {
+    match (token, token_file) {
+        (Some(_), _) => TokenOrigin::Given,
+        (None, Some(_)) => TokenOrigin::File,
+        (None, None) => TokenOrigin::Off,
+    }
 }
 
 /// The longest `--quiet-after`: thirty days.

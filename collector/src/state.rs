@@ -18,6 +18,8 @@
 
 use std::time::Duration;
 
+use hooktrail_shared::envelope::HookEvent;
+
 /// A state an event can put a session or agent in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {
@@ -81,9 +83,10 @@ pub(crate) struct Transition {
 }
 
 /// The payload facts the transitions read.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct EventFacts<'a> {
-    pub(crate) hook: &'a str,
+    /// The event; a name this version does not know changes no state.
+    pub(crate) hook: HookEvent,
     pub(crate) tool: Option<&'a str>,
     /// `notification_type` of a `Notification`.
     pub(crate) notification_type: Option<&'a str>,
@@ -120,44 +123,47 @@ pub(crate) fn transition(facts: &EventFacts<'_>, from_subagent: bool) -> Transit
     use State::*;
     let tool_name = || ToolChange::Set(facts.tool.unwrap_or("?").to_owned());
     let change = match facts.hook {
-        "UserPromptSubmit" | "UserPromptExpansion" | "ElicitationResult" => {
-            to(Working, None, ToolChange::Clear)
+        HookEvent::UserPromptSubmit
+        | HookEvent::UserPromptExpansion
+        | HookEvent::ElicitationResult => to(Working, None, ToolChange::Clear),
+        HookEvent::PreToolUse => to(Working, None, tool_name()),
+        HookEvent::PostToolUse
+        | HookEvent::PostToolUseFailure
+        | HookEvent::PostToolBatch
+        | HookEvent::PermissionDenied => to(Working, None, ToolChange::Clear),
+        HookEvent::PermissionRequest => {
+            to(Waiting, facts.tool.or(Some("permission")), ToolChange::Keep)
         }
-        "PreToolUse" => to(Working, None, tool_name()),
-        "PostToolUse" | "PostToolUseFailure" | "PostToolBatch" | "PermissionDenied" => {
-            to(Working, None, ToolChange::Clear)
-        }
-        "PermissionRequest" => to(Waiting, facts.tool.or(Some("permission")), ToolChange::Keep),
-        "Elicitation" => to(Waiting, Some("elicitation"), ToolChange::Keep),
-        "Notification" => match facts.notification_type {
+        HookEvent::Elicitation => to(Waiting, Some("elicitation"), ToolChange::Keep),
+        HookEvent::Notification => match facts.notification_type {
             Some(kind @ ("permission_prompt" | "idle_prompt" | "elicitation_dialog")) => {
                 to(Waiting, Some(kind), ToolChange::Keep)
             }
             _ => None,
         },
-        "Stop" => to(Idle, None, ToolChange::Clear),
-        "StopFailure" => to(Failed, facts.error.or(Some("error")), ToolChange::Clear),
-        "PreCompact" => to(Compacting, facts.trigger, ToolChange::Keep),
-        "PostCompact" => match facts.trigger {
+        HookEvent::Stop => to(Idle, None, ToolChange::Clear),
+        HookEvent::StopFailure => to(Failed, facts.error.or(Some("error")), ToolChange::Clear),
+        HookEvent::PreCompact => to(Compacting, facts.trigger, ToolChange::Keep),
+        HookEvent::PostCompact => match facts.trigger {
             Some("auto") => to(Working, None, ToolChange::Keep),
             _ => to(Idle, None, ToolChange::Clear),
         },
-        "SessionStart" => match facts.source {
+        HookEvent::SessionStart => match facts.source {
             // Fired between PreCompact and PostCompact: still compacting.
             Some("compact") => None,
             source => to(Idle, source, ToolChange::Clear),
         },
-        "SessionEnd" => to(Ended, facts.reason.or(Some("unknown")), ToolChange::Clear),
-        "SubagentStart" => to(Working, None, ToolChange::Keep),
-        "SubagentStop" => to(Ended, Some("done"), ToolChange::Clear),
-        "TeammateIdle" => to(Idle, None, ToolChange::Clear),
+        HookEvent::SessionEnd => to(Ended, facts.reason.or(Some("unknown")), ToolChange::Clear),
+        HookEvent::SubagentStart => to(Working, None, ToolChange::Keep),
+        HookEvent::SubagentStop => to(Ended, Some("done"), ToolChange::Clear),
+        HookEvent::TeammateIdle => to(Idle, None, ToolChange::Clear),
         _ => None,
     };
     if !from_subagent {
         // The main agent's own events; SubagentStart/Stop without an agent
         // id say nothing about the session.
         let session = match facts.hook {
-            "SubagentStart" | "SubagentStop" | "TeammateIdle" => None,
+            HookEvent::SubagentStart | HookEvent::SubagentStop | HookEvent::TeammateIdle => None,
             _ => change,
         };
         return Transitions {
@@ -172,7 +178,7 @@ pub(crate) fn transition(facts: &EventFacts<'_>, from_subagent: bool) -> Transit
         Some(Transition {
             state: Working | Waiting,
             ..
-        }) if facts.hook != "SubagentStart" => change.clone(),
+        }) if facts.hook != HookEvent::SubagentStart => change.clone(),
         _ => None,
     };
     Transitions {
@@ -227,10 +233,15 @@ pub(crate) fn shown_state(
 mod tests {
     use super::*;
 
-    fn facts(hook: &str) -> EventFacts<'_> {
+    fn facts(hook: HookEvent) -> EventFacts<'static> {
         EventFacts {
             hook,
-            ..EventFacts::default()
+            tool: None,
+            notification_type: None,
+            error: None,
+            reason: None,
+            trigger: None,
+            source: None,
         }
     }
 
@@ -248,19 +259,23 @@ mod tests {
     fn a_turn_with_a_tool_and_a_permission_wait() {
         let pre = EventFacts {
             tool: Some("Bash"),
-            ..facts("PreToolUse")
+            ..facts(HookEvent::PreToolUse)
         };
         let change = transition(&pre, false).session.unwrap();
         assert_eq!(change.tool, ToolChange::Set("Bash".into()));
         assert_eq!(
-            session_state(&[facts("UserPromptSubmit"), pre, facts("PermissionRequest")]),
+            session_state(&[
+                facts(HookEvent::UserPromptSubmit),
+                pre,
+                facts(HookEvent::PermissionRequest)
+            ]),
             Some(State::Waiting)
         );
         assert_eq!(
             session_state(&[
-                facts("PermissionRequest"),
-                facts("PostToolUse"),
-                facts("Stop")
+                facts(HookEvent::PermissionRequest),
+                facts(HookEvent::PostToolUse),
+                facts(HookEvent::Stop)
             ]),
             Some(State::Idle)
         );
@@ -274,14 +289,18 @@ mod tests {
         };
         let compact_start = EventFacts {
             source: Some("compact"),
-            ..facts("SessionStart")
+            ..facts(HookEvent::SessionStart)
         };
         assert_eq!(
-            session_state(&[manual("PreCompact"), compact_start]),
+            session_state(&[manual(HookEvent::PreCompact), compact_start]),
             Some(State::Compacting)
         );
         assert_eq!(
-            session_state(&[manual("PreCompact"), compact_start, manual("PostCompact")]),
+            session_state(&[
+                manual(HookEvent::PreCompact),
+                compact_start,
+                manual(HookEvent::PostCompact)
+            ]),
             Some(State::Idle)
         );
     }
@@ -290,7 +309,7 @@ mod tests {
     fn failures_and_ends_keep_their_reason() {
         let failure = EventFacts {
             error: Some("server_error"),
-            ..facts("StopFailure")
+            ..facts(HookEvent::StopFailure)
         };
         let change = transition(&failure, false).session.unwrap();
         assert_eq!(
@@ -299,27 +318,29 @@ mod tests {
         );
         let end = EventFacts {
             reason: Some("other"),
-            ..facts("SessionEnd")
+            ..facts(HookEvent::SessionEnd)
         };
         assert_eq!(
             transition(&end, false).session.unwrap().detail.as_deref(),
             Some("other")
         );
         assert_eq!(
-            transition(&facts("FileChanged"), false),
+            transition(&facts(HookEvent::FileChanged), false),
             Transitions::default()
         );
     }
 
     #[test]
     fn a_subagent_has_its_own_state_and_its_stop_does_not_end_the_session() {
-        let stop = transition(&facts("SubagentStop"), true);
+        let stop = transition(&facts(HookEvent::SubagentStop), true);
         assert_eq!(stop.agent.unwrap().state, State::Ended);
         assert!(stop.session.is_none());
-        let asks = transition(&facts("PermissionRequest"), true);
+        let asks = transition(&facts(HookEvent::PermissionRequest), true);
         assert_eq!(asks.session.unwrap().state, State::Waiting);
         assert_eq!(asks.agent.unwrap().state, State::Waiting);
-        assert!(transition(&facts("SubagentStart"), false).session.is_none());
+        assert!(transition(&facts(HookEvent::SubagentStart), false)
+            .session
+            .is_none());
     }
 
     #[test]

@@ -351,15 +351,13 @@ fn a_decision_reaches_the_hook_blocked_in_blpop_on_redis() {
             &["BLPOP", "hooktrail:events:decision:wait-redis-1", "20"],
         )
     });
-    // The hook is blocked in BLPOP once Redis counts a blocked client.
+    // The hook is blocked once Redis lists a client in BLPOP. Not
+    // `blocked_clients:1`: the collector's own XREADGROUP BLOCK counts as a
+    // blocked client too, and the test then decided before the hook waited.
     wait_until(
         "the hook to block in BLPOP",
         Duration::from_secs(10),
-        || {
-            redis
-                .command(&["INFO", "clients"])
-                .contains("blocked_clients:1")
-        },
+        || redis.command(&["CLIENT", "LIST"]).contains("cmd=blpop"),
     );
     let (status, body) = running.decide(
         "wait-redis-1",

@@ -289,6 +289,50 @@ fn importing_real_transcripts_stores_sessions_agents_prompts_tool_calls_and_exac
     assert!((cost - 0.0848313).abs() < 1e-6, "{cost}");
 }
 
+/// The import follows the config's privacy like every other way in: at
+/// `metadata`, no prompt text of the transcripts is stored.
+#[test]
+fn the_import_redacts_at_the_configs_privacy_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let projects = projects_copy(dir.path());
+    let prompt_rows = "SELECT COUNT(*) FROM events WHERE payload LIKE '%exercise the tools%'";
+    let full = dir.path().join("full.db");
+    import(&projects, &full);
+    assert!(
+        count(&full, prompt_rows) > 0,
+        "the fixture's prompt is stored at the default level"
+    );
+
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, r#"{"privacy": "metadata"}"#).unwrap();
+    let metadata = dir.path().join("metadata.db");
+    let output = std::process::Command::new(support::process::BINARY)
+        .arg("import")
+        .arg(&projects)
+        .args([
+            "--db".as_ref(),
+            metadata.as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ])
+        .env_clear()
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(count(&metadata, "SELECT COUNT(*) FROM events") > 0);
+    assert_eq!(
+        count(&metadata, prompt_rows),
+        0,
+        "no prompt text at metadata privacy"
+    );
+}
+
 #[test]
 fn importing_twice_adds_nothing() {
     let dir = tempfile::tempdir().unwrap();

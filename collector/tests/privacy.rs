@@ -1,6 +1,7 @@
 //! The collector's side of privacy: a database nobody else can read, and
 //! secrets redacted in whatever arrives unredacted (older emitters, spool
-//! files written before an upgrade), counted per rule in `/metrics`.
+//! files written before an upgrade), counted per rule in `/metrics`; each
+//! collector by its own settings, even two in one process.
 
 mod support;
 
@@ -150,4 +151,79 @@ fn a_token_cut_by_the_shortening_of_an_older_emitter_is_redacted() {
         "long text [REDACTED:github-token]…[hooktrail: shortened from 1100000 bytes]"
     );
     assert!(stored[0][1].contains("github-token"), "{everything}");
+}
+
+/// A collector run in this process (as the benchmarks and some tests do)
+/// with its own directory and the privacy level `privacy`.
+fn start_in_process(
+    dir: &std::path::Path,
+    privacy: hooktrail_shared::redact::Privacy,
+    shutdown: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Result<(), String>> {
+    let args: Vec<String> = [
+        "--db",
+        &dir.join("events.db").display().to_string(),
+        "--spool-dir",
+        &dir.join("spool").display().to_string(),
+        "--socket",
+        &dir.join("s.sock").display().to_string(),
+        "--http",
+        "off",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let home = dir.display().to_string();
+    let env = move |name: &str| (name == "HOME").then(|| home.clone());
+    let mut settings = match hooktrail_collector::parse_settings(&args, &env).unwrap() {
+        hooktrail_collector::Invocation::Run { settings, .. } => *settings,
+        _ => panic!("not a run"),
+    };
+    settings.redaction.privacy = privacy;
+    let bound = hooktrail_collector::bind(&settings).unwrap();
+    let shutdown = shutdown.clone();
+    std::thread::spawn(move || hooktrail_collector::run(settings, bound, shutdown))
+}
+
+#[test]
+fn two_collectors_in_one_process_each_redact_at_their_own_privacy_level() {
+    use hooktrail_shared::redact::Privacy;
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (metadata_dir, full_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // A process-wide redactor gave both the level of whichever started
+    // first, so one of the two checks below failed.
+    let runners = [
+        start_in_process(metadata_dir.path(), Privacy::Metadata, &shutdown),
+        start_in_process(full_dir.path(), Privacy::Full, &shutdown),
+    ];
+    let line = unredacted(
+        r#"{"session_id":"s1","hook_event_name":"UserPromptSubmit","prompt_id":"p","prompt":"the plan for friday"}"#,
+    );
+    let stored = |dir: &std::path::Path| {
+        let socket = dir.join("s.sock");
+        wait_until("the socket is listening", Duration::from_secs(30), || {
+            socket.exists()
+        });
+        assert_eq!(send_lines(&socket, &[line.clone()]), vec!["ok"]);
+        let output = std::process::Command::new("sqlite3")
+            .arg(dir.join("events.db"))
+            .arg("SELECT payload FROM events")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let metadata_payload = stored(metadata_dir.path());
+    let full_payload = stored(full_dir.path());
+    shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+    for runner in runners {
+        runner.join().unwrap().unwrap();
+    }
+    assert!(
+        full_payload.contains("the plan for friday"),
+        "{full_payload}"
+    );
+    assert!(!metadata_payload.is_empty());
+    assert!(
+        !metadata_payload.contains("the plan for friday"),
+        "{metadata_payload}"
+    );
 }

@@ -323,7 +323,7 @@ pub(crate) fn load(
     let public_url = top
         .public_url
         .or(default_url)
-        .unwrap_or_else(|| format!("http://{}", crate::settings::DEFAULT_HTTP));
+        .unwrap_or_else(|| format!("http://{}", crate::defaults::DEFAULT_HTTP));
     if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
         return Err(format!(
             "public_url must start with http:// or https://, not {public_url:?}"

@@ -37,6 +37,8 @@ use crate::cost::PriceTable;
 use crate::store::import::{session_is_stored, StoredEnd};
 use crate::store::read::{open_read_only, session_has_live_events};
 use crate::store::writer::{BatchExtras, ImportStore};
+use hooktrail_shared::envelope::HookEvent;
+use hooktrail_shared::redact::Redactor;
 use progress::Progress;
 use synthesize::{FileJob, FileKind, LastLine, Output};
 
@@ -131,6 +133,7 @@ pub fn run(
     prices: Arc<PriceTable>,
     machine: &str,
     show_progress: bool,
+    redactor: &Redactor,
 ) -> Result<ImportSummary, String> {
     let started = Instant::now();
     if !dir.is_dir() {
@@ -148,8 +151,14 @@ pub fn run(
     let read_summary = std::thread::scope(|scope| -> Result<ImportSummary, String> {
         let bytes_read = &bytes_read;
         let files = &files;
-        let reader =
-            scope.spawn(move || read_all(files, machine, &reader_connection, bytes_read, &sender));
+        let reader = scope.spawn(move || {
+            let reading = Reading {
+                machine,
+                redactor,
+                bytes_read,
+            };
+            read_all(files, &reading, &reader_connection, &sender)
+        });
         let mut sessions_stored = HashSet::new();
         loop {
             match receiver.recv_timeout(Duration::from_millis(100)) {
@@ -203,7 +212,7 @@ fn store_batch(
             sessions_stored.insert(session_id.to_owned());
             summary.sessions += 1;
         }
-        let is_end = matches!(row.hook.as_str(), "SessionEnd" | "SubagentStop");
+        let is_end = matches!(event.hook, HookEvent::SessionEnd | HookEvent::SubagentStop);
         if is_end && batch.stored_before.contains(session_id) {
             ends.push(StoredEnd {
                 session_id: session_id.to_owned(),
@@ -239,15 +248,30 @@ struct Orphan {
     stored_before: bool,
 }
 
+/// What the reading thread reads every file with.
+#[derive(Clone, Copy)]
+struct Reading<'a> {
+    /// The machine the history is imported on.
+    machine: &'a str,
+    /// The redaction rules every synthesized event goes through.
+    redactor: &'a Redactor,
+    /// Bumped as bytes are read, for the progress bar.
+    bytes_read: &'a AtomicU64,
+}
+
 /// The reading thread: every file, in path order (a session's file before
 /// its subagents'), in batches.
 fn read_all(
     files: &[(PathBuf, FileKind, u64)],
-    machine: &str,
+    reading: &Reading<'_>,
     connection: &rusqlite::Connection,
-    bytes_read: &AtomicU64,
     sender: &crossbeam_channel::Sender<Batch>,
 ) -> ImportSummary {
+    let Reading {
+        machine,
+        redactor,
+        bytes_read,
+    } = *reading;
     let mut summary = ImportSummary::default();
     let mut facts_by_session: HashMap<String, SessionFacts> = HashMap::new();
     let with_transcript: HashSet<&str> = files
@@ -264,13 +288,7 @@ fn read_all(
             .as_ref()
             .is_some_and(|orphan| orphan.kind.session_id() != session_id)
         {
-            end_orphan(
-                orphan.take(),
-                machine,
-                bytes_read,
-                &mut output,
-                &mut stored_before,
-            );
+            end_orphan(orphan.take(), reading, &mut output, &mut stored_before);
         }
         let facts = match facts_by_session.get(session_id) {
             Some(&facts) => facts,
@@ -310,6 +328,7 @@ fn read_all(
             path,
             kind,
             machine,
+            redactor,
             live,
             bytes_read,
         };
@@ -343,13 +362,7 @@ fn read_all(
             summary.waiting_for_store += send(&mut output, &mut stored_before, sender);
         }
     }
-    end_orphan(
-        orphan.take(),
-        machine,
-        bytes_read,
-        &mut output,
-        &mut stored_before,
-    );
+    end_orphan(orphan.take(), reading, &mut output, &mut stored_before);
     summary.waiting_for_store += send(&mut output, &mut stored_before, sender);
     summary.bytes = bytes_read.load(Ordering::Relaxed);
     summary
@@ -359,8 +372,7 @@ fn read_all(
 /// subagent file is read.
 fn end_orphan(
     orphan: Option<Orphan>,
-    machine: &str,
-    bytes_read: &AtomicU64,
+    reading: &Reading<'_>,
     output: &mut Output,
     stored_before: &mut HashSet<String>,
 ) {
@@ -379,9 +391,10 @@ fn end_orphan(
     let job = FileJob {
         path: &dir,
         kind: &kind,
-        machine,
+        machine: reading.machine,
+        redactor: reading.redactor,
         live: false,
-        bytes_read,
+        bytes_read: reading.bytes_read,
     };
     synthesize::end_orphan_session(&job, &last_line, output);
 }

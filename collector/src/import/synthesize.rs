@@ -36,7 +36,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hooktrail_shared::envelope::{parse_rfc3339_millis, shorten_strings, Envelope};
+use hooktrail_shared::envelope::{parse_rfc3339_millis, shorten_strings, Envelope, HookEvent};
+use hooktrail_shared::redact::Redactor;
 use hooktrail_shared::transcript::{self, lift_plain_string, memmem};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -135,6 +136,8 @@ pub(crate) struct FileJob<'a> {
     pub(crate) kind: &'a FileKind,
     /// The machine the history is imported on (transcripts are local).
     pub(crate) machine: &'a str,
+    /// The redaction rules each event goes through, as a hook's does.
+    pub(crate) redactor: &'a Redactor,
     /// Whether the session already has live events: then only its usage
     /// and ids are stored, its events are left to the hooks.
     pub(crate) live: bool,
@@ -645,7 +648,7 @@ impl<'j> FileState<'j> {
         self.submitted_prompt = Some(prompt_id);
         self.emit(
             output,
-            "UserPromptSubmit",
+            HookEvent::UserPromptSubmit,
             ts,
             line.uuid.as_deref().unwrap_or(""),
             None,
@@ -672,9 +675,9 @@ impl<'j> FileState<'j> {
             _ => None,
         };
         let hook = if failed {
-            "PostToolUseFailure"
+            HookEvent::PostToolUseFailure
         } else {
-            "PostToolUse"
+            HookEvent::PostToolUse
         };
         self.emit(
             output,
@@ -719,7 +722,7 @@ impl<'j> FileState<'j> {
                 let uuid = line.uuid.as_deref().unwrap_or("");
                 self.emit(
                     output,
-                    "StopFailure",
+                    HookEvent::StopFailure,
                     ts,
                     uuid,
                     None,
@@ -781,7 +784,7 @@ impl<'j> FileState<'j> {
                 };
                 self.emit(
                     output,
-                    "PreToolUse",
+                    HookEvent::PreToolUse,
                     ts,
                     line.uuid.as_deref().unwrap_or(""),
                     Some(id),
@@ -860,7 +863,7 @@ impl<'j> FileState<'j> {
                     .unwrap_or("manual")
                     .to_owned();
                 let uuid = line.uuid.as_deref().unwrap_or("").to_owned();
-                for hook in ["PreCompact", "PostCompact"] {
+                for hook in [HookEvent::PreCompact, HookEvent::PostCompact] {
                     self.emit(
                         output,
                         hook,
@@ -888,7 +891,7 @@ impl<'j> FileState<'j> {
         let model = self.model.clone();
         self.emit(
             output,
-            "Stop",
+            HookEvent::Stop,
             ts,
             &stop.uuid,
             None,
@@ -914,7 +917,7 @@ impl<'j> FileState<'j> {
         match self.file_agent {
             None => self.emit(
                 output,
-                "SessionStart",
+                HookEvent::SessionStart,
                 ts,
                 "",
                 None,
@@ -926,7 +929,7 @@ impl<'j> FileState<'j> {
             ),
             Some(_) => self.emit(
                 output,
-                "SubagentStart",
+                HookEvent::SubagentStart,
                 ts,
                 "",
                 None,
@@ -955,7 +958,7 @@ impl<'j> FileState<'j> {
                 None => self.end_session(output, ts, &end_key, Some(path.as_str())),
                 Some(_) => self.emit(
                     output,
-                    "SubagentStop",
+                    HookEvent::SubagentStop,
                     ts,
                     &end_key,
                     None,
@@ -987,7 +990,7 @@ impl<'j> FileState<'j> {
     ) {
         self.emit(
             output,
-            "SessionEnd",
+            HookEvent::SessionEnd,
             ts,
             end_key,
             None,
@@ -1005,7 +1008,7 @@ impl<'j> FileState<'j> {
     fn emit(
         &mut self,
         output: &mut Output,
-        hook: &str,
+        hook: HookEvent,
         ts: i64,
         line_uuid: &str,
         tool_use_id: Option<&str>,
@@ -1014,7 +1017,7 @@ impl<'j> FileState<'j> {
         if self.job.live {
             return;
         }
-        if !self.started && !matches!(hook, "SessionStart" | "SubagentStart") {
+        if !self.started && !matches!(hook, HookEvent::SessionStart | HookEvent::SubagentStart) {
             self.ensure_started(output);
         }
         let session_id = self.session_id();
@@ -1024,7 +1027,7 @@ impl<'j> FileState<'j> {
             cwd: self.cwd.as_deref(),
             prompt_id: self.prompt_id.as_deref(),
             permission_mode: self.permission_mode.as_deref(),
-            hook_event_name: hook,
+            hook_event_name: hook.name(),
             agent_id,
             agent_type: payload
                 .agent_type
@@ -1041,7 +1044,7 @@ impl<'j> FileState<'j> {
             session_id,
             agent_id.unwrap_or(""),
             line_uuid,
-            hook,
+            hook.name(),
             tool_use_id.unwrap_or(""),
         ]);
         output.payload_bytes += raw.get().len();
@@ -1052,7 +1055,7 @@ impl<'j> FileState<'j> {
             machine: self.job.machine.to_owned(),
             session_id: Some(session_id.to_owned()),
             agent_id: agent_id.map(str::to_owned),
-            hook: hook.to_owned(),
+            hook: hook.name().to_owned(),
             tool: payload.tool_name.map(str::to_owned),
             tool_use_id: tool_use_id.map(str::to_owned),
             cwd: self.cwd.clone(),
@@ -1064,9 +1067,13 @@ impl<'j> FileState<'j> {
             budget_check: false,
             payload: raw,
         };
-        let mut event =
-            NewEvent::from_envelope_remembering(envelope, Source::Import, Some(&mut output.known));
-        if matches!(hook, "Stop" | "StopFailure") {
+        let mut event = NewEvent::from_envelope_remembering(
+            envelope,
+            Source::Import,
+            self.job.redactor,
+            Some(&mut output.known),
+        );
+        if matches!(hook, HookEvent::Stop | HookEvent::StopFailure) {
             event.model = self.model.clone();
         }
         output.events.push(event);

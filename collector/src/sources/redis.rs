@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use hooktrail_shared::config::{redact_url, RedisConfig, Transport};
+use hooktrail_shared::redact::Redactor;
 use hooktrail_shared::spool;
 use redis::{Client, Connection, RedisError, Value};
 
@@ -95,6 +96,9 @@ pub(crate) struct RedisSource {
     pub(crate) shutdown: Arc<AtomicBool>,
     /// Where rejected entries are recorded (`rejected.jsonl`).
     pub(crate) spool_dir: PathBuf,
+    /// This collector's redaction rules, applied again to every event
+    /// received (its own: two collectors in one process keep theirs).
+    pub(crate) redactor: Arc<Redactor>,
 }
 
 impl RedisSource {
@@ -546,6 +550,7 @@ impl RedisReader {
                 &body,
                 Source::Redis,
                 &self.setup.stats,
+                &self.setup.redactor,
                 Some(&mut self.known_sessions),
             ) {
                 Ok(event) => {
@@ -599,6 +604,7 @@ impl RedisReader {
                 body,
                 Source::Redis,
                 &self.setup.stats,
+                &self.setup.redactor,
                 Some(&mut self.known_sessions),
             ) {
                 Ok(event) => {

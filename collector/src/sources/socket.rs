@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use hooktrail_shared::protocol::{self, MAX_LINE_BYTES};
+use hooktrail_shared::redact::Redactor;
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
@@ -194,6 +195,8 @@ struct LineReplies<'a> {
     number: u64,
     /// Counters.
     stats: &'a Stats,
+    /// The collector's redaction rules.
+    redactor: &'a Redactor,
     /// Sessions whose payload facts were read already.
     known_sessions: &'a mut ingest::KnownSessions,
     /// The connection's requests whose hooks wait for a decision.
@@ -213,6 +216,7 @@ impl LineReplies<'_> {
                 line,
                 Source::Socket,
                 self.stats,
+                self.redactor,
                 Some(self.known_sessions),
             ) {
                 Ok(event) => {
@@ -316,6 +320,8 @@ struct Server {
     decisions: Arc<DecisionMailbox>,
     /// Signs budget refusals into `ok` replies.
     budgets: Option<Arc<crate::budgets::Answerer>>,
+    /// The collector's redaction rules.
+    redactor: Arc<Redactor>,
 }
 
 /// The socket source thread: everything it needs, by name.
@@ -336,6 +342,9 @@ pub(crate) struct SocketSource {
     /// Signs budget refusals into the `ok` of events that ask for them
     /// (issue 19); `None` without budgets.
     pub(crate) budgets: Option<Arc<crate::budgets::Answerer>>,
+    /// This collector's redaction rules, applied again to every event
+    /// received (its own: two collectors in one process keep theirs).
+    pub(crate) redactor: Arc<Redactor>,
 }
 
 impl SocketSource {
@@ -355,6 +364,7 @@ impl SocketSource {
             shutdown,
             decisions,
             budgets,
+            redactor,
         } = self;
         let result = (|| -> io::Result<()> {
             let poll = Poll::new()?;
@@ -377,6 +387,7 @@ impl SocketSource {
                 known_sessions: ingest::KnownSessions::default(),
                 decisions,
                 budgets,
+                redactor,
             };
             server.poll.registry().register(
                 &mut server.listener.listener,
@@ -541,6 +552,7 @@ impl Server {
             rejected: &mut rejected,
             number,
             stats: &self.stats,
+            redactor: &self.redactor,
             known_sessions: &mut self.known_sessions,
             waiting: &mut connection.waiting,
         };

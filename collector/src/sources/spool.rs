@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use hooktrail_shared::redact::Redactor;
 use hooktrail_shared::spool;
 
 use crate::event::Source;
@@ -44,6 +45,9 @@ pub(crate) struct SpoolSource {
     pub(crate) shutdown: Arc<AtomicBool>,
     /// How long a pass waits for its commits once shutdown started.
     pub(crate) drain_deadline: Duration,
+    /// This collector's redaction rules, applied again to every event
+    /// received (its own: two collectors in one process keep theirs).
+    pub(crate) redactor: Arc<Redactor>,
 }
 
 impl SpoolSource {
@@ -132,7 +136,7 @@ impl SpoolSource {
         // deduplicated by id when it is drained again).
         let mut unrecorded = 0usize;
         for line in &lines {
-            match ingest::parse_counted(line, Source::Spool, &self.stats) {
+            match ingest::parse_counted(line, Source::Spool, &self.stats, &self.redactor) {
                 Ok(event) => events.push(event),
                 Err(reason) => {
                     rejected += 1;

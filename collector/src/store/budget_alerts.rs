@@ -66,7 +66,7 @@ impl BudgetAlerts {
             return Ok(None);
         }
         Ok(Some(BudgetAlerts {
-            connection: crate::store::writer::open(path)?,
+            connection: crate::store::open::open(path)?,
             rules,
             raised: HashSet::new(),
             failing: false,
@@ -171,7 +171,7 @@ mod tests {
     fn each_crossing_is_raised_once_and_a_grant_makes_a_new_episode() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.db");
-        let connection = crate::store::writer::open(&path).unwrap();
+        let connection = crate::store::open::open(&path).unwrap();
         connection
             .execute(
                 "INSERT INTO sessions (session_id, machine, cwd, first_ts, last_ts) VALUES ('s', 'box', '/p', 1, 1)",

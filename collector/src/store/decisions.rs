@@ -81,7 +81,7 @@ impl DecisionStore {
     /// Opens the database (created and migrated by the writer's `open`).
     pub(crate) fn open(path: &Path) -> Result<DecisionStore, String> {
         Ok(DecisionStore {
-            connection: crate::store::writer::open(path)?,
+            connection: crate::store::open::open(path)?,
         })
     }
 

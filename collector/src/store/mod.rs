@@ -1,8 +1,10 @@
 //! The database. **Only this folder opens SQLite**, and only
 //! [`writer`] writes it.
 //!
-//! - [`writer`]: the writer thread, the one read-write connection, and
-//!   [`writer::open`] (pragmas and migrations). Its helper thread is in
+//! - [`open`]: opening a read-write connection (a private file, WAL, the
+//!   pragmas, the migrations); every module below that writes uses it.
+//! - [`writer`]: the writer thread and the one read-write connection of the
+//!   collector. Its helper thread is in
 //!   [`checkpoint`] (copies committed WAL pages, writes no rows), and its
 //!   idle-time deletions in [`retention`].
 //! - [`schema`]: tables, the `tool_calls` view and migrations (DESIGN §6).
@@ -24,6 +26,7 @@ pub(crate) mod budget_alerts;
 pub(crate) mod checkpoint;
 pub(crate) mod decisions;
 pub(crate) mod import;
+pub(crate) mod open;
 pub(crate) mod outbox;
 pub(crate) mod read;
 pub(crate) mod retention;

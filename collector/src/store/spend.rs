@@ -183,7 +183,7 @@ impl GrantStore {
     /// Opens the database (created and migrated by the writer's `open`).
     pub(crate) fn open(path: &std::path::Path) -> Result<GrantStore, String> {
         Ok(GrantStore {
-            connection: crate::store::writer::open(path)?,
+            connection: crate::store::open::open(path)?,
         })
     }
 

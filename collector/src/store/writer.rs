@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{named_params, params, Connection, Transaction, TransactionBehavior};
 
 use crate::cost::{self, PriceTable};
 use crate::event::Source;
@@ -39,155 +39,13 @@ use crate::stats::Stats;
 use crate::store::checkpoint::{Checkpointer, BACKSTOP_AUTOCHECKPOINT_PAGES};
 use crate::store::retention::{Retention, RetentionSchedule};
 use crate::store::schema;
+use hooktrail_shared::envelope::HookEvent;
 use hooktrail_shared::transcript::{ResponseUsage, TranscriptKind};
-
-/// How long SQLite itself waits for a lock before the writer sees `SQLITE_BUSY`
-/// and retries the batch (counting a write error).
-const BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
-
-/// Opens (creating if needed) the database read-write, sets the pragmas the
-/// writer relies on and applies the migrations.
-pub fn open(path: &Path) -> Result<Connection, String> {
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        if !dir.exists() {
-            hooktrail_shared::paths::ensure_private_dir(dir).map_err(|error| {
-                format!(
-                    "cannot create the database directory {}: {error}",
-                    dir.display()
-                )
-            })?;
-        }
-    }
-    let name = path.display();
-    make_private(path)?;
-    let mut connection = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|error| format!("cannot open the database {name}: {error}"))?;
-    connection
-        .busy_timeout(BUSY_TIMEOUT)
-        .map_err(|error| format!("database {name}: {error}"))?;
-    // A collector and an import starting together on a new file both try
-    // this switch; the loser finds the file locked and tries again.
-    let mode: String = schema::retry_while_busy(|| {
-        connection.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
-    })
-    .map_err(|error| format!("cannot switch {name} to WAL mode: {error}"))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!(
-            "database {name} refused WAL mode (journal_mode is {mode})"
-        ));
-    }
-    connection
-        .execute_batch(
-            "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;",
-        )
-        .map_err(|error| format!("database {name}: {error}"))?;
-    schema::migrate(&mut connection)
-        .map_err(|error| format!("cannot migrate the database {name}: {error}"))?;
-    Ok(connection)
-}
-
-/// The first bytes of every SQLite 3 database file.
-const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
-
-/// Refuses an existing `--db` file that is not a SQLite database (or an
-/// empty file, which SQLite makes one): a typo or a hostile path
-/// (`--db /proc/version`, `--db ~/.ssh/id_ed25519`) must be left as it
-/// was, its mode included. The file is opened without blocking, so a FIFO
-/// cannot hang the start.
-fn check_is_database(path: &Path) -> Result<(), String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let refuse = |why: &str| {
-        Err(format!(
-            "refusing to use {} as the database: {why}; nothing was changed",
-            path.display()
-        ))
-    };
-    let metadata = std::fs::metadata(path)
-        .map_err(|error| format!("cannot read the database {}: {error}", path.display()))?;
-    if !metadata.is_file() {
-        return refuse("it is not a regular file");
-    }
-    if metadata.len() == 0 {
-        return Ok(());
-    }
-    let mut header = Vec::with_capacity(SQLITE_HEADER.len());
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .and_then(|file| {
-            file.take(SQLITE_HEADER.len() as u64)
-                .read_to_end(&mut header)
-        })
-        .map_err(|error| format!("cannot read the database {}: {error}", path.display()))?;
-    if header.as_slice() != SQLITE_HEADER {
-        return refuse("it is not a SQLite database");
-    }
-    Ok(())
-}
-
-/// Creates the database file 0600 before SQLite opens it (so there is no
-/// moment when it exists with wider permissions; SQLite gives the WAL and
-/// shared-memory files the database's mode), and tightens an existing
-/// database, WAL and SHM that others can read, with one log line, once
-/// [`check_is_database`] has found it is one.
-fn make_private(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => return Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(error) => {
-            return Err(format!(
-                "cannot create the database {}: {error}",
-                path.display()
-            ))
-        }
-    }
-    check_is_database(path)?;
-    let mut tightened = Vec::new();
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        let file = std::path::PathBuf::from(name);
-        let Ok(metadata) = std::fs::symlink_metadata(&file) else {
-            continue;
-        };
-        let mode = metadata.permissions().mode() & 0o777;
-        if metadata.is_file() && mode & 0o077 != 0 {
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700))
-                .map_err(|error| {
-                    format!(
-                        "cannot make {} private (mode {mode:04o}): {error}",
-                        file.display()
-                    )
-                })?;
-            tightened.push(format!("{} ({mode:04o})", file.display()));
-        }
-    }
-    if !tightened.is_empty() {
-        log::warn(&format!(
-            "made the database private (0600): {} could be read by other users",
-            tightened.join(", ")
-        ));
-    }
-    Ok(())
-}
 
 /// The writer thread: everything it needs, by name. [`Writer::spawn`]
 /// starts it.
 pub(crate) struct Writer {
-    /// The only read-write connection of the collector (see [`open`]).
+    /// The only read-write connection of the collector (see [`open`](crate::store::open::open)).
     pub(crate) connection: Connection,
     /// Submissions from every source.
     pub(crate) queue: Receiver<Queued>,
@@ -466,7 +324,7 @@ impl WriterLoop {
 }
 
 /// The import's side of the database (`hooktrail-collector import`): the
-/// same [`open`] (WAL, busy timeout, migrations) and the same
+/// same [`open`](crate::store::open::open) (WAL, busy timeout, migrations) and the same
 /// [`commit_events`] as the writer thread, in a process of its own that may
 /// run beside a collector. Its transactions are small (a few thousand
 /// events), so the collector's writer waits at most a few milliseconds for
@@ -489,7 +347,7 @@ const IMPORT_BUSY_PATIENCE: Duration = Duration::from_secs(60);
 impl ImportStore {
     /// Opens (creating and migrating if needed) the database for an import.
     pub(crate) fn open(path: &Path, prices: Arc<PriceTable>) -> Result<ImportStore, String> {
-        let connection = open(path)?;
+        let connection = crate::store::open::open(path)?;
         Ok(ImportStore {
             connection,
             prices,
@@ -642,309 +500,483 @@ pub(crate) struct CommitReport {
 /// every event (`INSERT OR IGNORE` by id), updates `sessions`, `agents`,
 /// `event_counts`, the usage the events carry and `extras`, and reports
 /// each event's new `seq` and the responses refused ([`CommitReport`]).
+///
+/// Each step is a function of its own, run in this order inside the one
+/// `BEGIN IMMEDIATE` transaction; nothing is visible to readers until the
+/// commit, and a failing step rolls the whole batch back.
 pub(crate) fn commit_events(
     connection: &mut Connection,
     events: &[&NewEvent],
     prices: &PriceTable,
     extras: &BatchExtras,
 ) -> rusqlite::Result<CommitReport> {
-    let mut usage_rows = 0;
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut seqs = Vec::with_capacity(events.len());
-    let mut usage_refused = 0u64;
-    let mut sessions: HashMap<&str, SessionDelta> = HashMap::new();
-    let mut agents: HashMap<&str, AgentDelta> = HashMap::new();
-    let mut minute_counts: HashMap<(i64, &str, &str), i64> = HashMap::new();
-    {
-        let mut insert = transaction.prepare_cached(
-            "INSERT OR IGNORE INTO events
-             (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode, redactions, config_error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        )?;
-        let mut index_text =
-            transaction.prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")?;
-        for &event in events {
-            let row = &event.row;
-            let changed = insert.execute(params![
-                row.id,
-                row.ts,
-                row.received_at,
-                row.machine,
-                row.session_id,
-                row.agent_id,
-                row.hook,
-                row.tool,
-                row.tool_use_id,
-                row.cwd,
-                row.source,
-                row.payload,
-                row.prompt_id,
-                row.permission_mode,
-                event
-                    .redactions
-                    .as_ref()
-                    .and_then(|counts| serde_json::to_string(counts).ok()),
-                row.config_error.then_some(1),
-            ])?;
-            if changed == 0 {
-                seqs.push(0);
-                continue;
-            }
-            let seq = transaction.last_insert_rowid();
-            seqs.push(seq);
-            if let Some(text) = &event.search_text {
-                index_text.execute(params![seq, text])?;
-            }
-            note_side_tables(event, seq, &mut sessions, &mut agents);
-            if let Some(expires_at) = event.wait_until {
-                crate::store::decisions::insert_pending(&transaction, event, expires_at)?;
-            }
-            *minute_counts
-                .entry((minute_of(row.ts), row.hook.as_str(), row.machine.as_str()))
-                .or_default() += 1;
-        }
-    }
-    if !sessions.is_empty() {
-        let mut upsert = transaction.prepare_cached(
-            "INSERT INTO sessions
-             (session_id, machine, cwd, first_ts, last_ts, ended_ts, end_reason, event_count, transcript_path, last_seq,
-              state, state_since, state_detail, current_tool, model, title, permission_mode)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-             ON CONFLICT(session_id) DO UPDATE SET
-               state = CASE WHEN ?11 IS NOT NULL AND ?18 >= sessions.last_ts THEN ?11 ELSE sessions.state END,
-               state_since = CASE WHEN ?11 IS NOT NULL AND ?18 >= sessions.last_ts
-                                   AND (sessions.state IS NOT ?11 OR ?19) THEN ?12 ELSE sessions.state_since END,
-               state_detail = CASE WHEN ?11 IS NOT NULL AND ?18 >= sessions.last_ts THEN ?13 ELSE sessions.state_detail END,
-               current_tool = CASE WHEN ?20 AND ?18 >= sessions.last_ts THEN ?14 ELSE sessions.current_tool END,
-               model = COALESCE(?15, sessions.model),
-               title = COALESCE(sessions.title, ?16),
-               permission_mode = COALESCE(?17, sessions.permission_mode),
-               cwd = COALESCE(sessions.cwd, excluded.cwd),
-               first_ts = MIN(sessions.first_ts, excluded.first_ts),
-               last_ts = MAX(sessions.last_ts, excluded.last_ts),
-               ended_ts = COALESCE(excluded.ended_ts, sessions.ended_ts),
-               end_reason = COALESCE(excluded.end_reason, sessions.end_reason),
-               event_count = sessions.event_count + excluded.event_count,
-               transcript_path = COALESCE(sessions.transcript_path, excluded.transcript_path),
-               last_seq = MAX(COALESCE(sessions.last_seq, 0), excluded.last_seq)",
-        )?;
-        for (session_id, delta) in &sessions {
-            upsert.execute(params![
-                session_id,
-                delta.machine,
-                delta.cwd,
-                delta.first_ts,
-                delta.last_ts,
-                delta.ended_ts,
-                delta.end_reason,
-                delta.event_count,
-                delta.transcript_path,
-                delta.last_seq,
-                delta.state.as_ref().map(|state| state.state.as_str()),
-                delta.state.as_ref().map(|state| state.since),
-                delta.state.as_ref().and_then(|state| state.detail),
-                delta.current_tool.flatten(),
-                delta.model,
-                delta.title,
-                delta.permission_mode,
-                delta.state.as_ref().map(|state| state.ts),
-                delta
-                    .state
-                    .as_ref()
-                    .is_some_and(|state| state.entered_in_batch),
-                delta.current_tool.is_some(),
-            ])?;
-        }
-    }
-    if !agents.is_empty() {
-        let mut upsert = transaction.prepare_cached(
-            "INSERT INTO agents
-             (agent_id, session_id, agent_type, parent_tool_use_id, started_ts, stopped_ts, event_count, transcript_path,
-              state, state_since, state_detail, current_tool, prompt_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-             ON CONFLICT(agent_id) DO UPDATE SET
-               state = CASE WHEN ?9 IS NOT NULL AND ?14 >= COALESCE(agents.state_since, 0) THEN ?9 ELSE agents.state END,
-               state_since = CASE WHEN ?9 IS NOT NULL AND ?14 >= COALESCE(agents.state_since, 0)
-                                   AND (agents.state IS NOT ?9 OR ?15) THEN ?10 ELSE agents.state_since END,
-               state_detail = CASE WHEN ?9 IS NOT NULL AND ?14 >= COALESCE(agents.state_since, 0) THEN ?11 ELSE agents.state_detail END,
-               current_tool = CASE WHEN ?16 THEN ?12 ELSE agents.current_tool END,
-               prompt_id = COALESCE(agents.prompt_id, ?13),
-               session_id = CASE WHEN agents.session_id = '' THEN excluded.session_id ELSE agents.session_id END,
-               agent_type = COALESCE(agents.agent_type, excluded.agent_type),
-               parent_tool_use_id = COALESCE(agents.parent_tool_use_id, excluded.parent_tool_use_id),
-               started_ts = COALESCE(MIN(agents.started_ts, excluded.started_ts), agents.started_ts, excluded.started_ts),
-               stopped_ts = COALESCE(MAX(agents.stopped_ts, excluded.stopped_ts), agents.stopped_ts, excluded.stopped_ts),
-               event_count = agents.event_count + excluded.event_count,
-               transcript_path = COALESCE(excluded.transcript_path, agents.transcript_path)",
-        )?;
-        for (agent_id, delta) in &agents {
-            upsert.execute(params![
-                agent_id,
-                delta.session_id.unwrap_or(""),
-                delta.agent_type,
-                delta.parent_tool_use_id,
-                delta.started_ts,
-                delta.stopped_ts,
-                delta.event_count,
-                delta.transcript_path,
-                delta.state.as_ref().map(|state| state.state.as_str()),
-                delta.state.as_ref().map(|state| state.since),
-                delta.state.as_ref().and_then(|state| state.detail),
-                delta.current_tool.flatten(),
-                delta.prompt_id,
-                delta.state.as_ref().map(|state| state.ts),
-                delta
-                    .state
-                    .as_ref()
-                    .is_some_and(|state| state.entered_in_batch),
-                delta.current_tool.is_some(),
-            ])?;
-        }
-    }
-    {
-        let mut upsert = transaction.prepare_cached(UPSERT_USAGE)?;
-        let mut insert_id = transaction.prepare_cached(INSERT_TRANSCRIPT_ID)?;
-        for (&event, seq) in events.iter().zip(&seqs) {
-            let (Some(usage), true) = (&event.usage, *seq > 0) else {
-                continue;
-            };
-            let row = &event.row;
-            let origin = if row.source == Source::Import.as_str() {
-                "import"
-            } else {
-                "hook"
-            };
-            if let Some(session_id) = row.session_id.as_deref() {
-                store_transcript_ids(
-                    &mut insert_id,
-                    session_id,
-                    &usage.tool_use_ids,
-                    &usage.agent_ids,
-                )?;
-            }
-            for response in &usage.responses {
-                if !cost::is_plausible(response) {
-                    usage_refused += 1;
-                    continue;
-                }
-                // A subagent's transcript belongs to the event's agent;
-                // in a session's transcript, a sidechain line names its
-                // own agent where it can.
-                let agent_id = match usage.transcript {
-                    TranscriptKind::Agent => row.agent_id.as_deref(),
-                    TranscriptKind::Session => response.agent_id.as_deref(),
-                };
-                upsert.execute(params![
-                    response.key(),
-                    response.message_id,
-                    response.request_id,
-                    row.session_id,
-                    agent_id,
-                    // The response's own prompt (its transcript's
-                    // `promptId`), else the shipping event's.
-                    response.prompt_id.as_deref().or(row.prompt_id.as_deref()),
-                    row.machine,
-                    row.cwd,
-                    response.model,
-                    response.ts.unwrap_or(row.ts),
-                    response.input as i64,
-                    response.output as i64,
-                    response.cache_write_5m as i64,
-                    response.cache_write_1h as i64,
-                    response.cache_read as i64,
-                    response.web_search as i64,
-                    prices.cost(response),
-                    prices.version,
-                    origin,
-                    row.id,
-                    response.inference_geo,
-                    response.speed,
-                ])?;
-            }
-        }
-    }
-    {
-        let mut upsert = transaction.prepare_cached(UPSERT_USAGE)?;
-        for imported in &extras.usage {
-            let response = &imported.response;
-            if !cost::is_plausible(response) {
-                usage_refused += 1;
-                continue;
-            }
-            usage_rows += upsert.execute(params![
-                response.key(),
-                response.message_id,
-                response.request_id,
-                imported.session_id,
-                imported.agent_id,
-                imported.prompt_id,
-                imported.machine,
-                imported.cwd,
-                response.model,
-                response.ts,
-                response.input as i64,
-                response.output as i64,
-                response.cache_write_5m as i64,
-                response.cache_write_1h as i64,
-                response.cache_read as i64,
-                response.web_search as i64,
-                prices.cost(response),
-                prices.version,
-                "import",
-                None::<&str>,
-                response.inference_geo,
-                response.speed,
-            ])?;
-        }
-        // A session the hooks recorded without usage (an older emitter)
-        // takes its model from the import's responses, when it has none.
-        let mut fill_model = transaction.prepare_cached(
-            "UPDATE sessions SET model = ?2 WHERE session_id = ?1 AND model IS NULL",
-        )?;
-        for imported in extras.usage.iter().filter(|imported| {
-            imported.agent_id.is_none()
-                && !imported.response.sidechain
-                && is_model_name(&imported.response.model)
-                && cost::is_plausible(&imported.response)
-        }) {
-            fill_model.execute(params![imported.session_id, imported.response.model])?;
-        }
-        let mut insert_id = transaction.prepare_cached(INSERT_TRANSCRIPT_ID)?;
-        for ids in &extras.transcript_ids {
-            store_transcript_ids(
-                &mut insert_id,
-                &ids.session_id,
-                &ids.tool_use_ids,
-                &ids.agent_ids,
-            )?;
-        }
-    }
-    if !minute_counts.is_empty() {
-        let mut upsert = transaction.prepare_cached(
-            "INSERT INTO event_counts (minute, hook, machine, count) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(minute, hook, machine) DO UPDATE SET count = count + excluded.count",
-        )?;
-        for ((minute, hook, machine), count) in &minute_counts {
-            upsert.execute(params![minute, hook, machine, count])?;
-        }
-    }
+    let mut deltas = BatchDeltas::default();
+    let seqs = insert_events(&transaction, events, &mut deltas)?;
+    upsert_sessions(&transaction, &deltas.sessions)?;
+    upsert_agents(&transaction, &deltas.agents)?;
+    let mut usage = UsageTally::default();
+    store_event_usage(&transaction, events, &seqs, prices, &mut usage)?;
+    store_imported_usage(&transaction, &extras.usage, prices, &mut usage)?;
+    fill_session_models(&transaction, &extras.usage)?;
+    store_imported_ids(&transaction, &extras.transcript_ids)?;
+    add_minute_counts(&transaction, &deltas.minute_counts)?;
     crate::store::outbox::raise(&transaction, events, &seqs)?;
     transaction.commit()?;
     Ok(CommitReport {
         seqs,
-        usage_rows,
-        usage_refused,
+        usage_rows: usage.rows,
+        usage_refused: usage.refused,
     })
+}
+
+/// What a batch's new events change in the side tables, gathered while
+/// they are inserted and written once per session, agent and minute.
+#[derive(Default)]
+struct BatchDeltas<'a> {
+    sessions: HashMap<&'a str, SessionDelta<'a>>,
+    agents: HashMap<&'a str, AgentDelta<'a>>,
+    /// Events per (minute, hook, machine), for `event_counts`.
+    minute_counts: HashMap<(i64, &'a str, &'a str), i64>,
+}
+
+/// Usage stored and refused so far in one transaction.
+#[derive(Default)]
+struct UsageTally {
+    /// Rows of the import's usage inserted or updated.
+    rows: usize,
+    /// Responses refused for an impossible token count.
+    refused: u64,
+}
+
+/// Inserts every event (a duplicate id changes nothing and gets `seq` 0),
+/// its search text, and a waiting request's pending decision; notes each
+/// new event in `deltas`. Returns the `seq`s in order.
+fn insert_events<'a>(
+    transaction: &Transaction<'_>,
+    events: &[&'a NewEvent],
+    deltas: &mut BatchDeltas<'a>,
+) -> rusqlite::Result<Vec<i64>> {
+    let mut insert = transaction.prepare_cached(
+        "INSERT OR IGNORE INTO events
+         (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode, redactions, config_error)
+         VALUES (:id, :ts, :received_at, :machine, :session_id, :agent_id, :hook, :tool, :tool_use_id, :cwd, :source, :payload, :prompt_id, :permission_mode, :redactions, :config_error)",
+    )?;
+    let mut index_text =
+        transaction.prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")?;
+    let mut seqs = Vec::with_capacity(events.len());
+    for &event in events {
+        let row = &event.row;
+        let changed = execute_in_order(
+            &mut insert,
+            named_params! {
+                ":id": row.id,
+                ":ts": row.ts,
+                ":received_at": row.received_at,
+                ":machine": row.machine,
+                ":session_id": row.session_id,
+                ":agent_id": row.agent_id,
+                ":hook": row.hook,
+                ":tool": row.tool,
+                ":tool_use_id": row.tool_use_id,
+                ":cwd": row.cwd,
+                ":source": row.source,
+                ":payload": row.payload,
+                ":prompt_id": row.prompt_id,
+                ":permission_mode": row.permission_mode,
+                ":redactions": event
+                    .redactions
+                    .as_ref()
+                    .and_then(|counts| serde_json::to_string(counts).ok()),
+                ":config_error": row.config_error.then_some(1),
+            },
+        )?;
+        if changed == 0 {
+            seqs.push(0);
+            continue;
+        }
+        let seq = transaction.last_insert_rowid();
+        seqs.push(seq);
+        if let Some(text) = &event.search_text {
+            index_text.execute(params![seq, text])?;
+        }
+        note_side_tables(event, seq, &mut deltas.sessions, &mut deltas.agents);
+        if let Some(expires_at) = event.wait_until {
+            crate::store::decisions::insert_pending(transaction, event, expires_at)?;
+        }
+        *deltas
+            .minute_counts
+            .entry((minute_of(row.ts), row.hook.as_str(), row.machine.as_str()))
+            .or_default() += 1;
+    }
+    Ok(seqs)
+}
+
+/// Adds each session's batch to its row: counts and times add up, the
+/// first directory, title and transcript path stay, and a state older than
+/// what the row already reflects changes nothing.
+fn upsert_sessions(
+    transaction: &Transaction<'_>,
+    sessions: &HashMap<&str, SessionDelta<'_>>,
+) -> rusqlite::Result<()> {
+    if sessions.is_empty() {
+        return Ok(());
+    }
+    let mut upsert = transaction.prepare_cached(
+        "INSERT INTO sessions
+         (session_id, machine, cwd, first_ts, last_ts, ended_ts, end_reason, event_count, transcript_path, last_seq,
+          state, state_since, state_detail, current_tool, model, title, permission_mode)
+         VALUES (:session_id, :machine, :cwd, :first_ts, :last_ts, :ended_ts, :end_reason, :event_count, :transcript_path, :last_seq,
+                 :state, :state_since, :state_detail, :current_tool, :model, :title, :permission_mode)
+         ON CONFLICT(session_id) DO UPDATE SET
+           state = CASE WHEN :state IS NOT NULL AND :state_ts >= sessions.last_ts THEN :state ELSE sessions.state END,
+           state_since = CASE WHEN :state IS NOT NULL AND :state_ts >= sessions.last_ts
+                               AND (sessions.state IS NOT :state OR :entered_in_batch) THEN :state_since ELSE sessions.state_since END,
+           state_detail = CASE WHEN :state IS NOT NULL AND :state_ts >= sessions.last_ts THEN :state_detail ELSE sessions.state_detail END,
+           current_tool = CASE WHEN :tool_changed AND :state_ts >= sessions.last_ts THEN :current_tool ELSE sessions.current_tool END,
+           model = COALESCE(:model, sessions.model),
+           title = COALESCE(sessions.title, :title),
+           permission_mode = COALESCE(:permission_mode, sessions.permission_mode),
+           cwd = COALESCE(sessions.cwd, excluded.cwd),
+           first_ts = MIN(sessions.first_ts, excluded.first_ts),
+           last_ts = MAX(sessions.last_ts, excluded.last_ts),
+           ended_ts = COALESCE(excluded.ended_ts, sessions.ended_ts),
+           end_reason = COALESCE(excluded.end_reason, sessions.end_reason),
+           event_count = sessions.event_count + excluded.event_count,
+           transcript_path = COALESCE(sessions.transcript_path, excluded.transcript_path),
+           last_seq = MAX(COALESCE(sessions.last_seq, 0), excluded.last_seq)",
+    )?;
+    for (session_id, delta) in sessions {
+        let state = delta.state.as_ref();
+        execute_in_order(
+            &mut upsert,
+            named_params! {
+                ":session_id": session_id,
+                ":machine": delta.machine,
+                ":cwd": delta.cwd,
+                ":first_ts": delta.first_ts,
+                ":last_ts": delta.last_ts,
+                ":ended_ts": delta.ended_ts,
+                ":end_reason": delta.end_reason,
+                ":event_count": delta.event_count,
+                ":transcript_path": delta.transcript_path,
+                ":last_seq": delta.last_seq,
+                ":state": state.map(|state| state.state.as_str()),
+                ":state_since": state.map(|state| state.since),
+                ":state_detail": state.and_then(|state| state.detail),
+                ":current_tool": delta.current_tool.flatten(),
+                ":model": delta.model,
+                ":title": delta.title,
+                ":permission_mode": delta.permission_mode,
+                ":state_ts": state.map(|state| state.ts),
+                ":entered_in_batch": state.is_some_and(|state| state.entered_in_batch),
+                ":tool_changed": delta.current_tool.is_some(),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Adds each agent's batch to its row, as [`upsert_sessions`] does for
+/// sessions; an agent first seen through its spawning call (no session
+/// yet) takes its session from a later batch.
+fn upsert_agents(
+    transaction: &Transaction<'_>,
+    agents: &HashMap<&str, AgentDelta<'_>>,
+) -> rusqlite::Result<()> {
+    if agents.is_empty() {
+        return Ok(());
+    }
+    let mut upsert = transaction.prepare_cached(
+        "INSERT INTO agents
+         (agent_id, session_id, agent_type, parent_tool_use_id, started_ts, stopped_ts, event_count, transcript_path,
+          state, state_since, state_detail, current_tool, prompt_id)
+         VALUES (:agent_id, :session_id, :agent_type, :parent_tool_use_id, :started_ts, :stopped_ts, :event_count, :transcript_path,
+                 :state, :state_since, :state_detail, :current_tool, :prompt_id)
+         ON CONFLICT(agent_id) DO UPDATE SET
+           state = CASE WHEN :state IS NOT NULL AND :state_ts >= COALESCE(agents.state_since, 0) THEN :state ELSE agents.state END,
+           state_since = CASE WHEN :state IS NOT NULL AND :state_ts >= COALESCE(agents.state_since, 0)
+                               AND (agents.state IS NOT :state OR :entered_in_batch) THEN :state_since ELSE agents.state_since END,
+           state_detail = CASE WHEN :state IS NOT NULL AND :state_ts >= COALESCE(agents.state_since, 0) THEN :state_detail ELSE agents.state_detail END,
+           current_tool = CASE WHEN :tool_changed THEN :current_tool ELSE agents.current_tool END,
+           prompt_id = COALESCE(agents.prompt_id, :prompt_id),
+           session_id = CASE WHEN agents.session_id = '' THEN excluded.session_id ELSE agents.session_id END,
+           agent_type = COALESCE(agents.agent_type, excluded.agent_type),
+           parent_tool_use_id = COALESCE(agents.parent_tool_use_id, excluded.parent_tool_use_id),
+           started_ts = COALESCE(MIN(agents.started_ts, excluded.started_ts), agents.started_ts, excluded.started_ts),
+           stopped_ts = COALESCE(MAX(agents.stopped_ts, excluded.stopped_ts), agents.stopped_ts, excluded.stopped_ts),
+           event_count = agents.event_count + excluded.event_count,
+           transcript_path = COALESCE(excluded.transcript_path, agents.transcript_path)",
+    )?;
+    for (agent_id, delta) in agents {
+        let state = delta.state.as_ref();
+        execute_in_order(
+            &mut upsert,
+            named_params! {
+                ":agent_id": agent_id,
+                ":session_id": delta.session_id.unwrap_or(""),
+                ":agent_type": delta.agent_type,
+                ":parent_tool_use_id": delta.parent_tool_use_id,
+                ":started_ts": delta.started_ts,
+                ":stopped_ts": delta.stopped_ts,
+                ":event_count": delta.event_count,
+                ":transcript_path": delta.transcript_path,
+                ":state": state.map(|state| state.state.as_str()),
+                ":state_since": state.map(|state| state.since),
+                ":state_detail": state.and_then(|state| state.detail),
+                ":current_tool": delta.current_tool.flatten(),
+                ":prompt_id": delta.prompt_id,
+                ":state_ts": state.map(|state| state.ts),
+                ":entered_in_batch": state.is_some_and(|state| state.entered_in_batch),
+                ":tool_changed": delta.current_tool.is_some(),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Stores the usage the new events carry (an emitter read it from the
+/// transcript at a turn boundary), and the transcript's ids with it.
+fn store_event_usage(
+    transaction: &Transaction<'_>,
+    events: &[&NewEvent],
+    seqs: &[i64],
+    prices: &PriceTable,
+    tally: &mut UsageTally,
+) -> rusqlite::Result<()> {
+    let mut upsert = transaction.prepare_cached(UPSERT_USAGE)?;
+    let mut insert_id = transaction.prepare_cached(INSERT_TRANSCRIPT_ID)?;
+    for (&event, seq) in events.iter().zip(seqs) {
+        let (Some(usage), true) = (&event.usage, *seq > 0) else {
+            continue;
+        };
+        let row = &event.row;
+        let origin = if row.source == Source::Import.as_str() {
+            "import"
+        } else {
+            "hook"
+        };
+        if let Some(session_id) = row.session_id.as_deref() {
+            store_transcript_ids(
+                &mut insert_id,
+                session_id,
+                &usage.tool_use_ids,
+                &usage.agent_ids,
+            )?;
+        }
+        for response in &usage.responses {
+            if !cost::is_plausible(response) {
+                tally.refused += 1;
+                continue;
+            }
+            // A subagent's transcript belongs to the event's agent; in a
+            // session's transcript, a sidechain line names its own agent
+            // where it can.
+            let agent_id = match usage.transcript {
+                TranscriptKind::Agent => row.agent_id.as_deref(),
+                TranscriptKind::Session => response.agent_id.as_deref(),
+            };
+            let usage_row = UsageRow {
+                response,
+                session_id: row.session_id.as_deref(),
+                agent_id,
+                // The response's own prompt (its transcript's `promptId`),
+                // else the shipping event's.
+                prompt_id: response.prompt_id.as_deref().or(row.prompt_id.as_deref()),
+                machine: &row.machine,
+                cwd: row.cwd.as_deref(),
+                ts: Some(response.ts.unwrap_or(row.ts)),
+                origin,
+                event_id: Some(&row.id),
+            };
+            usage_row.upsert(&mut upsert, prices)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores the responses an import read (origin `import`, never replacing
+/// a hook's row); counts the rows changed.
+fn store_imported_usage(
+    transaction: &Transaction<'_>,
+    usage: &[ImportedUsage],
+    prices: &PriceTable,
+    tally: &mut UsageTally,
+) -> rusqlite::Result<()> {
+    let mut upsert = transaction.prepare_cached(UPSERT_USAGE)?;
+    for imported in usage {
+        let response = &imported.response;
+        if !cost::is_plausible(response) {
+            tally.refused += 1;
+            continue;
+        }
+        let usage_row = UsageRow {
+            response,
+            session_id: Some(&imported.session_id),
+            agent_id: imported.agent_id.as_deref(),
+            prompt_id: imported.prompt_id.as_deref(),
+            machine: &imported.machine,
+            cwd: imported.cwd.as_deref(),
+            ts: response.ts,
+            origin: "import",
+            event_id: None,
+        };
+        tally.rows += usage_row.upsert(&mut upsert, prices)?;
+    }
+    Ok(())
+}
+
+/// A session the hooks recorded without usage (an older emitter) takes
+/// its model from the import's main-agent responses, when it has none.
+fn fill_session_models(
+    transaction: &Transaction<'_>,
+    usage: &[ImportedUsage],
+) -> rusqlite::Result<()> {
+    let mut fill_model = transaction
+        .prepare_cached("UPDATE sessions SET model = ?2 WHERE session_id = ?1 AND model IS NULL")?;
+    for imported in usage.iter().filter(|imported| {
+        imported.agent_id.is_none()
+            && !imported.response.sidechain
+            && is_model_name(&imported.response.model)
+            && cost::is_plausible(&imported.response)
+    }) {
+        fill_model.execute(params![imported.session_id, imported.response.model])?;
+    }
+    Ok(())
+}
+
+/// Stores the tool call and subagent ids the import's transcripts show.
+fn store_imported_ids(
+    transaction: &Transaction<'_>,
+    transcript_ids: &[TranscriptIds],
+) -> rusqlite::Result<()> {
+    let mut insert_id = transaction.prepare_cached(INSERT_TRANSCRIPT_ID)?;
+    for ids in transcript_ids {
+        store_transcript_ids(
+            &mut insert_id,
+            &ids.session_id,
+            &ids.tool_use_ids,
+            &ids.agent_ids,
+        )?;
+    }
+    Ok(())
+}
+
+/// Adds the batch's events to `event_counts`, per minute, hook and machine.
+fn add_minute_counts(
+    transaction: &Transaction<'_>,
+    minute_counts: &HashMap<(i64, &str, &str), i64>,
+) -> rusqlite::Result<()> {
+    if minute_counts.is_empty() {
+        return Ok(());
+    }
+    let mut upsert = transaction.prepare_cached(
+        "INSERT INTO event_counts (minute, hook, machine, count) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(minute, hook, machine) DO UPDATE SET count = count + excluded.count",
+    )?;
+    for ((minute, hook, machine), count) in minute_counts {
+        upsert.execute(params![minute, hook, machine, count])?;
+    }
+    Ok(())
+}
+
+/// One `usage` row: a response's usage and what it is attributed to. The
+/// hooks' usage and the import's are both stored through it, so the
+/// upsert's parameters are bound in one place.
+struct UsageRow<'a> {
+    /// The response, by the counting rules of `transcript`.
+    response: &'a ResponseUsage,
+    session_id: Option<&'a str>,
+    agent_id: Option<&'a str>,
+    prompt_id: Option<&'a str>,
+    machine: &'a str,
+    cwd: Option<&'a str>,
+    /// When the response came (the shipping event's time when the
+    /// transcript line has none).
+    ts: Option<i64>,
+    /// `hook` or `import`: an import never replaces a hook's row.
+    origin: &'static str,
+    /// The event that carried it; `None` for an import's responses.
+    event_id: Option<&'a str>,
+}
+
+impl UsageRow<'_> {
+    /// Runs [`UPSERT_USAGE`] for this row, priced with `prices`; returns
+    /// the rows changed (0 when a hook's row kept an import's out).
+    fn upsert(
+        &self,
+        upsert: &mut rusqlite::CachedStatement<'_>,
+        prices: &PriceTable,
+    ) -> rusqlite::Result<usize> {
+        let response = self.response;
+        execute_in_order(
+            upsert,
+            named_params! {
+                ":key": response.key(),
+                ":message_id": response.message_id,
+                ":request_id": response.request_id,
+                ":session_id": self.session_id,
+                ":agent_id": self.agent_id,
+                ":prompt_id": self.prompt_id,
+                ":machine": self.machine,
+                ":cwd": self.cwd,
+                ":model": response.model,
+                ":ts": self.ts,
+                ":input_tokens": response.input as i64,
+                ":output_tokens": response.output as i64,
+                ":cache_write_5m_tokens": response.cache_write_5m as i64,
+                ":cache_write_1h_tokens": response.cache_write_1h as i64,
+                ":cache_read_tokens": response.cache_read as i64,
+                ":web_search_requests": response.web_search as i64,
+                ":cost_usd": prices.cost(response),
+                ":price_version": prices.version,
+                ":origin": self.origin,
+                ":event_id": self.event_id,
+                ":inference_geo": response.inference_geo,
+                ":speed": response.speed,
+            },
+        )
+    }
+}
+
+/// Runs a prepared statement with its named parameters, given in the order
+/// they first appear in its SQL, bound by position. SQLite numbers `:name`
+/// parameters by first appearance, so this binds exactly what
+/// `execute(named_params! {..})` binds, without looking each name up (a
+/// linear search per parameter, about 8% of the CPU of a commit on these
+/// hot statements). A wrong count is an error; a name out of order is an
+/// error in unit tests (`cfg(test)`), which run every statement that uses
+/// this (the `tests` module below).
+fn execute_in_order(
+    statement: &mut rusqlite::Statement<'_>,
+    params: &[(&str, &dyn rusqlite::ToSql)],
+) -> rusqlite::Result<usize> {
+    if statement.parameter_count() != params.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(
+            params.len(),
+            statement.parameter_count(),
+        ));
+    }
+    for (index, (name, value)) in params.iter().enumerate() {
+        if cfg!(test) && statement.parameter_name(index + 1) != Some(*name) {
+            return Err(rusqlite::Error::InvalidParameterName((*name).to_owned()));
+        }
+        statement.raw_bind_parameter(index + 1, *value)?;
+    }
+    statement.raw_execute()
 }
 
 /// Stores one response's usage, keyed so that it counts once: the last
 /// written usage wins, a hook's row is never replaced by an import's, and
-/// the agent and prompt it was first attributed to stay.
+/// the agent and prompt it was first attributed to stay. Bound by
+/// [`UsageRow::upsert`].
 pub(crate) const UPSERT_USAGE: &str = "INSERT INTO usage
      (key, message_id, request_id, session_id, agent_id, prompt_id, machine, cwd, model, ts,
       input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens,
       web_search_requests, cost_usd, price_version, origin, event_id, inference_geo, speed)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
+     VALUES (:key, :message_id, :request_id, :session_id, :agent_id, :prompt_id, :machine, :cwd, :model, :ts,
+      :input_tokens, :output_tokens, :cache_write_5m_tokens, :cache_write_1h_tokens, :cache_read_tokens,
+      :web_search_requests, :cost_usd, :price_version, :origin, :event_id, :inference_geo, :speed)
      ON CONFLICT(key) DO UPDATE SET
        model = excluded.model,
        ts = COALESCE(usage.ts, excluded.ts),
@@ -1132,7 +1164,7 @@ fn note_side_tables<'a>(
     agents: &mut HashMap<&'a str, AgentDelta<'a>>,
 ) {
     let row = &event.row;
-    let is_end = row.hook == "SessionEnd";
+    let is_end = event.hook == HookEvent::SessionEnd;
     if let Some(session_id) = row.session_id.as_deref() {
         let delta = sessions.entry(session_id).or_insert_with(|| SessionDelta {
             machine: &row.machine,
@@ -1182,14 +1214,12 @@ fn note_side_tables<'a>(
         if let Some(change) = &event.transitions.agent {
             apply_transition(&mut delta.state, &mut delta.current_tool, change, row.ts);
         }
-        if row.hook == "SubagentStart" {
-            delta.prompt_id = delta.prompt_id.or(row.prompt_id.as_deref());
-        }
-        match row.hook.as_str() {
-            "SubagentStart" => {
+        match event.hook {
+            HookEvent::SubagentStart => {
+                delta.prompt_id = delta.prompt_id.or(row.prompt_id.as_deref());
                 delta.started_ts = Some(delta.started_ts.map_or(row.ts, |ts| ts.min(row.ts)))
             }
-            "SubagentStop" => {
+            HookEvent::SubagentStop => {
                 delta.stopped_ts = Some(delta.stopped_ts.map_or(row.ts, |ts| ts.max(row.ts)));
                 delta.transcript_path = event
                     .agent_transcript_path
@@ -1203,5 +1233,276 @@ fn note_side_tables<'a>(
         let delta = agents.entry(spawned).or_default();
         delta.session_id = delta.session_id.or(row.session_id.as_deref());
         delta.parent_tool_use_id = row.tool_use_id.as_deref().or(delta.parent_tool_use_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hooktrail_shared::envelope;
+    use hooktrail_shared::redact::{Redactor, Settings as RedactionSettings};
+
+    /// A migrated database in memory.
+    fn database() -> Connection {
+        let mut connection = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut connection).unwrap();
+        connection
+    }
+
+    /// An event as the socket source builds it from `line`.
+    fn event(line: &str) -> NewEvent {
+        NewEvent::from_envelope_remembering(
+            envelope::parse_line(line.as_bytes()).unwrap(),
+            Source::Socket,
+            &Redactor::new(RedactionSettings::default()),
+            None,
+        )
+    }
+
+    /// One envelope of session `s` on machine `m`, with `rest` (hook, ids,
+    /// payload) spliced in.
+    fn line(id: &str, ts: i64, rest: &str) -> String {
+        format!(r#"{{"v":1,"id":"{id}","ts":{ts},"machine":"m","session_id":"s",{rest}}}"#)
+    }
+
+    fn commit(
+        connection: &mut Connection,
+        events: &[NewEvent],
+        extras: &BatchExtras,
+    ) -> CommitReport {
+        let events: Vec<&NewEvent> = events.iter().collect();
+        commit_events(connection, &events, &PriceTable::embedded(), extras).unwrap()
+    }
+
+    fn text(connection: &Connection, sql: &str) -> String {
+        connection
+            .query_row(&format!("SELECT CAST(({sql}) AS TEXT)"), [], |row| {
+                row.get::<_, Option<String>>(0)
+            })
+            .unwrap()
+            .unwrap_or_else(|| "NULL".into())
+    }
+
+    #[test]
+    fn a_duplicate_id_gets_seq_zero_and_counts_nowhere() {
+        let mut connection = database();
+        let prompt = || {
+            event(&line(
+                "e1",
+                1_000,
+                r#""hook":"UserPromptSubmit","payload":{"prompt":"fix the build"}"#,
+            ))
+        };
+        let report = commit(
+            &mut connection,
+            &[prompt(), prompt()],
+            &BatchExtras::default(),
+        );
+        assert!(report.seqs[0] > 0);
+        assert_eq!(report.seqs[1], 0);
+        let again = commit(&mut connection, &[prompt()], &BatchExtras::default());
+        assert_eq!(again.seqs, vec![0]);
+        for (sql, expected) in [
+            ("SELECT COUNT(*) FROM events", "1"),
+            ("SELECT COUNT(*) FROM events_fts", "1"),
+            ("SELECT event_count FROM sessions", "1"),
+            ("SELECT SUM(count) FROM event_counts", "1"),
+        ] {
+            assert_eq!(text(&connection, sql), expected, "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_session_row_adds_up_batches_and_an_older_event_keeps_its_state() {
+        let mut connection = database();
+        let first = [
+            event(&line(
+                "p",
+                1_000,
+                r#""cwd":"/w","hook":"UserPromptSubmit","payload":{"prompt":"fix it"}"#,
+            )),
+            event(&line(
+                "t",
+                1_500,
+                r#""hook":"PreToolUse","tool":"Bash","payload":{}"#,
+            )),
+            event(&line("x", 2_000, r#""hook":"Stop","payload":{}"#)),
+        ];
+        commit(&mut connection, &first, &BatchExtras::default());
+        let row = "SELECT state || ' ' || first_ts || ' ' || last_ts || ' ' || event_count || ' ' || title || ' ' || cwd FROM sessions";
+        assert_eq!(text(&connection, row), "idle 1000 2000 3 fix it /w");
+        assert_eq!(
+            text(&connection, "SELECT current_tool FROM sessions"),
+            "NULL"
+        );
+        // Arrives late: older than the row's last event, it counts but
+        // leaves the state alone.
+        let late = [event(&line(
+            "late",
+            1_200,
+            r#""hook":"PreToolUse","tool":"Read","payload":{}"#,
+        ))];
+        commit(&mut connection, &late, &BatchExtras::default());
+        assert_eq!(text(&connection, row), "idle 1000 2000 4 fix it /w");
+        let end = [event(&line(
+            "end",
+            3_000,
+            r#""hook":"SessionEnd","payload":{"reason":"clear"}"#,
+        ))];
+        commit(&mut connection, &end, &BatchExtras::default());
+        assert_eq!(
+            text(
+                &connection,
+                "SELECT state || ' ' || ended_ts || ' ' || end_reason FROM sessions"
+            ),
+            "ended 3000 clear"
+        );
+    }
+
+    #[test]
+    fn an_agent_row_takes_its_start_stop_prompt_and_spawning_call() {
+        let mut connection = database();
+        let events = [
+            event(&line(
+                "start",
+                100,
+                r#""agent_id":"a1","hook":"SubagentStart","payload":{"prompt_id":"p1","agent_type":"Explore"}"#,
+            )),
+            event(&line(
+                "spawn",
+                200,
+                r#""hook":"PostToolUse","tool":"Agent","tool_use_id":"toolu_1","payload":{"tool_response":{"agentId":"a1"}}"#,
+            )),
+            event(&line(
+                "stop",
+                300,
+                r#""agent_id":"a1","hook":"SubagentStop","payload":{"agent_transcript_path":"/t/a1.jsonl"}"#,
+            )),
+        ];
+        commit(&mut connection, &events, &BatchExtras::default());
+        assert_eq!(
+            text(
+                &connection,
+                "SELECT session_id || ' ' || agent_type || ' ' || parent_tool_use_id || ' ' || started_ts || ' '
+                        || stopped_ts || ' ' || state || ' ' || prompt_id || ' ' || transcript_path || ' ' || event_count
+                 FROM agents WHERE agent_id = 'a1'"
+            ),
+            "s Explore toolu_1 100 300 ended p1 /t/a1.jsonl 2"
+        );
+    }
+
+    /// A response's usage as an emitter ships it.
+    fn response(message_id: &str, input: u64) -> ResponseUsage {
+        ResponseUsage {
+            message_id: message_id.into(),
+            model: "claude-sonnet-4-5".into(),
+            ts: Some(5_000),
+            input,
+            output: 7,
+            ..ResponseUsage::default()
+        }
+    }
+
+    fn imported(response: ResponseUsage) -> ImportedUsage {
+        ImportedUsage {
+            session_id: "s".into(),
+            agent_id: None,
+            prompt_id: Some("p-import".into()),
+            machine: "m".into(),
+            cwd: Some("/w".into()),
+            response,
+        }
+    }
+
+    #[test]
+    fn usage_from_hooks_and_imports_is_stored_once_and_a_hook_row_wins() {
+        let mut connection = database();
+        let usage = serde_json::json!({
+            "transcript": "session", "from": 0, "to": 10,
+            "responses": [response("m1", 10), response("huge", cost::MAX_TOKENS_PER_KIND + 1)],
+            "tool_use_ids": ["toolu_1"],
+        });
+        let stop = event(&line(
+            "stop",
+            6_000,
+            &format!(r#""hook":"Stop","usage":{usage},"payload":{{"prompt_id":"p1"}}"#),
+        ));
+        let report = commit(&mut connection, &[stop], &BatchExtras::default());
+        assert_eq!(report.usage_refused, 1);
+        let extras = BatchExtras {
+            usage: vec![imported(response("m1", 99)), imported(response("m2", 3))],
+            transcript_ids: vec![TranscriptIds {
+                session_id: "s".into(),
+                tool_use_ids: vec!["toolu_2".into()],
+                agent_ids: vec!["a9".into()],
+            }],
+        };
+        let report = commit(&mut connection, &[], &extras);
+        // m1 stays the hook's; m2 is new.
+        assert_eq!((report.usage_rows, report.usage_refused), (1, 0));
+        assert_eq!(
+            text(
+                &connection,
+                "SELECT group_concat(key || ' ' || origin || ' ' || input_tokens || ' ' || COALESCE(event_id, '-')
+                                     || ' ' || prompt_id || ' ' || ts, ', ')
+                 FROM (SELECT * FROM usage ORDER BY key)"
+            ),
+            "m1 hook 10 stop p1 5000, m2 import 3 - p-import 5000"
+        );
+        assert_eq!(
+            text(
+                &connection,
+                "SELECT group_concat(kind || ':' || item_id, ' ') FROM (SELECT * FROM transcript_ids ORDER BY item_id)"
+            ),
+            "agent:a9 tool_use:toolu_1 tool_use:toolu_2"
+        );
+    }
+
+    #[test]
+    fn an_import_gives_a_session_without_a_model_its_main_agent_model() {
+        let mut connection = database();
+        let start = [event(&line(
+            "start",
+            1,
+            r#""hook":"SessionStart","payload":{}"#,
+        ))];
+        commit(&mut connection, &start, &BatchExtras::default());
+        assert_eq!(text(&connection, "SELECT model FROM sessions"), "NULL");
+        let mut sidechain = response("side", 1);
+        sidechain.model = "claude-haiku-4-5".into();
+        sidechain.sidechain = true;
+        let extras = BatchExtras {
+            usage: vec![imported(response("main", 1)), imported(sidechain)],
+            transcript_ids: Vec::new(),
+        };
+        commit(&mut connection, &[], &extras);
+        assert_eq!(
+            text(&connection, "SELECT model FROM sessions"),
+            "claude-sonnet-4-5"
+        );
+    }
+
+    #[test]
+    fn event_counts_add_up_per_minute_hook_and_machine() {
+        let mut connection = database();
+        let pre = |id: &str, ts: i64| event(&line(id, ts, r#""hook":"PreToolUse","payload":{}"#));
+        commit(
+            &mut connection,
+            &[pre("a", 60_000), pre("b", 119_999), pre("c", 120_000)],
+            &BatchExtras::default(),
+        );
+        commit(
+            &mut connection,
+            &[pre("d", 61_000)],
+            &BatchExtras::default(),
+        );
+        assert_eq!(
+            text(
+                &connection,
+                "SELECT group_concat(minute || ' ' || hook || ' ' || machine || ' ' || count, ', ')
+                 FROM (SELECT * FROM event_counts ORDER BY minute)"
+            ),
+            "60000 PreToolUse m 3, 120000 PreToolUse m 1"
+        );
     }
 }
