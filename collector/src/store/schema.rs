@@ -200,8 +200,9 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 5: instant search and indexed filters. `events_fts` is a contentless
     // trigram index (substring search) of each event's searchable text (see
-    // `search.rs`), keyed by `events.seq`; the writer fills it in the same
-    // transaction as the event, a trigger empties it as events are deleted,
+    // `search.rs`), keyed by `events.seq`; the writer filled it in the same
+    // transaction as the event (since 13, store/indexer.rs follows the
+    // writer), a trigger empties it as events are deleted,
     // and [`backfill_search`] fills it for the events already stored. The
     // (column, seq) indexes serve every filter in `seq` order, so a rare
     // hook, tool, machine or agent no longer scans the table; the covering
@@ -465,6 +466,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX budget_grants_budget ON budget_grants(budget, subject, window_start);
     "#,
+    // 13: the search index follows the writer (issue 21, store/indexer.rs).
+    // `search_index_mark.indexed_seq` is the high-water mark: every event up
+    // to it is in `events_fts`, none past it. Every event stored so far was
+    // indexed in its own transaction, so the mark starts at the newest.
+    r#"
+    CREATE TABLE search_index_mark (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        indexed_seq INTEGER NOT NULL
+    );
+    INSERT INTO search_index_mark (id, indexed_seq) SELECT 1, COALESCE(MAX(seq), 0) FROM events;
+    "#,
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right
@@ -482,14 +494,26 @@ pub(crate) fn backfill_search(connection: &Connection) -> rusqlite::Result<()> {
     while let Some(row) = rows.next()? {
         let hook = row.get_ref(1)?.as_str()?;
         let payload = row.get_ref(2)?.as_str()?;
-        index_event_text(connection, row.get(0)?, hook, payload)?;
+        insert_search_text(connection, row.get(0)?, hook, payload)?;
     }
     Ok(())
 }
 
 /// Adds one stored event's searchable text to `events_fts`, for tools and
-/// tests that insert rows without the writer.
+/// tests that insert rows without the writer. Rows must be inserted and
+/// indexed in `seq` order: the search index's mark moves up to `seq`, so
+/// the collector's indexer does not add them again.
 pub fn index_event_text(
+    connection: &Connection,
+    seq: i64,
+    hook: &str,
+    payload: &str,
+) -> rusqlite::Result<()> {
+    insert_search_text(connection, seq, hook, payload)?;
+    crate::store::indexer::raise_mark(connection, seq)
+}
+
+fn insert_search_text(
     connection: &Connection,
     seq: i64,
     hook: &str,
@@ -504,13 +528,18 @@ pub fn index_event_text(
 }
 
 /// Rebuilds the search index from `events`, for tools and benchmarks that
-/// insert rows without the writer.
+/// insert rows without the writer, and moves its mark to the newest event.
 pub fn rebuild_search_index(connection: &Connection) -> rusqlite::Result<()> {
     connection.execute(
         "INSERT INTO events_fts (events_fts) VALUES ('delete-all')",
         [],
     )?;
-    backfill_search(connection)
+    backfill_search(connection)?;
+    connection.execute(
+        "UPDATE search_index_mark SET indexed_seq = (SELECT COALESCE(MAX(seq), 0) FROM events)",
+        [],
+    )?;
+    Ok(())
 }
 
 /// Recomputes `event_counts` from `events`, for tools and tests that insert

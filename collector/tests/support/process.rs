@@ -123,6 +123,17 @@ impl Collector {
         status.unwrap()
     }
 
+    /// Waits until the search index, which follows the writer (issue 21),
+    /// holds every stored event: its mark has reached the newest `seq`.
+    pub fn wait_indexed(&self, deadline: Duration) {
+        wait_until("the search index to catch up", deadline, || {
+            self.query_i64(
+                "SELECT (SELECT indexed_seq FROM search_index_mark) >= \
+                 (SELECT COALESCE(MAX(seq), 0) FROM events)",
+            ) == 1
+        });
+    }
+
     /// Rows in `events` (0 while the database does not exist yet).
     pub fn count(&self) -> i64 {
         self.query_i64("SELECT count(*) FROM events")
@@ -277,6 +288,26 @@ pub fn http_port(collector: &Collector) -> u16 {
         },
     );
     port
+}
+
+/// `GET path` from the collector's HTTP port as JSON, asserting a 200.
+pub fn http_json(port: u16, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "GET {path}: {head}\n{body}"
+    );
+    serde_json::from_str(body).unwrap_or_else(|error| panic!("GET {path}: {error}: {body}"))
 }
 
 /// Runs `hooktrail-collector import DIR --db DB` (no config, `HOME` in
