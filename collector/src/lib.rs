@@ -248,16 +248,9 @@ impl Running {
 /// writer's connection their rules.
 fn open_store(settings: &Settings) -> Result<rusqlite::Connection, String> {
     let connection = store::open::open(&settings.database)?;
-    if let Some(alerts) = &settings.alerts {
-        store::outbox::install(
-            &connection,
-            &store::outbox::WriterRules {
-                rules: alerts.rules.clone(),
-                public_url: alerts.public_url.clone(),
-                quiet_after_ms: settings.quiet_after.as_millis() as i64,
-            },
-        )
-        .map_err(|error| format!("cannot set up alerts: {error}"))?;
+    if let Some(rules) = writer_rules(settings) {
+        store::outbox::install(&connection, &rules)
+            .map_err(|error| format!("cannot set up alerts: {error}"))?;
     }
     Ok(connection)
 }
@@ -425,6 +418,19 @@ type BudgetParts = (
     Option<std::thread::JoinHandle<()>>,
 );
 
+/// The alert rules as the writer and the budget thread raise them, when
+/// alerts are configured.
+fn writer_rules(settings: &Settings) -> Option<store::outbox::WriterRules> {
+    settings
+        .alerts
+        .as_ref()
+        .map(|alerts| store::outbox::WriterRules {
+            rules: alerts.rules.clone(),
+            public_url: alerts.public_url.clone(),
+            quiet_after_ms: settings.quiet_after.as_millis() as i64,
+        })
+}
+
 /// Starts the budget thread when budgets are configured, with the shared
 /// key (created at the first start, as for approvals) that signs the
 /// verdicts hooks act on.
@@ -448,6 +454,7 @@ fn start_budgets(settings: &Settings, shutdown: &Arc<AtomicBool>) -> Result<Budg
         verdicts: verdicts.clone(),
         shutdown: shutdown.clone(),
         mirror: settings.redis.clone().map(|config| (config, key.clone())),
+        alerts: writer_rules(settings),
     }
     .spawn()?;
     log::info(&format!(

@@ -44,15 +44,14 @@ SQLite, and serves the live UI.
   --token-file FILE    without a token, the one generated at first start is kept here
                        (0600; default $XDG_STATE_HOME/hooktrail/http-token)
   --no-token           serve the loopback API without a token: every local user can read it
-  url                  print the page's address with its token in the fragment, and exit
   alert test NAME      send a sample alert to the destination NAME (config \"alerts\"),
                        print its answer, and exit (1 when it was not delivered)
   url                  print the page's address with a one-time code (valid 5 minutes,
                        once) in the fragment, and exit; the page trades it for a page token
   token rotate         replace the generated token (the running collector follows within
                        a second); every page token and unused code stops working
-  --page-token-lifetime S  a page token the page stops renewing (its browser closed)
-                       works this long (default 900)
+  --page-token-lifetime S  a page token the page stops renewing (its tab closed or
+                       asleep) works this long (default 900)
   away on|off          the away switch of remote approval (approvals.wait = \"away\"):
                        for every machine, or one with --machine NAME
   --prices FILE        a price table whose models replace or add to the built-in one
@@ -109,8 +108,8 @@ pub struct Settings {
     /// Where the token comes from, which says whether `token rotate` can
     /// replace it and the collector should follow its file.
     pub token_origin: TokenOrigin,
-    /// How long a page token works unless the page renews it: a token left
-    /// in a closed browser's profile is dead after this.
+    /// How long a page token works unless the page renews it (it also
+    /// needs its binder cookie, so none left on disk works: DESIGN §7).
     pub page_token_lifetime: Duration,
     /// The prices costs are computed with: the built-in table, with the
     /// models of `--prices` replacing or adding to it.

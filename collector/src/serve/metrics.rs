@@ -468,6 +468,7 @@ pub(crate) fn metrics(
         status: 200,
         content_type: "text/plain; version=0.0.4; charset=utf-8",
         body: out,
+        set_cookie: None,
     }
 }
 

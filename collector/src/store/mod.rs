@@ -20,7 +20,10 @@
 //!   the collector notices another process's commits.
 //! - [`outbox`]: alerts raised in the writer's transaction, and the
 //!   notifier threads' connections, which record deliveries (issue 20).
+//! - [`budget_alerts`]: `budget` alerts, raised by the budget thread on a
+//!   connection of its own (only it knows where a budget stands).
 
+pub(crate) mod budget_alerts;
 pub(crate) mod checkpoint;
 pub(crate) mod decisions;
 pub(crate) mod import;
