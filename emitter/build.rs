@@ -1,11 +1,52 @@
-//! Strips the release binary's symbol table at link time. The workspace
-//! profile asks for `strip = true`, but with the static-pie link of this
-//! target the symbols stayed in (about 370 KB); the issue caps the emitter
-//! at 2.5 MB.
+//! Link settings for the emitter's binary only (the collector keeps the
+//! workspace's static-pie link, with ASLR, and its unwind tables).
+//!
+//! - Release (and `ci`, which inherits it): strip the symbol table at link
+//!   time. The workspace profile asks for `strip = true`, but with the static
+//!   link of this target the symbols stayed in (about 370 KB); the issue caps
+//!   the emitter at 2.5 MB.
+//! - Static non-PIE (issue 21): with `+crt-static` rustc links a static-pie,
+//!   which relocates itself at every start: about 3,500 relocations that
+//!   dirty 14 pages (one page fault each, about 2 µs in this VM) and 84 KB of
+//!   `.rela.dyn` in the file. The hook runs once per Claude Code event, so
+//!   that is paid on every tool call. `-static -no-pie` after rustc's own
+//!   `-static-pie` makes gcc link a plain static executable (crt1.o, no
+//!   dynamic section); the PIC objects link into it unchanged. The cost is
+//!   a fixed load address for the emitter's code and data (its stack, heap
+//!   and mmaps are still randomized); DESIGN §1.
+//! - No unwind tables in the release-based profiles (release, ci), whose
+//!   panics abort: nothing in the
+//!   emitter unwinds (the panic hook spools and `_exit`s, there is no C++),
+//!   and `.eh_frame` with its index was 255 KB, a tenth of the binary. The
+//!   linker script [`DISCARD_UNWIND`] drops them; the C runtime's own
+//!   `crtbegin`/`crtend` entries stay, since `crtbeginT.o` refers to them.
+
+/// Added to the default linker script (`INSERT`), not replacing it: every
+/// object's `.eh_frame` but the C runtime's start and end files is dropped.
+const DISCARD_UNWIND: &str = "SECTIONS {\n  /DISCARD/ : { EXCLUDE_FILE(*crtbegin*.o *crtend*.o) *(.eh_frame) }\n} INSERT BEFORE .eh_frame_hdr;\n";
 
 fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
     if std::env::var("PROFILE").as_deref() == Ok("release") {
         println!("cargo:rustc-link-arg-bins=-Wl,--strip-all");
     }
-    println!("cargo:rerun-if-changed=build.rs");
+    let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    let static_crt = features.split(',').any(|feature| feature == "crt-static");
+    // Measured on x86_64 only; the aarch64 cross build keeps static-pie.
+    let x86_64_linux_gnu = std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64")
+        && std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
+    if !(static_crt && x86_64_linux_gnu) {
+        return;
+    }
+    println!("cargo:rustc-link-arg-bins=-static");
+    println!("cargo:rustc-link-arg-bins=-no-pie");
+    // `cfg(panic)` as a build script sees it ignores the profile, so the
+    // profile's name stands for it: release and ci set `panic = "abort"`.
+    if std::env::var("PROFILE").as_deref() == Ok("release") {
+        let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR for build scripts");
+        let script = std::path::Path::new(&out_dir).join("discard-unwind.ld");
+        std::fs::write(&script, DISCARD_UNWIND).expect("OUT_DIR is writable");
+        println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
+    }
 }

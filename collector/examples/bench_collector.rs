@@ -7,7 +7,16 @@
 //! (e) the collector's peak RSS;
 //! (f) (c) again with alerts on: 50 alerts in flight to a webhook that takes
 //!     10 s to answer, and a session cost rule checked on every commit
-//!     (issue 20: a slow receiver must not slow ingest).
+//!     (issue 20: a slow receiver must not slow ingest);
+//! (g) search freshness: from an event's acknowledgement (its commit) to
+//!     its text being in the search index, at a steady 1,000 events/s
+//!     (issue 21: the index follows the writer instead of sitting in the
+//!     acknowledgement path). (b) also reports when its 200,000 events were
+//!     all searchable.
+//! (h) with `--otlp-load` only (c), and (c) again while an OTLP exporter
+//!     posts 1,000 records/s (10 JSON exports/s of 100 `api_request` and
+//!     `tool_result` records) to the collector's receiver (issue 22: the
+//!     hooks' ingest must not slow down under OpenTelemetry traffic).
 //!
 //! Runs the release collector binary next to this example
 //! (`target/<triple>/release/hooktrail-collector`), and `hooktrail-emit`
@@ -51,13 +60,18 @@ fn main() {
     eprintln!("bench: generating {events} events of ~1 KB");
     let lines: Vec<String> = (0..events).map(envelope).collect();
     let average = lines.iter().map(String::len).sum::<usize>() / lines.len();
+    if std::env::args().any(|arg| arg == "--otlp-load") {
+        otlp_load_report(&collector, temp.path(), &lines, average);
+        return;
+    }
 
     let plain = ceiling(&temp.path().join("plain.db"), &lines, Search::Off);
     let ceiling = ceiling(&temp.path().join("ceiling.db"), &lines, Search::On);
-    let (redis_rate, redis_rss) = redis_ingest(&collector, temp.path(), &lines);
+    let (redis_rate, redis_rss, searchable) = redis_ingest(&collector, temp.path(), &lines);
     let (socket_rate, socket_rss) = socket_ingest(&collector, temp.path(), &lines);
     let alerts_rate = socket_ingest_with_slow_alerts(&collector, temp.path(), &lines);
     let latency = latency(&collector, &binaries.join("hooktrail-emit"), temp.path());
+    let fresh = freshness(&collector, temp.path());
 
     println!("hooktrail collector benchmark ({events} events, {average} bytes each on average, {} cores)", cores());
     println!(
@@ -70,9 +84,15 @@ fn main() {
         (1.0 - ceiling / plain) * 100.0
     );
     println!(
-        "(b) Redis stream -> SQLite -> XACK:                  {:>9.0} events/s  ({:.2} of a)",
+        "(b) Redis stream -> SQLite -> XACK:                  {:>9.0} events/s  ({:.2} of a, {:.2} of a without the index; target >= 0.85)",
         redis_rate,
-        redis_rate / ceiling
+        redis_rate / ceiling,
+        redis_rate / plain
+    );
+    println!(
+        "    all {events} searchable {:.2} s after the start, {:.2} s after the last XACK",
+        searchable.after_start.as_secs_f64(),
+        searchable.after_ingest.as_secs_f64()
     );
     println!(
         "(c) socket, {WRITERS} concurrent writers -> ok:            {:>9.0} events/s  ({:.2} of a)",
@@ -89,6 +109,10 @@ fn main() {
         "(f) (c) with alerts to a receiver answering in 10 s: {:>9.0} events/s  ({:.2} of c)",
         alerts_rate,
         alerts_rate / socket_rate
+    );
+    println!(
+        "(g) search freshness, acknowledged -> searchable at 1,000/s: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} events; target p99 <= 1 s)",
+        fresh.p50, fresh.p99, fresh.max, fresh.count
     );
     println!(
         "(e) collector peak RSS:                              {:.1} MB in (b), {:.1} MB in (c)",
@@ -327,9 +351,18 @@ impl Drop for Running {
     }
 }
 
+/// When (b)'s events were all in the search index.
+struct Searchable {
+    /// From the collector's start.
+    after_start: Duration,
+    /// From the moment the last event was acknowledged.
+    after_ingest: Duration,
+}
+
 /// (b): XADD everything, then start the collector and time it until the
-/// group has nothing pending and nothing left to read.
-fn redis_ingest(binary: &Path, dir: &Path, lines: &[String]) -> (f64, u64) {
+/// group has nothing pending and nothing left to read; then until the
+/// search index has caught up with every stored event.
+fn redis_ingest(binary: &Path, dir: &Path, lines: &[String]) -> (f64, u64, Searchable) {
     let redis = RedisServer::start();
     eprintln!("bench: filling the stream");
     for chunk in lines.chunks(10_000) {
@@ -366,7 +399,167 @@ fn redis_ingest(binary: &Path, dir: &Path, lines: &[String]) -> (f64, u64) {
     let elapsed = started.elapsed();
     running.report_threads("(b) redis", elapsed);
     assert_eq!(running.count(), lines.len() as i64);
-    (rate(lines.len(), elapsed), running.peak_rss_kib())
+    let ingested = Instant::now();
+    let mark = MarkReader::open(&running.db);
+    while mark.behind() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the search index to catch up"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let searchable = Searchable {
+        after_start: started.elapsed(),
+        after_ingest: ingested.elapsed(),
+    };
+    (
+        rate(lines.len(), elapsed),
+        running.peak_rss_kib(),
+        searchable,
+    )
+}
+
+/// A read-only look at the search index's mark (migration 13).
+struct MarkReader {
+    connection: rusqlite::Connection,
+}
+
+impl MarkReader {
+    /// Waits until the collector has migrated the database.
+    fn open(db: &Path) -> MarkReader {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(connection) = rusqlite::Connection::open_with_flags(
+                db,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            ) {
+                if connection
+                    .prepare("SELECT indexed_seq FROM search_index_mark")
+                    .is_ok()
+                {
+                    return MarkReader { connection };
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the collector did not create {}",
+                db.display()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The mark: every event with a `seq` up to it is searchable.
+    fn indexed_seq(&self) -> i64 {
+        self.connection
+            .query_row("SELECT indexed_seq FROM search_index_mark", [], |row| {
+                row.get(0)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Stored events past the mark (by `seq`).
+    fn behind(&self) -> i64 {
+        self.connection
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) - (SELECT indexed_seq FROM search_index_mark) FROM events",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap_or(1)
+    }
+}
+
+/// (g)'s figures, in milliseconds.
+struct Freshness {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    count: usize,
+}
+
+/// (g): one socket client writes an event every millisecond (on time, not
+/// waiting for answers) and notes when each `ok` comes back, which the
+/// collector sends after the commit; a poller reads the index mark every
+/// 2 ms. An event's freshness is from its `ok` to the first poll whose
+/// mark covers its `seq` (so up to 2 ms too long).
+fn freshness(binary: &Path, dir: &Path) -> Freshness {
+    let running = Running::start(binary, &dir.join("freshness"), &[]);
+    let count = 10_000;
+    let lines: Vec<String> = (0..count).map(envelope).collect();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let done = done.clone();
+        let db = running.db.clone();
+        std::thread::spawn(move || {
+            let mark = MarkReader::open(&db);
+            let mut polls: Vec<(Instant, i64)> = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || mark.behind() > 0 {
+                polls.push((Instant::now(), mark.indexed_seq()));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            polls.push((Instant::now(), mark.indexed_seq()));
+            polls
+        })
+    };
+    let mut stream = UnixStream::connect(&running.socket).unwrap();
+    let reader = stream.try_clone().unwrap();
+    let answers = std::thread::spawn(move || {
+        let mut reader = BufReader::new(reader);
+        let mut line = String::new();
+        (0..count)
+            .map(|_| {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                assert_eq!(line, "ok\n");
+                Instant::now()
+            })
+            .collect::<Vec<Instant>>()
+    });
+    let origin = Instant::now();
+    for (index, line) in lines.iter().enumerate() {
+        let due = origin + Duration::from_millis(index as u64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        stream.write_all(line.as_bytes()).unwrap();
+        stream.write_all(b"\n").unwrap();
+    }
+    let acknowledged = answers.join().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let polls = poller.join().unwrap();
+    let connection = rusqlite::Connection::open_with_flags(
+        &running.db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut seq_of = connection
+        .prepare("SELECT seq FROM events WHERE id = ?1")
+        .unwrap();
+    let mut delays: Vec<f64> = lines
+        .iter()
+        .zip(&acknowledged)
+        .map(|(line, acked)| {
+            let id = hooktrail_shared::envelope::parse_line(line.as_bytes())
+                .unwrap()
+                .id;
+            let seq: i64 = seq_of.query_row([id], |row| row.get(0)).unwrap();
+            let at = polls.partition_point(|(_, mark)| *mark < seq);
+            let searchable = polls
+                .get(at)
+                .map_or(polls[polls.len() - 1].0, |poll| poll.0);
+            searchable.saturating_duration_since(*acked).as_secs_f64() * 1000.0
+        })
+        .collect();
+    delays.sort_by(f64::total_cmp);
+    let at =
+        |quantile: f64| delays[((delays.len() as f64 * quantile) as usize).min(delays.len() - 1)];
+    Freshness {
+        p50: at(0.50),
+        p99: at(0.99),
+        max: delays[delays.len() - 1],
+        count: delays.len(),
+    }
 }
 
 /// (c): 8 writers, each pipelining its share of the events on one
@@ -582,4 +775,124 @@ fn latency(binary: &Path, emitter: &Path, dir: &Path) -> Option<(f64, f64, usize
         latencies[((latencies.len() as f64 * quantile) as usize).min(latencies.len() - 1)]
     };
     Some((at(0.50), at(0.99), latencies.len()))
+}
+
+/// `--otlp-load`: (c) without and with 1,000 OTLP records/s, and the ratio.
+fn otlp_load_report(binary: &Path, dir: &Path, lines: &[String], average: usize) {
+    let (plain, _) = socket_ingest(binary, &dir.join("plain"), lines);
+    let (loaded, records, seconds) =
+        socket_ingest_under_otlp_load(binary, &dir.join("otlp"), lines);
+    println!(
+        "hooktrail collector benchmark, OTLP load ({} events, {average} bytes each on average, {} cores)",
+        lines.len(),
+        cores()
+    );
+    println!("(c) socket, {WRITERS} concurrent writers -> ok:            {plain:>9.0} events/s");
+    println!(
+        "(h) (c) with 1,000 OTLP records/s arriving:          {loaded:>9.0} events/s  ({:.2} of c; {records} records stored, {:.0}/s)",
+        loaded / plain,
+        records as f64 / seconds
+    );
+}
+
+/// (h): (c) while a thread posts 10 OTLP/JSON log exports of 100 records a
+/// second to the receiver; the ingest rate, the OTLP records stored and
+/// over how many seconds the load ran.
+fn socket_ingest_under_otlp_load(binary: &Path, dir: &Path, lines: &[String]) -> (f64, i64, f64) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let running = Running::start(binary, dir, &["--otlp", &address]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut sent = 0u64;
+            let mut exports = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Each export on its own thread: an answer waits for the
+                // writer's commit, and the load must not slow down with it.
+                let body = otlp_export(sent);
+                exports.push(std::thread::spawn(move || post_export(port, &body)));
+                sent += 1;
+                // Paced: export n goes out at n × 100 ms.
+                let next = Duration::from_millis(100 * sent);
+                if let Some(wait) = next.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            let elapsed = started.elapsed();
+            for export in exports {
+                assert_eq!(export.join().unwrap(), 200, "the OTLP export was refused");
+            }
+            elapsed
+        })
+    };
+    // Let the load settle before timing.
+    std::thread::sleep(Duration::from_secs(1));
+    let elapsed = write_concurrently(&running, lines);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let load_seconds = load.join().unwrap().as_secs_f64();
+    running.report_threads("(h) socket under OTLP load", elapsed);
+    assert_eq!(running.count(), lines.len() as i64);
+    let records = {
+        let connection = rusqlite::Connection::open(&running.db).unwrap();
+        connection
+            .query_row("SELECT COUNT(*) FROM otel_events", [], |row| row.get(0))
+            .unwrap()
+    };
+    (rate(lines.len(), elapsed), records, load_seconds)
+}
+
+/// One OTLP/JSON logs export of 100 records (half `api_request`, half
+/// `tool_result`), unique by `export`.
+fn otlp_export(export: u64) -> String {
+    let records: Vec<serde_json::Value> = (0..100u64)
+        .map(|index| {
+            let sequence = export * 100 + index;
+            let name = if index % 2 == 0 { "api_request" } else { "tool_result" };
+            let text = |key: &str, value: String| {
+                serde_json::json!({"key": key, "value": {"stringValue": value}})
+            };
+            serde_json::json!({
+                "timeUnixNano": (1_764_000_000_000_000_000u64 + sequence * 1_000_000).to_string(),
+                "body": {"stringValue": format!("claude_code.{name}")},
+                "attributes": [
+                    text("event.name", name.to_owned()),
+                    text("session.id", format!("otel-bench-{}", export % 20)),
+                    text("prompt.id", format!("prompt-{}", export % 50)),
+                    text("request_id", format!("req_bench_{sequence:012}")),
+                    text("tool_use_id", format!("toolu_bench_{sequence:012}")),
+                    text("model", "claude-sonnet-4-5".to_owned()),
+                    text("input_tokens", "2345".to_owned()),
+                    text("output_tokens", "156".to_owned()),
+                    text("duration_ms", "1234".to_owned()),
+                    {"key": "cost_usd", "value": {"doubleValue": 0.0123}},
+                    {"key": "event.sequence", "value": {"intValue": sequence.to_string()}},
+                ]
+            })
+        })
+        .collect();
+    serde_json::json!({"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}).to_string()
+}
+
+/// POSTs one export to `/v1/logs`; the status.
+fn post_export(port: u16, body: &str) -> u16 {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST /v1/logs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
 }

@@ -13,6 +13,7 @@
 //! named tokens with their roles, the away switch and its mirrors (Redis
 //! keys, a file next to the socket) that the hooks read.
 
+use hooktrail_shared::signed::constant_time_equal;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -120,15 +121,6 @@ impl NamedTokens {
                 .then_some((name.as_str(), *role))
         })
     }
-}
-
-fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
-    left.len() == right.len()
-        && left
-            .iter()
-            .zip(right)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
 }
 
 /// The outcome of one decision.

@@ -24,7 +24,9 @@ use hooktrail_shared::config::RedisConfig;
 use hooktrail_shared::envelope::{now_millis, HookEvent};
 use hooktrail_shared::signed::{self, Key, Kind, SignedMessage, Unsigned};
 
+use crate::alerts::body::BudgetFacts;
 use crate::log;
+use crate::store::budget_alerts::BudgetAlerts;
 use crate::store::{read, spend};
 
 /// How often the thread looks for new commits.
@@ -316,6 +318,9 @@ pub(crate) struct BudgetThread {
     /// Where Redis-delivered hooks read verdicts, with the key that signs
     /// them; `None` without Redis.
     pub(crate) mirror: Option<(RedisConfig, Key)>,
+    /// The alert rules, for `budget` alerts (`store/budget_alerts.rs`);
+    /// `None` without alerts.
+    pub(crate) alerts: Option<crate::store::outbox::WriterRules>,
 }
 
 impl BudgetThread {
@@ -339,6 +344,12 @@ impl BudgetThread {
             after: None,
             times: RefusalTimes::default(),
         };
+        let mut alerts = self.alerts.clone().and_then(|rules| {
+            BudgetAlerts::open(&self.database, rules)
+                .map_err(|error| log::warn(&format!("budgets: no budget alerts: {error}")))
+                .ok()
+                .flatten()
+        });
         while !self.shutdown.load(Ordering::Relaxed) {
             if connection.is_none() {
                 connection = read::open_read_only(&self.database).ok();
@@ -355,6 +366,9 @@ impl BudgetThread {
                             }
                             audit.times.update(&snapshot);
                             audit.record(open, &snapshot, &self.verdicts);
+                            if let Some(alerts) = alerts.as_mut() {
+                                alerts.raise(&crossings(&snapshot));
+                            }
                             self.verdicts.replace(snapshot);
                             last_version = version;
                             last_compute = Instant::now();
@@ -372,6 +386,25 @@ impl BudgetThread {
             std::thread::sleep(POLL);
         }
     }
+}
+
+/// Every budget instance at its warning or over, for `budget` alerts.
+fn crossings(snapshot: &Snapshot) -> Vec<BudgetFacts> {
+    snapshot
+        .instances
+        .iter()
+        .filter(|instance| instance.verdict.standing != Standing::Under)
+        .map(|instance| BudgetFacts {
+            name: instance.budget.clone(),
+            scope: instance.scope,
+            period: instance.period,
+            subject: instance.subject.clone(),
+            window_start: instance.window_start,
+            standing: instance.verdict.standing.as_str(),
+            spent_usd: instance.verdict.spent,
+            limit_usd: instance.verdict.limit,
+        })
+        .collect()
 }
 
 /// Records which guarded events their hooks refused (DESIGN §6 `decisions`,

@@ -52,9 +52,6 @@ pub(crate) struct NewEvent {
     /// Which redaction rules replaced something, by the emitter or here,
     /// and how often (the `redactions` column).
     pub(crate) redactions: Option<BTreeMap<String, u64>>,
-    /// The text the search index (`events_fts`) holds for this event,
-    /// extracted here so the writer only inserts it.
-    pub(crate) search_text: Option<String>,
     /// On a `PermissionRequest` whose hook waits for a remote decision: the
     /// envelope's `wait_until` (the writer records it as pending).
     pub(crate) wait_until: Option<i64>,
@@ -304,10 +301,8 @@ impl NewEvent {
             .session
             .as_ref()
             .map(|change| change.state.as_str());
-        let search_text = crate::search::text_of(hook, &envelope.hook, &payload);
         NewEvent {
             hook,
-            search_text,
             budget_check: envelope.budget_check,
             wait_until: envelope
                 .wait_until
@@ -417,6 +412,10 @@ pub(crate) struct Submission {
     pub(crate) events: Vec<NewEvent>,
     /// Acknowledges the events to their source once committed.
     pub(crate) acknowledge: Acknowledge,
+    /// Claude Code's OpenTelemetry records from one OTLP export (the
+    /// receiver's submissions carry these and no events); stored by
+    /// `store::otel` on the writer thread.
+    pub(crate) otel: Option<Box<crate::otlp::records::Batch>>,
 }
 
 impl std::fmt::Debug for Submission {

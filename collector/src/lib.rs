@@ -29,6 +29,7 @@ mod hub;
 mod import;
 mod ingest;
 mod log;
+mod otlp;
 mod query;
 mod search;
 mod serve;
@@ -50,6 +51,7 @@ pub use crate::cost::PriceTable;
 pub use crate::event::{CommittedEvent, Source};
 pub use crate::hub::Hub;
 pub use crate::import::{run as import_transcripts, ImportSummary};
+pub use crate::otlp::{OtlpAuth, OtlpSettings};
 pub use crate::query::{
     parse_events_query, parse_sessions_query, parse_socket_query, parse_stats_query, EventFilter,
 };
@@ -60,7 +62,7 @@ pub use crate::serve::http::HttpServer;
 pub use crate::settings::{parse as parse_settings, Invocation, Settings, TokenOrigin, Tuning};
 pub use crate::sources::framing::{Frame, LineFramer};
 pub use crate::sources::socket::SocketListener;
-pub use crate::stats::{RedisLink, Stats};
+pub use crate::stats::{OtlpCounters, RedisLink, Stats};
 pub use crate::store::open::open as open_database;
 pub use crate::store::schema::{
     index_event_text, migrate as migrate_schema, rebuild_search_index, REBUILD_EVENT_COUNTS,
@@ -83,6 +85,8 @@ pub struct Bound {
     pub socket: Option<SocketListener>,
     /// The HTTP server, unless disabled.
     pub http: Option<tiny_http::Server>,
+    /// The OTLP receiver's listener, when `--otlp` (or `otlp.listen`) is on.
+    pub otlp: Option<tiny_http::Server>,
 }
 
 /// Binds the socket and the HTTP address named in `settings`.
@@ -105,7 +109,14 @@ pub fn bind(settings: &Settings) -> Result<Bound, String> {
         }
         None => None,
     };
-    Ok(Bound { socket, http })
+    let otlp = match &settings.otlp {
+        Some(otlp) => Some(
+            tiny_http::Server::http(otlp.listen)
+                .map_err(|error| format!("cannot receive OTLP on {}: {error}", otlp.listen))?,
+        ),
+        None => None,
+    };
+    Ok(Bound { socket, http, otlp })
 }
 
 /// Runs the collector until `shutdown` is set, then stops intake, commits
@@ -171,7 +182,7 @@ pub fn run_with_stats(
         decisions,
         budgets: budget_answerer,
     };
-    running.sources = start_sources(&settings, bound.socket, wiring)?;
+    running.sources = start_sources(&settings, bound.socket, bound.otlp, wiring)?;
     if let Some(approvals) = &approvals {
         running.helpers.push(approvals::mirror_away(
             approvals.clone(),
@@ -244,16 +255,9 @@ impl Running {
 /// writer's connection their rules.
 fn open_store(settings: &Settings) -> Result<rusqlite::Connection, String> {
     let connection = store::open::open(&settings.database)?;
-    if let Some(alerts) = &settings.alerts {
-        store::outbox::install(
-            &connection,
-            &store::outbox::WriterRules {
-                rules: alerts.rules.clone(),
-                public_url: alerts.public_url.clone(),
-                quiet_after_ms: settings.quiet_after.as_millis() as i64,
-            },
-        )
-        .map_err(|error| format!("cannot set up alerts: {error}"))?;
+    if let Some(rules) = writer_rules(settings) {
+        store::outbox::install(&connection, &rules)
+            .map_err(|error| format!("cannot set up alerts: {error}"))?;
     }
     Ok(connection)
 }
@@ -308,14 +312,16 @@ struct SourceWiring {
     budgets: Option<Arc<budgets::Answerer>>,
 }
 
-/// Starts the socket (when bound), the spool drainer and the Redis reader
-/// (when configured); returns their threads.
+/// Starts the socket (when bound), the spool drainer, the Redis reader
+/// (when configured) and the OTLP receiver (when bound); returns their
+/// threads.
 fn start_sources(
     settings: &Settings,
     socket: Option<SocketListener>,
+    otlp: Option<tiny_http::Server>,
     wiring: SourceWiring,
 ) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
-    let mut sources = Vec::new();
+    let mut sources = start_otlp(settings, otlp, &wiring)?;
     if let Some(listener) = socket {
         log::info(&format!("listening on {}", listener.path().display()));
         let source = SocketSource {
@@ -386,6 +392,31 @@ fn start_http(
     .spawn()
 }
 
+/// Starts the OTLP receiver's threads when `--otlp` is on (issue 22): a
+/// source like the others, feeding the writer's queue.
+fn start_otlp(
+    settings: &Settings,
+    server: Option<tiny_http::Server>,
+    wiring: &SourceWiring,
+) -> Result<Vec<std::thread::JoinHandle<()>>, String> {
+    let (Some(server), Some(otlp)) = (server, &settings.otlp) else {
+        return Ok(Vec::new());
+    };
+    log::info(&format!(
+        "receiving OpenTelemetry (OTLP/HTTP) on http://{}",
+        server.server_addr()
+    ));
+    otlp::receiver::Receiver {
+        server,
+        auth: otlp.auth.clone(),
+        queue: wiring.queue.clone(),
+        shutdown: wiring.shutdown.clone(),
+        counters: wiring.stats.otlp.clone(),
+        redactor: wiring.redactor.clone(),
+    }
+    .spawn()
+}
+
 /// What [`start_budgets`] starts: the verdicts (for the HTTP side), the
 /// socket's signer, and the thread.
 type BudgetParts = (
@@ -393,6 +424,19 @@ type BudgetParts = (
     Option<Arc<budgets::Answerer>>,
     Option<std::thread::JoinHandle<()>>,
 );
+
+/// The alert rules as the writer and the budget thread raise them, when
+/// alerts are configured.
+fn writer_rules(settings: &Settings) -> Option<store::outbox::WriterRules> {
+    settings
+        .alerts
+        .as_ref()
+        .map(|alerts| store::outbox::WriterRules {
+            rules: alerts.rules.clone(),
+            public_url: alerts.public_url.clone(),
+            quiet_after_ms: settings.quiet_after.as_millis() as i64,
+        })
+}
 
 /// Starts the budget thread when budgets are configured, with the shared
 /// key (created at the first start, as for approvals) that signs the
@@ -417,6 +461,7 @@ fn start_budgets(settings: &Settings, shutdown: &Arc<AtomicBool>) -> Result<Budg
         verdicts: verdicts.clone(),
         shutdown: shutdown.clone(),
         mirror: settings.redis.clone().map(|config| (config, key.clone())),
+        alerts: writer_rules(settings),
     }
     .spawn()?;
     log::info(&format!(

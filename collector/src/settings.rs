@@ -20,6 +20,7 @@ usage: hooktrail-collector [--config FILE] [--db FILE] [--socket PATH] [--http A
                            [--token TOKEN] [--token-file FILE] [--no-token]
                            [--prices FILE] [--quiet-after SECONDS]
                            [--waiting-quiet-after SECONDS] [--page-token-lifetime SECONDS]
+                           [--otlp ADDR|on|off]
        hooktrail-collector url [the same flags]
        hooktrail-collector alert test NAME [the same flags]
        hooktrail-collector token rotate [the same flags]
@@ -43,15 +44,14 @@ SQLite, and serves the live UI.
   --token-file FILE    without a token, the one generated at first start is kept here
                        (0600; default $XDG_STATE_HOME/hooktrail/http-token)
   --no-token           serve the loopback API without a token: every local user can read it
-  url                  print the page's address with its token in the fragment, and exit
   alert test NAME      send a sample alert to the destination NAME (config \"alerts\"),
                        print its answer, and exit (1 when it was not delivered)
   url                  print the page's address with a one-time code (valid 5 minutes,
                        once) in the fragment, and exit; the page trades it for a page token
   token rotate         replace the generated token (the running collector follows within
                        a second); every page token and unused code stops working
-  --page-token-lifetime S  a page token the page stops renewing (its browser closed)
-                       works this long (default 900)
+  --page-token-lifetime S  a page token the page stops renewing (its tab closed or
+                       asleep) works this long (default 900)
   away on|off          the away switch of remote approval (approvals.wait = \"away\"):
                        for every machine, or one with --machine NAME
   --prices FILE        a price table whose models replace or add to the built-in one
@@ -62,6 +62,10 @@ SQLite, and serves the live UI.
                        a session waiting for you (a permission or idle prompt) with no
                        event for S seconds shows as gone quiet (default 3600; also
                        $HOOKTRAIL_WAITING_QUIET_AFTER)
+  --otlp ADDR           receive Claude Code's OpenTelemetry (OTLP/HTTP, /v1/logs and
+                       /v1/metrics) on ADDR; \"on\" is 127.0.0.1:4318 (default off; also
+                       $HOOKTRAIL_OTLP and the config's otlp.listen). Off loopback it
+                       needs --token, sent as Authorization: Bearer
   --help, --version
 
 usage: hooktrail-collector import [DIR] [--db FILE] [--config FILE] [--prices FILE]
@@ -104,8 +108,8 @@ pub struct Settings {
     /// Where the token comes from, which says whether `token rotate` can
     /// replace it and the collector should follow its file.
     pub token_origin: TokenOrigin,
-    /// How long a page token works unless the page renews it: a token left
-    /// in a closed browser's profile is dead after this.
+    /// How long a page token works unless the page renews it (it also
+    /// needs its binder cookie, so none left on disk works: DESIGN §7).
     pub page_token_lifetime: Duration,
     /// The prices costs are computed with: the built-in table, with the
     /// models of `--prices` replacing or adding to it.
@@ -128,6 +132,8 @@ pub struct Settings {
     /// The config file's `approvals` (issue 18): whether remote approval is
     /// on (and so the key is created at start) and where the key is.
     pub approvals: hooktrail_shared::approvals::ApprovalsConfig,
+    /// The OTLP receiver (issue 22): `None` (the default) when off.
+    pub otlp: Option<crate::otlp::OtlpSettings>,
     /// Tuning knobs that tests and benchmarks change.
     pub tuning: Tuning,
 }
@@ -297,6 +303,11 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
     )?
     .map(Arc::new);
     let page_token_lifetime = parse_page_token_lifetime(flags.get("--page-token-lifetime"))?;
+    let otlp = crate::otlp::settings(
+        shared.file.as_deref(),
+        given.flag_or_env("--otlp", "HOOKTRAIL_OTLP"),
+        token.as_deref(),
+    )?;
     let host = host_name();
     Ok(Invocation::Run {
         settings: Box::new(Settings {
@@ -329,6 +340,7 @@ pub fn parse(args: &[String], env: paths::EnvLookup) -> Result<Invocation, Strin
             quiet_after,
             waiting_quiet_after,
             alerts,
+            otlp,
             tuning: Tuning::default(),
         }),
         warnings,
@@ -371,7 +383,7 @@ fn parse_import(args: &[String], env: paths::EnvLookup) -> Result<Invocation, St
 }
 
 /// The flags that take a value.
-const VALUE_FLAGS: [&str; 16] = [
+const VALUE_FLAGS: [&str; 17] = [
     "--config",
     "--db",
     "--socket",
@@ -388,6 +400,7 @@ const VALUE_FLAGS: [&str; 16] = [
     "--waiting-quiet-after",
     "--token-file",
     "--page-token-lifetime",
+    "--otlp",
 ];
 
 /// The flags given, by name; the last of a repeated flag wins.

@@ -117,6 +117,28 @@ pub struct Stats {
     /// Socket connections closed because all connections' unfinished lines
     /// together passed their memory budget.
     pub socket_closed_over_budget: AtomicU64,
+    /// The OTLP receiver's counters (issue 22).
+    pub otlp: std::sync::Arc<OtlpCounters>,
+    /// The search index's mark (`search_index_mark`): every stored event up
+    /// to this `seq` is searchable (issue 21; `store::indexer`).
+    pub search_indexed_seq: AtomicI64,
+    /// Stored events past the mark, by `seq`: what search does not see yet.
+    pub search_behind: AtomicI64,
+    /// Wall-clock ms since when the index has been behind (0: caught up).
+    pub search_behind_since_ms: AtomicI64,
+}
+
+/// The OTLP receiver's counters, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct OtlpCounters {
+    /// Export requests received.
+    pub requests: AtomicU64,
+    /// Requests refused (4xx, 503).
+    pub refused: AtomicU64,
+    /// Records (log records, data points) stored.
+    pub records: AtomicU64,
+    /// Records refused inside accepted exports (`partial_success`).
+    pub rejected_records: AtomicU64,
 }
 
 impl Stats {

@@ -90,6 +90,9 @@ pub(crate) enum SpanKind {
     Permission,
     /// `PreCompact` until `PostCompact`.
     Compact,
+    /// An API request, from Claude Code's OpenTelemetry `api_request`
+    /// (issue 22): model time.
+    Model,
 }
 
 impl SpanKind {
@@ -98,6 +101,7 @@ impl SpanKind {
             SpanKind::Tool => "tool",
             SpanKind::Permission => "permission",
             SpanKind::Compact => "compact",
+            SpanKind::Model => "model",
         }
     }
 }
@@ -127,6 +131,26 @@ impl Outcome {
             Outcome::Done => "done",
         }
     }
+}
+
+/// An API request Claude Code reported (OpenTelemetry `api_request`): it
+/// ended at `end` and took `end - start`, in the lane of the agent whose
+/// transcript row it joined (the main agent when none).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ModelRequest {
+    pub(crate) agent_id: Option<String>,
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) model: Option<String>,
+}
+
+/// An API error Claude Code reported (OpenTelemetry `api_error`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ApiErrorMark {
+    pub(crate) agent_id: Option<String>,
+    pub(crate) ts: i64,
+    /// Status, error and attempt (`529 Overloaded, attempt 2`).
+    pub(crate) text: String,
 }
 
 /// A span of the timeline.
@@ -163,6 +187,9 @@ pub(crate) enum MarkerKind {
     Hook(HookEvent),
     /// A call or prompt a budget refused; the text is the reason.
     BudgetRefused,
+    /// An API error Claude Code reported (OpenTelemetry `api_error`); the
+    /// text is the status, the error and the attempt.
+    ApiError,
 }
 
 impl MarkerKind {
@@ -170,6 +197,7 @@ impl MarkerKind {
         match self {
             MarkerKind::Hook(hook) => hook.name(),
             MarkerKind::BudgetRefused => "BudgetRefused",
+            MarkerKind::ApiError => "ApiError",
         }
     }
 }
@@ -396,6 +424,38 @@ impl TimelineBuilder {
         }
     }
 
+    /// Adds each API request as a model span in its agent's lane (after
+    /// the events; they have no seq of their own, so `seq` is 0).
+    pub(crate) fn add_model_requests(&mut self, requests: impl IntoIterator<Item = ModelRequest>) {
+        for request in requests {
+            let lane = self.lane(request.agent_id);
+            self.timeline.spans.push(Span {
+                lane,
+                kind: SpanKind::Model,
+                label: request.model,
+                start: request.start.min(request.end),
+                end: Some(request.end),
+                outcome: Outcome::Ok,
+                seq: 0,
+                end_seq: None,
+            });
+        }
+    }
+
+    /// Adds each API error as a marker in its agent's lane.
+    pub(crate) fn mark_api_errors(&mut self, errors: impl IntoIterator<Item = ApiErrorMark>) {
+        for error in errors {
+            let lane = self.lane(error.agent_id);
+            self.timeline.markers.push(Marker {
+                lane,
+                kind: MarkerKind::ApiError,
+                ts: error.ts,
+                seq: 0,
+                text: Some(marker_text(&error.text)),
+            });
+        }
+    }
+
     pub(crate) fn finish(self) -> Timeline {
         self.timeline
     }
@@ -600,6 +660,59 @@ mod tests {
                 (1, 1010, Some("daily: $5.00 spent")),
                 (3, 1030, Some("session: $1.00 spent"))
             ]
+        );
+    }
+
+    #[test]
+    fn api_requests_are_model_spans_in_their_agents_lane_and_errors_markers() {
+        let mut builder = TimelineBuilder::new(vec![AgentLane {
+            agent_id: "a1".into(),
+            ..AgentLane::default()
+        }]);
+        builder.add_model_requests([
+            ModelRequest {
+                agent_id: None,
+                start: 100,
+                end: 900,
+                model: Some("claude-sonnet-4-5".into()),
+            },
+            ModelRequest {
+                agent_id: Some("a1".into()),
+                start: 1_000,
+                end: 1_500,
+                model: None,
+            },
+            ModelRequest {
+                agent_id: Some("a9".into()),
+                start: 2_000,
+                end: 2_100,
+                model: None,
+            },
+        ]);
+        builder.mark_api_errors([ApiErrorMark {
+            agent_id: None,
+            ts: 50,
+            text: "529 Overloaded, attempt 1".into(),
+        }]);
+        let timeline = builder.finish();
+        let spans: Vec<_> = timeline
+            .spans
+            .iter()
+            .map(|span| (span.lane, span.kind, span.start, span.end))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![
+                (0, SpanKind::Model, 100, Some(900)),
+                (1, SpanKind::Model, 1_000, Some(1_500)),
+                // An agent only OpenTelemetry knows gets a lane of its own.
+                (2, SpanKind::Model, 2_000, Some(2_100)),
+            ]
+        );
+        assert_eq!(timeline.markers[0].kind.name(), "ApiError");
+        assert_eq!(
+            timeline.markers[0].text.as_deref(),
+            Some("529 Overloaded, attempt 1")
         );
     }
 }

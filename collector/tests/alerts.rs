@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use hooktrail_testkit::wait_until;
 use serde_json::{json, Value};
-use support::process::{emit, send_lines, Collector, BINARY};
+use support::in_process::http_get;
+use support::process::{emit, send_lines, stop_with_usage, Collector, BINARY};
 
 const SECRET: &str = "test-webhook-key-0123456789";
 
@@ -188,13 +189,21 @@ fn serve(
 /// Writes the config (with the webhook's secret in a 0600 file) where the
 /// test collector reads it, and returns the collector's directory.
 fn configure(dir: &Path, alerts: Value) -> PathBuf {
+    configure_with(dir, alerts, json!({}))
+}
+
+/// [`configure`], with more top-level keys (`budgets`).
+fn configure_with(dir: &Path, alerts: Value, more: Value) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let config_dir = dir.join("config/hooktrail");
     std::fs::create_dir_all(&config_dir).unwrap();
     let secret = config_dir.join("webhook.secret");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let config = json!({ "alerts": alerts, "public_url": "http://hooktrail.example:7717" });
+    let mut config = json!({ "alerts": alerts, "public_url": "http://hooktrail.example:7717" });
+    for (key, value) in more.as_object().unwrap() {
+        config[key] = value.clone();
+    }
     std::fs::write(config_dir.join("config.json"), config.to_string()).unwrap();
     dir.to_owned()
 }
@@ -224,6 +233,16 @@ fn outbox(collector: &Collector) -> Vec<(String, String, String)> {
         .into_iter()
         .map(|row| (row[0].clone(), row[1].clone(), row[2].clone()))
         .collect()
+}
+
+/// Waits until every alert is recorded as sent, then checks there are `count`.
+fn assert_all_sent(collector: &Collector, count: usize) {
+    wait_until("every alert sent", Duration::from_secs(10), || {
+        outbox(collector)
+            .iter()
+            .all(|(_, _, state)| state == "sent")
+    });
+    assert_eq!(outbox(collector).len(), count, "{:?}", outbox(collector));
 }
 
 #[test]
@@ -402,8 +421,10 @@ fn a_session_that_waits_fails_and_ends_raises_one_signed_alert_per_matching_rule
     );
 }
 
+/// The issue's case: the receiver is down for 30 s, and the alert arrives
+/// afterwards, with the delivery id it was raised with.
 #[test]
-fn an_alert_raised_while_the_receiver_is_down_arrives_once_it_is_up() {
+fn an_alert_raised_while_the_receiver_is_down_for_30_s_arrives_once_it_is_up() {
     let dir = tempfile::tempdir().unwrap();
     let port = hooktrail_testkit::free_port();
     configure(
@@ -420,19 +441,28 @@ fn an_alert_raised_while_the_receiver_is_down_arrives_once_it_is_up() {
         &dir.path().join("state"),
         &hook("sess-down", "StopFailure", json!({"error": "overloaded"})),
     );
-    wait_until("four failed attempts", Duration::from_secs(30), || {
-        collector.query_i64("SELECT attempts FROM outbox") >= 4
+    wait_until("the alert to be raised", Duration::from_secs(20), || {
+        collector.query_i64("SELECT count(*) FROM outbox") == 1
+    });
+    let down_since = Instant::now();
+    let raised = collector.rows("SELECT delivery_id FROM outbox")[0][0].clone();
+    // The outage: polled, not slept, until 30 s have passed and the
+    // collector has failed several times.
+    wait_until("30 s of failed attempts", Duration::from_secs(90), || {
+        down_since.elapsed() >= Duration::from_secs(30)
+            && collector.query_i64("SELECT attempts FROM outbox") >= 5
     });
     let error = collector.rows("SELECT last_error, state FROM outbox");
-    assert_eq!(error[0][1], "pending");
+    assert_eq!(error[0][1], "pending", "not given up after 30 s");
     assert!(
         !error[0][0].contains(&port.to_string()) || !error[0][0].contains("/hook"),
         "URL scrubbed: {error:?}"
     );
     let receiver = Receiver::start_on(port, Arc::new(Mutex::new(Vec::new())));
+    // The backoff doubles from 200 ms: the next attempt is at most ~26 s away.
     wait_until(
         "the alert after the receiver came up",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || !receiver.requests().is_empty(),
     );
     wait_until("sent", Duration::from_secs(10), || {
@@ -442,6 +472,11 @@ fn an_alert_raised_while_the_receiver_is_down_arrives_once_it_is_up() {
     assert_eq!(requests.len(), 1);
     assert!(requests[0].signature_ok);
     assert_eq!(requests[0].json()["when"], "failed");
+    assert_eq!(
+        requests[0].delivery(),
+        raised,
+        "the delivery id it was raised with"
+    );
 }
 
 #[test]
@@ -688,4 +723,291 @@ fn slack_and_ntfy_get_their_own_shapes_with_secrets_from_0600_files() {
             .all(|(_, _, state)| state == "sent")
     });
     assert!(!collector.log_text().contains("tk_secret_token"));
+}
+
+/// A `PermissionRequest` envelope whose hook waits for a decision until
+/// `wait_until` (the writer records it as a pending decision).
+fn waiting_request(session: &str, id: &str, wait_until: Option<i64>) -> String {
+    let payload = hook(
+        session,
+        "PermissionRequest",
+        json!({"tool_name": "Bash", "tool_input": {"command": "git push"}}),
+    );
+    json!({"v": 1, "id": id, "ts": hooktrail_shared::envelope::now_millis(), "machine": "testhost",
+           "session_id": session, "agent_id": null, "hook": "PermissionRequest", "tool": "Bash",
+           "tool_use_id": null, "cwd": "/home/dev/api", "wait_until": wait_until, "payload": payload})
+    .to_string()
+}
+
+/// The alerts received, as (when, detail) in order, once `count` arrived.
+fn received_whens(receiver: &Receiver, count: usize) -> Vec<Value> {
+    wait_until(&format!("{count} alerts"), Duration::from_secs(60), || {
+        receiver.requests().len() >= count
+    });
+    let requests = receiver.requests();
+    for request in &requests {
+        assert!(request.signature_ok, "signature verified: {request:?}");
+        assert_eq!(
+            request.json()["delivery_id"].as_str(),
+            Some(request.delivery())
+        );
+    }
+    requests.iter().map(Received::json).collect()
+}
+
+/// `approval_pending` (a decision recorded pending, in the writer's
+/// transaction) and `budget` (a session budget at its warning, then over,
+/// raised by the budget thread), each once per episode, signed.
+#[test]
+fn a_pending_approval_and_a_budget_crossing_its_warning_and_its_limit_alert_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    configure_with(
+        dir.path(),
+        json!({
+            "destinations": [webhook("hook", &receiver.url())],
+            "rules": [
+                {"when": "approval_pending", "to": ["hook"]},
+                {"when": "budget", "to": ["hook"]},
+                {"when": "budget", "name": "other-machine", "machines": ["elsewhere"], "to": ["hook"]},
+            ],
+        }),
+        json!({"budgets": [{"name": "per-session", "scope": "session", "usd": 0.03, "warn_at": 50}]}),
+    );
+    let collector = Collector::start(dir.path(), &["--no-token"]);
+    let port = support::process::http_port(&collector);
+    let session = "sess-approve-budget";
+    let later = hooktrail_shared::envelope::now_millis() + 120_000;
+    // A request whose hook waits, sent twice (a retry: the same event id),
+    // and one whose hook does not wait: one alert.
+    let waiting = waiting_request(session, "evt-wait-1", Some(later));
+    send_lines(&collector.socket, std::slice::from_ref(&waiting));
+    send_lines(&collector.socket, &[waiting]);
+    send_lines(
+        &collector.socket,
+        &[waiting_request(session, "evt-nowait", None)],
+    );
+    let approval = &received_whens(&receiver, 1)[0];
+    assert_eq!(approval["when"], "approval_pending");
+    assert_eq!(approval["session"]["id"], session);
+    assert_eq!(approval["session"]["state"], "waiting");
+    assert_eq!(approval["session"]["state_detail"], "permission for Bash");
+
+    // $0.018 of $0.03: past the 50 % warning; then $0.033: over; then more,
+    // once the budget thread has seen it: nothing new.
+    send_lines(
+        &collector.socket,
+        &[stop_with_usage(session, "testhost", "r1", 6_000)],
+    );
+    received_whens(&receiver, 2);
+    send_lines(
+        &collector.socket,
+        &[stop_with_usage(session, "testhost", "r2", 5_000)],
+    );
+    received_whens(&receiver, 3);
+    send_lines(
+        &collector.socket,
+        &[stop_with_usage(session, "testhost", "r3", 1_000)],
+    );
+    let host = format!("127.0.0.1:{port}");
+    wait_until(
+        "the budget thread to count $0.036",
+        Duration::from_secs(20),
+        || {
+            let reply = http_get(port, "/api/budgets", &[("Host", &host)]);
+            let answer: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+            answer["budgets"].as_array().is_some_and(|budgets| {
+                budgets.iter().any(|entry| {
+                    entry["subject"] == session && entry["spent_usd"].as_f64() > Some(0.0359)
+                })
+            })
+        },
+    );
+    // A sentinel: a second waiting request's alert.
+    send_lines(
+        &collector.socket,
+        &[waiting_request(session, "evt-wait-2", Some(later))],
+    );
+    let all = received_whens(&receiver, 4);
+    let whens: Vec<(String, String)> = all
+        .iter()
+        .map(|alert| {
+            (
+                alert["when"].as_str().unwrap().to_owned(),
+                alert["budget"]["standing"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        whens,
+        [
+            ("approval_pending", ""),
+            ("budget", "warning"),
+            ("budget", "over"),
+            ("approval_pending", "")
+        ]
+        .map(|(when, standing)| (when.to_owned(), standing.to_owned())),
+        "one alert per episode: {all:?}"
+    );
+    let over = &all[2];
+    assert_eq!(over["budget"]["name"], "per-session");
+    assert_eq!(over["budget"]["limit_usd"], 0.03);
+    assert_eq!(over["session"]["id"], session);
+    assert_eq!(
+        over["url"],
+        format!("http://hooktrail.example:7717/#/session/{session}")
+    );
+    assert!(
+        over["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("budget per-session reached: $0.03 of $0.03"),
+        "{over}"
+    );
+    assert_all_sent(&collector, 4);
+}
+
+/// `cost` rules: a session's cost, and the day's, over an amount; each
+/// once, the session rule once per session.
+#[test]
+fn session_and_day_cost_rules_alert_once_each_when_the_amount_is_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    configure(
+        dir.path(),
+        json!({
+            "destinations": [webhook("hook", &receiver.url())],
+            "rules": [
+                {"when": "cost", "amount_usd": 0.01, "to": ["hook"]},
+                {"when": "cost", "amount_usd": 0.025, "per": "day", "to": ["hook"]},
+            ],
+        }),
+    );
+    let collector = Collector::start(dir.path(), &[]);
+    // $0.006, then $0.015 for the first session: over $0.01 at the second.
+    send_lines(
+        &collector.socket,
+        &[stop_with_usage("cost-a", "testhost", "a1", 2_000)],
+    );
+    send_lines(
+        &collector.socket,
+        &[stop_with_usage("cost-a", "testhost", "a2", 3_000)],
+    );
+    let first = &received_whens(&receiver, 1)[0];
+    assert_eq!(first["when"], "cost");
+    assert_eq!(first["rule"], "cost>=0.01usd/session");
+    assert_eq!(first["session"]["id"], "cost-a");
+    let cost = first["session"]["cost_usd"].as_f64().unwrap();
+    assert!((cost - 0.015).abs() < 1e-9, "{first}");
+    // More for the same session: the same episode. Another session over
+    // $0.01: its own alert. The day reaches $0.03: one day alert (the day
+    // is summed every 30 s).
+    send_lines(
+        &collector.socket,
+        &[stop_with_usage("cost-a", "testhost", "a3", 1_000)],
+    );
+    send_lines(
+        &collector.socket,
+        &[stop_with_usage("cost-b", "testhost", "b1", 4_000)],
+    );
+    let all = received_whens(&receiver, 3);
+    let rules: Vec<(String, String)> = all
+        .iter()
+        .map(|alert| {
+            (
+                alert["rule"].as_str().unwrap().to_owned(),
+                alert["session"]["id"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("cost>=0.01usd/session", "cost-a"),
+            ("cost>=0.01usd/session", "cost-b"),
+            ("cost>=0.025usd/day", "")
+        ]
+        .map(|(rule, session)| (rule.to_owned(), session.to_owned())),
+        "{all:?}"
+    );
+    let day = &all[2];
+    assert!(
+        day["session"]["cost_usd"].as_f64().unwrap() >= 0.025,
+        "{day}"
+    );
+    assert_eq!(day["url"], "http://hooktrail.example:7717/#/overview");
+    // A later usage keeps the day over: no second day alert. The sentinel
+    // is a third session over its amount.
+    send_lines(
+        &collector.socket,
+        &[stop_with_usage("cost-c", "testhost", "c1", 4_000)],
+    );
+    let all = received_whens(&receiver, 4);
+    assert_eq!(all[3]["session"]["id"], "cost-c");
+    assert_all_sent(&collector, 4);
+}
+
+/// `alerts.keep_days`: delivered and given-up alerts older than that are
+/// deleted (at start, then hourly); pending ones and recent ones stay.
+#[test]
+fn delivered_and_given_up_alerts_older_than_keep_days_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    configure(
+        dir.path(),
+        json!({
+            "destinations": [webhook("hook", "http://127.0.0.1:9/hook")],
+            "rules": [{"when": "ended", "to": ["hook"]}],
+            "keep_days": 3,
+        }),
+    );
+    let mut collector = Collector::start(dir.path(), &[]);
+    assert!(collector.terminate().success());
+    let now = hooktrail_shared::envelope::now_millis();
+    let day = 86_400_000;
+    {
+        let connection = rusqlite::Connection::open(&collector.db).unwrap();
+        // The pending one is far in the future to attempt: it stays pending.
+        for (episode, state, age) in [
+            ("old-sent", "sent", 10 * day),
+            ("old-failed", "failed", 10 * day),
+            ("old-pending", "pending", 10 * day),
+            ("new-sent", "sent", day),
+            ("gone-destination", "sent", 10 * day),
+        ] {
+            let destination = if episode == "gone-destination" {
+                "removed"
+            } else {
+                "hook"
+            };
+            connection
+                .execute(
+                    "INSERT INTO outbox (delivery_id, destination, rule, episode, body, created_at, state, attempts, next_attempt_at)
+                     VALUES (?1, ?2, 'ended', ?1, '{}', ?3, ?4, 0, ?5)",
+                    rusqlite::params![episode, destination, now - age, state, now + day],
+                )
+                .unwrap();
+        }
+    }
+    collector.restart();
+    wait_until(
+        "the old alerts to be pruned",
+        Duration::from_secs(20),
+        || collector.query_i64("SELECT count(*) FROM outbox") == 2,
+    );
+    let kept: Vec<String> = collector
+        .rows("SELECT episode FROM outbox ORDER BY id")
+        .into_iter()
+        .map(|row| row[0].clone())
+        .collect();
+    assert_eq!(kept, ["old-pending", "new-sent"]);
+    assert!(
+        collector
+            .log_text()
+            .contains("removed 3 delivered or given-up alerts older than 3 days"),
+        "{}",
+        collector.log_text()
+    );
 }

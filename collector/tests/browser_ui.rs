@@ -912,48 +912,124 @@ fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     found
 }
 
-/// The page tokens (`p1.EXPIRY.NONCE.MAC`: digits, 32 and 64 hex digits)
-/// anywhere in `bytes`.
-fn page_tokens_in(bytes: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(bytes);
-    let run = |rest: &str, digits_only: bool| -> usize {
-        rest.bytes()
-            .take_while(|b| {
-                if digits_only {
-                    b.is_ascii_digit()
-                } else {
-                    b.is_ascii_hexdigit()
-                }
-            })
-            .count()
-    };
+/// Every string in `text` that looks like a credential: each run of at
+/// least 24 token characters (`A-Za-z0-9._~-`), and each suffix of a run
+/// that starts like a page token or a binder (`p2.`, `b1.`), in case a
+/// stored key's bytes run into it.
+fn token_like(text: &str) -> Vec<String> {
+    let is_token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-');
     let mut found = Vec::new();
-    for (at, _) in text.match_indices("p1.") {
-        let rest = &text[at + 3..];
-        let expiry = run(rest, true);
-        let Some(rest) = rest.get(expiry..).and_then(|r| r.strip_prefix('.')) else {
-            continue;
-        };
-        if expiry == 0 || run(rest, false) < 32 {
-            continue;
-        }
-        let Some(mac) = rest.get(32..).and_then(|r| r.strip_prefix('.')) else {
-            continue;
-        };
-        if run(mac, false) >= 64 {
-            found.push(text[at..at + 3 + expiry + 1 + 32 + 1 + 64].to_owned());
+    for run in text
+        .split(|c: char| !is_token(c))
+        .filter(|run| run.len() >= 24)
+    {
+        found.push(run.to_owned());
+        for (at, _) in run.match_indices("p2.").chain(run.match_indices("b1.")) {
+            if at > 0 {
+                found.push(run[at..].to_owned());
+            }
         }
     }
     found
 }
 
+/// Every cookie in a Chromium profile's `Cookies` database: host, name and
+/// value, the value decrypted when Chromium encrypted it with the key every
+/// Chromium on Linux without a keyring shares ("v10"), as anyone reading
+/// the profile could.
+fn profile_cookies(profile: &Path) -> Vec<(String, String, String)> {
+    let mut cookies = Vec::new();
+    for (path, _) in files_under(profile) {
+        if path.file_name().and_then(|name| name.to_str()) != Some("Cookies") {
+            continue;
+        }
+        let connection = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut statement = connection
+            .prepare("SELECT host_key, name, value, encrypted_value FROM cookies")
+            .unwrap();
+        let rows = statement
+            .query_map([], |row| {
+                let value: String = row.get(2)?;
+                let encrypted: Vec<u8> = row.get(3)?;
+                let value = if value.is_empty() {
+                    decrypt_v10(&encrypted).unwrap_or_default()
+                } else {
+                    value
+                };
+                Ok((row.get(0)?, row.get(1)?, value))
+            })
+            .unwrap();
+        cookies.extend(rows.map(Result::unwrap));
+    }
+    cookies
+}
+
+/// Chromium's "v10" cookie encryption on Linux without a keyring: AES-128-CBC
+/// with the key PBKDF2-HMAC-SHA1("peanuts", "saltysalt", 1 round) and an IV
+/// of 16 spaces (newer versions put SHA-256 of the host before the value).
+/// Decrypted with the `openssl` program.
+fn decrypt_v10(encrypted: &[u8]) -> Option<String> {
+    let body = encrypted.strip_prefix(b"v10")?;
+    let mut key = [0u8; 16];
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA1,
+        std::num::NonZeroU32::new(1).unwrap(),
+        b"saltysalt",
+        b"peanuts",
+        &mut key,
+    );
+    let hex: String = key.iter().map(|byte| format!("{byte:02x}")).collect();
+    let mut child = Command::new("openssl")
+        .args([
+            "enc",
+            "-d",
+            "-aes-128-cbc",
+            "-K",
+            &hex,
+            "-iv",
+            &"20".repeat(16),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl, to read the profile's cookies as an attacker would");
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let output = child.wait_with_output().unwrap();
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// `GET /api/events` with `Authorization: Bearer token` and, if given, a
+/// `Cookie` header: the status.
+fn api_status(port: u16, token: &str, cookie: Option<&str>) -> u16 {
+    let bearer = format!("Bearer {token}");
+    let mut headers = vec![("Authorization", bearer.as_str())];
+    headers.extend(cookie.map(|cookie| ("Cookie", cookie)));
+    http_with(port, "GET", "/api/events", &headers, "").0
+}
+
+/// Issue 24: the profile of a browser that opened the printed link and
+/// closed holds no credential that opens the API. Chromium writes
+/// sessionStorage and even session cookies to the profile, so the page keeps
+/// its page token in memory (and `window.name`, for a reload), never in
+/// storage; the binder session cookie it works with may be on disk, alone.
+/// Every credential-looking string in the profile's files, and every cookie
+/// decrypted as an attacker would, is tried against the API. The page
+/// token's lifetime is the default 15 minutes, so nothing here depends on
+/// it expiring.
 #[test]
 fn the_printed_link_leaves_no_working_token_in_the_browser_profile() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let port = free_port();
-    let lifetime = "6";
-    let _collector = collector_process(root, port, &["--page-token-lifetime", lifetime]);
+    let _collector = collector_process(root, port, &[]);
     let token_file = root.join("home/.local/state/hooktrail/http-token");
     wait_until(
         "the collector's API, behind its token",
@@ -985,26 +1061,48 @@ fn the_printed_link_leaves_no_working_token_in_the_browser_profile() {
     assert!(!link.contains(&token), "the link does not carry the token");
 
     let profile = root.join("profile");
-    let page_token = {
+    let live = "return document.getElementById('conn').textContent === 'live' \
+                && document.querySelectorAll('tr.event').length >= 5 && location.hash === '' \
+                && !document.getElementById('welcome')";
+    let (page_token, binder) = {
         let driver = Driver::start(&profile);
         driver.go(&link);
-        driver.wait_for(
-            "the page to sign in and go live",
-            "return document.getElementById('conn').textContent === 'live' \
-               && document.querySelectorAll('tr.event').length >= 5 && location.hash === ''",
-        );
-        // The page renews its token (every third of its lifetime) while open.
-        let first = driver.script("return sessionStorage.getItem('hooktrail-page-token')");
-        driver.wait_for(
-            "a renewal",
-            &format!("return sessionStorage.getItem('hooktrail-page-token') !== {first}"),
-        );
-        driver
-            .script("return sessionStorage.getItem('hooktrail-page-token')")
+        driver.wait_for("the page to sign in and go live", live);
+        // Nothing in the page's storage: the page token is in memory, and
+        // in window.name for a reload.
+        let storage = "return sessionStorage.length + localStorage.length";
+        assert_eq!(driver.script(storage), json!(0));
+        let page_token = driver
+            .script("return window.name")
             .as_str()
+            .and_then(|name| name.strip_prefix("hooktrail-page-token:"))
+            .expect("the page token in window.name")
+            .to_owned();
+        // The binder: a session cookie (no expiry), out of the page's reach.
+        let cookies = driver.call("GET", "/cookie", None);
+        let binder = cookies
+            .as_array()
             .unwrap()
-            .to_owned()
+            .iter()
+            .find(|cookie| cookie["name"] == format!("hooktrail_binder_{port}"))
+            .unwrap_or_else(|| panic!("the binder cookie: {cookies}"))
+            .clone();
+        assert!(binder.get("expiry").is_none(), "a session cookie: {binder}");
+        assert_eq!(binder["httpOnly"], true, "{binder}");
+        assert_eq!(binder["sameSite"], "Strict", "{binder}");
+        assert_eq!(driver.script("return document.cookie"), json!(""));
+        let binder = binder["value"].as_str().unwrap().to_owned();
+        // A reload of the tab signs in again (the page token handed over in
+        // window.name, the cookie sent by the browser), and stores nothing.
+        driver.call("POST", "/refresh", Some(json!({})));
+        driver.wait_for("the reloaded tab to go live again", live);
+        assert_eq!(driver.script(storage), json!(0));
+        (page_token, binder)
     };
+    // The credentials the open browser held work together, not apart.
+    let cookie = format!("hooktrail_binder_{port}={binder}");
+    assert_eq!(api_status(port, &page_token, Some(&cookie)), 200);
+    assert_eq!(api_status(port, &page_token, None), 401);
     // The driver is gone: Chromium has quit and removed its lock.
     wait_until("Chromium to exit", Duration::from_secs(30), || {
         std::fs::symlink_metadata(profile.join("SingletonLock")).is_err()
@@ -1029,6 +1127,12 @@ fn the_printed_link_leaves_no_working_token_in_the_browser_profile() {
         "the token is in {:?}",
         holding(&token)
     );
+    // Chromium writes session cookies to its Cookies database too (it drops
+    // them at its next start): the binder may be on disk, readable.
+    let cookies = profile_cookies(&profile);
+    let binder_on_disk = cookies
+        .iter()
+        .any(|(_, name, value)| name.starts_with("hooktrail_binder") && value.contains(&binder));
     // The code may be in the History database: it is used up.
     let origin = format!("http://127.0.0.1:{port}");
     let body = json!({ "code": code }).to_string();
@@ -1040,47 +1144,61 @@ fn the_printed_link_leaves_no_working_token_in_the_browser_profile() {
         &body,
     );
     assert_eq!(status, 401, "the link's code after use: {answer}");
-    // Page tokens left on disk (sessionStorage is saved in the profile) stop
-    // working once nobody renews them.
-    let mut left: Vec<String> = files
+
+    // Every credential-looking string on disk, tried as a bearer alone and
+    // with every cookie value and binder-looking string on disk.
+    let mut candidates: Vec<String> = files
         .iter()
-        .flat_map(|(_, bytes)| page_tokens_in(bytes))
+        .flat_map(|(_, bytes)| token_like(&String::from_utf8_lossy(bytes)))
         .collect();
+    candidates.sort();
+    candidates.dedup();
+    let mut binders: Vec<String> = cookies
+        .iter()
+        .flat_map(|(_, _, value)| token_like(value))
+        .chain(candidates.iter().filter(|c| c.starts_with("b1.")).cloned())
+        .collect();
+    binders.sort();
+    binders.dedup();
+    let stored_page_tokens = candidates.iter().filter(|c| c.starts_with("p2.")).count();
     eprintln!(
-        "page tokens found in the closed browser's profile: {}; files holding the code: {:?}",
-        left.len(),
+        "{} token-like strings in the closed browser's profile, {stored_page_tokens} page tokens, \
+         {} cookie or binder values (the binder cookie on disk: {binder_on_disk}); the code in {:?}",
+        candidates.len(),
+        binders.len(),
         holding(&code)
     );
-    left.push(page_token);
-    left.sort();
-    left.dedup();
-    for stale in &left {
-        let bearer = format!("Bearer {stale}");
-        wait_until(
-            "a page token of the closed browser to stop working",
-            Duration::from_secs(30),
-            || {
-                http_with(
-                    port,
-                    "GET",
-                    "/api/events",
-                    &[("Authorization", &bearer)],
-                    "",
-                )
-                .0 == 401
-            },
-        );
+    assert!(
+        holding(&page_token).is_empty(),
+        "the page token is in {:?}",
+        holding(&page_token)
+    );
+    let mut working = Vec::new();
+    for candidate in &candidates {
+        if api_status(port, candidate, None) == 200 {
+            working.push(candidate.clone());
+        }
+        if !candidate.starts_with("p2.") {
+            continue;
+        }
+        for binder in &binders {
+            let cookie = format!("hooktrail_binder_{port}={binder}");
+            if api_status(port, candidate, Some(&cookie)) == 200 {
+                working.push(format!("{candidate} with {binder}"));
+            }
+        }
     }
-    let bearer = format!("Bearer {token}");
+    assert!(
+        working.is_empty(),
+        "working credentials on disk: {working:?}"
+    );
     assert_eq!(
-        http_with(
-            port,
-            "GET",
-            "/api/events",
-            &[("Authorization", &bearer)],
-            ""
-        )
-        .0,
+        api_status(port, &page_token, None),
+        401,
+        "the page token the tab held, without its cookie"
+    );
+    assert_eq!(
+        api_status(port, &token, None),
         200,
         "the token itself still works, for the CLI"
     );

@@ -10,33 +10,7 @@ use std::time::Duration;
 use hooktrail_testkit::wait_until;
 use serde_json::{json, Value};
 use support::in_process::http_get;
-use support::process::{send_lines, Collector};
-
-/// A `Stop` envelope for `session` carrying one priced response of
-/// `input_tokens` Sonnet 4.5 input tokens ($3 per million), made now.
-fn stop_with_usage(session: &str, machine: &str, response: &str, input_tokens: i64) -> String {
-    let now = support::in_process::now_millis();
-    json!({
-        "v": 1,
-        "id": format!("evt-{session}-{response}"),
-        "ts": now,
-        "machine": machine,
-        "session_id": session,
-        "hook": "Stop",
-        "cwd": "/home/dev/acme",
-        "payload": {"session_id": session, "hook_event_name": "Stop", "cwd": "/home/dev/acme"},
-        "usage": {
-            "transcript": "session", "from": 0, "to": 100, "more": false, "bad_lines": 0,
-            "responses": [{
-                "message_id": format!("msg_{response}"), "request_id": format!("req_{response}"),
-                "model": "claude-sonnet-4-5", "ts": now, "sidechain": false, "agent_id": null,
-                "input": input_tokens, "output": 0, "cache_write_5m": 0, "cache_write_1h": 0,
-                "cache_read": 0, "web_search": 0
-            }]
-        }
-    })
-    .to_string()
-}
+use support::process::{send_lines, stop_with_usage, Collector};
 
 fn start_with_budgets(dir: &std::path::Path, budgets: Value) -> (Collector, u16) {
     let config_dir = dir.join("config/hooktrail");

@@ -275,6 +275,69 @@ fn sigkill_mid_stream_then_restart_gives_exactly_n_rows() {
     });
 }
 
+/// Issue 21: events are acknowledged when their rows commit, and the
+/// search index follows from a mark kept in the database. A collector
+/// killed while its index is behind indexes the rest after the restart:
+/// every stored event becomes searchable, none twice.
+#[test]
+fn events_stored_before_a_kill_9_become_searchable_after_the_restart() {
+    let temp = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start();
+    let lines: Vec<String> = (0..20_000).map(envelope).collect();
+    xadd_all(redis.port, KEY, &lines);
+    let mut collector = Collector::start(
+        temp.path(),
+        &["--redis-url", &redis.url(), "--group", "g", "--no-token"],
+    );
+    let behind = |collector: &Collector| {
+        collector.query_i64(
+            "SELECT COALESCE((SELECT MAX(seq) FROM events), 0) \
+             - COALESCE((SELECT indexed_seq FROM search_index_mark), 0)",
+        )
+    };
+    wait_until("stored events the index has not taken yet", LONG, || {
+        behind(&collector) > 0
+    });
+    collector.kill9();
+    let (stored, unindexed) = (collector.count(), behind(&collector));
+    assert!(
+        unindexed > 0,
+        "the index had caught up before the kill ({stored} rows)"
+    );
+    collector.restart();
+    collector.wait_rows(20_000, LONG);
+    collector.wait_indexed(LONG);
+    // Each envelope's tool output is 800 `x`: one index row per event.
+    let searchable = collector
+        .query_i64(r#"SELECT count(*) FROM events_fts WHERE events_fts MATCH '"xxxxxxxx"'"#);
+    assert_eq!(
+        searchable, 20_000,
+        "{stored} stored, {unindexed} unindexed at the kill"
+    );
+    // A search answer says the index is current (the port of the second
+    // start: the log holds both).
+    let marker = "serving the UI on http://";
+    wait_until("the restarted collector's HTTP address", LONG, || {
+        collector.log_text().matches(marker).count() == 2
+    });
+    let log = collector.log_text();
+    let address = log
+        .rsplit(marker)
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
+    let answer = support::process::http_json(port, "/api/events?limit=1&q=xxxxxxxx");
+    assert_eq!(answer["search_index"]["behind"], 0, "{answer}");
+    assert_eq!(
+        answer["events"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
+}
+
 #[test]
 fn sigkill_with_socket_clients_loses_no_acknowledged_event() {
     let temp = tempfile::tempdir().unwrap();

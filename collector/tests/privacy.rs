@@ -110,6 +110,7 @@ fn a_unicode_escaped_key_from_a_raw_producer_is_redacted_before_storage_and_sear
     );
     send_lines(&collector.socket, &[line]);
     collector.wait_rows(1, Duration::from_secs(30));
+    collector.wait_indexed(Duration::from_secs(30));
     let stored = collector.rows("SELECT json_extract(payload, '$.prompt'), redactions FROM events");
     let everything = format!("{stored:?}");
     assert!(!everything.contains("AKIAIOSFODNN7EXAMPLE"), "{everything}");
@@ -143,6 +144,7 @@ fn a_token_cut_by_the_shortening_of_an_older_emitter_is_redacted() {
     );
     send_lines(&collector.socket, &[line]);
     collector.wait_rows(1, Duration::from_secs(30));
+    collector.wait_indexed(Duration::from_secs(30));
     let stored = collector.rows("SELECT json_extract(payload, '$.prompt'), redactions FROM events");
     let everything = format!("{stored:?}");
     assert!(!everything.contains("Zq8v1Xw3"), "{everything}");

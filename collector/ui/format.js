@@ -209,3 +209,28 @@ export function summary(event) {
     default: return "";
   }
 }
+
+// Where a session's or prompt's time went ({model_ms, tool_ms, waiting_ms},
+// issue 22): the figures as text, and a bar of three parts.
+export function timeSplitText(time) {
+  if (!time) return "";
+  const parts = [];
+  if (time.model_ms !== null && time.model_ms !== undefined) parts.push("model " + duration(time.model_ms));
+  parts.push("tools " + duration(time.tool_ms || 0), "waiting " + duration(time.waiting_ms || 0));
+  return parts.join(" · ");
+}
+
+export function timeSplitBar(time, width = 120) {
+  const parts = [["model", time?.model_ms || 0], ["tool", time?.tool_ms || 0], ["waiting", time?.waiting_ms || 0]];
+  const total = parts.reduce((sum, [, ms]) => sum + ms, 0);
+  const bar = svg("svg", { width, height: 8, class: "time-bar", role: "img", "aria-label": timeSplitText(time) });
+  let x = 0;
+  for (const [kind, ms] of parts) {
+    if (!total || !ms) continue;
+    const w = (ms / total) * width;
+    bar.appendChild(svg("rect", { x, y: 0, width: Math.max(1, w), height: 8, class: kind }));
+    x += w;
+  }
+  bar.appendChild(svg("title", {}, timeSplitText(time)));
+  return bar;
+}

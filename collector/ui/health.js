@@ -3,7 +3,7 @@
 import { api } from "./api.js";
 import { ago, bytes } from "./format.js";
 
-const IDS = ["h-redis", "h-pending", "h-queue", "h-commit", "h-stored", "h-dupes", "h-rejected", "h-db"];
+const IDS = ["h-redis", "h-pending", "h-queue", "h-commit", "h-stored", "h-dupes", "h-rejected", "h-search", "h-db"];
 const $ = Object.fromEntries(IDS.map((id) => [id, document.getElementById(id)]));
 
 function set(id, text, tone) {
@@ -23,5 +23,8 @@ export async function refreshHealth() {
   set("h-stored", stored);
   set("h-dupes", dupes);
   set("h-rejected", rejected, rejected ? "warn" : "");
+  // The search index follows the writer: how many stored events it has yet to take.
+  const behind = h.search_index ? h.search_index.behind : 0;
+  set("h-search", behind > 0 ? behind + " behind" : "current", behind > 10000 ? "warn" : "");
   set("h-db", bytes(h.database.bytes + h.database.wal_bytes));
 }

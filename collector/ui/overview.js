@@ -1,8 +1,9 @@
 // The overview: events per minute over the last hour and cost per day over
-// thirty days, as stacked bars in plain SVG.
+// thirty days, as stacked bars in plain SVG, and Claude Code's activity
+// (lines, commits, pull requests, active time) per day and project.
 
 import { api } from "./api.js";
-import { el, PALETTE, project, svg, textNode } from "./format.js";
+import { duration, el, PALETTE, project, svg, textNode } from "./format.js";
 
 const $ = {
   section: document.getElementById("overview"),
@@ -10,6 +11,7 @@ const $ = {
   events: document.getElementById("chart-events"),
   costByModel: document.getElementById("chart-cost-model"),
   costByProject: document.getElementById("chart-cost-project"),
+  activity: document.getElementById("ov-activity"),
 };
 
 // A stacked bar chart: `columns` is [{label, values: Map(key -> number)}],
@@ -94,6 +96,18 @@ function costPerDay(data, now) {
   }
 }
 
+// Claude Code's activity metrics per day and project, newest first.
+function activityPerDay(data) {
+  $.activity.replaceChildren();
+  for (const row of (data.activity_per_day || []).slice().reverse()) {
+    const tr = el("tr");
+    for (const value of [row.day, project(row.project) || "(none)", row.lines_added, row.lines_removed, row.commits,
+      row.pull_requests, duration(Math.round(row.active_seconds * 1000))]) tr.appendChild(el("td", null, value));
+    $.activity.appendChild(tr);
+  }
+  if (!$.activity.children.length) $.activity.appendChild(el("tr")).appendChild(el("td", "muted", "no OpenTelemetry metrics (hooktrail-emit install --otel)"));
+}
+
 // Redraws the charts while the overview is shown.
 export async function refreshOverview() {
   if ($.section.hidden) return;
@@ -101,4 +115,5 @@ export async function refreshOverview() {
   const data = await api("/api/stats?bucket=60&since=" + (now - 60 * 60000));
   eventsPerMinute(data);
   costPerDay(data, now);
+  activityPerDay(data);
 }

@@ -3,7 +3,7 @@
 // render function per panel; showSession fetches once and calls them.
 
 import { api } from "./api.js";
-import { completeness, configFlag, duration, el, money, project, setText, setTitle, short, STATE_LABELS, textNode, tokens } from "./format.js";
+import { completeness, configFlag, duration, el, money, project, setText, setTitle, short, STATE_LABELS, textNode, timeSplitBar, timeSplitText, tokens } from "./format.js";
 import { drawTimeline } from "./timeline.js";
 import { drawEdits } from "./edits.js";
 
@@ -17,6 +17,7 @@ const $ = {
   title: document.getElementById("sv-title"),
   summary: document.getElementById("sv-meta"),
   prompts: document.getElementById("sv-prompts"),
+  time: document.getElementById("sv-time"),
   hint: document.getElementById("detail-hint"),
   eventPane: document.getElementById("event-detail"),
 };
@@ -106,11 +107,18 @@ function renderFailures(failures) {
   if (!failures.length) $.failures.appendChild(el("li", "muted", "none"));
 }
 
+// Where the session's time went: the figures and a bar (model, tools, waiting).
+function renderTime(time) {
+  $.time.hidden = !time;
+  if (!time) return;
+  $.time.replaceChildren(timeSplitBar(time, 160), textNode(" " + timeSplitText(time)));
+}
+
 function renderPrompts(prompts) {
   $.prompts.replaceChildren();
   appendCapped($.prompts, prompts, promptRow, (more) => {
     const td = el("td");
-    td.colSpan = 6;
+    td.colSpan = 7;
     td.appendChild(more);
     const tr = el("tr");
     tr.appendChild(td);
@@ -124,8 +132,12 @@ function promptRow(prompt) {
   const text = el("td", "prompt-text", (prompt.prompt || "").replace(/[ \t\n\r]+/g, " ").slice(0, 200));
   setTitle(text, prompt.prompt || "");
   tr.appendChild(text);
-  for (const value of [prompt.duration_ms === null ? "running" : duration(prompt.duration_ms),
-    prompt.tool_calls + (prompt.tool_failures ? " (" + prompt.tool_failures + " failed)" : ""),
+  tr.appendChild(el("td", null, prompt.duration_ms === null ? "running" : duration(prompt.duration_ms)));
+  const time = el("td");
+  time.appendChild(timeSplitBar(prompt.time, 80));
+  setTitle(time, timeSplitText(prompt.time));
+  tr.appendChild(time);
+  for (const value of [prompt.tool_calls + (prompt.tool_failures ? " (" + prompt.tool_failures + " failed)" : ""),
     prompt.tokens ? tokens(prompt.tokens) : "", money(prompt.cost_usd), prompt.outcome]) tr.appendChild(el("td", null, value));
   return tr;
 }
@@ -163,6 +175,7 @@ async function drawSession(id) {
   renderAgents(data.agents);
   renderCalls(data.tool_calls);
   renderFailures(data.failures);
+  renderTime(data.time);
   renderPrompts(data.prompts);
   $.pane.hidden = false;
   $.hint.hidden = !$.eventPane.hidden;

@@ -1,6 +1,7 @@
 // A session's timeline in plain SVG: one lane per agent, tool calls as
-// spans, permission waits and compactions shaded, prompts and stops as
-// markers. Every shape carries its event's seq, so a click opens it.
+// spans, model requests (OpenTelemetry) as thin bars, permission waits and
+// compactions shaded, prompts, stops and API errors as markers. Every shape
+// of a hook event carries its seq, so a click opens it.
 
 import { api } from "./api.js";
 import { duration, short, svg } from "./format.js";
@@ -62,19 +63,23 @@ function packSpans(spans, x, t1, plot) {
 }
 
 function spanTitle([, kind, label, start, end, outcome, seq], count) {
-  if (count > 1) return count + " " + (kind === "tool" ? "tool calls" : kind) + " (" + outcome + ") from #" + seq;
-  return (kind === "tool" ? label + " · " + outcome : kind === "permission" ? "waiting for permission: " + (label || "") : "compacting") +
-    " · " + (end === null ? "still open" : duration(end - start)) + " · #" + seq;
+  const from = seq ? " from #" + seq : "";
+  if (count > 1) return count + " " + (kind === "tool" ? "tool calls" : kind === "model" ? "model requests" : kind) + " (" + outcome + ")" + from;
+  const what = kind === "tool" ? label + " · " + outcome : kind === "permission" ? "waiting for permission: " + (label || "")
+    : kind === "model" ? "model " + (label || "") : "compacting";
+  return what + " · " + (end === null ? "still open" : duration(end - start)) + (seq ? " · #" + seq : "");
 }
 
 function drawSpans(root, x, t1, spans, plot) {
   for (const { span, x0, x1, count } of packSpans(spans, x, t1, plot)) {
     const [lane, kind, , , , outcome, seq] = span;
     const y = AXIS + lane * LANE;
-    const shaded = kind !== "tool";
-    const rect = svg("rect", { x: x0, y: shaded ? y + 1 : y + 6, width: x1 - x0,
-      height: shaded ? LANE - 2 : LANE - 12, class: "span " + kind + " " + outcome });
-    rect.dataset.seq = seq;
+    // A model request (OpenTelemetry) is a thin bar along the lane's top;
+    // tool calls sit in the middle; waits and compactions shade the lane.
+    const model = kind === "model", shaded = kind !== "tool" && !model;
+    const rect = svg("rect", { x: x0, y: model ? y + 1 : shaded ? y + 1 : y + 6, width: x1 - x0,
+      height: model ? 4 : shaded ? LANE - 2 : LANE - 12, class: "span " + kind + " " + outcome });
+    if (seq) rect.dataset.seq = seq;
     rect.appendChild(svg("title", {}, spanTitle(span, count)));
     root.appendChild(rect);
   }
@@ -87,15 +92,15 @@ function drawMarkers(root, x, markers, plot) {
   for (const [lane, hook, ts, seq, text] of markers) {
     const y = AXIS + lane * LANE;
     const cx = x(ts);
-    const kind = hook === "UserPromptSubmit" ? "prompt" : hook === "StopFailure" ? "stop-failed" : "stop";
+    const kind = hook === "UserPromptSubmit" ? "prompt" : hook === "StopFailure" ? "stop-failed" : hook === "ApiError" ? "api-error" : "stop";
     const column = lane + " " + kind + " " + Math.round(cx);
     if (markers.length > plot && drawn.has(column)) continue;
     drawn.add(column);
     const mark = hook === "UserPromptSubmit"
       ? svg("path", { d: "M" + (cx - 5) + " " + y + " L" + (cx + 5) + " " + y + " L" + cx + " " + (y + 8) + " Z", class: "marker " + kind })
       : svg("line", { x1: cx, x2: cx, y1: y + 2, y2: y + LANE - 2, class: "marker " + kind });
-    mark.dataset.seq = seq;
-    mark.appendChild(svg("title", {}, hook + (text ? ": " + text : "") + " · #" + seq));
+    if (seq) mark.dataset.seq = seq;
+    mark.appendChild(svg("title", {}, hook + (text ? ": " + text : "") + (seq ? " · #" + seq : "")));
     root.appendChild(mark);
   }
 }

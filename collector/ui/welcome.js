@@ -28,9 +28,9 @@ export function parsePasted(text) {
 }
 
 // Shows the panel once. `hadToken`: the page sent a token that was refused
-// (an old link, or the collector got a new token). `storeToken(token)`
-// keeps a pasted token where the page reads it.
-export function init({ hadToken, storeToken }) {
+// (an old link, or the collector got a new token). `tradeToken(token)`
+// trades a pasted token for a page token and resolves to whether it worked.
+export function init({ hadToken, tradeToken }) {
   if (shown) return;
   shown = true;
   const panel = el("section", null, {
@@ -78,8 +78,11 @@ export function init({ hadToken, storeToken }) {
       return;
     }
     if (pasted.token) {
-      storeToken(pasted.token);
-      location.reload();
+      tradeToken(pasted.token).then((ok) => {
+        if (ok) { location.reload(); return; }
+        title.textContent = "This token was refused";
+        problem.textContent = "The collector did not take that token: paste its link, or the token it prints.";
+      }, () => { problem.textContent = "The collector did not answer."; });
       return;
     }
     // A link: the page reads its fragment as it reads a clicked link's, and

@@ -191,6 +191,10 @@ fn print_registration() {
                 found.missing.join(", ")
             );
         }
+        let telemetry = crate::telemetry::shown(&root);
+        if !telemetry.is_empty() {
+            println!("  OpenTelemetry (env): {}", telemetry.join(", "));
+        }
     }
 }
 

@@ -16,13 +16,18 @@ Usage:
   hooktrail-emit                 hook mode: reads the hook JSON on stdin and
                                  delivers it to Redis, the collector's socket
                                  or the spool; prints nothing, exits 0
-  hooktrail-emit install [--scope user|project|local] [--settings FILE] [--dry-run] [--force]
+  hooktrail-emit install [--scope user|project|local] [--settings FILE] [--dry-run] [--force] [--otel]
                                  registers this binary for every observer-safe
                                  hook event in Claude Code's settings; refuses
                                  while the hooktrail plugin is enabled (both:
-                                 every event twice) unless --force
+                                 every event twice) unless --force;
+                                 --otel [--otel-endpoint URL] [--otel-protocol
+                                 http/protobuf|http/json] also turns on Claude
+                                 Code's OpenTelemetry towards the collector's
+                                 OTLP receiver (env; yours are kept)
   hooktrail-emit uninstall [--scope user|project|local] [--settings FILE] [--dry-run]
-                                 removes only hooktrail's entries
+                                 removes only hooktrail's entries (and the env
+                                 variables install --otel added)
   hooktrail-emit check           explains where the config came from,
                                  the active redaction rules, and whether
                                  Redis, the socket and the spool work; exits

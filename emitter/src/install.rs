@@ -74,6 +74,7 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
     let mut settings: Option<PathBuf> = None;
     let mut mode = Effect::Apply;
     let mut beside_plugin = BesidePlugin::Refuse;
+    let mut otel: Option<crate::telemetry::Target> = None;
     let mut iterator = arguments.iter();
     while let Some(argument) = iterator.next() {
         let (flag, inline) = match argument.split_once('=') {
@@ -91,6 +92,9 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
             "--settings" => settings = Some(PathBuf::from(value("--settings")?)),
             "--dry-run" => mode = Effect::DryRun,
             "--force" => beside_plugin = BesidePlugin::RegisterAnyway,
+            "--otel" | "--otel-endpoint" | "--otel-protocol" => {
+                crate::telemetry::take_flag(&mut otel, flag, || value(flag))?
+            }
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
@@ -127,14 +131,27 @@ fn execute(action: Action, arguments: &[String]) -> Result<(), String> {
             let binary = std::env::current_exe()
                 .and_then(|path| path.canonicalize())
                 .map_err(|error| format!("cannot find this binary's own path: {error}"))?;
-            let approvals = hooktrail_shared::config::load().config.approvals;
-            install(
+            let config = hooktrail_shared::config::load().config;
+            let hooks = install(
                 &mut root,
                 &binary.display().to_string(),
-                permission_request_timeout(&approvals),
-            )?
+                permission_request_timeout(&config.approvals),
+            )?;
+            let telemetry = match otel {
+                Some(mut target) => {
+                    target.endpoint = target.endpoint.or_else(|| {
+                        Some(crate::telemetry::configured_endpoint(
+                            config.file.as_deref(),
+                        ))
+                    });
+                    crate::telemetry::add(&mut root, &target)?
+                }
+                None => false,
+            };
+            hooks || telemetry
         }
-        Action::Uninstall => uninstall(&mut root)?,
+        // Also the telemetry variables `install --otel` added, if any.
+        Action::Uninstall => uninstall(&mut root)? | crate::telemetry::remove(&mut root),
     };
     let text = serde_json::to_string_pretty(&root).unwrap_or_default() + "\n";
     if mode == Effect::DryRun {

@@ -50,6 +50,7 @@ mod plugin;
 mod redact;
 mod redis;
 mod socket;
+mod telemetry;
 mod usage;
 
 /// The process entry, called by the C runtime instead of std's `lang_start`.

@@ -614,33 +614,33 @@ impl Connection {
         Ok(data)
     }
 
+    /// Reads what has arrived into `buffer`, through a chunk on the stack:
+    /// growing `buffer` by a zeroed 16 KB for every read cost 40% of a
+    /// whole hook's instructions and four page faults, for a 22-byte `XADD`
+    /// reply (issue 21).
     fn fill(&mut self) -> Result<(), Failure> {
         if self.position > 0 && self.position == self.buffer.len() {
             self.buffer.clear();
             self.position = 0;
         }
-        let start = self.buffer.len();
-        self.buffer.resize(start + 16 * 1024, 0);
-        let result = self.wire.read(&mut self.buffer[start..]);
-        match result {
-            Ok(0) => {
-                self.buffer.truncate(start);
-                Err(Failure::new(
-                    FailureKind::Refused,
-                    "Redis closed the connection",
-                ))
-            }
+        let mut chunk = [0u8; READ_CHUNK];
+        match self.wire.read(&mut chunk) {
+            Ok(0) => Err(Failure::new(
+                FailureKind::Refused,
+                "Redis closed the connection",
+            )),
             Ok(read) => {
-                self.buffer.truncate(start + read);
+                self.buffer.extend_from_slice(&chunk[..read]);
                 Ok(())
             }
-            Err(error) => {
-                self.buffer.truncate(start);
-                Err(Failure::io("receive", error))
-            }
+            Err(error) => Err(Failure::io("receive", error)),
         }
     }
 }
+
+/// The most bytes one read takes: replies here are ids, counts and short
+/// errors; a longer one takes more reads.
+const READ_CHUNK: usize = 2048;
 
 /// The deepest reply nesting accepted. The commands sent here answer with
 /// a plain value (`XADD` an id, `PUBLISH` a count, `AUTH`/`SELECT` `+OK`);

@@ -410,3 +410,47 @@ fn install_refuses_while_the_hooktrail_plugin_is_enabled_and_check_warns() {
     .unwrap();
     assert_eq!(world.run(&["install"], Stdin::Null).code, Some(0));
 }
+
+#[test]
+fn install_otel_writes_the_telemetry_env_keeps_the_users_and_uninstall_takes_only_its_own() {
+    let world = World::new();
+    let settings = world.path("home/.claude/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    let mut original = user_settings();
+    original["env"] = json!({"OTEL_METRIC_EXPORT_INTERVAL": "60000", "MY_TOOL": "1"});
+    std::fs::write(&settings, serde_json::to_string_pretty(&original).unwrap()).unwrap();
+
+    let run = world.run(
+        &["install", "--otel", "--otel-protocol", "http/json"],
+        Stdin::Null,
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let env = read_json(&settings)["env"].clone();
+    assert_eq!(env["CLAUDE_CODE_ENABLE_TELEMETRY"], "1");
+    assert_eq!(env["OTEL_LOGS_EXPORTER"], "otlp");
+    assert_eq!(env["OTEL_METRICS_EXPORTER"], "otlp");
+    assert_eq!(env["OTEL_EXPORTER_OTLP_PROTOCOL"], "http/json");
+    assert_eq!(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://127.0.0.1:4318");
+    assert_eq!(env["OTEL_LOGS_EXPORT_INTERVAL"], "2000");
+    // The user's own value stays.
+    assert_eq!(env["OTEL_METRIC_EXPORT_INTERVAL"], "60000");
+    assert_eq!(env["MY_TOOL"], "1");
+
+    let run = world.run(&["check"], Stdin::Null);
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        out.contains("CLAUDE_CODE_ENABLE_TELEMETRY=1 (added by hooktrail)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("OTEL_METRIC_EXPORT_INTERVAL=60000 (yours)"),
+        "{out}"
+    );
+
+    let run = world.run(&["install", "--otel-protocol", "grpc"], Stdin::Null);
+    assert_eq!(run.code, Some(1));
+
+    let run = world.run(&["uninstall"], Stdin::Null);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(read_json(&settings), original);
+}

@@ -1,7 +1,7 @@
 //! Event ids: UUID v7, built here from the `getrandom` system call.
 //!
 //! The `uuid` crate draws its randomness through the `getrandom` crate, which
-//! in this static (static-pie) build cannot find the libc wrapper it looks up
+//! in these static builds cannot find the libc wrapper it looks up
 //! at run time and falls back to files: every hook opened and polled
 //! `/dev/random`, then opened and read `/dev/urandom` (six system calls and
 //! a futex, issue 12). A v7 id needs 74 random bits and a timestamp; one

@@ -404,6 +404,18 @@ pub struct Unsigned {
     pub exp: u64,
 }
 
+/// Whether two secrets (tokens) are equal, in time that depends on their
+/// length only, not on where they first differ. For the collector's bearer
+/// checks (the API, remote approval's named tokens, the OTLP receiver).
+pub fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
+    left.len() == right.len()
+        && left
+            .iter()
+            .zip(right)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 /// SHA-256 (hex) of `tool_name`, a NUL byte, and `tool_input` as canonical
 /// JSON (object keys sorted at every level, no white space). Both sides
 /// hash the redacted payload: the emitter the one it sent, the collector the

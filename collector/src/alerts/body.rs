@@ -48,12 +48,40 @@ pub(crate) struct SessionFacts {
     pub(crate) model: Option<String>,
 }
 
+/// A budget instance at its warning or its limit, as the budget thread
+/// computed it (`budget` rules).
+#[derive(Debug, Clone)]
+pub(crate) struct BudgetFacts {
+    /// The budget's name.
+    pub(crate) name: String,
+    /// `session`, `project`, `machine` or `all`.
+    pub(crate) scope: &'static str,
+    /// `lifetime`, `day` or `month`.
+    pub(crate) period: &'static str,
+    /// The session id or machine the instance counts, "" for a project or all.
+    pub(crate) subject: String,
+    /// The window's start (UTC ms), 0 for a session's lifetime.
+    pub(crate) window_start: i64,
+    /// `warning` or `over`.
+    pub(crate) standing: &'static str,
+    /// Spent in the window, USD.
+    pub(crate) spent_usd: f64,
+    /// The limit in force (grants included), USD.
+    pub(crate) limit_usd: f64,
+}
+
 /// What an alert is about.
 pub(crate) enum Subject<'a> {
     /// One session.
     Session(&'a SessionFacts),
     /// Every session's cost of one day (`cost` rules with `per: day`).
     Day { day_start_ms: i64, cost_usd: f64 },
+    /// A budget crossing its warning or its limit, with its session for a
+    /// session budget.
+    Budget {
+        budget: &'a BudgetFacts,
+        session: Option<&'a SessionFacts>,
+    },
 }
 
 /// The alert's JSON text.
@@ -84,8 +112,19 @@ pub(crate) fn build(
             json!({ "day_start": day_start_ms, "cost_usd": cost_usd }),
             Value::String(format!("{public_url}/#/overview")),
         ),
+        Subject::Budget { budget, session } => (
+            budget_summary(budget, *session),
+            session.map_or(Value::Null, session_value),
+            Value::String(match session {
+                Some(facts) => format!(
+                    "{public_url}/#/session/{}",
+                    percent_encode(&facts.session_id)
+                ),
+                None => format!("{public_url}/#/overview"),
+            }),
+        ),
     };
-    json!({
+    let mut body = json!({
         "v": 1,
         "delivery_id": delivery_id,
         "rule": rule.name,
@@ -94,8 +133,43 @@ pub(crate) fn build(
         "summary": summary,
         "session": session,
         "url": url,
-    })
-    .to_string()
+    });
+    if let Subject::Budget { budget, .. } = subject {
+        body["budget"] = json!({
+            "name": visible(&budget.name, MAX_TITLE_CHARS),
+            "scope": budget.scope,
+            "period": budget.period,
+            "subject": visible(&budget.subject, MAX_TITLE_CHARS),
+            "window_start": budget.window_start,
+            "standing": budget.standing,
+            "spent_usd": budget.spent_usd,
+            "limit_usd": budget.limit_usd,
+        });
+    }
+    body.to_string()
+}
+
+/// `budget api reached: $5.12 of $5.00 · "fix the tests" on box`.
+fn budget_summary(budget: &BudgetFacts, session: Option<&SessionFacts>) -> String {
+    let what = if budget.standing == "over" {
+        "reached"
+    } else {
+        "at its warning"
+    };
+    let mut line = format!(
+        "budget {} {what}: ${:.2} of ${:.2}",
+        visible(&budget.name, 60),
+        budget.spent_usd,
+        budget.limit_usd
+    );
+    match session {
+        Some(facts) => line.push_str(&title_on_machine(facts)),
+        None if !budget.subject.is_empty() => {
+            line.push_str(&format!(" ({})", visible(&budget.subject, 60)));
+        }
+        None => {}
+    }
+    line
 }
 
 /// A sample body for `alert test NAME`.
@@ -169,15 +243,7 @@ fn session_summary(rule: &Rule, facts: &SessionFacts) -> String {
         line.push_str(": ");
         line.push_str(&visible(detail, 120));
     }
-    let title = facts
-        .title
-        .as_deref()
-        .map(|title| visible(title, 80))
-        .unwrap_or_else(|| visible(&facts.session_id, 40));
-    line.push_str(&format!(
-        " · \"{title}\" on {}",
-        visible(&facts.machine, 60)
-    ));
+    line.push_str(&title_on_machine(facts));
     if let Some(project) = facts
         .cwd
         .as_deref()
@@ -189,6 +255,16 @@ fn session_summary(rule: &Rule, facts: &SessionFacts) -> String {
         line.push_str(&format!(" · ${cost:.2}"));
     }
     line
+}
+
+/// ` · "fix the tests" on box`: the session's title (else its id) and machine.
+fn title_on_machine(facts: &SessionFacts) -> String {
+    let title = facts
+        .title
+        .as_deref()
+        .map(|title| visible(title, 80))
+        .unwrap_or_else(|| visible(&facts.session_id, 40));
+    format!(" · \"{title}\" on {}", visible(&facts.machine, 60))
 }
 
 /// `text` cut to `max` characters (with `…`), every invisible or

@@ -37,6 +37,15 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(86_400);
 /// Default of `rate_per_minute`.
 const DEFAULT_RATE_PER_MINUTE: u32 = 30;
 
+/// Default of `keep_days`: how long delivered and given-up alerts stay in
+/// the outbox (and in `/api/alerts`).
+const DEFAULT_KEEP_DAYS: u64 = 30;
+
+/// The least `keep_days` accepted: an outbox row is also the memory of its
+/// episode, and the time rules look back one day (`store/outbox.rs`), so a
+/// pruned episode must be older than that or it would be raised again.
+const MIN_KEEP_DAYS: u64 = 2;
+
 /// Everything about alerts, resolved at start.
 #[derive(Debug, Clone)]
 pub struct AlertSettings {
@@ -49,6 +58,9 @@ pub struct AlertSettings {
     pub(crate) public_url: String,
     /// How a failed delivery is retried.
     pub(crate) retry: RetryPolicy,
+    /// How long sent and given-up alerts are kept (`keep_days`); pending
+    /// ones are kept until delivered or given up.
+    pub(crate) keep_for: Duration,
 }
 
 /// Retries of a failed delivery: exponential from `base`, at most
@@ -235,6 +247,7 @@ struct FileAlerts {
     #[serde(default)]
     rules: Vec<FileRule>,
     retry_base_ms: Option<u64>,
+    keep_days: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -356,7 +369,14 @@ fn resolve(
         }
         rules.push(rule);
     }
+    let keep_days = parsed.keep_days.unwrap_or(DEFAULT_KEEP_DAYS);
+    if !(MIN_KEEP_DAYS..=36_500).contains(&keep_days) {
+        return Err(format!(
+            "alerts.keep_days {keep_days} is not in {MIN_KEEP_DAYS}..=36500 (a kept alert also stops its episode from alerting again)"
+        ));
+    }
     Ok(AlertSettings {
+        keep_for: Duration::from_secs(keep_days * 86_400),
         destinations,
         rules,
         public_url: public_url.trim_end_matches('/').to_owned(),
@@ -671,6 +691,17 @@ mod tests {
         assert!(rule.admits("box", Some("/srv/web")));
         assert!(!rule.admits("other", Some("/srv/web")));
         assert!(!rule.admits("box", None));
+    }
+
+    #[test]
+    fn keep_days_defaults_to_30_and_must_outlast_the_lookback() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings_from(serde_json::json!({}), dir.path())
+            .unwrap()
+            .unwrap();
+        assert_eq!(settings.keep_for, Duration::from_secs(30 * 86_400));
+        let error = settings_from(serde_json::json!({"keep_days": 1}), dir.path()).unwrap_err();
+        assert!(error.contains("keep_days 1"), "{error}");
     }
 
     #[test]

@@ -33,6 +33,9 @@ use hooktrail_shared::envelope::now_millis;
 /// How often an idle destination looks for new alerts.
 const POLL: Duration = Duration::from_millis(200);
 
+/// How often old alerts are pruned (`alerts.keep_days`), besides at start.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// The notifier threads: everything they need, by name.
 pub(crate) struct Notifier {
     /// The database (the writer created and migrated it).
@@ -57,6 +60,12 @@ impl Notifier {
                 shutdown: self.shutdown.clone(),
                 recent_attempts: VecDeque::new(),
                 failing: false,
+                // One thread prunes for all, destinations no longer
+                // configured included.
+                prune: (index == 0).then_some(Pruning {
+                    keep_for: self.settings.keep_for,
+                    last: None,
+                }),
             };
             threads.push(spawn_thread(&format!("alerts-{index}"), move || {
                 worker.run()
@@ -82,11 +91,43 @@ struct DestinationWorker {
     recent_attempts: VecDeque<Instant>,
     /// Whether the last attempt failed, so the log says it once per streak.
     failing: bool,
+    /// Set on the one thread that prunes old alerts.
+    prune: Option<Pruning>,
+}
+
+/// When the outbox was last pruned, and what it keeps.
+struct Pruning {
+    /// `alerts.keep_days`.
+    keep_for: Duration,
+    /// The last prune; `None` before the first (at start).
+    last: Option<Instant>,
+}
+
+impl Pruning {
+    /// Prunes when due: at start, then every [`PRUNE_EVERY`].
+    fn run_if_due(&mut self, store: &DeliveryStore) {
+        if self.last.is_some_and(|last| last.elapsed() < PRUNE_EVERY) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let before = now_millis() - self.keep_for.as_millis() as i64;
+        match store.prune(before) {
+            Ok(0) => {}
+            Ok(count) => log::info(&format!(
+                "alerts: removed {count} delivered or given-up alerts older than {} days",
+                self.keep_for.as_secs() / 86_400
+            )),
+            Err(error) => log::warn(&format!("alerts: cannot prune old alerts: {error}")),
+        }
+    }
 }
 
 impl DestinationWorker {
     fn run(mut self) {
         while !self.shutdown.load(Ordering::Relaxed) {
+            if let Some(pruning) = self.prune.as_mut() {
+                pruning.run_if_due(&self.store);
+            }
             let pending = match self.store.next_pending(&self.destination.name) {
                 Ok(Some(pending)) => pending,
                 Ok(None) => {

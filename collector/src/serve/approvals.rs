@@ -19,7 +19,7 @@ use serde_json::json;
 use tiny_http::{Method, Request};
 
 use crate::approvals::{Approvals, Outcome, Role, MAX_REASON_CHARS};
-use crate::serve::gate::{header_value, respond, ApiResponse, Shared};
+use crate::serve::gate::{bearer, header_value, respond, ApiResponse, Shared};
 use crate::store::decisions::{self, Listing};
 
 /// The largest body read.
@@ -34,13 +34,7 @@ pub(crate) fn owns(path: &str) -> bool {
 /// approver `owner`; a named token has its own name and role; without any
 /// token configured (`--no-token`, loopback only) the caller is `owner`.
 pub(crate) fn caller(request: &Request, shared: &Shared) -> Option<(String, Role)> {
-    let bearer = header_value(request, "Authorization")
-        .and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+    let bearer = bearer(request);
     if shared.token_ok(request, None) && shared.context.token.is_some() {
         if let (Some(given), Some(approvals)) = (bearer, &shared.context.approvals) {
             if let Some((name, role)) = approvals.tokens.lookup(given) {

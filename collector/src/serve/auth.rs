@@ -11,10 +11,22 @@
 //! - **Page tokens.** The exchange answers with a page token: an expiry and
 //!   a nonce, signed with HMAC-SHA-256 keyed by the long-lived token. The
 //!   page keeps it in `sessionStorage` (which Chromium writes to the
-//!   profile) and renews it well before it expires; one left on disk after
-//!   the browser closed stops working within its lifetime
-//!   (`--page-token-lifetime`), and all of them stop when the token is
-//!   rotated, since the key changes.
+//!   profile, in its "Session Storage" database) and renews it well before
+//!   it expires; all of them stop when the token is rotated, since the key
+//!   changes.
+//! - **Binders.** A page token works only together with its binder: a
+//!   random value, signed like a page token, that the exchange sets as a
+//!   session cookie (no `Max-Age` or `Expires`, `HttpOnly`,
+//!   `SameSite=Strict`, `Path=/`), and that the page token's signature
+//!   covers. Browsers keep session cookies in memory only (Chromium writes
+//!   them to its `Cookies` database only when it restores sessions), so a
+//!   page token left in a closed browser's profile opens nothing, at once,
+//!   not after its lifetime. A reload, or another tab of the same browser,
+//!   still sends the cookie. The cookie's name holds the port
+//!   (`hooktrail_binder_7717`): cookies are not kept apart by port, so two
+//!   collectors on one host do not overwrite each other's. The
+//!   long-lived token (`Authorization: Bearer`, for scripts) needs no
+//!   binder.
 //! - **WebSocket tickets.** A browser cannot put a header on a WebSocket, so
 //!   `/ws` takes `?ticket=`: a random value from `POST /api/ws-ticket`,
 //!   valid once for [`TICKET_LIFETIME`]. A failed socket's URL, which
@@ -49,8 +61,12 @@ const MAX_TICKETS: usize = 4096;
 /// How often the token file is looked at for a rotation.
 const TOKEN_FILE_CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// The prefix of a page token, so the format can change later.
-const PAGE_TOKEN_VERSION: &str = "p1";
+/// The prefix of a page token, so the format can change later (`p1`
+/// tokens, not bound to a binder, are no longer accepted).
+const PAGE_TOKEN_VERSION: &str = "p2";
+
+/// The prefix of a binder (see the module doc).
+const BINDER_VERSION: &str = "b1";
 
 /// The directory one-time codes are kept in: beside the token file, so the
 /// collector and `hooktrail-collector url` find the same one.
@@ -171,21 +187,75 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// A page token valid until `now_ms + lifetime`, signed with `secret`.
+/// The HMAC tag of `message` under `secret`, as hex. Page tokens and
+/// binders sign messages with different prefixes (`page:`, `binder:`), so
+/// one can never pass for the other.
+fn tag_hex(secret: &str, message: &str) -> String {
+    hex(hmac::sign(&page_token_key(secret), message.as_bytes()).as_ref())
+}
+
+/// Whether `tag` (hex) is the HMAC of `message` under `secret`, compared in
+/// constant time by `ring`.
+fn tag_matches(secret: &str, message: &str, tag: &str) -> bool {
+    unhex(tag)
+        .is_some_and(|tag| hmac::verify(&page_token_key(secret), message.as_bytes(), &tag).is_ok())
+}
+
+/// A new binder (`b1.NONCE.MAC`), signed with `secret`.
+pub(crate) fn issue_binder(secret: &str) -> Result<String, String> {
+    let signed = format!("{BINDER_VERSION}.{}", random_hex(16)?);
+    let tag = tag_hex(secret, &format!("binder:{signed}"));
+    Ok(format!("{signed}.{tag}"))
+}
+
+/// Whether `binder` is one this collector issued with `secret`: only such
+/// a binder is reused by a new sign-in, so nobody can fix a browser's
+/// binder to a value of their choosing.
+pub(crate) fn binder_valid(secret: &str, binder: &str) -> bool {
+    let Some((signed, tag)) = binder.rsplit_once('.') else {
+        return false;
+    };
+    let mut parts = signed.split('.');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(BINDER_VERSION), Some(nonce), None) if nonce.len() == 32
+    ) && tag_matches(secret, &format!("binder:{signed}"), tag)
+}
+
+/// A page token valid until `now_ms + lifetime` with `binder`, signed with
+/// `secret`.
 pub(crate) fn issue_page_token(
     secret: &str,
+    binder: &str,
     now_ms: i64,
     lifetime: Duration,
 ) -> Result<String, String> {
     let expiry = now_ms + lifetime.as_millis() as i64;
     let signed = format!("{PAGE_TOKEN_VERSION}.{expiry}.{}", random_hex(16)?);
-    let tag = hmac::sign(&page_token_key(secret), signed.as_bytes());
-    Ok(format!("{signed}.{}", hex(tag.as_ref())))
+    let tag = tag_hex(secret, &format!("page:{signed}|{binder}"));
+    Ok(format!("{signed}.{tag}"))
 }
 
-/// Whether `token` is a page token signed with `secret` that has not
-/// expired by `now_ms` (and does not claim a lifetime over `lifetime`).
-pub(crate) fn page_token_valid(secret: &str, token: &str, now_ms: i64, lifetime: Duration) -> bool {
+/// What a page token is checked against.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PageTokenCheck<'a> {
+    /// The long-lived token: the key.
+    pub(crate) secret: &'a str,
+    /// The binder cookie the request carries, if any.
+    pub(crate) binder: Option<&'a str>,
+    /// Now (unix ms).
+    pub(crate) now_ms: i64,
+    /// The longest life a page token may claim.
+    pub(crate) lifetime: Duration,
+}
+
+/// Whether `token` is a page token signed with the check's secret for the
+/// binder the request carries, that has not expired (and does not claim a
+/// lifetime over the check's). Without a binder, no page token works.
+pub(crate) fn page_token_valid(token: &str, check: PageTokenCheck<'_>) -> bool {
+    let Some(binder) = check.binder else {
+        return false;
+    };
     let Some((signed, tag)) = token.rsplit_once('.') else {
         return false;
     };
@@ -198,13 +268,10 @@ pub(crate) fn page_token_valid(secret: &str, token: &str, now_ms: i64, lifetime:
     let Ok(expiry) = expiry.parse::<i64>() else {
         return false;
     };
-    if expiry <= now_ms || expiry > now_ms + lifetime.as_millis() as i64 {
+    if expiry <= check.now_ms || expiry > check.now_ms + check.lifetime.as_millis() as i64 {
         return false;
     }
-    let Some(tag) = unhex(tag) else {
-        return false;
-    };
-    hmac::verify(&page_token_key(secret), signed.as_bytes(), &tag).is_ok()
+    tag_matches(check.secret, &format!("page:{signed}|{binder}"), tag)
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
@@ -347,28 +414,64 @@ pub fn rotate_token(token_file: &Path) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn check<'a>(secret: &'a str, binder: Option<&'a str>, now_ms: i64) -> PageTokenCheck<'a> {
+        PageTokenCheck {
+            secret,
+            binder,
+            now_ms,
+            lifetime: Duration::from_secs(60),
+        }
+    }
+
     #[test]
-    fn a_page_token_works_until_it_expires_and_only_with_its_key() {
+    fn a_page_token_works_until_it_expires_and_only_with_its_key_and_binder() {
         let lifetime = Duration::from_secs(60);
-        let token = issue_page_token("secret-a", 1_000, lifetime).unwrap();
-        assert!(page_token_valid("secret-a", &token, 1_000, lifetime));
-        assert!(page_token_valid("secret-a", &token, 60_999, lifetime));
-        assert!(!page_token_valid("secret-a", &token, 61_000, lifetime));
-        assert!(!page_token_valid("secret-b", &token, 1_000, lifetime));
+        let binder = issue_binder("secret-a").unwrap();
+        let token = issue_page_token("secret-a", &binder, 1_000, lifetime).unwrap();
+        let with = |secret, binder, now| page_token_valid(&token, check(secret, binder, now));
+        assert!(with("secret-a", Some(&binder), 1_000));
+        assert!(with("secret-a", Some(&binder), 60_999));
+        assert!(!with("secret-a", Some(&binder), 61_000));
+        assert!(!with("secret-b", Some(&binder), 1_000));
+        // Without its binder cookie, or with another one, it opens nothing.
+        assert!(!with("secret-a", None, 1_000));
+        let other = issue_binder("secret-a").unwrap();
+        assert!(!with("secret-a", Some(&other), 1_000));
         // A token claiming a longer life than the collector gives is forged.
-        assert!(!page_token_valid(
-            "secret-a",
-            &token,
-            1_000,
-            Duration::from_secs(1)
-        ));
+        let short = PageTokenCheck {
+            lifetime: Duration::from_secs(1),
+            ..check("secret-a", Some(&binder), 1_000)
+        };
+        assert!(!page_token_valid(&token, short));
         let forged = token.replacen("61000", "99999", 1);
-        assert!(!page_token_valid("secret-a", &forged, 1_000, lifetime));
-        for junk in ["", "p1", "p1.x.y.z", "p1.61000.ab.zz", "secret-a"] {
+        assert!(!page_token_valid(
+            &forged,
+            check("secret-a", Some(&binder), 1_000)
+        ));
+        for junk in ["", "p2", "p2.x.y.z", "p2.61000.ab.zz", "secret-a", &binder] {
             assert!(
-                !page_token_valid("secret-a", junk, 1_000, lifetime),
+                !page_token_valid(junk, check("secret-a", Some(&binder), 1_000)),
                 "{junk}"
             );
+        }
+    }
+
+    #[test]
+    fn only_a_binder_this_collector_signed_is_valid() {
+        let binder = issue_binder("secret-a").unwrap();
+        assert!(binder_valid("secret-a", &binder));
+        assert!(!binder_valid("secret-b", &binder));
+        let lifetime = Duration::from_secs(60);
+        // A page token's signature is not a binder's.
+        let token = issue_page_token("secret-a", &binder, 1_000, lifetime).unwrap();
+        assert!(!binder_valid("secret-a", &token));
+        for junk in [
+            "",
+            "b1",
+            "b1.00.00",
+            "b1.0123456789abcdef0123456789abcdef.zz",
+        ] {
+            assert!(!binder_valid("secret-a", junk), "{junk}");
         }
     }
 

@@ -9,15 +9,17 @@
 //!    or the bound address), else 403: this stops DNS rebinding.
 //! 2. Only `GET` (405 otherwise).
 //! 3. With a token, every route but the page shell (`/`, its scripts and
-//!    style sheet, `/favicon.svg`: `http.rs`'s `PAGE_FILES`) (and , the no-token panel) and the code
-//!    exchange needs `Authorization: Bearer` with the token or a page token
-//!    ([`super::auth`]), else 401. Browsers cannot set headers on a
-//!    WebSocket, so `/ws` also accepts `?ticket=` (one use, 30 s).
+//!    style sheet, `/favicon.svg`: `http.rs`'s `PAGE_FILES`) and the code
+//!    exchange needs `Authorization: Bearer` with the token, or a page token
+//!    together with its binder cookie ([`super::auth`]), else 401. Browsers
+//!    cannot set headers on a WebSocket, so `/ws` also accepts `?ticket=`
+//!    (one use, 30 s).
 //! 4. A WebSocket whose `Origin` is not the page's own is refused (403); a
 //!    `POST` must carry the page's own `Origin` (403 otherwise).
 //! 5. Every response carries a Content-Security-Policy without inline script,
 //!    `X-Content-Type-Options: nosniff` and `X-Frame-Options: DENY`.
 
+use hooktrail_shared::signed::constant_time_equal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -28,7 +30,9 @@ use tiny_http::{Header, Request, Response};
 
 use crate::hub::Hub;
 use crate::query::ParamError;
-use crate::serve::auth::{page_token_valid, Tickets, TokenSource, DEFAULT_PAGE_TOKEN_LIFETIME};
+use crate::serve::auth::{
+    page_token_valid, PageTokenCheck, Tickets, TokenSource, DEFAULT_PAGE_TOKEN_LIFETIME,
+};
 use crate::stats::Stats;
 
 /// Everything the HTTP threads need from the rest of the collector.
@@ -153,6 +157,8 @@ pub(crate) struct ApiResponse {
     pub(crate) content_type: &'static str,
     /// The body.
     pub(crate) body: String,
+    /// A `Set-Cookie` value (the sign-in routes' binder), if any.
+    pub(crate) set_cookie: Option<String>,
 }
 
 impl ApiResponse {
@@ -167,6 +173,15 @@ impl ApiResponse {
             status,
             content_type: "application/json; charset=utf-8",
             body,
+            set_cookie: None,
+        }
+    }
+
+    /// The same answer, setting a cookie.
+    pub(crate) fn with_cookie(self, cookie: String) -> ApiResponse {
+        ApiResponse {
+            set_cookie: Some(cookie),
+            ..self
         }
     }
 
@@ -193,16 +208,6 @@ pub(crate) fn header_value<'a>(request: &'a Request, name: &'static str) -> Opti
         .map(|header| header.value.as_str())
 }
 
-fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
-    if left.len() != right.len() {
-        return false;
-    }
-    left.iter()
-        .zip(right)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
-}
-
 /// Adds the security headers every response carries.
 pub(crate) fn with_security_headers<R: std::io::Read>(response: Response<R>) -> Response<R> {
     let header = |name: &str, value: &str| {
@@ -220,7 +225,7 @@ pub(crate) fn with_security_headers<R: std::io::Read>(response: Response<R>) -> 
 /// Answers a request with `answer`, with the security headers.
 pub(crate) fn respond(request: Request, answer: ApiResponse) {
     // Always a Content-Length (tiny_http would chunk bodies over 32 KB).
-    let response = Response::from_string(answer.body)
+    let mut response = Response::from_string(answer.body)
         .with_chunked_threshold(usize::MAX)
         .with_status_code(answer.status)
         .with_header(
@@ -230,6 +235,11 @@ pub(crate) fn respond(request: Request, answer: ApiResponse) {
         .with_header(
             Header::from_bytes(&b"Cache-Control"[..], &b"no-store"[..]).expect("cache control"),
         );
+    if let Some(cookie) = answer.set_cookie {
+        if let Ok(header) = Header::from_bytes(&b"Set-Cookie"[..], cookie.as_bytes()) {
+            response = response.with_header(header);
+        }
+    }
     let _ = request.respond(with_security_headers(response));
 }
 
@@ -292,9 +302,10 @@ impl Shared {
         }
     }
 
-    /// Whether the request carries the token or a page token in its
-    /// `Authorization` header, or a WebSocket ticket (`query_ticket`, the
-    /// `ticket` parameter of `/ws`, used up here); always true without a token.
+    /// Whether the request carries the token, or a page token and its
+    /// binder cookie, in its `Authorization` header, or a WebSocket ticket
+    /// (`query_ticket`, the `ticket` parameter of `/ws`, used up here);
+    /// always true without a token.
     pub(crate) fn token_ok(&self, request: &Request, query_ticket: Option<&str>) -> bool {
         let Some(expected) = self.tokens.token() else {
             return true;
@@ -302,14 +313,7 @@ impl Shared {
         if let Some(ticket) = query_ticket {
             return self.tickets.redeem(ticket);
         }
-        let Some(given) = header_value(request, "Authorization")
-            .and_then(|value| {
-                value
-                    .strip_prefix("Bearer ")
-                    .or_else(|| value.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-        else {
+        let Some(given) = bearer(request) else {
             return false;
         };
         let named = self
@@ -320,11 +324,33 @@ impl Shared {
         named
             || constant_time_equal(given.as_bytes(), expected.as_bytes())
             || page_token_valid(
-                &expected,
                 given,
-                hooktrail_shared::envelope::now_millis(),
-                self.context.page.page_token_lifetime,
+                PageTokenCheck {
+                    secret: &expected,
+                    binder: self.binder(request).as_deref(),
+                    now_ms: hooktrail_shared::envelope::now_millis(),
+                    lifetime: self.context.page.page_token_lifetime,
+                },
             )
+    }
+
+    /// The name of the binder cookie: with the port, since cookies are not
+    /// kept apart by port (see [`super::auth`]).
+    pub(crate) fn binder_cookie_name(&self) -> String {
+        format!("hooktrail_binder_{}", self.local_port)
+    }
+
+    /// The binder cookie the request carries, if any.
+    pub(crate) fn binder(&self, request: &Request) -> Option<String> {
+        let name = self.binder_cookie_name();
+        request
+            .headers()
+            .iter()
+            .filter(|header| header.field.equiv("Cookie"))
+            .flat_map(|header| header.value.as_str().split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_owned())
     }
 
     /// Whether a `POST` comes from the page itself: browsers always send
@@ -347,6 +373,17 @@ impl Shared {
         };
         origin == format!("http://{}", host.trim().to_ascii_lowercase())
     }
+}
+
+/// The value of the request's `Authorization: Bearer` header, if any.
+pub(crate) fn bearer(request: &Request) -> Option<&str> {
+    header_value(request, "Authorization")
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
+        .map(str::trim)
 }
 
 /// Answers a request with an error (for [`super::ws`]).

@@ -498,7 +498,7 @@ fn post(mut request: Request, path: &str, shared: &Shared) {
         return respond(request, token_missing());
     }
     let answer = match path {
-        "/api/page-token/renew" => sign_in::renew(shared),
+        "/api/page-token/renew" => sign_in::renew(&request, shared),
         "/api/ws-ticket" => sign_in::ws_ticket(shared),
         _ => ApiResponse::error(404, "no such route"),
     };

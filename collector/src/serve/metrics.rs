@@ -62,6 +62,7 @@ pub(crate) fn health(stats: &Stats, hub: &Hub, database: &Path) -> ApiResponse {
             "mean_commit_ms": if commits > 0 { json!(micros as f64 / commits as f64 / 1000.0) } else { Value::Null },
             "write_errors": stats.write_errors.load(Ordering::Relaxed),
         },
+        "search_index": search_index_health(stats, now),
         "database": { "path": database.display().to_string(), "bytes": db_bytes, "wal_bytes": wal_bytes },
         "websocket": { "clients": stats.websocket_clients.load(Ordering::Relaxed), "dropped_slow": hub.dropped_slow() },
         "sources": sources,
@@ -71,6 +72,17 @@ pub(crate) fn health(stats: &Stats, hub: &Hub, database: &Path) -> ApiResponse {
             "listener_restarts": stats.http_listener_restarts.load(Ordering::Relaxed),
         },
     }))
+}
+
+/// How far the search index is behind the stored events (issue 21): the
+/// mark, the events past it and since when (`null`: caught up).
+fn search_index_health(stats: &Stats, now: i64) -> Value {
+    let since = stats.search_behind_since_ms.load(Ordering::Relaxed);
+    json!({
+        "indexed_seq": stats.search_indexed_seq.load(Ordering::Relaxed),
+        "behind": stats.search_behind.load(Ordering::Relaxed).max(0),
+        "behind_ms": if since > 0 { json!((now - since).max(0)) } else { Value::Null },
+    })
 }
 
 /// The most unknown values one label shows: each new hook, model or rule
@@ -277,6 +289,28 @@ const FAMILIES: &[Family] = &[
         samples: |s| one(s.stats.last_seq.load(Ordering::Relaxed)),
     },
     Family {
+        name: "hooktrail_search_indexed_seq",
+        kind: "gauge",
+        help: "The search index's mark: every event up to this seq is searchable.",
+        samples: |s| one(s.stats.search_indexed_seq.load(Ordering::Relaxed)),
+    },
+    Family {
+        name: "hooktrail_search_index_behind_events",
+        kind: "gauge",
+        help: "Stored events not in the search index yet (the index follows the writer).",
+        samples: |s| one(s.stats.search_behind.load(Ordering::Relaxed).max(0)),
+    },
+    Family {
+        name: "hooktrail_search_index_behind_seconds",
+        kind: "gauge",
+        help: "How long the search index has been behind the stored events (0: caught up).",
+        samples: |s| {
+            let since = s.stats.search_behind_since_ms.load(Ordering::Relaxed);
+            let ms = if since > 0 { (now_millis() - since).max(0) } else { 0 };
+            one(format!("{:.3}", ms as f64 / 1000.0))
+        },
+    },
+    Family {
         name: "hooktrail_last_commit_timestamp_seconds",
         kind: "gauge",
         help: "Wall-clock time of the last commit.",
@@ -296,6 +330,32 @@ const FAMILIES: &[Family] = &[
         kind: "counter",
         help: "Socket connections closed because unfinished lines on all connections passed their memory budget.",
         samples: |s| one(s.stats.socket_closed_over_budget.load(Ordering::Relaxed)),
+    },
+    Family {
+        name: "hooktrail_otlp_requests_total",
+        kind: "counter",
+        help: "OTLP exports received (--otlp), by outcome: stored (200) or refused (4xx, 503).",
+        samples: |s| {
+            let otlp = &s.stats.otlp;
+            let requests = otlp.requests.load(Ordering::Relaxed);
+            let refused = otlp.refused.load(Ordering::Relaxed);
+            vec![
+                ("{outcome=\"accepted\"}".to_owned(), requests.saturating_sub(refused).to_string()),
+                ("{outcome=\"refused\"}".to_owned(), refused.to_string()),
+            ]
+        },
+    },
+    Family {
+        name: "hooktrail_otlp_records_total",
+        kind: "counter",
+        help: "OTLP log records and data points stored, or refused inside accepted exports (partial_success).",
+        samples: |s| {
+            let otlp = &s.stats.otlp;
+            vec![
+                ("{outcome=\"stored\"}".to_owned(), otlp.records.load(Ordering::Relaxed).to_string()),
+                ("{outcome=\"rejected\"}".to_owned(), otlp.rejected_records.load(Ordering::Relaxed).to_string()),
+            ]
+        },
     },
     Family {
         name: "hooktrail_write_errors_total",
@@ -408,6 +468,7 @@ pub(crate) fn metrics(
         status: 200,
         content_type: "text/plain; version=0.0.4; charset=utf-8",
         body: out,
+        set_cookie: None,
     }
 }
 

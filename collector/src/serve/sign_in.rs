@@ -4,6 +4,9 @@
 //!   one-time code from the printed link for a page token; the only route
 //!   besides the page shell that needs no token;
 //! - `/api/page-token/renew` (token) → the same, with a new expiry;
+//!
+//! both setting the binder cookie the page token works with (kept when the
+//! browser already holds a valid one, so other tabs keep working);
 //! - `/api/ws-ticket` (token) → `{"ticket", "lifetime_ms"}` for `/ws`;
 //!
 //! and `GET /api/capabilities` (token) → `{"actions_allowed"}`.
@@ -16,7 +19,9 @@ use std::time::SystemTime;
 use serde_json::json;
 use tiny_http::Request;
 
-use crate::serve::auth::{issue_page_token, redeem_code, CodeRefusal, TICKET_LIFETIME};
+use crate::serve::auth::{
+    binder_valid, issue_binder, issue_page_token, redeem_code, CodeRefusal, TICKET_LIFETIME,
+};
 use crate::serve::gate::{ApiResponse, Shared};
 
 /// The largest request body read: a code is 32 characters.
@@ -49,7 +54,7 @@ pub(crate) fn exchange_code(request: &mut Request, shared: &Shared) -> ApiRespon
         return ApiResponse::error(400, "send {\"code\": CODE} from the printed link");
     };
     match redeem_code(dir, &code, SystemTime::now()) {
-        Ok(()) => page_token_answer(shared, &secret),
+        Ok(()) => page_token_answer(request, shared, &secret),
         Err(CodeRefusal::UnknownOrUsed) => ApiResponse::error(
             401,
             "this link's code is unknown or already used: run `hooktrail-collector url` for a new link",
@@ -63,20 +68,36 @@ pub(crate) fn exchange_code(request: &mut Request, shared: &Shared) -> ApiRespon
 
 /// `POST /api/page-token/renew`: a fresh page token for a page that holds
 /// one (or the token); the caller has passed the token check.
-pub(crate) fn renew(shared: &Shared) -> ApiResponse {
+pub(crate) fn renew(request: &Request, shared: &Shared) -> ApiResponse {
     match shared.tokens.token() {
-        Some(secret) => page_token_answer(shared, &secret),
+        Some(secret) => page_token_answer(request, shared, &secret),
         None => ApiResponse::error(404, "this collector serves without a token"),
     }
 }
 
-fn page_token_answer(shared: &Shared, secret: &str) -> ApiResponse {
+/// A page token bound to the browser's binder: the one its cookie holds
+/// when this collector signed it, else a new one, set as a session cookie
+/// (see [`crate::serve::auth`]; `Secure` is left out because this
+/// collector serves no TLS: behind a TLS proxy the browser still keeps it).
+fn page_token_answer(request: &Request, shared: &Shared, secret: &str) -> ApiResponse {
     let lifetime = shared.context.page.page_token_lifetime;
-    match issue_page_token(secret, hooktrail_shared::envelope::now_millis(), lifetime) {
+    let held = shared
+        .binder(request)
+        .filter(|binder| binder_valid(secret, binder));
+    let binder = match held.map_or_else(|| issue_binder(secret), Ok) {
+        Ok(binder) => binder,
+        Err(error) => return ApiResponse::error(503, &error),
+    };
+    let now = hooktrail_shared::envelope::now_millis();
+    match issue_page_token(secret, &binder, now, lifetime) {
         Ok(token) => ApiResponse::json(&json!({
             "token": token,
             "lifetime_ms": lifetime.as_millis() as u64,
-        })),
+        }))
+        .with_cookie(format!(
+            "{}={binder}; Path=/; HttpOnly; SameSite=Strict",
+            shared.binder_cookie_name()
+        )),
         Err(error) => ApiResponse::error(503, &error),
     }
 }

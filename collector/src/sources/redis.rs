@@ -581,6 +581,7 @@ impl RedisReader {
             acknowledge: Box::new(move |committed| {
                 let _ = done.send((ids, committed));
             }),
+            otel: None,
         };
         if self.setup.queue.submit(submission).is_ok() {
             self.in_flight += 1;
@@ -620,6 +621,7 @@ impl RedisReader {
                                 .acknowledged
                                 .fetch_add(1, Ordering::Relaxed);
                         }),
+                        otel: None,
                     };
                     let _ = self.setup.queue.submit(submission);
                 }

@@ -603,6 +603,7 @@ impl Server {
                     let _ = done.send((token, number, committed));
                     let _ = waker.wake();
                 }),
+                otel: None,
             };
             if self.queue.submit(submission).is_err() {
                 log::error("socket: the writer has stopped; closing the connection");

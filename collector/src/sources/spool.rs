@@ -176,6 +176,7 @@ impl SpoolSource {
                 acknowledge: Box::new(move |committed| {
                     let _ = done.send(committed);
                 }),
+                otel: None,
             };
             if self.queue.submit(submission).is_err() {
                 return Err("the writer has stopped".to_owned());

@@ -6,7 +6,8 @@
 //! - [`writer`]: the writer thread and the one read-write connection of the
 //!   collector. Its helper thread is in
 //!   [`checkpoint`] (copies committed WAL pages, writes no rows), and its
-//!   idle-time deletions in [`retention`].
+//!   idle-time deletions in [`retention`]. Between batches it also runs
+//!   [`indexer`], which fills the search index behind it (issue 21).
 //! - [`schema`]: tables, the `tool_calls` view and migrations (DESIGN §6).
 //! - [`spend`]: what budgets measure (read-only).
 //! - [`decisions`]: remote approval's pending requests, decisions and the
@@ -19,11 +20,16 @@
 //!   the collector notices another process's commits.
 //! - [`outbox`]: alerts raised in the writer's transaction, and the
 //!   notifier threads' connections, which record deliveries (issue 20).
+//! - [`budget_alerts`]: `budget` alerts, raised by the budget thread on a
+//!   connection of its own (only it knows where a budget stands).
 
+pub(crate) mod budget_alerts;
 pub(crate) mod checkpoint;
 pub(crate) mod decisions;
 pub(crate) mod import;
+pub(crate) mod indexer;
 pub(crate) mod open;
+pub(crate) mod otel;
 pub(crate) mod outbox;
 pub(crate) mod read;
 pub(crate) mod retention;

@@ -7,9 +7,12 @@
 //!   only that connection sees: the writer needs no new field, and the
 //!   import's connection (the same `commit_events`) raises nothing.
 //! - [`raise`] runs in every commit: the events that put a session in
-//!   `waiting`, `failed` or `ended`, and the sessions whose usage moved, are
-//!   matched against the rules; once a second it also runs [`tick`]'s
-//!   checks, so time rules fire under a steady load too.
+//!   `waiting`, `failed` or `ended`, the sessions whose usage moved, and the
+//!   permission requests the same transaction recorded as pending decisions
+//!   (`store/decisions.rs`), are matched against the rules; once a second it
+//!   also runs [`tick`]'s checks, so time rules fire under a steady load too.
+//! - `store/budget_alerts.rs` raises `budget` alerts from the budget thread,
+//!   which alone knows where each budget stands.
 //! - [`tick`] runs when the writer is idle: sessions waiting for at least
 //!   `after_seconds`, gone quiet, and the day's cost.
 //!
@@ -17,7 +20,9 @@
 //! such as `session:<id>:waiting:<state_since>` (a new wait has a new
 //! `state_since`), `session:<id>:failed:<state_since>`,
 //! `session:<id>:ended`, `session:<id>:gone_quiet:<last_ts>`,
-//! `session:<id>:cost`, `day:<day start>:cost`. The check runs before the
+//! `session:<id>:cost`, `day:<day start>:cost`,
+//! `session:<id>:approval:<event id>`, and the budgets' (see
+//! `store/budget_alerts.rs`). The check runs before the
 //! body is built, so a session waiting for an hour costs one indexed lookup
 //! per tick, not a body.
 //!
@@ -26,8 +31,10 @@
 //!
 //! The notifier's connection writes only the delivery columns of `outbox`
 //! rows (state, attempts, next attempt, error, sent time), one small
-//! autocommit `UPDATE` per attempt: the one exception to "only the writer
-//! writes", asked for so that a slow receiver never touches the writer.
+//! autocommit `UPDATE` per attempt, and deletes sent and given-up rows
+//! older than `alerts.keep_days` ([`DeliveryStore::prune`]): an exception
+//! to "only the writer writes", asked for so that a slow receiver never
+//! touches the writer.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -82,7 +89,7 @@ pub(crate) fn install(connection: &Connection, rules: &WriterRules) -> rusqlite:
 }
 
 /// The rules installed on this connection and the last tick's time.
-fn installed(connection: &Connection) -> rusqlite::Result<Option<(WriterRules, i64)>> {
+pub(super) fn installed(connection: &Connection) -> rusqlite::Result<Option<(WriterRules, i64)>> {
     let present: i64 = connection
         .prepare_cached(
             "SELECT count(*) FROM sqlite_temp_master WHERE type = 'table' AND name = 'alert_setup'",
@@ -111,13 +118,15 @@ pub(crate) fn raise(
     };
     connection.execute_batch("SAVEPOINT hooktrail_alerts")?;
     let now = now_millis();
-    let result = raise_for_batch(connection, &rules, events, seqs, now).and_then(|()| {
-        if now - last_tick >= TICK_INTERVAL_MS {
-            check_time_rules(connection, &rules, now, last_tick)
-        } else {
-            Ok(())
-        }
-    });
+    let result = raise_for_batch(connection, &rules, events, seqs, now)
+        .and_then(|()| raise_approvals(connection, &rules, events, seqs, now))
+        .and_then(|()| {
+            if now - last_tick >= TICK_INTERVAL_MS {
+                check_time_rules(connection, &rules, now, last_tick)
+            } else {
+                Ok(())
+            }
+        });
     match result {
         Ok(()) => connection.execute_batch("RELEASE hooktrail_alerts"),
         Err(error) => {
@@ -264,41 +273,91 @@ fn raise_for_batch(
     Ok(())
 }
 
-/// Raises the alerts of a condition another feature detects for one
-/// session (`budget` from the budgets code, `approval_pending` from the
-/// approvals code), inside the writer's transaction, once per `episode`
-/// (e.g. `session:<id>:approval:<event id>`); `detail` says what about
-/// (a budget's name, the tool asking). Nothing when no rule wants it.
-// Called by the budgets and approvals features as they land.
-#[allow(dead_code)]
-pub(crate) fn raise_for_session(
+/// The permission requests of the batch that the same transaction recorded
+/// as pending decisions (`store::decisions::insert_pending`): one
+/// `approval_pending` alert each, with the tool asking.
+fn raise_approvals(
     connection: &Connection,
-    when: Condition,
-    session_id: &str,
-    episode: &str,
-    detail: Option<&str>,
+    rules: &WriterRules,
+    events: &[&NewEvent],
+    seqs: &[i64],
+    now: i64,
 ) -> rusqlite::Result<()> {
-    let Some((rules, _)) = installed(connection)? else {
+    if !rules
+        .rules
+        .iter()
+        .any(|rule| rule.when == Condition::ApprovalPending)
+    {
+        return Ok(());
+    }
+    for (event, seq) in events.iter().zip(seqs) {
+        let row = &event.row;
+        let (Some(session_id), Some(_), true) =
+            (row.session_id.as_deref(), event.wait_until, *seq > 0)
+        else {
+            continue;
+        };
+        let pending: Option<i64> = connection
+            .prepare_cached(
+                "SELECT 1 FROM decisions WHERE event_id = :event_id AND verdict IS NULL",
+            )?
+            .query_row(named_params! { ":event_id": row.id }, |row| row.get(0))
+            .optional()?;
+        if pending.is_none() || row.ts < now - LOOKBACK_MS {
+            continue;
+        }
+        let detail = format!("permission for {}", row.tool.as_deref().unwrap_or("a tool"));
+        let raising = Raising {
+            when: Condition::ApprovalPending,
+            session_id,
+            episode: &format!("session:{session_id}:approval:{}", row.id),
+            detail: Some(&detail),
+        };
+        raise_for_session(connection, rules, &raising, now)?;
+    }
+    Ok(())
+}
+
+/// One condition another feature detects for one session.
+pub(super) struct Raising<'a> {
+    /// The condition (`approval_pending`, `budget`).
+    pub(super) when: Condition,
+    /// The session it is about.
+    pub(super) session_id: &'a str,
+    /// Its once-per-episode key (e.g. `session:<id>:approval:<event id>`).
+    pub(super) episode: &'a str,
+    /// What about: the tool asking, the budget crossed.
+    pub(super) detail: Option<&'a str>,
+}
+
+/// Raises the alerts of `raising`, inside the caller's transaction, once
+/// per episode. Nothing when no rule wants it or the session is unknown.
+pub(super) fn raise_for_session(
+    connection: &Connection,
+    rules: &WriterRules,
+    raising: &Raising<'_>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let Some(mut facts) = session_facts(connection, raising.session_id)? else {
         return Ok(());
     };
-    let Some(mut facts) = session_facts(connection, session_id)? else {
-        return Ok(());
-    };
-    if let Some(detail) = detail {
+    if let Some(detail) = raising.detail {
         facts.state_detail = Some(detail.to_owned());
     }
-    let now = now_millis();
+    if raising.when == Condition::ApprovalPending {
+        facts.state = State::Waiting.as_str().to_owned();
+    }
     for rule in rules
         .rules
         .iter()
-        .filter(|rule| rule.when.word() == when.word())
+        .filter(|rule| rule.when.word() == raising.when.word())
     {
         if rule.admits(&facts.machine, facts.cwd.as_deref()) {
             queue(
                 connection,
-                &rules,
+                rules,
                 rule,
-                episode,
+                raising.episode,
                 &Subject::Session(&facts),
                 now,
             )?;
@@ -419,7 +478,7 @@ fn facts_from_row(row: &Row<'_>) -> rusqlite::Result<SessionFacts> {
     })
 }
 
-fn session_facts(
+pub(super) fn session_facts(
     connection: &Connection,
     session_id: &str,
 ) -> rusqlite::Result<Option<SessionFacts>> {
@@ -458,7 +517,7 @@ fn sessions_where(
 
 /// Queues one alert per destination of `rule`, unless this episode was
 /// already raised for it.
-fn queue(
+pub(super) fn queue(
     connection: &Connection,
     rules: &WriterRules,
     rule: &Rule,
@@ -467,8 +526,12 @@ fn queue(
     now: i64,
 ) -> rusqlite::Result<()> {
     let session_id = match subject {
-        Subject::Session(facts) => Some(facts.session_id.as_str()),
-        Subject::Day { .. } => None,
+        Subject::Session(facts)
+        | Subject::Budget {
+            session: Some(facts),
+            ..
+        } => Some(facts.session_id.as_str()),
+        Subject::Day { .. } | Subject::Budget { session: None, .. } => None,
     };
     for destination in &rule.to {
         let raised: Option<i64> = connection
@@ -608,6 +671,28 @@ impl DeliveryStore {
     }
 }
 
+impl DeliveryStore {
+    /// Deletes the sent and given-up alerts raised before `before` (unix
+    /// ms), a thousand at a time so the writer never waits long; returns
+    /// how many. Pending alerts stay until delivered or given up.
+    pub(crate) fn prune(&self, before: i64) -> rusqlite::Result<usize> {
+        let mut deleted = 0;
+        loop {
+            let count = self
+                .connection
+                .prepare_cached(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+                     WHERE state IN ('sent', 'failed') AND created_at < :before LIMIT 1000)",
+                )?
+                .execute(named_params! { ":before": before })?;
+            deleted += count;
+            if count < 1000 {
+                return Ok(deleted);
+            }
+        }
+    }
+}
+
 /// The most recent alerts, newest first, for `/api/alerts`.
 pub(crate) fn recent(connection: &Connection, limit: i64) -> rusqlite::Result<Vec<Value>> {
     let mut statement = connection.prepare_cached(
@@ -698,25 +783,20 @@ mod tests {
     #[test]
     fn another_features_condition_is_raised_once_per_episode() {
         let connection = database();
-        add_session(&connection, "s", "waiting", now_millis());
+        add_session(&connection, "s", "working", now_millis());
+        let rules = installed(&connection).unwrap().unwrap().0;
+        let raising = |when, episode| Raising {
+            when,
+            session_id: "s",
+            episode,
+            detail: Some("permission for Bash"),
+        };
         for _ in 0..2 {
-            raise_for_session(
-                &connection,
-                Condition::ApprovalPending,
-                "s",
-                "session:s:approval:e1",
-                Some("Bash"),
-            )
-            .unwrap();
+            let approval = raising(Condition::ApprovalPending, "session:s:approval:e1");
+            raise_for_session(&connection, &rules, &approval, now_millis()).unwrap();
         }
-        raise_for_session(
-            &connection,
-            Condition::Budget,
-            "s",
-            "session:s:budget",
-            None,
-        )
-        .unwrap();
+        let budget = raising(Condition::Budget, "session:s:budget");
+        raise_for_session(&connection, &rules, &budget, now_millis()).unwrap();
         assert_eq!(
             alerts(&connection),
             [(
@@ -724,6 +804,13 @@ mod tests {
                 "approval_pending".to_owned(),
                 "session:s:approval:e1".to_owned()
             )]
+        );
+        let body: String = connection
+            .query_row("SELECT body FROM outbox", [], |row| row.get(0))
+            .unwrap();
+        assert!(
+            body.contains("\"state\":\"waiting\"") && body.contains("permission for Bash"),
+            "{body}"
         );
     }
 

@@ -96,6 +96,7 @@ impl RetentionSchedule {
                      (SELECT 1 FROM sessions WHERE sessions.session_id = agents.session_id)",
                     [],
                 )?;
+                crate::store::otel::expire(&transaction, cutoff)?;
                 transaction.execute(
                     "DELETE FROM transcript_ids WHERE NOT EXISTS
                      (SELECT 1 FROM sessions WHERE sessions.session_id = transcript_ids.session_id)",

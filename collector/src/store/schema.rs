@@ -200,8 +200,9 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 5: instant search and indexed filters. `events_fts` is a contentless
     // trigram index (substring search) of each event's searchable text (see
-    // `search.rs`), keyed by `events.seq`; the writer fills it in the same
-    // transaction as the event, a trigger empties it as events are deleted,
+    // `search.rs`), keyed by `events.seq`; the writer filled it in the same
+    // transaction as the event (since 13, store/indexer.rs follows the
+    // writer), a trigger empties it as events are deleted,
     // and [`backfill_search`] fills it for the events already stored. The
     // (column, seq) indexes serve every filter in `seq` order, so a rare
     // hook, tool, machine or agent no longer scans the table; the covering
@@ -465,11 +466,95 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX budget_grants_budget ON budget_grants(budget, subject, window_start);
     "#,
+    // 12: Claude Code's own OpenTelemetry (issue 22, otlp/ and store/otel.rs).
+    // `otel_events` holds its log events with their attributes (JSON), keyed
+    // by a content hash so an exporter's retry stores nothing twice;
+    // `otel_metric_points` its sum and gauge points by session and UTC day.
+    // `usage.otel_cost_usd` is Claude Code's `cost_usd` for the response
+    // (hooktrail's own price stays in `cost_usd`). An `api_request` with no
+    // usage row of the same `request_id` yet gets a row of origin `otel`;
+    // the trigger retires that row when the transcript's row for the
+    // request arrives, carrying the OTel cost over, so the session totals
+    // (migration 6's triggers) count the response once.
+    r#"
+    CREATE TABLE otel_events (
+        id          INTEGER PRIMARY KEY,
+        key         TEXT NOT NULL UNIQUE,
+        name        TEXT NOT NULL,
+        ts          INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        session_id  TEXT,
+        prompt_id   TEXT,
+        request_id  TEXT,
+        tool_use_id TEXT,
+        duration_ms REAL,
+        cost_usd    REAL,
+        attrs       TEXT NOT NULL
+    );
+    CREATE INDEX otel_events_session ON otel_events(session_id, ts);
+    CREATE INDEX otel_events_prompt ON otel_events(prompt_id) WHERE prompt_id IS NOT NULL;
+    CREATE INDEX otel_events_request ON otel_events(request_id) WHERE request_id IS NOT NULL;
+    CREATE INDEX otel_events_ts ON otel_events(ts);
+    CREATE TABLE otel_metric_points (
+        key         TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        session_id  TEXT,
+        day         TEXT NOT NULL,
+        ts          INTEGER NOT NULL,
+        start_ts    INTEGER,
+        kind        TEXT,
+        value       REAL NOT NULL,
+        temporality TEXT NOT NULL,
+        attrs       TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX otel_metric_points_day ON otel_metric_points(day, name);
+    CREATE INDEX otel_metric_points_session ON otel_metric_points(session_id, name);
+    ALTER TABLE usage ADD COLUMN otel_cost_usd REAL;
+    CREATE INDEX usage_request ON usage(request_id) WHERE request_id IS NOT NULL;
+    CREATE TRIGGER usage_otel_retired AFTER INSERT ON usage
+    WHEN new.origin != 'otel' AND new.request_id IS NOT NULL BEGIN
+        UPDATE usage SET otel_cost_usd = (
+                SELECT retired.otel_cost_usd FROM usage AS retired
+                 WHERE retired.request_id = new.request_id AND retired.origin = 'otel' LIMIT 1)
+         WHERE key = new.key AND otel_cost_usd IS NULL AND EXISTS (
+                SELECT 1 FROM usage AS retired
+                 WHERE retired.request_id = new.request_id AND retired.origin = 'otel');
+        DELETE FROM usage WHERE request_id = new.request_id AND origin = 'otel';
+    END;
+    "#,
+    // 13: the search index follows the writer (issue 21, store/indexer.rs).
+    // `search_index_mark.indexed_seq` is the high-water mark: every event up
+    // to it is in `events_fts`, none past it. Every event stored so far was
+    // indexed in its own transaction, so the mark starts at the newest.
+    r#"
+    CREATE TABLE IF NOT EXISTS search_index_mark (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        indexed_seq INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO search_index_mark (id, indexed_seq) SELECT 1, COALESCE(MAX(seq), 0) FROM events;
+    "#,
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right
 /// after it: (the migration's number, the step).
-const BACKFILLS: &[(usize, Backfill)] = &[(5, backfill_search)];
+const BACKFILLS: &[(usize, Backfill)] = &[(5, backfill_search), (13, otel_if_missing)];
+
+/// The OTel migration (12) for a database that went without it: for a
+/// while main's build numbered the search mark 12 (it landed before OTel,
+/// which had 12 reserved), so a database it created has `user_version` 12
+/// without the OTel tables. Migration 13 gives them to it; migration 13's
+/// own SQL is idempotent for the same reason (that database has its table).
+fn otel_if_missing(connection: &Connection) -> rusqlite::Result<()> {
+    let present: i64 = connection.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'otel_events'",
+        [],
+        |row| row.get(0),
+    )?;
+    if present == 0 {
+        connection.execute_batch(MIGRATIONS[11])?;
+    }
+    Ok(())
+}
 
 /// A step of a migration written in Rust (see [`BACKFILLS`]).
 type Backfill = fn(&Connection) -> rusqlite::Result<()>;
@@ -482,14 +567,26 @@ pub(crate) fn backfill_search(connection: &Connection) -> rusqlite::Result<()> {
     while let Some(row) = rows.next()? {
         let hook = row.get_ref(1)?.as_str()?;
         let payload = row.get_ref(2)?.as_str()?;
-        index_event_text(connection, row.get(0)?, hook, payload)?;
+        insert_search_text(connection, row.get(0)?, hook, payload)?;
     }
     Ok(())
 }
 
 /// Adds one stored event's searchable text to `events_fts`, for tools and
-/// tests that insert rows without the writer.
+/// tests that insert rows without the writer. Rows must be inserted and
+/// indexed in `seq` order: the search index's mark moves up to `seq`, so
+/// the collector's indexer does not add them again.
 pub fn index_event_text(
+    connection: &Connection,
+    seq: i64,
+    hook: &str,
+    payload: &str,
+) -> rusqlite::Result<()> {
+    insert_search_text(connection, seq, hook, payload)?;
+    crate::store::indexer::raise_mark(connection, seq)
+}
+
+fn insert_search_text(
     connection: &Connection,
     seq: i64,
     hook: &str,
@@ -504,13 +601,18 @@ pub fn index_event_text(
 }
 
 /// Rebuilds the search index from `events`, for tools and benchmarks that
-/// insert rows without the writer.
+/// insert rows without the writer, and moves its mark to the newest event.
 pub fn rebuild_search_index(connection: &Connection) -> rusqlite::Result<()> {
     connection.execute(
         "INSERT INTO events_fts (events_fts) VALUES ('delete-all')",
         [],
     )?;
-    backfill_search(connection)
+    backfill_search(connection)?;
+    connection.execute(
+        "UPDATE search_index_mark SET indexed_seq = (SELECT COALESCE(MAX(seq), 0) FROM events)",
+        [],
+    )?;
+    Ok(())
 }
 
 /// Recomputes `event_counts` from `events`, for tools and tests that insert
@@ -731,5 +833,25 @@ mod tests {
         connection
             .execute_batch("SELECT * FROM tool_calls; SELECT * FROM prompts; SELECT * FROM usage; SELECT rowid FROM events_fts")
             .unwrap();
+    }
+
+    #[test]
+    fn a_database_numbered_by_the_search_mark_first_gets_the_otel_tables() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        // As main's build left it: migrations 1 to 11, then the search mark
+        // as number 12.
+        for sql in MIGRATIONS.iter().take(11) {
+            connection.execute_batch(sql).unwrap();
+        }
+        connection.execute_batch(MIGRATIONS[12]).unwrap();
+        connection.pragma_update(None, "user_version", 12).unwrap();
+        migrate(&mut connection).unwrap();
+        connection
+            .execute_batch("SELECT key, otel_cost_usd FROM usage; SELECT * FROM otel_events; SELECT * FROM search_index_mark")
+            .unwrap();
+        let version: i64 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 }

@@ -37,10 +37,14 @@ use crate::service::spawn_thread;
 use crate::state::{State, ToolChange, Transition};
 use crate::stats::Stats;
 use crate::store::checkpoint::{Checkpointer, BACKSTOP_AUTOCHECKPOINT_PAGES};
+use crate::store::indexer::{self, SearchIndexer, BUSY_STEP, IDLE_STEP};
 use crate::store::retention::{Retention, RetentionSchedule};
 use crate::store::schema;
 use hooktrail_shared::envelope::HookEvent;
 use hooktrail_shared::transcript::{ResponseUsage, TranscriptKind};
+
+/// How long the writer waits for a submission before its idle chores.
+const IDLE_WAIT: Duration = Duration::from_millis(500);
 
 /// The writer thread: everything it needs, by name. [`Writer::spawn`]
 /// starts it.
@@ -73,11 +77,19 @@ impl Writer {
     pub(crate) fn spawn(mut self) -> Result<JoinHandle<()>, String> {
         self.max_batch = self.max_batch.max(1);
         spawn_thread("writer", move || {
+            let indexer = SearchIndexer::load(&self.connection).unwrap_or_else(|error| {
+                log::warn(&format!(
+                    "writer: cannot read the search index's mark: {error}"
+                ));
+                SearchIndexer::unknown()
+            });
             WriterLoop {
                 retention: RetentionSchedule::new(self.retention),
                 setup: self,
                 failing: None,
                 commits: Arc::new(AtomicU64::new(0)),
+                indexer,
+                chores_at: Instant::now(),
             }
             .run()
         })
@@ -95,6 +107,11 @@ struct WriterLoop {
     /// Commits so far, read by the checkpointer thread to know when there
     /// is something new to checkpoint.
     commits: Arc<AtomicU64>,
+    /// The search index, filled behind the commits between batches.
+    indexer: SearchIndexer,
+    /// When the idle chores (retention, alert time rules, the newest `seq`
+    /// of other processes) last ran.
+    chores_at: Instant,
 }
 
 /// What happened to one batch at the end of [`WriterLoop::store`].
@@ -125,14 +142,14 @@ impl WriterLoop {
         if let Err(error) = reprice(&mut self.setup.connection, &self.setup.prices) {
             log::warn(&format!("writer: cannot reprice stored usage: {error}"));
         }
+        self.indexer.publish(&self.setup.stats);
         loop {
             self.heartbeat();
-            let first = match self.setup.queue.recv_timeout(Duration::from_millis(500)) {
+            let wait = self.indexer.idle_wait(IDLE_WAIT);
+            let first = match self.setup.queue.recv_timeout(wait) {
                 Ok(submission) => submission,
                 Err(RecvTimeoutError::Timeout) => {
-                    self.retention
-                        .step(&mut self.setup.connection, &self.setup.stats);
-                    crate::store::outbox::tick(&mut self.setup.connection);
+                    self.idle();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -157,6 +174,11 @@ impl WriterLoop {
                 log::warn("writer: shutting down with a batch it could not store; it stays unacknowledged at its sources");
             }
             drop(holds);
+            // Under a steady stream the queue never stays empty for long:
+            // the index then gets a short step once it has waited too long.
+            if self.indexer.due(false) {
+                self.index(BUSY_STEP);
+            }
         }
         self.heartbeat();
         drop(checkpointer);
@@ -167,6 +189,44 @@ impl WriterLoop {
         {
             log::warn(&format!("writer: final checkpoint failed: {error}"));
         }
+    }
+
+    /// Nothing queued for a while ([`SearchIndexer::idle_wait`]): a step of
+    /// the search index while it is behind, and
+    /// every [`IDLE_WAIT`] the chores: a retention step, the alert time
+    /// rules, and the newest `seq` (an import beside the collector stores
+    /// events this writer never sees).
+    fn idle(&mut self) {
+        if self.indexer.due(true) {
+            self.index(IDLE_STEP);
+        }
+        if self.chores_at.elapsed() < IDLE_WAIT {
+            return;
+        }
+        self.chores_at = Instant::now();
+        self.retention
+            .step(&mut self.setup.connection, &self.setup.stats);
+        crate::store::outbox::tick(&mut self.setup.connection);
+        if let Err(error) = self.indexer.refresh_newest(&self.setup.connection) {
+            log::warn(&format!("writer: cannot read the newest seq: {error}"));
+        }
+        self.indexer.publish(&self.setup.stats);
+    }
+
+    /// One step of the search index, for up to `budget` (see
+    /// [`SearchIndexer::step`]); a failure is logged once and retried later.
+    fn index(&mut self, budget: Duration) {
+        match self.indexer.step(&mut self.setup.connection, budget) {
+            Ok(step) => {
+                if step.events > 0 {
+                    self.commits.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(error) => {
+                self.indexer.failed(&error);
+            }
+        }
+        self.indexer.publish(&self.setup.stats);
     }
 
     /// Counts responses refused for impossible token counts, with a log
@@ -284,11 +344,13 @@ impl WriterLoop {
                 .fetch_sub(count as i64, Ordering::Relaxed);
             (submission.acknowledge)(committed);
         }
-        if let Some(last) = published.last() {
+        if let (Some(first), Some(last)) = (published.first(), published.last()) {
             self.setup
                 .stats
                 .last_seq
                 .fetch_max(last.seq, Ordering::Relaxed);
+            self.indexer.committed(first.seq, last.seq);
+            self.indexer.publish(&self.setup.stats);
         }
         if !published.is_empty() {
             self.setup.hub.publish(&published);
@@ -310,6 +372,16 @@ impl WriterLoop {
 
     /// One transaction of the batch's events: see [`commit_events`].
     fn commit(&mut self, batch: &[Submission]) -> rusqlite::Result<CommitReport> {
+        // The OTLP receiver's records (issue 22): a transaction of their
+        // own, only when the batch has some; idempotent, so a retry after
+        // the events' commit failed stores nothing twice.
+        crate::store::otel::store(
+            &mut self.setup.connection,
+            batch
+                .iter()
+                .filter_map(|submission| submission.otel.as_deref()),
+            &self.setup.prices,
+        )?;
         let events: Vec<&NewEvent> = batch
             .iter()
             .flat_map(|submission| &submission.events)
@@ -513,6 +585,11 @@ pub(crate) fn commit_events(
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut deltas = BatchDeltas::default();
     let seqs = insert_events(&transaction, events, &mut deltas)?;
+    // The search index is filled behind the commit (store::indexer); a new
+    // event at or below its mark (a reused rowid) lowers the mark here.
+    if let Some(&first_new) = seqs.iter().find(|&&seq| seq > 0) {
+        indexer::keep_mark_below(&transaction, first_new)?;
+    }
     upsert_sessions(&transaction, &deltas.sessions)?;
     upsert_agents(&transaction, &deltas.agents)?;
     let mut usage = UsageTally::default();
@@ -549,9 +626,10 @@ struct UsageTally {
     refused: u64,
 }
 
-/// Inserts every event (a duplicate id changes nothing and gets `seq` 0),
-/// its search text, and a waiting request's pending decision; notes each
-/// new event in `deltas`. Returns the `seq`s in order.
+/// Inserts every event (a duplicate id changes nothing and gets `seq` 0)
+/// and a waiting request's pending decision; notes each new event in
+/// `deltas`. Returns the `seq`s in order. The search text is indexed after
+/// the commit (`store::indexer`).
 fn insert_events<'a>(
     transaction: &Transaction<'_>,
     events: &[&'a NewEvent],
@@ -562,8 +640,6 @@ fn insert_events<'a>(
          (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode, redactions, config_error)
          VALUES (:id, :ts, :received_at, :machine, :session_id, :agent_id, :hook, :tool, :tool_use_id, :cwd, :source, :payload, :prompt_id, :permission_mode, :redactions, :config_error)",
     )?;
-    let mut index_text =
-        transaction.prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")?;
     let mut seqs = Vec::with_capacity(events.len());
     for &event in events {
         let row = &event.row;
@@ -597,9 +673,6 @@ fn insert_events<'a>(
         }
         let seq = transaction.last_insert_rowid();
         seqs.push(seq);
-        if let Some(text) = &event.search_text {
-            index_text.execute(params![seq, text])?;
-        }
         note_side_tables(event, seq, &mut deltas.sessions, &mut deltas.agents);
         if let Some(expires_at) = event.wait_until {
             crate::store::decisions::insert_pending(transaction, event, expires_at)?;
@@ -1304,7 +1377,9 @@ mod tests {
         assert_eq!(again.seqs, vec![0]);
         for (sql, expected) in [
             ("SELECT COUNT(*) FROM events", "1"),
-            ("SELECT COUNT(*) FROM events_fts", "1"),
+            // The search index follows the commit (store::indexer).
+            ("SELECT COUNT(*) FROM events_fts", "0"),
+            ("SELECT indexed_seq FROM search_index_mark", "0"),
             ("SELECT event_count FROM sessions", "1"),
             ("SELECT SUM(count) FROM event_counts", "1"),
         ] {

@@ -123,6 +123,17 @@ impl Collector {
         status.unwrap()
     }
 
+    /// Waits until the search index, which follows the writer (issue 21),
+    /// holds every stored event: its mark has reached the newest `seq`.
+    pub fn wait_indexed(&self, deadline: Duration) {
+        wait_until("the search index to catch up", deadline, || {
+            self.query_i64(
+                "SELECT (SELECT indexed_seq FROM search_index_mark) >= \
+                 (SELECT COALESCE(MAX(seq), 0) FROM events)",
+            ) == 1
+        });
+    }
+
     /// Rows in `events` (0 while the database does not exist yet).
     pub fn count(&self) -> i64 {
         self.query_i64("SELECT count(*) FROM events")
@@ -260,14 +271,24 @@ pub fn emit(collector: &Collector, state: &Path, payload: &serde_json::Value) {
 
 /// The port of the collector's HTTP server, from its log.
 pub fn http_port(collector: &Collector) -> u16 {
+    logged_port(collector, "serving the UI on http://")
+}
+
+/// The port of the collector's OTLP receiver (`--otlp`), from its log.
+pub fn otlp_port(collector: &Collector) -> u16 {
+    logged_port(collector, "(OTLP/HTTP) on http://")
+}
+
+/// The port of the address the log gives after `prefix`, once it does.
+fn logged_port(collector: &Collector, prefix: &str) -> u16 {
     let mut port = 0;
     wait_until(
-        "the HTTP address in the log",
+        &format!("an address after {prefix:?} in the log"),
         Duration::from_secs(20),
         || {
             port = collector
                 .log_text()
-                .split("serving the UI on http://")
+                .split(prefix)
                 .nth(1)
                 .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|address| address.rsplit(':').next())
@@ -277,6 +298,26 @@ pub fn http_port(collector: &Collector) -> u16 {
         },
     );
     port
+}
+
+/// `GET path` from the collector's HTTP port as JSON, asserting a 200.
+pub fn http_json(port: u16, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "GET {path}: {head}\n{body}"
+    );
+    serde_json::from_str(body).unwrap_or_else(|error| panic!("GET {path}: {error}: {body}"))
 }
 
 /// Runs `hooktrail-collector import DIR --db DB` (no config, `HOME` in
@@ -318,3 +359,29 @@ pub fn copy_tree(from: &Path, to: &Path) {
 // Each test crate uses its own subset of these helpers.
 #[allow(unused_imports)]
 pub use hooktrail_testkit::{send_lines, xadd_all};
+
+/// A `Stop` envelope for `session` carrying one priced response of
+/// `input_tokens` Sonnet 4.5 input tokens ($3 per million), made now.
+pub fn stop_with_usage(session: &str, machine: &str, response: &str, input_tokens: i64) -> String {
+    let now = hooktrail_shared::envelope::now_millis();
+    serde_json::json!({
+        "v": 1,
+        "id": format!("evt-{session}-{response}"),
+        "ts": now,
+        "machine": machine,
+        "session_id": session,
+        "hook": "Stop",
+        "cwd": "/home/dev/acme",
+        "payload": {"session_id": session, "hook_event_name": "Stop", "cwd": "/home/dev/acme"},
+        "usage": {
+            "transcript": "session", "from": 0, "to": 100, "more": false, "bad_lines": 0,
+            "responses": [{
+                "message_id": format!("msg_{response}"), "request_id": format!("req_{response}"),
+                "model": "claude-sonnet-4-5", "ts": now, "sidechain": false, "agent_id": null,
+                "input": input_tokens, "output": 0, "cache_write_5m": 0, "cache_write_1h": 0,
+                "cache_read": 0, "web_search": 0
+            }]
+        }
+    })
+    .to_string()
+}

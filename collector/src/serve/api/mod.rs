@@ -36,15 +36,28 @@ fn events_route(
     let transaction = connection.transaction()?;
     let page = read_events(&transaction, &request)?;
     let last_seq = max_seq(&transaction)?;
+    // A search answers for what is indexed: say how far that is (issue 21).
+    let indexed_seq = match request.filter.text {
+        Some(_) => Some(crate::store::indexer::indexed_seq(&transaction)?),
+        None => None,
+    };
     transaction.finish()?;
     let mut body = String::with_capacity(page.events.len() * 1024 + 64);
     body.push_str("{\"events\":[");
     push_event_list(&mut body, &page.events);
     let _ = write!(
         body,
-        "],\"next\":{},\"more\":{},\"last_seq\":{}}}",
+        "],\"next\":{},\"more\":{},\"last_seq\":{}",
         page.next, page.more, last_seq
     );
+    if let Some(indexed_seq) = indexed_seq {
+        let _ = write!(
+            body,
+            ",\"search_index\":{{\"indexed_seq\":{indexed_seq},\"behind\":{}}}",
+            (last_seq - indexed_seq).max(0)
+        );
+    }
+    body.push('}');
     Ok(ApiResponse::json_text(200, body))
 }
 
@@ -65,6 +78,10 @@ fn usage_json(rows: Vec<ModelUsageRow>) -> Vec<Value> {
                 "cost_usd": if row.unpriced > 0 { Value::Null } else { json!(row.cost_usd) },
                 "price_known": row.unpriced == 0,
                 "responses": row.responses,
+                // Claude Code's own figure (OpenTelemetry), for the
+                // responses it reported: whose cost is whose.
+                "otel_cost_usd": row.otel_cost_usd,
+                "otel_responses": row.otel_responses,
             })
         })
         .collect()

@@ -14,6 +14,7 @@ use crate::serve::json::ObjectWriter;
 use crate::state::{shown_state, QuietLimits, GONE_QUIET};
 use crate::store::read::activity::session_activity;
 use crate::store::read::max_seq;
+use crate::store::read::otel;
 use crate::store::read::sessions::{
     self, AgentRow, CallOutcome, PromptRow, SessionRow, SessionsQuery, StoredError, ToolCallRow,
 };
@@ -47,6 +48,9 @@ struct Completeness {
     missing_tool_events: i64,
     missing_subagent_starts: i64,
     session_end_missing: bool,
+    /// The OpenTelemetry line (issue 22), for a session that exported any:
+    /// requests only it reported, and transcript responses it did not.
+    otel: Option<(i64, i64)>,
 }
 
 impl Completeness {
@@ -57,21 +61,31 @@ impl Completeness {
             missing_subagent_starts: row.missing_subagent_starts,
             session_end_missing: !ended
                 && (shown_state == GONE_QUIET || now - row.last_ts > SESSION_END_OVERDUE_MS),
+            otel: row.otel_only_requests.zip(row.transcript_only_requests),
         }
     }
 
     fn push_json(&self, out: &mut String) {
+        let otel_complete = self
+            .otel
+            .is_none_or(|(only_otel, only_transcript)| only_otel == 0 && only_transcript == 0);
         let mut object = ObjectWriter::open(out);
         object
             .bool(
                 "complete",
                 self.missing_tool_events == 0
                     && self.missing_subagent_starts == 0
-                    && !self.session_end_missing,
+                    && !self.session_end_missing
+                    && otel_complete,
             )
             .int("missing_tool_events", self.missing_tool_events)
             .int("missing_subagent_starts", self.missing_subagent_starts)
             .bool("session_end_missing", self.session_end_missing);
+        if let Some((only_otel, only_transcript)) = self.otel {
+            object
+                .int("otel_only_requests", only_otel)
+                .int("transcript_only_requests", only_transcript);
+        }
         object.close();
     }
 }
@@ -375,15 +389,39 @@ pub(super) fn session_route(
         .collect();
     let usage = usage_by_model(&transaction, UsageScope::Session(session_id))?;
     let prompts = activity.prompts;
+    let otel = otel_figures(&transaction, session_id)?;
     transaction.finish()?;
     Ok(ApiResponse::json(&json!({
         "session": session,
         "usage": usage_json(usage),
-        "prompts": prompts.into_iter().map(prompt_json).collect::<Vec<_>>(),
+        "time": otel.time.to_json(),
+        "prompts": prompts
+            .into_iter()
+            .map(|prompt| {
+                let time = otel.per_prompt.get(&prompt.prompt_id).copied().unwrap_or_default();
+                let mut value = prompt_json(prompt);
+                value["time"] = time.to_json();
+                value
+            })
+            .collect::<Vec<_>>(),
         "agents": agents,
         "tool_calls": slowest_calls(&calls),
         "failures": failed_calls(&calls),
         "tools": tool_figures(&calls),
         "hooks": hooks,
     })))
+}
+
+/// What `/api/sessions/{id}` adds from Claude Code's OpenTelemetry (issue
+/// 22): where the session's and each prompt's time went.
+struct OtelFigures {
+    time: otel::TimeSplit,
+    per_prompt: std::collections::HashMap<String, otel::TimeSplit>,
+}
+
+fn otel_figures(connection: &Connection, session_id: &str) -> rusqlite::Result<OtelFigures> {
+    Ok(OtelFigures {
+        time: otel::time_split(connection, session_id, None)?,
+        per_prompt: otel::time_split_per_prompt(connection, session_id)?,
+    })
 }

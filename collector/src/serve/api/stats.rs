@@ -1,5 +1,5 @@
-//! `/api/stats`: events per time bucket, hook and machine, usage by model
-//! and cost per day.
+//! `/api/stats`: events per time bucket, hook and machine, usage by model,
+//! cost per day, and Claude Code's activity metrics per day and project.
 
 use hooktrail_shared::envelope::now_millis;
 use rusqlite::Connection;
@@ -35,6 +35,10 @@ pub(super) fn stats_route(
     let counts = event_counts(&transaction, since, bucket_ms)?;
     let usage = usage_by_model(&transaction, UsageScope::Since(since))?;
     let days = cost_per_day(&transaction, cost_since)?;
+    let activity = crate::store::read::otel::activity_per_day(
+        &transaction,
+        &crate::otlp::records::day_of(cost_since),
+    )?;
     transaction.finish()?;
     let mut per_hook = serde_json::Map::new();
     let mut per_machine = serde_json::Map::new();
@@ -65,6 +69,7 @@ pub(super) fn stats_route(
     Ok(ApiResponse::json(&json!({
         "usage": usage_json(usage),
         "cost_per_day": cost_per_day,
+        "activity_per_day": activity,
         "bucket": request.bucket_seconds,
         "since": since,
         "now": now,

@@ -11,13 +11,15 @@ use serde_json::{json, Value};
 use crate::query;
 use crate::serve::gate::ApiResponse;
 use crate::serve::json::push_json_string;
+use crate::store::read::otel;
 use crate::store::read::timeline::{self as read, SessionBounds};
 use crate::store::spend::refused_events;
 use crate::timeline::{Lane, Timeline, TimelineBuilder};
 
 /// `/api/sessions/{id}/timeline`: one lane for the main agent and one per
-/// subagent; tool calls, permission waits and compactions as spans, and
-/// prompts, stops and failures as markers (see [`crate::timeline`]).
+/// subagent; tool calls, permission waits, compactions and (from Claude
+/// Code's OpenTelemetry) API requests as spans, and prompts, stops,
+/// failures and API errors as markers (see [`crate::timeline`]).
 pub(super) fn timeline_route(
     connection: &mut Connection,
     session_id: &str,
@@ -34,6 +36,8 @@ pub(super) fn timeline_route(
     let mut builder = TimelineBuilder::new(read::agent_lanes(&transaction, session_id)?);
     read::for_each_event(&transaction, session_id, |event| builder.push(event))?;
     builder.mark_budget_refusals(refused_events(&transaction, session_id)?);
+    builder.add_model_requests(otel::model_spans(&transaction, session_id)?);
+    builder.mark_api_errors(otel::api_errors(&transaction, session_id)?);
     transaction.finish()?;
     let timeline = builder.finish();
     Ok(ApiResponse::json_text(

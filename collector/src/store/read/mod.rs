@@ -10,6 +10,8 @@
 //! - [`timeline`]: what `crate::timeline` builds a session's lanes from.
 //! - [`stats`]: event counts, usage by model and cost per day
 //!   (`/api/stats`), and the database families of `/metrics`.
+//! - [`otel`]: Claude Code's OpenTelemetry (issue 22): model spans, API
+//!   errors, the time split, the OTel completeness line, activity per day.
 //!
 //! Every read runs in one deferred transaction of the caller, so a page is
 //! one consistent snapshot; in WAL mode readers never hold up the writer.
@@ -22,6 +24,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub(crate) mod activity;
 pub(crate) mod events;
+pub(crate) mod otel;
 pub(crate) mod sessions;
 pub(crate) mod stats;
 pub(crate) mod timeline;

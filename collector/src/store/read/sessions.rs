@@ -18,7 +18,15 @@ const SESSION_COLUMNS: &str =
      (SELECT COUNT(*) FROM transcript_ids AS t WHERE t.session_id = sessions.session_id AND t.kind = 'agent' \
         AND NOT EXISTS (SELECT 1 FROM agents AS a WHERE a.agent_id = t.item_id AND a.session_id = t.session_id \
             AND a.started_ts IS NOT NULL)), \
-     EXISTS (SELECT 1 FROM events AS e WHERE e.session_id = sessions.session_id AND e.config_error = 1)";
+     EXISTS (SELECT 1 FROM events AS e WHERE e.session_id = sessions.session_id AND e.config_error = 1), \
+     CASE WHEN EXISTS (SELECT 1 FROM otel_events AS o INDEXED BY otel_events_session \
+                        WHERE o.session_id = sessions.session_id) THEN \
+       (SELECT COALESCE(SUM(u.origin = 'otel'), 0) FROM usage AS u INDEXED BY usage_session \
+         WHERE u.session_id = sessions.session_id) END, \
+     CASE WHEN EXISTS (SELECT 1 FROM otel_events AS o INDEXED BY otel_events_session \
+                        WHERE o.session_id = sessions.session_id) THEN \
+       (SELECT COALESCE(SUM(u.origin != 'otel' AND u.request_id IS NOT NULL AND u.otel_cost_usd IS NULL), 0) \
+         FROM usage AS u INDEXED BY usage_session WHERE u.session_id = sessions.session_id) END";
 
 /// One `sessions` row with its completeness counts. Its text borrows the
 /// row being read, so the sessions list writes its JSON without copying a
@@ -55,6 +63,13 @@ pub(crate) struct SessionRow<'r> {
     pub(crate) missing_subagent_starts: i64,
     /// Whether some of its events came from an emitter with a config error.
     pub(crate) config_error: bool,
+    /// For a session that exported OpenTelemetry (issue 22; `None` for one
+    /// that did not): API requests Claude Code reported that no transcript
+    /// showed (usage rows of origin `otel`)...
+    pub(crate) otel_only_requests: Option<i64>,
+    /// ...and transcript responses with a request id no `api_request`
+    /// matched.
+    pub(crate) transcript_only_requests: Option<i64>,
 }
 
 impl<'r> SessionRow<'r> {
@@ -85,6 +100,8 @@ impl<'r> SessionRow<'r> {
             missing_tool_events: row.get(22)?,
             missing_subagent_starts: row.get(23)?,
             config_error: row.get(24)?,
+            otel_only_requests: row.get(25)?,
+            transcript_only_requests: row.get(26)?,
         })
     }
 }

@@ -27,6 +27,10 @@ pub(crate) struct ModelUsageRow {
     pub(crate) responses: i64,
     /// Responses without a price: a model with any shows as unknown.
     pub(crate) unpriced: i64,
+    /// Claude Code's own cost of the responses it reported over
+    /// OpenTelemetry (`usage.otel_cost_usd`), and how many those were.
+    pub(crate) otel_cost_usd: Option<f64>,
+    pub(crate) otel_responses: i64,
 }
 
 /// Token and cost totals per model of the usage rows `scope` selects, the
@@ -43,7 +47,7 @@ pub(crate) fn usage_by_model(
         "SELECT model, CAST(TOTAL(input_tokens) AS INTEGER), CAST(TOTAL(output_tokens) AS INTEGER), \
          CAST(TOTAL(cache_write_5m_tokens) AS INTEGER), CAST(TOTAL(cache_write_1h_tokens) AS INTEGER), \
          CAST(TOTAL(cache_read_tokens) AS INTEGER), CAST(TOTAL(web_search_requests) AS INTEGER), SUM(cost_usd), \
-         COUNT(*), SUM(cost_usd IS NULL) \
+         COUNT(*), SUM(cost_usd IS NULL), SUM(otel_cost_usd), COUNT(otel_cost_usd) \
          FROM usage WHERE {filter} GROUP BY model ORDER BY SUM(cost_usd) DESC, model"
     );
     let mut statement = connection.prepare_cached(&sql)?;
@@ -59,6 +63,8 @@ pub(crate) fn usage_by_model(
             cost_usd: row.get(7)?,
             responses: row.get(8)?,
             unpriced: row.get(9)?,
+            otel_cost_usd: row.get(10)?,
+            otel_responses: row.get(11)?,
         })
     };
     let rows = match scope {
