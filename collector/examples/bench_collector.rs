@@ -608,7 +608,7 @@ fn socket_ingest_with_slow_alerts(binary: &Path, dir: &Path, lines: &[String]) -
                   {"when": "waiting", "to": ["slow"]}]}});
     std::fs::write(config.join("config.json"), alerts.to_string()).unwrap();
     let running = Running::start(binary, &dir, &[]);
-    let now = hooktrail_shared::envelope::now_millis();
+    let now = hooktrail_shared::time::now_millis();
     let ends: Vec<String> = (0..50)
         .map(|index| {
             let payload = format!(

@@ -32,7 +32,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hooktrail_shared::envelope::{new_event_id, now_millis, Envelope};
+use hooktrail_shared::envelope::{new_event_id, Envelope};
+use hooktrail_shared::time::now_millis;
 
 const EVENTS: i64 = 1_000_000;
 const SESSIONS: i64 = 500;

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use hooktrail_shared::approvals::WaitPolicy;
 use hooktrail_shared::config::RedisConfig;
-use hooktrail_shared::envelope::now_millis;
 use hooktrail_shared::signed::{payload_input_hash, Key, Kind, SignedMessage, Unsigned, Verdict};
+use hooktrail_shared::time::now_millis;
 use serde::Deserialize;
 
 use crate::log;

@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use hooktrail_shared::budget::{self, Action, Budget, Budgets, Scope, Standing, Verdict};
 use hooktrail_shared::config::RedisConfig;
-use hooktrail_shared::envelope::{now_millis, HookEvent};
+use hooktrail_shared::envelope::HookEvent;
 use hooktrail_shared::signed::{self, Key, Kind, SignedMessage, Unsigned};
+use hooktrail_shared::time::now_millis;
 
 use crate::alerts::body::BudgetFacts;
 use crate::log;

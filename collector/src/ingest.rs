@@ -325,7 +325,7 @@ impl NewEvent {
                 seq: 0,
                 id: envelope.id,
                 ts: envelope.ts,
-                received_at: envelope::now_millis(),
+                received_at: hooktrail_shared::time::now_millis(),
                 machine: envelope.machine,
                 session_id: envelope.session_id,
                 agent_id: envelope.agent_id,

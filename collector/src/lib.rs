@@ -141,7 +141,7 @@ pub fn run_with_stats(
 ) -> Result<(), String> {
     stats
         .started_ms
-        .store(hooktrail_shared::envelope::now_millis(), Ordering::Relaxed);
+        .store(hooktrail_shared::time::now_millis(), Ordering::Relaxed);
     let connection = open_store(&settings)?;
     let hub = hub::Hub::new();
     let mut running = Running::default();
@@ -645,7 +645,7 @@ fn run_away(args: &mut Vec<String>) -> Option<i32> {
     };
     let recorded = store::decisions::DecisionStore::open(&settings.database).and_then(|store| {
         store
-            .set_away(&machine, on, hooktrail_shared::envelope::now_millis())
+            .set_away(&machine, on, hooktrail_shared::time::now_millis())
             .map_err(|error| error.to_string())
     });
     match recorded {

@@ -47,13 +47,13 @@ pub(crate) fn wait_for_shutdown(shutdown: &AtomicBool, stats: &Stats) {
     while !shutdown.load(Ordering::Relaxed) {
         if let Some(interval) = watchdog {
             if Instant::now() >= next_ping {
-                let age = hooktrail_shared::envelope::now_millis()
+                let age = hooktrail_shared::time::now_millis()
                     - stats.writer_heartbeat_ms.load(Ordering::Relaxed);
                 // A dead HTTP listener that restarting has not brought back
                 // within the interval also stops the pings.
                 let listener_down_since = stats.http_listener_down_since_ms.load(Ordering::Relaxed);
                 let listener_ok = listener_down_since == 0
-                    || ((hooktrail_shared::envelope::now_millis() - listener_down_since) as u128)
+                    || ((hooktrail_shared::time::now_millis() - listener_down_since) as u128)
                         < interval.as_millis();
                 if age >= 0 && (age as u128) < interval.as_millis() && listener_ok {
                     let _ = sd_notify::notify(&[NotifyState::Watchdog]);

@@ -542,7 +542,7 @@ fn a_receiver_that_takes_10_s_to_answer_does_not_hold_up_ingest() {
         }),
     );
     let collector = Collector::start(dir.path(), &[]);
-    let now = hooktrail_shared::envelope::now_millis();
+    let now = hooktrail_shared::time::now_millis();
     // 50 sessions end (50 alerts for a receiver that answers in 10 s), then
     // 5,000 more events arrive.
     let ends: Vec<String> = (0..50)
@@ -733,7 +733,7 @@ fn waiting_request(session: &str, id: &str, wait_until: Option<i64>) -> String {
         "PermissionRequest",
         json!({"tool_name": "Bash", "tool_input": {"command": "git push"}}),
     );
-    json!({"v": 1, "id": id, "ts": hooktrail_shared::envelope::now_millis(), "machine": "testhost",
+    json!({"v": 1, "id": id, "ts": hooktrail_shared::time::now_millis(), "machine": "testhost",
            "session_id": session, "agent_id": null, "hook": "PermissionRequest", "tool": "Bash",
            "tool_use_id": null, "cwd": "/home/dev/api", "wait_until": wait_until, "payload": payload})
     .to_string()
@@ -777,7 +777,7 @@ fn a_pending_approval_and_a_budget_crossing_its_warning_and_its_limit_alert_once
     let collector = Collector::start(dir.path(), &["--no-token"]);
     let port = support::process::http_port(&collector);
     let session = "sess-approve-budget";
-    let later = hooktrail_shared::envelope::now_millis() + 120_000;
+    let later = hooktrail_shared::time::now_millis() + 120_000;
     // A request whose hook waits, sent twice (a retry: the same event id),
     // and one whose hook does not wait: one alert.
     let waiting = waiting_request(session, "evt-wait-1", Some(later));
@@ -965,7 +965,7 @@ fn delivered_and_given_up_alerts_older_than_keep_days_are_pruned() {
     );
     let mut collector = Collector::start(dir.path(), &[]);
     assert!(collector.terminate().success());
-    let now = hooktrail_shared::envelope::now_millis();
+    let now = hooktrail_shared::time::now_millis();
     let day = 86_400_000;
     {
         let connection = rusqlite::Connection::open(&collector.db).unwrap();

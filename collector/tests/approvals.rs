@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use hooktrail_shared::envelope::now_millis;
 use hooktrail_shared::signed::{payload_input_hash, Expected, Key, Kind, SignedMessage, Verdict};
+use hooktrail_shared::time::now_millis;
 use hooktrail_testkit::{fixture, free_port, wait_until, xadd_all, RedisServer};
 use serde_json::{json, Value};
 

@@ -321,7 +321,7 @@ fn emit(socket: &Path, root: &Path, payloads: &[String]) {
             let envelope = hooktrail_shared::envelope::Envelope::from_hook_stdin(
                 payload.as_bytes(),
                 hooktrail_shared::envelope::new_event_id(),
-                hooktrail_shared::envelope::now_millis(),
+                hooktrail_shared::time::now_millis(),
                 "browser-test".into(),
             );
             let mut stream =
@@ -1317,10 +1317,10 @@ fn a_pending_request_appears_live_shown_exactly_and_approve_reaches_the_hook() {
     let mut envelope = hooktrail_shared::envelope::Envelope::from_hook_stdin(
         payload.to_string().as_bytes(),
         "approve-in-browser".to_owned(),
-        hooktrail_shared::envelope::now_millis(),
+        hooktrail_shared::time::now_millis(),
         "browser-test".into(),
     );
-    envelope.wait_until = Some(hooktrail_shared::envelope::now_millis() + 120_000);
+    envelope.wait_until = Some(hooktrail_shared::time::now_millis() + 120_000);
     let mut hook = std::os::unix::net::UnixStream::connect(&socket).expect("collector socket");
     hook.write_all(format!("{}\n", envelope.to_json()).as_bytes())
         .unwrap();

@@ -590,7 +590,7 @@ fn retention_deletes_old_events_and_their_sessions() {
     let fresh = hooktrail_shared::envelope::Envelope::from_hook_stdin(
         br#"{"session_id":"new","hook_event_name":"Stop"}"#,
         hooktrail_shared::envelope::new_event_id(),
-        hooktrail_shared::envelope::now_millis(),
+        hooktrail_shared::time::now_millis(),
         "h".into(),
     );
     lines.push(fresh.to_json());

@@ -7,7 +7,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use hooktrail_shared::envelope::{new_event_id, now_millis, Envelope};
+use hooktrail_shared::envelope::{new_event_id, Envelope};
+use hooktrail_shared::time::now_millis;
 use hooktrail_testkit::wait_until;
 use support::process::{send_lines, Collector};
 

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use hooktrail_shared::envelope::{new_event_id, now_millis, Envelope};
+use hooktrail_shared::envelope::{new_event_id, Envelope};
+use hooktrail_shared::time::now_millis;
 use hooktrail_testkit::{wait_until, workspace_root};
 use serde_json::{json, Value};
 use support::process::{http_port, send_lines, Collector, BINARY};

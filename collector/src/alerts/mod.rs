@@ -47,7 +47,7 @@ pub(crate) fn send_test(settings: Option<&AlertSettings>, name: &str) -> i32 {
         ));
         return 1;
     };
-    let now = hooktrail_shared::envelope::now_millis();
+    let now = hooktrail_shared::time::now_millis();
     let delivery_id = hooktrail_shared::envelope::new_event_id();
     let body = body::sample(&delivery_id, &settings.public_url, now);
     let sender = deliver::Sender::new(destination);

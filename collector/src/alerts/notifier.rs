@@ -28,7 +28,7 @@ use crate::alerts::deliver::Sender;
 use crate::log;
 use crate::service::spawn_thread;
 use crate::store::outbox::{Attempt, DeliveryStore, PendingAlert};
-use hooktrail_shared::envelope::now_millis;
+use hooktrail_shared::time::now_millis;
 
 /// How often an idle destination looks for new alerts.
 const POLL: Duration = Duration::from_millis(200);

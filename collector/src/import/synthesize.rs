@@ -36,8 +36,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hooktrail_shared::envelope::{parse_rfc3339_millis, shorten_strings, Envelope, HookEvent};
+use hooktrail_shared::envelope::{shorten_strings, Envelope, HookEvent};
 use hooktrail_shared::redact::Redactor;
+use hooktrail_shared::time::parse_rfc3339_millis;
 use hooktrail_shared::transcript::{self, lift_plain_string, memmem};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

@@ -12,8 +12,8 @@
 
 use std::io::Read;
 
-use hooktrail_shared::envelope::now_millis;
 use hooktrail_shared::signed::Verdict;
+use hooktrail_shared::time::now_millis;
 use serde::Deserialize;
 use serde_json::json;
 use tiny_http::{Method, Request};

@@ -328,7 +328,7 @@ impl Shared {
                 PageTokenCheck {
                     secret: &expected,
                     binder: self.binder(request).as_deref(),
-                    now_ms: hooktrail_shared::envelope::now_millis(),
+                    now_ms: hooktrail_shared::time::now_millis(),
                     lifetime: self.context.page.page_token_lifetime,
                 },
             )

@@ -289,7 +289,7 @@ impl ListenerSupervisor {
             ));
             self.stats
                 .http_listener_down_since_ms
-                .store(hooktrail_shared::envelope::now_millis(), Ordering::Relaxed);
+                .store(hooktrail_shared::time::now_millis(), Ordering::Relaxed);
         }
         self.state = ListenerState::Down {
             retry_at: Instant::now() + self.backoff,
@@ -329,7 +329,7 @@ impl ListenerSupervisor {
                     .swap(0, Ordering::Relaxed);
                 log::info(&format!(
                     "HTTP: accepting connections again after {} ms",
-                    hooktrail_shared::envelope::now_millis() - since
+                    hooktrail_shared::time::now_millis() - since
                 ));
                 self.state = ListenerState::Accepting;
                 self.backoff = RESTART_BACKOFF_FIRST;

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hooktrail_shared::envelope::{now_millis, HookEvent};
+use hooktrail_shared::envelope::HookEvent;
+use hooktrail_shared::time::now_millis;
 use serde_json::{json, Value};
 
 use crate::event::Source;

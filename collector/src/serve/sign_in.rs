@@ -88,7 +88,7 @@ fn page_token_answer(request: &Request, shared: &Shared, secret: &str) -> ApiRes
         Ok(binder) => binder,
         Err(error) => return ApiResponse::error(503, &error),
     };
-    let now = hooktrail_shared::envelope::now_millis();
+    let now = hooktrail_shared::time::now_millis();
     match issue_page_token(secret, &binder, now, lifetime) {
         Ok(token) => ApiResponse::json(&json!({
             "token": token,

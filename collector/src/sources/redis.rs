@@ -108,8 +108,8 @@ impl RedisSource {
     pub(crate) fn spawn(self) -> Result<JoinHandle<()>, String> {
         spawn_thread("redis", move || {
             let (ack_sender, ack_receiver) = crossbeam_channel::unbounded();
-            let seed = hooktrail_shared::envelope::now_millis() as u64
-                ^ ((std::process::id() as u64) << 32);
+            let seed =
+                hooktrail_shared::time::now_millis() as u64 ^ ((std::process::id() as u64) << 32);
             RedisReader {
                 setup: self,
                 ack_sender,

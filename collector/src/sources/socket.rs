@@ -802,7 +802,7 @@ impl Server {
     /// Closes idle connections and finished half-closed ones.
     fn sweep(&mut self) {
         let idle = self.tuning.idle_timeout;
-        let now = hooktrail_shared::envelope::now_millis();
+        let now = hooktrail_shared::time::now_millis();
         let expired: Vec<usize> = self
             .connections
             .iter()

@@ -29,7 +29,7 @@ use crate::alerts::body::{BudgetFacts, Subject};
 use crate::alerts::config::{Condition, Rule};
 use crate::log;
 use crate::store::outbox::{self, WriterRules};
-use hooktrail_shared::envelope::now_millis;
+use hooktrail_shared::time::now_millis;
 
 /// The budget thread's side of the outbox.
 pub(crate) struct BudgetAlerts {

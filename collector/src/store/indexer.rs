@@ -30,7 +30,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use hooktrail_shared::envelope::now_millis;
+use hooktrail_shared::time::now_millis;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::search::searchable_text;

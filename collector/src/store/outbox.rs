@@ -49,7 +49,7 @@ use crate::alerts::config::{Condition, CostPer, Rule};
 use crate::ingest::NewEvent;
 use crate::log;
 use crate::state::State;
-use hooktrail_shared::envelope::now_millis;
+use hooktrail_shared::time::now_millis;
 
 /// How often the time rules are checked.
 const TICK_INTERVAL_MS: i64 = 1_000;

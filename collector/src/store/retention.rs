@@ -52,7 +52,7 @@ impl RetentionSchedule {
         if Instant::now() < self.due {
             return;
         }
-        let cutoff = hooktrail_shared::envelope::now_millis() - age.as_millis() as i64;
+        let cutoff = hooktrail_shared::time::now_millis() - age.as_millis() as i64;
         let result = (|| -> rusqlite::Result<(usize, bool)> {
             let transaction =
                 connection.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -250,7 +250,7 @@ impl WriterLoop {
         self.setup
             .stats
             .writer_heartbeat_ms
-            .store(hooktrail_shared::envelope::now_millis(), Ordering::Relaxed);
+            .store(hooktrail_shared::time::now_millis(), Ordering::Relaxed);
     }
 
     /// Commits a batch, retrying until it is stored (or abandoned at
@@ -304,7 +304,7 @@ impl WriterLoop {
                 }
             }
         };
-        let now = hooktrail_shared::envelope::now_millis();
+        let now = hooktrail_shared::time::now_millis();
         self.setup
             .stats
             .last_commit_ms

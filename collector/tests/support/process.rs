@@ -363,7 +363,7 @@ pub use hooktrail_testkit::{send_lines, xadd_all};
 /// A `Stop` envelope for `session` carrying one priced response of
 /// `input_tokens` Sonnet 4.5 input tokens ($3 per million), made now.
 pub fn stop_with_usage(session: &str, machine: &str, response: &str, input_tokens: i64) -> String {
-    let now = hooktrail_shared::envelope::now_millis();
+    let now = hooktrail_shared::time::now_millis();
     serde_json::json!({
         "v": 1,
         "id": format!("evt-{session}-{response}"),

@@ -33,11 +33,7 @@ pub use shorten::{fit_payload, shorten_strings, MORE_MEMBERS_KEY, SHORTENED_MARK
 
 use crate::transcript::TranscriptUsage;
 
-// The clock and the RFC 3339 parser live in `crate::time`, and new code
-// imports them from there. This re-export stays only until the collector's
-// files (older than `time.rs`) import them from `time` too.
-#[doc(hidden)]
-pub use crate::time::{now_millis, parse_rfc3339_millis};
+use crate::time::now_millis;
 
 /// The envelope version this crate writes and reads.
 pub const ENVELOPE_VERSION: u32 = 1;

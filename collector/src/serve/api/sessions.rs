@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use hooktrail_shared::envelope::{now_millis, HookEvent};
+use hooktrail_shared::envelope::HookEvent;
+use hooktrail_shared::time::now_millis;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 

@@ -1,7 +1,7 @@
 //! `/api/stats`: events per time bucket, hook and machine, usage by model,
 //! cost per day, and Claude Code's activity metrics per day and project.
 
-use hooktrail_shared::envelope::now_millis;
+use hooktrail_shared::time::now_millis;
 use rusqlite::Connection;
 use serde_json::json;
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use hooktrail_shared::envelope::now_millis;
+use hooktrail_shared::time::now_millis;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
