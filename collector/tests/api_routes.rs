@@ -573,3 +573,37 @@ fn hooks_lists_every_known_hook_then_invalid_and_unknown() {
     expected.extend(["Invalid", "Unknown"]);
     assert_eq!(names, expected);
 }
+
+/// Waiting time runs from a `PermissionRequest` to its agent's next event
+/// (a `Notification` does not end it); a session without one skips that
+/// count and shows 0.
+#[test]
+fn a_session_counts_its_permission_waits_and_one_without_shows_zero() {
+    let mut db = TestDb::new();
+    let line = |hook: &str| {
+        serde_json::json!({"session_id": "waits", "cwd": "/w", "hook_event_name": hook, "tool_name": "Bash", "tool_use_id": "toolu_w"})
+            .to_string()
+    };
+    let waits = [
+        line("PreToolUse"),
+        line("PermissionRequest"),
+        line("Notification"),
+        line("Notification"),
+        line("PostToolUse"),
+    ];
+    db.insert_payloads("alpha", &waits);
+    db.insert_payloads("alpha", &fixture("tools_basic"));
+    let server = TestServer::start(&db, None);
+    let waited = server.json("/api/sessions/waits", 200);
+    assert_eq!(waited["time"]["waiting_ms"], 3, "{}", waited["time"]);
+    let sessions = server.json("/api/sessions", 200);
+    let other = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap().to_owned())
+        .find(|id| id != "waits")
+        .unwrap();
+    let plain = server.json(&format!("/api/sessions/{}", encode(&other)), 200);
+    assert_eq!(plain["time"]["waiting_ms"], 0, "{}", plain["time"]);
+}

@@ -390,7 +390,12 @@ pub(super) fn session_route(
         .collect();
     let usage = usage_by_model(&transaction, UsageScope::Session(session_id))?;
     let prompts = activity.prompts;
-    let otel = otel_figures(&transaction, session_id)?;
+    let waits = if hooks.contains_key(HookEvent::PermissionRequest.name()) {
+        otel::Waits::Some
+    } else {
+        otel::Waits::None
+    };
+    let otel = otel_figures(&transaction, session_id, waits)?;
     transaction.finish()?;
     Ok(ApiResponse::json(&json!({
         "session": session,
@@ -420,9 +425,13 @@ struct OtelFigures {
     per_prompt: std::collections::HashMap<String, otel::TimeSplit>,
 }
 
-fn otel_figures(connection: &Connection, session_id: &str) -> rusqlite::Result<OtelFigures> {
+fn otel_figures(
+    connection: &Connection,
+    session_id: &str,
+    waits: otel::Waits,
+) -> rusqlite::Result<OtelFigures> {
     Ok(OtelFigures {
-        time: otel::time_split(connection, session_id, None)?,
-        per_prompt: otel::time_split_per_prompt(connection, session_id)?,
+        time: otel::time_split(connection, session_id, None, waits)?,
+        per_prompt: otel::time_split_per_prompt(connection, session_id, waits)?,
     })
 }
