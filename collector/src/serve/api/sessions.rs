@@ -395,12 +395,12 @@ pub(super) fn session_route(
     } else {
         otel::Waits::None
     };
-    let otel = otel_figures(&transaction, session_id, waits)?;
+    let otel = otel::time_splits(&transaction, session_id, waits)?;
     transaction.finish()?;
     Ok(ApiResponse::json(&json!({
         "session": session,
         "usage": usage_json(usage),
-        "time": otel.time.to_json(),
+        "time": otel.session.to_json(),
         "prompts": prompts
             .into_iter()
             .map(|prompt| {
@@ -416,22 +416,4 @@ pub(super) fn session_route(
         "tools": tool_figures(&calls),
         "hooks": hooks,
     })))
-}
-
-/// What `/api/sessions/{id}` adds from Claude Code's OpenTelemetry (issue
-/// 22): where the session's and each prompt's time went.
-struct OtelFigures {
-    time: otel::TimeSplit,
-    per_prompt: std::collections::HashMap<String, otel::TimeSplit>,
-}
-
-fn otel_figures(
-    connection: &Connection,
-    session_id: &str,
-    waits: otel::Waits,
-) -> rusqlite::Result<OtelFigures> {
-    Ok(OtelFigures {
-        time: otel::time_split(connection, session_id, None, waits)?,
-        per_prompt: otel::time_split_per_prompt(connection, session_id, waits)?,
-    })
 }

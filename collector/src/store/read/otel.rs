@@ -125,118 +125,137 @@ pub(crate) enum Waits {
     None,
 }
 
-/// The time split of a session, or of one of its prompts (`prompt_id`).
-pub(crate) fn time_split(
-    connection: &Connection,
-    session_id: &str,
-    prompt_id: Option<&str>,
-    waits: Waits,
-) -> rusqlite::Result<TimeSplit> {
-    let params = named_params! {":session": session_id, ":prompt": prompt_id};
-    let (model_ms, otel_tool_ms): (Option<f64>, Option<f64>) = connection
-        .prepare_cached(
-            "SELECT SUM(CASE WHEN name = 'api_request' THEN duration_ms END),
-                    SUM(CASE WHEN name = 'tool_result' THEN duration_ms END)
-             FROM otel_events INDEXED BY otel_events_session
-             WHERE session_id = :session AND (:prompt IS NULL OR prompt_id = :prompt)",
-        )?
-        .query_row(params, |row| Ok((row.get(0)?, row.get(1)?)))?;
-    let tool_ms = match otel_tool_ms {
-        Some(ms) => ms.round() as i64,
-        None => connection
-            .prepare_cached(
-                "SELECT COALESCE(SUM(MAX(post.ts - pre.ts, 0)), 0) FROM events AS pre
-                 JOIN events AS post ON post.tool_use_id = pre.tool_use_id AND post.session_id = pre.session_id
-                  AND post.hook IN ('PostToolUse', 'PostToolUseFailure')
-                 WHERE pre.session_id = :session AND pre.hook = 'PreToolUse'
-                   AND (:prompt IS NULL OR pre.prompt_id = :prompt)",
-            )?
-            .query_row(params, |row| row.get(0))?,
-    };
-    let waiting_ms: i64 = if waits == Waits::None {
-        0
-    } else {
-        connection
-            .prepare_cached(
-                "SELECT COALESCE(SUM(next_ts - ts), 0) FROM (
-                SELECT hook, ts, prompt_id,
-                       LEAD(ts) OVER (PARTITION BY agent_id ORDER BY seq) AS next_ts
-                FROM events WHERE session_id = :session AND hook != 'Notification')
-             WHERE hook = 'PermissionRequest' AND next_ts IS NOT NULL
-               AND (:prompt IS NULL OR prompt_id = :prompt)",
-            )?
-            .query_row(params, |row| row.get(0))?
-    };
-    Ok(TimeSplit {
-        model_ms: model_ms.map(|ms| ms.round() as i64),
-        tool_ms,
-        waiting_ms,
-    })
+/// Where a session's time went, as a whole and per prompt.
+#[derive(Debug, Default)]
+pub(crate) struct TimeSplits {
+    /// The whole session: the sum of every prompt's figures and of the
+    /// events outside any prompt.
+    pub(crate) session: TimeSplit,
+    /// Each prompt's figures, by prompt id.
+    pub(crate) per_prompt: HashMap<String, TimeSplit>,
 }
 
-/// [`time_split`] of each of the session's prompts, three grouped queries
-/// for all of them.
-pub(crate) fn time_split_per_prompt(
+/// One grouped figure: a prompt's (`Some`) or the events outside any
+/// prompt (`None`).
+type ByPrompt<T> = Vec<(Option<String>, T)>;
+
+/// The time split of a session and of each of its prompts, from grouped
+/// queries whose groups (the `NULL` prompt included) add up to the
+/// session's figure, so each of the session's events is read once per
+/// query, not once for the session and again for its prompts.
+/// - model time: Claude Code's `api_request` durations (OpenTelemetry);
+/// - tool time: its `tool_result` durations, else the hooks' `PreToolUse`
+///   to `PostToolUse`/`PostToolUseFailure` times;
+/// - waiting time: from each `PermissionRequest` to its agent's next event
+///   that is not a `Notification` (skipped when `waits` says none).
+pub(crate) fn time_splits(
     connection: &Connection,
     session_id: &str,
     waits: Waits,
-) -> rusqlite::Result<HashMap<String, TimeSplit>> {
-    let mut splits: HashMap<String, TimeSplit> = HashMap::new();
-    let params = named_params! {":session": session_id};
-    let mut model = connection.prepare_cached(
-        "SELECT prompt_id, SUM(CASE WHEN name = 'api_request' THEN duration_ms END),
-                SUM(CASE WHEN name = 'tool_result' THEN duration_ms END)
-         FROM otel_events INDEXED BY otel_events_session
-         WHERE session_id = :session AND prompt_id IS NOT NULL GROUP BY prompt_id",
-    )?;
+) -> rusqlite::Result<TimeSplits> {
+    let otel = otel_durations(connection, session_id)?;
+    let hook_tools = hook_tool_times(connection, session_id)?;
+    let waited = if waits == Waits::None {
+        Vec::new()
+    } else {
+        waiting_times(connection, session_id)?
+    };
+    let mut splits = TimeSplits::default();
+    let (mut model_sum, mut otel_tool_sum) = (None::<f64>, None::<f64>);
     let mut otel_tools: HashMap<String, i64> = HashMap::new();
-    for row in model.query_map(params, |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, Option<f64>>(1)?,
-            row.get::<_, Option<f64>>(2)?,
-        ))
-    })? {
-        let (prompt, model_ms, tool_ms) = row?;
-        splits.entry(prompt.clone()).or_default().model_ms = model_ms.map(|ms| ms.round() as i64);
-        if let Some(ms) = tool_ms {
-            otel_tools.insert(prompt, ms.round() as i64);
+    for (prompt, (model_ms, tool_ms)) in otel {
+        model_sum = add_some(model_sum, model_ms);
+        otel_tool_sum = add_some(otel_tool_sum, tool_ms);
+        if let Some(prompt) = prompt {
+            splits
+                .per_prompt
+                .entry(prompt.clone())
+                .or_default()
+                .model_ms = model_ms.map(|ms| ms.round() as i64);
+            if let Some(ms) = tool_ms {
+                otel_tools.insert(prompt, ms.round() as i64);
+            }
         }
     }
-    let mut tools = connection.prepare_cached(
-        "SELECT pre.prompt_id, COALESCE(SUM(MAX(post.ts - pre.ts, 0)), 0) FROM events AS pre
-         JOIN events AS post ON post.tool_use_id = pre.tool_use_id AND post.session_id = pre.session_id
-          AND post.hook IN ('PostToolUse', 'PostToolUseFailure')
-         WHERE pre.session_id = :session AND pre.hook = 'PreToolUse' AND pre.prompt_id IS NOT NULL
-         GROUP BY pre.prompt_id",
-    )?;
-    for row in tools.query_map(params, |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-    })? {
-        let (prompt, ms) = row?;
-        splits.entry(prompt.clone()).or_default().tool_ms =
-            otel_tools.get(&prompt).copied().unwrap_or(ms);
+    let mut hook_tool_sum = 0;
+    for (prompt, ms) in hook_tools {
+        hook_tool_sum += ms;
+        if let Some(prompt) = prompt {
+            let own = otel_tools.get(&prompt).copied().unwrap_or(ms);
+            splits.per_prompt.entry(prompt).or_default().tool_ms = own;
+        }
     }
     for (prompt, ms) in otel_tools {
-        splits.entry(prompt).or_default().tool_ms = ms;
+        splits.per_prompt.entry(prompt).or_default().tool_ms = ms;
     }
-    if waits == Waits::None {
-        return Ok(splits);
+    for (prompt, ms) in waited {
+        splits.session.waiting_ms += ms;
+        if let Some(prompt) = prompt {
+            splits.per_prompt.entry(prompt).or_default().waiting_ms = ms;
+        }
     }
-    let mut waiting = connection.prepare_cached(
-        "SELECT prompt_id, SUM(next_ts - ts) FROM (
-            SELECT hook, ts, prompt_id, LEAD(ts) OVER (PARTITION BY agent_id ORDER BY seq) AS next_ts
-            FROM events WHERE session_id = :session AND hook != 'Notification')
-         WHERE hook = 'PermissionRequest' AND next_ts IS NOT NULL AND prompt_id IS NOT NULL
-         GROUP BY prompt_id",
-    )?;
-    for row in waiting.query_map(params, |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-    })? {
-        let (prompt, ms) = row?;
-        splits.entry(prompt).or_default().waiting_ms = ms;
-    }
+    splits.session.model_ms = model_sum.map(|ms| ms.round() as i64);
+    splits.session.tool_ms = otel_tool_sum.map_or(hook_tool_sum, |ms| ms.round() as i64);
     Ok(splits)
+}
+
+/// `a + b` where either may be missing: missing only when both are.
+fn add_some(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+    }
+}
+
+/// Per prompt: the `api_request` and the `tool_result` durations.
+fn otel_durations(
+    connection: &Connection,
+    session_id: &str,
+) -> rusqlite::Result<ByPrompt<(Option<f64>, Option<f64>)>> {
+    connection
+        .prepare_cached(
+            "SELECT prompt_id, SUM(CASE WHEN name = 'api_request' THEN duration_ms END),
+                    SUM(CASE WHEN name = 'tool_result' THEN duration_ms END)
+             FROM otel_events INDEXED BY otel_events_session
+             WHERE session_id = :session GROUP BY prompt_id",
+        )?
+        .query_map(named_params! {":session": session_id}, |row| {
+            Ok((row.get(0)?, (row.get(1)?, row.get(2)?)))
+        })?
+        .collect()
+}
+
+/// Per prompt: the hooks' tool time, `PreToolUse` to its outcome.
+fn hook_tool_times(connection: &Connection, session_id: &str) -> rusqlite::Result<ByPrompt<i64>> {
+    connection
+        .prepare_cached(
+            "SELECT pre.prompt_id, COALESCE(SUM(MAX(post.ts - pre.ts, 0)), 0) FROM events AS pre
+             JOIN events AS post ON post.tool_use_id = pre.tool_use_id AND post.session_id = pre.session_id
+              AND post.hook IN ('PostToolUse', 'PostToolUseFailure')
+             WHERE pre.session_id = :session AND pre.hook = 'PreToolUse'
+             GROUP BY pre.prompt_id",
+        )?
+        .query_map(named_params! {":session": session_id}, |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
+        .collect()
+}
+
+/// Per prompt: the time from each `PermissionRequest` to its agent's next
+/// event that is not a `Notification`.
+fn waiting_times(connection: &Connection, session_id: &str) -> rusqlite::Result<ByPrompt<i64>> {
+    connection
+        .prepare_cached(
+            "SELECT prompt_id, SUM(next_ts - ts) FROM (
+                SELECT hook, ts, prompt_id, LEAD(ts) OVER (PARTITION BY agent_id ORDER BY seq) AS next_ts
+                FROM events WHERE session_id = :session AND hook != 'Notification')
+             WHERE hook = 'PermissionRequest' AND next_ts IS NOT NULL
+             GROUP BY prompt_id",
+        )?
+        .query_map(named_params! {":session": session_id}, |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
+        .collect()
 }
 
 /// Claude Code's activity metrics per UTC day and project (the session's
@@ -387,20 +406,17 @@ mod tests {
         assert_eq!(errors[0].text, "529 Overloaded, attempt 2");
         // Model 2 s; no tool_result, so the hooks' 3.5 s; waiting from the
         // PermissionRequest to the next non-Notification event: 3 s.
-        let split = time_split(&connection, "s", None, Waits::Some).unwrap();
+        let splits = time_splits(&connection, "s", Waits::Some).unwrap();
         assert_eq!(
-            split,
+            splits.session,
             TimeSplit {
                 model_ms: Some(2_000),
                 tool_ms: 3_500,
                 waiting_ms: 3_000
             }
         );
-        let first = time_split(&connection, "s", Some("p1"), Waits::Some).unwrap();
-        assert_eq!(first.model_ms, Some(1_200));
-        let per_prompt = time_split_per_prompt(&connection, "s", Waits::Some).unwrap();
-        assert_eq!(per_prompt["p1"], first);
-        assert_eq!(per_prompt["p2"].model_ms, Some(800));
+        assert_eq!(splits.per_prompt["p1"].model_ms, Some(1_200));
+        assert_eq!(splits.per_prompt["p2"].model_ms, Some(800));
         // Two api_requests of origin otel: no transcript showed them.
         let line = crate::store::read::sessions::with_session(&connection, "s", |row| {
             (row.otel_only_requests, row.transcript_only_requests)
