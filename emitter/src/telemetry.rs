@@ -41,7 +41,15 @@ const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4318";
 /// an endpoint URL; [`DEFAULT_ENDPOINT`] otherwise.
 pub fn configured_endpoint(file: Option<&std::path::Path>) -> String {
     let listen = file
-        .and_then(|file| std::fs::read_to_string(file).ok())
+        // Bounded and regular-file only, like every config read: a FIFO
+        // named as the config must not stall `install`.
+        .and_then(|file| {
+            hooktrail_shared::regular_file::read_to_string(
+                file,
+                hooktrail_shared::config::MAX_CONFIG_BYTES,
+            )
+            .ok()
+        })
         .and_then(|text| serde_json::from_str::<Value>(&text).ok())
         .and_then(|root| root["otlp"]["listen"].as_str().map(str::to_owned));
     match listen.as_deref().map(str::trim) {
