@@ -66,6 +66,15 @@ def touch_turns(names, then_text="Stopped."):
     return turns
 
 
+
+def port_open(port):
+    """Whether something accepts connections on 127.0.0.1:port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
 class Checks:
     def __init__(self):
         self.failed = 0
@@ -152,13 +161,7 @@ class World:
         if not wait_for(lambda: self.port_open(self.fake_port), 10):
             raise RuntimeError("fake_anthropic.py did not start")
 
-    @staticmethod
-    def port_open(port):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            return False
+    port_open = staticmethod(port_open)
 
     def api(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None

@@ -35,7 +35,7 @@ import tempfile
 import urllib.request
 
 # The helpers budgets.py (beside this file) already has.
-from budgets import Checks, free_port, wait_for
+from budgets import Checks, free_port, port_open, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 USAGE = {"input_tokens": 2345, "output_tokens": 156, "cache_read_input_tokens": 4000,
@@ -137,13 +137,7 @@ class World:
         if not wait_for(lambda: self.port_open(self.fake_port), 10):
             raise RuntimeError("fake_anthropic.py did not start")
 
-    @staticmethod
-    def port_open(port):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            return False
+    port_open = staticmethod(port_open)
 
     def api(self, path):
         request = urllib.request.Request("http://127.0.0.1:%d%s" % (self.http_port, path),
