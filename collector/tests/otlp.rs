@@ -18,7 +18,7 @@ use std::time::Duration;
 use hooktrail_testkit::{wait_until, workspace_root};
 use prost::Message;
 use serde_json::{json, Value};
-use support::process::{emit, http_port, otlp_port, Collector};
+use support::process::{emit, http_port, otlp_port, send_lines, Collector};
 
 const SESSION: &str = "94376c17-a6fb-41b7-b656-ab50c3d473f6";
 
@@ -394,4 +394,221 @@ fn metric_points_are_stored_by_session_and_day() {
     ] {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
+}
+
+/// A `Stop` envelope of `session` carrying `responses` (message id, request
+/// id, model, time, input and output tokens), from `machine` in `cwd`.
+fn stop_with_responses(
+    session: &str,
+    machine: &str,
+    cwd: &str,
+    id: &str,
+    responses: &[(&str, &str, &str, i64, i64, i64)],
+) -> String {
+    let responses: Vec<Value> = responses
+        .iter()
+        .map(|(message, request, model, ts, input, output)| {
+            json!({"message_id": message, "request_id": request, "model": model, "ts": ts,
+                   "sidechain": false, "agent_id": null, "input": input, "output": output,
+                   "cache_write_5m": 0, "cache_write_1h": 0, "cache_read": 1000, "web_search": 0})
+        })
+        .collect();
+    json!({
+        "v": 1, "id": id, "ts": hooktrail_shared::time::now_millis(), "machine": machine,
+        "session_id": session, "hook": "Stop", "cwd": cwd,
+        "payload": {"session_id": session, "hook_event_name": "Stop", "cwd": cwd},
+        "usage": {"transcript": "session", "from": 0, "to": 100, "more": false, "bad_lines": 0,
+                  "responses": responses}
+    })
+    .to_string()
+}
+
+/// One `api_request` log record of `session` at `ts` (ms), in the OTLP JSON
+/// mapping.
+fn api_request_json(session: &str, request: &str, ts: i64, cost: f64) -> Vec<u8> {
+    let text = |key: &str, value: &str| json!({"key": key, "value": {"stringValue": value}});
+    let int = |key: &str, value: i64| json!({"key": key, "value": {"intValue": value.to_string()}});
+    json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [{
+        "timeUnixNano": (ts * 1_000_000).to_string(),
+        "body": {"stringValue": "claude_code.api_request"},
+        "attributes": [text("event.name", "api_request"), text("session.id", session),
+            text("model", "claude-sonnet-4-5"), text("request_id", request),
+            int("input_tokens", 4000), int("output_tokens", 100), int("cache_read_tokens", 0),
+            int("cache_creation_tokens", 0), json!({"key": "cost_usd", "value": {"doubleValue": cost}})]
+    }]}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// `/api/stats`'s `cost_per_day` (read from the per-day rollup, schema 14)
+/// as rows, and the same figures grouped from the usage rows by `sqlite3`.
+fn cost_per_day_both_ways(
+    collector: &Collector,
+    port: u16,
+) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let body = support::process::http_json(port, "/api/stats");
+    let now = body["now"].as_i64().unwrap();
+    let since = (now - 30 * 86_400_000) / 86_400_000 * 86_400_000;
+    let text = |value: &Value| match value {
+        Value::Null => String::new(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let route: Vec<Vec<String>> = body["cost_per_day"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            [
+                "day",
+                "model",
+                "project",
+                "machine",
+                "cost_usd",
+                "unpriced_responses",
+                "tokens",
+            ]
+            .iter()
+            .map(|field| text(&row[field]))
+            .collect()
+        })
+        .collect();
+    let direct = sqlite3(
+        &collector.db,
+        &format!(
+            "SELECT (ts / 86400000) * 86400000 AS day, model, cwd, machine, SUM(cost_usd), SUM(cost_usd IS NULL), \
+             CAST(TOTAL(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) AS INTEGER) \
+             FROM usage WHERE ts >= {since} GROUP BY day, model, cwd, machine ORDER BY day, model, cwd, machine"
+        ),
+    );
+    (route, direct)
+}
+
+/// Costs as numbers (a JSON float and `sqlite3`'s text differ in digits, not
+/// in value), the other columns as they are.
+fn assert_same_days(route: &[Vec<String>], direct: &[Vec<String>]) {
+    assert_eq!(route.len(), direct.len(), "{route:?}\n{direct:?}");
+    for (ours, theirs) in route.iter().zip(direct) {
+        let cost = |text: &str| text.parse::<f64>().ok();
+        assert_eq!(
+            (&ours[..4], &ours[5..]),
+            (&theirs[..4], &theirs[5..]),
+            "{route:?}\n{direct:?}"
+        );
+        match (cost(&ours[4]), cost(&theirs[4])) {
+            (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}"),
+            (a, b) => assert_eq!(a, b, "{route:?}\n{direct:?}"),
+        }
+    }
+}
+
+#[test]
+fn cost_per_day_from_the_rollup_equals_grouping_the_usage_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &["--no-token", "--otlp", "127.0.0.1:0"]);
+    let port = http_port(&collector);
+    let day = 86_400_000;
+    let midnight = hooktrail_shared::time::now_millis() / day * day - 3 * day;
+    let sonnet = "claude-sonnet-4-5";
+    // Session a spans midnight; b shares a's day, model, project and
+    // machine (one group across sessions); c is elsewhere, with an
+    // unpriced model beside a priced one.
+    let lines = vec![
+        stop_with_responses(
+            "days-a",
+            "m1",
+            "/p/one",
+            "a1",
+            &[
+                ("ma1", "ra1", sonnet, midnight - 60_000, 1200, 30),
+                ("ma2", "ra2", sonnet, midnight + 60_000, 3400, 70),
+                ("ma3", "ra3", "claude-unknown-9", midnight + 120_000, 500, 5),
+            ],
+        ),
+        stop_with_responses(
+            "days-b",
+            "m1",
+            "/p/one",
+            "b1",
+            &[
+                ("mb1", "rb1", sonnet, midnight + 3_600_000, 777, 11),
+                (
+                    "mb2",
+                    "rb2",
+                    "claude-haiku-4-5",
+                    midnight + 2 * day + 5,
+                    91,
+                    3,
+                ),
+            ],
+        ),
+        stop_with_responses(
+            "days-c",
+            "m2",
+            "/p/two",
+            "c1",
+            &[("mc1", "rc1", sonnet, midnight + day + 1, 10, 1)],
+        ),
+    ];
+    send_lines(&collector.socket, &lines);
+    wait_until("the usage rows", Duration::from_secs(20), || {
+        collector.query_i64("SELECT COUNT(*) FROM usage") == 6
+    });
+    let (route, direct) = cost_per_day_both_ways(&collector, port);
+    assert_eq!(route.len(), 5, "{route:?}");
+    assert_same_days(&route, &direct);
+
+    // Claude Code's report of a request comes first: its row (origin
+    // `otel`) counts, in session c's project and machine ...
+    let otlp = otlp_port(&collector);
+    let (status, _) = post(
+        otlp,
+        "/v1/logs",
+        &[JSON],
+        api_request_json("days-c", "rc2", midnight + day + 9, 0.0123),
+    );
+    assert_eq!(status, 200);
+    wait_until("the OTel usage row", Duration::from_secs(20), || {
+        collector.query_i64("SELECT COUNT(*) FROM usage WHERE origin = 'otel'") == 1
+    });
+    let (route, direct) = cost_per_day_both_ways(&collector, port);
+    assert_same_days(&route, &direct);
+    // ... until the transcript's row of the request retires it, and a
+    // redelivered response with more tokens replaces its first count.
+    send_lines(
+        &collector.socket,
+        &[
+            stop_with_responses(
+                "days-c",
+                "m2",
+                "/p/two",
+                "c2",
+                &[("mc2", "rc2", sonnet, midnight + day + 9, 4000, 100)],
+            ),
+            stop_with_responses(
+                "days-a",
+                "m1",
+                "/p/one",
+                "a2",
+                &[("ma2", "ra2", sonnet, midnight + 60_000, 3400, 900)],
+            ),
+        ],
+    );
+    wait_until(
+        "the OTel row retired, the response updated",
+        Duration::from_secs(20),
+        || {
+            collector.query_i64("SELECT COUNT(*) FROM usage WHERE origin = 'otel'") == 0
+                && collector.query_i64("SELECT output_tokens FROM usage WHERE message_id = 'ma2'")
+                    == 900
+        },
+    );
+    let (route, direct) = cost_per_day_both_ways(&collector, port);
+    assert_same_days(&route, &direct);
+    let stored = sqlite3(&collector.db, "SELECT COUNT(*) FROM usage_days");
+    assert_eq!(
+        stored,
+        vec![vec![route.len().to_string()]],
+        "one rollup row per group, no empty ones"
+    );
 }

@@ -533,6 +533,98 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT OR IGNORE INTO search_index_mark (id, indexed_seq) SELECT 1, COALESCE(MAX(seq), 0) FROM events;
     "#,
+    // 14: cost per UTC day, model, project (cwd) and machine, kept by
+    // triggers on `usage` in the writer's transaction (as migration 6 keeps
+    // the session totals), so `/api/stats` reads a few rows per day instead
+    // of grouping a month of usage rows (issue 21). `cost_sum` and
+    // `cost_error` are a Kahan-Babuska-Neumaier sum, the one SQLite's SUM
+    // keeps, so `cost_sum + cost_error` is what SUM(cost_usd) over the
+    // group's rows gives; `priced` counts the rows with a cost (none: the
+    // cost is NULL, as SUM's). Rows without a time, or before 1970, are in
+    // no day: `/api/stats` never asks for them. A group whose last row goes
+    // is deleted. The backfill sums the rows stored so far.
+    r#"
+    CREATE TABLE usage_days (
+        day        INTEGER NOT NULL,
+        model      TEXT NOT NULL,
+        cwd        TEXT,
+        machine    TEXT,
+        cost_sum   REAL NOT NULL DEFAULT 0,
+        cost_error REAL NOT NULL DEFAULT 0,
+        priced     INTEGER NOT NULL DEFAULT 0,
+        unpriced   INTEGER NOT NULL DEFAULT 0,
+        tokens     INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX usage_days_key ON usage_days(day, model, cwd, machine);
+    INSERT INTO usage_days (day, model, cwd, machine, cost_sum, priced, unpriced, tokens)
+        SELECT (ts / 86400000) * 86400000, model, cwd, machine, COALESCE(SUM(cost_usd), 0.0),
+               COUNT(cost_usd), SUM(cost_usd IS NULL),
+               SUM(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens)
+        FROM usage WHERE ts >= 0 GROUP BY 1, 2, 3, 4;
+    CREATE TRIGGER usage_days_insert AFTER INSERT ON usage WHEN new.ts >= 0 BEGIN
+        INSERT INTO usage_days (day, model, cwd, machine)
+            SELECT (new.ts / 86400000) * 86400000, new.model, new.cwd, new.machine
+            WHERE NOT EXISTS (SELECT 1 FROM usage_days WHERE day = (new.ts / 86400000) * 86400000
+                AND model = new.model AND cwd IS new.cwd AND machine IS new.machine);
+        UPDATE usage_days SET
+            cost_error = CASE WHEN new.cost_usd IS NULL THEN cost_error
+                WHEN abs(cost_sum) > abs(new.cost_usd) THEN cost_error + ((cost_sum - (cost_sum + new.cost_usd)) + new.cost_usd)
+                ELSE cost_error + ((new.cost_usd - (cost_sum + new.cost_usd)) + cost_sum) END,
+            cost_sum = CASE WHEN new.cost_usd IS NULL THEN cost_sum ELSE cost_sum + new.cost_usd END,
+            priced = priced + (new.cost_usd IS NOT NULL),
+            unpriced = unpriced + (new.cost_usd IS NULL),
+            tokens = tokens + new.input_tokens + new.output_tokens + new.cache_write_5m_tokens
+                + new.cache_write_1h_tokens + new.cache_read_tokens
+        WHERE day = (new.ts / 86400000) * 86400000 AND model = new.model AND cwd IS new.cwd AND machine IS new.machine;
+    END;
+    CREATE TRIGGER usage_days_delete AFTER DELETE ON usage WHEN old.ts >= 0 BEGIN
+        UPDATE usage_days SET
+            cost_error = CASE WHEN old.cost_usd IS NULL THEN cost_error WHEN priced = 1 THEN 0.0
+                WHEN abs(cost_sum) > abs(old.cost_usd) THEN cost_error + ((cost_sum - (cost_sum - old.cost_usd)) - old.cost_usd)
+                ELSE cost_error + ((-old.cost_usd - (cost_sum - old.cost_usd)) + cost_sum) END,
+            cost_sum = CASE WHEN old.cost_usd IS NULL THEN cost_sum WHEN priced = 1 THEN 0.0 ELSE cost_sum - old.cost_usd END,
+            priced = priced - (old.cost_usd IS NOT NULL),
+            unpriced = unpriced - (old.cost_usd IS NULL),
+            tokens = tokens - (old.input_tokens + old.output_tokens + old.cache_write_5m_tokens
+                + old.cache_write_1h_tokens + old.cache_read_tokens)
+        WHERE day = (old.ts / 86400000) * 86400000 AND model = old.model AND cwd IS old.cwd AND machine IS old.machine;
+        DELETE FROM usage_days
+        WHERE day = (old.ts / 86400000) * 86400000 AND model = old.model AND cwd IS old.cwd AND machine IS old.machine
+            AND priced = 0 AND unpriced = 0;
+    END;
+    CREATE TRIGGER usage_days_update AFTER UPDATE OF ts, model, cwd, machine, cost_usd, input_tokens,
+        output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens ON usage BEGIN
+        UPDATE usage_days SET
+            cost_error = CASE WHEN old.cost_usd IS NULL THEN cost_error WHEN priced = 1 THEN 0.0
+                WHEN abs(cost_sum) > abs(old.cost_usd) THEN cost_error + ((cost_sum - (cost_sum - old.cost_usd)) - old.cost_usd)
+                ELSE cost_error + ((-old.cost_usd - (cost_sum - old.cost_usd)) + cost_sum) END,
+            cost_sum = CASE WHEN old.cost_usd IS NULL THEN cost_sum WHEN priced = 1 THEN 0.0 ELSE cost_sum - old.cost_usd END,
+            priced = priced - (old.cost_usd IS NOT NULL),
+            unpriced = unpriced - (old.cost_usd IS NULL),
+            tokens = tokens - (old.input_tokens + old.output_tokens + old.cache_write_5m_tokens
+                + old.cache_write_1h_tokens + old.cache_read_tokens)
+        WHERE old.ts >= 0 AND day = (old.ts / 86400000) * 86400000 AND model = old.model
+            AND cwd IS old.cwd AND machine IS old.machine;
+        DELETE FROM usage_days
+        WHERE old.ts >= 0 AND day = (old.ts / 86400000) * 86400000 AND model = old.model
+            AND cwd IS old.cwd AND machine IS old.machine AND priced = 0 AND unpriced = 0;
+        INSERT INTO usage_days (day, model, cwd, machine)
+            SELECT (new.ts / 86400000) * 86400000, new.model, new.cwd, new.machine
+            WHERE new.ts >= 0 AND NOT EXISTS (SELECT 1 FROM usage_days WHERE day = (new.ts / 86400000) * 86400000
+                AND model = new.model AND cwd IS new.cwd AND machine IS new.machine);
+        UPDATE usage_days SET
+            cost_error = CASE WHEN new.cost_usd IS NULL THEN cost_error
+                WHEN abs(cost_sum) > abs(new.cost_usd) THEN cost_error + ((cost_sum - (cost_sum + new.cost_usd)) + new.cost_usd)
+                ELSE cost_error + ((new.cost_usd - (cost_sum + new.cost_usd)) + cost_sum) END,
+            cost_sum = CASE WHEN new.cost_usd IS NULL THEN cost_sum ELSE cost_sum + new.cost_usd END,
+            priced = priced + (new.cost_usd IS NOT NULL),
+            unpriced = unpriced + (new.cost_usd IS NULL),
+            tokens = tokens + new.input_tokens + new.output_tokens + new.cache_write_5m_tokens
+                + new.cache_write_1h_tokens + new.cache_read_tokens
+        WHERE new.ts >= 0 AND day = (new.ts / 86400000) * 86400000 AND model = new.model
+            AND cwd IS new.cwd AND machine IS new.machine;
+    END;
+    "#,
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right
@@ -708,6 +800,18 @@ fn migrate_one(connection: &mut Connection) -> rusqlite::Result<MigrationStep> {
 mod tests {
     use super::*;
 
+    /// An in-memory database with the first `version` migrations.
+    fn migrated_to(version: usize) -> Connection {
+        let connection = Connection::open_in_memory().unwrap();
+        for (index, sql) in MIGRATIONS.iter().take(version).enumerate() {
+            connection.execute_batch(sql).unwrap();
+            connection
+                .pragma_update(None, "user_version", index as i64 + 1)
+                .unwrap();
+        }
+        connection
+    }
+
     fn totals(connection: &Connection, session: &str) -> (f64, i64, i64, i64, i64) {
         connection
             .query_row(
@@ -731,13 +835,7 @@ mod tests {
 
     #[test]
     fn migration_6_sums_existing_sessions_and_triggers_keep_the_totals_in_step() {
-        let mut connection = Connection::open_in_memory().unwrap();
-        for (index, sql) in MIGRATIONS.iter().take(5).enumerate() {
-            connection.execute_batch(sql).unwrap();
-            connection
-                .pragma_update(None, "user_version", index as i64 + 1)
-                .unwrap();
-        }
+        let mut connection = migrated_to(5);
         connection
             .execute_batch(
                 "INSERT INTO sessions (session_id, machine, first_ts, last_ts) VALUES ('s', 'm', 1, 2);
@@ -785,15 +883,115 @@ mod tests {
         assert_eq!(totals(&connection, "late"), (2.0, 15, 1, 0, 1));
     }
 
+    /// The rollup's rows and the usage rows grouped as `/api/stats` grouped
+    /// them before schema 14, since day 0.
+    fn days_both_ways(connection: &Connection) -> (Vec<String>, Vec<String>) {
+        let read = |sql: &str| -> Vec<String> {
+            let mut statement = connection.prepare(sql).unwrap();
+            let rows = statement
+                .query_map([0], |row| {
+                    let cost: Option<f64> = row.get(4)?;
+                    Ok(format!(
+                        "{}|{}|{:?}|{:?}|{:?}|{}|{}",
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, Option<String>>(3)?,
+                        cost.map(|cost| (cost * 1e9).round() / 1e9),
+                        row.get::<_, i64>(5)?,
+                        row.get::<_, i64>(6)?
+                    ))
+                })
+                .unwrap();
+            rows.map(Result::unwrap).collect()
+        };
+        let direct = read(
+            &crate::store::read::stats::COST_PER_DAY_FROM_USAGE
+                .replace("ORDER BY day", "ORDER BY day, model, cwd, machine"),
+        );
+        let rollup = crate::store::read::stats::cost_per_day(connection, 0)
+            .unwrap()
+            .into_iter()
+            .map(|row| {
+                format!(
+                    "{}|{}|{:?}|{:?}|{:?}|{}|{}",
+                    row.day,
+                    row.model,
+                    row.project,
+                    row.machine,
+                    row.cost_usd.map(|cost| (cost * 1e9).round() / 1e9),
+                    row.unpriced_responses,
+                    row.tokens
+                )
+            })
+            .collect();
+        (rollup, direct)
+    }
+
+    fn add_day_usage(
+        connection: &Connection,
+        key: &str,
+        ts: Option<i64>,
+        cwd: Option<&str>,
+        cost: Option<f64>,
+    ) {
+        connection
+            .execute(
+                "INSERT INTO usage (key, message_id, session_id, model, cwd, machine, ts, input_tokens, output_tokens, cost_usd, origin) \
+                 VALUES (?1, ?1, 's', 'm', ?2, 'box', ?3, 10, 5, ?4, 'hook')",
+                rusqlite::params![key, cwd, ts, cost],
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn migration_14_backfills_cost_per_day_and_triggers_keep_it_equal_to_the_usage_rows() {
+        let mut connection = migrated_to(13);
+        let day = 86_400_000;
+        add_day_usage(&connection, "u1", Some(day - 1), Some("/p"), Some(0.1));
+        add_day_usage(&connection, "u2", Some(day + 1), Some("/p"), Some(0.2));
+        add_day_usage(&connection, "u3", Some(day + 2), None, None);
+        add_day_usage(&connection, "u4", None, Some("/p"), Some(5.0));
+        add_day_usage(&connection, "u5", Some(-5), Some("/p"), Some(7.0));
+        migrate(&mut connection).unwrap();
+        let (rollup, direct) = days_both_ways(&connection);
+        assert_eq!(rollup, direct);
+        assert_eq!(rollup.len(), 3, "{rollup:?}");
+
+        // New rows, one in the NULL project's group; a repricing; a row
+        // that moves day; the last row of a group deleted.
+        add_day_usage(&connection, "u6", Some(day + 3), None, Some(0.3));
+        add_day_usage(&connection, "u7", Some(2 * day), Some("/q"), Some(0.7));
+        connection
+            .execute("UPDATE usage SET cost_usd = 1.5 WHERE key = 'u2'", [])
+            .unwrap();
+        connection
+            .execute("UPDATE usage SET cost_usd = NULL WHERE key = 'u6'", [])
+            .unwrap();
+        connection
+            .execute(
+                "UPDATE usage SET ts = 3 * 86400000, input_tokens = 99 WHERE key = 'u1'",
+                [],
+            )
+            .unwrap();
+        connection
+            .execute("UPDATE usage SET ts = 5 WHERE key = 'u4'", [])
+            .unwrap();
+        assert_eq!(days_both_ways(&connection).0, days_both_ways(&connection).1);
+        connection
+            .execute("DELETE FROM usage WHERE key IN ('u7', 'u3')", [])
+            .unwrap();
+        let (rollup, direct) = days_both_ways(&connection);
+        assert_eq!(rollup, direct);
+        let groups: i64 = connection
+            .query_row("SELECT COUNT(*) FROM usage_days", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(groups as usize, rollup.len(), "no empty group is kept");
+    }
+
     #[test]
     fn migration_5_backfills_the_search_index_of_a_version_4_database_in_place() {
-        let mut connection = Connection::open_in_memory().unwrap();
-        for (index, sql) in MIGRATIONS.iter().take(4).enumerate() {
-            connection.execute_batch(sql).unwrap();
-            connection
-                .pragma_update(None, "user_version", index as i64 + 1)
-                .unwrap();
-        }
+        let mut connection = migrated_to(4);
         connection
             .execute(
                 "INSERT INTO events (id, ts, received_at, machine, session_id, hook, tool, source, payload) \

@@ -125,15 +125,17 @@ pub(crate) struct DayCostRow {
     pub(crate) tokens: i64,
 }
 
-/// Cost per UTC day since `since`, by day.
+/// Cost per UTC day since `since` (a day's start), by day, then model,
+/// project and machine. Read from the per-day rollup that triggers keep
+/// (schema 14): a few rows per day, the same figures as grouping the usage
+/// rows (`COST_PER_DAY_FROM_USAGE`).
 pub(crate) fn cost_per_day(
     connection: &Connection,
     since: i64,
 ) -> rusqlite::Result<Vec<DayCostRow>> {
     let mut statement = connection.prepare_cached(
-        "SELECT (ts / 86400000) * 86400000 AS day, model, cwd, machine, SUM(cost_usd), SUM(cost_usd IS NULL), \
-         CAST(TOTAL(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) AS INTEGER) \
-         FROM usage WHERE ts >= ?1 GROUP BY day, model, cwd, machine ORDER BY day",
+        "SELECT day, model, cwd, machine, CASE WHEN priced > 0 THEN cost_sum + cost_error END, unpriced, tokens \
+         FROM usage_days WHERE day >= ?1 ORDER BY day, model, cwd, machine",
     )?;
     let rows = statement.query_map([since], |row| {
         Ok(DayCostRow {
@@ -148,6 +150,14 @@ pub(crate) fn cost_per_day(
     })?;
     rows.collect()
 }
+
+/// [`cost_per_day`] computed from the usage rows themselves, as it was
+/// before the rollup: for tests that check the rollup against it.
+#[cfg(test)]
+pub(crate) const COST_PER_DAY_FROM_USAGE: &str =
+    "SELECT (ts / 86400000) * 86400000 AS day, model, cwd, machine, SUM(cost_usd), SUM(cost_usd IS NULL), \
+     CAST(TOTAL(input_tokens + output_tokens + cache_write_5m_tokens + cache_write_1h_tokens + cache_read_tokens) AS INTEGER) \
+     FROM usage WHERE ts >= ?1 GROUP BY day, model, cwd, machine ORDER BY day";
 
 /// How many sessions have one stored state, and whether they have gone
 /// quiet (no event within their state's limit).
