@@ -15,6 +15,8 @@
 //!    bound of commit-to-delivery: it includes the socket read, batching and
 //!    the commit).
 //! 4. Socket ingest rate of a burst with no WebSocket client and with 50.
+//!    `BENCH_UI_IDLE_CLIENTS=1` runs the benchmark's own WebSocket readers
+//!    at SCHED_IDLE, so they stand for browsers on other machines.
 //!
 //! It prints figures; it asserts nothing.
 
@@ -737,6 +739,16 @@ fn open_clients(
                     .unwrap();
             }
             std::thread::spawn(move || {
+                // BENCH_UI_IDLE_CLIENTS=1: the clients read at SCHED_IDLE,
+                // as browsers on other machines would take no CPU from the
+                // collector; by default they compete with it on this one.
+                if std::env::var_os("BENCH_UI_IDLE_CLIENTS").is_some() {
+                    // SAFETY: this thread's own scheduling, a live sched_param.
+                    unsafe {
+                        let parameters = libc::sched_param { sched_priority: 0 };
+                        libc::sched_setscheduler(0, libc::SCHED_IDLE, &parameters);
+                    }
+                }
                 let mut times = Vec::new();
                 let mut received = 0;
                 let mut closed = false;

@@ -5,11 +5,14 @@
 //! [`MAX_QUEUED_BYTES`]); when it is full the client is closed
 //! with a reason and reconnects from its last `seq`.
 //!
-//! How: each subscriber owns a bounded `crossbeam` channel. `publish` takes a
-//! short lock on the subscriber list, `try_send`s each event, and on a full
-//! queue marks the subscriber as overflowed and drops its sender, so the
-//! client's thread drains what it has, sees the disconnect and closes the
-//! WebSocket with a reason. A subscriber can also ask to be woken (a
+//! How: each subscriber owns a bounded `crossbeam` channel. `publish` cuts
+//! the committed rows into chunks of at most [`CHUNK_EVENTS`] events and
+//! [`CHUNK_COST`] bytes, shared by every subscriber, takes a short lock on the
+//! subscriber list and `try_send`s each chunk (the writer's work per commit
+//! grows with chunks times subscribers, not events times subscribers). On a
+//! full queue it marks the subscriber as overflowed and drops its sender;
+//! the client's thread sees it and either catches up from SQLite or closes
+//! the WebSocket with a reason (`serve::ws`). A subscriber can also ask to be woken (a
 //! `mio::Waker`, one `eventfd` write) so it can sleep in `poll` on its socket
 //! and its queue together; wake-ups are coalesced with a flag.
 //!
@@ -40,16 +43,99 @@ pub(crate) struct LiveEvent {
     pub(crate) json: std::sync::OnceLock<String>,
 }
 
+impl LiveEvent {
+    /// The event's JSON object text, built by the first caller.
+    pub(crate) fn json(&self) -> &str {
+        self.json.get_or_init(|| {
+            let mut text = String::with_capacity(self.event.payload.len() + 256);
+            crate::serve::json::push_event_json(&mut text, &self.event);
+            text
+        })
+    }
+}
+
+/// Consecutive committed events, queued to every subscriber as one unit.
+#[derive(Debug)]
+pub(crate) struct LiveChunk {
+    /// The events, in `seq` order.
+    pub(crate) events: Vec<LiveEvent>,
+    /// What the chunk costs in memory ([`queued_cost`] of its events).
+    cost: usize,
+    /// The `events` frame of the whole chunk ([`LiveChunk::frame`]).
+    frame: OnceLock<Arc<Vec<u8>>>,
+}
+
+impl LiveChunk {
+    /// The first and last `seq` of the chunk.
+    pub(crate) fn seqs(&self) -> (i64, i64) {
+        let seq = |event: Option<&LiveEvent>| event.map_or(0, |live| live.event.seq);
+        (seq(self.events.first()), seq(self.events.last()))
+    }
+
+    /// The WebSocket text frame (unmasked, as a server sends it) of
+    /// `{"type":"events","cursor":LAST,"events":[...]}` with every event,
+    /// built by the first client that asks and written as is by the others.
+    pub(crate) fn frame(&self) -> Arc<Vec<u8>> {
+        self.frame
+            .get_or_init(|| {
+                let bytes: usize = self.events.iter().map(|live| live.json().len() + 1).sum();
+                let mut text = String::with_capacity(bytes + 64);
+                text.push_str(&format!(
+                    "{{\"type\":\"events\",\"cursor\":{},\"events\":[",
+                    self.seqs().1
+                ));
+                for (index, live) in self.events.iter().enumerate() {
+                    if index > 0 {
+                        text.push(',');
+                    }
+                    text.push_str(live.json());
+                }
+                text.push_str("]}");
+                Arc::new(text_frame(text.as_bytes()))
+            })
+            .clone()
+    }
+}
+
+/// One final, unmasked WebSocket text frame of `payload` (RFC 6455 5.2).
+fn text_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(payload.len() + 10);
+    frame.push(0x81);
+    match payload.len() {
+        length @ 0..=125 => frame.push(length as u8),
+        length @ 126..=0xffff => {
+            frame.push(126);
+            frame.extend_from_slice(&(length as u16).to_be_bytes());
+        }
+        length => {
+            frame.push(127);
+            frame.extend_from_slice(&(length as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// The most events in one [`LiveChunk`]: a live frame's worth.
+pub(crate) const CHUNK_EVENTS: usize = 500;
+
+/// The most bytes ([`queued_cost`]) in one [`LiveChunk`] of more than one
+/// event: a chunk is sent as one frame, and the byte budget of a queue is
+/// checked per chunk.
+pub(crate) const CHUNK_COST: usize = 1 << 20;
+
 /// The default number of events a subscriber may have queued before it is
 /// dropped as too slow.
-pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 131_072;
 
 /// The most bytes of events one subscriber may have queued before it is
 /// dropped as too slow. Counting events alone let stalled clients hold
-/// 8,192 events of up to 1 MiB each (2.8 GB RSS was seen); the events are
-/// shared between subscribers, so this also bounds what the hub keeps alive
-/// for all of them together.
-pub(crate) const MAX_QUEUED_BYTES: usize = 16 << 20;
+/// 8,192 events of up to 1 MiB each (2.8 GB RSS was seen). The chunks are
+/// shared between subscribers and every queue holds the newest chunks from
+/// its client's position on, so this also bounds what the hub keeps alive
+/// for all of them together: a burst of 100,000 events of 1 KB (bench-ui)
+/// fits, where 16 MB closed every client that fell a few seconds behind.
+pub(crate) const MAX_QUEUED_BYTES: usize = 256 << 20;
 
 /// What one queued event costs in memory: its payload, the JSON text built
 /// from it once for every client, and the other columns.
@@ -61,8 +147,12 @@ fn queued_cost(event: &CommittedEvent) -> usize {
 struct Slot {
     /// Identifies the slot so the subscription can remove itself on drop.
     id: u64,
-    /// Where `publish` puts events; dropped when the queue overflows.
-    sender: Sender<Arc<LiveEvent>>,
+    /// Where `publish` puts chunks; dropped when the queue overflows.
+    sender: Sender<Arc<LiveChunk>>,
+    /// The most events this subscriber may have queued.
+    capacity: usize,
+    /// Events queued and not yet received.
+    queued_events: Arc<AtomicUsize>,
     /// Shared with the subscription: set when the queue overflowed.
     overflowed: Arc<AtomicBool>,
     /// Wakes the subscriber's thread, when it sleeps in `poll`.
@@ -118,8 +208,10 @@ pub(crate) struct Subscription {
     id: u64,
     /// The hub, to unsubscribe on drop.
     hub: Arc<Hub>,
-    /// Events published since the subscription began.
-    pub(crate) receiver: Receiver<Arc<LiveEvent>>,
+    /// Chunks published since the subscription began.
+    receiver: Receiver<Arc<LiveChunk>>,
+    /// Events queued and not yet received, shared with the slot.
+    queued_events: Arc<AtomicUsize>,
     /// Set when the hub dropped this subscriber for being too slow.
     overflowed: Arc<AtomicBool>,
     /// Cleared before each drain so the next publish wakes the thread again.
@@ -134,12 +226,18 @@ impl Subscription {
         self.overflowed.load(Ordering::Acquire)
     }
 
-    /// The next queued event, if any; what it cost leaves the byte budget.
-    pub(crate) fn try_recv(&self) -> Option<Arc<LiveEvent>> {
-        let live = self.receiver.try_recv().ok()?;
-        self.queued_bytes
-            .fetch_sub(queued_cost(&live.event), Ordering::AcqRel);
-        Some(live)
+    /// The next queued chunk, if any; what it cost leaves the budgets.
+    pub(crate) fn try_recv(&self) -> Option<Arc<LiveChunk>> {
+        let chunk = self.receiver.try_recv().ok()?;
+        self.queued_bytes.fetch_sub(chunk.cost, Ordering::AcqRel);
+        self.queued_events
+            .fetch_sub(chunk.events.len(), Ordering::AcqRel);
+        Some(chunk)
+    }
+
+    /// Whether a chunk is waiting.
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.receiver.is_empty()
     }
 
     /// Call before draining the receiver: re-arms the wake-up.
@@ -167,12 +265,17 @@ impl Hub {
         capacity: usize,
         waker: Option<Arc<mio::Waker>>,
     ) -> Subscription {
-        let (sender, receiver) = crossbeam_channel::bounded(capacity.max(1));
+        // Unbounded as a channel (it allocates as it fills): `publish`
+        // bounds it by the events and bytes queued.
+        let (sender, receiver) = crossbeam_channel::unbounded();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let overflowed = Arc::new(AtomicBool::new(false));
         let wake_pending = Arc::new(AtomicBool::new(false));
         let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let queued_events = Arc::new(AtomicUsize::new(0));
         let slot = Slot {
+            capacity: capacity.max(1),
+            queued_events: queued_events.clone(),
             queued_bytes: queued_bytes.clone(),
             id,
             sender,
@@ -185,6 +288,7 @@ impl Hub {
             id,
             hub: self.clone(),
             receiver,
+            queued_events,
             overflowed,
             wake_pending,
             queued_bytes,
@@ -281,29 +385,25 @@ impl Hub {
         if slots.is_empty() {
             return;
         }
-        let shared: Vec<Arc<LiveEvent>> = events
-            .iter()
-            .map(|event| {
-                Arc::new(LiveEvent {
-                    event: event.clone(),
-                    json: std::sync::OnceLock::new(),
-                })
-            })
-            .collect();
+        let chunks = chunks_of(events);
         slots.retain(|slot| {
-            for event in &shared {
-                let cost = queued_cost(&event.event);
-                let queued = slot.queued_bytes.load(Ordering::Acquire);
-                // One event larger than the budget still goes through an
+            for chunk in &chunks {
+                let queued = slot.queued_events.load(Ordering::Acquire);
+                let bytes = slot.queued_bytes.load(Ordering::Acquire);
+                // One chunk larger than the budget still goes through an
                 // empty queue.
-                if queued > 0 && queued + cost > MAX_QUEUED_BYTES {
+                let over = queued + chunk.events.len() > slot.capacity
+                    || bytes + chunk.cost > MAX_QUEUED_BYTES;
+                if queued > 0 && over {
                     slot.overflowed.store(true, Ordering::Release);
                     self.dropped_slow.fetch_add(1, Ordering::Relaxed);
                     wake(slot);
                     return false;
                 }
-                slot.queued_bytes.fetch_add(cost, Ordering::AcqRel);
-                match slot.sender.try_send(event.clone()) {
+                slot.queued_bytes.fetch_add(chunk.cost, Ordering::AcqRel);
+                slot.queued_events
+                    .fetch_add(chunk.events.len(), Ordering::AcqRel);
+                match slot.sender.try_send(chunk.clone()) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) => {
                         slot.overflowed.store(true, Ordering::Release);
@@ -318,6 +418,39 @@ impl Hub {
             true
         });
     }
+}
+
+/// `events` cut into shared chunks of at most [`CHUNK_EVENTS`] events and
+/// [`CHUNK_COST`] bytes (one event larger than that is a chunk alone).
+fn chunks_of(events: &[Arc<CommittedEvent>]) -> Vec<Arc<LiveChunk>> {
+    let mut chunks = Vec::new();
+    let mut current: Vec<LiveEvent> = Vec::new();
+    let mut cost = 0;
+    for event in events {
+        let event_cost = queued_cost(event);
+        if !current.is_empty() && (current.len() >= CHUNK_EVENTS || cost + event_cost > CHUNK_COST)
+        {
+            chunks.push(Arc::new(LiveChunk {
+                events: std::mem::take(&mut current),
+                cost,
+                frame: OnceLock::new(),
+            }));
+            cost = 0;
+        }
+        cost += event_cost;
+        current.push(LiveEvent {
+            event: event.clone(),
+            json: OnceLock::new(),
+        });
+    }
+    if !current.is_empty() {
+        chunks.push(Arc::new(LiveChunk {
+            events: current,
+            cost,
+            frame: OnceLock::new(),
+        }));
+    }
+    chunks
 }
 
 fn wake(slot: &Slot) {
@@ -336,18 +469,25 @@ mod tests {
         Arc::new(CommittedEvent::for_test(seq))
     }
 
+    /// The seqs queued for `client`, received.
+    fn received(client: &Subscription) -> Vec<i64> {
+        std::iter::from_fn(|| client.try_recv())
+            .flat_map(|chunk| {
+                chunk
+                    .events
+                    .iter()
+                    .map(|live| live.event.seq)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     #[test]
     fn with_a_backfill_a_batch_after_a_gap_waits_for_the_gap_and_nothing_goes_twice() {
         let hub = Hub::new();
         let wake = hub.attach_backfill(10);
         let client = hub.subscribe(100, None);
-        let seqs = |client: &Subscription| {
-            client
-                .receiver
-                .try_iter()
-                .map(|live| live.event.seq)
-                .collect::<Vec<_>>()
-        };
+        let seqs = received;
         hub.publish(&[event(11)]);
         // 12 and 13 came from another process; the writer's 14 must wait.
         hub.publish(&[event(14)]);
@@ -376,17 +516,47 @@ mod tests {
         }
         assert!(slow.overflowed());
         assert!(!fast.overflowed());
-        assert_eq!(slow.receiver.try_iter().count(), 4);
-        assert!(slow.receiver.try_recv().is_err());
-        assert_eq!(
-            fast.receiver
-                .try_iter()
-                .map(|e| e.event.seq)
-                .collect::<Vec<_>>(),
-            (1..=10).collect::<Vec<_>>()
-        );
+        assert_eq!(received(&slow), [1, 2, 3, 4]);
+        assert_eq!(received(&fast), (1..=10).collect::<Vec<_>>());
         assert_eq!(hub.subscriber_count(), 1);
         drop(fast);
         assert_eq!(hub.subscriber_count(), 0);
+    }
+
+    #[test]
+    fn a_commit_is_queued_as_shared_chunks_of_a_frame_each() {
+        let hub = Hub::new();
+        let first = hub.subscribe(DEFAULT_QUEUE_CAPACITY, None);
+        let second = hub.subscribe(DEFAULT_QUEUE_CAPACITY, None);
+        let batch: Vec<_> = (1..=1200).map(event).collect();
+        hub.publish(&batch);
+        let chunks: Vec<_> = std::iter::from_fn(|| first.try_recv()).collect();
+        assert_eq!(
+            chunks.iter().map(|chunk| chunk.seqs()).collect::<Vec<_>>(),
+            [(1, 500), (501, 1000), (1001, 1200)]
+        );
+        let other: Vec<_> = std::iter::from_fn(|| second.try_recv()).collect();
+        assert!(Arc::ptr_eq(&chunks[0], &other[0]), "one chunk for both");
+        let frame = chunks[2].frame();
+        // A final text frame, unmasked, its length in 2 or 8 bytes.
+        assert_eq!(frame[0], 0x81);
+        let (length, start) = match frame[1] {
+            126 => (u16::from_be_bytes([frame[2], frame[3]]) as usize, 4),
+            127 => (
+                u64::from_be_bytes(frame[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            length => (length as usize, 2),
+        };
+        assert_eq!(length, frame.len() - start);
+        let parsed: serde_json::Value = serde_json::from_slice(&frame[start..]).unwrap();
+        assert_eq!(parsed["cursor"], 1200);
+        assert_eq!(parsed["events"].as_array().unwrap().len(), 200);
+        assert_eq!(parsed["events"][0]["seq"], 1001);
+        // A queue counts events, not chunks: 8,192 events and it is full.
+        let third = hub.subscribe(1000, None);
+        hub.publish(&(1201..=2000).map(event).collect::<Vec<_>>());
+        hub.publish(&(2001..=2300).map(event).collect::<Vec<_>>());
+        assert!(third.overflowed(), "1,100 events queued against 1,000");
     }
 }

@@ -273,3 +273,42 @@ fn bad_websocket_parameters_get_a_400() {
         other => panic!("expected a 400, got {:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn a_large_commit_reaches_clients_with_and_without_filters_whole_and_in_order() {
+    let db = TestDb::new();
+    let server = TestServer::start(&db, None);
+    let mut plain = [
+        open(&server, "", None).unwrap(),
+        open(&server, "", None).unwrap(),
+    ];
+    let mut filtered = open(&server, "hook=Stop", None).unwrap();
+    let mut seen: Vec<Seen> = (0..3).map(|_| Seen::default()).collect();
+    for (client, seen) in plain.iter_mut().chain([&mut filtered]).zip(&mut seen) {
+        read_until(client, seen, |seen| seen.live_at.is_some());
+    }
+    wait_until("three subscribers", Duration::from_secs(10), || {
+        server.hub.subscriber_count() == 3
+    });
+    // One commit of 1,200 events (the hub cuts it in chunks of 500, whose
+    // frames the unfiltered clients share), then a small one.
+    let event = |seq: i64| {
+        let mut event = (*big_event(seq)).clone();
+        event.payload = format!("{{\"n\":{seq}}}");
+        event.hook = if seq % 100 == 0 { "Stop" } else { "PreToolUse" }.into();
+        Arc::new(event)
+    };
+    server
+        .hub
+        .publish(&(1..=1200).map(event).collect::<Vec<_>>());
+    server
+        .hub
+        .publish(&(1201..=1210).map(event).collect::<Vec<_>>());
+    for (client, seen) in plain.iter_mut().zip(&mut seen) {
+        read_until(client, seen, |seen| seen.cursor == 1210);
+        assert_eq!(seen.seqs, (1..=1210).collect::<Vec<_>>());
+    }
+    read_until(&mut filtered, &mut seen[2], |seen| seen.seqs.len() == 12);
+    assert_eq!(seen[2].seqs, (1..=12).map(|n| n * 100).collect::<Vec<_>>());
+    assert!(seen[2].hooks.iter().all(|hook| hook == "Stop"));
+}
