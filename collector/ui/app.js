@@ -10,14 +10,14 @@
 import { api, post, signIn, signInProblem } from "./api.js";
 import { init as approvals } from "./approvals.js";
 import { init as initBudgets } from "./budgets.js";
-import { filters, loadOlder, neighbour, restart, selectedSeq, togglePause, whenEventArrives } from "./feed.js";
+import { feedStarted, filters, loadOlder, neighbour, restart, selectedSeq, togglePause, whenEventArrives } from "./feed.js";
 import { focusSearch, formFilters, loadHooks, setSessionFilter, showFilters, whenFiltersChange } from "./filters.js";
 import { hideEvent, showEvent } from "./detail.js";
 import { setConnection } from "./live.js";
 import { refreshHealth } from "./health.js";
 import { refreshOverview } from "./overview.js";
 import { go, openEvent, readQuery, readRoute, routeHash, whenRouteChanges, writeQuery } from "./route.js";
-import { selectedSession, setSession, showSession } from "./session.js";
+import { selectedSession, sessionFirstDrawn, setSession, showSession } from "./session.js";
 import { markSelected, noteEvent, refreshSessions, refreshSessionsIfDue, setSort, sortOrder, whenSessionsRedrawn } from "./sessions.js";
 
 const FEATURES = [approvals, initBudgets];
@@ -131,11 +131,19 @@ async function start() {
   // A session filter in the query string opens that session's view.
   if (initial.view === "events" && chosen.session) history.replaceState(null, "", location.pathname + location.search + routeHash("session", chosen.session, initial.event));
   wire();
-  restart(chosen);
+  // A session's route starts the feed filtered to it; another starts it
+  // here (starting it first drew a page of every session's events only to
+  // replace it).
   applyRoute();
+  if (!feedStarted()) restart(chosen);
   every(2000, refreshHealth);
   every(10000, refreshOverview);
-  every(1000, refreshSessionsIfDue);
+  // Opened on a session, the page draws that session's view first and the
+  // sessions list after it (or after 3 s): both at once took the view of a
+  // 20,000-event session twice as long (issue 21 item 4).
+  const opened = readRoute().view === "session"
+    ? Promise.race([sessionFirstDrawn, new Promise((resolve) => setTimeout(resolve, 3000))]) : Promise.resolve();
+  opened.then(() => every(1000, refreshSessionsIfDue));
   const page = { api, post, go, openEvent, every };
   for (const init of FEATURES) init(page);
 }

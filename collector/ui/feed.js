@@ -35,6 +35,9 @@ export function whenEventArrives(callback) { feed.noteEvent = callback; }
 
 export function filters() { return feed.filters; }
 
+// Whether the list has been started (restart) at least once.
+export function feedStarted() { return feed.generation > 0; }
+
 function rowFor(event, fresh) {
   const tr = el("tr", "event" + (fresh ? " fresh" : "") + (event.hook === "PostToolUseFailure" ? " failed" : ""));
   tr.dataset.seq = event.seq;

@@ -4,7 +4,7 @@
 
 import { api } from "./api.js";
 import { completeness, configFlag, duration, el, money, project, setText, setTitle, short, STATE_LABELS, textNode, timeSplitBar, timeSplitText, tokens } from "./format.js";
-import { drawTimeline } from "./timeline.js";
+import { drawTimeline, fetchTimeline } from "./timeline.js";
 import { drawEdits } from "./edits.js";
 
 const $ = {
@@ -25,6 +25,11 @@ const $ = {
 let selected = null;     // the open session's id; a late answer for another is dropped
 
 export function selectedSession() { return selected; }
+
+// Resolves once a session view has been drawn (or failed to): the page
+// opened on a session draws the sessions list after it (app.js).
+let firstDrawn;
+export const sessionFirstDrawn = new Promise((resolve) => { firstDrawn = resolve; });
 
 // Opens session `id` (null: none); the side pane stays hidden until drawn.
 export function setSession(id) {
@@ -164,10 +169,17 @@ export async function showSession(id) {
     } while (draw.again && id === selected);
   } finally {
     if (running === draw) running = null;
+    firstDrawn();
   }
 }
 
 async function drawSession(id) {
+  const current = () => id === selected;
+  // The timeline and the edits are asked for with the session, not after
+  // it: on a long session each answer takes tens of milliseconds.
+  const timeline = fetchTimeline(id);
+  timeline.catch(() => {});
+  const edits = drawEdits(id, current);
   let data;
   try { data = await api("/api/sessions/" + encodeURIComponent(id)); } catch (error) { return; }
   if (id !== selected) return;
@@ -179,8 +191,7 @@ async function drawSession(id) {
   renderPrompts(data.prompts);
   $.pane.hidden = false;
   $.hint.hidden = !$.eventPane.hidden;
-  const current = () => id === selected;
-  await Promise.all([drawTimeline(id, current), drawEdits(id, current)]);
+  await Promise.all([drawTimeline(id, current, timeline), edits]);
   // For scripts/bench-ui: the moment a whole session view is drawn.
   if (current()) performance.mark("session-drawn");
 }

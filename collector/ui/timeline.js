@@ -105,9 +105,16 @@ function drawMarkers(root, x, markers, plot) {
   }
 }
 
-// Draws session `id`'s timeline unless `current()` says the page moved on.
-export async function drawTimeline(id, current) {
-  const data = await api("/api/sessions/" + encodeURIComponent(id) + "/timeline");
+// Session `id`'s timeline data (a promise), so a caller can ask for it
+// before it needs it.
+export function fetchTimeline(id) {
+  return api("/api/sessions/" + encodeURIComponent(id) + "/timeline");
+}
+
+// Draws session `id`'s timeline, from `pending` (fetchTimeline's promise)
+// or a fetch of its own, unless `current()` says the page moved on.
+export async function drawTimeline(id, current, pending) {
+  const data = await (pending || fetchTimeline(id));
   if (!current()) return;
   const width = Math.max(400, $.box.clientWidth || 800);
   const plot = width - LABEL - 10;
