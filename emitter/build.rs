@@ -27,7 +27,11 @@ const DISCARD_UNWIND: &str = "SECTIONS {\n  /DISCARD/ : { EXCLUDE_FILE(*crtbegin
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    if std::env::var("PROFILE").as_deref() == Ok("release") {
+    // `HOOKTRAIL_EMIT_SYMBOLS=1` keeps the symbol table, for profiling the
+    // release binary (callgrind names functions then); nothing else changes.
+    println!("cargo:rerun-if-env-changed=HOOKTRAIL_EMIT_SYMBOLS");
+    let keep_symbols = std::env::var_os("HOOKTRAIL_EMIT_SYMBOLS").is_some();
+    if std::env::var("PROFILE").as_deref() == Ok("release") && !keep_symbols {
         println!("cargo:rustc-link-arg-bins=-Wl,--strip-all");
     }
     let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
