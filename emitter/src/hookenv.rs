@@ -10,7 +10,8 @@
 //! looked up the ordinary way, so every answer is
 //! [`paths::process_env`]'s.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, OsStr};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
 
 use hooktrail_shared::paths;
@@ -99,12 +100,19 @@ impl HookEnv {
 
     /// Whether `name` is set at all (any value, as `var_os(name).is_some()`).
     pub fn is_set(&self, name: &str) -> bool {
+        self.value_os(name).is_some()
+    }
+
+    /// What `std::env::var_os(name)` answers, without copying a kept
+    /// variable's value.
+    pub fn value_os(&self, name: &str) -> Option<std::borrow::Cow<'static, OsStr>> {
         if !kept(name.as_bytes()) {
-            return std::env::var_os(name).is_some();
+            return std::env::var_os(name).map(std::borrow::Cow::Owned);
         }
         self.vars
             .iter()
-            .any(|(kept_name, _)| *kept_name == name.as_bytes())
+            .find(|(kept_name, _)| *kept_name == name.as_bytes())
+            .map(|(_, value)| std::borrow::Cow::Borrowed(OsStr::from_bytes(value)))
     }
 }
 
@@ -141,8 +149,8 @@ mod tests {
         for name in &names {
             assert_eq!(env.lookup(name), paths::process_env(name), "{name}");
             assert_eq!(
-                env.is_set(name),
-                !name.is_empty() && std::env::var_os(name).is_some(),
+                env.value_os(name).map(|value| value.into_owned()),
+                std::env::var_os(name),
                 "{name}"
             );
         }
