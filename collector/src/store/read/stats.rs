@@ -128,13 +128,16 @@ pub(crate) struct DayCostRow {
 /// Cost per UTC day since `since` (a day's start), by day, then model,
 /// project and machine. Read from the per-day rollup that triggers keep
 /// (schema 14): a few rows per day, the same figures as grouping the usage
-/// rows (`COST_PER_DAY_FROM_USAGE`).
+/// rows (`COST_PER_DAY_FROM_USAGE`). `tokens` is cast as that query casts
+/// its sum: token counts a hand-made row pushed past `i64` (SQLite then
+/// goes on in floating point) read as the largest integer.
 pub(crate) fn cost_per_day(
     connection: &Connection,
     since: i64,
 ) -> rusqlite::Result<Vec<DayCostRow>> {
     let mut statement = connection.prepare_cached(
-        "SELECT day, model, cwd, machine, CASE WHEN priced > 0 THEN cost_sum + cost_error END, unpriced, tokens \
+        "SELECT day, model, cwd, machine, CASE WHEN priced > 0 THEN cost_sum + cost_error END, unpriced, \
+         CAST(tokens AS INTEGER) \
          FROM usage_days WHERE day >= ?1 ORDER BY day, model, cwd, machine",
     )?;
     let rows = statement.query_map([since], |row| {
