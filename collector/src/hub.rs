@@ -133,9 +133,9 @@ pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 131_072;
 /// 8,192 events of up to 1 MiB each (2.8 GB RSS was seen). The chunks are
 /// shared between subscribers and every queue holds the newest chunks from
 /// its client's position on, so this also bounds what the hub keeps alive
-/// for all of them together: a burst of 100,000 events of 1 KB (bench-ui)
-/// fits, where 16 MB closed every client that fell a few seconds behind.
-pub(crate) const MAX_QUEUED_BYTES: usize = 256 << 20;
+/// for all of them together (`hostile`'s stalled clients: peak RSS 91 MB).
+/// 16 MB closed every client that fell a few seconds behind a burst.
+pub(crate) const MAX_QUEUED_BYTES: usize = 64 << 20;
 
 /// What one queued event costs in memory: its payload, the JSON text built
 /// from it once for every client, and the other columns.
