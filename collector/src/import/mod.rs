@@ -5,7 +5,10 @@
 //! thread walks `DIR` and turns each transcript into hook-like events, usage
 //! and ids ([`synthesize`]); the main thread stores them in batches through
 //! the writer's own transaction ([`ImportStore`], `store::writer::
-//! commit_events`), so the two overlap. The batches are small (at most
+//! commit_events`), so the two overlap. A third thread reads the files
+//! ahead, in the same order, into a few buffers ([`prefetch`]), so the
+//! parsing thread waits neither for the disk nor for the copy out of the
+//! page cache. The batches are small (at most
 //! [`BATCH_EVENTS`] events or [`BATCH_BYTES`] of payload), which bounds the
 //! memory and how long a running collector waits for the write lock.
 //!
@@ -23,6 +26,7 @@
 //! The summary counts what was stored: sessions with new events, and
 //! responses inserted or updated (not those a hook already recorded).
 
+mod prefetch;
 mod progress;
 mod skim;
 pub(crate) mod synthesize;
@@ -147,15 +151,21 @@ pub fn run(
     let bytes_read = AtomicU64::new(0);
     let mut summary = ImportSummary::default();
     let mut progress = Progress::new(show_progress, total);
-    let (sender, receiver) = crossbeam_channel::bounded::<Batch>(2);
+    // One batch waiting while one is stored and the next is read: the
+    // reader stays a batch ahead, and memory holds three at most.
+    let (sender, receiver) = crossbeam_channel::bounded::<Batch>(1);
+    let paths = files.iter().map(|(path, _, _)| path.clone()).collect();
+    let (prefetcher, prefetched) = prefetch::prefetch(paths, prefetch::CHUNK_BYTES);
     let read_summary = std::thread::scope(|scope| -> Result<ImportSummary, String> {
         let bytes_read = &bytes_read;
         let files = &files;
+        scope.spawn(move || prefetcher.run());
         let reader = scope.spawn(move || {
             let reading = Reading {
                 machine,
                 redactor,
                 bytes_read,
+                prefetched: &prefetched,
             };
             read_all(files, &reading, &reader_connection, &sender)
         });
@@ -257,6 +267,8 @@ struct Reading<'a> {
     redactor: &'a Redactor,
     /// Bumped as bytes are read, for the progress bar.
     bytes_read: &'a AtomicU64,
+    /// The files' bytes, read ahead in order by a thread of their own.
+    prefetched: &'a prefetch::Prefetched,
 }
 
 /// The reading thread: every file, in path order (a session's file before
@@ -271,6 +283,7 @@ fn read_all(
         machine,
         redactor,
         bytes_read,
+        prefetched,
     } = *reading;
     let mut summary = ImportSummary::default();
     let mut facts_by_session: HashMap<String, SessionFacts> = HashMap::new();
@@ -282,7 +295,7 @@ fn read_all(
     let mut output = Output::default();
     let mut stored_before = HashSet::new();
     let mut orphan: Option<Orphan> = None;
-    for (path, kind, _) in files {
+    for (index, (path, kind, _)) in files.iter().enumerate() {
         let session_id = kind.session_id();
         if orphan
             .as_ref()
@@ -333,7 +346,7 @@ fn read_all(
             bytes_read,
         };
         let reading_started = Instant::now();
-        let result = synthesize::read_file(&job, &mut output);
+        let result = synthesize::read_from(&job, prefetched.file(index), &mut output);
         summary.reading += reading_started.elapsed();
         match result {
             Ok(counts) if counts.binary => summary.skipped_files += 1,

@@ -19,6 +19,12 @@
 //! balanced quotes and brackets), but not its escapes and control bytes:
 //! a line whose only flaw lies deep in a tool result's body is now read,
 //! where serde refused it whole (nothing of it was kept anyway).
+//!
+//! The cut line also tells an `attachment` line as the whole line would
+//! (`synthesize::is_attachment`, a search for `"type":"attachment"`): that
+//! text has bare quotes, which a string's body never holds, so it can only
+//! overlap a cut body by ending at its closing quote followed by `:`, and a
+//! string followed by `:` (a key, never cut, or broken JSON) is not cut.
 
 /// The characters kept of a cut string: more than the 2,000 of an error
 /// text (`synthesize::MAX_ERROR_CHARS`), so its cut and its ellipsis come
@@ -130,7 +136,10 @@ pub(crate) fn cut_tool_results(line: &[u8], out: &mut Vec<u8>) -> bool {
                     expect_key = false;
                 } else if value_place(&stack, next_place) == Place::ToolResult {
                     if let Some(cut) = cut_point(line, start, end) {
-                        if !dropped_is_valid(&line[cut..end]) {
+                        // A value followed by `:` is no JSON; cutting it
+                        // could also make or unmake a `"type":"attachment"`
+                        // across the cut (`synthesize::is_attachment`).
+                        if !dropped_is_valid(&line[cut..end]) || line.get(end + 1) == Some(&b':') {
                             return false;
                         }
                         out.extend_from_slice(&line[copied..cut]);

@@ -31,8 +31,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -146,10 +145,45 @@ pub(crate) struct FileJob<'a> {
     pub(crate) bytes_read: &'a AtomicU64,
 }
 
-/// Reads one transcript into `output`.
+#[cfg(test)]
+impl<'a> FileJob<'a> {
+    /// A job of the tests: machine `m`, not live.
+    pub(crate) fn for_test(
+        path: &'a Path,
+        kind: &'a FileKind,
+        redactor: &'a Redactor,
+        bytes_read: &'a AtomicU64,
+    ) -> FileJob<'a> {
+        FileJob {
+            path,
+            kind,
+            machine: "m",
+            redactor,
+            live: false,
+            bytes_read,
+        }
+    }
+}
+
+/// Reads one transcript into `output`, from the file itself (the import
+/// reads ahead on a thread of its own: [`read_from`]).
+#[cfg(test)]
 pub(crate) fn read_file(job: &FileJob<'_>, output: &mut Output) -> std::io::Result<FileCounts> {
-    let file = File::open(job.path)?;
-    let mut reader = BufReader::with_capacity(1024 * 1024, file);
+    let file = std::fs::File::open(job.path)?;
+    read_from(
+        job,
+        std::io::BufReader::with_capacity(1024 * 1024, file),
+        output,
+    )
+}
+
+/// Reads one transcript into `output` from `reader`, which holds the bytes
+/// of `job.path` (read ahead by the import's reading thread).
+pub(crate) fn read_from(
+    job: &FileJob<'_>,
+    mut reader: impl BufRead,
+    output: &mut Output,
+) -> std::io::Result<FileCounts> {
     let mut counts = FileCounts::default();
     // A file with NUL bytes at its start is not a transcript (JSONL text
     // never holds one): skipped whole, not counted line by line.
@@ -160,35 +194,34 @@ pub(crate) fn read_file(job: &FileJob<'_>, output: &mut Output) -> std::io::Resu
         return Ok(counts);
     }
     let mut state = FileState::new(job);
-    let mut line = Vec::with_capacity(64 * 1024);
+    // A line split across the reader's buffer, or longer than it, copied.
+    let mut line = Vec::new();
     // The line with its tool results' bodies cut ([`skim`]), reused.
     let mut skimmed = Vec::new();
     loop {
-        line.clear();
-        let (read, whole) = read_line_capped(&mut reader, &mut line, MAX_LINE_BYTES)?;
-        if read == 0 {
+        let buffer = match reader.fill_buf() {
+            Ok(buffer) => buffer,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if buffer.is_empty() {
             break;
         }
+        // Most lines lie whole in the buffer: read there, not copied.
+        if let Some(at) = memchr::memchr(b'\n', buffer) {
+            job.bytes_read.fetch_add(at as u64 + 1, Ordering::Relaxed);
+            state.raw_line(&buffer[..at], &mut skimmed, output, &mut counts);
+            reader.consume(at + 1);
+            continue;
+        }
+        line.clear();
+        let (read, whole) = read_line_capped(&mut reader, &mut line, MAX_LINE_BYTES)?;
         job.bytes_read.fetch_add(read as u64, Ordering::Relaxed);
         if !whole {
             counts.bad_lines += 1;
             continue;
         }
-        while line
-            .last()
-            .is_some_and(|byte| matches!(byte, b'\n' | b'\r'))
-        {
-            line.pop();
-        }
-        if line.iter().all(u8::is_ascii_whitespace) || is_bookkeeping(&line) {
-            continue;
-        }
-        let parsed = if skim::cut_tool_results(&line, &mut skimmed) {
-            &skimmed
-        } else {
-            &line
-        };
-        state.line(&line, parsed, output, &mut counts);
+        state.raw_line(&line, &mut skimmed, output, &mut counts);
     }
     state.finish(output, &mut counts);
     Ok(counts)
@@ -502,6 +535,35 @@ impl<'j> FileState<'j> {
 
     fn session_id(&self) -> &'j str {
         self.job.kind.session_id()
+    }
+
+    /// One line as read, with or without its newline: blank and
+    /// bookkeeping lines are skipped, tool results' bodies cut ([`skim`]).
+    fn raw_line(
+        &mut self,
+        line: &[u8],
+        skimmed: &mut Vec<u8>,
+        output: &mut Output,
+        counts: &mut FileCounts,
+    ) {
+        let mut line = line;
+        while let [rest @ .., b'\n' | b'\r'] = line {
+            line = rest;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) || starts_as_bookkeeping(line) {
+            return;
+        }
+        let parsed = if skim::cut_tool_results(line, skimmed) {
+            skimmed.as_slice()
+        } else {
+            line
+        };
+        // The cut line names an attachment exactly when the whole one does
+        // (see `skim`), and is searched much faster.
+        if is_attachment(parsed) {
+            return;
+        }
+        self.line(line, parsed, output, counts);
     }
 
     /// One whole line, without its newline (`bytes`), and what serde reads
@@ -1035,10 +1097,9 @@ impl<'j> FileState<'j> {
                 .or(agent_id.and(self.agent_type.as_deref())),
             ..payload
         };
-        let Ok(text) = serde_json::to_string(&payload) else {
-            return;
-        };
-        let Ok(raw) = RawValue::from_string(text) else {
+        // Serialized straight into a raw value: serde_json wrote it, so it
+        // is not parsed again to be checked (`RawValue::from_string`).
+        let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
             return;
         };
         let id = derived_id(&[
@@ -1098,13 +1159,24 @@ pub(crate) fn end_orphan_session(job: &FileJob<'_>, last_line: &LastLine, output
 /// with their `type` (`api-request`, `file-history-snapshot`, `cost-state`,
 /// …), or a context `attachment`: skipped without parsing, since they hold
 /// no event and are a large share of a transcript's bytes.
+#[cfg(test)]
 fn is_bookkeeping(line: &[u8]) -> bool {
-    if let Some(rest) = line.strip_prefix(b"{\"type\":") {
-        let rest = rest.strip_prefix(b" ").unwrap_or(rest);
-        return !(rest.starts_with(b"\"user\"")
-            || rest.starts_with(b"\"assistant\"")
-            || rest.starts_with(b"\"system\""));
-    }
+    starts_as_bookkeeping(line) || is_attachment(line)
+}
+
+/// Whether a line starts with a `type` that holds no event.
+fn starts_as_bookkeeping(line: &[u8]) -> bool {
+    let Some(rest) = line.strip_prefix(b"{\"type\":") else {
+        return false;
+    };
+    let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+    !(rest.starts_with(b"\"user\"")
+        || rest.starts_with(b"\"assistant\"")
+        || rest.starts_with(b"\"system\""))
+}
+
+/// Whether a line is (or holds) a context `attachment`.
+fn is_attachment(line: &[u8]) -> bool {
     memmem(line, b"\"type\": \"attachment\"").is_some()
         || memmem(line, b"\"type\":\"attachment\"").is_some()
 }
@@ -1226,6 +1298,82 @@ mod tests {
         assert!(!is_bookkeeping(
             br#"{"parentUuid":null,"type":"user","message":{"content":"\"type\": \"attachment\""}}"#
         ));
+    }
+
+    #[test]
+    fn a_cut_line_names_an_attachment_exactly_when_the_whole_line_does() {
+        let body = "x\\\"type\\\":\\\"attachment\\\" ".repeat(2000);
+        let marker = r#"{"type":"attachment","n":1}"#;
+        let lines = [
+            // A tool result that holds an attachment block, after a long body.
+            format!(
+                r#"{{"type":"user","message":{{"content":[{{"type":"tool_result","content":"{body}"}},{marker}]}}}}"#
+            ),
+            // The marker only inside the body (escaped): no attachment.
+            format!(r#"{{"type":"user","toolUseResult":{{"stdout":"{body}"}}}}"#),
+            // A body ending in `\"type` right before `:"attachment"`.
+            format!(r#"{{"type":"user","toolUseResult":{{"a":"{body}\"type":"attachment"}}}}"#),
+        ];
+        for line in &lines {
+            let mut cut = Vec::new();
+            let parsed: &[u8] = if skim::cut_tool_results(line.as_bytes(), &mut cut) {
+                &cut
+            } else {
+                line.as_bytes()
+            };
+            assert_eq!(
+                is_attachment(parsed),
+                is_attachment(line.as_bytes()),
+                "{line:.80}"
+            );
+        }
+        let mut cut = Vec::new();
+        assert!(skim::cut_tool_results(lines[0].as_bytes(), &mut cut));
+        assert!(is_attachment(&cut));
+        assert!(!skim::cut_tool_results(lines[2].as_bytes(), &mut cut));
+    }
+
+    #[test]
+    fn lines_are_read_alike_whole_in_the_buffer_or_across_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s1.jsonl");
+        let long = "y".repeat(3 * 1024 * 1024);
+        let text = format!(
+            "{}\n{}\r\n\n{}\n{}",
+            r#"{"type":"user","uuid":"u1","timestamp":"2026-01-01T00:00:00.000Z","promptId":"p1","message":{"content":"hello"}}"#,
+            r#"{"type":"assistant","uuid":"a1","timestamp":"2026-01-01T00:00:01.000Z","message":{"id":"m1","model":"claude-x","stop_reason":"end_turn","content":[]}}"#,
+            format_args!(
+                r#"{{"type":"user","uuid":"u2","timestamp":"2026-01-01T00:00:02.000Z","promptId":"p2","message":{{"content":"{long}"}}}}"#
+            ),
+            r#"{"type":"system","subtype":"stop_hook_summary","uuid":"s1","timestamp":"2026-01-01T00:00:03.000Z"}"#,
+        );
+        std::fs::write(&path, &text).unwrap();
+        let kind = FileKind::Session {
+            session_id: "s1".to_owned(),
+        };
+        let redactor = Redactor::new(hooktrail_shared::redact::Settings::default());
+        let bytes_read = AtomicU64::new(0);
+        let job = FileJob::for_test(&path, &kind, &redactor, &bytes_read);
+        let mut output = Output::default();
+        let counts = read_file(&job, &mut output).unwrap();
+        assert_eq!(bytes_read.load(Ordering::Relaxed), text.len() as u64);
+        assert_eq!(counts.bad_lines, 0);
+        let hooks: Vec<&str> = output
+            .events
+            .iter()
+            .map(|event| event.row.hook.as_str())
+            .collect();
+        assert_eq!(
+            hooks,
+            [
+                "SessionStart",
+                "UserPromptSubmit",
+                "Stop",
+                "UserPromptSubmit",
+                "SessionEnd"
+            ]
+        );
+        assert_eq!(counts.last_line.map(|last| last.key), Some("s1".to_owned()));
     }
 
     #[test]
