@@ -194,7 +194,7 @@ pub fn drop_paths(payload: &str, rules: &[DropRule], report: &mut Report) -> Opt
 /// escape other than as `\u`, or a `\u` escape anywhere in the payload
 /// (which could spell a name) leaves the answer to the parse.
 fn no_rule_names_a_tool_in(payload: &str, rules: &[DropRule]) -> bool {
-    let plain_name = |tool: &String| {
+    let plain_name = |tool: &Cow<'static, str>| {
         !tool.is_empty()
             && tool
                 .bytes()
@@ -278,8 +278,8 @@ mod tests {
         assert!(!no_rule_names_a_tool_in(escaped, &rules));
         let out = drop_paths(escaped, &rules, &mut Report::default()).unwrap();
         assert!(!out.contains("A=1"), "{out}");
-        let rule = |tools: &[&str]| DropRule {
-            tools: tools.iter().map(|tool| tool.to_string()).collect(),
+        let rule = |tools: &[&'static str]| DropRule {
+            tools: tools.iter().map(|&tool| Cow::Borrowed(tool)).collect(),
             files: Vec::new(),
             paths: vec!["tool_response".into()],
         };
