@@ -31,32 +31,7 @@ pub fn run(arguments: &[String]) -> u8 {
     }
     let loaded = config::load();
     let config = &loaded.config;
-    println!("Configuration");
-    for origin in &loaded.origins {
-        println!("  {origin}");
-    }
-    println!(
-        "  mode: {}",
-        if config.redis.is_some() {
-            "redis"
-        } else {
-            "local"
-        }
-    );
-    if loaded.problems.is_empty() {
-        println!("  problems: none");
-    } else {
-        println!("  problems:");
-        for problem in &loaded.problems {
-            println!("    - {problem}");
-        }
-    }
-    for error in &loaded.errors {
-        println!("  CONFIG ERROR: {error}");
-    }
-    if config.config_error {
-        println!("  until it is fixed, hooks send only metadata (privacy \"metadata\") and mark every event with config_error");
-    }
+    print_configuration(&loaded);
 
     println!();
     crate::redact::describe(&config.redaction);
@@ -145,6 +120,38 @@ pub fn run(arguments: &[String]) -> u8 {
         0
     } else {
         1
+    }
+}
+
+/// Prints where each setting came from, the problems loading found and what
+/// a config error does to privacy.
+fn print_configuration(loaded: &config::LoadedConfig) {
+    let config = &loaded.config;
+    println!("Configuration");
+    for origin in &loaded.origins {
+        println!("  {origin}");
+    }
+    println!(
+        "  mode: {}",
+        if config.redis.is_some() {
+            "redis"
+        } else {
+            "local"
+        }
+    );
+    if loaded.problems.is_empty() {
+        println!("  problems: none");
+    } else {
+        println!("  problems:");
+        for problem in &loaded.problems {
+            println!("    - {problem}");
+        }
+    }
+    for error in &loaded.errors {
+        println!("  CONFIG ERROR: {error}");
+    }
+    if config.config_error {
+        println!("  until it is fixed, hooks send only metadata (privacy \"metadata\") and mark every event with config_error");
     }
 }
 

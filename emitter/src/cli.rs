@@ -61,7 +61,7 @@ pub fn run() -> u8 {
         return 0;
     };
     let rest = &arguments[1..];
-    match first.as_str() {
+    let code = match first.as_str() {
         "install" => install::run(install::Action::Install, rest),
         "uninstall" => install::run(install::Action::Uninstall, rest),
         "check" => check::run(rest),
@@ -85,5 +85,9 @@ pub fn run() -> u8 {
                 0
             }
         }
-    }
+    };
+    // What the commands for people printed. Hook mode's own writes (a
+    // verified decision) flush themselves, so a hook never sets up stdout.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    code
 }

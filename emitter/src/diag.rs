@@ -25,8 +25,13 @@ static SINK: OnceLock<Sink> = OnceLock::new();
 /// Reads `HOOKTRAIL_DEBUG` and `HOOKTRAIL_LOG`. Later calls change nothing.
 pub fn init() {
     SINK.get_or_init(|| {
-        let stderr = std::env::var_os("HOOKTRAIL_DEBUG").is_some_and(|value| value == "1");
-        let file = std::env::var_os("HOOKTRAIL_LOG")
+        // The hook's one pass over the environment (`hookenv`) answers.
+        let env = crate::hookenv::HookEnv::get();
+        let stderr = env
+            .value_os("HOOKTRAIL_DEBUG")
+            .is_some_and(|value| *value == *std::ffi::OsStr::new("1"));
+        let file = env
+            .value_os("HOOKTRAIL_LOG")
             .filter(|path| !path.is_empty())
             .and_then(|path| {
                 OpenOptions::new()

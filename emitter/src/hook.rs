@@ -30,6 +30,7 @@ use crate::deadline::Deadline;
 use crate::decision::{self, Waiting};
 use crate::diag::{self, debug};
 use crate::forward;
+use crate::hookenv::{self, HookEnv};
 use crate::redis::{self, delivery_result, encode_delivery, Connection, Delivery, Failure, Target};
 use crate::socket;
 use crate::usage;
@@ -67,13 +68,24 @@ pub fn run() {
     install_panic_hook();
     let (input, total) = read_stdin();
     let stdin: &[u8] = STDIN.get_or_init(|| input);
-    let loaded = config::load();
+    let loaded = config::load_for_hook(&hookenv::lookup);
     for problem in &loaded.problems {
         debug!("config: {problem}");
     }
-    let config = loaded.config;
+    let mut config = loaded.config;
     let _ = SPOOL_DIR.set(config.spool_dir.clone());
-    let redactor = REDACTOR.get_or_init(|| Redactor::new(config.redaction.clone()));
+    // Moved, not cloned: nothing after this reads the config's redaction.
+    let privacy = config.redaction.privacy;
+    let redaction = std::mem::replace(
+        &mut config.redaction,
+        Settings {
+            privacy,
+            patterns: Vec::new(),
+            drop: Vec::new(),
+            disabled: Vec::new(),
+        },
+    );
+    let redactor = REDACTOR.get_or_init(|| Redactor::new(redaction));
 
     let id = given_event_id().unwrap_or_else(new_event_id);
     let machine = hostname::get()
@@ -89,7 +101,7 @@ pub fn run() {
     // A broken config forced the `metadata` level: say so on every event.
     envelope.config_error = config.config_error;
     REDACTING.store(true, Ordering::SeqCst);
-    let report = redactor.redact_envelope(&mut envelope);
+    let report = redactor.redact_built_envelope(&mut envelope);
     REDACTING.store(false, Ordering::SeqCst);
     // One match on the name (no allocation), then every step below that
     // only some events take costs the others an enum comparison.
@@ -113,7 +125,7 @@ pub fn run() {
         debug!("redacted: {:?}", report.counts);
     }
 
-    if std::env::var_os("HOOKTRAIL_TEST_PANIC").is_some() {
+    if HookEnv::get().is_set("HOOKTRAIL_TEST_PANIC") {
         // Fault injection for the test that proves a panic still spools the
         // event, prints nothing and exits 0.
         panic!("HOOKTRAIL_TEST_PANIC is set");
@@ -122,6 +134,9 @@ pub fn run() {
     let route = deliver(&config, line, waiting.as_ref(), budget_check.as_ref());
     SETTLED.store(true, Ordering::SeqCst);
     debug!("event {} ({} bytes): {route:?}", event_id(line), line.len());
+    // The process ends next: freeing the config's strings one by one would
+    // only touch their pages again.
+    std::mem::forget(config);
 }
 
 /// Reads stdin to its end, keeping at most [`MAX_STDIN_KEPT`] bytes, and
@@ -170,7 +185,7 @@ pub const TEST_EVENT_ID_VARIABLE: &str = "HOOKTRAIL_TEST_EVENT_ID";
 /// will accept: an id it would reject would leave the event in the spool
 /// forever, so a fresh one is used instead.
 fn given_event_id() -> Option<String> {
-    std::env::var(TEST_EVENT_ID_VARIABLE).ok().filter(|id| {
+    hookenv::lookup(TEST_EVENT_ID_VARIABLE).filter(|id| {
         !id.trim().is_empty()
             && id.trim() == id
             && id.chars().count() <= MAX_ID_CHARS

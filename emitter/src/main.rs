@@ -6,6 +6,8 @@
 //! - [`hook`]: hook mode. Reads all of stdin, builds the envelope, and
 //!   delivers it to Redis, else the collector's socket, else the spool. Also
 //!   the panic hook that spools what it can and exits 0.
+//! - [`hookenv`]: the few variables hook mode reads, found in one pass over
+//!   the environment.
 //! - [`deadline`]: one time budget that every step of a delivery is cut from.
 //! - [`redis`]: Redis URLs, a connection (DNS, TCP, TLS, AUTH) under one
 //!   deadline, and hand-written RESP.
@@ -45,6 +47,7 @@ mod decision;
 mod diag;
 mod forward;
 mod hook;
+mod hookenv;
 mod install;
 mod plugin;
 mod redact;
@@ -67,17 +70,16 @@ mod usage;
 ///
 /// `std::env::args` still works (glibc hands the arguments to std's
 /// initializer), panics still run the panic hook (which spools the event and
-/// exits 0), and stdout is flushed before returning, as std's exit would. A
-/// stack overflow now ends in a plain `SIGSEGV` instead of a message.
+/// exits 0), and stdout is flushed before returning (by [`cli::run`]), as
+/// std's exit would. A stack overflow now ends in a plain `SIGSEGV` instead
+/// of a message.
 #[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     sanitize_standard_fds();
     // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    let code = cli::run();
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    libc::c_int::from(code)
+    libc::c_int::from(cli::run())
 }
 
 /// The std entry of unit-test builds, whose harness replaces it; it keeps the

@@ -111,7 +111,7 @@ pub fn describe(settings: &Settings) {
         Privacy::Redacted if settings.drop.is_empty() => println!("  drop rules: none"),
         Privacy::Redacted => {
             for rule in &settings.drop {
-                let or_any = |list: &[String]| {
+                let or_any = |list: &[std::borrow::Cow<str>]| {
                     if list.is_empty() {
                         "any".to_owned()
                     } else {

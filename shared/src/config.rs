@@ -301,7 +301,19 @@ pub fn load() -> LoadedConfig {
 
 /// Loads the configuration with the given environment lookup (for tests).
 pub fn load_with(env: EnvLookup) -> LoadedConfig {
-    let (mut loading, file, file_path) = Loading::start(env);
+    load_explained(env, true)
+}
+
+/// What a hook loads: the same settings, problems and errors as
+/// [`load_with`], but [`LoadedConfig::origins`] left empty. The origins are
+/// for a person (`check`); formatting them was a third of the hook's
+/// config loading (issue 21).
+pub fn load_for_hook(env: EnvLookup) -> LoadedConfig {
+    load_explained(env, false)
+}
+
+fn load_explained(env: EnvLookup, explain: bool) -> LoadedConfig {
+    let (mut loading, file, file_path) = Loading::start(env, explain);
     // The order of the steps is the order of `origins` and `problems`.
     let redis = loading.redis(file.redis);
     let socket = loading.path(
@@ -327,7 +339,8 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
     let Loading {
         mut origins,
         mut findings,
-        file_name,
+        file_path: file_name,
+        explain,
         ..
     } = loading;
     let approvals =
@@ -338,7 +351,11 @@ pub fn load_with(env: EnvLookup) -> LoadedConfig {
         &mut findings.problems,
     );
     if !budgets.is_empty() {
-        origins.push(format!("budgets: from {file_name}"));
+        origins.push(format!("budgets: from {}", file_name.display()));
+    }
+    if !explain {
+        // The approvals' origins are fixed texts, pushed as they are read.
+        origins = Vec::new();
     }
     LoadedConfig {
         config: Config {
@@ -373,10 +390,14 @@ enum Layer {
 /// came from": the methods below say it once each way it is done.
 struct Loading<'e> {
     env: EnvLookup<'e>,
-    /// The config file's name, as origins and problems name it.
-    file_name: String,
-    /// One line per setting that did not come from the defaults.
+    /// The config file's path, as origins and problems name it (formatted
+    /// only for a message that is written).
+    file_path: PathBuf,
+    /// One line per setting that did not come from the defaults; left
+    /// empty, and nothing formatted for it, when not `explain`.
     origins: Vec<String>,
+    /// Whether `origins` is filled (for `check`), or not (a hook).
+    explain: bool,
     findings: Findings,
 }
 
@@ -384,7 +405,7 @@ impl<'e> Loading<'e> {
     /// Reads the config file (`$HOOKTRAIL_CONFIG`, else the default one).
     /// Returns the load, what could be read of the file, and the file's
     /// path when it was used.
-    fn start(env: EnvLookup<'e>) -> (Loading<'e>, FileConfig, Option<PathBuf>) {
+    fn start(env: EnvLookup<'e>, explain: bool) -> (Loading<'e>, FileConfig, Option<PathBuf>) {
         let mut findings = Findings::default();
         let explicit_file = env("HOOKTRAIL_CONFIG");
         let file_path = explicit_file
@@ -392,27 +413,41 @@ impl<'e> Loading<'e> {
             .map(|path| paths::expand(path, env))
             .unwrap_or_else(|| paths::default_config_file(env));
         let (file, file_used) = read_file(&file_path, explicit_file.is_some(), &mut findings);
-        let file_name = file_path.display().to_string();
         let mut origins = Vec::new();
-        if file_used {
-            origins.push(format!("config file: {file_name}"));
+        if !explain {
+        } else if file_used {
+            origins.push(format!("config file: {}", file_path.display()));
         } else if findings.problems.is_empty() {
-            origins.push(format!("config file: none ({file_name} does not exist)"));
+            origins.push(format!(
+                "config file: none ({} does not exist)",
+                file_path.display()
+            ));
         }
+        let used = file_used.then(|| file_path.clone());
         let loading = Loading {
             env,
-            file_name,
+            file_path,
             origins,
+            explain,
             findings,
         };
-        (loading, file, file_used.then_some(file_path))
+        (loading, file, used)
+    }
+
+    /// Notes where a setting came from, for `check` (nothing when not
+    /// explaining).
+    fn note(&mut self, what: &str, layer: Layer) {
+        if self.explain {
+            let origin = self.origin(what, layer);
+            self.origins.push(origin);
+        }
     }
 
     /// `what: from <file>` or `what: from $VAR`. Formatted only for a
     /// setting that is present, so a hook formats nothing it won't use.
     fn origin(&self, what: &str, layer: Layer) -> String {
         match layer {
-            Layer::File => format!("{what}: from {}", self.file_name),
+            Layer::File => format!("{what}: from {}", self.file_path.display()),
             Layer::Env(variable) => format!("{what}: from ${variable}"),
         }
     }
@@ -441,8 +476,7 @@ impl<'e> Loading<'e> {
         let mut chosen = None;
         for (value, layer) in self.layers(file, variable) {
             if let Some(value) = value {
-                let origin = self.origin(what, layer);
-                self.origins.push(origin);
+                self.note(what, layer);
                 chosen = Some(value);
             }
         }
@@ -462,14 +496,13 @@ impl<'e> Loading<'e> {
     ) -> T {
         for (value, layer) in self.layers(file, variable) {
             let Some(text) = value else { continue };
-            let origin = self.origin(what, layer);
             match parse(&text) {
                 Some(parsed) => {
                     current = parsed;
-                    self.origins.push(origin);
+                    self.note(what, layer);
                 }
                 None => {
-                    let message = unknown(&origin, &text);
+                    let message = unknown(&self.origin(what, layer), &text);
                     self.complain(layer, message);
                 }
             }
@@ -491,8 +524,7 @@ impl<'e> Loading<'e> {
             (None, Some(value)) => (value, Layer::File),
             (None, None) => return default(self.env),
         };
-        let origin = self.origin(what, layer);
-        self.origins.push(origin);
+        self.note(what, layer);
         paths::expand(&value, self.env)
     }
 
@@ -512,8 +544,7 @@ impl<'e> Loading<'e> {
         // The file's CA file is not listed among the origins; the variable is.
         let mut ca_file = file.ca_file.map(|path| paths::expand(&path, self.env));
         if let Some(value) = (self.env)("HOOKTRAIL_REDIS_CA_FILE") {
-            let origin = self.origin("redis.ca_file", Layer::Env("HOOKTRAIL_REDIS_CA_FILE"));
-            self.origins.push(origin);
+            self.note("redis.ca_file", Layer::Env("HOOKTRAIL_REDIS_CA_FILE"));
             ca_file = Some(paths::expand(&value, self.env));
         }
         Some(RedisConfig {
@@ -613,12 +644,13 @@ impl<'e> Loading<'e> {
 /// Reads and checks the config file. Returns what could be read of it
 /// (default when nothing could) and whether it was used.
 fn read_file(path: &Path, explicit: bool, findings: &mut Findings) -> (FileConfig, bool) {
+    let read = read_own_file(path);
+    if matches!(&read, Err(error) if error.kind() == std::io::ErrorKind::NotFound && !explicit) {
+        return (FileConfig::default(), false);
+    }
     let name = path.display().to_string();
-    let (text, metadata) = match read_own_file(path) {
+    let (text, metadata) = match read {
         Ok(read) => read,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound && !explicit => {
-            return (FileConfig::default(), false);
-        }
         Err(error) => {
             findings.error(format!(
                 "cannot read config file {name}: {error}; ignoring it"
@@ -888,6 +920,57 @@ mod tests {
                 "{:?}",
                 loaded.problems
             );
+        }
+    }
+
+    #[test]
+    fn a_hook_loads_what_check_loads_without_the_origins() {
+        let temp = tempfile::tempdir().unwrap();
+        let file = temp.path().join("c.json");
+        let home = temp.path().display().to_string();
+        let files = [
+            None,
+            Some(
+                r#"{"redis":{"url":"redis://h:1","transport":"pubsub","key":"k","maxlen":5,"ca_file":"~/ca.pem"},"socket":"$HOME/s.sock","spool_dir":"/sp","state_dir":"/st","mode":"redis","privacy":"full"}"#,
+            ),
+            Some(
+                r#"{"privacy":"metdata","mode":"sideways","redis":{"url":5},"redact":{"patterns":[{"name":"acme","prefix":"acme_"}],"drop":[{"paths":["tool_response"]}],"disable":["jwt"]}}"#,
+            ),
+            Some(r#"{"approvals":{"wait":"always"},"budgets":[{"scope":"session","usd":5}]}"#),
+            Some("{not json"),
+            Some("[1]"),
+        ];
+        let variables = [
+            vec![],
+            vec![
+                ("HOOKTRAIL_REDIS_URL", "redis://e:2".to_owned()),
+                ("HOOKTRAIL_REDIS_MAXLEN", "lots".to_owned()),
+                ("HOOKTRAIL_SOCKET", "${HOME}/x.sock".to_owned()),
+                ("HOOKTRAIL_PRIVACY", "metadata".to_owned()),
+                ("HOOKTRAIL_MODE", "local".to_owned()),
+            ],
+        ];
+        for text in files {
+            for extra in &variables {
+                let mut vars = vec![("HOME", home.clone())];
+                if let Some(text) = text {
+                    fs::write(&file, text).unwrap();
+                    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+                    vars.push(("HOOKTRAIL_CONFIG", file.display().to_string()));
+                }
+                vars.extend(extra.iter().cloned());
+                let map: HashMap<String, String> = vars
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect();
+                let lookup = move |name: &str| map.get(name).cloned();
+                let full = load_with(&lookup);
+                let hook = load_for_hook(&lookup);
+                assert_eq!(hook.config, full.config, "{text:?} {extra:?}");
+                assert_eq!(hook.problems, full.problems, "{text:?} {extra:?}");
+                assert_eq!(hook.errors, full.errors, "{text:?} {extra:?}");
+                assert!(hook.origins.is_empty(), "{:?}", hook.origins);
+            }
         }
     }
 

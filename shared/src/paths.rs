@@ -85,6 +85,10 @@ pub fn default_socket_file(env: EnvLookup) -> PathBuf {
 /// Expands a leading `~/` and `$NAME` or `${NAME}` references in a configured
 /// path. Unknown variables expand to nothing, as in a shell.
 pub fn expand(value: &str, env: EnvLookup) -> PathBuf {
+    if !value.starts_with("~/") && !value.contains('$') {
+        // Nothing to expand (the common case): the path as written.
+        return PathBuf::from(value);
+    }
     let mut text = value.to_owned();
     if let Some(rest) = text.strip_prefix("~/") {
         text = format!("{}/{rest}", home(env).display());

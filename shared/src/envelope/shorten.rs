@@ -16,6 +16,10 @@ use serde_json::Value;
 
 /// The first `max` characters of `text`.
 pub(super) fn first_chars(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        // No more bytes than `max`, so no more characters: nothing to count.
+        return text.to_owned();
+    }
     match text.char_indices().nth(max) {
         Some((end, _)) => text[..end].to_owned(),
         None => text.to_owned(),

@@ -127,11 +127,19 @@ impl Redactor {
     /// Redacts one payload given as JSON text (a hook's stdin, an envelope's
     /// `payload`). The result is valid JSON whenever the input was.
     pub fn redact_payload<'t>(&self, payload: &'t str) -> Redacted<'t> {
+        self.redact_payload_of(payload, false)
+    }
+
+    /// [`Redactor::redact_payload`]; `no_drop_applies` when the caller knows
+    /// that no drop rule applies (by the payload's own tool name), so the
+    /// payload is not probed for them: the result is the same.
+    fn redact_payload_of<'t>(&self, payload: &'t str, no_drop_applies: bool) -> Redacted<'t> {
         let mut report = Report::default();
+        let drop = &self.settings.drop;
         let structured = match self.settings.privacy {
             Privacy::Metadata => structure::metadata_only(payload, &mut report),
-            Privacy::Redacted if !self.settings.drop.is_empty() => {
-                structure::drop_paths(payload, &self.settings.drop, &mut report)
+            Privacy::Redacted if !drop.is_empty() && !no_drop_applies => {
+                structure::drop_paths(payload, drop, &mut report)
             }
             _ => None,
         };
@@ -174,7 +182,30 @@ impl Redactor {
     /// `redactions`. What the collector calls on every event it receives
     /// (redacting twice finds nothing new: replacements match no rule).
     pub fn redact_envelope(&self, envelope: &mut Envelope) -> Report {
-        let redacted = self.redact_payload(envelope.payload.get());
+        self.redact_envelope_of(envelope, false)
+    }
+
+    /// [`Redactor::redact_envelope`] for an envelope this process just built
+    /// from a hook's stdin with [`Envelope::from_hook_input`], whose `tool`
+    /// was lifted from that very payload: a `Bash` event, say, is then not
+    /// parsed again to learn that no drop rule applies (issue 21). Never for
+    /// a received envelope, whose `tool` is the sender's word.
+    pub fn redact_built_envelope(&self, envelope: &mut Envelope) -> Report {
+        // The lifted tool is the payload's `tool_name` unless the payload
+        // was shortened (it may have cut the name) or the name was longer
+        // than a lifted field keeps.
+        let exact = !envelope.truncated
+            && envelope
+                .tool
+                .as_ref()
+                .is_none_or(|tool| tool.chars().count() < crate::envelope::MAX_LIFTED_CHARS);
+        let no_drop_applies =
+            exact && !structure::may_drop(&self.settings.drop, envelope.tool.as_deref());
+        self.redact_envelope_of(envelope, no_drop_applies)
+    }
+
+    fn redact_envelope_of(&self, envelope: &mut Envelope, no_drop_applies: bool) -> Report {
+        let redacted = self.redact_payload_of(envelope.payload.get(), no_drop_applies);
         let report = redacted.report;
         if let Cow::Owned(changed) = redacted.text {
             if let Ok(raw) = RawValue::from_string(changed) {
@@ -194,4 +225,54 @@ impl Redactor {
 /// The names of every built-in rule, for `check` and the docs.
 pub fn builtin_rule_names() -> impl Iterator<Item = &'static str> {
     Builtin::ALL.into_iter().map(Builtin::name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The emitter's shortcut (no drop probe when the lifted tool rules
+    /// every drop rule out) changes no byte of any envelope.
+    #[test]
+    fn a_built_envelope_is_redacted_as_a_received_one() {
+        let long_tool = "R".repeat(crate::envelope::MAX_LIFTED_CHARS + 5);
+        let inputs = [
+            r#"{"hook_event_name":"PostToolUse","tool_name":"Read","tool_input":{"file_path":"/p/.env"},"tool_response":"A=1"}"#.to_owned(),
+            r#"{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"cat .env","file_path":"/p/.env"},"tool_response":"x"}"#.to_owned(),
+            r#"{"hook_event_name":"PreToolUse","tool_name":"Write","tool_input":{"file_path":"/k/id_rsa","content":"key"}}"#.to_owned(),
+            r#"{"hook_event_name":"PreToolUse","tool_name":"Re\u0061d","tool_input":{"file_path":".env"},"tool_response":"s"}"#.to_owned(),
+            r#"{"hook_event_name":"UserPromptSubmit","prompt":"AKIAIOSFODNN7EXAMPLE"}"#.to_owned(),
+            r#"{"tool_name":null,"tool_input":{"file_path":".env"},"tool_response":"s"}"#.to_owned(),
+            r#"{"tool_name":5,"tool_response":"s"}"#.to_owned(),
+            format!(r#"{{"tool_name":"{long_tool}","tool_input":{{"file_path":".env"}},"tool_response":"s"}}"#),
+            "not json at all .env".to_owned(),
+        ];
+        let every_tool = Settings {
+            drop: vec![DropRule {
+                tools: Vec::new(),
+                files: vec![".env".into()],
+                paths: vec!["tool_response".into()],
+            }],
+            ..Settings::default()
+        };
+        let long_glob = Settings {
+            drop: vec![DropRule {
+                tools: vec!["R*".into()],
+                files: Vec::new(),
+                paths: vec!["tool_response".into()],
+            }],
+            ..Settings::default()
+        };
+        for settings in [Settings::default(), every_tool, long_glob] {
+            let redactor = Redactor::new(settings);
+            for input in &inputs {
+                let build =
+                    || Envelope::from_hook_stdin(input.as_bytes(), "id".into(), 1, "m".into());
+                let (mut received, mut built) = (build(), build());
+                let report = redactor.redact_envelope(&mut received);
+                assert_eq!(redactor.redact_built_envelope(&mut built), report);
+                assert_eq!(built.to_json(), received.to_json(), "{input}");
+            }
+        }
+    }
 }

@@ -17,6 +17,8 @@
 //! the emitter. Every mistake is a problem line naming the entry, never a
 //! failure: a hook still delivers with what is left.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::rules::{parse_charset, Builtin, UserPattern};
@@ -57,18 +59,20 @@ impl Privacy {
     }
 }
 
-/// Drops JSON paths of a payload when its tool and file match.
+/// Drops JSON paths of a payload when its tool and file match. The texts
+/// borrow the built-in rules' constants (a hook builds the default rules on
+/// every event) and own what a config file names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DropRule {
     /// Tool names (globs) the rule applies to; empty means every event.
-    pub tools: Vec<String>,
+    pub tools: Vec<Cow<'static, str>>,
     /// File name globs matched against the base name of
     /// `tool_input.file_path` (or `notebook_path`, `path`); empty means any
     /// payload of those tools.
-    pub files: Vec<String>,
+    pub files: Vec<Cow<'static, str>>,
     /// Dotted paths into the payload (`tool_response`, `tool_input.content`)
     /// whose values are replaced by `[REDACTED:drop-path]`.
-    pub paths: Vec<String>,
+    pub paths: Vec<Cow<'static, str>>,
 }
 
 /// The effective redaction settings.
@@ -105,7 +109,7 @@ const SECRET_FILES: [&str; 7] = [
 /// The drop rules used when the config names none: what `Read` returns of a
 /// secret file, and what `Write`/`Edit` put into one.
 pub fn default_drop_rules() -> Vec<DropRule> {
-    let strings = |items: &[&str]| items.iter().map(|item| item.to_string()).collect();
+    let strings = |items: &[&'static str]| items.iter().map(|&item| Cow::Borrowed(item)).collect();
     vec![
         DropRule {
             tools: strings(&["Read"]),
@@ -200,15 +204,15 @@ fn as_list(value: &Value) -> Vec<Value> {
     }
 }
 
-fn strings(value: Option<&Value>) -> Result<Vec<String>, String> {
+fn strings(value: Option<&Value>) -> Result<Vec<Cow<'static, str>>, String> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(text)) => Ok(vec![text.clone()]),
+        Some(Value::String(text)) => Ok(vec![Cow::Owned(text.clone())]),
         Some(Value::Array(items)) => items
             .iter()
             .map(|item| {
                 item.as_str()
-                    .map(str::to_owned)
+                    .map(|text| Cow::Owned(text.to_owned()))
                     .ok_or_else(|| format!("{item} is not a string"))
             })
             .collect(),

@@ -129,6 +129,16 @@ struct ProbeInput<'a> {
     path: Option<Cow<'a, str>>,
 }
 
+/// Whether any of `rules` may apply to a payload whose `tool_name` is
+/// `tool` (`None`: it has none): a rule for every tool, or one whose tool
+/// globs match. `false` means [`drop_paths`] would change nothing.
+pub fn may_drop(rules: &[DropRule], tool: Option<&str>) -> bool {
+    rules.iter().any(|rule| {
+        rule.tools.is_empty()
+            || tool.is_some_and(|tool| rule.tools.iter().any(|glob| glob_matches(glob, tool)))
+    })
+}
+
 /// The payload with the paths of every applying drop rule replaced; `None`
 /// when no rule applies (the common case, decided without building a value).
 pub fn drop_paths(payload: &str, rules: &[DropRule], report: &mut Report) -> Option<String> {
