@@ -18,6 +18,10 @@
 //!     `tool_result` records) to the collector's receiver (issue 22: the
 //!     hooks' ingest must not slow down under OpenTelemetry traffic).
 //!
+//! With `--redis-only`, only the ceiling without the index and (b), with
+//! their ratio and the CPU each spent per event (issue 21 item 1: a quick
+//! repeatable A/B of the Redis ingest).
+//!
 //! Runs the release collector binary next to this example
 //! (`target/<triple>/release/hooktrail-collector`), and `hooktrail-emit`
 //! from the same directory for (d) when it has been built.
@@ -64,10 +68,19 @@ fn main() {
         otlp_load_report(&collector, temp.path(), &lines, average);
         return;
     }
+    if std::env::args().any(|arg| arg == "--redis-only") {
+        redis_only_report(&collector, temp.path(), &lines, average);
+        return;
+    }
 
-    let plain = ceiling(&temp.path().join("plain.db"), &lines, Search::Off);
-    let ceiling = ceiling(&temp.path().join("ceiling.db"), &lines, Search::On);
-    let (redis_rate, redis_rss, searchable) = redis_ingest(&collector, temp.path(), &lines);
+    let (plain, _) = ceiling(&temp.path().join("plain.db"), &lines, Search::Off);
+    let (ceiling, _) = ceiling(&temp.path().join("ceiling.db"), &lines, Search::On);
+    let RedisRun {
+        rate: redis_rate,
+        rss: redis_rss,
+        searchable,
+        ..
+    } = redis_ingest(&collector, temp.path(), &lines);
     let (socket_rate, socket_rss) = socket_ingest(&collector, temp.path(), &lines);
     let alerts_rate = socket_ingest_with_slow_alerts(&collector, temp.path(), &lines);
     let latency = latency(&collector, &binaries.join("hooktrail-emit"), temp.path());
@@ -121,6 +134,56 @@ fn main() {
     );
 }
 
+/// `--redis-only`: the ceiling without the index, then (b), and what each
+/// spent per event.
+fn redis_only_report(binary: &Path, dir: &Path, lines: &[String], average: usize) {
+    let (plain, plain_cpu) = ceiling(&dir.join("plain.db"), lines, Search::Off);
+    let (lifted, lifted_cpu) =
+        ceiling_with(&dir.join("lifted.db"), lines, Search::Off, Columns::Lifted);
+    let redis = redis_ingest(binary, dir, lines);
+    let per_event = |seconds: f64| seconds * 1e6 / lines.len() as f64;
+    println!(
+        "hooktrail collector benchmark, Redis only ({} events, {average} bytes each on average, {} cores, load average {})",
+        lines.len(),
+        cores(),
+        load_average()
+    );
+    println!(
+        "(a) ceiling without the search index:                {plain:>9.0} events/s  ({:.2} us CPU per event)",
+        per_event(plain_cpu)
+    );
+    println!(
+        "    the same storing prompt_id and permission_mode:  {lifted:>9.0} events/s  ({:.2} us CPU per event)",
+        per_event(lifted_cpu)
+    );
+    println!(
+        "(b) Redis stream -> SQLite -> XACK:                  {:>9.0} events/s  ({:.2} of a; target >= 0.85; {:.2} of the ceiling with both columns)",
+        redis.rate,
+        redis.rate / plain,
+        redis.rate / lifted
+    );
+    println!(
+        "    CPU per event: writer {:.2} us ({:.2} of a's), redis thread {:.2} us, redis-server {:.2} us",
+        per_event(redis.writer_cpu),
+        redis.writer_cpu / plain_cpu,
+        per_event(redis.reader_cpu),
+        per_event(redis.server_cpu)
+    );
+    println!(
+        "    indexed for search by the last XACK: {} events; all searchable {:.2} s after it",
+        redis.indexed_during,
+        redis.searchable.after_ingest.as_secs_f64()
+    );
+}
+
+/// The 1-minute load average, as `/proc/loadavg` gives it.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn cores() -> usize {
     std::thread::available_parallelism()
         .map(usize::from)
@@ -161,8 +224,24 @@ enum Search {
 }
 
 /// (a): the same schema and pragmas as the collector, rows inserted in
-/// batches of 2,000 with one cached statement.
-fn ceiling(db: &Path, lines: &[String], search: Search) -> f64 {
+/// batches of 2,000 with one cached statement. The rate and the CPU seconds
+/// it took.
+fn ceiling(db: &Path, lines: &[String], search: Search) -> (f64, f64) {
+    ceiling_with(db, lines, search, Columns::Envelope)
+}
+
+/// Which columns the ceiling fills.
+#[derive(Clone, Copy, PartialEq)]
+enum Columns {
+    /// The envelope's own fields (the ceiling since issue 3).
+    Envelope,
+    /// Also `prompt_id` and `permission_mode`, lifted from the payload as
+    /// the collector's source threads do (before the clock starts): the
+    /// collector stores them, and each has an index of its own.
+    Lifted,
+}
+
+fn ceiling_with(db: &Path, lines: &[String], search: Search, columns: Columns) -> (f64, f64) {
     let mut connection = hooktrail_collector::open_database(db).unwrap();
     let rows: Vec<Envelope> = lines
         .iter()
@@ -175,6 +254,20 @@ fn ceiling(db: &Path, lines: &[String], search: Search) -> f64 {
             Search::Off => None,
         })
         .collect();
+    let lifted: Vec<(Option<String>, Option<String>)> = rows
+        .iter()
+        .map(|row| match columns {
+            Columns::Lifted => {
+                let payload = row.payload.get().as_bytes();
+                (
+                    hooktrail_shared::transcript::lift_plain_string(payload, "prompt_id"),
+                    hooktrail_shared::transcript::lift_plain_string(payload, "permission_mode"),
+                )
+            }
+            Columns::Envelope => (None, None),
+        })
+        .collect();
+    let mut lifted = lifted.iter();
     let mut texts = texts.iter();
     let started = Instant::now();
     let cpu_before = thread_cpu_seconds();
@@ -186,14 +279,15 @@ fn ceiling(db: &Path, lines: &[String], search: Search) -> f64 {
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT OR IGNORE INTO events
-                     (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     (id, ts, received_at, machine, session_id, agent_id, hook, tool, tool_use_id, cwd, source, payload, prompt_id, permission_mode)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )
                 .unwrap();
             let mut index_text = transaction
                 .prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")
                 .unwrap();
             for row in chunk {
+                let (prompt_id, permission_mode) = lifted.next().unwrap();
                 let changed = insert
                     .execute(rusqlite::params![
                         row.id,
@@ -208,6 +302,8 @@ fn ceiling(db: &Path, lines: &[String], search: Search) -> f64 {
                         row.cwd,
                         "redis",
                         row.payload.get(),
+                        prompt_id,
+                        permission_mode,
                     ])
                     .unwrap();
                 if let (1, Some(Some(text))) = (changed, texts.next()) {
@@ -220,6 +316,7 @@ fn ceiling(db: &Path, lines: &[String], search: Search) -> f64 {
         transaction.commit().unwrap();
     }
     let elapsed = started.elapsed();
+    let cpu = thread_cpu_seconds() - cpu_before;
     eprintln!(
         "bench: (a) ceiling ({}): {:.2}s wall, {:.2}s CPU",
         if search == Search::On {
@@ -228,9 +325,9 @@ fn ceiling(db: &Path, lines: &[String], search: Search) -> f64 {
             "search index off"
         },
         elapsed.as_secs_f64(),
-        thread_cpu_seconds() - cpu_before
+        cpu
     );
-    rate(rows.len(), elapsed)
+    (rate(rows.len(), elapsed), cpu)
 }
 
 /// CPU seconds (user + system) used so far by the calling thread.
@@ -359,15 +456,50 @@ struct Searchable {
     after_ingest: Duration,
 }
 
+/// What (b) measured.
+struct RedisRun {
+    /// Events per second, from the collector's start to the last `XACK`.
+    rate: f64,
+    /// The collector's peak RSS in KiB.
+    rss: u64,
+    /// When the events were all searchable.
+    searchable: Searchable,
+    /// CPU seconds of the writer thread until the last `XACK`.
+    writer_cpu: f64,
+    /// CPU seconds of the Redis source thread until the last `XACK`.
+    reader_cpu: f64,
+    /// CPU seconds `redis-server` spent from the collector's start to the
+    /// last `XACK` (its `INFO cpu`, which also counts the bench's polling).
+    server_cpu: f64,
+    /// Events the search index had taken in by the last `XACK`: work the
+    /// writer did for the index during the ingest.
+    indexed_during: i64,
+}
+
+/// CPU seconds (user + system) `redis-server` has used, from `INFO cpu`.
+fn redis_server_cpu(redis: &RedisServer) -> f64 {
+    redis
+        .command(&["INFO", "cpu"])
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.trim().split_once(':')?;
+            matches!(name, "used_cpu_sys" | "used_cpu_user")
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
+}
+
 /// (b): XADD everything, then start the collector and time it until the
 /// group has nothing pending and nothing left to read; then until the
 /// search index has caught up with every stored event.
-fn redis_ingest(binary: &Path, dir: &Path, lines: &[String]) -> (f64, u64, Searchable) {
+fn redis_ingest(binary: &Path, dir: &Path, lines: &[String]) -> RedisRun {
     let redis = RedisServer::start();
     eprintln!("bench: filling the stream");
     for chunk in lines.chunks(10_000) {
         hooktrail_testkit::xadd_all(redis.port, KEY, chunk);
     }
+    let server_cpu_before = redis_server_cpu(&redis);
     let started = Instant::now();
     let running = Running::start(
         binary,
@@ -397,10 +529,22 @@ fn redis_ingest(binary: &Path, dir: &Path, lines: &[String]) -> (f64, u64, Searc
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = started.elapsed();
+    let mark = MarkReader::open(&running.db);
+    // Read within a few ms of the last XACK: an index step started since
+    // then has not committed (it moves the mark at its commit).
+    let indexed_during = mark.indexed_seq();
+    let server_cpu = redis_server_cpu(&redis) - server_cpu_before;
     running.report_threads("(b) redis", elapsed);
+    let threads = running.thread_cpu_seconds();
+    let cpu_of = |name: &str| {
+        threads
+            .iter()
+            .find(|(thread, _)| thread == name)
+            .map_or(0.0, |(_, seconds)| *seconds)
+    };
+    let (writer_cpu, reader_cpu) = (cpu_of("writer"), cpu_of("redis"));
     assert_eq!(running.count(), lines.len() as i64);
     let ingested = Instant::now();
-    let mark = MarkReader::open(&running.db);
     while mark.behind() > 0 {
         assert!(
             Instant::now() < deadline,
@@ -412,11 +556,15 @@ fn redis_ingest(binary: &Path, dir: &Path, lines: &[String]) -> (f64, u64, Searc
         after_start: started.elapsed(),
         after_ingest: ingested.elapsed(),
     };
-    (
-        rate(lines.len(), elapsed),
-        running.peak_rss_kib(),
+    RedisRun {
+        rate: rate(lines.len(), elapsed),
+        rss: running.peak_rss_kib(),
         searchable,
-    )
+        writer_cpu,
+        reader_cpu,
+        server_cpu,
+        indexed_during,
+    }
 }
 
 /// A read-only look at the search index's mark (migration 13).

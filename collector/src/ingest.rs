@@ -195,6 +195,23 @@ pub(crate) struct KnownSessions {
     sessions: std::collections::HashSet<String>,
 }
 
+/// Whether `payload` holds a key that a rare fact is read from, anywhere
+/// (as `str::contains` on each quoted name would tell): SIMD searches
+/// built once, 40% fewer instructions than three `str::contains` on a
+/// 1.4 KB tool event (issue 21).
+fn names_a_rare_fact(payload: &str) -> bool {
+    static KEYS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 3]> =
+        std::sync::LazyLock::new(|| {
+            [
+                memchr::memmem::Finder::new("\"reason\""),
+                memchr::memmem::Finder::new("\"agent_type\""),
+                memchr::memmem::Finder::new("\"agent_transcript_path\""),
+            ]
+        });
+    KEYS.iter()
+        .any(|key| key.find(payload.as_bytes()).is_some())
+}
+
 impl KnownSessions {
     /// Whether this event's payload must be read for facts the side tables
     /// still need.
@@ -211,9 +228,7 @@ impl KnownSessions {
         transcript_needed
             || spawns_agent(hook, tool)
             || FACT_HOOKS.contains(&hook)
-            || payload.contains("\"reason\"")
-            || payload.contains("\"agent_type\"")
-            || payload.contains("\"agent_transcript_path\"")
+            || names_a_rare_fact(payload)
     }
 
     fn remember(&mut self, session_id: &str) {

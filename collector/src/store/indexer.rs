@@ -20,7 +20,8 @@
 //! - The writer comes first. A step runs when the writer's queue has
 //!   stayed empty for [`SETTLE`] (an empty queue right after a commit is
 //!   often a source between two reads), or when the index has waited
-//!   [`MAX_WAIT`] (so a steady stream cannot keep search stale for long);
+//!   [`MAX_WAIT`] (so a steady stream cannot keep search stale for long;
+//!   [`SATURATED_MAX_WAIT`] while the writer's batches are full);
 //!   a step ends after [`BUSY_STEP`] when it interrupts a stream (else
 //!   [`IDLE_STEP`]).
 //! - Only one process indexes at a time: a step reads the mark inside its
@@ -39,6 +40,26 @@ use crate::stats::Stats;
 /// How long the index may stay behind while the writer has events waiting
 /// before one step runs anyway: search freshness under a steady stream.
 pub(crate) const MAX_WAIT: Duration = Duration::from_millis(200);
+
+/// How long the index may stay behind while the writer is saturated (its
+/// last batch was full) before one step runs anyway. In a burst the index
+/// cannot keep up whatever its share (it costs the writer more per event
+/// than the rows), so a step every [`MAX_WAIT`] only took ingest's time
+/// (2.5% of it) and the catch-up after the burst does the work; this keeps
+/// the mark moving during a long one.
+pub(crate) const SATURATED_MAX_WAIT: Duration = Duration::from_secs(2);
+
+/// How busy the writer is when it asks whether a step is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriterLoad {
+    /// Its queue has stayed empty for [`SETTLE`].
+    Idle,
+    /// Events are waiting; its last batch was not full.
+    Busy,
+    /// Its last batch was full (the most events a transaction takes): a
+    /// burst.
+    Saturated,
+}
 
 /// The longest step while events wait for the writer: what indexing may add
 /// to an acknowledgement.
@@ -228,11 +249,16 @@ impl SearchIndexer {
     }
 
     /// Whether a step should run now: the index is behind, and the writer
-    /// has nothing waiting or the index has waited [`MAX_WAIT`].
-    pub(crate) fn due(&self, writer_idle: bool) -> bool {
+    /// has nothing waiting, or the index has waited [`MAX_WAIT`]
+    /// ([`SATURATED_MAX_WAIT`] while the writer is saturated).
+    pub(crate) fn due(&self, load: WriterLoad) -> bool {
         self.behind()
             && self.retry_at.is_none_or(|at| Instant::now() >= at)
-            && (writer_idle || self.last_step.elapsed() >= MAX_WAIT)
+            && match load {
+                WriterLoad::Idle => true,
+                WriterLoad::Busy => self.last_step.elapsed() >= MAX_WAIT,
+                WriterLoad::Saturated => self.last_step.elapsed() >= SATURATED_MAX_WAIT,
+            }
     }
 
     /// Indexes the events past the mark for up to `budget`, in one
@@ -368,7 +394,7 @@ mod tests {
         assert!(reused <= top, "SQLite reuses the top rowids");
         keep_mark_below(&connection, reused).unwrap();
         indexer.committed(reused, reused);
-        assert!(indexer.due(true));
+        assert!(indexer.due(WriterLoad::Idle));
         indexer.step(&mut connection, IDLE_STEP).unwrap();
         assert_eq!(found(&connection, "fresh words"), vec![reused]);
         assert!(found(&connection, "old command").is_empty());
@@ -380,10 +406,14 @@ mod tests {
         insert(&connection, "a", "x");
         let mut indexer = SearchIndexer::load(&connection).unwrap();
         indexer.last_step = Instant::now();
-        assert!(indexer.due(true));
-        assert!(!indexer.due(false));
+        assert!(indexer.due(WriterLoad::Idle));
+        assert!(!indexer.due(WriterLoad::Busy));
         indexer.last_step = Instant::now() - MAX_WAIT;
-        assert!(indexer.due(false));
+        assert!(indexer.due(WriterLoad::Busy));
+        // A saturated writer (full batches) lets the index wait longer.
+        assert!(!indexer.due(WriterLoad::Saturated));
+        indexer.last_step = Instant::now() - SATURATED_MAX_WAIT;
+        assert!(indexer.due(WriterLoad::Saturated));
         // Behind: the writer waits only long enough to see the queue settle.
         let idle = Duration::from_millis(500);
         assert_eq!(indexer.idle_wait(idle), SETTLE);

@@ -37,7 +37,7 @@ use crate::service::spawn_thread;
 use crate::state::{State, ToolChange, Transition};
 use crate::stats::Stats;
 use crate::store::checkpoint::{Checkpointer, BACKSTOP_AUTOCHECKPOINT_PAGES};
-use crate::store::indexer::{self, SearchIndexer, BUSY_STEP, IDLE_STEP};
+use crate::store::indexer::{self, SearchIndexer, WriterLoad, BUSY_STEP, IDLE_STEP};
 use crate::store::retention::{Retention, RetentionSchedule};
 use crate::store::schema;
 use hooktrail_shared::envelope::HookEvent;
@@ -175,8 +175,14 @@ impl WriterLoop {
             }
             drop(holds);
             // Under a steady stream the queue never stays empty for long:
-            // the index then gets a short step once it has waited too long.
-            if self.indexer.due(false) {
+            // the index then gets a short step once it has waited too long
+            // (longer in a burst, when batches are full).
+            let load = if events >= self.setup.max_batch {
+                WriterLoad::Saturated
+            } else {
+                WriterLoad::Busy
+            };
+            if self.indexer.due(load) {
                 self.index(BUSY_STEP);
             }
         }
@@ -197,7 +203,7 @@ impl WriterLoop {
     /// rules, and the newest `seq` (an import beside the collector stores
     /// events this writer never sees).
     fn idle(&mut self) {
-        if self.indexer.due(true) {
+        if self.indexer.due(WriterLoad::Idle) {
             self.index(IDLE_STEP);
         }
         if self.chores_at.elapsed() < IDLE_WAIT {
@@ -309,10 +315,9 @@ impl WriterLoop {
             .stats
             .last_commit_ms
             .store(now, Ordering::Relaxed);
-        let mut published = Vec::new();
+        self.count_stored(&batch, &seqs);
+        let mut published = Vec::with_capacity(seqs.len());
         let mut seq_iter = seqs.into_iter();
-        let mut per_hook: HashMap<String, u64> = HashMap::new();
-        let mut per_rule: HashMap<String, u64> = HashMap::new();
         for submission in batch.drain(..) {
             let mut committed = Committed::default();
             let count = submission.events.len();
@@ -322,10 +327,6 @@ impl WriterLoop {
                     committed.stored += 1;
                     let mut row = event.row;
                     row.seq = seq;
-                    *per_hook.entry(row.hook.clone()).or_default() += 1;
-                    for (rule, count) in event.redactions.iter().flatten() {
-                        *per_rule.entry(rule.clone()).or_default() += count;
-                    }
                     published.push(Arc::new(row));
                 } else {
                     committed.duplicates += 1;
@@ -355,19 +356,41 @@ impl WriterLoop {
         if !published.is_empty() {
             self.setup.hub.publish(&published);
         }
-        if let Ok(mut map) = self.setup.stats.stored_per_hook.lock() {
-            for (hook, count) in per_hook {
-                *map.entry(hook).or_default() += count;
+        BatchOutcome::Committed
+    }
+
+    /// Adds a committed batch's new events to the per-hook and per-rule
+    /// counters. Counted by reference, each name copied only the first time
+    /// the counters see it (a batch is mostly one or two hooks).
+    fn count_stored(&self, batch: &[Submission], seqs: &[i64]) {
+        let mut per_hook = NameCounts::default();
+        let mut per_rule = NameCounts::default();
+        let events = batch.iter().flat_map(|submission| &submission.events);
+        for (event, _) in events.zip(seqs).filter(|(_, &seq)| seq > 0) {
+            per_hook.add(&event.row.hook, 1);
+            for (rule, count) in event.redactions.iter().flatten() {
+                per_rule.add(rule, *count);
             }
         }
-        if !per_rule.is_empty() {
-            if let Ok(mut map) = self.setup.stats.redactions_per_rule.lock() {
-                for (rule, count) in per_rule {
-                    *map.entry(rule).or_default() += count;
+        let stats = &self.setup.stats;
+        for (counts, map) in [
+            (per_hook, &stats.stored_per_hook),
+            (per_rule, &stats.redactions_per_rule),
+        ] {
+            if counts.is_empty() {
+                continue;
+            }
+            if let Ok(mut map) = map.lock() {
+                for (name, count) in counts.into_counts() {
+                    match map.get_mut(name) {
+                        Some(total) => *total += count,
+                        None => {
+                            map.insert(name.to_owned(), count);
+                        }
+                    }
                 }
             }
         }
-        BatchOutcome::Committed
     }
 
     /// One transaction of the batch's events: see [`commit_events`].
@@ -1127,6 +1150,41 @@ fn reprice(connection: &mut Connection, prices: &PriceTable) -> rusqlite::Result
     Ok(changed)
 }
 
+/// Counts per name (hook, redaction rule) within one batch, by reference:
+/// a batch names a handful of hooks, found by a short linear search; past
+/// [`NameCounts::SHORT`] names (a publisher inventing hook names) the rest
+/// are hashed.
+#[derive(Default)]
+struct NameCounts<'a> {
+    /// The first names seen, searched in order.
+    short: Vec<(&'a str, u64)>,
+    /// Names beyond the short list.
+    more: HashMap<&'a str, u64>,
+}
+
+impl<'a> NameCounts<'a> {
+    /// How many names the linear list holds.
+    const SHORT: usize = 16;
+
+    fn add(&mut self, name: &'a str, count: u64) {
+        if let Some((_, total)) = self.short.iter_mut().find(|(known, _)| *known == name) {
+            *total += count;
+        } else if self.short.len() < Self::SHORT {
+            self.short.push((name, count));
+        } else {
+            *self.more.entry(name).or_default() += count;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.short.is_empty()
+    }
+
+    fn into_counts(self) -> impl Iterator<Item = (&'a str, u64)> {
+        self.short.into_iter().chain(self.more)
+    }
+}
+
 /// The minute key of `event_counts` for `ts`, rounded as SQLite's integer
 /// division rounds (migration 2 and `REBUILD_EVENT_COUNTS` use the same).
 fn minute_of(ts: i64) -> i64 {
@@ -1570,6 +1628,135 @@ mod tests {
             text(&connection, "SELECT model FROM sessions"),
             "claude-sonnet-4-5"
         );
+    }
+
+    /// Every row of the side tables, as text, in a fixed order.
+    fn side_tables(connection: &Connection) -> String {
+        [
+            "sessions",
+            "agents",
+            "event_counts",
+            "usage",
+            "transcript_ids",
+        ]
+        .iter()
+        .map(|table| {
+            let mut statement = connection
+                .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3"))
+                .unwrap();
+            let columns = statement.column_count();
+            let rows: Vec<String> = statement
+                .query_map([], |row| {
+                    Ok((0..columns)
+                        .map(|index| match row.get_ref(index).unwrap() {
+                            rusqlite::types::ValueRef::Text(text) => {
+                                String::from_utf8_lossy(text).into_owned()
+                            }
+                            other => format!("{other:?}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("|"))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            format!("{table}:\n{}", rows.join("\n"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+    }
+
+    /// The writer folds a batch into one upsert per session, agent and
+    /// minute (issue 21): a batch of many events of one session and its
+    /// subagent leaves the same rows as committing them one by one, late
+    /// events, state changes, usage and the end included.
+    #[test]
+    fn a_batch_of_one_session_leaves_the_rows_one_by_one_commits_leave() {
+        let usage = serde_json::json!({
+            "transcript": "session", "from": 0, "to": 10,
+            "responses": [response("m1", 10), response("m2", 20)],
+            "tool_use_ids": ["toolu_1"],
+        });
+        let lines = [
+            line(
+                "start",
+                1_000,
+                r#""cwd":"/w","hook":"SessionStart","payload":{"model":"claude-opus-4-5","transcript_path":"/t/s.jsonl"}"#,
+            ),
+            line(
+                "prompt",
+                1_100,
+                r#""hook":"UserPromptSubmit","payload":{"prompt":"fix the build","prompt_id":"p1","permission_mode":"default"}"#,
+            ),
+            line(
+                "pre",
+                1_200,
+                r#""hook":"PreToolUse","tool":"Bash","tool_use_id":"toolu_1","payload":{"prompt_id":"p1"}"#,
+            ),
+            line(
+                "wait",
+                1_250,
+                r#""hook":"Notification","payload":{"notification_type":"permission_prompt"}"#,
+            ),
+            line(
+                "post",
+                1_300,
+                r#""hook":"PostToolUse","tool":"Agent","tool_use_id":"toolu_2","payload":{"tool_response":{"agentId":"a1"}}"#,
+            ),
+            line(
+                "a-start",
+                1_400,
+                r#""agent_id":"a1","hook":"SubagentStart","payload":{"prompt_id":"p1","agent_type":"Explore"}"#,
+            ),
+            line(
+                "a-pre",
+                1_500,
+                r#""agent_id":"a1","hook":"PreToolUse","tool":"Read","payload":{}"#,
+            ),
+            line(
+                "a-post",
+                1_600,
+                r#""agent_id":"a1","hook":"PostToolUse","tool":"Read","payload":{}"#,
+            ),
+            line(
+                "late",
+                1_150,
+                r#""hook":"PreToolUse","tool":"Grep","payload":{"permission_mode":"plan"}"#,
+            ),
+            line(
+                "a-stop",
+                1_700,
+                r#""agent_id":"a1","hook":"SubagentStop","payload":{"agent_transcript_path":"/t/a1.jsonl"}"#,
+            ),
+            format!(
+                r#"{{"v":1,"id":"stop","ts":1800,"machine":"m","session_id":"s","hook":"Stop","usage":{usage},"payload":{{}}}}"#
+            ),
+            line(
+                "again",
+                61_000,
+                r#""hook":"UserPromptSubmit","payload":{"prompt":"and the tests"}"#,
+            ),
+            line(
+                "end",
+                61_500,
+                r#""hook":"SessionEnd","payload":{"reason":"clear"}"#,
+            ),
+            line(
+                "prompt",
+                1_100,
+                r#""hook":"UserPromptSubmit","payload":{"prompt":"a duplicate"}"#,
+            ),
+        ];
+        let mut batched = database();
+        let events: Vec<NewEvent> = lines.iter().map(|text| event(text)).collect();
+        commit(&mut batched, &events, &BatchExtras::default());
+        let mut one_by_one = database();
+        for text in &lines {
+            commit(&mut one_by_one, &[event(text)], &BatchExtras::default());
+        }
+        let expected = side_tables(&one_by_one);
+        assert!(expected.contains("ended"), "{expected}");
+        assert_eq!(side_tables(&batched), expected);
     }
 
     #[test]

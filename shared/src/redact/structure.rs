@@ -142,6 +142,9 @@ pub fn may_drop(rules: &[DropRule], tool: Option<&str>) -> bool {
 /// The payload with the paths of every applying drop rule replaced; `None`
 /// when no rule applies (the common case, decided without building a value).
 pub fn drop_paths(payload: &str, rules: &[DropRule], report: &mut Report) -> Option<String> {
+    if no_rule_names_a_tool_in(payload, rules) {
+        return None;
+    }
     let probe: Probe = serde_json::from_str(payload).ok()?;
     let tool = probe.tool_name.as_deref();
     let file = probe.tool_input.as_ref().and_then(|input| {
@@ -181,6 +184,35 @@ pub fn drop_paths(payload: &str, rules: &[DropRule], report: &mut Report) -> Opt
     }
     report.add_many(DROP_RULE, count);
     serde_json::to_string(&value).ok()
+}
+
+/// Whether no rule can apply to `payload`, told without parsing it (the
+/// parse cost the collector's second redaction of a 1.4 KB tool event a
+/// fifth of its time, issue 21): every rule names its tools literally, and
+/// none of those names is a JSON string of the payload. Conservative: a
+/// rule for any tool, a name with a wildcard or with a byte JSON could
+/// escape other than as `\u`, or a `\u` escape anywhere in the payload
+/// (which could spell a name) leaves the answer to the parse.
+fn no_rule_names_a_tool_in(payload: &str, rules: &[DropRule]) -> bool {
+    let plain_name = |tool: &Cow<'static, str>| {
+        !tool.is_empty()
+            && tool
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"_-.:".contains(&byte))
+    };
+    let literal = rules
+        .iter()
+        .all(|rule| !rule.tools.is_empty() && rule.tools.iter().all(plain_name));
+    let bytes = payload.as_bytes();
+    if !literal || memchr::memmem::find(bytes, b"\\u").is_some() {
+        return false;
+    }
+    // One SIMD search per name (a tool's name is rare in other payloads,
+    // so its few hits are checked for the quotes around them).
+    !rules.iter().flat_map(|rule| &rule.tools).any(|tool| {
+        memchr::memmem::find_iter(bytes, tool.as_bytes())
+            .any(|at| at > 0 && bytes[at - 1] == b'"' && bytes.get(at + tool.len()) == Some(&b'"'))
+    })
 }
 
 fn path_mut<'v>(value: &'v mut Value, path: &str) -> Option<&'v mut Value> {
@@ -231,5 +263,41 @@ mod tests {
             r#"{"tool_name":"Write","tool_input":{"file_path":"/k/id_ed25519","content":"KEY"}}"#;
         let out = drop_paths(write, &rules, &mut Report::default()).unwrap();
         assert!(!out.contains("KEY"), "{out}");
+    }
+
+    /// The check that skips the parse (issue 21) decides only when no rule
+    /// can apply; a tool name spelled with an escape, a wildcard rule or a
+    /// rule for every tool still drop what they did.
+    #[test]
+    fn the_drop_rules_skip_the_parse_only_when_no_rule_can_apply() {
+        let rules = default_drop_rules();
+        let bash = r#"{"tool_name":"Bash","tool_input":{"command":"cat .env"},"tool_response":{"stdout":"A=1\nRead"}}"#;
+        assert!(no_rule_names_a_tool_in(bash, &rules));
+        assert!(drop_paths(bash, &rules, &mut Report::default()).is_none());
+        let escaped = r#"{"tool_name":"\u0052ead","tool_input":{"file_path":"/p/.env"},"tool_response":"A=1"}"#;
+        assert!(!no_rule_names_a_tool_in(escaped, &rules));
+        let out = drop_paths(escaped, &rules, &mut Report::default()).unwrap();
+        assert!(!out.contains("A=1"), "{out}");
+        let rule = |tools: &[&'static str]| DropRule {
+            tools: tools.iter().map(|&tool| Cow::Borrowed(tool)).collect(),
+            files: Vec::new(),
+            paths: vec!["tool_response".into()],
+        };
+        for rules in [vec![rule(&["Ba*"])], vec![rule(&[])]] {
+            assert!(!no_rule_names_a_tool_in(bash, &rules));
+            let out = drop_paths(bash, &rules, &mut Report::default()).unwrap();
+            assert!(!out.contains("A=1"), "{out}");
+        }
+        let read =
+            r#"{"tool_name":"Read","tool_input":{"file_path":"/p/.env"},"tool_response":"A=1"}"#;
+        assert!(!no_rule_names_a_tool_in(read, &rules));
+        assert!(!no_rule_names_a_tool_in(
+            read,
+            &[rule(&["Bash"]), rule(&["Read"])]
+        ));
+        assert!(no_rule_names_a_tool_in(
+            read,
+            &[rule(&["Bash"]), rule(&["Rea"])]
+        ));
     }
 }
