@@ -555,8 +555,37 @@ fn read_line(
         return None;
     }
     tool_use_ids.append(&mut message.content.0);
-    let usage = message.usage?;
-    let message_id = message.id.filter(|id| !id.is_empty())?;
+    response_of(
+        message.id,
+        model,
+        message.usage?,
+        LineFields {
+            request_id: parsed.request_id,
+            timestamp: parsed.timestamp,
+            sidechain: parsed.is_sidechain,
+            agent_id: parsed.agent_id,
+        },
+    )
+}
+
+/// The line-level fields a response is read from besides its message.
+struct LineFields<'a> {
+    request_id: Option<String>,
+    timestamp: Option<&'a str>,
+    sidechain: bool,
+    agent_id: Option<String>,
+}
+
+/// The response of an assistant line whose message has `usage`, by the
+/// rules of the module doc (shared by [`response_of_line`] and
+/// [`response_of_parsed`]).
+fn response_of(
+    message_id: Option<String>,
+    model: String,
+    usage: Usage,
+    line: LineFields<'_>,
+) -> Option<ResponseUsage> {
+    let message_id = message_id.filter(|id| !id.is_empty())?;
     // Claude Code's own split: the 1-hour part is what the breakdown says
     // (at most the total), and everything else written is a 5-minute write.
     let total_written = usage.cache_creation_input_tokens;
@@ -567,11 +596,11 @@ fn read_line(
     let cache_write_5m = total_written - cache_write_1h;
     Some(ResponseUsage {
         message_id,
-        request_id: parsed.request_id.filter(|id| !id.is_empty()),
+        request_id: line.request_id.filter(|id| !id.is_empty()),
         model,
-        ts: parsed.timestamp.and_then(parse_rfc3339_millis),
-        sidechain: parsed.is_sidechain,
-        agent_id: parsed.agent_id.filter(|id| !id.is_empty()),
+        ts: line.timestamp.and_then(parse_rfc3339_millis),
+        sidechain: line.sidechain,
+        agent_id: line.agent_id.filter(|id| !id.is_empty()),
         input: usage.input_tokens,
         output: usage.output_tokens,
         cache_write_5m,
@@ -585,6 +614,65 @@ fn read_line(
         speed: usage.speed.filter(|speed| !speed.is_empty()),
         prompt_id: None,
     })
+}
+
+/// What [`response_of_parsed`] needs of an assistant line (`"type":
+/// "assistant"`) that the caller has parsed already, so that the line is
+/// not parsed twice. The string fields are as the line has them (already
+/// unescaped); `request_id` and `usage` are their raw JSON text, read here
+/// with the same types as [`response_of_line`] reads them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ParsedResponseLine<'a> {
+    /// `message.id`.
+    pub message_id: Option<&'a str>,
+    /// `message.model`.
+    pub model: Option<&'a str>,
+    /// `message.usage`, raw JSON.
+    pub usage_json: Option<&'a str>,
+    /// `requestId`, raw JSON.
+    pub request_id_json: Option<&'a str>,
+    /// `timestamp`.
+    pub timestamp: Option<&'a str>,
+    /// `isSidechain` (false when absent).
+    pub sidechain: bool,
+    /// `agentId`.
+    pub agent_id: Option<&'a str>,
+}
+
+/// The response [`response_of_line`] reads from the same line, given its
+/// fields parsed by the caller: `None` where it would find none (no usage,
+/// no message id, the synthetic model, a `usage` or `requestId` of the
+/// wrong type). The caller checks what `response_of_line` checks of the
+/// line as a whole: it is JSON of the same shape, an assistant line, and
+/// holds the literal strings `"assistant"` and `"usage"`
+/// ([`has_response_markers`]).
+pub fn response_of_parsed(line: ParsedResponseLine<'_>) -> Option<ResponseUsage> {
+    let model = line.model.unwrap_or_default();
+    if model == SYNTHETIC_MODEL {
+        return None;
+    }
+    let usage = serde_json::from_str::<Option<Usage>>(line.usage_json?).ok()??;
+    let request_id = match line.request_id_json {
+        Some(raw) => serde_json::from_str::<Option<String>>(raw).ok()?,
+        None => None,
+    };
+    response_of(
+        line.message_id.map(str::to_owned),
+        model.to_owned(),
+        usage,
+        LineFields {
+            request_id,
+            timestamp: line.timestamp,
+            sidechain: line.sidechain,
+            agent_id: line.agent_id.map(str::to_owned),
+        },
+    )
+}
+
+/// Whether `line` holds the two literal strings [`response_of_line`]
+/// requires before it parses a line at all.
+pub fn has_response_markers(line: &[u8]) -> bool {
+    memmem(line, ASSISTANT_MARKER).is_some() && memmem(line, USAGE_MARKER).is_some()
 }
 
 /// The value of the first `"key": "…"` in a JSON `line`, when it is a plain

@@ -49,7 +49,7 @@ use synthesize::{FileJob, FileKind, LastLine, Output};
 /// Most events per transaction.
 const BATCH_EVENTS: usize = 4000;
 /// Most payload bytes per transaction.
-const BATCH_BYTES: usize = 16 * 1024 * 1024;
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Most usage rows per transaction.
 const BATCH_USAGE: usize = 8000;
 

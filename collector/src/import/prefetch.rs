@@ -23,7 +23,7 @@ pub(super) const CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Buffers in flight: one being parsed, the others being filled or
 /// waiting.
-const BUFFERS: usize = 3;
+const BUFFERS: usize = 2;
 
 /// What the reading thread found next in file number `.0`.
 enum Piece {

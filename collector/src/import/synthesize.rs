@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hooktrail_shared::envelope::{shorten_strings, Envelope, HookEvent};
 use hooktrail_shared::redact::Redactor;
 use hooktrail_shared::time::parse_rfc3339_millis;
-use hooktrail_shared::transcript::{self, lift_plain_string, memmem};
+use hooktrail_shared::transcript::{self, lift_plain_string, memmem, ResponseUsage};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -284,8 +284,12 @@ struct Line<'a> {
     permission_mode: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     cwd: Option<Cow<'a, str>>,
-    #[serde(default, rename = "isSidechain")]
-    is_sidechain: Option<bool>,
+    /// `None` when absent, `Some(None)` for `null`.
+    #[serde(default, rename = "isSidechain", deserialize_with = "present")]
+    is_sidechain: Option<Option<bool>>,
+    /// Only for the line's response ([`transcript::response_of_parsed`]).
+    #[serde(default, borrow, rename = "requestId")]
+    request_id: Option<&'a RawValue>,
     #[serde(default, rename = "isMeta")]
     is_meta: Option<bool>,
     #[serde(default, rename = "isCompactSummary")]
@@ -312,6 +316,23 @@ struct Message<'a> {
     stop_reason: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     content: Option<Content<'a>>,
+    /// Only for the line's response ([`transcript::response_of_parsed`]).
+    #[serde(default, borrow)]
+    usage: Option<&'a RawValue>,
+}
+
+/// A field that is present (`null` included): tells `null` from absent.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+impl Line<'_> {
+    /// `isSidechain: true`.
+    fn sidechain(&self) -> bool {
+        self.is_sidechain == Some(Some(true))
+    }
 }
 
 #[derive(Deserialize)]
@@ -619,7 +640,7 @@ impl<'j> FileState<'j> {
     fn agent_of(&self, line: &Line<'_>) -> Option<String> {
         match self.file_agent {
             Some(agent) => Some(agent.to_owned()),
-            None if line.is_sidechain == Some(true) => line.agent_id.as_deref().map(str::to_owned),
+            None if line.sidechain() => line.agent_id.as_deref().map(str::to_owned),
             None => None,
         }
     }
@@ -677,7 +698,7 @@ impl<'j> FileState<'j> {
         // A subagent's first line is its task, not a prompt of the session;
         // so is a sidechain line of a main transcript, even one without an
         // `agentId` (older Claude Code wrote subagents' lines there).
-        if self.file_agent.is_some() || agent.is_some() || line.is_sidechain == Some(true) {
+        if self.file_agent.is_some() || agent.is_some() || line.sidechain() {
             return;
         }
         let Some(text) = prompt_text else {
@@ -774,7 +795,7 @@ impl<'j> FileState<'j> {
             return;
         };
         let model = message.model.as_deref().unwrap_or("");
-        let main_agent = self.file_agent.is_none() && line.is_sidechain != Some(true);
+        let main_agent = self.file_agent.is_none() && !line.sidechain();
         if model == transcript::SYNTHETIC_MODEL {
             if main_agent && line.is_api_error == Some(true) {
                 self.flush_stop(None, output);
@@ -882,11 +903,7 @@ impl<'j> FileState<'j> {
         output: &mut Output,
         counts: &mut FileCounts,
     ) {
-        let mut ignored_bad = 0;
-        let mut ignored_ids = Vec::new();
-        let Some(response) =
-            transcript::response_of_line(bytes, &mut ignored_bad, &mut ignored_ids)
-        else {
+        let Some(response) = response_of(line, bytes) else {
             return;
         };
         let agent_id = self
@@ -1155,6 +1172,33 @@ pub(crate) fn end_orphan_session(job: &FileJob<'_>, last_line: &LastLine, output
     state.end_session(output, last_line.ts, &end_key, None);
 }
 
+/// The response of an assistant `line` (`bytes` as read), as
+/// [`transcript::response_of_line`] reads it, from the fields already
+/// parsed; the line is parsed again only where the two parsers could
+/// differ (a `type` or `timestamp` with escapes, which it cannot borrow,
+/// or an `isSidechain` of `null`, which it refuses).
+fn response_of(line: &Line<'_>, bytes: &[u8]) -> Option<ResponseUsage> {
+    if !transcript::has_response_markers(bytes) {
+        return None;
+    }
+    let borrowed = |text: &Option<Cow<'_, str>>| !matches!(text, Some(Cow::Owned(_)));
+    if !borrowed(&line.kind) || !borrowed(&line.timestamp) || line.is_sidechain == Some(None) {
+        let mut ignored_bad = 0;
+        let mut ignored_ids = Vec::new();
+        return transcript::response_of_line(bytes, &mut ignored_bad, &mut ignored_ids);
+    }
+    let message = line.message.as_ref()?;
+    transcript::response_of_parsed(transcript::ParsedResponseLine {
+        message_id: message.id.as_deref(),
+        model: message.model.as_deref(),
+        usage_json: message.usage.map(RawValue::get),
+        request_id_json: line.request_id.map(RawValue::get),
+        timestamp: line.timestamp.as_deref(),
+        sidechain: line.sidechain(),
+        agent_id: line.agent_id.as_deref(),
+    })
+}
+
 /// Whether a line is one of Claude Code's bookkeeping lines, which start
 /// with their `type` (`api-request`, `file-history-snapshot`, `cost-state`,
 /// …), or a context `attachment`: skipped without parsing, since they hold
@@ -1272,6 +1316,33 @@ pub(crate) fn derived_id(parts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_response_is_read_from_the_parsed_line_as_from_the_bytes() {
+        let usage = r#"{"input_tokens":3,"output_tokens":5,"cache_creation_input_tokens":7,"cache_read_input_tokens":11,"cache_creation":{"ephemeral_1h_input_tokens":2},"server_tool_use":{"web_search_requests":1},"inference_geo":"eu","speed":"fast"}"#;
+        let lines = [
+            format!(r#"{{"type":"assistant","timestamp":"2026-01-02T03:04:05.678Z","requestId":"req_1","isSidechain":true,"agentId":"a1","message":{{"id":"msg_1","model":"claude-x","content":[{{"type":"tool_use","id":"t1","name":"Bash","input":{{}}}}],"usage":{usage}}}}}"#),
+            format!(r#"{{"type":"assistant","timestamp":"2026-01-02T03:04:05Z","message":{{"id":"msg_2","model":"claude-x","content":"hi","usage":{usage}}}}}"#),
+            // Fields the bytes' parser refuses or cannot borrow.
+            format!(r#"{{"type":"assistant","timestamp":"2026-01-02T03:04:05\u002e000Z","message":{{"id":"msg_3","model":"m","usage":{usage}}}}}"#),
+            format!(r#"{{"type":"assistant","isSidechain":null,"timestamp":"2026-01-02T03:04:05Z","message":{{"id":"msg_4","model":"m","usage":{usage}}}}}"#),
+            format!(r#"{{"type":"assistant","requestId":5,"timestamp":"2026-01-02T03:04:05Z","message":{{"id":"msg_5","model":"m","usage":{usage}}}}}"#),
+            format!(r#"{{"type":"assistant","requestId":null,"timestamp":"2026-01-02T03:04:05Z","message":{{"id":"msg_6","model":"m","usage":{usage}}}}}"#),
+            r#"{"type":"assistant","timestamp":"2026-01-02T03:04:05Z","message":{"id":"msg_7","model":"m","usage":{"input_tokens":"3"}}}"#.to_owned(),
+            r#"{"type":"assistant","timestamp":"2026-01-02T03:04:05Z","message":{"id":"msg_8","model":"m","usage":null}}"#.to_owned(),
+            format!(r#"{{"type":"assistant","timestamp":"2026-01-02T03:04:05Z","message":{{"id":"","model":"m","usage":{usage}}}}}"#),
+            format!(r#"{{"type":"assistant","timestamp":"2026-01-02T03:04:05Z","message":{{"model":"<synthetic>","id":"msg_9","usage":{usage}}}}}"#),
+            format!(r#"{{"type":"assistant","message":{{"id":"msg_10","usage":{usage}}}}}"#),
+        ];
+        let mut read = 0;
+        for text in &lines {
+            let line: Line<'_> = serde_json::from_str(text).expect("a line");
+            let expected = transcript::response_of_line(text.as_bytes(), &mut 0, &mut Vec::new());
+            read += usize::from(expected.is_some());
+            assert_eq!(response_of(&line, text.as_bytes()), expected, "{text}");
+        }
+        assert_eq!(read, 4);
+    }
 
     #[test]
     fn derived_ids_are_stable_and_distinct() {

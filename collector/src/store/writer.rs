@@ -18,7 +18,7 @@
 //! power cut can lose the last transactions acknowledged since the previous
 //! checkpoint (never corrupt the database).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -932,19 +932,25 @@ fn store_imported_usage(
 }
 
 /// A session the hooks recorded without usage (an older emitter) takes
-/// its model from the import's main-agent responses, when it has none.
+/// its model from the import's main-agent responses, when it has none:
+/// the first such response of the batch, since once it has set the model
+/// the others' updates change nothing (so they are not run).
 fn fill_session_models(
     transaction: &Transaction<'_>,
     usage: &[ImportedUsage],
 ) -> rusqlite::Result<()> {
     let mut fill_model = transaction
         .prepare_cached("UPDATE sessions SET model = ?2 WHERE session_id = ?1 AND model IS NULL")?;
+    let mut tried: HashSet<&str> = HashSet::new();
     for imported in usage.iter().filter(|imported| {
         imported.agent_id.is_none()
             && !imported.response.sidechain
             && is_model_name(&imported.response.model)
             && cost::is_plausible(&imported.response)
     }) {
+        if !tried.insert(&imported.session_id) {
+            continue;
+        }
         fill_model.execute(params![imported.session_id, imported.response.model])?;
     }
     Ok(())
