@@ -253,7 +253,7 @@ fn emit_with_privacy(collector: &Collector, payload: &str, privacy: &str) {
 #[test]
 fn the_collector_redacts_again_what_an_emitter_redacted_with_other_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start(dir.path(), &[]);
+    let collector = Collector::start(dir.path(), &["--no-token"]);
     let read_env = |session: &str| {
         format!(
             r#"{{"session_id":"{session}","hook_event_name":"PostToolUse","tool_name":"Read","tool_use_id":"t-{session}","tool_input":{{"file_path":"/app/.env"}},"tool_response":{{"file":{{"content":"PLAN=friday"}}}},"prompt":"AKIAIOSFODNN7EXAMPLQ"}}"#
@@ -281,4 +281,12 @@ fn the_collector_redacts_again_what_an_emitter_redacted_with_other_settings() {
         );
         assert!(row[1].contains("\"drop-path\":1"), "{session}: {row:?}");
     }
+    // Only the `full` emitter's event was redacted again, and `/api/health`
+    // says so (an operator's sign of emitters with other settings).
+    let port = support::process::http_port(&collector);
+    let host = format!("127.0.0.1:{port}");
+    let reply = support::in_process::http_get(port, "/api/health", &[("Host", &host)]);
+    let health: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(health["sources"]["socket"]["redacted_again"], 1, "{health}");
+    assert_eq!(health["sources"]["socket"]["stored"], 2, "{health}");
 }
