@@ -21,9 +21,9 @@
 //! With `--redis-only`, only the ceiling without the index and (b), with
 //! their ratio and the CPU each spent per event (issue 21 item 1: a quick
 //! repeatable A/B of the Redis ingest), in `BENCH_ROUNDS` rounds (3) whose
-//! median ratio is the figure. `--unredacted` sends the envelopes as
-//! emitters older than `redacted_with` did, so the collector redacts each
-//! again.
+//! median ratio is the figure. `--without-redacted-with` sends the
+//! envelopes as emitters older than `redacted_with` did, so the collector
+//! redacts each again.
 //!
 //! Runs the release collector binary next to this example
 //! (`target/<triple>/release/hooktrail-collector`, or `BENCH_COLLECTOR`),
@@ -71,10 +71,10 @@ fn main() {
     let temp = tempfile::tempdir().unwrap();
     eprintln!("bench: generating {events} events of ~1 KB");
     // The emitter redacts every envelope and names the redaction in it;
-    // `--unredacted` sends them as emitters older than `redacted_with` did,
-    // so the collector redacts each again.
-    let sent = if std::env::args().any(|arg| arg == "--unredacted") {
-        Sent::Unredacted
+    // `--without-redacted-with` sends them as emitters older than
+    // `redacted_with` did, so the collector redacts each again.
+    let sent = if std::env::args().any(|arg| arg == "--without-redacted-with") {
+        Sent::WithoutRedactedWith
     } else {
         Sent::AsTheEmitterDoes
     };
@@ -244,8 +244,9 @@ enum Sent {
     /// Redacted by the emitter's redaction, which names itself in
     /// `redacted_with`, as every emitter of this version sends them.
     AsTheEmitterDoes,
-    /// Without `redacted_with`, as older emitters sent them.
-    Unredacted,
+    /// Without `redacted_with`, as older emitters sent them (redacted, but
+    /// not saying how), so the collector redacts each again.
+    WithoutRedactedWith,
 }
 
 /// A real-shaped PostToolUse envelope of about 1 KB.

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::event::{CommittedEvent, Source};
 use crate::state;
 use crate::stats::Stats;
-use hooktrail_shared::redact::Redactor;
+use hooktrail_shared::redact::{Received, Redactor};
 use hooktrail_shared::transcript::{lift_plain_string, TranscriptUsage};
 
 /// One event ready to insert, with the facts the `sessions` and `agents`
@@ -252,12 +252,17 @@ impl NewEvent {
         known: Option<&mut KnownSessions>,
     ) -> NewEvent {
         let mut envelope = envelope;
-        // Again here, for whatever arrives unredacted: older emitters, spool
-        // files written before an upgrade, other publishers. An envelope an
-        // emitter already redacted with this very redaction (its
-        // `redacted_with` is ours) would pass unchanged, so it is not
-        // scanned again (`redact::Fingerprint`).
         redactor.redact_received_envelope(&mut envelope);
+        NewEvent::from_redacted_envelope(envelope, source, known)
+    }
+
+    /// [`NewEvent::from_envelope_remembering`] for an envelope its caller
+    /// has already passed through `Redactor::redact_received_envelope`.
+    fn from_redacted_envelope(
+        envelope: Envelope,
+        source: Source,
+        known: Option<&mut KnownSessions>,
+    ) -> NewEvent {
         let hook = HookEvent::from_name(&envelope.hook);
         let payload: String = Box::<str>::from(envelope.payload).into();
         let facts = match known {
@@ -394,16 +399,17 @@ pub(crate) fn parse_counted_remembering(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match envelope::parse_line(line) {
         Ok(mut envelope) => {
-            // Redacted here to count it; `from_envelope_remembering` then
-            // finds its own fingerprint and does not redact it twice.
-            if redactor.redact_received_envelope(&mut envelope) {
+            // Again here, for whatever arrives unredacted: older emitters,
+            // spool files written before an upgrade, other publishers. An
+            // envelope an emitter already redacted with this very
+            // redaction (its `redacted_with` is ours) would pass unchanged,
+            // so it is not scanned again (`redact::Fingerprint`).
+            if redactor.redact_received_envelope(&mut envelope) == Received::RedactedHere {
                 counters
                     .redacted_again
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            Ok(NewEvent::from_envelope_remembering(
-                envelope, source, redactor, known,
-            ))
+            Ok(NewEvent::from_redacted_envelope(envelope, source, known))
         }
         Err(reason) => {
             counters

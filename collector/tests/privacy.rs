@@ -205,7 +205,7 @@ fn two_collectors_in_one_process_each_redact_at_their_own_privacy_level() {
         wait_until("the socket is listening", Duration::from_secs(30), || {
             socket.exists()
         });
-        assert_eq!(send_lines(&socket, &[line.clone()]), vec!["ok"]);
+        assert_eq!(send_lines(&socket, std::slice::from_ref(&line)), vec!["ok"]);
         let output = std::process::Command::new("sqlite3")
             .arg(dir.join("events.db"))
             .arg("SELECT payload FROM events")
@@ -303,7 +303,9 @@ fn emitter_check_and_collector_log_name_the_same_fingerprint() {
             .find("fingerprint ")
             .or_else(|| text.find("fingerprint: "))?;
         let rest = text[at..].split_once(' ')?.1;
-        Some(rest.chars().take(16).collect::<String>())
+        let fingerprint: String = rest.chars().take(16).collect();
+        (fingerprint.len() == 16 && fingerprint.bytes().all(|byte| byte.is_ascii_hexdigit()))
+            .then_some(fingerprint)
     };
     let logged = wait_for_log_fingerprint(&collector, fingerprint_in);
     let check = |privacy: &str| {

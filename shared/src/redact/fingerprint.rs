@@ -21,8 +21,9 @@
 //! hundred instructions for it on every hook (SHA-256, already linked for
 //! decisions, would cost tens of thousands).
 //!
-//! **What it covers:** the crate's version (the built-in rules are code:
-//! a new version may match differently), the privacy level, the built-in
+//! **What it covers:** the redaction's source code (the built-in rules are
+//! code: another build may match differently; see [`CODE`]), the privacy
+//! level, the built-in
 //! rules turned off, each user pattern (name, prefix, character set,
 //! lengths) and each drop rule (tools, files, paths), every text length-
 //! prefixed so that no two lists of texts give the same bytes.
@@ -37,7 +38,7 @@ impl Fingerprint {
     /// The fingerprint of redacting with `settings` by this version's code.
     pub fn of(settings: &Settings) -> Fingerprint {
         let mut hash = Mix::new();
-        hash.text(env!("CARGO_PKG_VERSION"));
+        hash.word(CODE);
         hash.word(match settings.privacy {
             Privacy::Full => 1,
             Privacy::Redacted => 2,
@@ -75,6 +76,46 @@ impl Fingerprint {
         // Only ASCII hex digits are ever stored.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
+}
+
+/// The redaction's code, hashed at compile time: every file whose change
+/// can change what a redaction replaces. Not the crate's version, which
+/// stays the same across builds (and stayed 0.1.0 through nine changes to
+/// the rules); any edit here, a comment included, makes the collector
+/// redact what older builds sent, which errs on the safe side.
+const CODE: u64 = code_hash(&[
+    include_bytes!("mod.rs"),
+    include_bytes!("rules.rs"),
+    include_bytes!("scan.rs"),
+    include_bytes!("escapes.rs"),
+    include_bytes!("structure.rs"),
+    include_bytes!("settings.rs"),
+    include_bytes!("fingerprint.rs"),
+    include_bytes!("../envelope/shorten.rs"),
+]);
+
+/// FNV-1a over eight-byte words (a `const fn`: the compiler runs it, so
+/// the emitter pays nothing for it at run time).
+const fn code_hash(files: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut file = 0;
+    while file < files.len() {
+        let bytes = files[file];
+        let mut at = 0;
+        while at < bytes.len() {
+            let mut word = [0u8; 8];
+            let mut byte = 0;
+            while byte < 8 && at + byte < bytes.len() {
+                word[byte] = bytes[at + byte];
+                byte += 1;
+            }
+            hash = (hash ^ u64::from_le_bytes(word)).wrapping_mul(0x0000_0100_0000_01b3);
+            at += 8;
+        }
+        hash = (hash ^ bytes.len() as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        file += 1;
+    }
+    hash
 }
 
 /// A 64-bit mix, eight bytes at a time (see the module doc for why this
@@ -186,6 +227,39 @@ mod tests {
                 ..base.clone()
             });
         }
+        let (mut origins, mut problems) = (Vec::new(), Vec::new());
+        let mut pattern = |json: serde_json::Value| {
+            let settings = crate::redact::settings::from_config(
+                None,
+                Some(serde_json::json!({ "patterns": [json] })),
+                None,
+                &mut origins,
+                &mut problems,
+            );
+            assert_eq!(settings.patterns.len(), 1);
+            settings
+        };
+        variants.push(pattern(
+            serde_json::json!({"name": "a", "prefix": "p_", "chars": "a-z"}),
+        ));
+        variants.push(pattern(
+            serde_json::json!({"name": "b", "prefix": "p_", "chars": "a-z"}),
+        ));
+        variants.push(pattern(
+            serde_json::json!({"name": "a", "prefix": "q_", "chars": "a-z"}),
+        ));
+        variants.push(pattern(
+            serde_json::json!({"name": "a", "prefix": "p_", "chars": "a-y"}),
+        ));
+        variants.push(pattern(
+            serde_json::json!({"name": "a", "prefix": "p_", "chars": "a-z", "min_len": 9}),
+        ));
+        variants.push(pattern(
+            serde_json::json!({"name": "a", "prefix": "p_", "chars": "a-z", "max_len": 30}),
+        ));
+        let mut other_paths = base.clone();
+        other_paths.drop[0].paths = vec!["tool_input".into()];
+        variants.push(other_paths);
         let mut seen = vec![of(base)];
         for variant in variants {
             let fingerprint = of(variant);

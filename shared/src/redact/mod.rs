@@ -95,6 +95,15 @@ impl Report {
     }
 }
 
+/// What [`Redactor::redact_received_envelope`] did with an envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Its `redacted_with` named this very redaction: left as it came.
+    AlreadyRedacted,
+    /// Redacted here (it named no redaction or another one).
+    RedactedHere,
+}
+
 /// A redacted payload: borrowed when nothing changed.
 #[derive(Debug, Clone)]
 pub struct Redacted<'t> {
@@ -202,15 +211,14 @@ impl Redactor {
 
     /// What the collector calls on every envelope it receives: redacts it
     /// unless its `redacted_with` says that this very redaction (these
-    /// settings, this version) already ran on it, where a second pass
-    /// would change nothing (replacements match no rule). Returns whether
-    /// it redacted.
-    pub fn redact_received_envelope(&self, envelope: &mut Envelope) -> bool {
+    /// settings, this code) already ran on it, where a second pass would
+    /// change nothing (replacements match no rule).
+    pub fn redact_received_envelope(&self, envelope: &mut Envelope) -> Received {
         if envelope.redacted_with.as_deref() == Some(self.fingerprint.as_str()) {
-            return false;
+            return Received::AlreadyRedacted;
         }
         self.redact_envelope_of(envelope, false);
-        true
+        Received::RedactedHere
     }
 
     /// [`Redactor::redact_envelope`] for an envelope this process just built
@@ -235,9 +243,14 @@ impl Redactor {
     fn redact_envelope_of(&self, envelope: &mut Envelope, no_drop_applies: bool) -> Report {
         let redacted = self.redact_payload_of(envelope.payload.get(), no_drop_applies);
         let report = redacted.report;
+        let mut applied = true;
         if let Cow::Owned(changed) = redacted.text {
-            if let Ok(raw) = RawValue::from_string(changed) {
-                envelope.payload = raw;
+            // Valid JSON in gives valid JSON out (the module's invariant);
+            // were it ever not, the payload stays as it was and is not
+            // named as redacted, so the collector redacts it again.
+            match RawValue::from_string(changed) {
+                Ok(raw) => envelope.payload = raw,
+                Err(_) => applied = false,
             }
         }
         if !report.is_empty() {
@@ -246,7 +259,7 @@ impl Redactor {
                 *counts.entry(rule.clone()).or_insert(0) += count;
             }
         }
-        envelope.redacted_with = Some(self.fingerprint.as_str().to_owned());
+        envelope.redacted_with = applied.then(|| self.fingerprint.as_str().to_owned());
         report
     }
 }
@@ -254,13 +267,6 @@ impl Redactor {
 /// The names of every built-in rule, for `check` and the docs.
 pub fn builtin_rule_names() -> impl Iterator<Item = &'static str> {
     Builtin::ALL.into_iter().map(Builtin::name)
-}
-
-#[cfg(test)]
-impl Redactor {
-    fn redacted_with_for_tests(&self) -> Option<String> {
-        Some(self.fingerprint.as_str().to_owned())
-    }
 }
 
 #[cfg(test)]
@@ -274,12 +280,25 @@ mod tests {
         r#"{"hook_event_name":"UserPromptSubmit","prompt":"my key is AKIAIOSFODNN7EXAMPLE and ghp_0123456789abcdefghijABCDEFGHIJ012345"}"#,
         r#"{"hook_event_name":"UserPromptSubmit","prompt":"\u0041KIAIOSFODNN7EXAMPLE"}"#,
         r#"{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"export API_KEY=abcdef0123456789abcdef0123456789"}}"#,
-        r#"{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"ls"}}"#,
+        r#"{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"ls acme_deadbeef01"}}"#,
         "not json at all",
     ];
 
     fn settings_variants() -> Vec<Settings> {
+        let (mut origins, mut problems) = (Vec::new(), Vec::new());
+        let with_pattern = settings::from_config(
+            None,
+            Some(
+                serde_json::json!({"patterns": [{"name": "acme_api_key", "prefix": "acme_",
+                "chars": "a-z0-9_", "min_len": 4}], "disable": ["high-entropy"]}),
+            ),
+            None,
+            &mut origins,
+            &mut problems,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
         vec![
+            with_pattern,
             Settings::default(),
             Settings {
                 privacy: Privacy::Full,
@@ -306,8 +325,9 @@ mod tests {
                 let line = sent.to_json();
                 let mut skipped = crate::envelope::parse_line(line.as_bytes()).unwrap();
                 let mut again = crate::envelope::parse_line(line.as_bytes()).unwrap();
-                assert!(
-                    !redactor.redact_received_envelope(&mut skipped),
+                assert_eq!(
+                    redactor.redact_received_envelope(&mut skipped),
+                    Received::AlreadyRedacted,
                     "{payload}"
                 );
                 redactor.redact_envelope(&mut again);
@@ -333,18 +353,27 @@ mod tests {
         emitter.redact_built_envelope(&mut from_other);
         assert_ne!(
             from_other.redacted_with,
-            collector.redacted_with_for_tests()
+            Some(collector.fingerprint().as_str().to_owned())
         );
         let mut unmarked = build();
         let mut wrong = build();
         wrong.redacted_with = Some("0123456789abcdef".into());
         for mut envelope in [from_other, unmarked.clone(), wrong] {
-            assert!(collector.redact_received_envelope(&mut envelope));
+            assert_eq!(
+                collector.redact_received_envelope(&mut envelope),
+                Received::RedactedHere
+            );
             assert!(envelope.payload.get().contains("[REDACTED:drop-path]"));
-            assert_eq!(envelope.redacted_with, collector.redacted_with_for_tests());
+            assert_eq!(
+                envelope.redacted_with,
+                Some(collector.fingerprint().as_str().to_owned())
+            );
         }
-        unmarked.redacted_with = collector.redacted_with_for_tests();
-        assert!(!collector.redact_received_envelope(&mut unmarked));
+        unmarked.redacted_with = Some(collector.fingerprint().as_str().to_owned());
+        assert_eq!(
+            collector.redact_received_envelope(&mut unmarked),
+            Received::AlreadyRedacted
+        );
     }
 
     /// The emitter's shortcut (no drop probe when the lifted tool rules

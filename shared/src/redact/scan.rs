@@ -273,7 +273,7 @@ impl Scanner {
 fn user_at<'r>(user: &'r [UserPattern], bytes: &[u8], at: usize) -> Option<Hit<'r>> {
     for pattern in user {
         let prefix = pattern.prefix.as_bytes();
-        if !bytes[at..].starts_with(prefix) {
+        if !bytes[at..].starts_with(prefix) || in_marker(bytes, at) {
             continue;
         }
         let body = at + prefix.len();
@@ -679,6 +679,22 @@ fn classify_name(name: &[u8]) -> Option<NameKind> {
 
 /// Values that stand for a secret without being one: references, already
 /// redacted text, masks and empty literals.
+/// The longest rule name a marker is searched back over: user rule names
+/// are short words; a longer run is not a marker's name.
+const MARKER_NAME_MAX: usize = 128;
+
+/// Whether `at` lies in the name of a `[REDACTED:name]` marker: a user
+/// pattern may match its own rule's name (prefix `acme_`, rule
+/// `acme_api_key`), and replacing it again would break the invariant that
+/// redacting twice changes nothing (which lets the collector skip its
+/// second pass, `fingerprint`).
+fn in_marker(bytes: &[u8], at: usize) -> bool {
+    const OPEN: &[u8] = b"[REDACTED:";
+    let window = &bytes[at.saturating_sub(MARKER_NAME_MAX + OPEN.len())..at];
+    memchr::memmem::rfind(window, OPEN)
+        .is_some_and(|open| !window[open + OPEN.len()..].contains(&b']'))
+}
+
 fn is_placeholder(value: &[u8]) -> bool {
     if value.len() < 3 {
         return true;
