@@ -580,8 +580,8 @@ pub(crate) fn compute(
     for budget in &budgets.list {
         let window = budget::window(budget.period, now);
         if let Some(bounds) = window {
-            if !windows.contains_key(&bounds) {
-                windows.insert(bounds, spend::window_spend(connection, bounds.0, bounds.1)?);
+            if let std::collections::hash_map::Entry::Vacant(entry) = windows.entry(bounds) {
+                entry.insert(spend::window_spend(connection, bounds.0, bounds.1)?);
             }
         }
         let places = window

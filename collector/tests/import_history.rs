@@ -186,7 +186,7 @@ fn reimporting_a_grown_transcript_moves_its_session_end_to_the_new_last_line() {
             &db,
             "SELECT ts FROM events WHERE session_id = 'grown' AND hook = 'SessionEnd'"
         ),
-        [last_ts.clone()],
+        std::slice::from_ref(&last_ts),
         "one SessionEnd, at the new last line"
     );
     assert_eq!(

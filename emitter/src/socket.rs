@@ -96,14 +96,15 @@ pub fn connect(path: &Path) -> io::Result<UnixStream> {
     Ok(stream)
 }
 
+/// What [`deliver`] returns: the open connection, the bytes that arrived
+/// after the `ok` line, and the verdict that came on the `ok` line itself
+/// (`ok <signed refusal>`, when a budget refuses).
+pub type Delivered = (UnixStream, Vec<u8>, Option<Vec<u8>>);
+
 /// Sends one envelope line and waits for `ok` until the deadline. Returns
 /// the open connection and what arrived after the `ok` line: a hook waiting
 /// for a remote decision reads it there (`decision::await_socket`).
-pub fn deliver(
-    path: &Path,
-    line: &str,
-    deadline: Deadline,
-) -> Result<(UnixStream, Vec<u8>, Option<Vec<u8>>), String> {
+pub fn deliver(path: &Path, line: &str, deadline: Deadline) -> Result<Delivered, String> {
     let mut stream =
         connect(path).map_err(|error| format!("connect to {}: {error}", path.display()))?;
     check_peer(&stream)?;

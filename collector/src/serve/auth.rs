@@ -275,7 +275,7 @@ pub(crate) fn page_token_valid(token: &str, check: PageTokenCheck<'_>) -> bool {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
