@@ -439,6 +439,10 @@ pub(crate) struct ImportStore {
 /// up with an error.
 const IMPORT_BUSY_PATIENCE: Duration = Duration::from_secs(60);
 
+/// The import connection's page cache, as SQLite's `cache_size` takes it
+/// (negative: KiB), 8 MiB.
+const IMPORT_CACHE_KIB: i64 = -8192;
+
 impl ImportStore {
     /// Opens (creating and migrating if needed) the database for an import.
     pub(crate) fn open(path: &Path, prices: Arc<PriceTable>) -> Result<ImportStore, String> {
@@ -452,6 +456,10 @@ impl ImportStore {
         // checkpoint), and what a power cut could lose of an import is
         // stored again by importing again.
         let _ = connection.pragma_update(None, "wal_autocheckpoint", BACKSTOP_AUTOCHECKPOINT_PAGES);
+        // Half the writer's page cache: the import's peak memory stays
+        // under 64 MB, and its storing time did not change measurably
+        // (BENCHMARKS.md, issue 21 item 3, round 3).
+        let _ = connection.pragma_update(None, "cache_size", IMPORT_CACHE_KIB);
         Ok(ImportStore {
             connection,
             prices,
@@ -949,6 +957,7 @@ fn store_imported_usage(
     }
     transaction.execute_batch(CREATE_USAGE_STAGE)?;
     let mut stage = transaction.prepare_cached(STAGE_USAGE)?;
+    let mut staged = 0_usize;
     for imported in usage {
         let response = &imported.response;
         if !cost::is_plausible(response) {
@@ -967,15 +976,26 @@ fn store_imported_usage(
             event_id: None,
         };
         usage_row.run(&mut stage, prices)?;
+        staged += 1;
     }
-    tally.rows += transaction
-        .prepare_cached(STORE_STAGED_USAGE)?
-        .execute([])?;
+    // The stage was empty, so the staged rows are rowids 1 to `staged`.
+    let mut store = transaction.prepare_cached(STORE_STAGED_USAGE)?;
+    for after in (0..staged).step_by(STAGE_CHUNK) {
+        let upto = (after + STAGE_CHUNK) as i64;
+        tally.rows += execute_in_order(
+            &mut store,
+            named_params! {":after": after as i64, ":upto": upto},
+        )?;
+    }
     transaction
         .prepare_cached("DELETE FROM temp.usage_stage")?
         .execute([])?;
     Ok(())
 }
+
+/// Most staged responses one [`STORE_STAGED_USAGE`] stores: its statement
+/// journal holds a copy of every page the statement touched until it ends.
+const STAGE_CHUNK: usize = 256;
 
 /// The import's responses of one batch, in order, before
 /// [`STORE_STAGED_USAGE`] stores them: temporary (this connection's, in
@@ -1007,7 +1027,7 @@ const STORE_STAGED_USAGE: &str = concat!(
      SELECT key, message_id, request_id, session_id, agent_id, prompt_id, machine, cwd, model, ts,
       input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens,
       web_search_requests, cost_usd, price_version, origin, event_id, inference_geo, speed
-     FROM temp.usage_stage WHERE true ORDER BY rowid
+     FROM temp.usage_stage WHERE rowid > :after AND rowid <= :upto ORDER BY rowid
      ",
     usage_conflict!()
 );
@@ -1691,6 +1711,30 @@ mod tests {
         assert_eq!(
             text(&connection, "SELECT COUNT(*) FROM temp.usage_stage"),
             "0"
+        );
+    }
+
+    #[test]
+    fn an_import_batch_larger_than_a_stage_chunk_is_stored_whole() {
+        let mut connection = database();
+        let count = STAGE_CHUNK * 2 + 3;
+        let usage = (0..count)
+            .map(|index| imported(response(&format!("m{index}"), index as u64 + 1)))
+            .collect();
+        let extras = BatchExtras {
+            usage,
+            transcript_ids: Vec::new(),
+        };
+        let report = commit(&mut connection, &[], &extras);
+        assert_eq!(report.usage_rows, count);
+        let expected = (1..=count as u64).sum::<u64>();
+        let stored = format!("{count} {expected}");
+        assert_eq!(
+            text(
+                &connection,
+                "SELECT COUNT(*) || ' ' || SUM(input_tokens) FROM usage"
+            ),
+            stored
         );
     }
 
