@@ -253,10 +253,11 @@ impl NewEvent {
     ) -> NewEvent {
         let mut envelope = envelope;
         // Again here, for whatever arrives unredacted: older emitters, spool
-        // files written before an upgrade, other publishers. An envelope the
-        // emitter already redacted passes unchanged (replacements match no
-        // rule), at the cost of one scan of its payload.
-        redactor.redact_envelope(&mut envelope);
+        // files written before an upgrade, other publishers. An envelope an
+        // emitter already redacted with this very redaction (its
+        // `redacted_with` is ours) would pass unchanged, so it is not
+        // scanned again (`redact::Fingerprint`).
+        redactor.redact_received_envelope(&mut envelope);
         let hook = HookEvent::from_name(&envelope.hook);
         let payload: String = Box::<str>::from(envelope.payload).into();
         let facts = match known {
