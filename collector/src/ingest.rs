@@ -393,9 +393,18 @@ pub(crate) fn parse_counted_remembering(
         .received
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match envelope::parse_line(line) {
-        Ok(envelope) => Ok(NewEvent::from_envelope_remembering(
-            envelope, source, redactor, known,
-        )),
+        Ok(mut envelope) => {
+            // Redacted here to count it; `from_envelope_remembering` then
+            // finds its own fingerprint and does not redact it twice.
+            if redactor.redact_received_envelope(&mut envelope) {
+                counters
+                    .redacted_again
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(NewEvent::from_envelope_remembering(
+                envelope, source, redactor, known,
+            ))
+        }
         Err(reason) => {
             counters
                 .rejected

@@ -253,7 +253,7 @@ fn emit_with_privacy(collector: &Collector, payload: &str, privacy: &str) {
 #[test]
 fn the_collector_redacts_again_what_an_emitter_redacted_with_other_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start(dir.path(), &[]);
+    let collector = Collector::start(dir.path(), &["--no-token"]);
     let read_env = |session: &str| {
         format!(
             r#"{{"session_id":"{session}","hook_event_name":"PostToolUse","tool_name":"Read","tool_use_id":"t-{session}","tool_input":{{"file_path":"/app/.env"}},"tool_response":{{"file":{{"content":"PLAN=friday"}}}},"prompt":"AKIAIOSFODNN7EXAMPLQ"}}"#
@@ -281,4 +281,61 @@ fn the_collector_redacts_again_what_an_emitter_redacted_with_other_settings() {
         );
         assert!(row[1].contains("\"drop-path\":1"), "{session}: {row:?}");
     }
+    // Only the `full` emitter's event was redacted again, and `/api/health`
+    // says so (an operator's sign of emitters with other settings).
+    let port = support::process::http_port(&collector);
+    let host = format!("127.0.0.1:{port}");
+    let reply = support::in_process::http_get(port, "/api/health", &[("Host", &host)]);
+    let health: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(health["sources"]["socket"]["redacted_again"], 1, "{health}");
+    assert_eq!(health["sources"]["socket"]["stored"], 2, "{health}");
+}
+
+/// The fingerprint an operator compares: `hooktrail-emit check` prints the
+/// one the collector logs at start when both read the same config, and
+/// another one for another privacy level.
+#[test]
+fn emitter_check_and_collector_log_name_the_same_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &[]);
+    let fingerprint_in = |text: &str| {
+        let at = text
+            .find("fingerprint ")
+            .or_else(|| text.find("fingerprint: "))?;
+        let rest = text[at..].split_once(' ')?.1;
+        Some(rest.chars().take(16).collect::<String>())
+    };
+    let logged = wait_for_log_fingerprint(&collector, fingerprint_in);
+    let check = |privacy: &str| {
+        let emitter =
+            std::path::Path::new(support::process::BINARY).with_file_name("hooktrail-emit");
+        let output = std::process::Command::new(emitter)
+            .arg("check")
+            .env_clear()
+            .env("HOME", &collector.dir)
+            .env("XDG_CONFIG_HOME", collector.dir.join("config"))
+            .env("HOOKTRAIL_PRIVACY", privacy)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        fingerprint_in(&stdout).unwrap_or_else(|| panic!("no fingerprint in {stdout}"))
+    };
+    assert_eq!(check("redacted"), logged);
+    assert_ne!(check("full"), logged);
+}
+
+fn wait_for_log_fingerprint(
+    collector: &Collector,
+    find: impl Fn(&str) -> Option<String>,
+) -> String {
+    let mut found = None;
+    wait_until(
+        "the collector logs its fingerprint",
+        Duration::from_secs(20),
+        || {
+            found = find(&collector.log_text());
+            found.is_some()
+        },
+    );
+    found.unwrap()
 }
