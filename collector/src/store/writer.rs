@@ -439,6 +439,10 @@ pub(crate) struct ImportStore {
 /// up with an error.
 const IMPORT_BUSY_PATIENCE: Duration = Duration::from_secs(60);
 
+/// The import connection's page cache, as SQLite's `cache_size` takes it
+/// (negative: KiB), 8 MiB.
+const IMPORT_CACHE_KIB: i64 = -8192;
+
 impl ImportStore {
     /// Opens (creating and migrating if needed) the database for an import.
     pub(crate) fn open(path: &Path, prices: Arc<PriceTable>) -> Result<ImportStore, String> {
@@ -452,6 +456,10 @@ impl ImportStore {
         // checkpoint), and what a power cut could lose of an import is
         // stored again by importing again.
         let _ = connection.pragma_update(None, "wal_autocheckpoint", BACKSTOP_AUTOCHECKPOINT_PAGES);
+        // Half the writer's page cache: the import's peak memory stays
+        // under 64 MB, and its storing time did not change measurably
+        // (BENCHMARKS.md, issue 21 item 3, round 3).
+        let _ = connection.pragma_update(None, "cache_size", IMPORT_CACHE_KIB);
         Ok(ImportStore {
             connection,
             prices,
@@ -894,21 +902,62 @@ fn store_event_usage(
                 origin,
                 event_id: Some(&row.id),
             };
-            usage_row.upsert(&mut upsert, prices)?;
+            usage_row.run(&mut upsert, prices)?;
         }
     }
     Ok(())
 }
 
+/// What [`UPSERT_USAGE`] and [`STORE_STAGED_USAGE`] do when the response
+/// is already stored (see [`UPSERT_USAGE`]).
+macro_rules! usage_conflict {
+    () => {
+        "ON CONFLICT(key) DO UPDATE SET
+       model = excluded.model,
+       ts = COALESCE(usage.ts, excluded.ts),
+       input_tokens = excluded.input_tokens,
+       output_tokens = excluded.output_tokens,
+       cache_write_5m_tokens = excluded.cache_write_5m_tokens,
+       cache_write_1h_tokens = excluded.cache_write_1h_tokens,
+       cache_read_tokens = excluded.cache_read_tokens,
+       web_search_requests = excluded.web_search_requests,
+       cost_usd = excluded.cost_usd,
+       price_version = excluded.price_version,
+       inference_geo = excluded.inference_geo,
+       speed = excluded.speed,
+       session_id = COALESCE(usage.session_id, excluded.session_id),
+       agent_id = COALESCE(excluded.agent_id, usage.agent_id),
+       prompt_id = COALESCE(usage.prompt_id, excluded.prompt_id),
+       machine = COALESCE(usage.machine, excluded.machine),
+       cwd = COALESCE(usage.cwd, excluded.cwd),
+       origin = excluded.origin,
+       event_id = excluded.event_id
+     WHERE NOT (usage.origin = 'hook' AND excluded.origin = 'import')"
+    };
+}
+
 /// Stores the responses an import read (origin `import`, never replacing
 /// a hook's row); counts the rows changed.
+///
+/// They are staged in a temporary table and stored by one
+/// `INSERT ... SELECT` ([`STORE_STAGED_USAGE`]): the same upsert, row by
+/// row in the same order, with the same triggers, but one statement per
+/// batch instead of one per row. A statement on `usage` (triggers, and
+/// constraints that abort) runs in a statement journal, which copies
+/// every page it touches first; per row, that copy, the statement's
+/// start and end were over half of what a row cost (issue 21 item 3).
 fn store_imported_usage(
     transaction: &Transaction<'_>,
     usage: &[ImportedUsage],
     prices: &PriceTable,
     tally: &mut UsageTally,
 ) -> rusqlite::Result<()> {
-    let mut upsert = transaction.prepare_cached(UPSERT_USAGE)?;
+    if usage.is_empty() {
+        return Ok(());
+    }
+    transaction.execute_batch(CREATE_USAGE_STAGE)?;
+    let mut stage = transaction.prepare_cached(STAGE_USAGE)?;
+    let mut staged = 0_usize;
     for imported in usage {
         let response = &imported.response;
         if !cost::is_plausible(response) {
@@ -926,10 +975,62 @@ fn store_imported_usage(
             origin: "import",
             event_id: None,
         };
-        tally.rows += usage_row.upsert(&mut upsert, prices)?;
+        usage_row.run(&mut stage, prices)?;
+        staged += 1;
     }
+    // The stage was empty, so the staged rows are rowids 1 to `staged`.
+    let mut store = transaction.prepare_cached(STORE_STAGED_USAGE)?;
+    for after in (0..staged).step_by(STAGE_CHUNK) {
+        let upto = (after + STAGE_CHUNK) as i64;
+        tally.rows += execute_in_order(
+            &mut store,
+            named_params! {":after": after as i64, ":upto": upto},
+        )?;
+    }
+    transaction
+        .prepare_cached("DELETE FROM temp.usage_stage")?
+        .execute([])?;
     Ok(())
 }
+
+/// Most staged responses one [`STORE_STAGED_USAGE`] stores: its statement
+/// journal holds a copy of every page the statement touched until it ends.
+const STAGE_CHUNK: usize = 256;
+
+/// The import's responses of one batch, in order, before
+/// [`STORE_STAGED_USAGE`] stores them: temporary (this connection's, in
+/// memory), and emptied after each batch. Its columns have no type, so a
+/// value keeps the type it was bound with until `usage` gives it its own,
+/// as when it is bound to [`UPSERT_USAGE`].
+const CREATE_USAGE_STAGE: &str = "CREATE TEMP TABLE IF NOT EXISTS usage_stage
+     (key, message_id, request_id, session_id, agent_id, prompt_id, machine, cwd, model, ts,
+      input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens,
+      web_search_requests, cost_usd, price_version, origin, event_id, inference_geo, speed)";
+
+/// Stages one response: the parameters of [`UPSERT_USAGE`], in its order,
+/// so [`UsageRow::run`] binds either.
+const STAGE_USAGE: &str = "INSERT INTO temp.usage_stage
+     (key, message_id, request_id, session_id, agent_id, prompt_id, machine, cwd, model, ts,
+      input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens,
+      web_search_requests, cost_usd, price_version, origin, event_id, inference_geo, speed)
+     VALUES (:key, :message_id, :request_id, :session_id, :agent_id, :prompt_id, :machine, :cwd, :model, :ts,
+      :input_tokens, :output_tokens, :cache_write_5m_tokens, :cache_write_1h_tokens, :cache_read_tokens,
+      :web_search_requests, :cost_usd, :price_version, :origin, :event_id, :inference_geo, :speed)";
+
+/// [`UPSERT_USAGE`] for every staged response, in the order staged
+/// (`WHERE true` tells SQLite's parser the `ON CONFLICT` is the upsert's).
+const STORE_STAGED_USAGE: &str = concat!(
+    "INSERT INTO main.usage
+     (key, message_id, request_id, session_id, agent_id, prompt_id, machine, cwd, model, ts,
+      input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens,
+      web_search_requests, cost_usd, price_version, origin, event_id, inference_geo, speed)
+     SELECT key, message_id, request_id, session_id, agent_id, prompt_id, machine, cwd, model, ts,
+      input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens,
+      web_search_requests, cost_usd, price_version, origin, event_id, inference_geo, speed
+     FROM temp.usage_stage WHERE rowid > :after AND rowid <= :upto ORDER BY rowid
+     ",
+    usage_conflict!()
+);
 
 /// A session the hooks recorded without usage (an older emitter) takes
 /// its model from the import's main-agent responses, when it has none:
@@ -1012,9 +1113,10 @@ struct UsageRow<'a> {
 }
 
 impl UsageRow<'_> {
-    /// Runs [`UPSERT_USAGE`] for this row, priced with `prices`; returns
-    /// the rows changed (0 when a hook's row kept an import's out).
-    fn upsert(
+    /// Runs [`UPSERT_USAGE`] (or [`STAGE_USAGE`], which names the same
+    /// parameters in the same order) for this row, priced with `prices`;
+    /// returns the rows changed (0 when a hook's row kept an import's out).
+    fn run(
         &self,
         upsert: &mut rusqlite::CachedStatement<'_>,
         prices: &PriceTable,
@@ -1080,35 +1182,18 @@ fn execute_in_order(
 /// Stores one response's usage, keyed so that it counts once: the last
 /// written usage wins, a hook's row is never replaced by an import's, and
 /// the agent and prompt it was first attributed to stay. Bound by
-/// [`UsageRow::upsert`].
-pub(crate) const UPSERT_USAGE: &str = "INSERT INTO usage
+/// [`UsageRow::run`].
+pub(crate) const UPSERT_USAGE: &str = concat!(
+    "INSERT INTO usage
      (key, message_id, request_id, session_id, agent_id, prompt_id, machine, cwd, model, ts,
       input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens,
       web_search_requests, cost_usd, price_version, origin, event_id, inference_geo, speed)
      VALUES (:key, :message_id, :request_id, :session_id, :agent_id, :prompt_id, :machine, :cwd, :model, :ts,
       :input_tokens, :output_tokens, :cache_write_5m_tokens, :cache_write_1h_tokens, :cache_read_tokens,
       :web_search_requests, :cost_usd, :price_version, :origin, :event_id, :inference_geo, :speed)
-     ON CONFLICT(key) DO UPDATE SET
-       model = excluded.model,
-       ts = COALESCE(usage.ts, excluded.ts),
-       input_tokens = excluded.input_tokens,
-       output_tokens = excluded.output_tokens,
-       cache_write_5m_tokens = excluded.cache_write_5m_tokens,
-       cache_write_1h_tokens = excluded.cache_write_1h_tokens,
-       cache_read_tokens = excluded.cache_read_tokens,
-       web_search_requests = excluded.web_search_requests,
-       cost_usd = excluded.cost_usd,
-       price_version = excluded.price_version,
-       inference_geo = excluded.inference_geo,
-       speed = excluded.speed,
-       session_id = COALESCE(usage.session_id, excluded.session_id),
-       agent_id = COALESCE(excluded.agent_id, usage.agent_id),
-       prompt_id = COALESCE(usage.prompt_id, excluded.prompt_id),
-       machine = COALESCE(usage.machine, excluded.machine),
-       cwd = COALESCE(usage.cwd, excluded.cwd),
-       origin = excluded.origin,
-       event_id = excluded.event_id
-     WHERE NOT (usage.origin = 'hook' AND excluded.origin = 'import')";
+     ",
+    usage_conflict!()
+);
 
 /// Prices again every stored response priced with another table (or none):
 /// a price fix or a `--prices` override applies to history too.
@@ -1603,6 +1688,53 @@ mod tests {
                 "SELECT group_concat(kind || ':' || item_id, ' ') FROM (SELECT * FROM transcript_ids ORDER BY item_id)"
             ),
             "agent:a9 tool_use:toolu_1 tool_use:toolu_2"
+        );
+        // A later batch on the same connection: staged in order (the last
+        // of a key wins, as row by row), counted, and the stage emptied.
+        let extras = BatchExtras {
+            usage: vec![
+                imported(response("m3", 1)),
+                imported(response("m3", 7)),
+                imported(response("m2", 4)),
+            ],
+            transcript_ids: Vec::new(),
+        };
+        let report = commit(&mut connection, &[], &extras);
+        assert_eq!(report.usage_rows, 3);
+        assert_eq!(
+            text(
+                &connection,
+                "SELECT group_concat(key || ' ' || input_tokens, ', ') FROM (SELECT * FROM usage ORDER BY key)"
+            ),
+            "m1 10, m2 4, m3 7"
+        );
+        assert_eq!(
+            text(&connection, "SELECT COUNT(*) FROM temp.usage_stage"),
+            "0"
+        );
+    }
+
+    #[test]
+    fn an_import_batch_larger_than_a_stage_chunk_is_stored_whole() {
+        let mut connection = database();
+        let count = STAGE_CHUNK * 2 + 3;
+        let usage = (0..count)
+            .map(|index| imported(response(&format!("m{index}"), index as u64 + 1)))
+            .collect();
+        let extras = BatchExtras {
+            usage,
+            transcript_ids: Vec::new(),
+        };
+        let report = commit(&mut connection, &[], &extras);
+        assert_eq!(report.usage_rows, count);
+        let expected = (1..=count as u64).sum::<u64>();
+        let stored = format!("{count} {expected}");
+        assert_eq!(
+            text(
+                &connection,
+                "SELECT COUNT(*) || ' ' || SUM(input_tokens) FROM usage"
+            ),
+            stored
         );
     }
 

@@ -21,12 +21,12 @@ const SESSION_COLUMNS: &str =
      EXISTS (SELECT 1 FROM events AS e WHERE e.session_id = sessions.session_id AND e.config_error = 1), \
      CASE WHEN EXISTS (SELECT 1 FROM otel_events AS o INDEXED BY otel_events_session \
                         WHERE o.session_id = sessions.session_id) THEN \
-       (SELECT COALESCE(SUM(u.origin = 'otel'), 0) FROM usage AS u INDEXED BY usage_session \
+       (SELECT COALESCE(SUM(u.origin = 'otel'), 0) FROM usage AS u INDEXED BY usage_session_totals \
          WHERE u.session_id = sessions.session_id) END, \
      CASE WHEN EXISTS (SELECT 1 FROM otel_events AS o INDEXED BY otel_events_session \
                         WHERE o.session_id = sessions.session_id) THEN \
        (SELECT COALESCE(SUM(u.origin != 'otel' AND u.request_id IS NOT NULL AND u.otel_cost_usd IS NULL), 0) \
-         FROM usage AS u INDEXED BY usage_session WHERE u.session_id = sessions.session_id) END";
+         FROM usage AS u INDEXED BY usage_session_totals WHERE u.session_id = sessions.session_id) END";
 
 /// One `sessions` row with its completeness counts. Its text borrows the
 /// row being read, so the sessions list writes its JSON without copying a
