@@ -253,10 +253,11 @@ impl NewEvent {
     ) -> NewEvent {
         let mut envelope = envelope;
         // Again here, for whatever arrives unredacted: older emitters, spool
-        // files written before an upgrade, other publishers. An envelope the
-        // emitter already redacted passes unchanged (replacements match no
-        // rule), at the cost of one scan of its payload.
-        redactor.redact_envelope(&mut envelope);
+        // files written before an upgrade, other publishers. An envelope an
+        // emitter already redacted with this very redaction (its
+        // `redacted_with` is ours) would pass unchanged, so it is not
+        // scanned again (`redact::Fingerprint`).
+        redactor.redact_received_envelope(&mut envelope);
         let hook = HookEvent::from_name(&envelope.hook);
         let payload: String = Box::<str>::from(envelope.payload).into();
         let facts = match known {
@@ -392,9 +393,18 @@ pub(crate) fn parse_counted_remembering(
         .received
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match envelope::parse_line(line) {
-        Ok(envelope) => Ok(NewEvent::from_envelope_remembering(
-            envelope, source, redactor, known,
-        )),
+        Ok(mut envelope) => {
+            // Redacted here to count it; `from_envelope_remembering` then
+            // finds its own fingerprint and does not redact it twice.
+            if redactor.redact_received_envelope(&mut envelope) {
+                counters
+                    .redacted_again
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(NewEvent::from_envelope_remembering(
+                envelope, source, redactor, known,
+            ))
+        }
         Err(reason) => {
             counters
                 .rejected

@@ -20,6 +20,11 @@ pub struct SourceCounters {
     pub duplicates: AtomicU64,
     /// Lines refused as malformed, oversized or binary.
     pub rejected: AtomicU64,
+    /// Events the collector redacted itself because their `redacted_with`
+    /// named no redaction or another one: older emitters, old spool files,
+    /// other publishers, or emitters of another version or with other
+    /// redaction settings (it grows with every event of such a machine).
+    pub redacted_again: AtomicU64,
     /// Events acknowledged back to the source after their commit.
     pub acknowledged: AtomicU64,
 }

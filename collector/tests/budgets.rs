@@ -146,32 +146,11 @@ fn a_budget_entry_with_a_typo_is_named_in_the_log_and_the_rest_still_hold() {
 /// (its `XDG_CONFIG_HOME`), delivering to `redis_url` when given, else to
 /// the collector's socket; returns what it printed on stdout.
 fn emit_capturing(collector: &Collector, payload: &Value, redis_url: Option<&str>) -> String {
-    let emitter = std::path::Path::new(env!("CARGO_BIN_EXE_hooktrail-collector"))
-        .with_file_name("hooktrail-emit");
-    let mut command = std::process::Command::new(emitter);
-    command
-        .env_clear()
-        .env("HOME", &collector.dir)
-        .env("XDG_CONFIG_HOME", collector.dir.join("config"))
-        .env("XDG_STATE_HOME", collector.dir.join("emitter-state"))
-        .env("HOOKTRAIL_SOCKET", &collector.socket)
-        .env("HOOKTRAIL_SPOOL_DIR", collector.dir.join("emitter-spool"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    if let Some(url) = redis_url {
-        command.env("HOOKTRAIL_REDIS_URL", url);
-    }
-    let mut child = command.spawn().expect("run hooktrail-emit");
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
-        payload.to_string().as_bytes(),
-    )
-    .unwrap();
-    drop(child.stdin.take());
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    String::from_utf8(output.stdout).unwrap()
+    let extra: Vec<(&str, &str)> = redis_url
+        .map(|url| ("HOOKTRAIL_REDIS_URL", url))
+        .into_iter()
+        .collect();
+    support::process::run_emitter(collector, payload.to_string().as_bytes(), &extra)
 }
 
 fn pre_tool_use(session: &str) -> Value {

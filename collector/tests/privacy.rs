@@ -229,3 +229,64 @@ fn two_collectors_in_one_process_each_redact_at_their_own_privacy_level() {
         "{metadata_payload}"
     );
 }
+
+/// Runs the real emitter on `payload` with `privacy` as its level and no
+/// config file, delivering to the collector's socket (the collector keeps
+/// the default level, `redacted`).
+fn emit_with_privacy(collector: &Collector, payload: &str, privacy: &str) {
+    let config = collector.dir.join("emitter-config");
+    support::process::run_emitter(
+        collector,
+        payload.as_bytes(),
+        &[
+            ("XDG_CONFIG_HOME", config.to_str().unwrap()),
+            ("HOOKTRAIL_PRIVACY", privacy),
+        ],
+    );
+}
+
+/// Issue 21: the collector skips its second redaction only for an envelope
+/// redacted with its very settings (`redacted_with`). The real emitter at
+/// the `full` level keeps what `Read` returned of a `.env` file; the
+/// collector, at `redacted`, still drops it. At the same level, what the
+/// emitter sent is stored as sent, with the emitter's counts.
+#[test]
+fn the_collector_redacts_again_what_an_emitter_redacted_with_other_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &["--no-token"]);
+    let read_env = |session: &str| {
+        format!(
+            r#"{{"session_id":"{session}","hook_event_name":"PostToolUse","tool_name":"Read","tool_use_id":"t-{session}","tool_input":{{"file_path":"/app/.env"}},"tool_response":{{"file":{{"content":"PLAN=friday"}}}},"prompt":"AKIAIOSFODNN7EXAMPLQ"}}"#
+        )
+    };
+    emit_with_privacy(&collector, &read_env("full"), "full");
+    emit_with_privacy(&collector, &read_env("same"), "redacted");
+    collector.wait_rows(2, Duration::from_secs(30));
+    let stored = |session: &str| {
+        collector.rows(&format!(
+            "SELECT payload, redactions FROM events WHERE session_id = '{session}'"
+        ))[0]
+            .clone()
+    };
+    for session in ["full", "same"] {
+        let row = stored(session);
+        assert!(!row[0].contains("PLAN=friday"), "{session}: {row:?}");
+        assert!(
+            row[0].contains("[REDACTED:drop-path]"),
+            "{session}: {row:?}"
+        );
+        assert!(
+            row[0].contains("[REDACTED:aws-access-key-id]"),
+            "{session}: {row:?}"
+        );
+        assert!(row[1].contains("\"drop-path\":1"), "{session}: {row:?}");
+    }
+    // Only the `full` emitter's event was redacted again, and `/api/health`
+    // says so (an operator's sign of emitters with other settings).
+    let port = support::process::http_port(&collector);
+    let host = format!("127.0.0.1:{port}");
+    let reply = support::in_process::http_get(port, "/api/health", &[("Host", &host)]);
+    let health: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(health["sources"]["socket"]["redacted_again"], 1, "{health}");
+    assert_eq!(health["sources"]["socket"]["stored"], 2, "{health}");
+}

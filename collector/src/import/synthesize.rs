@@ -1141,6 +1141,7 @@ impl<'j> FileState<'j> {
             truncated: false,
             usage: None,
             redactions: None,
+            redacted_with: None,
             config_error: false,
             wait_until: None,
             budget_check: false,

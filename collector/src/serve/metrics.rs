@@ -41,6 +41,7 @@ pub(crate) fn health(stats: &Stats, hub: &Hub, database: &Path) -> ApiResponse {
                 "stored": counters.stored.load(Ordering::Relaxed),
                 "duplicates": counters.duplicates.load(Ordering::Relaxed),
                 "rejected": counters.rejected.load(Ordering::Relaxed),
+                "redacted_again": counters.redacted_again.load(Ordering::Relaxed),
                 "acknowledged": counters.acknowledged.load(Ordering::Relaxed),
             }),
         );
@@ -248,6 +249,12 @@ const FAMILIES: &[Family] = &[
         kind: "counter",
         help: "Malformed, oversized or binary input refused, per source.",
         samples: |s| per_source(s, |c| &c.rejected),
+    },
+    Family {
+        name: "hooktrail_events_redacted_again_total",
+        kind: "counter",
+        help: "Received events the collector redacted itself, per source: they named no redaction or another one (older emitters, old spool files, other publishers, another version or other redaction settings).",
+        samples: |s| per_source(s, |c| &c.redacted_again),
     },
     Family {
         name: "hooktrail_events_acknowledged_total",

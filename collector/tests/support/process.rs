@@ -204,6 +204,36 @@ impl Drop for Collector {
     }
 }
 
+/// Runs the real emitter (built beside the collector) on `payload`,
+/// delivering to `collector`'s socket, with its state and spool in the
+/// collector's directory and the collector's config (`XDG_CONFIG_HOME`);
+/// `extra` adds or overrides variables. Returns its stdout; asserts that it
+/// exited 0, as a hook always must.
+#[allow(dead_code)]
+pub fn run_emitter(collector: &Collector, payload: &[u8], extra: &[(&str, &str)]) -> String {
+    let emitter = Path::new(BINARY).with_file_name("hooktrail-emit");
+    let mut command = Command::new(emitter);
+    command
+        .env_clear()
+        .env("HOME", &collector.dir)
+        .env("XDG_CONFIG_HOME", collector.dir.join("config"))
+        .env("XDG_STATE_HOME", collector.dir.join("emitter-state"))
+        .env("HOOKTRAIL_SOCKET", &collector.socket)
+        .env("HOOKTRAIL_SPOOL_DIR", collector.dir.join("emitter-spool"))
+        .envs(extra.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = command
+        .spawn()
+        .expect("run hooktrail-emit (cargo build -p hooktrail-emit)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), payload).unwrap();
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// A v1 envelope line with a fresh id and a ~1 KB payload.
 pub fn envelope(index: usize) -> String {
     let payload = format!(

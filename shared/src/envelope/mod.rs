@@ -280,6 +280,17 @@ pub struct Envelope {
     /// envelopes of emitters older than redaction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redactions: Option<BTreeMap<String, u64>>,
+    /// The fingerprint of the redaction `payload` went through
+    /// (`crate::redact::Fingerprint`: this version's rules with these
+    /// settings): a collector whose own is the same need not redact it
+    /// again. Absent from envelopes no redaction ran on; a value that is
+    /// not a string is read as absent, never a rejected envelope.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_text"
+    )]
+    pub redacted_with: Option<String>,
     /// Set when the emitter's config file (or `$HOOKTRAIL_PRIVACY`) had an
     /// error: the payload was then redacted at the `metadata` level, and
     /// the collector shows that the config needs fixing. Absent otherwise.
@@ -305,6 +316,23 @@ pub struct Envelope {
 
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+/// A string, or `None` for any other JSON value: an optional field that
+/// only says what the sender did, so no value of it rejects an envelope.
+pub(super) fn lenient_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Lenient {
+        Text(String),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Lenient::deserialize(deserializer)? {
+        Lenient::Text(text) => Some(text),
+        Lenient::Other(_) => None,
+    })
 }
 
 /// A fresh event id: a UUID v7, so ids sort by creation time.
@@ -381,6 +409,7 @@ impl Envelope {
             truncated: false,
             usage: None,
             redactions: None,
+            redacted_with: None,
             config_error: false,
             wait_until: None,
             budget_check: false,

@@ -45,6 +45,8 @@ struct AnyEnvelope<'a> {
     usage: Option<Box<RawValue>>,
     #[serde(default)]
     redactions: Option<BTreeMap<String, u64>>,
+    #[serde(default, deserialize_with = "super::lenient_text")]
+    redacted_with: Option<String>,
     #[serde(default)]
     config_error: bool,
     wait_until: Option<i64>,
@@ -133,6 +135,7 @@ fn from_v1(any: AnyEnvelope, version: u32, id: String) -> Result<Envelope, Rejec
             .usage
             .and_then(|raw| serde_json::from_str(raw.get()).ok()),
         redactions: any.redactions,
+        redacted_with: any.redacted_with,
         config_error: any.config_error,
         wait_until: any.wait_until,
         budget_check: any.budget_check,
@@ -189,6 +192,7 @@ fn from_camel_case(any: AnyEnvelope, id: String) -> Result<Envelope, RejectReaso
         truncated: false,
         usage: None,
         redactions: None,
+        redacted_with: None,
         config_error: false,
         wait_until: None,
         budget_check: false,
@@ -215,6 +219,26 @@ mod tests {
         let numeric =
             br#"{"id":"legacy-2","timestamp":1732312345678,"eventType":"Stop","data":{}}"#;
         assert_eq!(parse_line(numeric).unwrap().ts, 1_732_312_345_678);
+    }
+
+    /// `redacted_with` only says what the sender did: any value that is not
+    /// a string reads as absent (so the collector redacts), never as a
+    /// rejected event.
+    #[test]
+    fn redacted_with_of_any_shape_never_rejects_the_envelope() {
+        let line = |value: &str| {
+            format!(
+                r#"{{"v":1,"id":"a","ts":1,"hook":"Stop","redacted_with":{value},"payload":{{}}}}"#
+            )
+        };
+        let read = |value: &str| parse_line(line(value).as_bytes()).unwrap().redacted_with;
+        assert_eq!(
+            read(r#""00ff00ff00ff00ff""#).as_deref(),
+            Some("00ff00ff00ff00ff")
+        );
+        for other in ["5", "null", "[1,2]", r#"{"a":"b"}"#, "true"] {
+            assert_eq!(read(other), None, "{other}");
+        }
     }
 
     #[test]

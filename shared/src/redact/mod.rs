@@ -31,6 +31,7 @@
 //! report holds rule names and counts only, never matched text.
 
 mod escapes;
+mod fingerprint;
 mod rules;
 mod scan;
 pub mod settings;
@@ -44,6 +45,7 @@ use serde_json::Value;
 
 use crate::envelope::Envelope;
 
+pub use fingerprint::Fingerprint;
 pub use rules::{Builtin, RuleName, UserPattern};
 pub use settings::{DropRule, Privacy, Settings};
 
@@ -110,18 +112,32 @@ pub struct Redactor {
     settings: Settings,
     /// The single-pass scanner for the built-in and user patterns.
     scanner: scan::Scanner,
+    /// What redacting with these settings by this version is called in an
+    /// envelope's `redacted_with`, so a collector with the same one need
+    /// not redact it again ([`fingerprint`]'s module doc).
+    fingerprint: Fingerprint,
 }
 
 impl Redactor {
     /// A redactor for `settings` (from `config::Config::redaction`).
     pub fn new(settings: Settings) -> Redactor {
         let scanner = scan::Scanner::new(&settings.disabled, &settings.patterns);
-        Redactor { settings, scanner }
+        let fingerprint = Fingerprint::of(&settings);
+        Redactor {
+            settings,
+            scanner,
+            fingerprint,
+        }
     }
 
     /// Its settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Its fingerprint: these settings, this version.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
     }
 
     /// Redacts one payload given as JSON text (a hook's stdin, an envelope's
@@ -178,11 +194,23 @@ impl Redactor {
         redacted.report
     }
 
-    /// Redacts an envelope's payload in place and adds what fired to its
-    /// `redactions`. What the collector calls on every event it receives
-    /// (redacting twice finds nothing new: replacements match no rule).
+    /// Redacts an envelope's payload in place, adds what fired to its
+    /// `redactions` and names this redaction in its `redacted_with`.
     pub fn redact_envelope(&self, envelope: &mut Envelope) -> Report {
         self.redact_envelope_of(envelope, false)
+    }
+
+    /// What the collector calls on every envelope it receives: redacts it
+    /// unless its `redacted_with` says that this very redaction (these
+    /// settings, this version) already ran on it, where a second pass
+    /// would change nothing (replacements match no rule). Returns whether
+    /// it redacted.
+    pub fn redact_received_envelope(&self, envelope: &mut Envelope) -> bool {
+        if envelope.redacted_with.as_deref() == Some(self.fingerprint.as_str()) {
+            return false;
+        }
+        self.redact_envelope_of(envelope, false);
+        true
     }
 
     /// [`Redactor::redact_envelope`] for an envelope this process just built
@@ -218,6 +246,7 @@ impl Redactor {
                 *counts.entry(rule.clone()).or_insert(0) += count;
             }
         }
+        envelope.redacted_with = Some(self.fingerprint.as_str().to_owned());
         report
     }
 }
@@ -228,8 +257,95 @@ pub fn builtin_rule_names() -> impl Iterator<Item = &'static str> {
 }
 
 #[cfg(test)]
+impl Redactor {
+    fn redacted_with_for_tests(&self) -> Option<String> {
+        Some(self.fingerprint.as_str().to_owned())
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Payloads with something for every layer: a token, a drop path, an
+    /// escaped secret, a user pattern's prefix, and nothing at all.
+    const PAYLOADS: [&str; 6] = [
+        r#"{"hook_event_name":"PostToolUse","tool_name":"Read","tool_input":{"file_path":"/p/.env"},"tool_response":"A=1"}"#,
+        r#"{"hook_event_name":"UserPromptSubmit","prompt":"my key is AKIAIOSFODNN7EXAMPLE and ghp_0123456789abcdefghijABCDEFGHIJ012345"}"#,
+        r#"{"hook_event_name":"UserPromptSubmit","prompt":"\u0041KIAIOSFODNN7EXAMPLE"}"#,
+        r#"{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"export API_KEY=abcdef0123456789abcdef0123456789"}}"#,
+        r#"{"hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"ls"}}"#,
+        "not json at all",
+    ];
+
+    fn settings_variants() -> Vec<Settings> {
+        vec![
+            Settings::default(),
+            Settings {
+                privacy: Privacy::Full,
+                ..Settings::default()
+            },
+            Settings {
+                privacy: Privacy::Metadata,
+                ..Settings::default()
+            },
+        ]
+    }
+
+    /// What the collector skips is what a second pass would have left
+    /// unchanged: for every payload and privacy level, the envelope it
+    /// stores is byte for byte the one it stored when it always redacted.
+    #[test]
+    fn skipping_a_redaction_that_already_ran_stores_the_same_bytes() {
+        for settings in settings_variants() {
+            let redactor = Redactor::new(settings);
+            for payload in PAYLOADS {
+                let mut sent =
+                    Envelope::from_hook_stdin(payload.as_bytes(), "id".into(), 1, "m".into());
+                redactor.redact_built_envelope(&mut sent);
+                let line = sent.to_json();
+                let mut skipped = crate::envelope::parse_line(line.as_bytes()).unwrap();
+                let mut again = crate::envelope::parse_line(line.as_bytes()).unwrap();
+                assert!(
+                    !redactor.redact_received_envelope(&mut skipped),
+                    "{payload}"
+                );
+                redactor.redact_envelope(&mut again);
+                assert_eq!(skipped.to_json(), again.to_json(), "{payload}");
+            }
+        }
+    }
+
+    /// An envelope from an emitter with other settings, or without the
+    /// field (older emitters, old spool files), or with a field that does
+    /// not name this redaction, is redacted again.
+    #[test]
+    fn another_redaction_or_none_is_redacted_again() {
+        let collector = Redactor::new(Settings::default());
+        let emitter = Redactor::new(Settings {
+            privacy: Privacy::Full,
+            drop: Vec::new(),
+            ..Settings::default()
+        });
+        let secret = r#"{"hook_event_name":"PostToolUse","tool_name":"Read","tool_input":{"file_path":"/p/.env"},"tool_response":"A=1"}"#;
+        let build = || Envelope::from_hook_stdin(secret.as_bytes(), "id".into(), 1, "m".into());
+        let mut from_other = build();
+        emitter.redact_built_envelope(&mut from_other);
+        assert_ne!(
+            from_other.redacted_with,
+            collector.redacted_with_for_tests()
+        );
+        let mut unmarked = build();
+        let mut wrong = build();
+        wrong.redacted_with = Some("0123456789abcdef".into());
+        for mut envelope in [from_other, unmarked.clone(), wrong] {
+            assert!(collector.redact_received_envelope(&mut envelope));
+            assert!(envelope.payload.get().contains("[REDACTED:drop-path]"));
+            assert_eq!(envelope.redacted_with, collector.redacted_with_for_tests());
+        }
+        unmarked.redacted_with = collector.redacted_with_for_tests();
+        assert!(!collector.redact_received_envelope(&mut unmarked));
+    }
 
     /// The emitter's shortcut (no drop probe when the lifted tool rules
     /// every drop rule out) changes no byte of any envelope.
