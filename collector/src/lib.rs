@@ -172,13 +172,19 @@ pub fn run_with_stats(
     let approvals = approvals::Approvals::start(&settings, decisions.clone())?;
     let (budget_verdicts, budget_answerer, budget_thread) = start_budgets(&settings, &shutdown)?;
     running.helpers.extend(budget_thread);
+    let redactor = hooktrail_shared::redact::Redactor::new(settings.redaction.clone());
+    // So an operator can compare it with `hooktrail-emit check`'s: events
+    // from emitters with another one are redacted here again.
+    log::info(&format!(
+        "redaction: privacy {}, fingerprint {}",
+        settings.redaction.privacy.as_str(),
+        redactor.fingerprint().as_str()
+    ));
     let wiring = SourceWiring {
         queue,
         stats: stats.clone(),
         shutdown: shutdown.clone(),
-        redactor: Arc::new(hooktrail_shared::redact::Redactor::new(
-            settings.redaction.clone(),
-        )),
+        redactor: Arc::new(redactor),
         decisions,
         budgets: budget_answerer,
     };

@@ -290,3 +290,52 @@ fn the_collector_redacts_again_what_an_emitter_redacted_with_other_settings() {
     assert_eq!(health["sources"]["socket"]["redacted_again"], 1, "{health}");
     assert_eq!(health["sources"]["socket"]["stored"], 2, "{health}");
 }
+
+/// The fingerprint an operator compares: `hooktrail-emit check` prints the
+/// one the collector logs at start when both read the same config, and
+/// another one for another privacy level.
+#[test]
+fn emitter_check_and_collector_log_name_the_same_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &[]);
+    let fingerprint_in = |text: &str| {
+        let at = text
+            .find("fingerprint ")
+            .or_else(|| text.find("fingerprint: "))?;
+        let rest = text[at..].split_once(' ')?.1;
+        Some(rest.chars().take(16).collect::<String>())
+    };
+    let logged = wait_for_log_fingerprint(&collector, fingerprint_in);
+    let check = |privacy: &str| {
+        let emitter =
+            std::path::Path::new(support::process::BINARY).with_file_name("hooktrail-emit");
+        let output = std::process::Command::new(emitter)
+            .arg("check")
+            .env_clear()
+            .env("HOME", &collector.dir)
+            .env("XDG_CONFIG_HOME", collector.dir.join("config"))
+            .env("HOOKTRAIL_PRIVACY", privacy)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        fingerprint_in(&stdout).unwrap_or_else(|| panic!("no fingerprint in {stdout}"))
+    };
+    assert_eq!(check("redacted"), logged);
+    assert_ne!(check("full"), logged);
+}
+
+fn wait_for_log_fingerprint(
+    collector: &Collector,
+    find: impl Fn(&str) -> Option<String>,
+) -> String {
+    let mut found = None;
+    wait_until(
+        "the collector logs its fingerprint",
+        Duration::from_secs(20),
+        || {
+            found = find(&collector.log_text());
+            found.is_some()
+        },
+    );
+    found.unwrap()
+}

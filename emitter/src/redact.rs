@@ -84,6 +84,10 @@ pub fn run(arguments: &[String]) -> u8 {
 pub fn describe(settings: &Settings) {
     println!("Redaction");
     println!("  privacy: {}", settings.privacy.as_str());
+    println!(
+        "  fingerprint: {} (a collector whose log names the same one does not redact these events again)",
+        hooktrail_shared::redact::Fingerprint::of(settings).as_str()
+    );
     let builtin: Vec<&str> = Builtin::ALL
         .into_iter()
         .filter(|rule| !settings.disabled.contains(rule))
