@@ -10,8 +10,9 @@
 //! 3. go live: events from the queue with `seq` at or below the cursor were
 //!    already replayed and are skipped.
 //!
-//! If the queue overflows, during the replay or live, the thread subscribes
-//! again and replays on from its cursor (steps 1 to 3 again): a client that
+//! If the queue overflows, during the replay or live, the thread sends what
+//! the queue holds (live), subscribes again and replays on from its cursor
+//! (steps 1 to 3 again): a client that
 //! falls behind reads from the database instead of being closed, and the hub
 //! holds at most one bounded queue for it. The hub never waits on a client
 //! ([`crate::hub`]); a client that takes nothing for [`WRITE_LIMIT`] is
@@ -336,8 +337,14 @@ impl<S: Read + Write> Client<'_, S> {
             if let Err(ended) = self.live(&subscription) {
                 return ended;
             }
-            // The live queue overflowed: read on from the database, from
-            // the cursor, as a resume does, and go live again.
+            // The live queue overflowed: send what it holds (shared frames,
+            // already built), then read on from the database, from the
+            // cursor, as a resume does, and go live again.
+            while subscription.has_queued() {
+                if let Err(ended) = self.drain(&subscription) {
+                    return ended;
+                }
+            }
             if let Err(ended) = self.catch_up(&mut subscription, &waker) {
                 return ended;
             }
