@@ -9,12 +9,16 @@
 //!    each filter, combined, and with `q=` search; `/api/sessions` in each
 //!    sort, `/api/sessions/{id}` and its timeline (of 2,000-event sessions
 //!    and of a session of 1,000 prompts and 20,000 events); then the page's first paint with 500
-//!    sessions in headless Chromium. `BENCH_UI_API_ONLY=1` stops here.
+//!    sessions in headless Chromium; `/metrics` among the routes.
+//!    `BENCH_UI_API_ONLY=1` stops here; `BENCH_UI_LIVE_ONLY=1` skips this
+//!    step (the API and the browser) for the two below.
 //! 3. 50 WebSocket clients while events arrive on the socket at 1,000/s:
 //!    p50/p99 from the sender's write to delivery at every client (an upper
 //!    bound of commit-to-delivery: it includes the socket read, batching and
 //!    the commit).
-//! 4. Socket ingest rate of a burst with no WebSocket client and with 50.
+//! 4. Socket ingest rate of a burst with no WebSocket client and with 50,
+//!    and how long after the burst's last acknowledgement every client had
+//!    every event of it.
 //!    `BENCH_UI_IDLE_CLIENTS=1` runs the benchmark's own WebSocket readers
 //!    at SCHED_IDLE, so they stand for browsers on other machines.
 //!
@@ -74,6 +78,17 @@ fn main() {
         .query_row("SELECT MAX(ts) FROM events", [], |row| row.get(0))
         .unwrap();
     let running = Running::start(&collector, &db, dir.path());
+    if std::env::var_os("BENCH_UI_LIVE_ONLY").is_none() {
+        api_and_page(&running, newest_ts);
+        if std::env::var_os("BENCH_UI_API_ONLY").is_some() {
+            return;
+        }
+    }
+    live_and_burst(&running);
+}
+
+/// Step 2: the API's routes, then the page in Chromium.
+fn api_and_page(running: &Running, newest_ts: i64) {
     println!("API on {EVENTS} events over {SESSIONS} sessions (500 requests each, keep-alive, after a warm-up):");
     let mut client = Http::connect(running.port);
     let session = |index: i64| format!("bench-session-{index:04}");
@@ -234,13 +249,14 @@ fn main() {
             "/api/stats?bucket=60&since=(newest-60 s)",
             Box::new(move |_| format!("/api/stats?bucket=60&since={}", newest_ts - 60_000)),
         ),
+        ("/metrics", Box::new(|_| "/metrics".into())),
     ];
     for (name, path) in &routes {
         for index in 0..20 {
             client.get(&path(index));
         }
         let mut times = Vec::new();
-        let requests = if name.contains("stats") || name.contains("20,000") {
+        let requests = if name.contains("stats") || name.contains("20,000") || *name == "/metrics" {
             50
         } else {
             500
@@ -266,7 +282,6 @@ fn main() {
     if std::env::var_os("BENCH_UI_API_ONLY").is_some() {
         return;
     }
-
     match first_paint(running.port) {
         Ok(figures) => println!("{figures}"),
         Err(why) => println!("First paint: skipped ({why})"),
@@ -275,21 +290,31 @@ fn main() {
         Ok(figures) => println!("{figures}"),
         Err(why) => println!("Long session draw: skipped ({why})"),
     }
+}
 
+/// Steps 3 and 4: live delivery at 1,000 events/s, and the burst.
+fn live_and_burst(running: &Running) {
     println!("WebSocket: {CLIENTS} clients, events at 1,000/s for 10 s on the socket:");
-    let (p50, p99, delivered, expected) = live_latency(&running, CLIENTS, 10_000);
+    let (p50, p99, delivered, expected) = live_latency(running, CLIENTS, 10_000);
     println!("  write-to-delivery (upper bound of commit-to-delivery): p50 {p50:.2} ms   p99 {p99:.2} ms   ({delivered} of {expected} deliveries)");
 
     let burst = 100_000;
-    let (alone, _) = ingest_rate(&running, burst, 0);
-    let (with_clients, closed) = ingest_rate(&running, burst, CLIENTS);
+    let (alone, _, _) = ingest_rate(running, burst, 0);
+    let (with_clients, closed, caught_up) = ingest_rate(running, burst, CLIENTS);
     println!("Socket ingest of {burst} events (4 pipelined writers):");
     println!("  with no WebSocket client: {alone:>9.0} events/s");
     println!(
         "  with {CLIENTS} live clients:      {with_clients:>9.0} events/s   ({:+.1}%)",
         (with_clients / alone - 1.0) * 100.0
     );
-    println!("  clients closed as too slow during the burst (they reconnect from their cursor): {closed} of {CLIENTS}");
+    println!("  clients closed during the burst: {closed} of {CLIENTS}");
+    match caught_up {
+        Some(after) => println!(
+            "  every client had every event {:.2} s after the burst's last acknowledgement",
+            after.as_secs_f64()
+        ),
+        None => println!("  the clients did not all have every event within 120 s of the burst"),
+    }
 }
 
 fn ms(duration: Duration) -> f64 {
@@ -712,6 +737,9 @@ type ClientResult = (Vec<Duration>, usize, bool);
 /// benchmark can wait for the last ones instead of guessing a delay.
 static MATCHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// Events received by all clients while nothing was timed (the burst).
+static RECEIVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Opens `count` live WebSocket clients; each records write-to-delivery
 /// times of the ids in `sent`.
 fn open_clients(
@@ -757,7 +785,9 @@ fn open_clients(
                         Ok(tungstenite::Message::Text(text)) => {
                             let now = Instant::now();
                             if sent.lock().unwrap().is_empty() {
-                                received += text.matches("\"seq\":").count();
+                                let events = text.matches("\"seq\":").count();
+                                received += events;
+                                RECEIVED.fetch_add(events, Ordering::Relaxed);
                                 continue;
                             }
                             let message: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -864,11 +894,14 @@ fn live_latency(running: &Running, clients: usize, events: usize) -> (f64, f64, 
     (ms(p50), ms(p99), delivered, events * clients)
 }
 
-fn ingest_rate(running: &Running, count: usize, clients: usize) -> (f64, usize) {
+/// The burst's rate, the clients closed, and how long after its last
+/// acknowledgement every client had every event (None: not within 120 s).
+fn ingest_rate(running: &Running, count: usize, clients: usize) -> (f64, usize, Option<Duration>) {
     let sent: Sent = Arc::new(Mutex::new(HashMap::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let handles = open_clients(running.port, clients, &sent, &stop);
     wait_for_clients(running.port, clients);
+    RECEIVED.store(0, Ordering::Relaxed);
     let lines: Vec<String> = (0..count).map(|index| envelope(index).1).collect();
     let started = Instant::now();
     std::thread::scope(|scope| {
@@ -900,6 +933,12 @@ fn ingest_rate(running: &Running, count: usize, clients: usize) -> (f64, usize) 
         }
     });
     let rate = count as f64 / started.elapsed().as_secs_f64();
+    let stored = Instant::now();
+    let deadline = stored + Duration::from_secs(120);
+    while RECEIVED.load(Ordering::Relaxed) < count * clients && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let caught_up = (RECEIVED.load(Ordering::Relaxed) >= count * clients).then(|| stored.elapsed());
     stop.store(true, Ordering::Relaxed);
     let closed = handles
         .into_iter()
@@ -907,7 +946,7 @@ fn ingest_rate(running: &Running, count: usize, clients: usize) -> (f64, usize) 
         .map(|handle| handle.join().map(|(_, _, closed)| closed).unwrap_or(true))
         .filter(|closed| *closed)
         .count();
-    (rate, closed)
+    (rate, closed, caught_up)
 }
 
 /// One request to chromedriver (WebDriver is HTTP and JSON).

@@ -2,8 +2,9 @@
 //!
 //! **Invariant:** [`Hub::publish`] never blocks the writer. A client that
 //! cannot keep up has a bounded queue (in events and in bytes,
-//! [`MAX_QUEUED_BYTES`]); when it is full the client is closed
-//! with a reason and reconnects from its last `seq`.
+//! [`MAX_QUEUED_BYTES`]); when it is full the hub drops the queue, and the
+//! client's thread reads on from SQLite from its last sent `seq` and
+//! subscribes again (`serve::ws`).
 //!
 //! How: each subscriber owns a bounded `crossbeam` channel. `publish` cuts
 //! the committed rows into chunks of at most [`CHUNK_EVENTS`] events and
@@ -11,8 +12,8 @@
 //! subscriber list and `try_send`s each chunk (the writer's work per commit
 //! grows with chunks times subscribers, not events times subscribers). On a
 //! full queue it marks the subscriber as overflowed and drops its sender;
-//! the client's thread sees it and either catches up from SQLite or closes
-//! the WebSocket with a reason (`serve::ws`). A subscriber can also ask to be woken (a
+//! the client's thread sees it and catches up from SQLite (`serve::ws`).
+//! A subscriber can also ask to be woken (a
 //! `mio::Waker`, one `eventfd` write) so it can sleep in `poll` on its socket
 //! and its queue together; wake-ups are coalesced with a flag.
 //!
@@ -100,20 +101,28 @@ impl LiveChunk {
 /// One final, unmasked WebSocket text frame of `payload` (RFC 6455 5.2).
 fn text_frame(payload: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(payload.len() + 10);
-    frame.push(0x81);
-    match payload.len() {
-        length @ 0..=125 => frame.push(length as u8),
-        length @ 126..=0xffff => {
-            frame.push(126);
-            frame.extend_from_slice(&(length as u16).to_be_bytes());
-        }
-        length => {
-            frame.push(127);
-            frame.extend_from_slice(&(length as u64).to_be_bytes());
-        }
-    }
+    frame.extend_from_slice(&text_frame_header(payload.len()));
     frame.extend_from_slice(payload);
     frame
+}
+
+/// The header of a final, unmasked WebSocket text frame of `length` bytes:
+/// written before a payload sent as is, it makes the frame without a copy.
+pub(crate) fn text_frame_header(length: usize) -> Vec<u8> {
+    let mut header = Vec::with_capacity(10);
+    header.push(0x81);
+    match length {
+        0..=125 => header.push(length as u8),
+        126..=0xffff => {
+            header.push(126);
+            header.extend_from_slice(&(length as u16).to_be_bytes());
+        }
+        _ => {
+            header.push(127);
+            header.extend_from_slice(&(length as u64).to_be_bytes());
+        }
+    }
+    header
 }
 
 /// The most events in one [`LiveChunk`]: a live frame's worth.
@@ -124,17 +133,18 @@ pub(crate) const CHUNK_EVENTS: usize = 500;
 /// checked per chunk.
 pub(crate) const CHUNK_COST: usize = 1 << 20;
 
-/// The default number of events a subscriber may have queued before it is
-/// dropped as too slow.
+/// The default number of events a subscriber may have queued before its
+/// queue is dropped (its client reads on from SQLite).
 pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 131_072;
 
-/// The most bytes of events one subscriber may have queued before it is
-/// dropped as too slow. Counting events alone let stalled clients hold
+/// The most bytes of events one subscriber may have queued before its queue
+/// is dropped (its client reads on from SQLite). Counting events alone let stalled clients hold
 /// 8,192 events of up to 1 MiB each (2.8 GB RSS was seen). The chunks are
 /// shared between subscribers and every queue holds the newest chunks from
 /// its client's position on, so this also bounds what the hub keeps alive
 /// for all of them together (`hostile`'s stalled clients: peak RSS 91 MB).
-/// 16 MB closed every client that fell a few seconds behind a burst.
+/// 16 MB overflowed the queue of every client that fell a few seconds
+/// behind a burst; each overflow costs that client a read from SQLite.
 pub(crate) const MAX_QUEUED_BYTES: usize = 64 << 20;
 
 /// What one queued event costs in memory: its payload, the JSON text built
@@ -175,7 +185,8 @@ pub struct Hub {
     /// Highest `seq` delivered so far (a copy of `Inner::delivered`, read
     /// without the lock for health, tests and the backfill).
     last_published_seq: AtomicI64,
-    /// Subscribers dropped because their queue was full.
+    /// Subscribers dropped because their queue was full (their clients
+    /// caught up from SQLite).
     dropped_slow: AtomicU64,
     /// Wakes the backfill when the writer's batch left a gap; unset (no
     /// backfill) in tests that publish by hand.
@@ -351,7 +362,8 @@ impl Hub {
         self.last_published_seq.load(Ordering::Relaxed)
     }
 
-    /// Subscribers dropped so far for being too slow.
+    /// Subscribers dropped so far for being too slow (each client then
+    /// reads on from SQLite).
     pub fn dropped_slow(&self) -> u64 {
         self.dropped_slow.load(Ordering::Relaxed)
     }

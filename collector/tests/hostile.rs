@@ -400,6 +400,77 @@ fn stalled_websocket_clients_must_not_hold_events_without_a_byte_bound() {
     drop(stalled);
 }
 
+/// Reads one WebSocket text frame (server frames are unmasked) from
+/// `stream`, or `None` at a close frame; pings and pongs are skipped.
+fn read_text_frame(stream: &mut TcpStream) -> Option<String> {
+    loop {
+        let mut head = [0u8; 2];
+        stream.read_exact(&mut head).unwrap();
+        let length = match head[1] & 0x7f {
+            126 => {
+                let mut bytes = [0u8; 2];
+                stream.read_exact(&mut bytes).unwrap();
+                u16::from_be_bytes(bytes) as usize
+            }
+            127 => {
+                let mut bytes = [0u8; 8];
+                stream.read_exact(&mut bytes).unwrap();
+                u64::from_be_bytes(bytes) as usize
+            }
+            length => length as usize,
+        };
+        let mut payload = vec![0u8; length];
+        stream.read_exact(&mut payload).unwrap();
+        match head[0] & 0x0f {
+            0x1 => return Some(String::from_utf8(payload).unwrap()),
+            0x8 => return None,
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_websocket_client_too_slow_for_its_queue_must_catch_up_not_be_closed() {
+    let temp = tempfile::tempdir().unwrap();
+    let collector = Collector::start(temp.path(), &[]);
+    let address = http_address(&collector);
+    let token = token(&collector);
+    let mut slow = stalled_websocket(&address, &token);
+    let live = read_text_frame(&mut slow).expect("the live message");
+    assert!(live.contains(r#""type":"live""#), "{live}");
+    // 2,000 events of 40 KB (80 KB each in the hub's count): 160 MB against
+    // the 64 MB queue, sent while the client reads nothing.
+    let total = 2_000;
+    for chunk in 0..(total / 50) {
+        let lines: Vec<String> = (0..50)
+            .map(|index| envelope_at("slow", now_millis() + chunk * 50 + index, 40_000))
+            .collect();
+        assert!(send_lines(&collector.socket, &lines)
+            .iter()
+            .all(|reply| reply == "ok"));
+    }
+    collector.wait_rows(total, LONG);
+    wait_until("the client's queue to overflow", LONG, || {
+        get(&address, "/api/health", Some(&token), LONG)
+            .is_some_and(|(_, body)| !body.contains(r#""dropped_slow":0"#))
+    });
+    // Now read at the client's pace: every seq once, in order, no close.
+    let mut seqs = Vec::new();
+    while seqs.len() < total as usize {
+        let text = read_text_frame(&mut slow).expect("a frame, not a close");
+        let message: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if let Some(events) = message["events"].as_array() {
+            seqs.extend(events.iter().map(|event| event["seq"].as_i64().unwrap()));
+        }
+    }
+    assert_eq!(seqs, (1..=total).collect::<Vec<i64>>());
+    let peak = peak_rss(&collector);
+    eprintln!("peak RSS {} MB", peak >> 20);
+    assert!(peak < 200 << 20, "peak RSS {} MB", peak >> 20);
+    let (_, health) = get(&address, "/api/health", Some(&token), LONG).unwrap();
+    assert!(health.contains(r#""clients":1"#), "{health}");
+}
+
 #[test]
 fn a_page_of_large_events_must_end_at_a_byte_budget_not_only_at_its_limit() {
     let temp = tempfile::tempdir().unwrap();

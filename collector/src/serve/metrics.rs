@@ -422,7 +422,7 @@ const FAMILIES: &[Family] = &[
     Family {
         name: "hooktrail_websocket_dropped_slow_total",
         kind: "counter",
-        help: "WebSocket clients closed for falling behind.",
+        help: "WebSocket clients whose live queue overflowed (they read on from the database).",
         samples: |s| one(s.hub.dropped_slow()),
     },
     Family {

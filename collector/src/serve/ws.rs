@@ -10,10 +10,13 @@
 //! 3. go live: events from the queue with `seq` at or below the cursor were
 //!    already replayed and are skipped.
 //!
-//! If the queue overflows during the replay, the thread subscribes again and
-//! replays on from its cursor; if it overflows while live, the client is
-//! closed with code 1013 and a reason naming the cursor to resume from. The
-//! hub never waits on a client ([`crate::hub`]).
+//! If the queue overflows, during the replay or live, the thread sends what
+//! the queue holds (live), subscribes again and replays on from its cursor
+//! (steps 1 to 3 again): a client that
+//! falls behind reads from the database instead of being closed, and the hub
+//! holds at most one bounded queue for it. The hub never waits on a client
+//! ([`crate::hub`]); a client that takes nothing for [`WRITE_LIMIT`] is
+//! dropped.
 //!
 //! Messages (server to client, JSON text):
 //! - `{"type":"events","cursor":N,"events":[...]}`: a batch, in `seq` order;
@@ -47,7 +50,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
-use crate::hub::{Subscription, DEFAULT_QUEUE_CAPACITY};
+use crate::hub::{text_frame_header, Subscription, DEFAULT_QUEUE_CAPACITY};
 use crate::query::{self, EventFilter, EventsQuery, Order};
 use crate::serve::fd::find_socket;
 use crate::serve::gate::{header_value, respond_bad_parameter, respond_error, Shared};
@@ -75,6 +78,14 @@ const SHARED_CHUNK_EVENTS: usize = 32;
 /// drops the client when full. Without it one frame took up to the whole
 /// 16 MB queue, copied once more into the write buffer, per client.
 const FRAME_BYTES: usize = 1 << 20;
+
+/// Events waiting for the writer (queued or in the commit under way) from
+/// which clients hold their sends: a burst, not a trickle (at 1,000 events/s
+/// the writer holds one or two).
+const INGEST_BACKLOG: i64 = 1_000;
+/// The longest a client holds its sends for one backlog: live events are at
+/// most this much later than they would be, plus the send.
+const MAX_YIELD: Duration = Duration::from_secs(1);
 
 const SOCKET: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -310,61 +321,98 @@ impl<S: Read + Write> Client<'_, S> {
         };
         let hub = self.shared.context.hub.clone();
         let mut subscription = hub.subscribe(DEFAULT_QUEUE_CAPACITY, Some(waker.clone()));
-        let mut connection = match open_read_only(&self.shared.context.database) {
-            Ok(connection) => connection,
-            Err(error) => {
-                return Ended::Close(
-                    CloseCode::Again,
-                    format!("database not readable: {error}")
-                        .chars()
-                        .take(120)
-                        .collect(),
-                )
-            }
-        };
-        match after {
-            Some(after) => {
-                self.cursor = after;
-                // A cursor from another database (replaced, or emptied)
-                // would wait for seqs that come only after it: tell the
-                // client, and go on from the newest row.
-                let newest = max_seq(&connection).unwrap_or(after);
-                if after > newest {
-                    self.cursor = newest;
-                    let reset = format!("{{\"type\":\"reset\",\"cursor\":{newest}}}");
-                    if let Err(ended) = self.send(reset) {
-                        return ended;
-                    }
-                }
-                loop {
-                    if let Err(ended) = self.replay(&mut connection) {
-                        return ended;
-                    }
-                    if !subscription.overflowed() {
-                        break;
-                    }
-                    // Our queue overflowed while we replayed: listen again
-                    // and replay on from the cursor.
-                    drop(subscription);
-                    subscription = hub.subscribe(DEFAULT_QUEUE_CAPACITY, Some(waker.clone()));
-                }
-            }
-            None => {
+        let started = match after {
+            Some(after) => self.resume(after, &mut subscription, &waker),
+            None => self.open_database().map(|connection| {
                 self.cursor = max_seq(&connection).unwrap_or(0);
-            }
+            }),
+        };
+        if let Err(ended) = started {
+            return ended;
         }
-        drop(connection);
         if let Err(ended) = self.send(format!("{{\"type\":\"live\",\"cursor\":{}}}", self.cursor)) {
             return ended;
         }
-        match self.live(&subscription) {
-            Ok(()) => Ended::Gone,
-            Err(ended) => ended,
+        loop {
+            if let Err(ended) = self.live(&subscription) {
+                return ended;
+            }
+            // The live queue overflowed: send what it holds (shared frames,
+            // already built), then read on from the database, from the
+            // cursor, as a resume does, and go live again.
+            while subscription.has_queued() {
+                if let Err(ended) = self.drain(&subscription) {
+                    return ended;
+                }
+            }
+            if let Err(ended) = self.catch_up(&mut subscription, &waker) {
+                return ended;
+            }
+        }
+    }
+
+    /// The database, read-only, or the close that says it is not readable.
+    fn open_database(&self) -> Result<rusqlite::Connection, Ended> {
+        open_read_only(&self.shared.context.database).map_err(|error| {
+            Ended::Close(
+                CloseCode::Again,
+                format!("database not readable: {error}")
+                    .chars()
+                    .take(120)
+                    .collect(),
+            )
+        })
+    }
+
+    /// Starts from the client's cursor `after`: a `reset` if it is beyond
+    /// the newest stored `seq`, then the replay.
+    fn resume(
+        &mut self,
+        after: i64,
+        subscription: &mut Subscription,
+        waker: &Arc<Waker>,
+    ) -> Result<(), Ended> {
+        self.cursor = after;
+        // A cursor from another database (replaced, or emptied) would wait
+        // for seqs that come only after it: tell the client, and go on from
+        // the newest row.
+        let newest = max_seq(&self.open_database()?).unwrap_or(after);
+        if after > newest {
+            self.cursor = newest;
+            self.send(format!("{{\"type\":\"reset\",\"cursor\":{newest}}}"))?;
+        }
+        self.catch_up(subscription, waker)
+    }
+
+    /// Replays from SQLite after the cursor until a page reaches the newest
+    /// row, with `subscription` listening (from before the replay, so the
+    /// live queue holds whatever the replay's snapshots missed). A queue
+    /// that overflowed (before or during the replay) is replaced by a new
+    /// subscription and the replay goes on from the cursor: a client too
+    /// slow for the live queue reads from the database instead of being
+    /// closed, and the hub holds at most one bounded queue for it.
+    fn catch_up(
+        &mut self,
+        subscription: &mut Subscription,
+        waker: &Arc<Waker>,
+    ) -> Result<(), Ended> {
+        let hub = self.shared.context.hub.clone();
+        if subscription.overflowed() {
+            *subscription = hub.subscribe(DEFAULT_QUEUE_CAPACITY, Some(waker.clone()));
+        }
+        let mut connection = self.open_database()?;
+        loop {
+            self.replay(&mut connection)?;
+            if !subscription.overflowed() {
+                return Ok(());
+            }
+            *subscription = hub.subscribe(DEFAULT_QUEUE_CAPACITY, Some(waker.clone()));
         }
     }
 
     fn replay(&mut self, connection: &mut rusqlite::Connection) -> Result<(), Ended> {
         loop {
+            self.yield_to_ingest()?;
             let request = EventsQuery {
                 after: Some(self.cursor),
                 before: None,
@@ -380,6 +428,7 @@ impl<S: Read + Write> Client<'_, S> {
                 page
             };
             self.cursor = self.cursor.max(page.next);
+            let more = page.more;
             if !page.events.is_empty() {
                 let mut body = String::with_capacity(page.events.len() * 1024);
                 body.push_str(&format!(
@@ -388,29 +437,31 @@ impl<S: Read + Write> Client<'_, S> {
                 ));
                 push_event_list(&mut body, &page.events);
                 body.push_str("]}");
-                self.send(body)?;
+                drop(page);
+                // Written as is after its header: a page is up to 4 MiB of
+                // payloads, and a client that reads slowly would otherwise
+                // hold it twice (tungstenite copies a message it writes).
+                self.send_frame(&text_frame_header(body.len()))?;
+                self.send_frame(body.as_bytes())?;
             }
             self.read_frames()?;
             if self.shared.shutdown.load(Ordering::Relaxed) {
                 return Err(Ended::Close(CloseCode::Away, "collector stopping".into()));
             }
-            if !page.more {
+            if !more {
                 return Ok(());
             }
         }
     }
 
+    /// Sends live events until the client ends (`Err`) or its queue
+    /// overflows (`Ok`: the caller catches up from the database).
     fn live(&mut self, subscription: &Subscription) -> Result<(), Ended> {
         let mut next_ping = Instant::now() + PING_INTERVAL;
         loop {
+            self.yield_to_ingest()?;
             if subscription.overflowed() {
-                return Err(Ended::Close(
-                    CloseCode::Again,
-                    format!(
-                        "too slow: live queue full; reconnect with after={}",
-                        self.cursor
-                    ),
-                ));
+                return Ok(());
             }
             subscription.rearm();
             self.drain(subscription)?;
@@ -485,6 +536,30 @@ impl<S: Read + Write> Client<'_, S> {
             }
         }
         self.send_events(&mut body, &mut count)
+    }
+
+    /// Holds this client's sends while the writer has a backlog of at least
+    /// [`INGEST_BACKLOG`] events, for at most [`MAX_YIELD`]. Client threads
+    /// run at SCHED_IDLE, but what they send wakes the readers, which run at
+    /// normal priority when they are on this machine (and the kernel copies
+    /// for every client): 50 readers of a burst took a third of its ingest.
+    /// Held, the events wait in the hub's bounded queue (or in the database,
+    /// past it) and go out when the burst has been stored.
+    fn yield_to_ingest(&mut self) -> Result<(), Ended> {
+        let stats = &self.shared.context.stats;
+        let started = Instant::now();
+        while stats.writer_queue.load(Ordering::Relaxed) >= INGEST_BACKLOG
+            && started.elapsed() < MAX_YIELD
+        {
+            if self.shared.shutdown.load(Ordering::Relaxed) {
+                return Err(Ended::Close(CloseCode::Away, "collector stopping".into()));
+            }
+            let _ = self
+                .poll
+                .poll(&mut self.events, Some(Duration::from_millis(10)));
+            self.read_frames()?;
+        }
+        Ok(())
     }
 
     /// Sends the `count` events of `body` (a JSON array not yet closed), if

@@ -8,6 +8,49 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+/// Migration 17's `SET` and `WHERE` that add the row `new` to its model's
+/// `usage_models` row (shared by the insert and update triggers).
+macro_rules! usage_models_add {
+    () => {
+        r#"
+            input_tokens = input_tokens + new.input_tokens,
+            output_tokens = output_tokens + new.output_tokens,
+            cache_write_5m_tokens = cache_write_5m_tokens + new.cache_write_5m_tokens,
+            cache_write_1h_tokens = cache_write_1h_tokens + new.cache_write_1h_tokens,
+            cache_read_tokens = cache_read_tokens + new.cache_read_tokens,
+            cost_error = CASE WHEN new.cost_usd IS NULL THEN cost_error
+                WHEN abs(cost_sum) > abs(new.cost_usd) THEN cost_error + ((cost_sum - (cost_sum + new.cost_usd)) + new.cost_usd)
+                ELSE cost_error + ((new.cost_usd - (cost_sum + new.cost_usd)) + cost_sum) END,
+            cost_sum = CASE WHEN new.cost_usd IS NULL THEN cost_sum ELSE cost_sum + new.cost_usd END,
+            priced = priced + (new.cost_usd IS NOT NULL),
+            unpriced = unpriced + (new.cost_usd IS NULL)
+        WHERE model = new.model;
+"#
+    };
+}
+
+/// Migration 17's `SET` and `WHERE` that take the row `old` out of its
+/// model's `usage_models` row, and the delete of a model left empty.
+macro_rules! usage_models_remove {
+    () => {
+        r#"
+            input_tokens = input_tokens - old.input_tokens,
+            output_tokens = output_tokens - old.output_tokens,
+            cache_write_5m_tokens = cache_write_5m_tokens - old.cache_write_5m_tokens,
+            cache_write_1h_tokens = cache_write_1h_tokens - old.cache_write_1h_tokens,
+            cache_read_tokens = cache_read_tokens - old.cache_read_tokens,
+            cost_error = CASE WHEN old.cost_usd IS NULL THEN cost_error WHEN priced = 1 THEN 0.0
+                WHEN abs(cost_sum) > abs(old.cost_usd) THEN cost_error + ((cost_sum - (cost_sum - old.cost_usd)) - old.cost_usd)
+                ELSE cost_error + ((-old.cost_usd - (cost_sum - old.cost_usd)) + cost_sum) END,
+            cost_sum = CASE WHEN old.cost_usd IS NULL THEN cost_sum WHEN priced = 1 THEN 0.0 ELSE cost_sum - old.cost_usd END,
+            priced = priced - (old.cost_usd IS NOT NULL),
+            unpriced = unpriced - (old.cost_usd IS NULL)
+        WHERE model = old.model;
+        DELETE FROM usage_models WHERE model = old.model AND priced = 0 AND unpriced = 0;
+"#
+    };
+}
+
 /// Each entry is one migration; `user_version` = number applied.
 const MIGRATIONS: &[&str] = &[
     // 1: events, sessions, agents, the tool_calls view.
@@ -654,6 +697,65 @@ const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX IF EXISTS usage_session;
     "#,
+    // 17: tokens by kind, cost and unpriced responses per model, kept by
+    // triggers on `usage` in the writer's transaction (as migration 14
+    // keeps `usage_days`), so `/metrics` reads one row per model instead of
+    // grouping every usage row (issue 21). `cost_sum` and `cost_error` are
+    // SQLite's own Kahan-Babuska-Neumaier sum: `cost_sum + cost_error` is
+    // what SUM(cost_usd) over the model's rows gives; with `priced` 0 the
+    // cost is NULL, as SUM's. A model whose last row goes is deleted. An
+    // update changes the row only when a column it counts changed (an
+    // upsert often writes the same values again). The backfill sums the
+    // rows stored so far.
+    concat!(
+        r#"
+    CREATE TABLE usage_models (
+        model                 TEXT PRIMARY KEY NOT NULL,
+        input_tokens          INTEGER NOT NULL DEFAULT 0,
+        output_tokens         INTEGER NOT NULL DEFAULT 0,
+        cache_write_5m_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_read_tokens     INTEGER NOT NULL DEFAULT 0,
+        cost_sum              REAL NOT NULL DEFAULT 0,
+        cost_error            REAL NOT NULL DEFAULT 0,
+        priced                INTEGER NOT NULL DEFAULT 0,
+        unpriced              INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    INSERT INTO usage_models (model, input_tokens, output_tokens, cache_write_5m_tokens,
+            cache_write_1h_tokens, cache_read_tokens, cost_sum, priced, unpriced)
+        SELECT model, CAST(TOTAL(input_tokens) AS INTEGER), CAST(TOTAL(output_tokens) AS INTEGER),
+               CAST(TOTAL(cache_write_5m_tokens) AS INTEGER), CAST(TOTAL(cache_write_1h_tokens) AS INTEGER),
+               CAST(TOTAL(cache_read_tokens) AS INTEGER), COALESCE(SUM(cost_usd), 0.0),
+               COUNT(cost_usd), SUM(cost_usd IS NULL)
+        FROM usage GROUP BY model;
+    CREATE TRIGGER usage_models_insert AFTER INSERT ON usage BEGIN
+        INSERT INTO usage_models (model) VALUES (new.model) ON CONFLICT (model) DO NOTHING;
+        UPDATE usage_models SET"#,
+        usage_models_add!(),
+        r#"
+    END;
+    CREATE TRIGGER usage_models_delete AFTER DELETE ON usage BEGIN
+        UPDATE usage_models SET"#,
+        usage_models_remove!(),
+        r#"
+    END;
+    CREATE TRIGGER usage_models_update AFTER UPDATE OF model, cost_usd, input_tokens, output_tokens,
+        cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens ON usage
+    WHEN old.model IS NOT new.model OR old.cost_usd IS NOT new.cost_usd
+        OR old.input_tokens IS NOT new.input_tokens OR old.output_tokens IS NOT new.output_tokens
+        OR old.cache_write_5m_tokens IS NOT new.cache_write_5m_tokens
+        OR old.cache_write_1h_tokens IS NOT new.cache_write_1h_tokens
+        OR old.cache_read_tokens IS NOT new.cache_read_tokens BEGIN
+        UPDATE usage_models SET"#,
+        usage_models_remove!(),
+        r#"
+        INSERT INTO usage_models (model) VALUES (new.model) ON CONFLICT (model) DO NOTHING;
+        UPDATE usage_models SET"#,
+        usage_models_add!(),
+        r#"
+    END;
+    "#
+    ),
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right
@@ -1115,6 +1217,81 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM usage_days", [], |row| row.get(0))
             .unwrap();
         assert_eq!(groups as usize, rollup.len(), "no empty group is kept");
+    }
+
+    /// One usage row of `model` with `tokens` of each kind and `cost`.
+    fn add_model_usage(
+        connection: &Connection,
+        key: &str,
+        model: &str,
+        tokens: i64,
+        cost: Option<f64>,
+    ) {
+        connection
+            .execute(
+                "INSERT INTO usage (key, message_id, session_id, model, input_tokens, output_tokens, \
+                 cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens, cost_usd, origin) \
+                 VALUES (:key, :key, 's', :model, :tokens, 2 * :tokens, 3 * :tokens, 4 * :tokens, \
+                 5 * :tokens, :cost, 'hook')",
+                rusqlite::named_params! {":key": key, ":model": model, ":tokens": tokens, ":cost": cost},
+            )
+            .unwrap();
+    }
+
+    /// `/metrics`'s usage sums from the rollup and grouped from the rows
+    /// (costs compared bit for bit: the page prints them in full).
+    fn assert_model_sums_equal(connection: &Connection) {
+        use crate::store::read::stats::{read_usage_sums, usage_sums, USAGE_SUMS_FROM_USAGE};
+        let rollup = usage_sums(connection).unwrap();
+        let direct = read_usage_sums(connection, USAGE_SUMS_FROM_USAGE).unwrap();
+        assert_eq!(rollup, direct);
+        let bits = |rows: &[(String, crate::store::read::stats::UsageSums)]| -> Vec<Option<u64>> {
+            rows.iter()
+                .map(|(_, sums)| sums.cost_usd.map(f64::to_bits))
+                .collect()
+        };
+        assert_eq!(bits(&rollup), bits(&direct));
+    }
+
+    #[test]
+    fn migration_17_backfills_usage_per_model_and_triggers_keep_it_equal_to_the_usage_rows() {
+        let mut connection = migrated_to(16);
+        add_model_usage(&connection, "u1", "opus", 10, Some(0.1));
+        add_model_usage(&connection, "u2", "opus", 20, None);
+        add_model_usage(&connection, "u3", "haiku", 5, Some(0.2));
+        migrate(&mut connection).unwrap();
+        assert_model_sums_equal(&connection);
+
+        // Many rows of irregular costs over four models, some unpriced.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for index in 0..3_000 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let model = ["opus", "sonnet", "haiku", "fable"][(state >> 60) as usize % 4];
+            let cost = (state >> 33) as f64 / 7e9;
+            let cost = (index % 17 != 0).then_some(cost);
+            add_model_usage(&connection, &format!("r{index}"), model, index, cost);
+        }
+        assert_model_sums_equal(&connection);
+
+        // A repricing, a row that moves model, an unpriced row priced, the
+        // same values written again, and the last rows of a model deleted.
+        for sql in [
+            "UPDATE usage SET cost_usd = cost_usd * 1.1 WHERE key LIKE 'r1%'",
+            "UPDATE usage SET model = 'haiku', input_tokens = 7 WHERE key = 'u1'",
+            "UPDATE usage SET cost_usd = 0.3 WHERE key = 'u2'",
+            "UPDATE usage SET cost_usd = cost_usd, model = model WHERE key LIKE 'r2%'",
+            "DELETE FROM usage WHERE model = 'fable'",
+            "DELETE FROM usage WHERE key LIKE 'r5%'",
+        ] {
+            connection.execute(sql, []).unwrap();
+            assert_model_sums_equal(&connection);
+        }
+        let models: i64 = connection
+            .query_row("SELECT COUNT(*) FROM usage_models", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(models, 3, "no empty model is kept");
     }
 
     #[test]

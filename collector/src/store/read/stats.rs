@@ -230,14 +230,36 @@ impl UsageSums {
     }
 }
 
-/// Every model's usage, by model name.
+/// Every model's usage, by model name, from the per-model rollup
+/// `usage_models` (schema 17, kept by triggers on `usage`): one row per
+/// model, where grouping every usage row cost `/metrics` a scan of them all.
+/// `cost_sum + cost_error` is the value [`USAGE_SUMS_FROM_USAGE`]'s `SUM`
+/// gives.
 pub(crate) fn usage_sums(connection: &Connection) -> rusqlite::Result<Vec<(String, UsageSums)>> {
-    let mut statement = connection.prepare_cached(
-        "SELECT model, CAST(TOTAL(input_tokens) AS INTEGER), CAST(TOTAL(output_tokens) AS INTEGER), \
-         CAST(TOTAL(cache_write_5m_tokens) AS INTEGER), CAST(TOTAL(cache_write_1h_tokens) AS INTEGER), \
-         CAST(TOTAL(cache_read_tokens) AS INTEGER), SUM(cost_usd), SUM(cost_usd IS NULL) \
-         FROM usage GROUP BY model ORDER BY model",
-    )?;
+    read_usage_sums(
+        connection,
+        "SELECT model, CAST(input_tokens AS INTEGER), CAST(output_tokens AS INTEGER), \
+         CAST(cache_write_5m_tokens AS INTEGER), CAST(cache_write_1h_tokens AS INTEGER), \
+         CAST(cache_read_tokens AS INTEGER), CASE WHEN priced > 0 THEN cost_sum + cost_error END, \
+         unpriced FROM usage_models ORDER BY model",
+    )
+}
+
+/// What [`usage_sums`] reads, grouped from the usage rows themselves (before
+/// schema 17): the rollup is tested against it.
+#[cfg(test)]
+pub(crate) const USAGE_SUMS_FROM_USAGE: &str =
+    "SELECT model, CAST(TOTAL(input_tokens) AS INTEGER), CAST(TOTAL(output_tokens) AS INTEGER), \
+     CAST(TOTAL(cache_write_5m_tokens) AS INTEGER), CAST(TOTAL(cache_write_1h_tokens) AS INTEGER), \
+     CAST(TOTAL(cache_read_tokens) AS INTEGER), SUM(cost_usd), SUM(cost_usd IS NULL) \
+     FROM usage GROUP BY model ORDER BY model";
+
+/// Rows of (model, five token sums, cost, unpriced count) read by `sql`.
+pub(crate) fn read_usage_sums(
+    connection: &Connection,
+    sql: &str,
+) -> rusqlite::Result<Vec<(String, UsageSums)>> {
+    let mut statement = connection.prepare_cached(sql)?;
     let rows = statement.query_map([], |row| {
         Ok((
             row.get(0)?,
