@@ -186,8 +186,23 @@ fn redis_only_report(binary: &Path, dir: &Path, lines: &[String], average: usize
     );
 }
 
-/// One round of `--redis-only`; returns (b) / (a).
+/// Writes what earlier phases left dirty in the page cache to disk before
+/// a timed phase starts: on this VM, the writeback of one phase's few
+/// hundred MB otherwise lands in the next one, whichever it is (a round's
+/// last phase ran 25-35% slower than its first in the same run).
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
+/// One round of `--redis-only`; returns (b) / (a). The round's databases
+/// are deleted at its end, so rounds start alike.
 fn redis_only_round(binary: &Path, dir: &Path, lines: &[String], round: usize) -> f64 {
+    let ratio = redis_only_round_in(binary, dir, lines, round);
+    let _ = std::fs::remove_dir_all(dir);
+    ratio
+}
+
+fn redis_only_round_in(binary: &Path, dir: &Path, lines: &[String], round: usize) -> f64 {
     std::fs::create_dir_all(dir).unwrap();
     let (plain, plain_cpu) = ceiling(&dir.join("plain.db"), lines, Search::Off);
     let (lifted, lifted_cpu) =
@@ -331,6 +346,7 @@ fn ceiling_with(db: &Path, lines: &[String], search: Search, columns: Columns) -
         .collect();
     let mut lifted = lifted.iter();
     let mut texts = texts.iter();
+    settle();
     let started = Instant::now();
     let cpu_before = thread_cpu_seconds();
     for chunk in rows.chunks(2000) {
@@ -562,6 +578,7 @@ fn redis_ingest(binary: &Path, dir: &Path, lines: &[String]) -> RedisRun {
         hooktrail_testkit::xadd_all(redis.port, KEY, chunk);
     }
     let server_cpu_before = redis_server_cpu(&redis);
+    settle();
     let started = Instant::now();
     let running = Running::start(
         binary,
