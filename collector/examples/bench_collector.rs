@@ -21,7 +21,9 @@
 //! With `--redis-only`, only the ceiling without the index and (b), with
 //! their ratio and the CPU each spent per event (issue 21 item 1: a quick
 //! repeatable A/B of the Redis ingest), in `BENCH_ROUNDS` rounds (3) whose
-//! median ratio is the figure. `--without-redacted-with` sends the
+//! median ratio is the figure. `BENCH_FILL_REDIS_PORT=N` only fills that
+//! redis-server's stream (for `scripts/profile-ingest`).
+//! `--without-redacted-with` sends the
 //! envelopes as emitters older than `redacted_with` did, so the collector
 //! redacts each again.
 //!
@@ -83,6 +85,17 @@ fn main() {
         .map(|index| envelope(index, sent, &redactor))
         .collect();
     let average = lines.iter().map(String::len).sum::<usize>() / lines.len();
+    // `BENCH_FILL_REDIS_PORT=N`: only puts the envelopes into the stream of
+    // the redis-server on that port (for `scripts/profile-ingest`).
+    if let Some(port) = std::env::var("BENCH_FILL_REDIS_PORT")
+        .ok()
+        .and_then(|text| text.parse().ok())
+    {
+        for chunk in lines.chunks(10_000) {
+            hooktrail_testkit::xadd_all(port, KEY, chunk);
+        }
+        return;
+    }
     if std::env::args().any(|arg| arg == "--otlp-load") {
         otlp_load_report(&collector, temp.path(), &lines, average);
         return;
