@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hooktrail_shared::envelope::{HookEvent, MAX_LINE_BYTES};
-use hooktrail_shared::transcript::{self, TranscriptKind, TranscriptUsage};
+use hooktrail_shared::transcript::{self, TranscriptKind, TranscriptUsage, Turn};
 use hooktrail_shared::{paths, regular_file};
 use serde::Deserialize;
 
@@ -99,6 +99,17 @@ const MAX_PENDING_AGENTS: usize = 256;
 /// The largest pending list read (256 paths of 4 KiB).
 const MAX_PENDING_BYTES: u64 = 1024 * 1024;
 
+/// How long after its `SubagentStop` a subagent whose transcript has not
+/// shown the end of its turn stays pending, re-read at each of its
+/// session's boundaries. Claude Code writes the last response 10 to 250 ms
+/// after that hook (measured with the real CLI); the main agent's next
+/// boundary (its `PostToolBatch`) often comes before that, so reading to
+/// the file's end then proves nothing. A transcript that ends its turn is
+/// done at once; this bounds the re-reads of one that never does (an
+/// interrupted agent), generously, since a re-read of a file with nothing
+/// new costs one `stat`.
+const AGENT_GRACE: Duration = Duration::from_secs(10);
+
 /// The largest offset file read: one line of numbers and a prompt id.
 const MAX_OFFSET_BYTES: u64 = 4096;
 
@@ -137,6 +148,18 @@ struct ReadOutcome {
     /// Set when the read stopped before the end of the file (budget, room):
     /// a pending subagent transcript stays pending.
     unfinished: bool,
+    /// Where the last response line read left the turn (`None`: no
+    /// response line was read): a subagent's transcript that ends its turn
+    /// is complete.
+    turn: Option<Turn>,
+}
+
+impl ReadOutcome {
+    /// Whether a subagent's transcript read this far may still gain its last
+    /// response.
+    fn may_grow(&self) -> bool {
+        self.unfinished || self.turn != Some(Turn::Ended)
+    }
 }
 
 /// [`read_since_last`] with its time budget given (tests give a long one, so
@@ -163,12 +186,19 @@ fn read_within(
         // A subagent's turn is in its own transcript.
         (HookEvent::SubagentStop, Some(agent)) if !agent.is_empty() => {
             let agent = Path::new(&agent);
-            let (usage, _) = read_logged(agent, TranscriptKind::Agent, state_dir, deadline, room);
+            let (usage, outcome) =
+                read_logged(agent, TranscriptKind::Agent, state_dir, deadline, room);
             // Claude Code can write the agent's last response just after
             // this hook read the file (seen: 10 to 250 ms later), so the
-            // session's next boundary reads it once more.
-            if let (Some(session), true) = (&paths.transcript_path, agent.is_file()) {
-                remember_agents(state_dir, Path::new(session), &[agent.as_os_str()]);
+            // session's boundaries read it again until it ends its turn.
+            if let (Some(session), true) = (&paths.transcript_path, outcome.may_grow()) {
+                if agent.is_file() {
+                    let pending = PendingAgent {
+                        stopped_at_ms: now_ms(),
+                        path: agent.as_os_str(),
+                    };
+                    remember_agents(state_dir, Path::new(session), &[pending]);
+                }
             }
             usage
         }
@@ -188,9 +218,10 @@ fn read_within(
 
 /// Reads the session's pending subagent transcripts into `usage`. The list
 /// is claimed by a rename (a `SubagentStop` racing with this one starts a
-/// new list), read, and what was not read to its end goes back on the new
-/// list, once each, at most [`MAX_PENDING_AGENTS`] of them: a list kept
-/// whole whenever one read ran out of time grew without bound.
+/// new list), read, and what may still grow ([`ReadOutcome::may_grow`],
+/// within [`AGENT_GRACE`] of its stop) goes back on the new list, once
+/// each, at most [`MAX_PENDING_AGENTS`] of them: a list kept whole
+/// whenever one read ran out of time grew without bound.
 fn read_pending_agents(
     state_dir: &Path,
     session: &Path,
@@ -215,26 +246,24 @@ fn read_pending_agents(
             return;
         }
     };
-    let mut seen = std::collections::HashSet::new();
+    let now = now_ms();
+    let grace_ms = AGENT_GRACE.as_millis() as u64;
     let mut unfinished = Vec::new();
-    for agent in text.split(|&byte| byte == b'\n') {
-        if agent.is_empty() || !seen.insert(agent) {
-            continue;
-        }
-        let agent = std::ffi::OsStr::from_bytes(agent);
+    for agent in PendingAgent::parse_list(&text) {
         if Instant::now() >= deadline || room < MIN_ROOM {
             unfinished.push(agent);
             continue;
         }
         let (late, outcome) = read_logged(
-            Path::new(agent),
+            Path::new(agent.path),
             TranscriptKind::Session,
             state_dir,
             deadline,
             room,
         );
         room = room.saturating_sub(outcome.json_bytes);
-        if outcome.unfinished {
+        let in_grace = now < agent.stopped_at_ms.saturating_add(grace_ms);
+        if outcome.unfinished || (outcome.may_grow() && in_grace) {
             unfinished.push(agent);
         }
         let Some(late) = late else {
@@ -280,6 +309,7 @@ fn read_logged(
             ReadOutcome {
                 json_bytes: 0,
                 unfinished: true,
+                turn: None,
             },
         );
     }
@@ -298,12 +328,74 @@ fn pending_agents_file(state_dir: &Path, session: &Path) -> PathBuf {
     offset_file(state_dir, session).with_extension("agents")
 }
 
+/// A subagent transcript on its session's pending list: one line,
+/// `<stopped_at_ms>\t<path>`. A line of older emitters is the path alone
+/// (it starts with `/`), read as stopped long ago: its grace is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PendingAgent<'a> {
+    /// When its `SubagentStop` ran, in milliseconds since the epoch.
+    stopped_at_ms: u64,
+    /// Its transcript.
+    path: &'a std::ffi::OsStr,
+}
+
+impl<'a> PendingAgent<'a> {
+    /// The entries of a list, each path once (with its latest stop), in
+    /// the order each path was first noted.
+    fn parse_list(text: &'a [u8]) -> Vec<PendingAgent<'a>> {
+        let mut agents: Vec<PendingAgent<'a>> = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        for line in text.split(|&byte| byte == b'\n') {
+            let Some(agent) = PendingAgent::parse(line) else {
+                continue;
+            };
+            match index.get(agent.path) {
+                Some(&at) => {
+                    let known: &mut PendingAgent = &mut agents[at];
+                    known.stopped_at_ms = known.stopped_at_ms.max(agent.stopped_at_ms);
+                }
+                None => {
+                    index.insert(agent.path, agents.len());
+                    agents.push(agent);
+                }
+            }
+        }
+        agents
+    }
+
+    fn parse(line: &'a [u8]) -> Option<PendingAgent<'a>> {
+        if line.is_empty() {
+            return None;
+        }
+        let tab = line.iter().position(|&byte| byte == b'\t');
+        let stopped_at_ms = tab.and_then(|at| std::str::from_utf8(&line[..at]).ok()?.parse().ok());
+        let (stopped_at_ms, path) = match (tab, stopped_at_ms) {
+            (Some(at), Some(ms)) => (ms, &line[at + 1..]),
+            _ => (0, line),
+        };
+        (!path.is_empty()).then(|| PendingAgent {
+            stopped_at_ms,
+            path: std::ffi::OsStr::from_bytes(path),
+        })
+    }
+}
+
+/// Milliseconds since the epoch (0 before it: a clock that wrong only
+/// shortens a grace).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
 /// Adds stopped subagents' transcripts to their session's pending list.
-fn remember_agents(state_dir: &Path, session: &Path, agents: &[&std::ffi::OsStr]) {
+fn remember_agents(state_dir: &Path, session: &Path, agents: &[PendingAgent<'_>]) {
     let list = pending_agents_file(state_dir, session);
     let mut text = Vec::new();
     for agent in agents {
-        text.extend_from_slice(agent.as_bytes());
+        text.extend_from_slice(agent.stopped_at_ms.to_string().as_bytes());
+        text.push(b'\t');
+        text.extend_from_slice(agent.path.as_bytes());
         text.push(b'\n');
     }
     let written = list
@@ -394,6 +486,7 @@ fn read_part(
     let outcome = ReadOutcome {
         json_bytes: scanned.json_bytes,
         unfinished: to < metadata.len(),
+        turn: scanned.last_turn,
     };
     if scanned.responses.is_empty()
         && scanned.bad_lines == 0
@@ -530,9 +623,54 @@ mod tests {
     const ROOM: usize = 1024 * 1024;
 
     fn response(id: &str, output: u64) -> String {
+        response_ending(id, output, "tool_use")
+    }
+
+    /// A response line with this `stop_reason` (`end_turn`: its agent's
+    /// last).
+    fn response_ending(id: &str, output: u64, stop_reason: &str) -> String {
         format!(
-            r#"{{"type":"assistant","requestId":"req_{id}","message":{{"id":"msg_{id}","model":"claude-sonnet-4-5","usage":{{"input_tokens":1,"output_tokens":{output}}}}}}}"#
+            r#"{{"type":"assistant","requestId":"req_{id}","message":{{"id":"msg_{id}","model":"claude-sonnet-4-5","stop_reason":"{stop_reason}","usage":{{"input_tokens":1,"output_tokens":{output}}}}}}}"#
         ) + "\n"
+    }
+
+    /// A session transcript with one response and a subagent's beside it,
+    /// and the payloads of the main agent's boundaries and the agent's stop.
+    struct SessionWithAgent {
+        dir: tempfile::TempDir,
+        session: PathBuf,
+        agent: PathBuf,
+        main: String,
+        agent_stop: String,
+    }
+
+    impl SessionWithAgent {
+        fn new(agent_text: &str) -> SessionWithAgent {
+            let dir = tempfile::tempdir().unwrap();
+            let session = dir.path().join("s.jsonl");
+            let agent = dir.path().join("s/subagents/agent-a1.jsonl");
+            fs::create_dir_all(agent.parent().unwrap()).unwrap();
+            fs::write(&session, response("m1", 1)).unwrap();
+            fs::write(&agent, agent_text).unwrap();
+            let main = serde_json::json!({"transcript_path": session}).to_string();
+            let agent_stop = serde_json::json!({"transcript_path": session,
+                "agent_transcript_path": agent, "agent_id": "a1"})
+            .to_string();
+            SessionWithAgent {
+                dir,
+                session,
+                agent,
+                main,
+                agent_stop,
+            }
+        }
+    }
+
+    /// The lines of a session's pending list.
+    fn pending(state: &Path, session: &Path) -> Vec<String> {
+        fs::read_to_string(pending_agents_file(state, session))
+            .map(|text| text.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -582,16 +720,13 @@ mod tests {
 
     #[test]
     fn a_subagent_response_written_after_its_subagent_stop_is_read_at_the_next_stop() {
-        let dir = tempfile::tempdir().unwrap();
-        let session = dir.path().join("s.jsonl");
-        let agent = dir.path().join("s/subagents/agent-a1.jsonl");
-        fs::create_dir_all(agent.parent().unwrap()).unwrap();
-        fs::write(&session, response("m1", 1)).unwrap();
-        fs::write(&agent, response("a1", 1)).unwrap();
-        let stop = serde_json::json!({"transcript_path": session}).to_string();
-        let agent_stop = serde_json::json!({"transcript_path": session,
-            "agent_transcript_path": agent, "agent_id": "a1"})
-        .to_string();
+        let SessionWithAgent {
+            dir,
+            agent,
+            main: stop,
+            agent_stop,
+            ..
+        } = SessionWithAgent::new(&response("a1", 1));
         let first =
             read_within(HookEvent::SubagentStop, &agent_stop, dir.path(), LONG, ROOM).unwrap();
         assert_eq!(first.responses.len(), 1);
@@ -618,10 +753,16 @@ mod tests {
         let mut agents = Vec::new();
         for index in 0..MAX_PENDING_AGENTS + 44 {
             let agent = dir.path().join(format!("agent-{index}.jsonl"));
-            fs::write(&agent, response(&format!("a{index}"), 1)).unwrap();
+            fs::write(&agent, response_ending(&format!("a{index}"), 1, "end_turn")).unwrap();
             agents.push(agent);
         }
-        let names: Vec<&std::ffi::OsStr> = agents.iter().map(|agent| agent.as_os_str()).collect();
+        let names: Vec<PendingAgent> = agents
+            .iter()
+            .map(|agent| PendingAgent {
+                stopped_at_ms: now_ms(),
+                path: agent.as_os_str(),
+            })
+            .collect();
         // Every agent noted twice, as a list kept whole would have grown.
         remember_agents(dir.path(), &session, &names);
         remember_agents(dir.path(), &session, &names);
@@ -629,14 +770,100 @@ mod tests {
         // No time left: nothing is read, every agent stays pending, once,
         // and only the newest MAX_PENDING_AGENTS of them.
         read_within(HookEvent::Stop, &stop, dir.path(), Duration::ZERO, ROOM);
-        let list = fs::read_to_string(pending_agents_file(dir.path(), &session)).unwrap();
-        let kept: Vec<&str> = list.lines().collect();
+        let kept = pending(dir.path(), &session);
         assert_eq!(kept.len(), MAX_PENDING_AGENTS);
-        assert_eq!(kept[0], agents[44].to_str().unwrap());
-        // With time, each is read and the list is gone.
+        assert!(kept[0].ends_with(&format!("\t{}", agents[44].display())));
+        // With time, each is read, each has ended its turn, and the list
+        // is gone.
         let read = read_within(HookEvent::Stop, &stop, dir.path(), LONG, ROOM).unwrap();
         assert_eq!(read.responses.len(), MAX_PENDING_AGENTS);
         assert!(!pending_agents_file(dir.path(), &session).exists());
+    }
+
+    /// The real CLI's order (scripts/e2e-cli, `subagent`): the agent's
+    /// `SubagentStop`, then the main agent's `PostToolBatch`, and only then
+    /// the agent's last response lands; the main `Stop` must read it.
+    #[test]
+    fn a_subagent_stays_pending_until_its_transcript_ends_its_turn() {
+        let SessionWithAgent {
+            dir,
+            session,
+            agent,
+            main,
+            agent_stop,
+        } = SessionWithAgent::new(&response("a1", 1));
+        read_within(HookEvent::SubagentStop, &agent_stop, dir.path(), LONG, ROOM).unwrap();
+        // The main agent's PostToolBatch reads the agent to its end, which
+        // still ends in a tool call: it stays pending.
+        read_within(HookEvent::PostToolBatch, &main, dir.path(), LONG, ROOM).unwrap();
+        assert_eq!(pending(dir.path(), &session).len(), 1);
+        let mut text = fs::read_to_string(&agent).unwrap();
+        text.push_str(&response_ending("a2", 9, "end_turn"));
+        fs::write(&agent, text).unwrap();
+        let at_stop = read_within(HookEvent::Stop, &main, dir.path(), LONG, ROOM).unwrap();
+        let ids: Vec<&str> = at_stop
+            .responses
+            .iter()
+            .map(|response| response.message_id.as_str())
+            .collect();
+        assert_eq!(ids, ["msg_a2"]);
+        assert!(pending(dir.path(), &session).is_empty(), "its turn ended");
+    }
+
+    #[test]
+    fn a_subagent_that_ended_its_turn_before_its_stop_is_not_pending() {
+        let SessionWithAgent {
+            dir,
+            session,
+            agent_stop,
+            ..
+        } = SessionWithAgent::new(&(response("a1", 1) + &response_ending("a2", 3, "end_turn")));
+        let read =
+            read_within(HookEvent::SubagentStop, &agent_stop, dir.path(), LONG, ROOM).unwrap();
+        assert_eq!(read.responses.len(), 2);
+        assert!(pending(dir.path(), &session).is_empty());
+    }
+
+    #[test]
+    fn a_pending_agent_past_its_grace_or_from_an_older_emitter_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let session = dir.path().join("s.jsonl");
+        fs::write(&session, response("m1", 1)).unwrap();
+        let interrupted = dir.path().join("agent-x.jsonl");
+        let older = dir.path().join("agent-y.jsonl");
+        fs::write(&interrupted, response("x1", 1)).unwrap();
+        fs::write(&older, response("y1", 1)).unwrap();
+        // Stopped long ago, and a line as older emitters wrote it (the path
+        // alone): neither ended its turn, both are past their grace.
+        let list = pending_agents_file(dir.path(), &session);
+        fs::create_dir_all(list.parent().unwrap()).unwrap();
+        fs::write(
+            &list,
+            format!("1\t{}\n{}\n", interrupted.display(), older.display()),
+        )
+        .unwrap();
+        let main = serde_json::json!({"transcript_path": session}).to_string();
+        let read = read_within(HookEvent::Stop, &main, dir.path(), LONG, ROOM).unwrap();
+        assert_eq!(read.responses.len(), 3);
+        assert!(pending(dir.path(), &session).is_empty());
+    }
+
+    #[test]
+    fn pending_lines_parse_with_and_without_a_time() {
+        let text = b"12\t/a b/agent-1.jsonl\n/old/agent-2.jsonl\n\n40\t/a b/agent-1.jsonl\nx\t/c\n";
+        let agents = PendingAgent::parse_list(text);
+        let got: Vec<(u64, &str)> = agents
+            .iter()
+            .map(|agent| (agent.stopped_at_ms, agent.path.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (40, "/a b/agent-1.jsonl"),
+                (0, "/old/agent-2.jsonl"),
+                (0, "x\t/c"),
+            ]
+        );
     }
 
     #[test]

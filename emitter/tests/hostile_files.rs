@@ -420,9 +420,15 @@ fn an_unfinished_subagent_transcript_stays_pending_once_until_read_to_its_end() 
     // About five envelopes' worth of usage: the three SubagentStop hooks
     // read three, the Stops the rest.
     let count = 15_000;
-    let text: String = (0..count)
+    let mut text: String = (0..count - 1)
         .map(|index| response(&format!("a{index:05}-"), 150))
         .collect();
+    // The agent's last response ends its turn: once that is read, the
+    // agent is done (one that never ends its turn stays 10 s, DESIGN §3).
+    let mut last: serde_json::Value =
+        serde_json::from_str(&response(&format!("a{:05}-", count - 1), 150)).unwrap();
+    last["message"]["stop_reason"] = json!("end_turn");
+    text.push_str(&(last.to_string() + "\n"));
     std::fs::write(&agent, &text).unwrap();
     let agent_stop = boundary(
         "SubagentStop",

@@ -183,6 +183,34 @@ pub struct Scan {
     /// The bytes `responses`, `tool_use_ids` and `agent_ids` take as JSON
     /// (counted only under a [`Scanner::with_json_limit`]).
     pub json_bytes: usize,
+    /// Where the piece's last response line left its agent's turn; `None`
+    /// when the piece has no response line. A subagent whose transcript
+    /// ends in [`Turn::Ended`] has written its last response (the emitter
+    /// stops re-reading it).
+    pub last_turn: Option<Turn>,
+}
+
+/// Whether a response's `stop_reason` ends its agent's turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// `tool_use` or `pause_turn` (or no `stop_reason`): another response
+    /// follows.
+    Continues,
+    /// Any other reason (`end_turn`, `max_tokens`, `stop_sequence`,
+    /// `refusal`, ...): the agent answered, or stopped for good.
+    Ended,
+}
+
+impl Turn {
+    /// The turn a response with this `stop_reason` leaves: the same rule
+    /// as the import's `Stop` (a turn ends unless the model called a tool or
+    /// paused).
+    pub fn of_stop_reason(stop_reason: Option<&str>) -> Turn {
+        match stop_reason {
+            None | Some("tool_use" | "pause_turn") => Turn::Continues,
+            Some(_) => Turn::Ended,
+        }
+    }
 }
 
 /// The parts of a transcript line the counting needs; everything else is
@@ -213,6 +241,8 @@ struct Message {
     usage: Option<Usage>,
     #[serde(default)]
     content: ToolUseBlocks,
+    #[serde(default)]
+    stop_reason: Option<String>,
 }
 
 /// The `tool_use` blocks of a message's `content`, read without keeping
@@ -365,6 +395,8 @@ struct LineFindings {
     /// The response's JSON size with its comma (under a limit only).
     response_bytes: usize,
     bad_lines: u64,
+    /// The turn a response line leaves (`None` for other lines).
+    turn: Option<Turn>,
 }
 
 impl Scanner {
@@ -407,6 +439,7 @@ impl Scanner {
                         response: None,
                         response_bytes: 0,
                         bad_lines: 1,
+                        turn: findings.turn,
                     };
                 } else {
                     self.result.json_bytes += added;
@@ -430,7 +463,8 @@ impl Scanner {
         let mut tool_use_ids = Vec::new();
         let mut bad_lines = 0;
         let prompt_id = lift_plain_string(line, "promptId");
-        let mut response = read_line(line, &mut bad_lines, &mut tool_use_ids);
+        let mut turn = None;
+        let mut response = read_line(line, &mut bad_lines, &mut tool_use_ids, &mut turn);
         let mut response_bytes = 0;
         if let Some(response) = response.as_mut() {
             response.prompt_id = prompt_id.clone().or_else(|| self.result.prompt_id.clone());
@@ -445,6 +479,7 @@ impl Scanner {
             response,
             response_bytes,
             bad_lines,
+            turn,
         }
     }
 
@@ -489,6 +524,9 @@ impl Scanner {
             self.result.prompt_id = findings.prompt_id;
         }
         self.result.bad_lines += findings.bad_lines;
+        if findings.turn.is_some() {
+            self.result.last_turn = findings.turn;
+        }
         let size = findings.response_bytes;
         let Some(response) = findings.response else {
             return;
@@ -531,13 +569,16 @@ pub fn response_of_line(
     bad_lines: &mut u64,
     tool_use_ids: &mut Vec<String>,
 ) -> Option<ResponseUsage> {
-    read_line(line, bad_lines, tool_use_ids)
+    read_line(line, bad_lines, tool_use_ids, &mut None)
 }
 
+/// [`response_of_line`], also telling the `turn` an assistant line leaves
+/// (a `<synthetic>` one too: an API error ends its agent's turn).
 fn read_line(
     line: &[u8],
     bad_lines: &mut u64,
     tool_use_ids: &mut Vec<String>,
+    turn: &mut Option<Turn>,
 ) -> Option<ResponseUsage> {
     if memmem(line, ASSISTANT_MARKER).is_none() || memmem(line, USAGE_MARKER).is_none() {
         return None;
@@ -550,6 +591,7 @@ fn read_line(
         return None;
     }
     let mut message = parsed.message?;
+    *turn = Some(Turn::of_stop_reason(message.stop_reason.as_deref()));
     let model = message.model.take().unwrap_or_default();
     if model == SYNTHETIC_MODEL {
         return None;
@@ -779,6 +821,33 @@ mod tests {
     /// The kept searchers find what a fresh search finds, for the same
     /// needle many times, for more needles than are kept, and for an empty
     /// needle or haystack.
+    #[test]
+    fn the_last_response_line_tells_whether_its_turn_ended() {
+        let line = |id: &str, stop: &str| {
+            format!(
+                r#"{{"type":"assistant","message":{{"id":"{id}","model":"m","stop_reason":{stop},"usage":{{"input_tokens":1}}}}}}"#
+            ) + "\n"
+        };
+        let user = "{\"type\":\"user\",\"message\":{\"content\":\"hi\"}}\n";
+        let turn = |text: String| scan(text.as_bytes(), None).last_turn;
+        assert_eq!(turn(user.to_owned()), None);
+        assert_eq!(
+            turn(line("a", "\"tool_use\"") + user),
+            Some(Turn::Continues)
+        );
+        assert_eq!(turn(line("a", "null")), Some(Turn::Continues));
+        assert_eq!(turn(line("a", "\"pause_turn\"")), Some(Turn::Continues));
+        assert_eq!(
+            turn(line("a", "\"tool_use\"") + &line("b", "\"end_turn\"")),
+            Some(Turn::Ended)
+        );
+        assert_eq!(
+            turn(line("b", "\"end_turn\"") + &line("c", "\"tool_use\"")),
+            Some(Turn::Continues)
+        );
+        assert_eq!(turn(line("a", "\"max_tokens\"")), Some(Turn::Ended));
+    }
+
     #[test]
     fn kept_searchers_find_what_a_fresh_search_finds() {
         let haystack =

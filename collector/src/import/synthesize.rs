@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hooktrail_shared::envelope::{shorten_strings, Envelope, HookEvent};
 use hooktrail_shared::redact::Redactor;
 use hooktrail_shared::time::parse_rfc3339_millis;
-use hooktrail_shared::transcript::{self, lift_plain_string, memmem, ResponseUsage};
+use hooktrail_shared::transcript::{self, lift_plain_string, memmem, ResponseUsage, Turn};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -881,10 +881,7 @@ impl<'j> FileState<'j> {
                 );
             }
         }
-        let ends_turn = !matches!(
-            message.stop_reason.as_deref(),
-            None | Some("tool_use" | "pause_turn")
-        );
+        let ends_turn = Turn::of_stop_reason(message.stop_reason.as_deref()) == Turn::Ended;
         if main_agent && ends_turn {
             self.pending_stop = Some(PendingStop {
                 message_id: message_id.to_owned(),
