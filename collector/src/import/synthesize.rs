@@ -99,6 +99,22 @@ pub(crate) struct Output {
     pub(crate) payload_bytes: usize,
     /// Lets the ingest skip re-reading payload facts it already has.
     pub(crate) known: KnownSessions,
+    /// The line buffers, kept from file to file (see [`LineBuffers`]).
+    lines: LineBuffers,
+}
+
+/// The reading thread's two line buffers. They live as long as its
+/// [`Output`], not one file: a line split across two read-ahead chunks is
+/// copied, often 100 KB or more, and each file's first such line used to
+/// grow a new buffer, which the allocator maps fresh above 256 KB
+/// (`import::keep_large_allocations_apart`) and the kernel then faults in
+/// page by page: about 50,000 minor faults per GB of transcripts.
+#[derive(Default)]
+struct LineBuffers {
+    /// A line split across the reader's buffer, or longer than it, copied.
+    line: Vec<u8>,
+    /// The line with its tool results' bodies cut ([`skim`]).
+    skimmed: Vec<u8>,
 }
 
 /// What reading one file found, for the summary.
@@ -194,10 +210,10 @@ pub(crate) fn read_from(
         return Ok(counts);
     }
     let mut state = FileState::new(job);
-    // A line split across the reader's buffer, or longer than it, copied.
-    let mut line = Vec::new();
-    // The line with its tool results' bodies cut ([`skim`]), reused.
-    let mut skimmed = Vec::new();
+    let LineBuffers {
+        mut line,
+        mut skimmed,
+    } = std::mem::take(&mut output.lines);
     loop {
         let buffer = match reader.fill_buf() {
             Ok(buffer) => buffer,
@@ -224,6 +240,7 @@ pub(crate) fn read_from(
         state.raw_line(&line, &mut skimmed, output, &mut counts);
     }
     state.finish(output, &mut counts);
+    output.lines = LineBuffers { line, skimmed };
     Ok(counts)
 }
 
