@@ -117,6 +117,27 @@ struct LineBuffers {
     skimmed: Vec<u8>,
 }
 
+/// A line buffer larger than this after a file is dropped, not kept: a
+/// rare huge line must not hold its memory for the rest of the import.
+const KEEP_LINE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+impl LineBuffers {
+    /// The buffers to keep for the next file.
+    fn kept(line: Vec<u8>, skimmed: Vec<u8>) -> LineBuffers {
+        let keep = |buffer: Vec<u8>| {
+            if buffer.capacity() > KEEP_LINE_BUFFER_BYTES {
+                Vec::new()
+            } else {
+                buffer
+            }
+        };
+        LineBuffers {
+            line: keep(line),
+            skimmed: keep(skimmed),
+        }
+    }
+}
+
 /// What reading one file found, for the summary.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct FileCounts {
@@ -240,7 +261,7 @@ pub(crate) fn read_from(
         state.raw_line(&line, &mut skimmed, output, &mut counts);
     }
     state.finish(output, &mut counts);
-    output.lines = LineBuffers { line, skimmed };
+    output.lines = LineBuffers::kept(line, skimmed);
     Ok(counts)
 }
 
@@ -1357,6 +1378,16 @@ mod tests {
             assert_eq!(response_of(&line, text.as_bytes()), expected, "{text}");
         }
         assert_eq!(read, 4);
+    }
+
+    #[test]
+    fn line_buffers_are_kept_for_the_next_file_unless_huge() {
+        let kept = LineBuffers::kept(
+            Vec::with_capacity(300 * 1024),
+            Vec::with_capacity(KEEP_LINE_BUFFER_BYTES + 1),
+        );
+        assert!(kept.line.capacity() >= 300 * 1024);
+        assert_eq!(kept.skimmed.capacity(), 0);
     }
 
     #[test]
