@@ -731,16 +731,9 @@ mod tests {
             read_within(HookEvent::SubagentStop, &agent_stop, dir.path(), LONG, ROOM).unwrap();
         assert_eq!(first.responses.len(), 1);
         // The agent's last response lands after its SubagentStop read.
-        let mut text = fs::read_to_string(&agent).unwrap();
-        text.push_str(&response("a2", 9));
-        fs::write(&agent, text).unwrap();
+        append(&agent, &response("a2", 9));
         let at_stop = read_within(HookEvent::Stop, &stop, dir.path(), LONG, ROOM).unwrap();
-        let ids: Vec<&str> = at_stop
-            .responses
-            .iter()
-            .map(|response| response.message_id.as_str())
-            .collect();
-        assert_eq!(ids, ["msg_m1", "msg_a2"]);
+        assert_eq!(message_ids(&at_stop), ["msg_m1", "msg_a2"]);
         // Read once: the next boundary has nothing left to read.
         assert!(read_within(HookEvent::Stop, &stop, dir.path(), LONG, ROOM).is_none());
     }
@@ -780,6 +773,21 @@ mod tests {
         assert!(!pending_agents_file(dir.path(), &session).exists());
     }
 
+    /// Appends `lines` to the transcript at `path`, as Claude Code does.
+    fn append(path: &Path, lines: &str) {
+        let mut text = fs::read_to_string(path).unwrap();
+        text.push_str(lines);
+        fs::write(path, text).unwrap();
+    }
+
+    /// The message ids of what a read found, in order.
+    fn message_ids(read: &TranscriptUsage) -> Vec<&str> {
+        read.responses
+            .iter()
+            .map(|response| response.message_id.as_str())
+            .collect()
+    }
+
     /// The real CLI's order (scripts/e2e-cli, `subagent`): the agent's
     /// `SubagentStop`, then the main agent's `PostToolBatch`, and only then
     /// the agent's last response lands; the main `Stop` must read it.
@@ -797,16 +805,9 @@ mod tests {
         // still ends in a tool call: it stays pending.
         read_within(HookEvent::PostToolBatch, &main, dir.path(), LONG, ROOM).unwrap();
         assert_eq!(pending(dir.path(), &session).len(), 1);
-        let mut text = fs::read_to_string(&agent).unwrap();
-        text.push_str(&response_ending("a2", 9, "end_turn"));
-        fs::write(&agent, text).unwrap();
+        append(&agent, &response_ending("a2", 9, "end_turn"));
         let at_stop = read_within(HookEvent::Stop, &main, dir.path(), LONG, ROOM).unwrap();
-        let ids: Vec<&str> = at_stop
-            .responses
-            .iter()
-            .map(|response| response.message_id.as_str())
-            .collect();
-        assert_eq!(ids, ["msg_a2"]);
+        assert_eq!(message_ids(&at_stop), ["msg_a2"]);
         assert!(pending(dir.path(), &session).is_empty(), "its turn ended");
     }
 
