@@ -8,7 +8,8 @@
 //! commit_events`), so the two overlap. A third thread reads the files
 //! ahead, in the same order, into a few buffers ([`prefetch`]), so the
 //! parsing thread waits neither for the disk nor for the copy out of the
-//! page cache. The batches are small (at most
+//! page cache, and a fourth the subagents' meta files ([`agent_meta`]).
+//! The batches are small (at most
 //! [`BATCH_EVENTS`] events or [`BATCH_BYTES`] of payload), which bounds the
 //! memory and how long a running collector waits for the write lock.
 //!
@@ -26,6 +27,7 @@
 //! The summary counts what was stored: sessions with new events, and
 //! responses inserted or updated (not those a hook already recorded).
 
+mod agent_meta;
 mod prefetch;
 mod progress;
 mod skim;
@@ -157,16 +159,26 @@ pub fn run(
     let (sender, receiver) = crossbeam_channel::bounded::<Batch>(1);
     let paths = files.iter().map(|(path, _, _)| path.clone()).collect();
     let (prefetcher, prefetched) = prefetch::prefetch(paths, prefetch::CHUNK_BYTES);
+    let subagents = files
+        .iter()
+        .filter_map(|(path, kind, _)| match kind {
+            FileKind::Subagent { agent_id, .. } => Some((path.clone(), agent_id.clone())),
+            FileKind::Session { .. } => None,
+        })
+        .collect();
+    let (agent_meta_reader, agent_types) = agent_meta::read_ahead(subagents);
     let read_summary = std::thread::scope(|scope| -> Result<ImportSummary, String> {
         let bytes_read = &bytes_read;
         let files = &files;
         scope.spawn(move || prefetcher.run());
+        scope.spawn(move || agent_meta_reader.run());
         let reader = scope.spawn(move || {
             let reading = Reading {
                 machine,
                 redactor,
                 bytes_read,
                 prefetched: &prefetched,
+                agent_types: &agent_types,
             };
             read_all(files, &reading, &reader_connection, &sender)
         });
@@ -297,6 +309,8 @@ struct Reading<'a> {
     bytes_read: &'a AtomicU64,
     /// The files' bytes, read ahead in order by a thread of their own.
     prefetched: &'a prefetch::Prefetched,
+    /// The subagents' types, read ahead in order by another.
+    agent_types: &'a agent_meta::AgentTypes,
 }
 
 /// The reading thread: every file, in path order (a session's file before
@@ -312,6 +326,7 @@ fn read_all(
         redactor,
         bytes_read,
         prefetched,
+        agent_types,
     } = *reading;
     let mut summary = ImportSummary::default();
     let mut facts_by_session: HashMap<String, SessionFacts> = HashMap::new();
@@ -365,6 +380,10 @@ fn read_all(
                 stored_before: facts.stored_before,
             });
         }
+        let agent_type = match kind {
+            FileKind::Subagent { .. } => agent_types.next(),
+            FileKind::Session { .. } => None,
+        };
         let job = FileJob {
             path,
             kind,
@@ -372,6 +391,7 @@ fn read_all(
             redactor,
             live,
             bytes_read,
+            agent_type,
         };
         let reading_started = Instant::now();
         let result = synthesize::read_from(&job, prefetched.file(index), &mut output);
@@ -436,6 +456,7 @@ fn end_orphan(
         redactor: reading.redactor,
         live: false,
         bytes_read: reading.bytes_read,
+        agent_type: None,
     };
     synthesize::end_orphan_session(&job, &last_line, output);
 }

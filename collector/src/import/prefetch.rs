@@ -8,11 +8,18 @@
 //! the parsing, and the parser sees the same bytes in the same order, so
 //! the import is the same (`tests::chunks_read_as_the_file_does`).
 //!
+//! The files are read with `O_DIRECT` where the file system allows it
+//! ([`Source`]): the disk writes straight into the buffer, with no copy
+//! through the page cache. That copy was a third of the import's system
+//! time and ran on a core the parsing and storing threads need; a history
+//! read once also no longer pushes the user's own files out of the cache.
+//!
 //! Memory is bounded by the buffers: [`BUFFERS`] of [`CHUNK_BYTES`],
 //! handed back and forth, never more.
 
 use std::fs::File;
 use std::io::{BufRead, Read};
+use std::ops::Range;
 use std::path::PathBuf;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -22,13 +29,30 @@ use crossbeam_channel::{Receiver, Sender};
 pub(super) const CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Buffers in flight: one being parsed, the others being filled or
-/// waiting.
-const BUFFERS: usize = 2;
+/// waiting. A direct read has no read-ahead of the kernel's behind it, so
+/// these are the only bytes read ahead: with 2 the parsing thread waited
+/// 0.6-0.7 s for the disk per cold GB, with 8 under 0.13 s
+/// (BENCHMARKS.md, "Issue 21, import: direct reads").
+const BUFFERS: usize = 8;
+
+/// What a direct read's buffer address, length and file offset must be a
+/// multiple of: the device's logical block, 512 or 4096 bytes on every
+/// common one. A read that breaks the rule fails (`EINVAL`) and the file
+/// goes on buffered ([`Source::read`]), so a larger block costs speed,
+/// never bytes.
+const DIRECT_ALIGN: usize = 4096;
+
+/// One buffer and the bytes of it that hold the file: they start at an
+/// address aligned for a direct read.
+pub(super) struct Chunk {
+    buffer: Vec<u8>,
+    bytes: Range<usize>,
+}
 
 /// What the reading thread found next in file number `.0`.
 enum Piece {
-    /// The next bytes (the buffer and how much of it they fill).
-    Bytes(Vec<u8>, usize),
+    /// The next bytes.
+    Bytes(Chunk),
     /// The end of the file.
     End,
     /// It could not be opened or read further: the file ends there.
@@ -51,7 +75,7 @@ pub(super) struct Prefetcher {
 }
 
 /// A reading thread and its parsing side for `paths`, read in that order
-/// in buffers of `chunk_bytes`.
+/// in buffers of `chunk_bytes` (rounded up to [`DIRECT_ALIGN`]).
 pub(super) fn prefetch(paths: Vec<PathBuf>, chunk_bytes: usize) -> (Prefetcher, Prefetched) {
     let (pieces_sender, pieces) = crossbeam_channel::bounded(BUFFERS);
     let (free, free_receiver) = crossbeam_channel::bounded(BUFFERS);
@@ -61,7 +85,7 @@ pub(super) fn prefetch(paths: Vec<PathBuf>, chunk_bytes: usize) -> (Prefetcher, 
     (
         Prefetcher {
             paths,
-            chunk_bytes: chunk_bytes.max(4096),
+            chunk_bytes: chunk_bytes.max(1).next_multiple_of(DIRECT_ALIGN),
             pieces: pieces_sender,
             free: free_receiver,
         },
@@ -75,8 +99,8 @@ impl Prefetcher {
         // A buffer taken from the pool but not sent (after an empty read).
         let mut spare: Option<Vec<u8>> = None;
         for (index, path) in self.paths.iter().enumerate() {
-            let mut file = match File::open(path) {
-                Ok(file) => file,
+            let mut source = match File::open(path) {
+                Ok(file) => Source::new(file),
                 Err(error) => {
                     if self.pieces.send((index, Piece::Failed(error))).is_err() {
                         return;
@@ -92,14 +116,20 @@ impl Prefetcher {
                         Err(_) => return,
                     },
                 };
-                // Allocated (and zeroed) once; refilled ever after.
-                buffer.resize(self.chunk_bytes, 0);
-                let piece = match fill(&mut file, &mut buffer) {
+                // Allocated (and zeroed) once; refilled ever after. The
+                // extra block leaves room to start at an aligned address.
+                buffer.resize(self.chunk_bytes + DIRECT_ALIGN, 0);
+                let start = buffer.as_ptr().align_offset(DIRECT_ALIGN);
+                let room = start..start + self.chunk_bytes;
+                let piece = match source.fill(&mut buffer[room]) {
                     Ok(0) => {
                         spare = Some(buffer);
                         Piece::End
                     }
-                    Ok(filled) => Piece::Bytes(buffer, filled),
+                    Ok(filled) => Piece::Bytes(Chunk {
+                        buffer,
+                        bytes: start..start + filled,
+                    }),
                     Err(error) => {
                         spare = Some(buffer);
                         Piece::Failed(error)
@@ -117,20 +147,79 @@ impl Prefetcher {
     }
 }
 
-/// Reads until `buffer` is full or the file ends; returns the bytes read.
-fn fill(file: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            // What was read is handed on; the error comes again next time.
-            Err(_) if filled > 0 => break,
-            Err(error) => return Err(error),
+/// An open transcript, read directly from the disk while the file system
+/// and the alignment allow it, buffered after.
+///
+/// Invariant: the file offset is a multiple of [`DIRECT_ALIGN`] while
+/// `direct`, except after the short read that ends the file (or a short
+/// read a growing file gave); the next direct read then fails with
+/// `EINVAL`, which turns `direct` off for good, and that read is made
+/// again, buffered, from the same offset.
+struct Source {
+    file: File,
+    /// Whether `O_DIRECT` is set on `file`.
+    direct: bool,
+}
+
+impl Source {
+    /// Sets `O_DIRECT` on `file` if its file system takes it (tmpfs, for
+    /// one, does not: the file is then read buffered, as before).
+    fn new(file: File) -> Source {
+        let direct = set_direct(&file, true);
+        Source { file, direct }
+    }
+
+    /// Reads until `buffer` is full or the file ends; returns the bytes
+    /// read.
+    fn fill(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match self.read(&mut buffer[filled..]) {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                // What was read is handed on; the error comes again next time.
+                Err(_) if filled > 0 => break,
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(filled)
+    }
+
+    /// One read; a direct read refused for its alignment is made again
+    /// buffered.
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        match self.file.read(buffer) {
+            Err(error) if self.direct && error.raw_os_error() == Some(libc::EINVAL) => {
+                self.direct = false;
+                if !set_direct(&self.file, false) {
+                    return Err(error);
+                }
+                self.file.read(buffer)
+            }
+            result => result,
         }
     }
-    Ok(filled)
+}
+
+/// Sets or clears `O_DIRECT` on an open file; false if that failed.
+fn set_direct(file: &File, on: bool) -> bool {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: F_GETFL and F_SETFL only read and change the status flags
+    // of a descriptor this `File` owns and keeps open.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            return false;
+        }
+        let flags = if on {
+            flags | libc::O_DIRECT
+        } else {
+            flags & !libc::O_DIRECT
+        };
+        libc::fcntl(fd, libc::F_SETFL, flags) == 0
+    }
 }
 
 impl Prefetched {
@@ -153,9 +242,10 @@ impl Prefetched {
 pub(super) struct ChunkedFile<'p> {
     prefetched: &'p Prefetched,
     index: usize,
-    /// The buffer being read and how much of it holds bytes.
-    current: Option<(Vec<u8>, usize)>,
-    /// How far `current` is consumed.
+    /// The buffer being read.
+    current: Option<Chunk>,
+    /// How far `current` is consumed: an index into its buffer, from
+    /// its first byte to its end.
     at: usize,
     /// The end (or an error) was seen.
     done: bool,
@@ -175,8 +265,8 @@ impl ChunkedFile<'_> {
 
     /// Hands the current buffer back to the reading thread.
     fn release(&mut self) {
-        if let Some((buffer, _)) = self.current.take() {
-            let _ = self.prefetched.free.send(buffer);
+        if let Some(chunk) = self.current.take() {
+            let _ = self.prefetched.free.send(chunk.buffer);
         }
         self.at = 0;
     }
@@ -197,11 +287,14 @@ impl BufRead for ChunkedFile<'_> {
         let exhausted = self
             .current
             .as_ref()
-            .is_none_or(|(_, filled)| self.at >= *filled);
+            .is_none_or(|chunk| self.at >= chunk.bytes.end);
         if exhausted && !self.done {
             self.release();
             match self.next_piece() {
-                Piece::Bytes(buffer, filled) => self.current = Some((buffer, filled)),
+                Piece::Bytes(chunk) => {
+                    self.at = chunk.bytes.start;
+                    self.current = Some(chunk);
+                }
                 Piece::End => self.done = true,
                 Piece::Failed(error) => {
                     self.done = true;
@@ -210,7 +303,7 @@ impl BufRead for ChunkedFile<'_> {
             }
         }
         Ok(match &self.current {
-            Some((buffer, filled)) => &buffer[self.at.min(*filled)..*filled],
+            Some(chunk) => &chunk.buffer[self.at.min(chunk.bytes.end)..chunk.bytes.end],
             None => &[],
         })
     }
@@ -225,8 +318,8 @@ impl Drop for ChunkedFile<'_> {
         self.release();
         while !self.done {
             match self.next_piece() {
-                Piece::Bytes(buffer, _) => {
-                    let _ = self.prefetched.free.send(buffer);
+                Piece::Bytes(chunk) => {
+                    let _ = self.prefetched.free.send(chunk.buffer);
                 }
                 Piece::End | Piece::Failed(_) => self.done = true,
             }
@@ -346,6 +439,36 @@ mod tests {
         }
         found.sort();
         found
+    }
+
+    #[test]
+    fn a_direct_read_goes_on_buffered_after_an_unaligned_end() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let text: Vec<u8> = (0..3 * DIRECT_ALIGN + 100).map(|at| at as u8).collect();
+        std::fs::write(&path, &text).unwrap();
+        let mut source = Source::new(File::open(&path).unwrap());
+        let started_direct = source.direct;
+        let mut buffer = vec![0; 8 * DIRECT_ALIGN];
+        let start = buffer.as_ptr().align_offset(DIRECT_ALIGN);
+        let room = &mut buffer[start..start + 7 * DIRECT_ALIGN];
+        assert_eq!(source.fill(room).unwrap(), text.len());
+        assert_eq!(&room[..text.len()], &text[..]);
+        // The file grows while it is read: the offset is no longer aligned.
+        let more = vec![b'x'; 5000];
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&more)
+            .unwrap();
+        assert_eq!(source.fill(room).unwrap(), more.len());
+        assert_eq!(&room[..more.len()], &more[..]);
+        assert_eq!(source.fill(room).unwrap(), 0);
+        if started_direct {
+            assert!(!source.direct, "the unaligned read went on buffered");
+        }
     }
 
     #[test]

@@ -180,6 +180,9 @@ pub(crate) struct FileJob<'a> {
     pub(crate) live: bool,
     /// Bumped as bytes are read, for the progress bar.
     pub(crate) bytes_read: &'a AtomicU64,
+    /// A subagent's type, from the `agent-<id>.meta.json` beside its file
+    /// (read ahead: `super::agent_meta`).
+    pub(crate) agent_type: Option<String>,
 }
 
 #[cfg(test)]
@@ -191,6 +194,12 @@ impl<'a> FileJob<'a> {
         redactor: &'a Redactor,
         bytes_read: &'a AtomicU64,
     ) -> FileJob<'a> {
+        let agent_type = match kind {
+            FileKind::Subagent { agent_id, .. } => {
+                super::agent_meta::read_agent_type(path, agent_id)
+            }
+            FileKind::Session { .. } => None,
+        };
         FileJob {
             path,
             kind,
@@ -198,6 +207,7 @@ impl<'a> FileJob<'a> {
             redactor,
             live: false,
             bytes_read,
+            agent_type,
         }
     }
 }
@@ -306,21 +316,36 @@ fn read_line_capped(
 /// skipped by serde without being kept.
 #[derive(Deserialize)]
 struct Line<'a> {
-    #[serde(default, borrow, rename = "type")]
+    #[serde(default, borrow, deserialize_with = "borrowed_text", rename = "type")]
     kind: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
     subtype: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
     uuid: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
     timestamp: Option<Cow<'a, str>>,
-    #[serde(default, borrow, rename = "promptId")]
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed_text",
+        rename = "promptId"
+    )]
     prompt_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow, rename = "agentId")]
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed_text",
+        rename = "agentId"
+    )]
     agent_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow, rename = "permissionMode")]
+    #[serde(
+        default,
+        borrow,
+        deserialize_with = "borrowed_text",
+        rename = "permissionMode"
+    )]
     permission_mode: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
     cwd: Option<Cow<'a, str>>,
     /// `None` when absent, `Some(None)` for `null`.
     #[serde(default, rename = "isSidechain", deserialize_with = "present")]
@@ -346,17 +371,59 @@ struct Line<'a> {
 
 #[derive(Deserialize)]
 struct Message<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
     id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
     model: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
     stop_reason: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     content: Option<Content<'a>>,
     /// Only for the line's response ([`transcript::response_of_parsed`]).
     #[serde(default, borrow)]
     usage: Option<&'a RawValue>,
+}
+
+/// An optional string, borrowed from the line unless it has escapes.
+///
+/// serde's `borrow` borrows a `Cow<str>` field but not an
+/// `Option<Cow<str>>` one, which it always copies into a `String`. Derived,
+/// each of these fields cost an allocation per line, and [`response_of`],
+/// which parses a line again when its `type` or `timestamp` was not
+/// borrowed, parsed every assistant line twice: a tenth of the reading
+/// thread's time (BENCHMARKS.md, "Issue 21, import: direct reads").
+fn borrowed_text<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    struct Text;
+    impl<'de> serde::de::Visitor<'de> for Text {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a string or null")
+        }
+        fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(text)))
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(text.to_owned())))
+        }
+        fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(text)))
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_str(self)
+        }
+    }
+    deserializer.deserialize_option(Text)
 }
 
 /// A field that is present (`null` included): tells `null` from absent.
@@ -375,7 +442,7 @@ impl Line<'_> {
 
 #[derive(Deserialize)]
 struct CompactMetadata<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
     trigger: Option<Cow<'a, str>>,
 }
 
@@ -388,21 +455,21 @@ enum Content<'a> {
 
 #[derive(Deserialize)]
 struct Block<'a> {
-    #[serde(default, borrow, rename = "type")]
+    #[serde(default, borrow, deserialize_with = "borrowed_text", rename = "type")]
     kind: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
     id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
     name: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     input: Option<&'a RawValue>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
     tool_use_id: Option<Cow<'a, str>>,
     #[serde(default)]
     is_error: Option<bool>,
     #[serde(default, borrow)]
     content: Option<&'a RawValue>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_text")]
     text: Option<Cow<'a, str>>,
 }
 
@@ -567,7 +634,7 @@ impl<'j> FileState<'j> {
             FileKind::Subagent { agent_id, .. } => Some(agent_id.as_str()),
             FileKind::Session { .. } => None,
         };
-        let agent_type = file_agent.and_then(|agent| read_agent_type(job.path, agent));
+        let agent_type = file_agent.and(job.agent_type.clone());
         FileState {
             job,
             path_text: job.path.display().to_string(),
@@ -1301,21 +1368,6 @@ fn shorten_raw(raw: &RawValue) -> Option<Box<RawValue>> {
     RawValue::from_string(value.to_string()).ok()
 }
 
-/// `agentType` of `agent-<id>.meta.json` beside a subagent's transcript.
-fn read_agent_type(path: &Path, agent_id: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Meta {
-        #[serde(default, rename = "agentType")]
-        agent_type: Option<String>,
-    }
-    let meta = path.with_file_name(format!("agent-{agent_id}.meta.json"));
-    let text = std::fs::read(meta).ok()?;
-    if text.len() > 1024 * 1024 {
-        return None;
-    }
-    serde_json::from_slice::<Meta>(&text).ok()?.agent_type
-}
-
 /// A stable id for a synthesized event, shaped like a UUID (version 8, the
 /// "custom" one): two 64-bit FNV-1a hashes of the parts with different
 /// seeds, each mixed by SplitMix64's finalizer. The same transcript line
@@ -1352,6 +1404,27 @@ pub(crate) fn derived_id(parts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_fields_are_borrowed_unless_escaped() {
+        let text = r#"{"type":"assistant","timestamp":"2026-01-02T03:04:05\u002e000Z","cwd":null,"message":{"id":"msg_1","model":"m","content":[{"type":"tool_use","id":"t1","name":"Bash"}]}}"#;
+        let line: Line<'_> = serde_json::from_str(text).unwrap();
+        let borrowed = |field: &Option<Cow<'_, str>>| matches!(field, Some(Cow::Borrowed(_)));
+        assert!(borrowed(&line.kind));
+        assert_eq!(line.timestamp.as_deref(), Some("2026-01-02T03:04:05.000Z"));
+        assert!(!borrowed(&line.timestamp), "an escaped value is copied");
+        assert!(
+            line.cwd.is_none() && line.uuid.is_none(),
+            "null and absent are None"
+        );
+        let message = line.message.as_ref().unwrap();
+        assert!(borrowed(&message.id) && borrowed(&message.model));
+        let Some(Content::Blocks(blocks)) = &message.content else {
+            panic!("blocks");
+        };
+        assert!(borrowed(&blocks[0].kind) && borrowed(&blocks[0].name));
+        assert!(serde_json::from_str::<Line<'_>>(r#"{"type":5}"#).is_err());
+    }
 
     #[test]
     fn a_response_is_read_from_the_parsed_line_as_from_the_bytes() {

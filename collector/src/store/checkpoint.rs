@@ -1,12 +1,14 @@
-//! The checkpointer: a helper thread of the writer that copies committed WAL
-//! frames into the database file, so the writer never waits for the
-//! checkpoint's `fsync`. It writes no rows (see [`Checkpointer`]).
+//! The checkpointer: a helper thread of the writer (and of an import) that
+//! copies committed WAL frames into the database file, so the committing
+//! thread never waits for the checkpoint's `fsync`. It writes no rows (see
+//! [`Checkpointer`]).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_channel::{RecvTimeoutError, Sender};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::service::spawn_thread;
@@ -30,8 +32,9 @@ pub(crate) const BACKSTOP_AUTOCHECKPOINT_PAGES: i64 = 16_384;
 /// copies) and writes no rows: it only moves pages the writer already
 /// committed, so the writer stays the only thread that changes the data.
 pub(crate) struct Checkpointer {
-    /// Stops the thread once the writer is done.
-    stop: Arc<AtomicBool>,
+    /// Dropped to stop the thread: it wakes at once, so a writer or an
+    /// import that is done does not wait out the interval.
+    stop: Option<Sender<()>>,
     /// The checkpointer thread.
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -47,14 +50,12 @@ impl Checkpointer {
         )
         .ok()?;
         connection.busy_timeout(Duration::from_millis(50)).ok()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
+        let (stop, stopping) = crossbeam_channel::bounded::<()>(0);
         let thread = spawn_thread("checkpoint", move || {
             let mut checkpointed = 0;
-            while !stopping.load(Ordering::Relaxed) {
-                // The checkpointer's period is the point of this thread.
-                #[allow(clippy::disallowed_methods)]
-                std::thread::sleep(CHECKPOINT_INTERVAL);
+            // Nothing is ever sent: the wait ends at the interval, or at
+            // once when the sender is dropped.
+            while let Err(RecvTimeoutError::Timeout) = stopping.recv_timeout(CHECKPOINT_INTERVAL) {
                 let now = commits.load(Ordering::Relaxed);
                 if now == checkpointed {
                     continue;
@@ -72,7 +73,7 @@ impl Checkpointer {
         })
         .ok()?;
         Some(Checkpointer {
-            stop,
+            stop: Some(stop),
             thread: Some(thread),
         })
     }
@@ -80,7 +81,7 @@ impl Checkpointer {
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

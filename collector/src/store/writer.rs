@@ -432,6 +432,12 @@ pub(crate) struct ImportStore {
     /// Responses refused for impossible token counts so far, reported
     /// once at [`ImportStore::finish`].
     usage_refused: u64,
+    /// Transactions committed, which tell the checkpointer there is work.
+    commits: Arc<AtomicU64>,
+    /// Copies the import's commits into the database file on a thread of
+    /// its own, as the writer's does (`None` if it could not start: the
+    /// backstop auto-checkpoint then does it, in the storing thread).
+    checkpointer: Option<Checkpointer>,
 }
 
 /// How long the import keeps retrying a transaction that finds the database
@@ -449,21 +455,28 @@ impl ImportStore {
         let connection = crate::store::open::open(path)?;
         // SQLite's default checkpoints the WAL every 1,000 pages (4 MB),
         // inside the committing thread, with an fsync each time: a fifth of
-        // the import's storing time. The import checkpoints as rarely as
-        // the collector's writer does (its backstop), and once more at
-        // [`ImportStore::finish`]. The durability is the same
-        // (`synchronous=NORMAL`: commits are written, not synced, until a
-        // checkpoint), and what a power cut could lose of an import is
-        // stored again by importing again.
+        // the import's storing time. As in the collector, a checkpointer
+        // thread copies the commits instead, and the storing thread
+        // checkpoints only as a backstop, and once more at
+        // [`ImportStore::finish`]. That took the checkpoints off the
+        // storing thread, the one the import ends waiting for
+        // (BENCHMARKS.md, "Issue 21, import: direct reads"). The
+        // durability is the same (`synchronous=NORMAL`: commits are
+        // written, not synced, until a checkpoint), and what a power cut
+        // could lose of an import is stored again by importing again.
         let _ = connection.pragma_update(None, "wal_autocheckpoint", BACKSTOP_AUTOCHECKPOINT_PAGES);
         // Half the writer's page cache: the import's peak memory stays
         // under 64 MB, and its storing time did not change measurably
         // (BENCHMARKS.md, issue 21 item 3, round 3).
         let _ = connection.pragma_update(None, "cache_size", IMPORT_CACHE_KIB);
+        let commits = Arc::new(AtomicU64::new(0));
+        let checkpointer = Checkpointer::start(path, commits.clone());
         Ok(ImportStore {
             connection,
             prices,
             usage_refused: 0,
+            commits,
+            checkpointer,
         })
     }
 
@@ -480,6 +493,7 @@ impl ImportStore {
             .retrying(|connection| commit_events(connection, &events, &prices, extras))
             .map_err(|error| format!("cannot store imported events: {error}"))?;
         self.usage_refused += report.usage_refused;
+        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(report)
     }
 
@@ -489,8 +503,11 @@ impl ImportStore {
         &mut self,
         ends: &[super::import::StoredEnd],
     ) -> Result<usize, String> {
-        self.retrying(|connection| super::import::retire_replaced_ends(connection, ends))
-            .map_err(|error| format!("cannot replace the end of a grown transcript: {error}"))
+        let retired = self
+            .retrying(|connection| super::import::retire_replaced_ends(connection, ends))
+            .map_err(|error| format!("cannot replace the end of a grown transcript: {error}"))?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(retired)
     }
 
     /// Runs one transaction, again while the database is locked.
@@ -518,7 +535,8 @@ impl ImportStore {
 
     /// Copies the import's pages from the WAL into the database file, as
     /// far as readers allow.
-    pub(crate) fn finish(self) {
+    pub(crate) fn finish(mut self) {
+        drop(self.checkpointer.take());
         if self.usage_refused > 0 {
             log::warn(&format!(
                 "import: refused the usage of {} API responses with a token count over {} (or web searches over {}); their events are stored",
