@@ -88,6 +88,11 @@ pub struct ImportSummary {
     pub waiting_for_store: Duration,
     /// Time the main thread spent in transactions.
     pub storing: Duration,
+    /// When the store got its first batch (from the start).
+    pub first_batch: Duration,
+    /// When the reading thread was done (from the start): what is left
+    /// after it is the store's alone.
+    pub reading_ended: Duration,
 }
 
 impl ImportSummary {
@@ -95,10 +100,12 @@ impl ImportSummary {
     /// benchmark (`HOOKTRAIL_IMPORT_PHASES=1`).
     pub fn phases_line(&self) -> String {
         format!(
-            "phases: reading {:.2} s, reader waiting for the store {:.2} s, storing {:.2} s, wall {:.2} s",
+            "phases: reading {:.2} s, reader waiting for the store {:.2} s, storing {:.2} s, first batch at {:.2} s, reading ended at {:.2} s, wall {:.2} s",
             self.reading.as_secs_f64(),
             self.waiting_for_store.as_secs_f64(),
             self.storing.as_secs_f64(),
+            self.first_batch.as_secs_f64(),
+            self.reading_ended.as_secs_f64(),
             self.elapsed.as_secs_f64()
         )
     }
@@ -180,12 +187,19 @@ pub fn run(
                 prefetched: &prefetched,
                 agent_types: &agent_types,
             };
-            read_all(files, &reading, &reader_connection, &sender)
+            let summary = read_all(files, &reading, &reader_connection, &sender);
+            ImportSummary {
+                reading_ended: started.elapsed(),
+                ..summary
+            }
         });
         let mut sessions_stored = HashSet::new();
         loop {
             match receiver.recv_timeout(Duration::from_millis(100)) {
                 Ok(batch) => {
+                    if summary.first_batch.is_zero() {
+                        summary.first_batch = started.elapsed();
+                    }
                     let commit_started = Instant::now();
                     store_batch(&mut store, &batch, &mut summary, &mut sessions_stored)?;
                     summary.storing += commit_started.elapsed();
@@ -206,6 +220,7 @@ pub fn run(
         sessions: summary.sessions,
         responses: summary.responses,
         storing: summary.storing,
+        first_batch: summary.first_batch,
         elapsed: started.elapsed(),
         ..read_summary
     })
