@@ -5,8 +5,9 @@
 //! `serde_json::Value`, not the project's parser). Also: a second import adds
 //! nothing, a session already hooked live keeps its live rows (with the
 //! collector running during the import), bad lines and binary files are
-//! counted and skipped, and the completeness check reports a tool call the
-//! hooks never reported, shipped by the real emitter.
+//! counted and skipped, the completeness check reports a tool call the
+//! hooks never reported, shipped by the real emitter, and an import whose
+//! store fails ends with the error instead of hanging.
 
 mod support;
 
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use hooktrail_testkit::{wait_until, workspace_root};
+use hooktrail_testkit::{wait_until, workspace_root, KillOnDrop};
 use serde_json::{json, Value};
 use support::process::{copy_tree, emit, http_port, import, Collector};
 
@@ -567,4 +568,63 @@ fn completeness_reports_a_tool_call_and_a_subagent_the_hooks_never_reported() {
     });
     let one = get_json(port, "/api/sessions/session-c");
     assert_eq!(one["session"]["completeness"]["complete"], true, "{one}");
+}
+
+#[test]
+fn a_store_that_fails_ends_the_import_with_its_error_instead_of_hanging() {
+    // 24 sessions of 1,000 prompts: six batches (a batch ends after a file),
+    // so the reading thread is still sending when the store fails (it used
+    // to wait for ever for it).
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let db = dir.path().join("events.db");
+    import(&empty, &db);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse_late BEFORE INSERT ON events
+             WHEN (SELECT COUNT(*) FROM events) >= 5000
+             BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;",
+        )
+        .unwrap();
+    let project = dir.path().join("projects/-home-dev-many");
+    std::fs::create_dir_all(&project).unwrap();
+    for session in 0..24 {
+        let lines: String = (0..1000)
+            .map(|at| {
+                format!(
+                    "{{\"type\":\"user\",\"uuid\":\"u{session}-{at}\",\"timestamp\":\"2026-01-01T{:02}:{:02}:{:02}.000Z\",\"promptId\":\"p{session}-{at}\",\"cwd\":\"/home/dev/many\",\"message\":{{\"content\":\"prompt {at}\"}}}}\n",
+                    session,
+                    at / 60 % 60,
+                    at % 60
+                )
+            })
+            .collect();
+        std::fs::write(project.join(format!("s-{session}.jsonl")), lines).unwrap();
+    }
+    let mut child = KillOnDrop(
+        std::process::Command::new(support::process::BINARY)
+            .arg("import")
+            .arg(dir.path().join("projects"))
+            .arg("--db")
+            .arg(&db)
+            .env_clear()
+            .env("HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path().join("no-config"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut status = None;
+    wait_until("the failed import to exit", Duration::from_secs(60), || {
+        status = child.0.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(!status.unwrap().success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("refused for the test"), "{stderr}");
 }

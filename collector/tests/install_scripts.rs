@@ -9,10 +9,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use hooktrail_testkit::{free_port, wait_until, RedisServer};
+use hooktrail_testkit::{free_port, wait_until, KillOnDrop, RedisServer};
 use serde_json::Value;
 
 const COLLECTOR: &str = env!("CARGO_BIN_EXE_hooktrail-collector");
@@ -177,16 +177,6 @@ fn systemd_analyze_verify(unit: &Path, user: Option<&Home>) {
     );
 }
 
-/// A collector killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn install_leaves_binaries_hook_and_link_and_uninstall_restores_the_settings() {
     let home = Home::new();
@@ -236,7 +226,7 @@ fn install_leaves_binaries_hook_and_link_and_uninstall_restores_the_settings() {
     // Started by hand, as on a machine without a user systemd; it prints
     // the same link at start.
     let log = home.dir.path().join("collector.log");
-    let collector = Running(
+    let collector = KillOnDrop(
         home.command(home.path(".local/bin/hooktrail-collector"))
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

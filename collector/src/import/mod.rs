@@ -175,6 +175,11 @@ pub fn run(
         .collect();
     let (agent_meta_reader, agent_types) = agent_meta::read_ahead(subagents);
     let read_summary = std::thread::scope(|scope| -> Result<ImportSummary, String> {
+        // Owned here, so a failed store drops it on its way out: the
+        // reading thread's next send fails and it stops, instead of
+        // waiting for ever for a store that is gone (the scope waits for
+        // every thread).
+        let receiver = receiver;
         let bytes_read = &bytes_read;
         let files = &files;
         scope.spawn(move || prefetcher.run());
@@ -435,11 +440,14 @@ fn read_all(
             || output.payload_bytes >= BATCH_BYTES
             || output.usage.len() >= BATCH_USAGE
         {
-            summary.waiting_for_store += send(&mut output, &mut stored_before, sender);
+            match send(&mut output, &mut stored_before, sender) {
+                Some(waited) => summary.waiting_for_store += waited,
+                None => break,
+            }
         }
     }
     end_orphan(orphan.take(), reading, &mut output, &mut stored_before);
-    summary.waiting_for_store += send(&mut output, &mut stored_before, sender);
+    summary.waiting_for_store += send(&mut output, &mut stored_before, sender).unwrap_or_default();
     summary.bytes = bytes_read.load(Ordering::Relaxed);
     summary
 }
@@ -476,15 +484,16 @@ fn end_orphan(
     synthesize::end_orphan_session(&job, &last_line, output);
 }
 
-/// Hands the batch to the store; returns how long that waited.
+/// Hands the batch to the store; returns how long that waited, or `None`
+/// when the store is gone (it failed, and reports why): reading stops.
 /// `stored_before` goes with it (each file of such a session adds it again).
 fn send(
     output: &mut Output,
     stored_before: &mut HashSet<String>,
     sender: &crossbeam_channel::Sender<Batch>,
-) -> Duration {
+) -> Option<Duration> {
     if output.events.is_empty() && output.usage.is_empty() && output.transcript_ids.is_empty() {
-        return Duration::ZERO;
+        return Some(Duration::ZERO);
     }
     let batch = Batch {
         events: std::mem::take(&mut output.events),
@@ -496,8 +505,8 @@ fn send(
     };
     output.payload_bytes = 0;
     let started = Instant::now();
-    let _ = sender.send(batch);
-    started.elapsed()
+    sender.send(batch).ok()?;
+    Some(started.elapsed())
 }
 
 /// Every transcript under `dir`, sorted by path, with what it is and its
