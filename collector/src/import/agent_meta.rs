@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{Receiver, Sender};
+use hooktrail_shared::regular_file;
 use serde::Deserialize;
 
 /// How many subagents' types may wait, read, for the parsing thread.
@@ -28,29 +29,15 @@ fn meta_path(path: &Path, agent_id: &str) -> PathBuf {
 }
 
 /// `agentType` of the meta file beside a subagent's transcript; `None`
-/// when it is missing, too large or not such a file.
+/// when it is missing, too large or not a regular file (a FIFO by that
+/// name does not hang the import: `regular_file`).
 pub(super) fn read_agent_type(path: &Path, agent_id: &str) -> Option<String> {
-    use std::io::Read;
     #[derive(Deserialize)]
     struct Meta {
         #[serde(default, rename = "agentType")]
         agent_type: Option<String>,
     }
-    use std::os::unix::fs::OpenOptionsExt;
-    // Without blocking: a FIFO by that name must not hang the import.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(meta_path(path, agent_id))
-        .ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut text = Vec::new();
-    file.take(MAX_META_BYTES + 1).read_to_end(&mut text).ok()?;
-    if text.len() as u64 > MAX_META_BYTES {
-        return None;
-    }
+    let text = regular_file::read(&meta_path(path, agent_id), MAX_META_BYTES).ok()?;
     serde_json::from_slice::<Meta>(&text).ok()?.agent_type
 }
 

@@ -168,10 +168,7 @@ pub fn run(
     let (prefetcher, prefetched) = prefetch::prefetch(paths, prefetch::CHUNK_BYTES);
     let subagents = files
         .iter()
-        .filter_map(|(path, kind, _)| match kind {
-            FileKind::Subagent { agent_id, .. } => Some((path.clone(), agent_id.clone())),
-            FileKind::Session { .. } => None,
-        })
+        .filter_map(|(path, kind, _)| Some((path.clone(), kind.agent_id()?.to_owned())))
         .collect();
     let (agent_meta_reader, agent_types) = agent_meta::read_ahead(subagents);
     let read_summary = std::thread::scope(|scope| -> Result<ImportSummary, String> {
@@ -400,10 +397,9 @@ fn read_all(
                 stored_before: facts.stored_before,
             });
         }
-        let agent_type = match kind {
-            FileKind::Subagent { .. } => agent_types.next(),
-            FileKind::Session { .. } => None,
-        };
+        // Asked once for each subagent's file, in the order they were
+        // given to the thread that reads them.
+        let agent_type = kind.agent_id().and_then(|_| agent_types.next());
         let job = FileJob {
             path,
             kind,

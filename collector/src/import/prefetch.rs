@@ -23,6 +23,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use crossbeam_channel::{Receiver, Sender};
+use hooktrail_shared::regular_file;
 
 /// The size of one buffer: as large as the reader's buffer was, so a line
 /// lies whole in one as often as before.
@@ -99,8 +100,10 @@ impl Prefetcher {
         // A buffer taken from the pool but not sent (after an empty read).
         let mut spare: Option<Vec<u8>> = None;
         for (index, path) in self.paths.iter().enumerate() {
-            let mut source = match File::open(path) {
-                Ok(file) => Source::new(file),
+            // Not blocking on a FIFO or a device put in a file's place
+            // since the listing: it fails like a missing file.
+            let mut source = match regular_file::open(path) {
+                Ok((file, _)) => Source::new(file),
                 Err(error) => {
                     if self.pieces.send((index, Piece::Failed(error))).is_err() {
                         return;

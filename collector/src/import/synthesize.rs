@@ -83,6 +83,14 @@ impl FileKind {
             FileKind::Session { session_id } | FileKind::Subagent { session_id, .. } => session_id,
         }
     }
+
+    /// The subagent, for a subagent's file.
+    pub(crate) fn agent_id(&self) -> Option<&str> {
+        match self {
+            FileKind::Subagent { agent_id, .. } => Some(agent_id),
+            FileKind::Session { .. } => None,
+        }
+    }
 }
 
 /// Where the events and rows of the files read so far go; the import hands
@@ -194,12 +202,9 @@ impl<'a> FileJob<'a> {
         redactor: &'a Redactor,
         bytes_read: &'a AtomicU64,
     ) -> FileJob<'a> {
-        let agent_type = match kind {
-            FileKind::Subagent { agent_id, .. } => {
-                super::agent_meta::read_agent_type(path, agent_id)
-            }
-            FileKind::Session { .. } => None,
-        };
+        let agent_type = kind
+            .agent_id()
+            .and_then(|agent| super::agent_meta::read_agent_type(path, agent));
         FileJob {
             path,
             kind,
@@ -630,16 +635,11 @@ struct FileState<'j> {
 
 impl<'j> FileState<'j> {
     fn new(job: &'j FileJob<'j>) -> FileState<'j> {
-        let file_agent = match job.kind {
-            FileKind::Subagent { agent_id, .. } => Some(agent_id.as_str()),
-            FileKind::Session { .. } => None,
-        };
-        let agent_type = file_agent.and(job.agent_type.clone());
         FileState {
             job,
             path_text: job.path.display().to_string(),
-            file_agent,
-            agent_type,
+            file_agent: job.kind.agent_id(),
+            agent_type: job.agent_type.clone(),
             cwd: None,
             permission_mode: None,
             prompt_id: None,
